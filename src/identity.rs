@@ -1,0 +1,82 @@
+//! The authenticated caller, as handlers see it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::{KeyId, KeyName, Scopes};
+
+/// Who called: put into the request's extensions when a key is accepted.
+///
+/// Cloning is cheap (one reference count). It carries the key's id, name, scopes and
+/// expiry, never its secret or digest.
+///
+/// ```
+/// # use tower_apikey::ApiKeyIdentity;
+/// fn handler(req: http::Request<()>) {
+///     if let Some(caller) = req.extensions().get::<ApiKeyIdentity>() {
+///         tracing::info!(key_id = %caller.key_id(), name = caller.name(), "called");
+///     }
+/// }
+/// ```
+#[derive(Clone)]
+pub struct ApiKeyIdentity(Arc<Inner>);
+
+struct Inner {
+    key_id: KeyId,
+    name: KeyName,
+    scopes: Scopes,
+    expires_at: SystemTime,
+}
+
+impl ApiKeyIdentity {
+    pub(crate) fn new(
+        key_id: KeyId,
+        name: KeyName,
+        scopes: Scopes,
+        expires_at: SystemTime,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            key_id,
+            name,
+            scopes,
+            expires_at,
+        }))
+    }
+
+    /// The key's public id.
+    pub fn key_id(&self) -> &KeyId {
+        &self.0.key_id
+    }
+
+    /// The name the administrator gave the key.
+    pub fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// The key's name as its validated type.
+    pub fn key_name(&self) -> &KeyName {
+        &self.0.name
+    }
+
+    /// What the key may do.
+    pub fn scopes(&self) -> &Scopes {
+        &self.0.scopes
+    }
+
+    /// When the key stops working.
+    pub fn expires_at(&self) -> SystemTime {
+        self.0.expires_at
+    }
+}
+
+impl fmt::Debug for ApiKeyIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyIdentity")
+            .field("key_id", &self.0.key_id)
+            .field("name", &self.0.name)
+            .field("scopes", &self.0.scopes)
+            .field("expires_at", &self.0.expires_at)
+            .finish()
+    }
+}

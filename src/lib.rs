@@ -1,0 +1,88 @@
+//! ApiKey-v2 API-key authentication for [tower](https://docs.rs/tower) services: axum, hyper and tonic.
+//!
+//! Clients send `Authorization: ApiKey-v2 <key>`. This crate checks the key and runs
+//! its life around it:
+//!
+//! - **[Key format](key)**: `mkc_<16-char id>_<43-char secret><6-char CRC-32>`, base62,
+//!   checkable offline by secret scanners. Only the SHA-256 digest is stored.
+//! - **[Middleware](ApiKeyV2Layer)**: constant-time digest comparison, fail-closed 503
+//!   when the store is down, "expired"/"revoked" said only after the secret is proven,
+//!   RFC 6750 challenges, RFC 9457 problem documents and gRPC trailers-only answers.
+//! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*`; 403
+//!   `insufficient_scope` names what is missing.
+//! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
+//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in.
+//! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
+//!   revoke, rotate with optional overlap, find expiring and dormant keys.
+//!
+//! # Quick start (axum)
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = InMemoryKeyStore::new();
+//! let manager = KeyManager::new(store.clone());
+//! let created = manager.create(NewKey::new("ci", ["reports:read"])).await?;
+//! println!("give this key to its owner once: {}", created.key.expose_secret());
+//!
+//! let app: Router = Router::new()
+//!     .route("/ping", get(|| async { "pong" }))
+//!     .layer(ApiKeyV2Layer::new(store));
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | adds |
+//! |---|---|
+//! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
+//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
+//! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
+//!
+//! # Security notes
+//!
+//! - Keys are compared by SHA-256 digest in constant time; an unknown id costs the same
+//!   digest and comparison as a wrong secret.
+//! - No `Debug`, `Display` or log line shows a key or its digest; [`PlaintextKey`]
+//!   zeroes its memory on drop.
+//! - Serve the API over TLS: the key travels in a header.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![warn(rust_2018_idioms, missing_debug_implementations)]
+
+#[cfg(feature = "axum")]
+mod axum;
+mod clock;
+mod header;
+mod identity;
+pub mod key;
+mod manager;
+pub mod middleware;
+mod record;
+pub mod scope;
+pub mod store;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use axum::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use header::HeaderError;
+pub use identity::ApiKeyIdentity;
+pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
+pub use manager::{CreatedKey, ExpiryError, KeyManager, MAX_LIFETIME, ManagerError, NewKey};
+pub use middleware::future::ResponseFuture;
+pub use middleware::layer::ApiKeyV2Layer;
+pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
+pub use middleware::service::ApiKeyV2Service;
+pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
+pub use scope::{Scope, ScopeError, Scopes};
+pub use store::memory::InMemoryKeyStore;
+pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

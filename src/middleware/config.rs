@@ -1,0 +1,154 @@
+//! The layer's settings and the decision it makes for each request.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::header::{self, HeaderError};
+use crate::key::{self, KeyDigest};
+use crate::middleware::rejection::{self, DEFAULT_REALM, Rejection, RejectionKind};
+use crate::store::StoreError;
+use crate::{
+    ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
+};
+
+/// Default window before expiry in which responses carry `ApiKey-Expires`.
+pub(crate) const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default bound on one store lookup.
+pub(crate) const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings shared by every clone of the service.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) prefix: KeyPrefix,
+    pub(crate) challenge: HeaderValue,
+    pub(crate) required: Scopes,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) expiry_warning: Option<Duration>,
+    pub(crate) lookup_timeout: Option<Duration>,
+}
+
+/// What the caller presented: a well-formed key's id and the digest of its text.
+pub(crate) struct Presented {
+    pub(crate) id: KeyId,
+    pub(crate) digest: KeyDigest,
+}
+
+/// The verdict on a request.
+pub(crate) enum Decision {
+    Accept {
+        identity: ApiKeyIdentity,
+        /// `ApiKey-Expires`, when the key is inside the warning window.
+        expires: Option<HeaderValue>,
+    },
+    Reject(RejectionKind),
+}
+
+impl Config {
+    pub(crate) fn new(store: Arc<dyn KeyStore>) -> Self {
+        Self {
+            store,
+            prefix: KeyPrefix::default(),
+            challenge: rejection::challenge(DEFAULT_REALM),
+            required: Scopes::empty(),
+            clock: Arc::new(SystemClock),
+            expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
+            lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
+        }
+    }
+
+    /// Reads and checks the credentials: header, key format, checksum, then the digest.
+    /// Nothing here touches the store.
+    pub(crate) fn presented(&self, headers: &HeaderMap) -> Result<Presented, RejectionKind> {
+        let token = header::credentials(headers).map_err(|error| match error {
+            HeaderError::Missing => RejectionKind::MissingCredentials,
+            other => RejectionKind::InvalidRequest(other),
+        })?;
+        let parsed = key::parse(token, Some(&self.prefix)).map_err(RejectionKind::MalformedKey)?;
+        Ok(Presented {
+            id: parsed.id,
+            digest: KeyDigest::of_bytes(token),
+        })
+    }
+
+    /// Decides on a request once the store has answered.
+    pub(crate) fn decide(
+        &self,
+        found: Result<Option<KeyRecord>, StoreError>,
+        presented: &Presented,
+    ) -> Decision {
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::error!(key_id = %presented.id, %error, "key store unavailable; refusing the request with 503");
+                return Decision::Reject(RejectionKind::StoreUnavailable);
+            }
+        };
+        // An unknown id still costs one constant-time comparison, against a digest that
+        // matches nothing, so that it answers like a wrong secret.
+        let expected = found.as_ref().map_or(&KeyDigest::DUMMY, KeyRecord::digest);
+        let proven = presented.digest.matches(expected);
+        let record = match found {
+            Some(record) if proven => record,
+            _ => {
+                tracing::debug!(key_id = %presented.id, outcome = "invalid_key", "API key refused");
+                return Decision::Reject(RejectionKind::InvalidKey);
+            }
+        };
+        let now = self.clock.now();
+        match record.state_at(now) {
+            KeyState::Active => {}
+            KeyState::Expired => {
+                tracing::debug!(key_id = %presented.id, outcome = "expired", "API key refused");
+                return Decision::Reject(RejectionKind::Expired);
+            }
+            KeyState::Revoked => {
+                tracing::debug!(key_id = %presented.id, outcome = "revoked", "API key refused");
+                return Decision::Reject(RejectionKind::Revoked);
+            }
+        }
+        if !record.scopes().grants_all(&self.required) {
+            let missing = Scopes::new(record.scopes().missing(&self.required).map(|s| s.as_str()))
+                .unwrap_or_default();
+            tracing::debug!(key_id = %presented.id, outcome = "insufficient_scope", missing = %missing, "API key refused");
+            return Decision::Reject(RejectionKind::InsufficientScope(missing));
+        }
+        tracing::trace!(key_id = %presented.id, outcome = "accepted", "API key accepted");
+        let expires = self.expiry_warning(record.expires_at(), now);
+        Decision::Accept {
+            identity: record.into_identity(),
+            expires,
+        }
+    }
+
+    /// `ApiKey-Expires: <IMF-fixdate>` when `expires_at` is within the warning window.
+    fn expiry_warning(&self, expires_at: SystemTime, now: SystemTime) -> Option<HeaderValue> {
+        let window = self.expiry_warning?;
+        let left = expires_at.duration_since(now).unwrap_or_default();
+        (left <= window).then(|| {
+            HeaderValue::from_str(&httpdate::fmt_http_date(expires_at))
+                .expect("an IMF-fixdate is a valid header value")
+        })
+    }
+
+    pub(crate) fn rejection(&self, kind: RejectionKind, grpc: bool) -> Rejection {
+        Rejection::new(kind, grpc, &self.challenge)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("store", &self.store)
+            .field("prefix", &self.prefix)
+            .field("challenge", &self.challenge)
+            .field("required", &self.required)
+            .field("clock", &self.clock)
+            .field("expiry_warning", &self.expiry_warning)
+            .field("lookup_timeout", &self.lookup_timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,183 @@
+//! [`ResponseFuture`]: the middleware's response future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::KeyRecord;
+use crate::middleware::config::{Config, Decision, Presented};
+use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::store::StoreError;
+
+/// The header that warns of a key's coming expiry.
+pub(crate) static API_KEY_EXPIRES: HeaderName = HeaderName::from_static("apikey-expires");
+
+/// A store lookup that owns everything it borrows.
+pub(crate) type LookupFuture =
+    Pin<Box<dyn Future<Output = Result<Option<KeyRecord>, StoreError>> + Send + 'static>>;
+
+/// What a request waiting on the store needs once the store answers.
+struct Pending<S, ReqBody, R> {
+    presented: Presented,
+    req: Request<ReqBody>,
+    inner: S,
+    config: Arc<Config>,
+    on_rejection: R,
+    grpc: bool,
+}
+
+pin_project! {
+    /// The response future of [`ApiKeyV2Service`](crate::ApiKeyV2Service).
+    pub struct ResponseFuture<S, ReqBody, R = DefaultRejection>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, R>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        // Waiting for a store that could not answer at once.
+        Lookup {
+            lookup: LookupFuture,
+            pending: Option<Pending<S, ReqBody, R>>,
+        },
+        // Accepted: running the inner service.
+        Inner {
+            #[pin]
+            future: S::Future,
+            expires: Option<HeaderValue>,
+        },
+        // Refused: the answer is ready.
+        Rejected {
+            response: Option<S::Response>,
+        },
+    }
+}
+
+impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(future: S::Future, expires: Option<HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, expires },
+        }
+    }
+
+    pub(crate) fn rejected(response: S::Response) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn lookup(
+        lookup: LookupFuture,
+        presented: Presented,
+        req: Request<ReqBody>,
+        inner: S,
+        config: Arc<Config>,
+        on_rejection: R,
+        grpc: bool,
+    ) -> Self {
+        Self {
+            state: State::Lookup {
+                lookup,
+                pending: Some(Pending {
+                    presented,
+                    req,
+                    inner,
+                    config,
+                    on_rejection,
+                    grpc,
+                }),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: OnRejection<ResBody>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Lookup { lookup, pending } => {
+                    let found = ready!(lookup.as_mut().poll(cx));
+                    let Pending {
+                        presented,
+                        mut req,
+                        mut inner,
+                        config,
+                        on_rejection,
+                        grpc,
+                    } = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let next = match config.decide(found, &presented) {
+                        Decision::Accept { identity, expires } => {
+                            req.extensions_mut().insert(identity);
+                            State::Inner {
+                                future: inner.call(req),
+                                expires,
+                            }
+                        }
+                        Decision::Reject(kind) => State::Rejected {
+                            response: Some(on_rejection.on_rejection(config.rejection(kind, grpc))),
+                        },
+                    };
+                    state.set(next);
+                }
+                StateProj::Inner { future, expires } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(expires) = expires.take() {
+                        response
+                            .headers_mut()
+                            .insert(API_KEY_EXPIRES.clone(), expires);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+impl<S, ReqBody, R> std::fmt::Debug for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Lookup { .. } => "Lookup",
+            State::Inner { .. } => "Inner",
+            State::Rejected { .. } => "Rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

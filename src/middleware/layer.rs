@@ -1,0 +1,137 @@
+//! [`ApiKeyV2Layer`]: the middleware's configuration.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::middleware::config::Config;
+use crate::middleware::rejection::{self, DefaultRejection};
+use crate::middleware::service::ApiKeyV2Service;
+use crate::{Clock, KeyPrefix, KeyStore, Scopes};
+
+/// Adds ApiKey-v2 authentication to a service.
+///
+/// Each request must carry `Authorization: ApiKey-v2 <key>` for a key the store knows,
+/// that is neither expired nor revoked, and that holds every
+/// [required scope](ApiKeyV2Layer::require_scopes). The caller's [`ApiKeyIdentity`]
+/// then goes into the request's extensions; otherwise the request is answered as
+/// [`rejection`](crate::middleware::rejection) describes and never reaches the inner service.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Scopes};
+///
+/// let store = InMemoryKeyStore::new();
+/// let service = ServiceBuilder::new()
+///     .layer(
+///         ApiKeyV2Layer::new(store)
+///             .realm("billing")
+///             .require_scopes(Scopes::new(["reports:read"]).unwrap()),
+///     )
+///     .service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+///     });
+/// ```
+///
+/// [`ApiKeyIdentity`]: crate::ApiKeyIdentity
+#[derive(Clone)]
+pub struct ApiKeyV2Layer<R = DefaultRejection> {
+    config: Arc<Config>,
+    on_rejection: R,
+}
+
+impl ApiKeyV2Layer {
+    /// A layer that looks keys up in `store`, with the defaults: realm `api`, prefix
+    /// `mkc`, no required scope, the system clock, a 30-day expiry warning and a 3 s
+    /// lookup timeout.
+    pub fn new(store: impl KeyStore) -> Self {
+        Self::from_shared_store(Arc::new(store))
+    }
+
+    /// Like [`new`](Self::new), for a store already shared as `Arc<dyn KeyStore>`.
+    pub fn from_shared_store(store: Arc<dyn KeyStore>) -> Self {
+        Self {
+            config: Arc::new(Config::new(store)),
+            on_rejection: DefaultRejection,
+        }
+    }
+}
+
+impl<R> ApiKeyV2Layer<R> {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (default `api`).
+    ///
+    /// # Panics
+    ///
+    /// If `realm` holds `"`, `\` or anything but printable ASCII.
+    pub fn realm(mut self, realm: &str) -> Self {
+        self.config_mut().challenge = rejection::challenge(realm);
+        self
+    }
+
+    /// Scopes every request needs (all of them); default none. For per-route
+    /// requirements with axum, see `RequireScopesLayer` (feature `axum`).
+    pub fn require_scopes(mut self, scopes: Scopes) -> Self {
+        self.config_mut().required = scopes;
+        self
+    }
+
+    /// The time source for expiry checks (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// The key prefix this service accepts (default `mkc`). Keys with another prefix are
+    /// refused as malformed without a store lookup. Use the same prefix as the
+    /// [`KeyManager`](crate::KeyManager) that issues the keys.
+    pub fn prefix(mut self, prefix: KeyPrefix) -> Self {
+        self.config_mut().prefix = prefix;
+        self
+    }
+
+    /// How long before its expiry a key's responses carry `ApiKey-Expires`
+    /// (default 30 days; `None` turns the header off).
+    pub fn expiry_warning(mut self, window: Option<Duration>) -> Self {
+        self.config_mut().expiry_warning = window;
+        self
+    }
+
+    /// The longest a store lookup may take before the request is refused with 503
+    /// (default 3 s; `None` waits as long as the store does). The timer needs a tokio
+    /// runtime; stores that answer without waiting (the in-memory store, cache hits)
+    /// never start it.
+    pub fn lookup_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config_mut().lookup_timeout = timeout;
+        self
+    }
+
+    /// Replaces the answer to refused requests; see [`OnRejection`](crate::OnRejection).
+    pub fn on_rejection<R2>(self, on_rejection: R2) -> ApiKeyV2Layer<R2> {
+        ApiKeyV2Layer {
+            config: self.config,
+            on_rejection,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for ApiKeyV2Layer<R> {
+    type Service = ApiKeyV2Service<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKeyV2Service::from_parts(inner, self.config.clone(), self.on_rejection.clone())
+    }
+}
+
+impl<R> fmt::Debug for ApiKeyV2Layer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyV2Layer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,21 @@
+//! The tower middleware: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), [`ApiKeyV2Service`](crate::ApiKeyV2Service), [`ResponseFuture`](crate::ResponseFuture).
+//!
+//! Per request, in order:
+//!
+//! 1. read the one `Authorization: ApiKey-v2 <key>` header (length cap first);
+//! 2. check the key's prefix, shape and CRC-32 checksum, and hash it once (SHA-256);
+//!    a malformed key is refused here, without touching the store;
+//! 3. look the id up in the [`KeyStore`](crate::KeyStore) (at once when the store can
+//!    answer from memory, otherwise as a future bounded by the lookup timeout);
+//! 4. compare digests in constant time (against a dummy for an unknown id);
+//! 5. only then say "revoked" or "expired", check the required scopes, and put the
+//!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
+
+mod config;
+pub(crate) mod future;
+pub(crate) mod layer;
+pub mod rejection;
+pub(crate) mod service;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,428 @@
+//! Why a request was refused, and the response that says so.
+//!
+//! | situation | HTTP | `WWW-Authenticate` error | gRPC status |
+//! |---|---|---|---|
+//! | no `Authorization` header | 401 | (none) | 16 UNAUTHENTICATED |
+//! | another scheme, several headers, not `ApiKey-v2 <token68>` | 401 | `invalid_request` | 16 |
+//! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
+//! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
+//! | expired, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
+//! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
+//! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
+//!
+//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`) when
+//! the response body type can hold one (see [`DefaultRejection`]); requests whose
+//! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
+//! 200 with `grpc-status` and `grpc-message` headers and an empty body, which tonic and
+//! every other gRPC client read as a proper status.
+
+use std::any::Any;
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::header::{HeaderError, SCHEME};
+use crate::{KeyFormatError, Scopes};
+
+/// The realm in challenges unless configured.
+pub(crate) const DEFAULT_REALM: &str = "api";
+
+/// Seconds a client is told to wait after a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// What was wrong with a refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No `Authorization` header at all.
+    MissingCredentials,
+    /// An `Authorization` header that is not one `ApiKey-v2 <token68>` field.
+    InvalidRequest(HeaderError),
+    /// A key that fails the format or checksum check; the store was not asked.
+    MalformedKey(KeyFormatError),
+    /// An unknown key id or a wrong secret: one answer for both, so that a caller who
+    /// does not hold the key learns nothing about which ids exist.
+    InvalidKey,
+    /// The key is proven but past its `expires_at`.
+    Expired,
+    /// The key is proven but revoked.
+    Revoked,
+    /// The key is valid but lacks these required scopes.
+    InsufficientScope(Scopes),
+    /// The key store could not answer; the request is refused, not let through.
+    StoreUnavailable,
+}
+
+impl RejectionKind {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The RFC 6750 `error` code, if the answer carries one.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingCredentials | Self::StoreUnavailable => None,
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::MalformedKey(_) | Self::InvalidKey | Self::Expired | Self::Revoked => {
+                Some("invalid_token")
+            }
+            Self::InsufficientScope(_) => Some("insufficient_scope"),
+        }
+    }
+
+    /// A short sentence for the caller. It never contains the key.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => {
+                "an API key is required: send Authorization: ApiKey-v2 <key>"
+            }
+            Self::InvalidRequest(HeaderError::Multiple) => "send exactly one Authorization header",
+            Self::InvalidRequest(HeaderError::TooLong) => "the Authorization header is too long",
+            Self::InvalidRequest(HeaderError::OtherScheme) => {
+                "the Authorization header must use the ApiKey-v2 scheme"
+            }
+            Self::InvalidRequest(_) => "the Authorization header must be ApiKey-v2 <key>",
+            Self::MalformedKey(KeyFormatError::Checksum) => {
+                "the key's checksum does not match; check that it was copied whole"
+            }
+            Self::MalformedKey(KeyFormatError::Prefix) => {
+                "the key's prefix is not one this service issues"
+            }
+            Self::MalformedKey(_) => "the key is malformed",
+            Self::InvalidKey => "the key is not valid",
+            Self::Expired => "the key has expired",
+            Self::Revoked => "the key has been revoked",
+            Self::InsufficientScope(_) => "the key lacks a required scope",
+            Self::StoreUnavailable => "the key store is unavailable; try again shortly",
+        }
+    }
+
+    /// The gRPC status code of the answer to a gRPC request.
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            Self::InsufficientScope(_) => 7,
+            Self::StoreUnavailable => 14,
+            _ => 16,
+        }
+    }
+}
+
+/// A refused request: what was wrong, and what the default answer looks like.
+///
+/// A custom [`OnRejection`] handler receives this and may start from
+/// [`Rejection::into_response`].
+#[derive(Clone)]
+pub struct Rejection {
+    kind: RejectionKind,
+    grpc: bool,
+    /// `ApiKey-v2 realm="…"`, as configured.
+    challenge: HeaderValue,
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind, grpc: bool, challenge: &HeaderValue) -> Self {
+        Self {
+            kind,
+            grpc,
+            challenge: challenge.clone(),
+        }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> &RejectionKind {
+        &self.kind
+    }
+
+    /// Whether the request was a gRPC call (`content-type: application/grpc…`).
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// The `WWW-Authenticate` value of the default answer, or `None` for a 503.
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        if self.kind == RejectionKind::StoreUnavailable {
+            return None;
+        }
+        let Some(code) = self.kind.error_code() else {
+            return Some(self.challenge.clone());
+        };
+        let mut value = Vec::with_capacity(self.challenge.len() + 128);
+        value.extend_from_slice(self.challenge.as_bytes());
+        for part in [
+            ", error=\"",
+            code,
+            "\", error_description=\"",
+            self.kind.description(),
+            "\"",
+        ] {
+            value.extend_from_slice(part.as_bytes());
+        }
+        if let RejectionKind::InsufficientScope(missing) = &self.kind {
+            value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
+        }
+        // Every part is checked ASCII without quotes or controls: the realm at
+        // configuration, scopes by their grammar, the rest are literals.
+        HeaderValue::from_bytes(&value).ok()
+    }
+
+    /// The RFC 9457 problem document of the default HTTP answer.
+    pub fn problem_json(&self) -> String {
+        let status = self.kind.status();
+        let mut json = format!(
+            r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
+            status.canonical_reason().unwrap_or(""),
+            status.as_u16(),
+            self.kind.description(),
+        );
+        if let Some(code) = self.kind.error_code() {
+            json.push_str(&format!(r#","error":"{code}""#));
+        }
+        if let RejectionKind::InsufficientScope(missing) = &self.kind {
+            json.push_str(&format!(r#","scope":"{missing}""#));
+        }
+        json.push('}');
+        json
+    }
+
+    /// The default answer, as the module table describes.
+    ///
+    /// The problem document is written into bodies of type `axum::body::Body` (feature
+    /// `axum`), `http_body_util::Full<Bytes>`, `String`, `Vec<u8>` and `Bytes`; any other
+    /// body is left empty (`B::default()`) and the status and headers carry the whole
+    /// answer. Use [`OnRejection`] to write another body.
+    pub fn into_response<B: Default + 'static>(self) -> Response<B> {
+        let mut headers = HeaderMap::with_capacity(4);
+        let body;
+        let status;
+        if self.grpc {
+            status = StatusCode::OK;
+            body = B::default();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert(
+                GRPC_STATUS.clone(),
+                HeaderValue::from(self.kind.grpc_status()),
+            );
+            headers.insert(
+                GRPC_MESSAGE.clone(),
+                HeaderValue::from_static(self.kind.description()),
+            );
+        } else {
+            status = self.kind.status();
+            body = body_from_json(self.problem_json());
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+        }
+        if let Some(challenge) = self.www_authenticate() {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if self.kind == RejectionKind::StoreUnavailable {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejection")
+            .field("kind", &self.kind)
+            .field("grpc", &self.grpc)
+            .finish()
+    }
+}
+
+/// Builds the `ApiKey-v2 realm="…"` challenge.
+///
+/// # Panics
+///
+/// If the realm holds `"`, `\` or a character that is not visible ASCII or space: it is
+/// configuration, and a realm that cannot be sent is a bug to catch at start-up.
+pub(crate) fn challenge(realm: &str) -> HeaderValue {
+    assert!(
+        realm
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'),
+        "the realm must be printable ASCII without '\"' or '\\'; got {realm:?}"
+    );
+    HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above")
+}
+
+/// Makes the answer to a refused request.
+///
+/// Implemented by [`DefaultRejection`] and by any
+/// `Fn(Rejection) -> http::Response<B> + Clone + Send + Sync + 'static`:
+///
+/// ```
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection};
+///
+/// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new()).on_rejection(|rejection: Rejection| {
+///     let mut response = rejection.into_response::<String>();
+///     response.headers_mut().insert("x-docs", "https://example.com/auth".parse().unwrap());
+///     response
+/// });
+/// ```
+pub trait OnRejection<B>: Clone + Send + Sync + 'static {
+    /// The response for `rejection`.
+    fn on_rejection(&self, rejection: Rejection) -> Response<B>;
+}
+
+/// The default answer: [`Rejection::into_response`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: Default + 'static> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+        rejection.into_response()
+    }
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(Rejection) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// Puts `json` into a `B`, for the body types that can be built from bytes; any other
+/// body stays empty.
+///
+/// Rust cannot ask "does `B` implement `From<Bytes>`" without specialisation, so this
+/// checks the concrete type at run time, as `axum::body::Body::new` does.
+fn body_from_json<B: Default + 'static>(json: String) -> B {
+    let mut slot: Option<B> = None;
+    let any: &mut dyn Any = &mut slot;
+    if let Some(slot) = any.downcast_mut::<Option<String>>() {
+        *slot = Some(json);
+    } else if let Some(slot) = any.downcast_mut::<Option<Vec<u8>>>() {
+        *slot = Some(json.into_bytes());
+    } else if let Some(slot) = any.downcast_mut::<Option<Bytes>>() {
+        *slot = Some(Bytes::from(json));
+    } else if let Some(slot) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
+        *slot = Some(http_body_util::Full::new(Bytes::from(json)));
+    } else {
+        #[cfg(feature = "axum")]
+        if let Some(slot) = any.downcast_mut::<Option<axum_core::body::Body>>() {
+            *slot = Some(axum_core::body::Body::from(json));
+        }
+    }
+    slot.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(kind: RejectionKind, grpc: bool) -> Rejection {
+        Rejection::new(kind, grpc, &challenge("api"))
+    }
+
+    #[test]
+    fn missing_credentials_challenge_has_no_error_code() {
+        let r = reject(RejectionKind::MissingCredentials, false);
+        assert_eq!(r.www_authenticate().unwrap(), "ApiKey-v2 realm=\"api\"");
+    }
+
+    #[test]
+    fn insufficient_scope_names_what_is_missing() {
+        let missing = Scopes::new(["reports:write", "billing:read"]).unwrap();
+        let r = reject(RejectionKind::InsufficientScope(missing), false);
+        let challenge = r.www_authenticate().unwrap();
+        let challenge = challenge.to_str().unwrap();
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.ends_with("scope=\"billing:read reports:write\""),
+            "{challenge}"
+        );
+        let response: Response<String> = r.into_response();
+        assert_eq!(response.status(), 403);
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(body["scope"], "billing:read reports:write");
+        assert_eq!(body["status"], 403);
+    }
+
+    #[test]
+    fn problem_documents_are_valid_json_for_every_kind() {
+        let kinds = [
+            RejectionKind::MissingCredentials,
+            RejectionKind::InvalidRequest(HeaderError::Multiple),
+            RejectionKind::MalformedKey(KeyFormatError::Checksum),
+            RejectionKind::InvalidKey,
+            RejectionKind::Expired,
+            RejectionKind::Revoked,
+            RejectionKind::StoreUnavailable,
+        ];
+        for kind in kinds {
+            let response: Response<Vec<u8>> = reject(kind.clone(), false).into_response();
+            assert_eq!(response.status(), kind.status());
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["detail"], kind.description());
+            assert_eq!(body["status"], kind.status().as_u16());
+        }
+    }
+
+    #[test]
+    fn grpc_rejections_are_trailers_only() {
+        let response: Response<String> = reject(RejectionKind::Revoked, true).into_response();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], "16");
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "the key has been revoked"
+        );
+        assert!(response.body().is_empty());
+        let scope = RejectionKind::InsufficientScope(Scopes::new(["a"]).unwrap());
+        let response: Response<String> = reject(scope, true).into_response();
+        assert_eq!(response.headers()["grpc-status"], "7");
+        let response: Response<String> =
+            reject(RejectionKind::StoreUnavailable, true).into_response();
+        assert_eq!(response.headers()["grpc-status"], "14");
+    }
+
+    #[test]
+    fn store_unavailable_is_503_with_retry_after_and_no_challenge() {
+        let response: Response<()> = reject(RejectionKind::StoreUnavailable, false).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
+        assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn other_bodies_stay_empty_but_keep_status_and_headers() {
+        let response: Response<()> = reject(RejectionKind::InvalidKey, false).into_response();
+        assert_eq!(response.status(), 401);
+        assert!(
+            response.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "realm")]
+    fn a_realm_with_a_quote_is_refused_at_configuration() {
+        challenge("a\"b");
+    }
+}

@@ -1,0 +1,173 @@
+//! [`ApiKeyV2Service`]: the middleware itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use tower_service::Service;
+
+use crate::middleware::config::{Config, Decision, Presented};
+use crate::middleware::future::{LookupFuture, ResponseFuture};
+use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::store::StoreError;
+use crate::{ApiKeyV2Layer, KeyStore};
+
+/// The service made by [`ApiKeyV2Layer`]: authenticates, then calls the inner service.
+///
+/// Its error type is the inner service's: a refusal is a response, not an error, so the
+/// connection (or gRPC stream) stays up.
+#[derive(Clone)]
+pub struct ApiKeyV2Service<S, R = DefaultRejection> {
+    inner: S,
+    config: Arc<Config>,
+    on_rejection: R,
+}
+
+impl<S> ApiKeyV2Service<S> {
+    /// Wraps `inner`, looking keys up in `store`, with the defaults of
+    /// [`ApiKeyV2Layer::new`].
+    pub fn new(inner: S, store: impl KeyStore) -> Self {
+        use tower_layer::Layer;
+        ApiKeyV2Layer::new(store).layer(inner)
+    }
+
+    /// A layer that builds this service; the same as [`ApiKeyV2Layer::new`].
+    pub fn layer(store: impl KeyStore) -> ApiKeyV2Layer {
+        ApiKeyV2Layer::new(store)
+    }
+}
+
+impl<S, R> ApiKeyV2Service<S, R> {
+    pub(crate) fn from_parts(inner: S, config: Arc<Config>, on_rejection: R) -> Self {
+        Self {
+            inner,
+            config,
+            on_rejection,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyV2Service<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: OnRejection<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let grpc = is_grpc(req.headers());
+        let presented = match self.config.presented(req.headers()) {
+            Ok(presented) => presented,
+            Err(kind) => {
+                tracing::debug!(outcome = ?kind, "API key refused before lookup");
+                return self.reject(kind, grpc);
+            }
+        };
+        if let Some(found) = self.config.store.lookup_ready(&presented.id) {
+            let decision = self.config.decide(found, &presented);
+            return self.answer(decision, req, grpc);
+        }
+        // The store must wait. The future owns what it needs: the service made ready by
+        // `poll_ready` goes with it, and a clone stays for the next call (tower's "be
+        // careful when cloning inner services").
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::lookup(
+            self.lookup(&presented),
+            presented,
+            req,
+            inner,
+            self.config.clone(),
+            self.on_rejection.clone(),
+            grpc,
+        )
+    }
+}
+
+impl<S, R> ApiKeyV2Service<S, R> {
+    fn reject<ReqBody, ResBody>(
+        &self,
+        kind: crate::RejectionKind,
+        grpc: bool,
+    ) -> ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: OnRejection<ResBody>,
+    {
+        let rejection = self.config.rejection(kind, grpc);
+        ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
+    }
+
+    /// Acts on a decision: calls the ready inner service, or answers.
+    fn answer<ReqBody, ResBody>(
+        &mut self,
+        decision: Decision,
+        mut req: Request<ReqBody>,
+        grpc: bool,
+    ) -> ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: OnRejection<ResBody>,
+    {
+        match decision {
+            Decision::Accept { identity, expires } => {
+                req.extensions_mut().insert(identity);
+                ResponseFuture::inner(self.inner.call(req), expires)
+            }
+            Decision::Reject(kind) => self.reject(kind, grpc),
+        }
+    }
+
+    /// A boxed, owned lookup, bounded by the configured timeout.
+    fn lookup(&self, presented: &Presented) -> LookupFuture {
+        let store = self.config.store.clone();
+        let timeout = self.config.lookup_timeout;
+        let id = presented.id;
+        Box::pin(async move {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, store.lookup(&id))
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout(limit))),
+                None => store.lookup(&id).await,
+            }
+        })
+    }
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for ApiKeyV2Service<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyV2Service")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a request is a gRPC call, which gets gRPC status answers.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+}

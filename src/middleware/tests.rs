@@ -1,0 +1,545 @@
+//! The middleware's behaviour, one test per promise, driven through `ServiceBuilder` +
+//! `service_fn` + `oneshot`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+use crate::store::StoreError;
+use crate::{
+    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
+    KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
+};
+
+/// A store that counts lookups, answering from an in-memory store; `ready` chooses
+/// whether it answers at once or only through the future.
+#[derive(Debug, Clone)]
+struct CountingStore {
+    inner: InMemoryKeyStore,
+    lookups: Arc<AtomicUsize>,
+    ready: bool,
+}
+
+#[async_trait]
+impl KeyStore for CountingStore {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.inner.lookup(id).await
+    }
+
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        if !self.ready {
+            return None;
+        }
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.lookup_ready(id)
+    }
+}
+
+#[derive(Debug)]
+struct FailingStore;
+
+#[async_trait]
+impl KeyStore for FailingStore {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
+}
+
+#[derive(Debug)]
+struct HangingStore;
+
+#[async_trait]
+impl KeyStore for HangingStore {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+struct Fixture {
+    store: InMemoryKeyStore,
+    manager: KeyManager<InMemoryKeyStore>,
+    clock: ManualClock,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let store = InMemoryKeyStore::new();
+        let clock = ManualClock::starting_now();
+        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        Self {
+            store,
+            manager,
+            clock,
+        }
+    }
+
+    async fn key(&self, scopes: &[&str]) -> PlaintextKey {
+        self.manager
+            .create(NewKey::new("test key", scopes.iter().copied()))
+            .await
+            .unwrap()
+            .key
+    }
+
+    fn layer(&self) -> ApiKeyV2Layer {
+        ApiKeyV2Layer::new(self.store.clone()).clock(self.clock.clone())
+    }
+}
+
+/// The inner service: 200 with the caller's name, or "anonymous".
+async fn echo(req: Request<String>) -> Result<Response<String>, Infallible> {
+    let name = req
+        .extensions()
+        .get::<ApiKeyIdentity>()
+        .map_or("anonymous".to_owned(), |id| id.name().to_owned());
+    Ok(Response::new(name))
+}
+
+async fn call(layer: ApiKeyV2Layer, authorization: Option<&str>) -> Response<String> {
+    let mut req = Request::builder().uri("/");
+    if let Some(value) = authorization {
+        req = req.header(AUTHORIZATION, value);
+    }
+    ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(echo)
+        .oneshot(req.body(String::new()).unwrap())
+        .await
+        .unwrap()
+}
+
+fn challenge(response: &Response<String>) -> &str {
+    response.headers()[WWW_AUTHENTICATE].to_str().unwrap()
+}
+
+fn with_key(key: &PlaintextKey) -> String {
+    format!("ApiKey-v2 {}", key.expose_secret())
+}
+
+/// The same key with its secret changed and its checksum fixed: well-formed, wrong.
+fn wrong_secret(key: &PlaintextKey) -> String {
+    let text = key.expose_secret();
+    let mut body = text[..text.len() - 6].to_owned();
+    let last = body.pop().unwrap();
+    body.push(if last == 'a' { 'b' } else { 'a' });
+    let crc = crc32fast::hash(body.as_bytes());
+    format!("ApiKey-v2 {body}{}", base62_6(crc))
+}
+
+/// An unknown id with a valid checksum.
+fn unknown_id() -> String {
+    let key = PlaintextKey::generate(&KeyPrefix::default());
+    with_key(&key)
+}
+
+fn base62_6(mut v: u32) -> String {
+    let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 6];
+    for d in out.iter_mut().rev() {
+        *d = alphabet[(v % 62) as usize];
+        v /= 62;
+    }
+    String::from_utf8(out.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_key_passes_and_the_identity_reaches_the_handler() {
+    let f = Fixture::new();
+    let key = f.key(&["reports:read"]).await;
+    let response = call(f.layer(), Some(&with_key(&key))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body(), "test key");
+    assert!(!response.headers().contains_key("apikey-expires"));
+}
+
+#[tokio::test]
+async fn the_scheme_is_case_insensitive_and_spaces_may_repeat() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    for value in [
+        format!("apikey-v2 {}", key.expose_secret()),
+        format!("APIKEY-V2    {}", key.expose_secret()),
+    ] {
+        assert_eq!(call(f.layer(), Some(&value)).await.status(), 200, "{value}");
+    }
+}
+
+#[tokio::test]
+async fn no_header_gets_a_challenge_without_an_error_code() {
+    let f = Fixture::new();
+    let response = call(f.layer().realm("billing"), None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(challenge(&response), "ApiKey-v2 realm=\"billing\"");
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+}
+
+#[tokio::test]
+async fn bad_headers_are_invalid_requests() {
+    let f = Fixture::new();
+    for value in ["Bearer abc", "ApiKey-v2", "ApiKey-v2 a b", "ApiKey-v2 ü"] {
+        let response = call(f.layer(), Some(value)).await;
+        assert_eq!(response.status(), 401, "{value}");
+        assert!(
+            challenge(&response).contains("error=\"invalid_request\""),
+            "{value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_authorization_headers_are_refused() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let req = Request::builder()
+        .header(AUTHORIZATION, with_key(&key))
+        .header(AUTHORIZATION, with_key(&key))
+        .body(String::new())
+        .unwrap();
+    let response = ServiceBuilder::new()
+        .layer(f.layer())
+        .service_fn(echo)
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("invalid_request"));
+}
+
+#[tokio::test]
+async fn malformed_keys_and_bad_checksums_never_reach_the_store() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let text = key.expose_secret();
+    let mut typo = text.to_owned();
+    typo.replace_range(30..31, if &text[30..31] == "x" { "y" } else { "x" });
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let store = CountingStore {
+        inner: f.store.clone(),
+        lookups: lookups.clone(),
+        ready: true,
+    };
+    for value in [
+        "ApiKey-v2 short".to_owned(),
+        format!("ApiKey-v2 {typo}"),
+        format!("ApiKey-v2 acme{}", &text[3..]),
+        format!("ApiKey-v2 {}", &text[..text.len() - 1]),
+    ] {
+        let layer = ApiKeyV2Layer::new(store.clone()).clock(f.clock.clone());
+        let response = call(layer, Some(&value)).await;
+        assert_eq!(response.status(), 401, "{value}");
+        assert!(
+            challenge(&response).contains("error=\"invalid_token\""),
+            "{value}"
+        );
+    }
+    assert_eq!(lookups.load(Ordering::SeqCst), 0, "the store was asked");
+    let layer = ApiKeyV2Layer::new(store).clock(f.clock.clone());
+    assert_eq!(call(layer, Some(&with_key(&key))).await.status(), 200);
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_id_and_a_wrong_secret_get_the_same_answer() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let unknown = call(f.layer(), Some(&unknown_id())).await;
+    let wrong = call(f.layer(), Some(&wrong_secret(&key))).await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(unknown.status(), wrong.status());
+    assert_eq!(unknown.headers(), wrong.headers());
+    assert_eq!(unknown.body(), wrong.body());
+    assert!(challenge(&unknown).contains("\"the key is not valid\""));
+}
+
+#[tokio::test]
+async fn a_key_is_rejected_at_exactly_expires_at() {
+    let f = Fixture::new();
+    let created = f
+        .manager
+        .create(NewKey::new("short", Vec::<String>::new()).lifetime(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let value = with_key(&created.key);
+    f.clock
+        .set(created.record.expires_at() - Duration::from_nanos(1));
+    assert_eq!(call(f.layer(), Some(&value)).await.status(), 200);
+    f.clock.set(created.record.expires_at());
+    let response = call(f.layer(), Some(&value)).await;
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("\"the key has expired\""));
+}
+
+#[tokio::test]
+async fn expired_and_revoked_are_said_only_after_the_secret_is_proven() {
+    let f = Fixture::new();
+    let expired = f.key(&[]).await;
+    let revoked = f.key(&[]).await;
+    f.manager.revoke(revoked.id()).await.unwrap();
+    let revoked_response = call(f.layer(), Some(&with_key(&revoked))).await;
+    assert!(challenge(&revoked_response).contains("\"the key has been revoked\""));
+    let forged = call(f.layer(), Some(&wrong_secret(&revoked))).await;
+    assert!(challenge(&forged).contains("\"the key is not valid\""));
+
+    f.clock.advance(crate::MAX_LIFETIME);
+    let expired_response = call(f.layer(), Some(&with_key(&expired))).await;
+    assert!(challenge(&expired_response).contains("\"the key has expired\""));
+    let forged = call(f.layer(), Some(&wrong_secret(&expired))).await;
+    assert!(challenge(&forged).contains("\"the key is not valid\""));
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_rejected_at_once() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 200);
+    f.manager.revoke(key.id()).await.unwrap();
+    assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_missing_scope_is_403_naming_it() {
+    let f = Fixture::new();
+    let key = f.key(&["reports:read"]).await;
+    let layer = f
+        .layer()
+        .require_scopes(Scopes::new(["reports:read", "reports:write"]).unwrap());
+    let response = call(layer, Some(&with_key(&key))).await;
+    assert_eq!(response.status(), 403);
+    let challenge = challenge(&response);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"reports:write\""), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_wildcard_scope_satisfies_a_requirement_under_it() {
+    let f = Fixture::new();
+    let key = f.key(&["reports:*"]).await;
+    let layer = f
+        .layer()
+        .require_scopes(Scopes::new(["reports:write"]).unwrap());
+    assert_eq!(call(layer, Some(&with_key(&key))).await.status(), 200);
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_key_working_until_it_is_revoked() {
+    let f = Fixture::new();
+    let old = f.key(&["a:b"]).await;
+    let new = f.manager.rotate(old.id(), None).await.unwrap();
+    assert_eq!(new.record.scopes(), &Scopes::new(["a:b"]).unwrap());
+    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 200);
+    assert_eq!(
+        call(f.layer(), Some(&with_key(&new.key))).await.status(),
+        200
+    );
+    f.manager.revoke(old.id()).await.unwrap();
+    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 401);
+    assert_eq!(
+        call(f.layer(), Some(&with_key(&new.key))).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn rotation_with_an_overlap_ends_the_old_key_after_it() {
+    let f = Fixture::new();
+    let old = f.key(&[]).await;
+    f.manager
+        .rotate(old.id(), Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(3599));
+    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 200);
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 401);
+}
+
+#[tokio::test]
+async fn rotation_with_zero_overlap_revokes_the_old_key_at_once() {
+    let f = Fixture::new();
+    let old = f.key(&[]).await;
+    let new = f
+        .manager
+        .rotate(old.id(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    let response = call(f.layer(), Some(&with_key(&old))).await;
+    assert!(challenge(&response).contains("revoked"));
+    assert_eq!(
+        call(f.layer(), Some(&with_key(&new.key))).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn responses_warn_of_expiry_inside_the_window() {
+    let f = Fixture::new();
+    let created = f
+        .manager
+        .create(NewKey::new("k", Vec::<String>::new()))
+        .await
+        .unwrap();
+    let value = with_key(&created.key);
+    let response = call(f.layer(), Some(&value)).await;
+    assert!(!response.headers().contains_key("apikey-expires"));
+    f.clock
+        .set(created.record.expires_at() - Duration::from_secs(29 * 86_400));
+    let response = call(f.layer(), Some(&value)).await;
+    assert_eq!(
+        response.headers()["apikey-expires"],
+        httpdate::fmt_http_date(created.record.expires_at()).as_str()
+    );
+    let response = call(f.layer().expiry_warning(None), Some(&value)).await;
+    assert!(!response.headers().contains_key("apikey-expires"));
+}
+
+#[tokio::test]
+async fn a_failing_store_gives_503_never_401_or_200() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let response = call(ApiKeyV2Layer::new(FailingStore), Some(&with_key(&key))).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()[RETRY_AFTER], "5");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_store_gives_503_after_the_lookup_timeout() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let layer = ApiKeyV2Layer::new(HangingStore).lookup_timeout(Some(Duration::from_secs(2)));
+    let started = tokio::time::Instant::now();
+    let response = call(layer, Some(&with_key(&key))).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn stores_that_must_wait_get_the_same_answers() {
+    let f = Fixture::new();
+    let key = f.key(&["a:b"]).await;
+    let revoked = f.key(&["a:b"]).await;
+    f.manager.revoke(revoked.id()).await.unwrap();
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let layer = || {
+        ApiKeyV2Layer::new(CountingStore {
+            inner: f.store.clone(),
+            lookups: lookups.clone(),
+            ready: false,
+        })
+        .clock(f.clock.clone())
+    };
+    let ok = call(layer(), Some(&with_key(&key))).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.body(), "test key");
+    assert_eq!(call(layer(), Some(&with_key(&revoked))).await.status(), 401);
+    assert_eq!(call(layer(), Some(&unknown_id())).await.status(), 401);
+    let scoped = layer().require_scopes(Scopes::new(["c:d"]).unwrap());
+    assert_eq!(call(scoped, Some(&with_key(&key))).await.status(), 403);
+    assert_eq!(lookups.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn grpc_requests_get_trailers_only_answers() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    for (value, status) in [(None, "16"), (Some(wrong_secret(&key)), "16")] {
+        let mut req = Request::builder().header(CONTENT_TYPE, "application/grpc+proto");
+        if let Some(value) = &value {
+            req = req.header(AUTHORIZATION, value);
+        }
+        let response = ServiceBuilder::new()
+            .layer(f.layer())
+            .service_fn(echo)
+            .oneshot(req.body(String::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], status);
+        assert!(response.body().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_custom_rejection_handler_replaces_the_answer() {
+    let f = Fixture::new();
+    let layer = f.layer().on_rejection(|rejection: Rejection| {
+        let mut response = Response::new(format!("nope: {}", rejection.kind().description()));
+        *response.status_mut() = rejection.kind().status();
+        response
+    });
+    let response = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(echo)
+        .oneshot(Request::new(String::new()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.body().starts_with("nope: an API key is required"));
+}
+
+#[tokio::test]
+async fn the_service_calls_the_inner_service_that_was_made_ready() {
+    // A service whose clones are not ready until polled: calling a fresh clone instead
+    // of the readied one would panic inside `call`.
+    #[derive(Clone, Default)]
+    struct MustBeReady {
+        ready: bool,
+    }
+    impl Service<Request<String>> for MustBeReady {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            self.ready = true;
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<String>) -> Self::Future {
+            assert!(self.ready, "called without poll_ready");
+            self.ready = false;
+            std::future::ready(Ok(Response::new(String::new())))
+        }
+    }
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let store = CountingStore {
+        inner: f.store.clone(),
+        lookups: Arc::default(),
+        ready: false,
+    };
+    let mut service = ServiceBuilder::new()
+        .layer(ApiKeyV2Layer::new(store))
+        .service(MustBeReady::default());
+    for _ in 0..3 {
+        let req = Request::builder()
+            .header(AUTHORIZATION, with_key(&key))
+            .body(String::new())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[test]
+fn the_service_is_clone_send_and_sync_when_the_inner_service_is() {
+    fn assert_traits<T: Clone + Send + Sync>(_: &T) {}
+    let service = ServiceBuilder::new()
+        .layer(ApiKeyV2Layer::new(InMemoryKeyStore::new()))
+        .service_fn(echo);
+    assert_traits(&service);
+    fn assert_send<T: Send>(_: T) {}
+    let mut service = service;
+    assert_send(service.call(Request::new(String::new())));
+}

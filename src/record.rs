@@ -1,0 +1,314 @@
+//! What a store keeps about a key: everything but the key itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::{ApiKeyIdentity, KeyDigest, KeyId, Scopes};
+
+/// The longest key name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// Why a text is not a valid key name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty, or only white space.
+    #[error("a key name cannot be empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_CHARS`] characters.
+    #[error("a key name is at most {MAX_NAME_CHARS} characters; this one has {0}")]
+    TooLong(usize),
+    /// Holds a control character (a newline, a tab, …), which would break logs and tables.
+    #[error("a key name cannot contain control characters")]
+    ControlCharacter,
+    /// Starts or ends with white space.
+    #[error("a key name cannot start or end with white space")]
+    Untrimmed,
+}
+
+/// A key's human-readable name, such as `billing-sync (prod)`.
+///
+/// 1 to 128 characters, no control characters, no leading or trailing white space.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyName(Arc<str>);
+
+impl KeyName {
+    /// Checks and wraps a name.
+    pub fn new(name: &str) -> Result<Self, NameError> {
+        if name.trim().is_empty() {
+            return Err(NameError::Empty);
+        }
+        let chars = name.chars().count();
+        if chars > MAX_NAME_CHARS {
+            return Err(NameError::TooLong(chars));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(NameError::ControlCharacter);
+        }
+        if name.trim() != name {
+            return Err(NameError::Untrimmed);
+        }
+        Ok(Self(Arc::from(name)))
+    }
+
+    /// The name text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a key stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Accepted.
+    Active,
+    /// Refused: at or after `expires_at`.
+    Expired,
+    /// Refused: revoked at or before this time.
+    Revoked,
+}
+
+/// Everything a store keeps about one key: the digest and metadata, never the key.
+///
+/// Cloning is cheap: the identity part is shared. `Debug` redacts the digest.
+///
+/// A store for your own database builds records with [`KeyRecord::new`] and the
+/// `with_*` methods:
+///
+/// ```
+/// # use std::time::{Duration, SystemTime};
+/// # use tower_apikey::*;
+/// # fn row() -> (String, String, Vec<String>, [u8; 32]) {
+/// #   ("7Fq2LxW9aZ3kPm4R".into(), "billing".into(), vec!["reports:read".into()], [0; 32]) }
+/// let (id, name, scopes, digest) = row();
+/// let created = SystemTime::now();
+/// let record = KeyRecord::new(
+///     KeyId::new(&id)?,
+///     KeyName::new(&name)?,
+///     Scopes::new(&scopes)?,
+///     KeyDigest::from_bytes(digest),
+///     created,
+///     created + Duration::from_secs(86_400),
+/// )
+/// .with_last_used_at(None);
+/// assert!(!format!("{record:?}").contains("0, 0, 0"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyRecord {
+    identity: ApiKeyIdentity,
+    digest: KeyDigest,
+    created_at: SystemTime,
+    revoked_at: Option<SystemTime>,
+    last_used_at: Option<SystemTime>,
+    rotated_from: Option<KeyId>,
+}
+
+impl KeyRecord {
+    /// A record that is not revoked, never used and not a rotation.
+    pub fn new(
+        id: KeyId,
+        name: KeyName,
+        scopes: Scopes,
+        digest: KeyDigest,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        Self {
+            identity: ApiKeyIdentity::new(id, name, scopes, expires_at),
+            digest,
+            created_at,
+            revoked_at: None,
+            last_used_at: None,
+            rotated_from: None,
+        }
+    }
+
+    /// Sets when the key was revoked.
+    pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
+        self.revoked_at = at;
+        self
+    }
+
+    /// Sets when the key was last used.
+    pub fn with_last_used_at(mut self, at: Option<SystemTime>) -> Self {
+        self.last_used_at = at;
+        self
+    }
+
+    /// Sets the key this one replaced.
+    pub fn with_rotated_from(mut self, from: Option<KeyId>) -> Self {
+        self.rotated_from = from;
+        self
+    }
+
+    /// Sets when the key expires.
+    pub fn with_expires_at(self, at: SystemTime) -> Self {
+        let identity = ApiKeyIdentity::new(
+            *self.id(),
+            self.identity.key_name().clone(),
+            self.scopes().clone(),
+            at,
+        );
+        Self { identity, ..self }
+    }
+
+    /// The key's public id.
+    pub fn id(&self) -> &KeyId {
+        self.identity.key_id()
+    }
+
+    /// The key's name.
+    pub fn name(&self) -> &KeyName {
+        self.identity.key_name()
+    }
+
+    /// What the key may do.
+    pub fn scopes(&self) -> &Scopes {
+        self.identity.scopes()
+    }
+
+    /// The SHA-256 digest of the key text, for the store to persist. Never log it.
+    pub fn digest(&self) -> &KeyDigest {
+        &self.digest
+    }
+
+    /// When the key was created.
+    pub fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
+    /// When the key stops working.
+    pub fn expires_at(&self) -> SystemTime {
+        self.identity.expires_at()
+    }
+
+    /// When the key was revoked, if it was.
+    pub fn revoked_at(&self) -> Option<SystemTime> {
+        self.revoked_at
+    }
+
+    /// The latest recorded use, written periodically rather than on every request.
+    pub fn last_used_at(&self) -> Option<SystemTime> {
+        self.last_used_at
+    }
+
+    /// The key this one replaced, if it came from a rotation.
+    pub fn rotated_from(&self) -> Option<&KeyId> {
+        self.rotated_from.as_ref()
+    }
+
+    /// What a caller proven to hold this key is, as request extensions carry it.
+    pub fn identity(&self) -> &ApiKeyIdentity {
+        &self.identity
+    }
+
+    pub(crate) fn into_identity(self) -> ApiKeyIdentity {
+        self.identity
+    }
+
+    /// Where the key stands at `now`. Revocation wins over expiry.
+    pub fn state_at(&self, now: SystemTime) -> KeyState {
+        match self.revoked_at {
+            Some(at) if at <= now => KeyState::Revoked,
+            _ if now >= self.expires_at() => KeyState::Expired,
+            _ => KeyState::Active,
+        }
+    }
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", self.id())
+            .field("name", self.name())
+            .field("scopes", self.scopes())
+            .field("digest", &self.digest)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at())
+            .field("revoked_at", &self.revoked_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("rotated_from", &self.rotated_from)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(KeyName::new("").unwrap_err(), NameError::Empty);
+        assert_eq!(KeyName::new("   ").unwrap_err(), NameError::Empty);
+        assert_eq!(KeyName::new(" a").unwrap_err(), NameError::Untrimmed);
+        assert_eq!(
+            KeyName::new("a\nb").unwrap_err(),
+            NameError::ControlCharacter
+        );
+        assert_eq!(
+            KeyName::new(&"é".repeat(MAX_NAME_CHARS + 1)).unwrap_err(),
+            NameError::TooLong(MAX_NAME_CHARS + 1)
+        );
+        assert_eq!(
+            KeyName::new(&"é".repeat(MAX_NAME_CHARS))
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            MAX_NAME_CHARS
+        );
+        assert_eq!(
+            KeyName::new("billing sync (prod)").unwrap().as_str(),
+            "billing sync (prod)"
+        );
+    }
+
+    #[test]
+    fn a_key_is_expired_at_exactly_expires_at_and_revocation_wins() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let record = KeyRecord::new(
+            KeyId::new("0000000000000000").unwrap(),
+            KeyName::new("n").unwrap(),
+            Scopes::empty(),
+            KeyDigest::DUMMY,
+            t0,
+            t0 + Duration::from_secs(10),
+        );
+        assert_eq!(
+            record.state_at(t0 + Duration::from_secs(9)),
+            KeyState::Active
+        );
+        assert_eq!(
+            record.state_at(t0 + Duration::from_secs(10)),
+            KeyState::Expired
+        );
+        let revoked = record.with_revoked_at(Some(t0 + Duration::from_secs(5)));
+        assert_eq!(
+            revoked.state_at(t0 + Duration::from_secs(4)),
+            KeyState::Active
+        );
+        assert_eq!(
+            revoked.state_at(t0 + Duration::from_secs(5)),
+            KeyState::Revoked
+        );
+        assert_eq!(
+            revoked.state_at(t0 + Duration::from_secs(20)),
+            KeyState::Revoked
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The store conformance suite (feature `test-util`): the behaviour every
+//! [`KeyStoreAdmin`] must have, as checks to run against your own store.
+//!
+//! Each check takes a fresh, empty store and panics, like `assert!`, with a message
+//! naming the broken rule. [`store_conformance_tests!`](crate::store_conformance_tests)
+//! turns the whole suite into one `#[tokio::test]` per check:
+//!
+//! ```
+//! # #[cfg(any())] mod doc {
+//! tower_apikey::store_conformance_tests!(async { MyStore::connect_to_a_fresh_schema().await });
+//! # }
+//! ```
+//!
+//! The records the checks write use whole-second times, the precision the
+//! [`KeyManager`](crate::KeyManager) writes with.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::{KeyId, KeyName, KeyPrefix, KeyRecord, PlaintextKey, Scopes};
+
+/// A fixed, whole-second time to build records around.
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+/// A fresh record with a real digest, created at `t(created)`, valid for a day.
+pub fn sample_record(name: &str, scopes: &[&str], created: u64) -> KeyRecord {
+    let key = PlaintextKey::generate(&KeyPrefix::default());
+    KeyRecord::new(
+        *key.id(),
+        KeyName::new(name).expect("sample names are valid"),
+        Scopes::new(scopes).expect("sample scopes are valid"),
+        key.digest(),
+        t(created),
+        t(created + 86_400),
+    )
+}
+
+/// Asserts that two records agree in every field.
+#[track_caller]
+pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
+    assert_eq!(actual.id(), expected.id(), "id");
+    assert_eq!(actual.name(), expected.name(), "name of {}", expected.id());
+    assert_eq!(
+        actual.scopes(),
+        expected.scopes(),
+        "scopes of {}",
+        expected.id()
+    );
+    assert!(
+        actual.digest() == expected.digest(),
+        "digest of {} differs",
+        expected.id()
+    );
+    assert_eq!(
+        actual.created_at(),
+        expected.created_at(),
+        "created_at of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.expires_at(),
+        expected.expires_at(),
+        "expires_at of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.revoked_at(),
+        expected.revoked_at(),
+        "revoked_at of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.last_used_at(),
+        expected.last_used_at(),
+        "last_used_at of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.rotated_from(),
+        expected.rotated_from(),
+        "rotated_from of {}",
+        expected.id()
+    );
+}
+
+async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
+    let found = store.lookup(id).await.expect("lookup");
+    if let Some(ready) = store.lookup_ready(id) {
+        let ready = ready.expect("lookup_ready");
+        assert_eq!(
+            ready.as_ref().map(KeyRecord::id),
+            found.as_ref().map(KeyRecord::id),
+            "lookup_ready must agree with lookup"
+        );
+    }
+    found
+}
+
+/// An unknown id looks up as `None`, not as an error.
+pub async fn unknown_id_is_none<S: KeyStoreAdmin>(store: S) {
+    let id = *sample_record("x", &[], 0).id();
+    assert!(
+        lookup(&store, &id).await.is_none(),
+        "unknown id must look up as None"
+    );
+    assert!(
+        store.get(&id).await.expect("get").is_none(),
+        "unknown id must get as None"
+    );
+}
+
+/// Every field survives an insert and a lookup, a get and a list.
+pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
+    let first = sample_record(
+        "billing sync (prod) — ü",
+        &["reports:read", "reports:*", "admin:keys"],
+        0,
+    );
+    let record = sample_record("second", &[], 10)
+        .with_rotated_from(Some(*first.id()))
+        .with_last_used_at(Some(t(20) + Duration::from_millis(250)))
+        .with_revoked_at(Some(t(30)));
+    store.insert(&first).await.expect("insert");
+    store.insert(&record).await.expect("insert");
+    for expected in [&first, &record] {
+        let found = lookup(&store, expected.id())
+            .await
+            .expect("inserted record must be found");
+        assert_same_record(&found, expected);
+        let got = store
+            .get(expected.id())
+            .await
+            .expect("get")
+            .expect("get finds it");
+        assert_same_record(&got, expected);
+    }
+    let listed = store.list().await.expect("list");
+    assert_eq!(listed.len(), 2, "list holds both records");
+}
+
+/// A second insert with the same id is [`StoreError::Duplicate`] and changes nothing.
+pub async fn duplicate_id_is_refused<S: KeyStoreAdmin>(store: S) {
+    let record = sample_record("a", &["x"], 0);
+    store.insert(&record).await.expect("insert");
+    let clash = KeyRecord::new(
+        *record.id(),
+        KeyName::new("b").unwrap(),
+        Scopes::new(["y"]).unwrap(),
+        *sample_record("c", &[], 0).digest(),
+        t(5),
+        t(6),
+    );
+    match store.insert(&clash).await {
+        Err(StoreError::Duplicate(id)) => assert_eq!(id, *record.id()),
+        other => panic!("a duplicate id must give StoreError::Duplicate, got {other:?}"),
+    }
+    assert_same_record(&lookup(&store, record.id()).await.unwrap(), &record);
+}
+
+/// `list` is newest first.
+pub async fn list_is_newest_first<S: KeyStoreAdmin>(store: S) {
+    let records = [
+        sample_record("old", &[], 0),
+        sample_record("new", &[], 200),
+        sample_record("mid", &[], 100),
+    ];
+    for record in &records {
+        store.insert(record).await.expect("insert");
+    }
+    let names: Vec<String> = store
+        .list()
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
+    assert_eq!(names, ["new", "mid", "old"], "list must be newest first");
+}
+
+/// Lookups return revoked and expired records: the middleware decides.
+pub async fn lookup_returns_revoked_and_expired_records<S: KeyStoreAdmin>(store: S) {
+    let record = sample_record("r", &[], 0);
+    store.insert(&record).await.expect("insert");
+    store.revoke(record.id(), t(1)).await.expect("revoke");
+    let found = lookup(&store, record.id())
+        .await
+        .expect("a revoked record must still be found");
+    assert_eq!(found.revoked_at(), Some(t(1)));
+}
+
+/// Revoking sets `revoked_at`; revoking again keeps the first time; unknown is `None`.
+pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
+    let record = sample_record("r", &[], 0);
+    store.insert(&record).await.expect("insert");
+    let revoked = store
+        .revoke(record.id(), t(10))
+        .await
+        .expect("revoke")
+        .expect("known id");
+    assert_eq!(revoked.revoked_at(), Some(t(10)));
+    let again = store
+        .revoke(record.id(), t(20))
+        .await
+        .expect("revoke")
+        .expect("known id");
+    assert_eq!(
+        again.revoked_at(),
+        Some(t(10)),
+        "a second revoke must keep the first time"
+    );
+    assert_eq!(
+        lookup(&store, record.id()).await.unwrap().revoked_at(),
+        Some(t(10))
+    );
+    let unknown = *sample_record("u", &[], 0).id();
+    assert!(
+        store
+            .revoke(&unknown, t(10))
+            .await
+            .expect("revoke")
+            .is_none()
+    );
+}
+
+/// Rotation stores the new record and ends the old one as asked.
+pub async fn rotate_ends_the_old_key_as_asked<S: KeyStoreAdmin>(store: S) {
+    for (end, expect_expiry, expect_revoked) in [
+        (OldKeyEnd::Keep, t(86_400), None),
+        (OldKeyEnd::ExpireAt(t(3_600)), t(3_600), None),
+        // An overlap past the old key's own expiry never extends it.
+        (OldKeyEnd::ExpireAt(t(999_999)), t(86_400), None),
+        (OldKeyEnd::RevokeAt(t(60)), t(86_400), Some(t(60))),
+    ] {
+        let old = sample_record("rot", &["a:b"], 0);
+        store.insert(&old).await.expect("insert");
+        let new = sample_record("rot", &["a:b"], 60).with_rotated_from(Some(*old.id()));
+        match store.rotate(old.id(), &new, end).await.expect("rotate") {
+            RotateOutcome::Rotated(ended) => {
+                assert_eq!(ended.expires_at(), expect_expiry, "{end:?}: old expiry");
+                assert_eq!(
+                    ended.revoked_at(),
+                    expect_revoked,
+                    "{end:?}: old revocation"
+                );
+            }
+            other => panic!("{end:?}: expected Rotated, got {other:?}"),
+        }
+        let stored_old = lookup(&store, old.id()).await.unwrap();
+        assert_eq!(
+            stored_old.expires_at(),
+            expect_expiry,
+            "{end:?}: stored old expiry"
+        );
+        assert_eq!(
+            stored_old.revoked_at(),
+            expect_revoked,
+            "{end:?}: stored old revocation"
+        );
+        assert_same_record(
+            &lookup(&store, new.id()).await.expect("new record stored"),
+            &new,
+        );
+    }
+}
+
+/// Rotating an unknown or revoked key stores nothing.
+pub async fn rotate_refuses_unknown_and_revoked_keys<S: KeyStoreAdmin>(store: S) {
+    let new = sample_record("n", &[], 0);
+    let unknown = *sample_record("u", &[], 0).id();
+    assert!(matches!(
+        store
+            .rotate(&unknown, &new, OldKeyEnd::Keep)
+            .await
+            .expect("rotate"),
+        RotateOutcome::NotFound
+    ));
+    let old = sample_record("o", &[], 0);
+    store.insert(&old).await.expect("insert");
+    store.revoke(old.id(), t(1)).await.expect("revoke");
+    assert!(matches!(
+        store
+            .rotate(old.id(), &new, OldKeyEnd::Keep)
+            .await
+            .expect("rotate"),
+        RotateOutcome::Revoked
+    ));
+    assert!(
+        lookup(&store, new.id()).await.is_none(),
+        "a refused rotation must store nothing"
+    );
+}
+
+/// Runs every check, each against a fresh store from `make`.
+pub async fn run_all<S, F, Fut>(mut make: F)
+where
+    S: KeyStoreAdmin,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    unknown_id_is_none(make().await).await;
+    insert_round_trips_every_field(make().await).await;
+    duplicate_id_is_refused(make().await).await;
+    list_is_newest_first(make().await).await;
+    lookup_returns_revoked_and_expired_records(make().await).await;
+    revoke_is_idempotent(make().await).await;
+    rotate_ends_the_old_key_as_asked(make().await).await;
+    rotate_refuses_unknown_and_revoked_keys(make().await).await;
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
+/// the given `async` expression. Needs `tokio` with the `macros` and `rt` features in
+/// the calling crate's dev-dependencies.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@tests $make;
+            unknown_id_is_none,
+            insert_round_trips_every_field,
+            duplicate_id_is_refused,
+            list_is_newest_first,
+            lookup_returns_revoked_and_expired_records,
+            revoke_is_idempotent,
+            rotate_ends_the_old_key_as_asked,
+            rotate_refuses_unknown_and_revoked_keys,
+        );
+    };
+    (@tests $make:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::store::conformance::$check($make.await).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,154 @@
+//! The embedded store: records in a lock-free concurrent map.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::{KeyId, KeyRecord};
+
+/// Keys held in process memory: the default store, and the one for tests and single
+/// instances.
+///
+/// Clones are handles to the same records. Lookups never take a lock (the map is
+/// [`papaya`]'s lock-free hash map), so concurrent requests never queue behind each
+/// other or behind a write; management writes are serialised among themselves so that
+/// a rotation is atomic. Revocation takes effect at once for every request that looks
+/// the key up afterwards. Nothing is persisted: a restart forgets every key.
+///
+/// ```
+/// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+///
+/// # tokio_test_block_on(async {
+/// let store = InMemoryKeyStore::new();
+/// let manager = KeyManager::new(store.clone());
+/// let created = manager.create(NewKey::new("billing", ["reports:read"])).await?;
+/// assert_eq!(store.len(), 1);
+/// # Ok::<(), tower_apikey::ManagerError>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f) }
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryKeyStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: papaya::HashMap<KeyId, KeyRecord>,
+    /// Serialises management writes (never lookups), so that a rotation's check,
+    /// insert and update happen as one step.
+    writes: Mutex<()>,
+}
+
+impl InMemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many records the store holds, revoked and expired ones included.
+    pub fn len(&self) -> usize {
+        self.inner.keys.len()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.inner.keys.is_empty()
+    }
+
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`, so a panic while holding the lock cannot have left
+        // anything half-written: recover from poisoning.
+        self.inner
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies `update` to the record of `id`, returning the new record.
+    fn update(&self, id: &KeyId, update: impl Fn(&KeyRecord) -> KeyRecord) -> Option<KeyRecord> {
+        self.inner.keys.pin().update(*id, update).cloned()
+    }
+}
+
+impl fmt::Debug for InMemoryKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryKeyStore")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl KeyStore for InMemoryKeyStore {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.inner.keys.pin().get(id).cloned())
+    }
+
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        Some(Ok(self.inner.keys.pin().get(id).cloned()))
+    }
+}
+
+#[async_trait]
+impl KeyStoreAdmin for InMemoryKeyStore {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let _write = self.write_lock();
+        self.inner
+            .keys
+            .pin()
+            .try_insert(*record.id(), record.clone())
+            .map(|_| ())
+            .map_err(|_| StoreError::Duplicate(*record.id()))
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut records: Vec<KeyRecord> = self.inner.keys.pin().values().cloned().collect();
+        records.sort_by(|a, b| {
+            b.created_at()
+                .cmp(&a.created_at())
+                .then_with(|| a.id().cmp(b.id()))
+        });
+        Ok(records)
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        let _write = self.write_lock();
+        Ok(self.update(id, |r| match r.revoked_at() {
+            Some(_) => r.clone(),
+            None => r.clone().with_revoked_at(Some(at)),
+        }))
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
+        let _write = self.write_lock();
+        let keys = self.inner.keys.pin();
+        match keys.get(old) {
+            None => return Ok(RotateOutcome::NotFound),
+            Some(r) if r.revoked_at().is_some() => return Ok(RotateOutcome::Revoked),
+            Some(_) => {}
+        }
+        if keys.try_insert(*new.id(), new.clone()).is_err() {
+            return Err(StoreError::Duplicate(*new.id()));
+        }
+        let ended = keys
+            .update(*old, |r| match end {
+                OldKeyEnd::Keep => r.clone(),
+                OldKeyEnd::ExpireAt(at) => r.clone().with_expires_at(at.min(r.expires_at())),
+                OldKeyEnd::RevokeAt(at) => r.clone().with_revoked_at(Some(at)),
+            })
+            .cloned();
+        // Writers are serialised and nothing removes records, so the old record is
+        // still there.
+        Ok(ended.map_or(RotateOutcome::NotFound, RotateOutcome::Rotated))
+    }
+}

@@ -1,0 +1,191 @@
+//! Key stores: where key records live.
+//!
+//! Two traits split what the middleware needs from what key management needs, so a
+//! read-only integration with an existing database implements one method:
+//!
+//! - [`KeyStore`]: look a record up by [`KeyId`]. This is all the middleware calls.
+//! - [`KeyStoreAdmin`]: insert, list, revoke and rotate, for [`KeyManager`](crate::KeyManager).
+//!
+//! A store never sees a plaintext key, only [`KeyRecord`]s holding its digest.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use tower_apikey::{KeyId, KeyRecord, KeyStore, StoreError};
+//!
+//! /// A read-only store over an application's own table.
+//! #[derive(Debug)]
+//! struct MyStore;
+//!
+//! #[async_trait]
+//! impl KeyStore for MyStore {
+//!     async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+//!         // SELECT … WHERE id = $1, then KeyRecord::new(…)
+//!         Ok(None)
+//!     }
+//! }
+//! ```
+//!
+//! # Failing closed
+//!
+//! A store that cannot answer returns a [`StoreError`]; the middleware then refuses the
+//! request with 503. It must never turn an error into `Ok(None)`, which would report a
+//! valid key as unknown (401) and send its owner chasing the wrong problem.
+
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod conformance;
+pub(crate) mod memory;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::{KeyId, KeyRecord};
+
+/// An error from a store's backend, boxed.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed: connection refused, pool exhausted, query error. Requests that
+    /// needed the store are refused with 503 and this error is logged.
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store did not answer in time.
+    #[error("the key store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A record with this id already exists (ids are random, so this is a bug or a replay).
+    #[error("a key with id {0} already exists")]
+    Duplicate(KeyId),
+    /// The backend holds data that is not a valid record, such as a malformed scope.
+    #[error("the key store holds a record it cannot read: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Unavailable`].
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+/// The lookup the middleware needs: a record by key id.
+///
+/// Implement [`lookup`](KeyStore::lookup) for your own backend. Stores that hold their
+/// records in memory also implement [`lookup_ready`](KeyStore::lookup_ready), which
+/// saves the middleware a boxed future per request.
+#[async_trait]
+pub trait KeyStore: fmt::Debug + Send + Sync + 'static {
+    /// The record for `id`, or `None` if there is none.
+    ///
+    /// Return revoked and expired records too: the middleware decides, and says
+    /// "revoked" or "expired" only to a caller who proved the secret. Return an error,
+    /// never `Ok(None)`, when the backend cannot answer.
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// The same answer as [`lookup`](KeyStore::lookup), given at once, if this store can
+    /// answer without waiting (an in-memory map, a cache hit); `None` to say "ask
+    /// `lookup`". The default always says `None`.
+    ///
+    /// The middleware calls this first, so a store that can answer here costs no
+    /// allocation and no task wake-up on the request path.
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
+}
+
+/// What happens to the old key when a key is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldKeyEnd {
+    /// It keeps working until it is revoked (the default rotation).
+    Keep,
+    /// It stops at this time, or at its own expiry if that comes first.
+    ExpireAt(SystemTime),
+    /// It is revoked at this time (a leaked key: revoked at once).
+    RevokeAt(SystemTime),
+}
+
+/// The result of [`KeyStoreAdmin::rotate`].
+#[derive(Debug, Clone)]
+pub enum RotateOutcome {
+    /// The new key was stored; this is the old record as it now stands.
+    Rotated(KeyRecord),
+    /// There is no key with the old id; nothing was stored.
+    NotFound,
+    /// The old key is revoked; nothing was stored.
+    Revoked,
+}
+
+/// The management operations behind [`KeyManager`](crate::KeyManager).
+#[async_trait]
+pub trait KeyStoreAdmin: KeyStore {
+    /// Stores a new record. An existing id gives [`StoreError::Duplicate`].
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError>;
+
+    /// One record, fresh from the backend (bypassing any cache).
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.lookup(id).await
+    }
+
+    /// Every record, newest (`created_at`) first.
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes `id` at `at`. Revoking a revoked key keeps its first revocation time.
+    /// Returns the record as it now stands, or `None` if there is no such key.
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
+    /// `end` says (for [`OldKeyEnd::ExpireAt`], at the earlier of that time and the old
+    /// key's own expiry). Otherwise stores nothing.
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError>;
+}
+
+#[async_trait]
+impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).lookup(id).await
+    }
+
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        (**self).lookup_ready(id)
+    }
+}
+
+#[async_trait]
+impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).get(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list().await
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke(id, at).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
+        (**self).rotate(old, new, end).await
+    }
+}
