@@ -64,6 +64,7 @@ pub mod middleware;
 mod record;
 pub mod scope;
 pub mod store;
+pub mod usage;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -81,6 +82,9 @@ pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
 pub use scope::{Scope, ScopeError, Scopes};
 pub use store::memory::InMemoryKeyStore;
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+pub use usage::{
+    KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -12,6 +12,7 @@ use crate::middleware::rejection::{self, DEFAULT_REALM, Rejection, RejectionKind
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
+    UsageTracker,
 };
 
 /// Default window before expiry in which responses carry `ApiKey-Expires`.
@@ -29,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) expiry_warning: Option<Duration>,
     pub(crate) lookup_timeout: Option<Duration>,
+    pub(crate) tracker: Option<UsageTracker>,
 }
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
@@ -57,6 +59,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
+            tracker: None,
         }
     }
 
@@ -110,6 +113,10 @@ impl Config {
                 return Decision::Reject(RejectionKind::Revoked);
             }
         }
+        // A use is a proven key, whatever the scope check says next.
+        if let Some(tracker) = &self.tracker {
+            tracker.record(record.id(), now);
+        }
         if !record.scopes().grants_all(&self.required) {
             let missing = Scopes::new(record.scopes().missing(&self.required).map(|s| s.as_str()))
                 .unwrap_or_default();
@@ -149,6 +156,7 @@ impl fmt::Debug for Config {
             .field("clock", &self.clock)
             .field("expiry_warning", &self.expiry_warning)
             .field("lookup_timeout", &self.lookup_timeout)
+            .field("tracker", &self.tracker)
             .finish()
     }
 }

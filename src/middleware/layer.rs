@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{self, DefaultRejection};
 use crate::middleware::service::ApiKeyV2Service;
-use crate::{Clock, KeyPrefix, KeyStore, Scopes};
+use crate::{Clock, KeyPrefix, KeyStore, Scopes, UsageTracker};
 
 /// Adds ApiKey-v2 authentication to a service.
 ///
@@ -108,6 +108,13 @@ impl<R> ApiKeyV2Layer<R> {
     /// never start it.
     pub fn lookup_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config_mut().lookup_timeout = timeout;
+        self
+    }
+
+    /// Records each proven use in `tracker`, which writes last-used times periodically.
+    /// Without a tracker nothing is recorded and nothing runs in the background.
+    pub fn usage_tracker(mut self, tracker: UsageTracker) -> Self {
+        self.config_mut().tracker = Some(tracker);
         self
     }
 

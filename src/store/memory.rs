@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::usage::{KeyUsage, UsageError, UsageSink};
 use crate::{KeyId, KeyRecord};
 
 /// Keys held in process memory: the default store, and the one for tests and single
@@ -38,7 +39,7 @@ pub struct InMemoryKeyStore {
 
 #[derive(Default)]
 struct Inner {
-    keys: papaya::HashMap<KeyId, KeyRecord>,
+    keys: papaya::HashMap<KeyId, KeyRecord, foldhash::fast::RandomState>,
     /// Serialises management writes (never lookups), so that a rotation's check,
     /// insert and update happen as one step.
     writes: Mutex<()>,
@@ -72,6 +73,29 @@ impl InMemoryKeyStore {
     /// Applies `update` to the record of `id`, returning the new record.
     fn update(&self, id: &KeyId, update: impl Fn(&KeyRecord) -> KeyRecord) -> Option<KeyRecord> {
         self.inner.keys.pin().update(*id, update).cloned()
+    }
+}
+
+#[async_trait]
+impl UsageSink for InMemoryKeyStore {
+    /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        let keys = self.inner.keys.pin();
+        for usage in batch {
+            let at = usage.last_used_at;
+            // Skip the copy-on-write when the stored time is already as new.
+            let newer = |r: &KeyRecord| r.last_used_at().is_none_or(|last| last < at);
+            if keys.get(&usage.key_id).is_some_and(newer) {
+                keys.update(usage.key_id, |r| {
+                    if newer(r) {
+                        r.clone().with_last_used_at(Some(at))
+                    } else {
+                        r.clone()
+                    }
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,87 @@
+//! Last-used tracking: [`UsageSink`] receives batches of last-used times;
+//! [`UsageTracker`] debounces between the request path and the sink.
+//!
+//! A *use* is a request whose key was proven (secret matched, not expired, not revoked),
+//! whatever the scope check said. The tracker keeps each key's latest use in memory and
+//! writes it about every five minutes: at most one write per key per period, times only
+//! moving forward, and nothing on the request path ever waits for the sink.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, UsageTracker};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let store = InMemoryKeyStore::new();
+//! let tracker = UsageTracker::builder(store.clone())
+//!     .period(Duration::from_secs(300))
+//!     .build();
+//! // The application owns the flush loop: spawn it, and stop it with `shutdown`.
+//! let flushing = tokio::spawn(tracker.run());
+//! let layer = ApiKeyV2Layer::new(store).usage_tracker(tracker.clone());
+//! // … serve requests through `layer` …
+//! tracker.shutdown().await?; // writes everything pending, then the loop ends
+//! flushing.await.unwrap();
+//! # Ok::<(), tower_apikey::UsageError>(())
+//! # }).unwrap();
+//! ```
+
+mod striped;
+mod tracing_sink;
+mod tracker;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::KeyId;
+use crate::store::BoxError;
+
+pub use tracing_sink::TracingSink;
+pub use tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};
+
+/// One key's latest use, as a sink receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The key.
+    pub key_id: KeyId,
+    /// Its latest proven use. A sink must never move a stored time backwards.
+    pub last_used_at: SystemTime,
+}
+
+/// Why a sink could not take a batch. The tracker keeps the batch and retries it,
+/// merged with newer uses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The sink's backend failed.
+    #[error("the usage sink failed: {0}")]
+    Sink(#[source] BoxError),
+    /// The sink did not answer in time.
+    #[error("the usage sink did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl UsageError {
+    /// Wraps a backend error as [`UsageError::Sink`].
+    pub fn sink(error: impl Into<BoxError>) -> Self {
+        Self::Sink(error.into())
+    }
+}
+
+/// Where last-used times go: a database, a log, a metrics system.
+///
+/// Implementations must keep times monotonic per key (`GREATEST(old, new)` in SQL): a
+/// retried batch may arrive after a newer one.
+#[async_trait]
+pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
+    /// Records a batch: each key at most once.
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError>;
+}
+
+#[async_trait]
+impl<T: UsageSink + ?Sized> UsageSink for std::sync::Arc<T> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        (**self).record_usage(batch).await
+    }
+}

@@ -1,0 +1,380 @@
+//! [`UsageTracker`]: the debouncer between the request path and a [`UsageSink`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::{Either, select};
+use papaya::Operation;
+use tokio::sync::{Mutex, watch};
+
+use crate::KeyId;
+use crate::usage::striped::StripedCounter;
+use crate::usage::{KeyUsage, UsageError, UsageSink};
+
+/// Default flush period: five minutes.
+const DEFAULT_PERIOD: Duration = Duration::from_secs(300);
+/// Default bound on distinct keys held.
+const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Default first retry delay after a failed flush; it doubles up to the period.
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// Default bound on one call to the sink.
+const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A slot whose key was evicted; a use that finds it inserts a fresh slot.
+const TOMBSTONE: u64 = u64::MAX;
+
+/// One key's uses, in milliseconds since the Unix epoch.
+struct Slot {
+    /// The latest use; only ever raised (or set to [`TOMBSTONE`] by the flusher).
+    latest: AtomicU64,
+    /// The latest use the sink has accepted. Written only by the flusher.
+    written: AtomicU64,
+    /// The flush round of that acceptance, to tell idle keys. Flusher only.
+    written_in: AtomicU64,
+}
+
+impl Slot {
+    fn new(ms: u64) -> Self {
+        Self {
+            latest: AtomicU64::new(ms),
+            written: AtomicU64::new(0),
+            written_in: AtomicU64::new(0),
+        }
+    }
+
+    /// Raises `latest` to `ms`. False if the slot was evicted, so the caller inserts a
+    /// new one. A read first: when the time has not moved (many requests in the same
+    /// millisecond) the cache line is only read, never written, so threads sharing a
+    /// key do not fight over it.
+    fn bump(&self, ms: u64) -> bool {
+        let current = self.latest.load(Relaxed);
+        if current == TOMBSTONE {
+            return false;
+        }
+        ms <= current || self.latest.fetch_max(ms, Relaxed) != TOMBSTONE
+    }
+}
+
+struct Inner {
+    slots: papaya::HashMap<KeyId, Slot, foldhash::fast::RandomState>,
+    sink: Box<dyn UsageSink>,
+    period: Duration,
+    max_keys: usize,
+    retry_backoff: Duration,
+    flush_timeout: Option<Duration>,
+    /// One flush at a time: the loop's and an explicit `flush`/`shutdown`.
+    flushing: Mutex<()>,
+    rounds: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    uses: StripedCounter,
+    dropped: StripedCounter,
+    /// Whether a drop has been logged since the last flush (one warning per period).
+    drop_logged: AtomicBool,
+    writes: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Counters since the tracker was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct UsageStats {
+    /// Uses recorded (proven requests), dropped ones included.
+    pub uses: u64,
+    /// Key times the sink accepted.
+    pub writes: u64,
+    /// Flushes that failed (the sink errored or timed out); their times were retried.
+    pub failures: u64,
+    /// Uses not recorded because the tracker held its maximum of distinct keys.
+    pub dropped: u64,
+    /// Distinct keys held now.
+    pub tracked_keys: usize,
+}
+
+/// Debounces last-used times between the request path and a [`UsageSink`].
+///
+/// [`record`](Self::record) is the request path: O(1), never awaits, takes no lock
+/// (the per-key map is lock-free), and allocates only the first time it sees a key.
+/// [`run`](Self::run) is the flush loop the application spawns; every period it sends
+/// the sink the keys used since their last successful write, with their latest time.
+/// A failed or timed-out flush keeps its times, retries with backoff, and merges them
+/// with newer uses; requests never notice. [`shutdown`](Self::shutdown) stops the loop
+/// and writes everything pending.
+///
+/// Memory is bounded by the number of distinct keys, at most
+/// [`max_keys`](UsageTrackerBuilder::max_keys) (default 100 000); uses of further keys
+/// are counted in [`UsageStats::dropped`] and logged. Keys idle for a whole period are
+/// reclaimed once the tracker holds more than half its maximum.
+///
+/// Clones share one tracker.
+#[derive(Clone)]
+pub struct UsageTracker {
+    inner: Arc<Inner>,
+}
+
+/// Configures a [`UsageTracker`].
+#[derive(Debug)]
+#[must_use = "call `build` to make the tracker"]
+pub struct UsageTrackerBuilder {
+    sink: Box<dyn UsageSink>,
+    period: Duration,
+    max_keys: usize,
+    retry_backoff: Duration,
+    flush_timeout: Option<Duration>,
+}
+
+impl UsageTrackerBuilder {
+    /// How often pending times are written (default 300 s).
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    pub fn period(mut self, period: Duration) -> Self {
+        assert!(
+            !period.is_zero(),
+            "the usage flush period must be more than zero"
+        );
+        self.period = period;
+        self
+    }
+
+    /// The most distinct keys held at once (default 100 000).
+    ///
+    /// # Panics
+    ///
+    /// If `max_keys` is zero.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        assert!(max_keys > 0, "the usage tracker must hold at least one key");
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// The first retry delay after a failed flush (default 1 s); it doubles on each
+    /// further failure, up to the period.
+    pub fn retry_backoff(mut self, first: Duration) -> Self {
+        self.retry_backoff = first;
+        self
+    }
+
+    /// The longest one call to the sink may take before it counts as failed
+    /// (default 30 s; `None` waits as long as the sink does).
+    pub fn flush_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Builds the tracker. Nothing runs until [`UsageTracker::run`] is spawned.
+    pub fn build(self) -> UsageTracker {
+        UsageTracker {
+            inner: Arc::new(Inner {
+                slots: papaya::HashMap::builder()
+                    .hasher(foldhash::fast::RandomState::default())
+                    .build(),
+                sink: self.sink,
+                period: self.period,
+                max_keys: self.max_keys,
+                retry_backoff: self.retry_backoff,
+                flush_timeout: self.flush_timeout,
+                flushing: Mutex::new(()),
+                rounds: AtomicU64::new(0),
+                shutdown: watch::Sender::new(false),
+                uses: StripedCounter::default(),
+                dropped: StripedCounter::default(),
+                drop_logged: AtomicBool::new(false),
+                writes: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl UsageTracker {
+    /// A tracker writing to `sink` with the defaults (period 300 s, 100 000 keys).
+    pub fn new(sink: impl UsageSink) -> Self {
+        Self::builder(sink).build()
+    }
+
+    /// A builder for a tracker writing to `sink`.
+    pub fn builder(sink: impl UsageSink) -> UsageTrackerBuilder {
+        UsageTrackerBuilder {
+            sink: Box::new(sink),
+            period: DEFAULT_PERIOD,
+            max_keys: DEFAULT_MAX_KEYS,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            flush_timeout: Some(DEFAULT_FLUSH_TIMEOUT),
+        }
+    }
+
+    /// Records a proven use of `id` at `at`. The request path: cheap and never waits.
+    pub fn record(&self, id: &KeyId, at: SystemTime) {
+        let inner = &*self.inner;
+        inner.uses.add(1);
+        let ms = to_millis(at);
+        let slots = inner.slots.pin();
+        if let Some(slot) = slots.get(id) {
+            if slot.bump(ms) {
+                return;
+            }
+        } else if slots.len() >= inner.max_keys {
+            inner.dropped.add(1);
+            if !inner.drop_logged.swap(true, Relaxed) {
+                tracing::warn!(
+                    max_keys = inner.max_keys,
+                    "usage tracker holds its maximum of distinct keys; uses of further keys are dropped"
+                );
+            }
+            return;
+        }
+        // First use, or the slot was just evicted: insert, or bump whatever a racing
+        // request inserted meanwhile.
+        slots.compute(*id, |entry| match entry {
+            Some((_, slot)) if slot.bump(ms) => Operation::Abort(()),
+            _ => Operation::Insert(Slot::new(ms)),
+        });
+    }
+
+    /// Writes every pending time now and returns once the sink has them (or failed).
+    /// On failure the times stay pending for the next flush.
+    pub async fn flush(&self) -> Result<(), UsageError> {
+        let _one_at_a_time = self.inner.flushing.lock().await;
+        self.flush_now().await
+    }
+
+    async fn flush_now(&self) -> Result<(), UsageError> {
+        let inner = &*self.inner;
+        let round = inner.rounds.fetch_add(1, Relaxed) + 1;
+        inner.drop_logged.store(false, Relaxed);
+        let batch = self.pending(round);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let write = inner.sink.record_usage(&batch);
+        let result = match inner.flush_timeout {
+            Some(limit) => tokio::time::timeout(limit, write)
+                .await
+                .unwrap_or(Err(UsageError::Timeout(limit))),
+            None => write.await,
+        };
+        if let Err(error) = result {
+            inner.failures.fetch_add(1, Relaxed);
+            tracing::warn!(%error, keys = batch.len(), "writing last-used times failed; they will be retried");
+            return Err(error);
+        }
+        let slots = inner.slots.pin();
+        for usage in &batch {
+            if let Some(slot) = slots.get(&usage.key_id) {
+                slot.written
+                    .fetch_max(to_millis(usage.last_used_at), Relaxed);
+                slot.written_in.store(round, Relaxed);
+            }
+        }
+        inner.writes.fetch_add(batch.len() as u64, Relaxed);
+        tracing::debug!(keys = batch.len(), "last-used times written");
+        Ok(())
+    }
+
+    /// The keys used since their last write, with their latest time; reclaims idle
+    /// slots when the map is more than half full.
+    fn pending(&self, round: u64) -> Vec<KeyUsage> {
+        let inner = &*self.inner;
+        let slots = inner.slots.pin();
+        let reclaim = slots.len() > inner.max_keys / 2;
+        let mut batch = Vec::new();
+        for (id, slot) in slots.iter() {
+            let latest = slot.latest.load(Relaxed);
+            let written = slot.written.load(Relaxed);
+            if latest == TOMBSTONE {
+                continue;
+            }
+            if latest > written {
+                batch.push(KeyUsage {
+                    key_id: *id,
+                    last_used_at: UNIX_EPOCH + Duration::from_millis(latest),
+                });
+            } else if reclaim
+                && slot.written_in.load(Relaxed) + 1 < round
+                // Only if no use arrived meanwhile; a use after this sees the tombstone
+                // and inserts a fresh slot, so nothing is lost.
+                && slot.latest.compare_exchange(latest, TOMBSTONE, Relaxed, Relaxed).is_ok()
+            {
+                slots
+                    .remove_if(id, |_, s| s.latest.load(Relaxed) == TOMBSTONE)
+                    .ok();
+            }
+        }
+        batch
+    }
+
+    /// The flush loop: every period, writes what is pending; after a failure, retries
+    /// sooner (backoff doubling up to the period). Ends when [`shutdown`](Self::shutdown)
+    /// is called. Spawn it on the runtime (`tokio::spawn(tracker.run())`).
+    pub fn run(&self) -> impl Future<Output = ()> + Send + 'static {
+        let tracker = self.clone();
+        async move {
+            let inner = &*tracker.inner;
+            let mut stop = inner.shutdown.subscribe();
+            let mut delay = inner.period;
+            let mut backoff = inner.retry_backoff;
+            while !*stop.borrow_and_update() {
+                let tick = std::pin::pin!(tokio::time::sleep(delay));
+                let stopped = std::pin::pin!(stop.changed());
+                if let Either::Right(_) = select(tick, stopped).await {
+                    break;
+                }
+                match tracker.flush().await {
+                    Ok(()) => {
+                        delay = inner.period;
+                        backoff = inner.retry_backoff;
+                    }
+                    Err(_) => {
+                        delay = backoff.min(inner.period);
+                        backoff = backoff.saturating_mul(2);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the flush loop and writes everything pending; returns when the sink has it.
+    /// Call it on graceful shutdown, after the server has stopped taking requests.
+    pub async fn shutdown(&self) -> Result<(), UsageError> {
+        self.inner.shutdown.send_replace(true);
+        self.flush().await
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> UsageStats {
+        let inner = &*self.inner;
+        UsageStats {
+            uses: inner.uses.sum(),
+            writes: inner.writes.load(Relaxed),
+            failures: inner.failures.load(Relaxed),
+            dropped: inner.dropped.sum(),
+            tracked_keys: inner.slots.len(),
+        }
+    }
+
+    /// The flush period.
+    pub fn period(&self) -> Duration {
+        self.inner.period
+    }
+}
+
+impl fmt::Debug for UsageTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsageTracker")
+            .field("sink", &self.inner.sink)
+            .field("period", &self.inner.period)
+            .field("max_keys", &self.inner.max_keys)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn to_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(TOMBSTONE - 1))
+        .min(TOMBSTONE - 1)
+}
