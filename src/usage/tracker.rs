@@ -378,3 +378,238 @@ fn to_millis(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(TOMBSTONE - 1))
         .min(TOMBSTONE - 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{KeyPrefix, PlaintextKey};
+
+    /// A sink that keeps every batch it accepts and can be told to fail or hang.
+    #[derive(Debug, Default)]
+    struct RecordingSink {
+        batches: StdMutex<Vec<Vec<KeyUsage>>>,
+        failures_left: AtomicUsize,
+        hang: AtomicBool,
+        calls: AtomicUsize,
+    }
+
+    impl RecordingSink {
+        fn writes_for(&self, id: &KeyId) -> Vec<SystemTime> {
+            self.batches
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .filter(|u| u.key_id == *id)
+                .map(|u| u.last_used_at)
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl UsageSink for Arc<RecordingSink> {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+            self.calls.fetch_add(1, Relaxed);
+            if self.hang.load(Relaxed) {
+                std::future::pending::<()>().await;
+            }
+            if self
+                .failures_left
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(UsageError::sink("database is down"));
+            }
+            let mut ids: Vec<_> = batch.iter().map(|u| u.key_id).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(
+                ids.len(),
+                batch.len(),
+                "a batch holds each key at most once"
+            );
+            self.batches.lock().unwrap().push(batch.to_vec());
+            Ok(())
+        }
+    }
+
+    fn id() -> KeyId {
+        *PlaintextKey::generate(&KeyPrefix::default()).id()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn tracker(sink: &Arc<RecordingSink>) -> UsageTracker {
+        UsageTracker::builder(sink.clone())
+            .period(Duration::from_secs(300))
+            .build()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_uses_in_a_period_give_one_write_with_the_latest_time() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let loop_ = tokio::spawn(tracker.run());
+        let key = id();
+        for i in 0..1000 {
+            tracker.record(&key, at(i / 10) + Duration::from_millis(i % 10));
+        }
+        tokio::time::sleep(Duration::from_secs(301)).await;
+        assert_eq!(sink.writes_for(&key), [at(99) + Duration::from_millis(9)]);
+        assert_eq!(tracker.stats().uses, 1000);
+        assert_eq!(tracker.stats().writes, 1);
+        tracker.shutdown().await.unwrap();
+        loop_.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_is_written_at_most_once_per_period() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let loop_ = tokio::spawn(tracker.run());
+        let key = id();
+        // A use every 10 s for 3 periods and a bit: three flushes, one write each.
+        for i in 0..95 {
+            tracker.record(&key, at(i * 10));
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        let writes = sink.writes_for(&key);
+        assert_eq!(writes.len(), 3, "{writes:?}");
+        assert!(writes.windows(2).all(|w| w[0] < w[1]), "{writes:?}");
+        tracker.shutdown().await.unwrap();
+        loop_.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_are_debounced_independently() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let (a, b) = (id(), id());
+        tracker.record(&a, at(1));
+        tracker.flush().await.unwrap();
+        tracker.record(&b, at(2));
+        tracker.flush().await.unwrap();
+        // `a` was not used again: it is not rewritten with `b`.
+        assert_eq!(sink.writes_for(&a), [at(1)]);
+        assert_eq!(sink.writes_for(&b), [at(2)]);
+        tracker.record(&a, at(3));
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.writes_for(&a), [at(1), at(3)]);
+        assert_eq!(sink.writes_for(&b), [at(2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_older_use_never_moves_a_time_backwards() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let key = id();
+        tracker.record(&key, at(50));
+        tracker.record(&key, at(10));
+        tracker.flush().await.unwrap();
+        tracker.record(&key, at(20));
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.writes_for(&key), [at(50)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_writes_everything_pending_and_stops_the_loop() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let loop_ = tokio::spawn(tracker.run());
+        let keys: Vec<KeyId> = (0..50).map(|_| id()).collect();
+        for (i, key) in keys.iter().enumerate() {
+            tracker.record(key, at(i as u64));
+        }
+        tracker.shutdown().await.unwrap();
+        loop_.await.unwrap();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(sink.writes_for(key), [at(i as u64)]);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_sink_is_retried_and_the_latest_time_is_written() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.failures_left.store(3, Relaxed);
+        let tracker = tracker(&sink);
+        let loop_ = tokio::spawn(tracker.run());
+        let key = id();
+        tracker.record(&key, at(1));
+        // The flush at 300 s fails; retries follow after 1 s, 2 s and 4 s, and the
+        // fourth attempt succeeds with the newest time seen meanwhile.
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        tracker.record(&key, at(2));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tracker.record(&key, at(3));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(sink.writes_for(&key), [at(3)]);
+        let stats = tracker.stats();
+        assert_eq!(stats.failures, 3);
+        assert_eq!(stats.writes, 1);
+        tracker.shutdown().await.unwrap();
+        loop_.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_sink_times_out_and_loses_nothing() {
+        let sink = Arc::new(RecordingSink::default());
+        sink.hang.store(true, Relaxed);
+        let tracker = UsageTracker::builder(sink.clone())
+            .flush_timeout(Some(Duration::from_secs(5)))
+            .build();
+        let key = id();
+        tracker.record(&key, at(1));
+        let error = tracker.flush().await.unwrap_err();
+        assert!(matches!(error, UsageError::Timeout(_)), "{error}");
+        // Meanwhile uses keep being recorded without waiting.
+        tracker.record(&key, at(2));
+        sink.hang.store(false, Relaxed);
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.writes_for(&key), [at(2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_bounds_distinct_keys_and_counts_the_drops() {
+        let sink = Arc::new(RecordingSink::default());
+        let cap = 1000;
+        let tracker = UsageTracker::builder(sink.clone()).max_keys(cap).build();
+        let keys: Vec<KeyId> = (0..cap + 100).map(|_| id()).collect();
+        for key in &keys {
+            tracker.record(key, at(1));
+        }
+        let stats = tracker.stats();
+        assert_eq!(stats.tracked_keys, cap);
+        assert_eq!(stats.dropped, 100);
+        assert_eq!(stats.uses, (cap + 100) as u64);
+        // Keys already held keep being tracked at the cap.
+        tracker.record(&keys[0], at(2));
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.writes_for(&keys[0]), [at(2)]);
+        assert_eq!(tracker.stats().dropped, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_reclaimed_under_pressure_without_losing_a_use() {
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = UsageTracker::builder(sink.clone()).max_keys(10).build();
+        let old: Vec<KeyId> = (0..8).map(|_| id()).collect();
+        for key in &old {
+            tracker.record(key, at(1));
+        }
+        tracker.flush().await.unwrap(); // written
+        tracker.flush().await.unwrap(); // idle for a round: reclaimable next
+        tracker.flush().await.unwrap(); // reclaimed
+        assert_eq!(tracker.stats().tracked_keys, 0);
+        // A reclaimed key used again is tracked afresh.
+        tracker.record(&old[0], at(5));
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.writes_for(&old[0]), [at(1), at(5)]);
+    }
+}

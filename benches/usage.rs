@@ -1,0 +1,68 @@
+//! The request-path cost of `UsageTracker::record`: uncontended, two threads on one
+//! key, two threads on distinct keys. Throughput is in uses per second, so the two-thread
+//! rows compare directly with the one-thread row of the same run.
+//!
+//! `cargo bench --bench usage`
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tower_apikey::{KeyId, KeyPrefix, PlaintextKey, TracingSink, UsageTracker};
+
+fn key_id() -> KeyId {
+    *PlaintextKey::generate(&KeyPrefix::default()).id()
+}
+
+/// Runs `iters` records on each of `threads` threads, all starting together, and returns
+/// the wall time of the slowest.
+fn run_threads(tracker: &UsageTracker, keys: &[KeyId], iters: u64) -> Duration {
+    let barrier = Arc::new(Barrier::new(keys.len()));
+    let handles: Vec<_> = keys
+        .iter()
+        .map(|&key| {
+            let tracker = tracker.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let now = SystemTime::now();
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    tracker.record(black_box(&key), black_box(now));
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .max()
+        .unwrap()
+}
+
+fn record(c: &mut Criterion) {
+    let tracker = UsageTracker::new(TracingSink);
+    let (a, b) = (key_id(), key_id());
+    // Seen once, so the measured calls are the steady state (no allocation).
+    tracker.record(&a, SystemTime::now());
+    tracker.record(&b, SystemTime::now());
+
+    let mut group = c.benchmark_group("usage_record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_thread", |bench| {
+        bench.iter_custom(|iters| run_threads(&tracker, &[a], iters))
+    });
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("two_threads_one_key", |bench| {
+        bench.iter_custom(|iters| run_threads(&tracker, &[a, a], iters))
+    });
+    group.bench_function("two_threads_distinct_keys", |bench| {
+        bench.iter_custom(|iters| run_threads(&tracker, &[a, b], iters))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, record);
+criterion_main!(benches);
