@@ -31,9 +31,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rand::distr::{Alphanumeric, Distribution};
-use rand::rand_core::UnwrapErr;
-use rand::rngs::SysRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -275,8 +272,8 @@ impl PlaintextKey {
     /// # Panics
     ///
     /// If the operating system's random number generator fails. On the platforms Rust
-    /// supports this happens only on a misconfigured system, where no key could be
-    /// generated safely anyway.
+    /// supports this happens only on a broken system, where no key could be generated
+    /// safely anyway.
     pub fn generate(prefix: &KeyPrefix) -> Self {
         let id = KeyId::generate();
         let mut text = Zeroizing::new(String::with_capacity(KEY_MAX_LEN));
@@ -397,14 +394,32 @@ fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-/// Fills `out` with characters drawn uniformly from the base62 alphabet.
+/// Fills `out` with characters drawn uniformly from the base62 alphabet, using bytes
+/// from the operating system's CSPRNG.
 ///
-/// `Alphanumeric` samples the same 62 characters by rejection, so each is equally
-/// likely; their order in its table does not matter for a uniform draw.
+/// Rejection sampling keeps the draw unbiased: 248 = 4 × 62, so a byte below 248 maps
+/// onto the alphabet by `% 62` with every character equally likely, and the rest
+/// (8 in 256) are thrown away. Bytes come 64 at a time, one system call for a whole
+/// key in almost every case.
+///
+/// # Panics
+///
+/// If the operating system's random number generator fails.
 fn fill_base62(out: &mut [u8]) {
-    let mut rng = UnwrapErr(SysRng);
-    for (slot, byte) in out.iter_mut().zip(Alphanumeric.sample_iter(&mut rng)) {
-        *slot = byte;
+    let mut pool = Zeroizing::new([0u8; 64]);
+    let mut next = pool.len();
+    for slot in out {
+        *slot = loop {
+            if next == pool.len() {
+                getrandom::fill(&mut pool[..]).expect("the operating system's CSPRNG failed");
+                next = 0;
+            }
+            let byte = pool[next];
+            next += 1;
+            if byte < 248 {
+                break ALPHABET[usize::from(byte % 62)];
+            }
+        };
     }
 }
 
