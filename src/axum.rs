@@ -28,12 +28,12 @@ use std::task::{Context, Poll, ready};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response as AxumResponse};
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::middleware::rejection::{self, DEFAULT_REALM, Rejection, RejectionKind};
+use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::middleware::service::is_grpc;
 use crate::{ApiKeyIdentity, Scopes};
 
@@ -50,11 +50,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                 tracing::debug!(
                     "ApiKeyIdentity extracted on a request the ApiKeyV2Layer did not authenticate; answering 401"
                 );
-                let challenge = rejection::challenge(DEFAULT_REALM);
+                let answers = Answers::new(DEFAULT_REALM);
                 Err(Rejection::new(
                     RejectionKind::MissingCredentials,
                     is_grpc(&parts.headers),
-                    &challenge,
+                    &answers,
                 )
                 .into_response::<axum_core::body::Body>()
                 .into_response())
@@ -83,7 +83,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ApiKeyIdentity {
 #[derive(Clone)]
 pub struct RequireScopesLayer {
     required: Scopes,
-    challenge: HeaderValue,
+    answers: Answers,
 }
 
 impl RequireScopesLayer {
@@ -91,7 +91,7 @@ impl RequireScopesLayer {
     pub fn new(required: Scopes) -> Self {
         Self {
             required,
-            challenge: rejection::challenge(DEFAULT_REALM),
+            answers: Answers::new(DEFAULT_REALM),
         }
     }
 
@@ -101,7 +101,7 @@ impl RequireScopesLayer {
     ///
     /// If `realm` holds `"`, `\` or anything but printable ASCII.
     pub fn realm(mut self, realm: &str) -> Self {
-        self.challenge = rejection::challenge(realm);
+        self.answers = Answers::new(realm);
         self
     }
 }
@@ -163,18 +163,12 @@ where
                 };
             }
             Some(identity) => {
-                let missing = Scopes::new(
-                    identity
-                        .scopes()
-                        .missing(&self.layer.required)
-                        .map(|s| s.as_str()),
-                )
-                .unwrap_or_default();
+                let missing = identity.scopes().missing_set(&self.layer.required);
                 tracing::debug!(key_id = %identity.key_id(), outcome = "insufficient_scope", missing = %missing, "API key refused by route");
                 RejectionKind::InsufficientScope(missing)
             }
         };
-        let rejection = Rejection::new(kind, is_grpc(req.headers()), &self.layer.challenge);
+        let rejection = Rejection::new(kind, is_grpc(req.headers()), &self.layer.answers);
         RequireScopesFuture::Rejected {
             response: Some(rejection.into_response()),
         }

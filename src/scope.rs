@@ -210,6 +210,12 @@ impl Scopes {
         required.iter().filter(move |r| !self.grants(r))
     }
 
+    /// The scopes of `required` that this set does not grant, as a set (for answers).
+    pub(crate) fn missing_set(&self, required: &Scopes) -> Scopes {
+        // `required` is sorted and deduplicated, so its subset is too.
+        Scopes(self.missing(required).cloned().collect())
+    }
+
     /// The scopes, sorted.
     pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
         self.0.iter()

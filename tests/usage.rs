@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -15,8 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyManager, KeyUsage, NewKey, PlaintextKey, Scopes,
-    UsageError, UsageSink, UsageTracker,
+    ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyManager, KeyUsage, ManualClock, NewKey,
+    PlaintextKey, Scopes, UsageError, UsageSink, UsageTracker,
 };
 
 /// The in-memory store behind a switch that makes it fail or hang, standing in for a
@@ -49,6 +50,9 @@ struct Server {
     manager: KeyManager<InMemoryKeyStore>,
     tracker: UsageTracker,
     sink: Flaky,
+    /// Drives both the manager and the layer, at a whole millisecond so that last-used
+    /// times (kept in milliseconds) compare exactly.
+    clock: ManualClock,
 }
 
 impl Server {
@@ -60,13 +64,16 @@ impl Server {
             hanging: Arc::default(),
             calls: Arc::default(),
         };
+        let clock =
+            ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123));
         let tracker = UsageTracker::builder(sink.clone())
-            .flush_timeout(Some(std::time::Duration::from_millis(200)))
+            .flush_timeout(Some(Duration::from_millis(200)))
             .build();
         let app = Router::new()
             .route("/ping", get(|| async { "pong" }))
             .layer(
                 ApiKeyV2Layer::new(store.clone())
+                    .clock(clock.clone())
                     .require_scopes(Scopes::new(required).unwrap())
                     .usage_tracker(tracker.clone()),
             );
@@ -76,9 +83,10 @@ impl Server {
         Self {
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            manager: KeyManager::new(store),
+            manager: KeyManager::new(store).with_clock(clock.clone()),
             tracker,
             sink,
+            clock,
         }
     }
 
@@ -95,7 +103,7 @@ impl Server {
         self.client.request(req).await.unwrap().status()
     }
 
-    async fn last_used(&self, key: &PlaintextKey) -> Option<std::time::SystemTime> {
+    async fn last_used(&self, key: &PlaintextKey) -> Option<SystemTime> {
         self.manager.get(key.id()).await.unwrap().last_used_at()
     }
 }
@@ -108,7 +116,9 @@ fn auth(key: &PlaintextKey) -> String {
 async fn a_key_used_over_http_shows_its_last_used_time_after_the_flush() {
     let server = Server::start(&[]).await;
     let key = server.key(&[]).await;
-    let before = std::time::SystemTime::now();
+    let idle = server.key(&[]).await;
+    server.clock.advance(Duration::from_secs(10));
+    let used_at = server.clock.now();
     assert_eq!(server.ping(&auth(&key)).await, 200);
     assert_eq!(
         server.last_used(&key).await,
@@ -116,19 +126,17 @@ async fn a_key_used_over_http_shows_its_last_used_time_after_the_flush() {
         "written on flush, not per request"
     );
     server.tracker.flush().await.unwrap();
-    let used = server
-        .last_used(&key)
-        .await
-        .expect("last_used_at after the flush");
-    assert!(used + std::time::Duration::from_millis(1) >= before);
-    let unused = server
+    assert_eq!(server.last_used(&key).await, Some(used_at));
+    // The used key is not dormant since before its use; the idle one is.
+    let dormant: Vec<_> = server
         .manager
-        .unused_since(before)
+        .unused_since(used_at - Duration::from_secs(5))
         .await
         .unwrap()
         .into_iter()
-        .any(|r| r.id() == key.id());
-    assert!(!unused, "a used key is not dormant");
+        .map(|r| *r.id())
+        .collect();
+    assert_eq!(dormant, [*idle.id()]);
 }
 
 #[tokio::test]
@@ -157,7 +165,8 @@ async fn requests_succeed_while_the_sink_fails_and_the_latest_time_lands_after_i
         assert_eq!(server.ping(&auth(&key)).await, 200);
         assert!(server.tracker.flush().await.is_err());
     }
-    let last_request = std::time::SystemTime::now();
+    server.clock.advance(Duration::from_secs(1));
+    let last_request = server.clock.now();
     assert_eq!(server.ping(&auth(&key)).await, 200);
     assert_eq!(server.last_used(&key).await, None);
     server.sink.failing.store(false, Ordering::SeqCst);

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
-use crate::middleware::rejection::{self, DEFAULT_REALM, Rejection, RejectionKind};
+use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
@@ -25,7 +25,7 @@ pub(crate) const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) struct Config {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) prefix: KeyPrefix,
-    pub(crate) challenge: HeaderValue,
+    pub(crate) answers: Answers,
     pub(crate) required: Scopes,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) expiry_warning: Option<Duration>,
@@ -54,7 +54,7 @@ impl Config {
         Self {
             store,
             prefix: KeyPrefix::default(),
-            challenge: rejection::challenge(DEFAULT_REALM),
+            answers: Answers::new(DEFAULT_REALM),
             required: Scopes::empty(),
             clock: Arc::new(SystemClock),
             expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
@@ -118,8 +118,7 @@ impl Config {
             tracker.record(record.id(), now);
         }
         if !record.scopes().grants_all(&self.required) {
-            let missing = Scopes::new(record.scopes().missing(&self.required).map(|s| s.as_str()))
-                .unwrap_or_default();
+            let missing = record.scopes().missing_set(&self.required);
             tracing::debug!(key_id = %presented.id, outcome = "insufficient_scope", missing = %missing, "API key refused");
             return Decision::Reject(RejectionKind::InsufficientScope(missing));
         }
@@ -142,7 +141,7 @@ impl Config {
     }
 
     pub(crate) fn rejection(&self, kind: RejectionKind, grpc: bool) -> Rejection {
-        Rejection::new(kind, grpc, &self.challenge)
+        Rejection::new(kind, grpc, &self.answers)
     }
 }
 
@@ -151,7 +150,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("store", &self.store)
             .field("prefix", &self.prefix)
-            .field("challenge", &self.challenge)
+            .field("answers", &self.answers)
             .field("required", &self.required)
             .field("clock", &self.clock)
             .field("expiry_warning", &self.expiry_warning)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::middleware::config::Config;
-use crate::middleware::rejection::{self, DefaultRejection};
+use crate::middleware::rejection::{Answers, DefaultRejection};
 use crate::middleware::service::ApiKeyV2Service;
 use crate::{Clock, KeyPrefix, KeyStore, Scopes, UsageTracker};
 
@@ -70,7 +70,7 @@ impl<R> ApiKeyV2Layer<R> {
     ///
     /// If `realm` holds `"`, `\` or anything but printable ASCII.
     pub fn realm(mut self, realm: &str) -> Self {
-        self.config_mut().challenge = rejection::challenge(realm);
+        self.config_mut().answers = Answers::new(realm);
         self
     }
 

@@ -18,6 +18,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -58,6 +59,40 @@ pub enum RejectionKind {
     StoreUnavailable,
 }
 
+/// One of each kind whose answer is the same for every request (all but
+/// `InsufficientScope`), in [`RejectionKind::slot`] order: their challenges and problem
+/// documents are built once per realm.
+const FIXED_KINDS: [RejectionKind; 12] = [
+    RejectionKind::MissingCredentials,
+    RejectionKind::InvalidRequest(HeaderError::Multiple),
+    RejectionKind::InvalidRequest(HeaderError::TooLong),
+    RejectionKind::InvalidRequest(HeaderError::OtherScheme),
+    RejectionKind::InvalidRequest(HeaderError::Malformed),
+    RejectionKind::MalformedKey(KeyFormatError::Checksum),
+    RejectionKind::MalformedKey(KeyFormatError::Prefix),
+    RejectionKind::MalformedKey(KeyFormatError::Alphabet),
+    RejectionKind::InvalidKey,
+    RejectionKind::Expired,
+    RejectionKind::Revoked,
+    RejectionKind::StoreUnavailable,
+];
+
+/// The descriptions of [`FIXED_KINDS`], in the same order.
+const FIXED_DESCRIPTIONS: [&str; 12] = [
+    "an API key is required: send Authorization: ApiKey-v2 <key>",
+    "send exactly one Authorization header",
+    "the Authorization header is too long",
+    "the Authorization header must use the ApiKey-v2 scheme",
+    "the Authorization header must be ApiKey-v2 <key>",
+    "the key's checksum does not match; check that it was copied whole",
+    "the key's prefix is not one this service issues",
+    "the key is malformed",
+    "the key is not valid",
+    "the key has expired",
+    "the key has been revoked",
+    "the key store is unavailable; try again shortly",
+];
+
 impl RejectionKind {
     /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
@@ -82,28 +117,9 @@ impl RejectionKind {
 
     /// A short sentence for the caller. It never contains the key.
     pub fn description(&self) -> &'static str {
-        match self {
-            Self::MissingCredentials => {
-                "an API key is required: send Authorization: ApiKey-v2 <key>"
-            }
-            Self::InvalidRequest(HeaderError::Multiple) => "send exactly one Authorization header",
-            Self::InvalidRequest(HeaderError::TooLong) => "the Authorization header is too long",
-            Self::InvalidRequest(HeaderError::OtherScheme) => {
-                "the Authorization header must use the ApiKey-v2 scheme"
-            }
-            Self::InvalidRequest(_) => "the Authorization header must be ApiKey-v2 <key>",
-            Self::MalformedKey(KeyFormatError::Checksum) => {
-                "the key's checksum does not match; check that it was copied whole"
-            }
-            Self::MalformedKey(KeyFormatError::Prefix) => {
-                "the key's prefix is not one this service issues"
-            }
-            Self::MalformedKey(_) => "the key is malformed",
-            Self::InvalidKey => "the key is not valid",
-            Self::Expired => "the key has expired",
-            Self::Revoked => "the key has been revoked",
-            Self::InsufficientScope(_) => "the key lacks a required scope",
-            Self::StoreUnavailable => "the key store is unavailable; try again shortly",
+        match self.slot() {
+            Some(slot) => FIXED_DESCRIPTIONS[slot],
+            None => "the key lacks a required scope",
         }
     }
 
@@ -115,6 +131,109 @@ impl RejectionKind {
             _ => 16,
         }
     }
+
+    /// The index of this kind's prebuilt answer, or `None` if the answer depends on
+    /// the request (the missing scopes).
+    fn slot(&self) -> Option<usize> {
+        Some(match self {
+            Self::MissingCredentials => 0,
+            Self::InvalidRequest(HeaderError::Multiple) => 1,
+            Self::InvalidRequest(HeaderError::TooLong) => 2,
+            Self::InvalidRequest(HeaderError::OtherScheme) => 3,
+            Self::InvalidRequest(_) => 4,
+            Self::MalformedKey(KeyFormatError::Checksum) => 5,
+            Self::MalformedKey(KeyFormatError::Prefix) => 6,
+            Self::MalformedKey(_) => 7,
+            Self::InvalidKey => 8,
+            Self::Expired => 9,
+            Self::Revoked => 10,
+            Self::StoreUnavailable => 11,
+            Self::InsufficientScope(_) => return None,
+        })
+    }
+}
+
+/// The parts of the answers that depend only on the realm, built once when the layer is
+/// configured, so that refusing a request copies nothing but reference counts.
+#[derive(Clone, Debug)]
+pub(crate) struct Answers {
+    /// `ApiKey-v2 realm="…"`.
+    realm: HeaderValue,
+    /// The `WWW-Authenticate` value and problem document of each of [`FIXED_KINDS`].
+    fixed: Arc<[(Option<HeaderValue>, Bytes); 12]>,
+}
+
+impl Answers {
+    /// # Panics
+    ///
+    /// If the realm holds `"`, `\` or a character that is not visible ASCII or space: it
+    /// is configuration, and a realm that cannot be sent is a bug to catch at start-up.
+    pub(crate) fn new(realm: &str) -> Self {
+        assert!(
+            realm
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'),
+            "the realm must be printable ASCII without '\"' or '\\'; got {realm:?}"
+        );
+        let realm =
+            HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
+        let fixed = FIXED_KINDS.map(|kind| {
+            (
+                challenge_for(&realm, &kind),
+                Bytes::from(problem_for(&kind)),
+            )
+        });
+        Self {
+            realm,
+            fixed: Arc::new(fixed),
+        }
+    }
+}
+
+/// The `WWW-Authenticate` value for `kind`, or `None` for a 503.
+fn challenge_for(realm: &HeaderValue, kind: &RejectionKind) -> Option<HeaderValue> {
+    if *kind == RejectionKind::StoreUnavailable {
+        return None;
+    }
+    let Some(code) = kind.error_code() else {
+        return Some(realm.clone());
+    };
+    let mut value = Vec::with_capacity(realm.len() + 128);
+    value.extend_from_slice(realm.as_bytes());
+    for part in [
+        ", error=\"",
+        code,
+        "\", error_description=\"",
+        kind.description(),
+        "\"",
+    ] {
+        value.extend_from_slice(part.as_bytes());
+    }
+    if let RejectionKind::InsufficientScope(missing) = kind {
+        value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
+    }
+    // Every part is checked ASCII without quotes or controls: the realm at
+    // configuration, scopes by their grammar, the rest are literals.
+    HeaderValue::from_bytes(&value).ok()
+}
+
+/// The RFC 9457 problem document for `kind`.
+fn problem_for(kind: &RejectionKind) -> String {
+    let status = kind.status();
+    let mut json = format!(
+        r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
+        status.canonical_reason().unwrap_or(""),
+        status.as_u16(),
+        kind.description(),
+    );
+    if let Some(code) = kind.error_code() {
+        json.push_str(&format!(r#","error":"{code}""#));
+    }
+    if let RejectionKind::InsufficientScope(missing) = kind {
+        json.push_str(&format!(r#","scope":"{missing}""#));
+    }
+    json.push('}');
+    json
 }
 
 /// A refused request: what was wrong, and what the default answer looks like.
@@ -125,16 +244,24 @@ impl RejectionKind {
 pub struct Rejection {
     kind: RejectionKind,
     grpc: bool,
-    /// `ApiKey-v2 realm="…"`, as configured.
-    challenge: HeaderValue,
+    challenge: Option<HeaderValue>,
+    problem: Bytes,
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, grpc: bool, challenge: &HeaderValue) -> Self {
+    pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
+        let (challenge, problem) = match kind.slot() {
+            Some(slot) => answers.fixed[slot].clone(),
+            None => (
+                challenge_for(&answers.realm, &kind),
+                Bytes::from(problem_for(&kind)),
+            ),
+        };
         Self {
             kind,
             grpc,
-            challenge: challenge.clone(),
+            challenge,
+            problem,
         }
     }
 
@@ -149,49 +276,13 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` value of the default answer, or `None` for a 503.
-    pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        if self.kind == RejectionKind::StoreUnavailable {
-            return None;
-        }
-        let Some(code) = self.kind.error_code() else {
-            return Some(self.challenge.clone());
-        };
-        let mut value = Vec::with_capacity(self.challenge.len() + 128);
-        value.extend_from_slice(self.challenge.as_bytes());
-        for part in [
-            ", error=\"",
-            code,
-            "\", error_description=\"",
-            self.kind.description(),
-            "\"",
-        ] {
-            value.extend_from_slice(part.as_bytes());
-        }
-        if let RejectionKind::InsufficientScope(missing) = &self.kind {
-            value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
-        }
-        // Every part is checked ASCII without quotes or controls: the realm at
-        // configuration, scopes by their grammar, the rest are literals.
-        HeaderValue::from_bytes(&value).ok()
+    pub fn www_authenticate(&self) -> Option<&HeaderValue> {
+        self.challenge.as_ref()
     }
 
-    /// The RFC 9457 problem document of the default HTTP answer.
-    pub fn problem_json(&self) -> String {
-        let status = self.kind.status();
-        let mut json = format!(
-            r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
-            status.canonical_reason().unwrap_or(""),
-            status.as_u16(),
-            self.kind.description(),
-        );
-        if let Some(code) = self.kind.error_code() {
-            json.push_str(&format!(r#","error":"{code}""#));
-        }
-        if let RejectionKind::InsufficientScope(missing) = &self.kind {
-            json.push_str(&format!(r#","scope":"{missing}""#));
-        }
-        json.push('}');
-        json
+    /// The RFC 9457 problem document (JSON) of the default HTTP answer.
+    pub fn problem_json(&self) -> &str {
+        std::str::from_utf8(&self.problem).expect("problem documents are built as UTF-8")
     }
 
     /// The default answer, as the module table describes.
@@ -218,13 +309,13 @@ impl Rejection {
             );
         } else {
             status = self.kind.status();
-            body = body_from_json(self.problem_json());
+            body = body_from_json(self.problem);
             headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             );
         }
-        if let Some(challenge) = self.www_authenticate() {
+        if let Some(challenge) = self.challenge {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if self.kind == RejectionKind::StoreUnavailable {
@@ -244,22 +335,6 @@ impl fmt::Debug for Rejection {
             .field("grpc", &self.grpc)
             .finish()
     }
-}
-
-/// Builds the `ApiKey-v2 realm="…"` challenge.
-///
-/// # Panics
-///
-/// If the realm holds `"`, `\` or a character that is not visible ASCII or space: it is
-/// configuration, and a realm that cannot be sent is a bug to catch at start-up.
-pub(crate) fn challenge(realm: &str) -> HeaderValue {
-    assert!(
-        realm
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'),
-        "the realm must be printable ASCII without '\"' or '\\'; got {realm:?}"
-    );
-    HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above")
 }
 
 /// Makes the answer to a refused request.
@@ -305,17 +380,17 @@ where
 ///
 /// Rust cannot ask "does `B` implement `From<Bytes>`" without specialisation, so this
 /// checks the concrete type at run time, as `axum::body::Body::new` does.
-fn body_from_json<B: Default + 'static>(json: String) -> B {
+fn body_from_json<B: Default + 'static>(json: Bytes) -> B {
     let mut slot: Option<B> = None;
     let any: &mut dyn Any = &mut slot;
-    if let Some(slot) = any.downcast_mut::<Option<String>>() {
-        *slot = Some(json);
-    } else if let Some(slot) = any.downcast_mut::<Option<Vec<u8>>>() {
-        *slot = Some(json.into_bytes());
+    if let Some(slot) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
+        *slot = Some(http_body_util::Full::new(json));
     } else if let Some(slot) = any.downcast_mut::<Option<Bytes>>() {
-        *slot = Some(Bytes::from(json));
-    } else if let Some(slot) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
-        *slot = Some(http_body_util::Full::new(Bytes::from(json)));
+        *slot = Some(json);
+    } else if let Some(slot) = any.downcast_mut::<Option<String>>() {
+        *slot = Some(String::from_utf8_lossy(&json).into_owned());
+    } else if let Some(slot) = any.downcast_mut::<Option<Vec<u8>>>() {
+        *slot = Some(json.to_vec());
     } else {
         #[cfg(feature = "axum")]
         if let Some(slot) = any.downcast_mut::<Option<axum_core::body::Body>>() {
@@ -330,7 +405,23 @@ mod tests {
     use super::*;
 
     fn reject(kind: RejectionKind, grpc: bool) -> Rejection {
-        Rejection::new(kind, grpc, &challenge("api"))
+        Rejection::new(kind, grpc, &Answers::new("api"))
+    }
+
+    #[test]
+    fn every_fixed_answer_sits_in_its_kinds_slot() {
+        for (i, kind) in FIXED_KINDS.iter().enumerate() {
+            assert_eq!(kind.slot(), Some(i), "{kind:?}");
+        }
+        let answers = Answers::new("api");
+        for kind in FIXED_KINDS {
+            let fixed = Rejection::new(kind.clone(), false, &answers);
+            assert_eq!(
+                fixed.www_authenticate().cloned(),
+                challenge_for(&answers.realm, &kind)
+            );
+            assert_eq!(fixed.problem_json(), problem_for(&kind));
+        }
     }
 
     #[test]
@@ -423,6 +514,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "realm")]
     fn a_realm_with_a_quote_is_refused_at_configuration() {
-        challenge("a\"b");
+        Answers::new("a\"b");
     }
 }

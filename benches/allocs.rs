@@ -1,0 +1,134 @@
+//! Heap allocations per request, counted by a counting global allocator, for each row
+//! of the auth bench. The passthrough's count is the baseline.
+//!
+//! `cargo bench --bench allocs`
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use common::{Floor, Keys, Naive, Ok200, drive, request};
+use http::HeaderValue;
+use tower::Layer;
+use tower_apikey::Scopes;
+
+/// Counts allocations (and reallocations, which allocate) made through it.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ROUNDS: u64 = 10_000;
+
+/// Allocations per request (request building included; the baseline subtracts it).
+fn per_request<S>(mut service: S, auth: Option<&HeaderValue>, status: u16) -> f64
+where
+    S: tower::Service<
+            http::Request<common::Body>,
+            Response = http::Response<common::Body>,
+            Error = std::convert::Infallible,
+        >,
+{
+    // Warm up: first-use allocations (thread-locals, the tracker's slot) are not the
+    // steady state.
+    for _ in 0..100 {
+        assert_eq!(drive(&mut service, request(auth)).status(), status);
+    }
+    let before = ALLOCATIONS.load(Relaxed);
+    for _ in 0..ROUNDS {
+        drop(drive(&mut service, request(auth)));
+    }
+    (ALLOCATIONS.load(Relaxed) - before) as f64 / ROUNDS as f64
+}
+
+fn main() {
+    let keys = Keys::new(10_000);
+    let valid = Some(&keys.valid);
+    let base = per_request(Ok200, valid, 200);
+    let rows: Vec<(&str, f64)> = vec![
+        (
+            "floor",
+            per_request(
+                Floor {
+                    inner: Ok200,
+                    digests: keys.floor.clone(),
+                },
+                valid,
+                200,
+            ),
+        ),
+        (
+            "naive_hashmap",
+            per_request(
+                Naive {
+                    inner: Ok200,
+                    keys: keys.naive.clone(),
+                },
+                valid,
+                200,
+            ),
+        ),
+        (
+            "apikey_v2_tracking_off",
+            per_request(keys.layer(false).layer(Ok200), valid, 200),
+        ),
+        (
+            "apikey_v2_tracking_on",
+            per_request(keys.layer(true).layer(Ok200), valid, 200),
+        ),
+        (
+            "reject_missing_header",
+            per_request(keys.layer(true).layer(Ok200), None, 401),
+        ),
+        (
+            "reject_malformed",
+            per_request(keys.layer(true).layer(Ok200), Some(&keys.malformed), 401),
+        ),
+        (
+            "reject_bad_checksum",
+            per_request(keys.layer(true).layer(Ok200), Some(&keys.bad_checksum), 401),
+        ),
+        (
+            "reject_unknown_id",
+            per_request(keys.layer(true).layer(Ok200), Some(&keys.unknown_id), 401),
+        ),
+        (
+            "reject_wrong_secret",
+            per_request(keys.layer(true).layer(Ok200), Some(&keys.wrong_secret), 401),
+        ),
+        (
+            "reject_missing_scope",
+            per_request(
+                keys.layer(true)
+                    .require_scopes(Scopes::new(["reports:write"]).unwrap())
+                    .layer(Ok200),
+                valid,
+                403,
+            ),
+        ),
+    ];
+    println!("allocations per request (passthrough baseline: {base:.2})");
+    println!("{:<26} {:>10} {:>16}", "row", "total", "beyond baseline");
+    for (name, count) in rows {
+        println!("{name:<26} {count:>10.2} {:>16.2}", count - base);
+    }
+}
