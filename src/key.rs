@@ -237,7 +237,17 @@ impl KeyDigest {
 
     /// Constant-time comparison.
     pub(crate) fn matches(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // As four machine words: subtle compares slices element by element behind an
+        // optimisation barrier each, so words cost a quarter of what bytes would.
+        self.words().ct_eq(&other.words()).into()
+    }
+
+    fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| {
+            let mut word = [0; 8];
+            word.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(word)
+        })
     }
 }
 
@@ -370,7 +380,7 @@ pub(crate) fn parse(
     }
     let id_bytes = &body[1..=ID_LEN];
     let tail = &body[ID_LEN + 2..];
-    if !id_bytes.iter().chain(tail).all(|&b| is_base62(b)) {
+    if !(all_bytes(id_bytes, is_base62) & all_bytes(tail, is_base62)) {
         return Err(KeyFormatError::Alphabet);
     }
     let (signed, given) = text.split_at(len - CHECKSUM_LEN);
@@ -425,6 +435,14 @@ fn fill_base62(out: &mut [u8]) {
 
 fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
+}
+
+/// Whether `test` holds for every byte. It looks at every byte, without stopping at the
+/// first failure, so that the compiler can check many bytes per instruction: these
+/// checks run on every request, and an early exit would save nothing on valid input.
+#[inline]
+pub(crate) fn all_bytes(bytes: &[u8], test: impl Fn(u8) -> bool) -> bool {
+    bytes.iter().fold(true, |all, &b| all & test(b))
 }
 
 /// Views bytes this module has checked to be ASCII as a `str`.

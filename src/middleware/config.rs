@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
+use crate::middleware::service::is_grpc;
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
@@ -140,8 +141,9 @@ impl Config {
         })
     }
 
-    pub(crate) fn rejection(&self, kind: RejectionKind, grpc: bool) -> Rejection {
-        Rejection::new(kind, grpc, &self.answers)
+    /// The rejection of a request with these headers (a gRPC call gets a gRPC answer).
+    pub(crate) fn rejection(&self, kind: RejectionKind, headers: &HeaderMap) -> Rejection {
+        Rejection::new(kind, is_grpc(headers), &self.answers)
     }
 }
 

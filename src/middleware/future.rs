@@ -28,7 +28,6 @@ struct Pending<S, ReqBody, R> {
     inner: S,
     config: Arc<Config>,
     on_rejection: R,
-    grpc: bool,
 }
 
 pin_project! {
@@ -49,9 +48,11 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         // Waiting for a store that could not answer at once.
+        // `Pending` is boxed so that the future stays small (it is moved on every
+        // request) when the store answers at once and this state is never used.
         Lookup {
             lookup: LookupFuture,
-            pending: Option<Pending<S, ReqBody, R>>,
+            pending: Option<Box<Pending<S, ReqBody, R>>>,
         },
         // Accepted: running the inner service.
         Inner {
@@ -91,19 +92,17 @@ where
         inner: S,
         config: Arc<Config>,
         on_rejection: R,
-        grpc: bool,
     ) -> Self {
         Self {
             state: State::Lookup {
                 lookup,
-                pending: Some(Pending {
+                pending: Some(Box::new(Pending {
                     presented,
                     req,
                     inner,
                     config,
                     on_rejection,
-                    grpc,
-                }),
+                })),
             },
         }
     }
@@ -128,8 +127,7 @@ where
                         mut inner,
                         config,
                         on_rejection,
-                        grpc,
-                    } = pending
+                    } = *pending
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let next = match config.decide(found, &presented) {
@@ -141,7 +139,9 @@ where
                             }
                         }
                         Decision::Reject(kind) => State::Rejected {
-                            response: Some(on_rejection.on_rejection(config.rejection(kind, grpc))),
+                            response: Some(
+                                on_rejection.on_rejection(config.rejection(kind, req.headers())),
+                            ),
                         },
                     };
                     state.set(next);

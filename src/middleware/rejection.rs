@@ -154,13 +154,15 @@ impl RejectionKind {
 }
 
 /// The parts of the answers that depend only on the realm, built once when the layer is
-/// configured, so that refusing a request copies nothing but reference counts.
+/// configured, so that refusing a request copies a prebuilt header map instead of
+/// formatting and hashing headers.
 #[derive(Clone, Debug)]
 pub(crate) struct Answers {
     /// `ApiKey-v2 realm="…"`.
     realm: HeaderValue,
-    /// The `WWW-Authenticate` value and problem document of each of [`FIXED_KINDS`].
-    fixed: Arc<[(Option<HeaderValue>, Bytes); 12]>,
+    /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
+    /// document.
+    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); 12]>,
 }
 
 impl Answers {
@@ -179,7 +181,8 @@ impl Answers {
             HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
         let fixed = FIXED_KINDS.map(|kind| {
             (
-                challenge_for(&realm, &kind),
+                headers_for(&realm, &kind, false),
+                headers_for(&realm, &kind, true),
                 Bytes::from(problem_for(&kind)),
             )
         });
@@ -188,6 +191,31 @@ impl Answers {
             fixed: Arc::new(fixed),
         }
     }
+}
+
+/// Every header of the default answer to `kind`.
+fn headers_for(realm: &HeaderValue, kind: &RejectionKind, grpc: bool) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(4);
+    if grpc {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_STATUS.clone(), HeaderValue::from(kind.grpc_status()));
+        headers.insert(
+            GRPC_MESSAGE.clone(),
+            HeaderValue::from_static(kind.description()),
+        );
+    } else {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    if let Some(challenge) = challenge_for(realm, kind) {
+        headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    if *kind == RejectionKind::StoreUnavailable {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    headers
 }
 
 /// The `WWW-Authenticate` value for `kind`, or `None` for a 503.
@@ -244,23 +272,29 @@ fn problem_for(kind: &RejectionKind) -> String {
 pub struct Rejection {
     kind: RejectionKind,
     grpc: bool,
-    challenge: Option<HeaderValue>,
+    headers: HeaderMap,
     problem: Bytes,
 }
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
-        let (challenge, problem) = match kind.slot() {
-            Some(slot) => answers.fixed[slot].clone(),
+        let (headers, problem) = match kind.slot() {
+            Some(slot) => {
+                let (http, grpc_headers, problem) = &answers.fixed[slot];
+                (
+                    if grpc { grpc_headers } else { http }.clone(),
+                    problem.clone(),
+                )
+            }
             None => (
-                challenge_for(&answers.realm, &kind),
+                headers_for(&answers.realm, &kind, grpc),
                 Bytes::from(problem_for(&kind)),
             ),
         };
         Self {
             kind,
             grpc,
-            challenge,
+            headers,
             problem,
         }
     }
@@ -277,7 +311,12 @@ impl Rejection {
 
     /// The `WWW-Authenticate` value of the default answer, or `None` for a 503.
     pub fn www_authenticate(&self) -> Option<&HeaderValue> {
-        self.challenge.as_ref()
+        self.headers.get(WWW_AUTHENTICATE)
+    }
+
+    /// The headers of the default answer.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
     }
 
     /// The RFC 9457 problem document (JSON) of the default HTTP answer.
@@ -292,38 +331,15 @@ impl Rejection {
     /// body is left empty (`B::default()`) and the status and headers carry the whole
     /// answer. Use [`OnRejection`] to write another body.
     pub fn into_response<B: Default + 'static>(self) -> Response<B> {
-        let mut headers = HeaderMap::with_capacity(4);
-        let body;
-        let status;
-        if self.grpc {
-            status = StatusCode::OK;
-            body = B::default();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert(
-                GRPC_STATUS.clone(),
-                HeaderValue::from(self.kind.grpc_status()),
-            );
-            headers.insert(
-                GRPC_MESSAGE.clone(),
-                HeaderValue::from_static(self.kind.description()),
-            );
+        let (status, body) = if self.grpc {
+            // Trailers-only: the status travels in the headers of an HTTP 200.
+            (StatusCode::OK, B::default())
         } else {
-            status = self.kind.status();
-            body = body_from_json(self.problem);
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            );
-        }
-        if let Some(challenge) = self.challenge {
-            headers.insert(WWW_AUTHENTICATE, challenge);
-        }
-        if self.kind == RejectionKind::StoreUnavailable {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-        }
+            (self.kind.status(), body_from_json(self.problem))
+        };
         let mut response = Response::new(body);
         *response.status_mut() = status;
-        *response.headers_mut() = headers;
+        *response.headers_mut() = self.headers;
         response
     }
 }
@@ -416,10 +432,7 @@ mod tests {
         let answers = Answers::new("api");
         for kind in FIXED_KINDS {
             let fixed = Rejection::new(kind.clone(), false, &answers);
-            assert_eq!(
-                fixed.www_authenticate().cloned(),
-                challenge_for(&answers.realm, &kind)
-            );
+            assert_eq!(fixed.headers(), &headers_for(&answers.realm, &kind, false));
             assert_eq!(fixed.problem_json(), problem_for(&kind));
         }
     }

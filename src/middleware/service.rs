@@ -77,17 +77,16 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let grpc = is_grpc(req.headers());
         let presented = match self.config.presented(req.headers()) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
-                return self.reject(kind, grpc);
+                return self.reject(kind, req.headers());
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
             let decision = self.config.decide(found, &presented);
-            return self.answer(decision, req, grpc);
+            return self.answer(decision, req);
         }
         // The store must wait. The future owns what it needs: the service made ready by
         // `poll_ready` goes with it, and a clone stays for the next call (tower's "be
@@ -101,7 +100,6 @@ where
             inner,
             self.config.clone(),
             self.on_rejection.clone(),
-            grpc,
         )
     }
 }
@@ -110,13 +108,13 @@ impl<S, R> ApiKeyV2Service<S, R> {
     fn reject<ReqBody, ResBody>(
         &self,
         kind: crate::RejectionKind,
-        grpc: bool,
+        headers: &HeaderMap,
     ) -> ResponseFuture<S, ReqBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
     {
-        let rejection = self.config.rejection(kind, grpc);
+        let rejection = self.config.rejection(kind, headers);
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
     }
 
@@ -125,7 +123,6 @@ impl<S, R> ApiKeyV2Service<S, R> {
         &mut self,
         decision: Decision,
         mut req: Request<ReqBody>,
-        grpc: bool,
     ) -> ResponseFuture<S, ReqBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -136,7 +133,7 @@ impl<S, R> ApiKeyV2Service<S, R> {
                 req.extensions_mut().insert(identity);
                 ResponseFuture::inner(self.inner.call(req), expires)
             }
-            Decision::Reject(kind) => self.reject(kind, grpc),
+            Decision::Reject(kind) => self.reject(kind, req.headers()),
         }
     }
 
