@@ -61,8 +61,8 @@
 //!
 //! The router authenticates its own requests with an [`ApiKeyV2Layer`] over the
 //! manager's store, requiring `admin:keys`, so it is safe wherever it is mounted. Nest it
-//! *outside* the application's own authentication layer, or requests would be checked
-//! twice:
+//! *outside* the application's own authentication layer (after `route_layer`, or in a
+//! router that layer does not wrap), or requests would be checked twice:
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -72,7 +72,7 @@
 //! let manager = KeyManager::new(store.clone());
 //! let app: Router = Router::new()
 //!     .route("/ping", get(|| async { "pong" }))
-//!     .layer(ApiKeyV2Layer::new(store))
+//!     .route_layer(ApiKeyV2Layer::new(store))
 //!     .nest("/admin", admin::router(manager));
 //! ```
 //!

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
@@ -101,25 +101,47 @@ fn require(scope: &str) -> RequireScopesLayer {
     RequireScopesLayer::new(scopes).realm(REALM)
 }
 
-/// `GET /whoami`: the caller's identity; never the key.
-async fn whoami(caller: ApiKeyIdentity) -> Json<Value> {
-    Json(json!({
-        "id": caller.key_id().as_str(),
-        "name": caller.name(),
-        "scopes": caller.scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "expires_at": rfc3339(caller.expires_at()),
-    }))
+/// The caller as `/whoami` and reports show it: never the key.
+#[derive(Clone, Serialize)]
+struct Caller {
+    id: String,
+    name: String,
 }
 
-/// RFC 3339 UTC, or `null` for a time it cannot express (years outside 0–9999), which no
-/// key created through a `KeyManager` has.
-fn rfc3339(at: SystemTime) -> Value {
+impl Caller {
+    fn of(identity: &ApiKeyIdentity) -> Self {
+        Self {
+            id: identity.key_id().to_string(),
+            name: identity.name().to_owned(),
+        }
+    }
+}
+
+/// `GET /whoami`: the caller's identity.
+#[derive(Serialize)]
+struct Whoami {
+    #[serde(flatten)]
+    caller: Caller,
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+}
+
+async fn whoami(identity: ApiKeyIdentity) -> Json<Whoami> {
+    Json(Whoami {
+        caller: Caller::of(&identity),
+        scopes: identity.scopes().iter().map(ToString::to_string).collect(),
+        expires_at: rfc3339(identity.expires_at()),
+    })
+}
+
+/// RFC 3339 UTC, or `None` for a time it cannot express (years outside 0–9999), which
+/// no key created through a `KeyManager` has.
+fn rfc3339(at: SystemTime) -> Option<String> {
     at.duration_since(UNIX_EPOCH)
         .ok()
         .and_then(|since| time::Duration::try_from(since).ok())
         .and_then(|since| OffsetDateTime::UNIX_EPOCH.checked_add(since))
         .and_then(|at| at.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
 }
 
 /// The reports created so far, newest last.
@@ -132,27 +154,34 @@ struct Reports {
 #[derive(Default)]
 struct ReportLog {
     next_id: u64,
-    reports: VecDeque<Value>,
+    reports: VecDeque<Report>,
+}
+
+#[derive(Clone, Serialize)]
+struct Report {
+    id: u64,
+    created_at: Option<String>,
+    created_by: Caller,
 }
 
 /// `GET /reports` (scope `reports:read`).
-async fn list_reports(State(reports): State<Reports>) -> Json<Value> {
+async fn list_reports(State(reports): State<Reports>) -> Json<Vec<Report>> {
     let log = reports.log.lock().unwrap_or_else(|e| e.into_inner());
-    Json(Value::Array(log.reports.iter().cloned().collect()))
+    Json(log.reports.iter().cloned().collect())
 }
 
 /// `POST /reports` (scope `reports:write`): records a report run by the caller.
 async fn create_report(
     State(reports): State<Reports>,
-    caller: ApiKeyIdentity,
+    identity: ApiKeyIdentity,
 ) -> impl IntoResponse {
     let mut log = reports.log.lock().unwrap_or_else(|e| e.into_inner());
     log.next_id += 1;
-    let report = json!({
-        "id": log.next_id,
-        "created_at": rfc3339(reports.clock.now()),
-        "created_by": { "id": caller.key_id().as_str(), "name": caller.name() },
-    });
+    let report = Report {
+        id: log.next_id,
+        created_at: rfc3339(reports.clock.now()),
+        created_by: Caller::of(&identity),
+    };
     if log.reports.len() == MAX_REPORTS {
         log.reports.pop_front();
     }

@@ -16,6 +16,7 @@ mod app;
 
 use std::error::Error;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,13 +44,27 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
     let args = Args::parse();
     // Logs go to stderr; stdout carries only the `admin key:` line, for scripts.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    // Bind first: a taken port fails before any key exists.
+    let listener = TcpListener::bind(&args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
 
     let store = InMemoryKeyStore::new();
     let app::Demo {
@@ -63,9 +78,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     )
     .await?;
 
-    let listener = TcpListener::bind(&args.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let flushing = tokio::spawn(tracker.run());
 
     // Printed once, after the listener is bound, so that the server answers as soon as
