@@ -76,6 +76,13 @@ impl Clock for ManualClock {
     }
 }
 
+/// A shared clock, so that one `Arc<dyn Clock>` can serve a manager and a layer.
+impl<T: Clock + ?Sized> Clock for Arc<T> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ManualClock").field(&self.now()).finish()

@@ -13,7 +13,8 @@
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
 //!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
-//!   revoke, rotate with optional overlap, find expiring and dormant keys.
+//!   revoke, rotate with optional overlap, find expiring and dormant keys; over HTTP
+//!   with the `admin` feature's router.
 //!
 //! # Quick start (axum)
 //!
@@ -39,6 +40,7 @@
 //! |---|---|
 //! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
 //! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
+//! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys` |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //!
 //! # Security notes
@@ -53,6 +55,9 @@
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
 mod clock;

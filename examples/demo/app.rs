@@ -1,0 +1,190 @@
+//! The demo's application: the routes of DESIGN §7 over a key store.
+//!
+//! Shared by `examples/demo/main.rs`, which serves it, and `tests/demo.rs`, which drives
+//! it through a real HTTP client. It is generic over the store, so that another store
+//! (PostgreSQL, behind a cache) plugs in without touching the routes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
+use tower_apikey::{
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
+    PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
+};
+
+/// The realm in the demo's `WWW-Authenticate` challenges.
+const REALM: &str = "demo";
+
+/// Reports kept in memory; the oldest go first, so the demo's memory stays bounded.
+const MAX_REPORTS: usize = 1_000;
+
+/// The demo, built and not yet serving.
+pub struct Demo {
+    /// Every route: `/health`, `/ping`, `/whoami`, `/reports` and `/admin/…`.
+    pub router: Router,
+    /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
+    pub tracker: UsageTracker,
+    /// A key with scope `admin:keys`, for the operator; print it once.
+    pub admin_key: PlaintextKey,
+}
+
+/// Builds the demo over `store`: an admin key, the usage tracker (writing last-used
+/// times into the store every `usage_flush`) and the routes.
+pub async fn build<S>(
+    store: S,
+    usage_flush: Duration,
+    clock: Arc<dyn Clock>,
+) -> Result<Demo, ManagerError>
+where
+    S: KeyStoreAdmin + UsageSink + Clone,
+{
+    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let admin_key = manager
+        .create(NewKey::new("demo admin", [ADMIN_SCOPE]))
+        .await?
+        .key;
+    let tracker = UsageTracker::builder(store.clone())
+        .period(usage_flush)
+        .build();
+
+    let api = Router::new()
+        .route("/ping", get(|| async { "pong" }))
+        .route("/whoami", get(whoami))
+        // One method router per scope, so each method gets its own requirement.
+        .route(
+            "/reports",
+            get(list_reports).route_layer(require("reports:read")),
+        )
+        .route(
+            "/reports",
+            post(create_report).route_layer(require("reports:write")),
+        )
+        .with_state(Reports {
+            log: Arc::default(),
+            clock: clock.clone(),
+        })
+        // `route_layer`: unknown paths stay 404 instead of asking for a key.
+        .route_layer(
+            ApiKeyV2Layer::new(store)
+                .realm(REALM)
+                .clock(clock)
+                .usage_tracker(tracker.clone()),
+        );
+    let admin = AdminRouter::new(manager)
+        .realm(REALM)
+        .usage_tracker(tracker.clone())
+        .into_router();
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(api)
+        // Outside the API's layer: the admin router authenticates itself (`admin:keys`).
+        .nest("/admin", admin);
+    Ok(Demo {
+        router,
+        tracker,
+        admin_key,
+    })
+}
+
+fn require(scope: &str) -> RequireScopesLayer {
+    let scopes = Scopes::new([scope]).expect("the demo's scopes are valid");
+    RequireScopesLayer::new(scopes).realm(REALM)
+}
+
+/// The caller as `/whoami` and reports show it: never the key.
+#[derive(Clone, Serialize)]
+struct Caller {
+    id: String,
+    name: String,
+}
+
+impl Caller {
+    fn of(identity: &ApiKeyIdentity) -> Self {
+        Self {
+            id: identity.key_id().to_string(),
+            name: identity.name().to_owned(),
+        }
+    }
+}
+
+/// `GET /whoami`: the caller's identity.
+#[derive(Serialize)]
+struct Whoami {
+    #[serde(flatten)]
+    caller: Caller,
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+}
+
+async fn whoami(identity: ApiKeyIdentity) -> Json<Whoami> {
+    Json(Whoami {
+        caller: Caller::of(&identity),
+        scopes: identity.scopes().iter().map(ToString::to_string).collect(),
+        expires_at: rfc3339(identity.expires_at()),
+    })
+}
+
+/// RFC 3339 UTC, or `None` for a time it cannot express (years outside 0–9999), which
+/// no key created through a `KeyManager` has.
+fn rfc3339(at: SystemTime) -> Option<String> {
+    at.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|since| time::Duration::try_from(since).ok())
+        .and_then(|since| OffsetDateTime::UNIX_EPOCH.checked_add(since))
+        .and_then(|at| at.format(&Rfc3339).ok())
+}
+
+/// The reports created so far, newest last.
+#[derive(Clone)]
+struct Reports {
+    log: Arc<Mutex<ReportLog>>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct ReportLog {
+    next_id: u64,
+    reports: VecDeque<Report>,
+}
+
+#[derive(Clone, Serialize)]
+struct Report {
+    id: u64,
+    created_at: Option<String>,
+    created_by: Caller,
+}
+
+/// `GET /reports` (scope `reports:read`).
+async fn list_reports(State(reports): State<Reports>) -> Json<Vec<Report>> {
+    let log = reports.log.lock().unwrap_or_else(|e| e.into_inner());
+    Json(log.reports.iter().cloned().collect())
+}
+
+/// `POST /reports` (scope `reports:write`): records a report run by the caller.
+async fn create_report(
+    State(reports): State<Reports>,
+    identity: ApiKeyIdentity,
+) -> impl IntoResponse {
+    let mut log = reports.log.lock().unwrap_or_else(|e| e.into_inner());
+    log.next_id += 1;
+    let report = Report {
+        id: log.next_id,
+        created_at: rfc3339(reports.clock.now()),
+        created_by: Caller::of(&identity),
+    };
+    if log.reports.len() == MAX_REPORTS {
+        log.reports.pop_front();
+    }
+    log.reports.push_back(report.clone());
+    (StatusCode::CREATED, Json(report))
+}

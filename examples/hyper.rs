@@ -1,0 +1,128 @@
+//! `ApiKeyV2Layer` on a plain hyper 1 server (hyper-util), without axum.
+//!
+//! ```text
+//! cargo run --example hyper
+//! ```
+//!
+//! Starts the server on a free loopback port, calls it without a key, with a key that
+//! lacks the route's scope and with a good key, prints each answer, and stops.
+//! `tests/hyper.rs` drives the same `app` and `serve` through real connections.
+
+use std::convert::Infallible;
+use std::error::Error;
+
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
+
+/// The application: a tower service behind the layer, requiring `greetings:read`.
+///
+/// The response body is `Full<Bytes>`, one of the bodies the layer writes its problem
+/// documents into; with another body a refusal still carries its status and headers.
+pub fn app(
+    store: InMemoryKeyStore,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    let required = Scopes::new(["greetings:read"]).expect("a valid scope");
+    ServiceBuilder::new()
+        .layer(ApiKeyV2Layer::new(store).require_scopes(required))
+        .service_fn(hello)
+}
+
+/// Only reached by authenticated requests: the layer put the caller's identity in the
+/// request's extensions.
+async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let Some(caller) = req.extensions().get::<ApiKeyIdentity>() else {
+        // Unreachable behind the layer; refuse rather than serve anonymously.
+        let mut refused = Response::new(Full::default());
+        *refused.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(refused);
+    };
+    let greeting = format!("hello, {} (key {})", caller.name(), caller.key_id());
+    Ok(Response::new(Full::new(Bytes::from(greeting))))
+}
+
+/// Serves `service` on `listener` over HTTP/1.1 and HTTP/2, one task per connection.
+pub async fn serve<S>(listener: TcpListener, service: S)
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: keep serving the others.
+                eprintln!("accept failed: {error}");
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                eprintln!("connection from {peer} failed: {error}");
+            }
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
+    let store = InMemoryKeyStore::new();
+    let manager = KeyManager::new(store.clone());
+    let reader = manager
+        .create(NewKey::new("hyper example", ["greetings:read"]))
+        .await?
+        .key;
+    let other = manager
+        .create(NewKey::new("unrelated job", ["reports:read"]))
+        .await?
+        .key;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(serve(listener, app(store)));
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let calls = [
+        ("without a key", None),
+        ("with a key lacking greetings:read", Some(&other)),
+        ("with a good key", Some(&reader)),
+    ];
+    for (label, key) in calls {
+        let mut request = Request::get(format!("http://{addr}/"));
+        if let Some(key) = key {
+            request = request.header(
+                "authorization",
+                format!("ApiKey-v2 {}", key.expose_secret()),
+            );
+        }
+        let response = client.request(request.body(Empty::new())?).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        println!(
+            "GET / {label}: {status}\n  {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The admin router's errors, answered as RFC 9457 problem documents.
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::MAX_BODY_BYTES;
+use crate::{ExpiryError, KeyId, ManagerError, NameError, ScopeError, StoreError};
+
+/// Seconds a client is told to wait after a 503, as the middleware does.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// One invalid field of a request, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct FieldError {
+    pub(super) field: String,
+    pub(super) detail: String,
+}
+
+impl FieldError {
+    pub(super) fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(super) fn name(error: &NameError) -> Self {
+        let hint = match error {
+            NameError::Empty => "name the key after what uses it, such as \"billing-sync (prod)\"",
+            NameError::TooLong(_) => "shorten it",
+            NameError::ControlCharacter => "remove newlines, tabs and other control characters",
+            NameError::Untrimmed => "remove the spaces around it",
+        };
+        Self::new("name", format!("{error}; {hint}"))
+    }
+
+    pub(super) fn scopes(error: &ScopeError) -> Self {
+        Self::new("scopes", error.to_string())
+    }
+
+    pub(super) fn expires_at(error: &ExpiryError) -> Self {
+        let hint = match error {
+            ExpiryError::NotInFuture => "choose a later time, or leave expires_at out",
+            ExpiryError::TooFar => "choose an earlier time, or leave expires_at out",
+        };
+        Self::new(
+            "expires_at",
+            format!("{error}; {hint} for the 365-day maximum"),
+        )
+    }
+}
+
+/// Why an admin request failed. Nothing was stored.
+#[derive(Debug)]
+pub(super) enum AdminError {
+    /// The body is not declared as JSON.
+    UnsupportedMediaType,
+    /// The body could not be read: too large (413) or broken off (400).
+    Body(BytesRejection),
+    /// The body is not well-formed JSON.
+    Syntax(serde_json::Error),
+    /// The body is JSON but not an object.
+    NotAnObject,
+    /// Fields are missing, unknown, mistyped or invalid.
+    Invalid(Vec<FieldError>),
+    /// No key has this id (or the path segment is not an id).
+    NotFound,
+    /// No admin route has this path.
+    NoSuchRoute,
+    /// The key is revoked and cannot be rotated.
+    Revoked(KeyId),
+    /// The store failed.
+    Store(StoreError),
+    /// A stored time cannot be written as RFC 3339 (outside years 0–9999).
+    Unrepresentable,
+}
+
+impl From<ManagerError> for AdminError {
+    fn from(error: ManagerError) -> Self {
+        match error {
+            ManagerError::Name(e) => Self::Invalid(vec![FieldError::name(&e)]),
+            ManagerError::Scope(e) => Self::Invalid(vec![FieldError::scopes(&e)]),
+            ManagerError::Expiry(e) => Self::Invalid(vec![FieldError::expires_at(&e)]),
+            ManagerError::NotFound(_) => Self::NotFound,
+            ManagerError::Revoked(id) => Self::Revoked(id),
+            ManagerError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// The problem document. `type` stays `about:blank`: the status and `detail` say it all.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Body(rejection) => rejection.status(),
+            Self::Syntax(_) => StatusCode::BAD_REQUEST,
+            Self::NotAnObject | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound | Self::NoSuchRoute => StatusCode::NOT_FOUND,
+            Self::Revoked(_) => StatusCode::CONFLICT,
+            Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Store(StoreError::Duplicate(_) | StoreError::Corrupt(_))
+            | Self::Unrepresentable => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::UnsupportedMediaType => {
+                "send the body as JSON, with content-type: application/json".to_owned()
+            }
+            Self::Body(_) if self.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                format!("the body is larger than {MAX_BODY_BYTES} bytes")
+            }
+            Self::Body(_) => "the body could not be read; send it again".to_owned(),
+            Self::Syntax(error) => format!("the body is not valid JSON: {error}"),
+            Self::NotAnObject => {
+                r#"the body must be a JSON object, such as {"name": "billing-sync", "scopes": ["reports:read"]}"#
+                    .to_owned()
+            }
+            Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
+            Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
+            Self::NoSuchRoute => {
+                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate"
+                    .to_owned()
+            }
+            Self::Revoked(id) => {
+                format!("key {id} is revoked and cannot be rotated; create a new key instead")
+            }
+            Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
+                "the key store is unavailable; try again shortly".to_owned()
+            }
+            Self::Store(_) | Self::Unrepresentable => {
+                "the key store failed; the server's log says why".to_owned()
+            }
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Store(error) = &self {
+            tracing::error!(%error, "key management request failed in the store");
+        }
+        if let Self::Unrepresentable = &self {
+            tracing::error!("a stored key time is outside years 0-9999 and cannot be shown");
+        }
+        let errors = match &self {
+            Self::Invalid(errors) => errors.as_slice(),
+            _ => &[],
+        };
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or(""),
+            status: status.as_u16(),
+            detail: self.detail(),
+            field: errors.first().map(|e| e.field.as_str()),
+            errors,
+        };
+        let body = serde_json::to_vec(&problem)
+            .expect("a problem document of strings and numbers always serialises");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn document(error: AdminError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let status = response.status();
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn invalid_fields_are_all_listed_and_the_first_is_named() {
+        let (status, body) = document(AdminError::Invalid(vec![
+            FieldError::name(&NameError::Empty),
+            FieldError::expires_at(&ExpiryError::TooFar),
+        ]))
+        .await;
+        assert_eq!(status, 422);
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["field"], "name");
+        assert_eq!(body["errors"][0]["field"], "name");
+        assert_eq!(body["errors"][1]["field"], "expires_at");
+        assert!(
+            body["errors"][1]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("365 days")
+        );
+    }
+
+    #[tokio::test]
+    async fn store_unavailable_is_503_with_retry_after_and_no_backend_detail() {
+        let error = AdminError::Store(StoreError::unavailable("connection refused to db-7"));
+        let response = error.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("db-7"));
+    }
+
+    #[tokio::test]
+    async fn manager_errors_map_to_their_status() {
+        let id = KeyId::new("0000000000000000").unwrap();
+        let cases = [
+            (ManagerError::NotFound(id), 404),
+            (ManagerError::Revoked(id), 409),
+            (ManagerError::Scope(ScopeError::Empty), 422),
+            (
+                ManagerError::Store(StoreError::Corrupt("bad scope".into())),
+                500,
+            ),
+        ];
+        for (error, status) in cases {
+            let (got, body) = document(AdminError::from(error)).await;
+            assert_eq!(got, status);
+            assert!(body.get("errors").is_none() || status == 422);
+        }
+    }
+}
