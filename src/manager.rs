@@ -126,7 +126,8 @@ pub struct CreatedKey {
 
 /// Creates, lists, revokes and rotates keys in a [`KeyStoreAdmin`].
 ///
-/// Times it writes are whole seconds, so they survive any store's precision.
+/// Times it writes are truncated to whole microseconds, the finest precision PostgreSQL
+/// keeps, so a record reads back from any shipped store exactly as it was written.
 #[derive(Clone)]
 pub struct KeyManager<S> {
     store: S,
@@ -198,12 +199,16 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
 
     /// Revokes a key at once. Revoking a revoked key succeeds and keeps the first time.
     pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+        let now = self.now();
         let record = self
             .store
-            .revoke(id, self.now())
+            .revoke(id, now)
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
-        tracing::info!(key_id = %id, "API key revoked");
+        // A repeated revocation keeps the first time: log only the one that took effect.
+        if record.revoked_at() == Some(now) {
+            tracing::info!(key_id = %id, "API key revoked");
+        }
         Ok(record)
     }
 
@@ -239,7 +244,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let end = match overlap {
             None => OldKeyEnd::Keep,
             Some(d) if d.is_zero() => OldKeyEnd::RevokeAt(now),
-            Some(d) => OldKeyEnd::ExpireAt(whole_seconds(now + d)),
+            Some(d) => OldKeyEnd::ExpireAt(whole_micros(now + d)),
         };
         match self.store.rotate(id, &record, end).await? {
             RotateOutcome::Rotated(_) => {
@@ -283,13 +288,13 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// Checks an explicit expiry as [`create`](Self::create) would: in the future and at
-    /// most 365 days away. Returns it truncated to whole seconds.
+    /// most 365 days away. Returns it truncated to whole microseconds.
     ///
     /// Lets a caller (the admin router) report every invalid field of a request at once
     /// instead of the first one `create` stops at.
     pub(crate) fn check_expires_at(&self, at: SystemTime) -> Result<SystemTime, ExpiryError> {
         let now = self.now();
-        let at = whole_seconds(at);
+        let at = whole_micros(at);
         if at <= now {
             return Err(ExpiryError::NotInFuture);
         }
@@ -312,7 +317,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     fn now(&self) -> SystemTime {
-        whole_seconds(self.clock.now())
+        whole_micros(self.clock.now())
     }
 }
 
@@ -326,10 +331,10 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
     }
 }
 
-/// Truncates to whole seconds.
-fn whole_seconds(time: SystemTime) -> SystemTime {
+/// Truncates to whole microseconds.
+fn whole_micros(time: SystemTime) -> SystemTime {
     match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => UNIX_EPOCH + Duration::from_secs(since.as_secs()),
+        Ok(since) => UNIX_EPOCH + Duration::new(since.as_secs(), since.subsec_micros() * 1_000),
         Err(_) => time,
     }
 }
