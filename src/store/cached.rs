@@ -357,7 +357,10 @@ impl Cache {
     /// replaced it by a newer one.
     fn leave_load(&self, id: &KeyId, cell: &Arc<OnceCell<SharedAnswer>>) {
         let mut loads = self.loads();
-        if loads.get(id).is_some_and(|current| Arc::ptr_eq(current, cell)) {
+        if loads
+            .get(id)
+            .is_some_and(|current| Arc::ptr_eq(current, cell))
+        {
             loads.remove(id);
         }
     }
@@ -395,7 +398,11 @@ struct Ttl {
 
 impl Ttl {
     fn of(&self, answer: &Answer) -> Duration {
-        if answer.is_some() { self.hit } else { self.miss }
+        if answer.is_some() {
+            self.hit
+        } else {
+            self.miss
+        }
     }
 }
 
@@ -508,7 +515,10 @@ mod tests {
     async fn a_hit_is_answered_synchronously_without_asking_the_store() {
         let r = record();
         let cache = CachedKeyStore::new(Counting::with(&[&r]));
-        assert!(cache.lookup_ready(r.id()).is_none(), "cold cache must defer");
+        assert!(
+            cache.lookup_ready(r.id()).is_none(),
+            "cold cache must defer"
+        );
         assert!(cache.lookup(r.id()).await.unwrap().is_some());
         let ready = cache.lookup_ready(r.id()).expect("a hit answers at once");
         assert_eq!(ready.unwrap().unwrap().id(), r.id());
@@ -658,7 +668,10 @@ mod tests {
         cache.get_ref().gated.store(false, Ordering::SeqCst);
         cache.get_ref().gate.notify_waiters();
         loading.await.unwrap().unwrap();
-        assert!(!cache.contains(r.id()), "the older answer must not be cached");
+        assert!(
+            !cache.contains(r.id()),
+            "the older answer must not be cached"
+        );
         let now = cache.lookup(r.id()).await.unwrap().unwrap();
         assert!(now.revoked_at().is_some());
     }

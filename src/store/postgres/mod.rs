@@ -368,10 +368,7 @@ impl KeyStoreAdmin for PgKeyStore {
         if let Some(at) = at {
             query = query.bind(at);
         }
-        let row = query
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
+        let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
         // An old key that now ends earlier must be evicted from every instance's cache.
         if end != OldKeyEnd::Keep {
@@ -527,7 +524,9 @@ fn from_db(at: OffsetDateTime) -> Result<SystemTime, StoreError> {
         magnitude.and_then(|d| UNIX_EPOCH.checked_add(d))
     };
     converted.ok_or_else(|| {
-        StoreError::Corrupt(format!("the time {at} is outside what this system can hold"))
+        StoreError::Corrupt(format!(
+            "the time {at} is outside what this system can hold"
+        ))
     })
 }
 
