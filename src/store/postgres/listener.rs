@@ -43,13 +43,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// }));
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct RevocationListener {
     pool: PgPool,
     channel: String,
     caches: Vec<Arc<Cache>>,
     first_backoff: Duration,
     max_backoff: Duration,
+}
+
+impl std::fmt::Debug for RevocationListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationListener")
+            .field("channel", &self.channel)
+            .field("caches", &self.caches.len())
+            .field("first_backoff", &self.first_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
 }
 
 impl RevocationListener {
