@@ -11,7 +11,8 @@
 //! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*`; 403
 //!   `insufficient_scope` names what is missing.
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
-//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in.
+//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
+//!   PostgreSQL store for many instances behind features.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
 //!   revoke, rotate with optional overlap, find expiring and dormant keys; over HTTP
 //!   with the `admin` feature's router.
@@ -42,6 +43,8 @@
 //! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys` |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
+//! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
+//! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, `RevocationListener` (includes `cache`) |
 //!
 //! # Security notes
 //!
@@ -85,7 +88,13 @@ pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, Reject
 pub use middleware::service::ApiKeyV2Service;
 pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
 pub use scope::{Scope, ScopeError, Scopes};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::cached::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use store::memory::InMemoryKeyStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::postgres::{IdentifierError, PgKeyStore, RevocationListener};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
     KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,

@@ -10,3 +10,10 @@ mod shared_in_memory {
         Arc::new(tower_apikey::InMemoryKeyStore::new())
     });
 }
+
+#[cfg(feature = "cache")]
+mod cached_in_memory {
+    tower_apikey::store_conformance_tests!(async {
+        tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
+    });
+}

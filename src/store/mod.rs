@@ -31,10 +31,16 @@
 //! request with 503. It must never turn an error into `Ok(None)`, which would report a
 //! valid key as unknown (401) and send its owner chasing the wrong problem.
 
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cached;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 use std::error::Error as StdError;
 use std::fmt;

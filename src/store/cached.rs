@@ -1,0 +1,698 @@
+//! [`CachedKeyStore`]: a bounded cache in front of any [`KeyStore`] (feature `cache`).
+//!
+//! A request whose key id is in the cache is answered from memory, synchronously,
+//! through [`KeyStore::lookup_ready`]: the middleware then needs no boxed future and
+//! the database sees no query. A miss asks the wrapped store once, however many
+//! requests for that id arrive meanwhile, and remembers the answer:
+//!
+//! - a found record (revoked and expired ones too) for the **hit TTL** (default 30 s);
+//! - "no such key" for the shorter **miss TTL** (default 5 s);
+//! - an error never: the next request asks the store again.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore};
+//!
+//! let store = CachedKeyStore::builder(InMemoryKeyStore::new())
+//!     .max_entries(50_000)
+//!     .hit_ttl(Duration::from_secs(30))
+//!     .miss_ttl(Duration::from_secs(5))
+//!     .build();
+//! // The layer takes the cache like any store; management through `store` (it is
+//! // also a `KeyStoreAdmin` when the wrapped store is) evicts the ids it changes.
+//! let layer = ApiKeyV2Layer::new(store.clone());
+//! ```
+//!
+//! # Staleness
+//!
+//! A cached record is what the wrapped store said when it was read. Writes made through
+//! this `CachedKeyStore` (revoke, rotate, insert) evict the ids they touch at once.
+//! Writes made elsewhere (another instance) are seen when the entry expires, or earlier
+//! if something calls [`CachedKeyStore::invalidate`]: with PostgreSQL, the
+//! `RevocationListener` does so for every revocation (feature `postgres`). The hit TTL
+//! is therefore the bound on staleness when a notification is lost.
+//!
+//! # Why moka, and an in-flight map
+//!
+//! Entries live in a [`moka::sync::Cache`]: bounded (TinyLFU admission, LRU eviction),
+//! concurrent, with per-entry expiry through [`moka::Expiry`] (hits and misses get
+//! different TTLs), and, unlike `moka::future::Cache` whose `get` is `async`, a
+//! synchronous `get`, which is what lets a hit skip the future. Coalescing needs an
+//! `async` wait, which the sync cache cannot offer without blocking a runtime thread,
+//! so misses meet in a small map of in-flight loads (a [`tokio::sync::OnceCell`] per
+//! id): the first caller runs the query, the others await its answer, and if the first
+//! caller is cancelled the next one takes over. Only misses touch that map.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+
+use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::{KeyId, KeyRecord};
+
+/// How long a found record stays cached unless evicted earlier (30 s).
+pub const DEFAULT_HIT_TTL: Duration = Duration::from_secs(30);
+/// How long "no such key" stays cached (5 s).
+pub const DEFAULT_MISS_TTL: Duration = Duration::from_secs(5);
+/// How many ids the cache holds at most (100 000) before it evicts the least useful.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+/// What the wrapped store said about an id: the record, or `None` for "no such key".
+type Answer = Option<KeyRecord>;
+/// An answer as the callers waiting on one load share it.
+type SharedAnswer = Result<Answer, Arc<StoreError>>;
+type Hasher = foldhash::fast::RandomState;
+
+/// A bounded, expiring cache in front of a [`KeyStore`], with coalesced misses.
+///
+/// See the [module documentation](crate::store::cached) for what is cached and for how
+/// long. Clones are handles to the same cache and the same wrapped store.
+///
+/// When the wrapped store is a [`KeyStoreAdmin`] or a [`UsageSink`], so is the cache:
+/// management calls go to the wrapped store ([`get`](KeyStoreAdmin::get) and
+/// [`list`](KeyStoreAdmin::list) bypass the cache) and every write evicts the ids it
+/// touched, whether it succeeded or not (a write that failed late may still have
+/// committed). Wrap a store once and use the wrapper everywhere.
+///
+/// ```
+/// use tower_apikey::{CachedKeyStore, InMemoryKeyStore, KeyManager, NewKey};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = CachedKeyStore::new(InMemoryKeyStore::new());
+/// let manager = KeyManager::new(store.clone());
+/// let created = manager.create(NewKey::new("ci", ["reports:read"])).await?;
+/// manager.revoke(created.key.id()).await?; // evicted here, refused at once
+/// # Ok::<(), tower_apikey::ManagerError>(())
+/// # }).unwrap();
+/// ```
+pub struct CachedKeyStore<S> {
+    store: Arc<S>,
+    cache: Arc<Cache>,
+}
+
+impl<S> Clone for CachedKeyStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            cache: Arc::clone(&self.cache),
+        }
+    }
+}
+
+impl<S> CachedKeyStore<S> {
+    /// The handle the revocation listener evicts through.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn cache_handle(&self) -> Arc<Cache> {
+        Arc::clone(&self.cache)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedKeyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Settings only: never the cached records.
+        f.debug_struct("CachedKeyStore")
+            .field("store", &self.store)
+            .field("max_entries", &self.cache.max_entries)
+            .field("hit_ttl", &self.cache.ttl.hit)
+            .field("miss_ttl", &self.cache.ttl.miss)
+            .finish()
+    }
+}
+
+impl<S: KeyStore> CachedKeyStore<S> {
+    /// A cache over `store` with the defaults: [`DEFAULT_MAX_ENTRIES`],
+    /// [`DEFAULT_HIT_TTL`], [`DEFAULT_MISS_TTL`].
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// A builder to choose the size and the TTLs.
+    pub fn builder(store: S) -> CachedKeyStoreBuilder<S> {
+        CachedKeyStoreBuilder {
+            store,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            hit_ttl: DEFAULT_HIT_TTL,
+            miss_ttl: DEFAULT_MISS_TTL,
+        }
+    }
+
+    /// The wrapped store.
+    pub fn get_ref(&self) -> &S {
+        &self.store
+    }
+
+    /// Forgets what is cached about `id`, so the next lookup asks the wrapped store.
+    ///
+    /// A load of `id` already under way when this is called does not put its answer
+    /// into the cache (it may predate the change that caused this call), and lookups
+    /// after this call do not wait for it.
+    pub fn invalidate(&self, id: &KeyId) {
+        self.cache.invalidate(id);
+    }
+
+    /// Forgets everything cached, with the same guarantee as
+    /// [`invalidate`](Self::invalidate) for loads under way.
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Whether the cache holds an answer for `id` (a record or "no such key") that has
+    /// not expired.
+    pub fn contains(&self, id: &KeyId) -> bool {
+        self.cache.entries.contains_key(id)
+    }
+
+    /// Asks the wrapped store, once for all concurrent callers of this id.
+    async fn load_coalesced(&self, id: &KeyId) -> Result<Answer, StoreError> {
+        let cell = self.cache.join_load(id);
+        let shared = cell.get_or_init(|| self.load(id, &cell)).await;
+        match shared {
+            Ok(answer) => Ok(answer.clone()),
+            Err(error) => Err(share_error(error)),
+        }
+    }
+
+    /// The one query behind a coalesced miss.
+    async fn load(&self, id: &KeyId, cell: &Arc<OnceCell<SharedAnswer>>) -> SharedAnswer {
+        let seen = self.cache.generation();
+        let result = self.store.lookup(id).await;
+        if let Ok(answer) = &result {
+            self.cache.put(*id, answer.clone(), seen);
+        }
+        self.cache.leave_load(id, cell);
+        result.map_err(Arc::new)
+    }
+}
+
+#[async_trait]
+impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(answer) = self.cache.entries.get(id) {
+            return Ok(answer);
+        }
+        self.load_coalesced(id).await
+    }
+
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        if let Some(answer) = self.cache.entries.get(id) {
+            return Some(Ok(answer));
+        }
+        // A wrapped store that answers at once (in memory) needs no coalescing.
+        let seen = self.cache.generation();
+        let ready = self.store.lookup_ready(id)?;
+        if let Ok(answer) = &ready {
+            self.cache.put(*id, answer.clone(), seen);
+        }
+        Some(ready)
+    }
+}
+
+#[async_trait]
+impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        // A "no such key" may be cached for this id (someone tried it before it existed).
+        let result = self.store.insert(record).await;
+        self.invalidate(record.id());
+        result
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.store.get(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.list().await
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.revoke(id, at).await;
+        self.invalidate(id);
+        result
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
+        let result = self.store.rotate(old, new, end).await;
+        self.invalidate(old);
+        self.invalidate(new.id());
+        result
+    }
+}
+
+#[async_trait]
+impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
+    /// Forwards to the wrapped store. Cached records keep their old `last_used_at`: the
+    /// middleware never reads it, and [`KeyStoreAdmin::get`] bypasses the cache.
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        self.store.record_usage(batch).await
+    }
+}
+
+/// Builds a [`CachedKeyStore`]; from [`CachedKeyStore::builder`].
+#[derive(Debug)]
+pub struct CachedKeyStoreBuilder<S> {
+    store: S,
+    max_entries: u64,
+    hit_ttl: Duration,
+    miss_ttl: Duration,
+}
+
+impl<S: KeyStore> CachedKeyStoreBuilder<S> {
+    /// How many ids the cache holds at most (default [`DEFAULT_MAX_ENTRIES`]). Each
+    /// entry is a few hundred bytes; the bound also caps what a flood of random ids
+    /// can make the cache hold.
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// How long a found record is served from the cache (default [`DEFAULT_HIT_TTL`]).
+    /// This bounds how long a change made elsewhere can go unseen when no invalidation
+    /// arrives. Zero disables caching of found records.
+    pub fn hit_ttl(mut self, ttl: Duration) -> Self {
+        self.hit_ttl = ttl;
+        self
+    }
+
+    /// How long "no such key" is served from the cache (default [`DEFAULT_MISS_TTL`]).
+    /// Zero disables caching of misses.
+    pub fn miss_ttl(mut self, ttl: Duration) -> Self {
+        self.miss_ttl = ttl;
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> CachedKeyStore<S> {
+        let ttl = Ttl {
+            hit: self.hit_ttl,
+            miss: self.miss_ttl,
+        };
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(self.max_entries)
+            .expire_after(ttl)
+            .build_with_hasher(Hasher::default());
+        CachedKeyStore {
+            store: Arc::new(self.store),
+            cache: Arc::new(Cache {
+                entries,
+                loads: Mutex::default(),
+                generation: AtomicU64::new(0),
+                ttl,
+                max_entries: self.max_entries,
+            }),
+        }
+    }
+}
+
+/// The part of a [`CachedKeyStore`] that does not depend on the wrapped store, so that
+/// one listener can evict from caches over different stores.
+pub(crate) struct Cache {
+    entries: moka::sync::Cache<KeyId, Answer, Hasher>,
+    /// Loads under way, one per id.
+    loads: Mutex<HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>>,
+    /// Bumped by every invalidation. A load notes it before asking the store and keeps
+    /// its answer only if no invalidation happened meanwhile, so a revocation that
+    /// lands while a lookup is in flight is not undone by that lookup's older answer.
+    generation: AtomicU64,
+    ttl: Ttl,
+    max_entries: u64,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("max_entries", &self.max_entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn loads(&self) -> MutexGuard<'_, HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>> {
+        // Every critical section is a single map operation: nothing can be left
+        // half-done by a panic, so a poisoned lock is safe to use.
+        self.loads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The load of `id` to wait on, started by this caller or an earlier one.
+    fn join_load(&self, id: &KeyId) -> Arc<OnceCell<SharedAnswer>> {
+        Arc::clone(self.loads().entry(*id).or_default())
+    }
+
+    /// Removes the finished load `cell` of `id`, unless an invalidation already
+    /// replaced it by a newer one.
+    fn leave_load(&self, id: &KeyId, cell: &Arc<OnceCell<SharedAnswer>>) {
+        let mut loads = self.loads();
+        if loads
+            .get(id)
+            .is_some_and(|current| Arc::ptr_eq(current, cell))
+        {
+            loads.remove(id);
+        }
+    }
+
+    /// Caches `answer`, read from the store when the generation was `seen`.
+    fn put(&self, id: KeyId, answer: Answer, seen: u64) {
+        self.entries.insert(id, answer);
+        // Insert first, then check: an invalidation either bumped the generation
+        // before this check (and the entry is dropped here) or removes the entry itself
+        // after its bump.
+        if self.generation() != seen {
+            self.entries.invalidate(&id);
+        }
+    }
+
+    pub(crate) fn invalidate(&self, id: &KeyId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate(id);
+        self.loads().remove(id);
+    }
+
+    pub(crate) fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+        self.loads().clear();
+    }
+}
+
+/// Per-entry expiry: hits and misses live for different times.
+#[derive(Debug, Clone, Copy)]
+struct Ttl {
+    hit: Duration,
+    miss: Duration,
+}
+
+impl Ttl {
+    fn of(&self, answer: &Answer) -> Duration {
+        if answer.is_some() {
+            self.hit
+        } else {
+            self.miss
+        }
+    }
+}
+
+impl moka::Expiry<KeyId, Answer> for Ttl {
+    fn expire_after_create(&self, _: &KeyId, answer: &Answer, _: Instant) -> Option<Duration> {
+        Some(self.of(answer))
+    }
+
+    // A newer answer for the same id starts a fresh TTL.
+    fn expire_after_update(
+        &self,
+        _: &KeyId,
+        answer: &Answer,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(answer))
+    }
+}
+
+/// A copy of an error shared by several waiters, keeping its variant.
+fn share_error(error: &Arc<StoreError>) -> StoreError {
+    match &**error {
+        StoreError::Timeout(limit) => StoreError::Timeout(*limit),
+        StoreError::Duplicate(id) => StoreError::Duplicate(*id),
+        StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        _ => StoreError::Unavailable(Box::new(SharedCause(Arc::clone(error)))),
+    }
+}
+
+/// The backend error behind a shared [`StoreError::Unavailable`], shown as itself.
+#[derive(Debug)]
+struct SharedCause(Arc<StoreError>);
+
+impl fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            StoreError::Unavailable(cause) => fmt::Display::fmt(cause, f),
+            other => fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+impl StdError for SharedCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &*self.0 {
+            StoreError::Unavailable(cause) => cause.source(),
+            other => other.source(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::store::conformance::sample_record;
+
+    /// A store that counts its lookups, can be made to fail, and can be held at a gate.
+    #[derive(Debug, Default)]
+    struct Counting {
+        records: Mutex<HashMap<KeyId, KeyRecord>>,
+        lookups: AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+        gate: tokio::sync::Notify,
+        gated: std::sync::atomic::AtomicBool,
+    }
+
+    impl Counting {
+        fn with(records: &[&KeyRecord]) -> Self {
+            let store = Self::default();
+            for record in records {
+                store.put(record);
+            }
+            store
+        }
+
+        fn put(&self, record: &KeyRecord) {
+            self.records
+                .lock()
+                .unwrap()
+                .insert(*record.id(), record.clone());
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl KeyStore for Counting {
+        async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            if self.gated.load(Ordering::SeqCst) {
+                self.gate.notified().await;
+            }
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("database is down"));
+            }
+            Ok(self.records.lock().unwrap().get(id).cloned())
+        }
+    }
+
+    fn record() -> KeyRecord {
+        sample_record("cached", &["a:b"], 0)
+    }
+
+    #[tokio::test]
+    async fn a_hit_is_answered_synchronously_without_asking_the_store() {
+        let r = record();
+        let cache = CachedKeyStore::new(Counting::with(&[&r]));
+        assert!(
+            cache.lookup_ready(r.id()).is_none(),
+            "cold cache must defer"
+        );
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+        let ready = cache.lookup_ready(r.id()).expect("a hit answers at once");
+        assert_eq!(ready.unwrap().unwrap().id(), r.id());
+        cache.lookup(r.id()).await.unwrap();
+        assert_eq!(cache.get_ref().lookups(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_id_make_one_store_query() {
+        let r = record();
+        let store = Counting::with(&[&r]);
+        store.gated.store(true, Ordering::SeqCst);
+        let cache = CachedKeyStore::new(store);
+        let waiters: Vec<_> = (0..16)
+            .map(|_| {
+                let cache = cache.clone();
+                let id = *r.id();
+                tokio::spawn(async move { cache.lookup(&id).await })
+            })
+            .collect();
+        // Let every waiter reach the cache before the one query may finish.
+        while cache.get_ref().lookups() == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        cache.get_ref().gated.store(false, Ordering::SeqCst);
+        cache.get_ref().gate.notify_waiters();
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap().unwrap().unwrap().id(), r.id());
+        }
+        assert_eq!(cache.get_ref().lookups(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_first_caller_hands_the_query_to_the_next() {
+        let r = record();
+        let store = Counting::with(&[&r]);
+        store.gated.store(true, Ordering::SeqCst);
+        let cache = CachedKeyStore::new(store);
+        let first = tokio::spawn({
+            let cache = cache.clone();
+            let id = *r.id();
+            async move { cache.lookup(&id).await }
+        });
+        while cache.get_ref().lookups() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = tokio::spawn({
+            let cache = cache.clone();
+            let id = *r.id();
+            async move { cache.lookup(&id).await }
+        });
+        tokio::task::yield_now().await;
+        first.abort();
+        cache.get_ref().gated.store(false, Ordering::SeqCst);
+        // The second caller reruns the query itself, past the (now open) gate.
+        let found = tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("the second caller must not hang")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.unwrap().id(), r.id());
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let r = record();
+        let cache = CachedKeyStore::new(Counting::with(&[&r]));
+        cache.get_ref().failing.store(true, Ordering::SeqCst);
+        let error = cache.lookup(r.id()).await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(
+            error.to_string().contains("database is down"),
+            "the shared error keeps its cause: {error}"
+        );
+        assert!(!cache.contains(r.id()));
+        cache.get_ref().failing.store(false, Ordering::SeqCst);
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+        assert_eq!(cache.get_ref().lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_cached_for_the_shorter_miss_ttl() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::default())
+            .hit_ttl(Duration::from_secs(3600))
+            .miss_ttl(Duration::from_millis(50))
+            .build();
+        assert!(cache.lookup(r.id()).await.unwrap().is_none());
+        assert!(cache.lookup(r.id()).await.unwrap().is_none());
+        assert_eq!(cache.get_ref().lookups(), 1, "the miss is cached");
+        cache.get_ref().put(&r);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            cache.lookup(r.id()).await.unwrap().is_some(),
+            "after the miss TTL the store is asked again"
+        );
+        assert_eq!(cache.get_ref().lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn found_records_expire_after_the_hit_ttl() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::with(&[&r]))
+            .hit_ttl(Duration::from_millis(50))
+            .build();
+        cache.lookup(r.id()).await.unwrap();
+        assert!(cache.contains(r.id()));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(!cache.contains(r.id()));
+        cache.lookup(r.id()).await.unwrap();
+        assert_eq!(cache.get_ref().lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_max_entries() {
+        let cache = CachedKeyStore::builder(Counting::default())
+            .max_entries(10)
+            .build();
+        for n in 0..200 {
+            cache.lookup(sample_record("x", &[], n).id()).await.unwrap();
+        }
+        cache.cache.entries.run_pending_tasks();
+        assert!(cache.cache.entries.entry_count() <= 10);
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_load_keeps_its_answer_out_of_the_cache() {
+        let r = record();
+        let store = Counting::with(&[&r]);
+        store.gated.store(true, Ordering::SeqCst);
+        let cache = CachedKeyStore::new(store);
+        let loading = tokio::spawn({
+            let cache = cache.clone();
+            let id = *r.id();
+            async move { cache.lookup(&id).await }
+        });
+        while cache.get_ref().lookups() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The store changes while the load is in flight; the change invalidates.
+        let revoked = r.clone().with_revoked_at(Some(SystemTime::now()));
+        cache.get_ref().put(&revoked);
+        cache.invalidate(r.id());
+        cache.get_ref().gated.store(false, Ordering::SeqCst);
+        cache.get_ref().gate.notify_waiters();
+        loading.await.unwrap().unwrap();
+        assert!(
+            !cache.contains(r.id()),
+            "the older answer must not be cached"
+        );
+        let now = cache.lookup(r.id()).await.unwrap().unwrap();
+        assert!(now.revoked_at().is_some());
+    }
+
+    #[tokio::test]
+    async fn revoke_through_the_cache_evicts_at_once() {
+        let store = CachedKeyStore::new(crate::InMemoryKeyStore::new());
+        let r = record();
+        store.insert(&r).await.unwrap();
+        assert!(store.lookup_ready(r.id()).unwrap().unwrap().is_some());
+        assert!(store.contains(r.id()));
+        store.revoke(r.id(), SystemTime::now()).await.unwrap();
+        assert!(!store.contains(r.id()));
+        let found = store.lookup_ready(r.id()).unwrap().unwrap().unwrap();
+        assert!(found.revoked_at().is_some());
+    }
+
+    #[test]
+    fn debug_shows_settings_not_records() {
+        let cache = CachedKeyStore::new(crate::InMemoryKeyStore::new());
+        let shown = format!("{cache:?}");
+        assert!(shown.contains("hit_ttl: 30s"), "{shown}");
+    }
+}

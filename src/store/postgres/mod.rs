@@ -1,0 +1,570 @@
+//! [`PgKeyStore`]: keys in PostgreSQL, shared by many instances (feature `postgres`).
+//!
+//! The store takes the application's [`sqlx::PgPool`] and uses runtime queries, so
+//! nothing needs a database at compile time. Put a [`CachedKeyStore`] in front of it
+//! and run a [`RevocationListener`] so that a key revoked on one instance is refused by
+//! every other instance within about a second:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sqlx::postgres::PgPoolOptions;
+//! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, KeyManager, PgKeyStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = PgPoolOptions::new()
+//!     // Fail fast when the database is unreachable: requests then get 503 quickly.
+//!     .acquire_timeout(Duration::from_secs(2))
+//!     .connect("postgres://app@localhost/app")
+//!     .await?;
+//! let store = CachedKeyStore::new(PgKeyStore::new(pool));
+//! store.get_ref().migrate().await?; // idempotent; safe for instances starting together
+//!
+//! // The application owns the listener task, and stops it with the future it passes.
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let listener = tokio::spawn(store.revocation_listener().run(async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let manager = KeyManager::new(store.clone()); // revokes evict and notify
+//! let layer = ApiKeyV2Layer::new(store);
+//! // … serve …
+//! let _ = stop.send(());
+//! listener.await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! [`PgKeyStore::migrate`] creates one table, by default `public.api_keys` (see
+//! [`PgKeyStore::with_schema`] and [`PgKeyStore::with_table`]):
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `id` | `text` primary key | the public key id |
+//! | `name` | `text` | |
+//! | `scopes` | `text[]` | |
+//! | `digest` | `bytea`, 32 bytes | SHA-256 of the key; never the key |
+//! | `created_at`, `expires_at` | `timestamptz` | |
+//! | `revoked_at`, `last_used_at` | `timestamptz` null | |
+//! | `rotated_from` | `text` null | the id this key replaced |
+//!
+//! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
+//! to the microsecond (PostgreSQL's precision).
+//!
+//! # Revocation across instances
+//!
+//! A revocation, and a rotation that ends the old key early, runs in a transaction that
+//! also calls `pg_notify('<table>_revoked', '<key id>')`, so the notification is sent
+//! if and only if the change commits. Each instance's [`RevocationListener`] evicts the
+//! id from its caches; the next request reads the revoked record. If the listener's
+//! connection drops, notifications sent meanwhile are lost: the listener reconnects
+//! and then clears its caches, and while it is disconnected the cache's hit TTL bounds
+//! how long a revoked key can still be accepted.
+//!
+//! # When the database is down
+//!
+//! Lookups fail with [`StoreError`] (never "no such key"), and the middleware answers
+//! 503. How fast depends on the pool: sqlx waits up to its acquire timeout (30 s by
+//! default) for a connection, and the middleware's own lookup timeout (3 s by default)
+//! answers 503 first. Set [`PgPoolOptions::acquire_timeout`] to a second or two so
+//! that the error, not the timeout, says what happened. Meanwhile a [`CachedKeyStore`]
+//! keeps answering from the records it holds until their hit TTL runs out (revocations
+//! cannot be made while the database is down anyway), and ids it does not hold get
+//! 503. Errors are never cached: the first request after the database is back reads it.
+//!
+//! [`PgPoolOptions::acquire_timeout`]: sqlx::postgres::PgPoolOptions::acquire_timeout
+//! [`CachedKeyStore`]: crate::CachedKeyStore
+//! [`StoreError`]: crate::StoreError
+
+mod listener;
+mod sql;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use time::OffsetDateTime;
+
+use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::{KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
+
+pub use listener::RevocationListener;
+use sql::Sql;
+
+/// Why a schema or table name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} name {name:?} is not allowed: use 1 to {max} characters of a-z, 0-9 and _, \
+     not starting with a digit"
+)]
+pub struct IdentifierError {
+    what: &'static str,
+    name: String,
+    max: usize,
+}
+
+/// The longest schema name: PostgreSQL's identifier limit.
+const MAX_SCHEMA_LEN: usize = 63;
+/// The longest table name: short enough that `<table>_revoked` (the notification
+/// channel) and `<table>_newest` (the index) fit PostgreSQL's 63-byte identifiers.
+const MAX_TABLE_LEN: usize = 55;
+
+/// Checks an identifier against `[a-z_][a-z0-9_]{0,max-1}`. Stricter than PostgreSQL
+/// needs, so that a name is always safe to splice into SQL (quoted) and never depends
+/// on case folding.
+fn identifier(what: &'static str, name: &str, max: usize) -> Result<String, IdentifierError> {
+    let bytes = name.as_bytes();
+    let valid = (1..=max).contains(&bytes.len())
+        && !bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(IdentifierError {
+            what,
+            name: name.to_owned(),
+            max,
+        })
+    }
+}
+
+/// Key records in a PostgreSQL table, through the application's pool.
+///
+/// Implements [`KeyStore`], [`KeyStoreAdmin`] and [`UsageSink`]. Clones share the pool.
+/// `Debug` shows the table name only. See the [module documentation](self) for the
+/// schema, cross-instance revocation and outages.
+///
+/// Every query goes through the pool: a backend error becomes
+/// [`StoreError::Unavailable`] (or [`StoreError::Timeout`] when no connection could be
+/// had within the pool's acquire timeout), and a row that does not make a valid record
+/// becomes [`StoreError::Corrupt`]. No error is ever turned into "no such key".
+#[derive(Clone)]
+pub struct PgKeyStore {
+    pool: PgPool,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for PgKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgKeyStore")
+            .field(
+                "table",
+                &format_args!("{}.{}", self.sql.schema, self.sql.table),
+            )
+            .finish()
+    }
+}
+
+impl PgKeyStore {
+    /// A store on `pool`, in the table `public.api_keys`. Call
+    /// [`migrate`](Self::migrate) once at startup to create it.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            sql: Arc::new(Sql::new("public".to_owned(), "api_keys".to_owned())),
+        }
+    }
+
+    /// Uses the schema `schema` (default `public`). [`migrate`](Self::migrate) creates
+    /// it if it is missing.
+    ///
+    /// # Errors
+    ///
+    /// Unless `schema` is 1 to 63 characters of `a-z`, `0-9` and `_`, not starting with
+    /// a digit.
+    pub fn with_schema(self, schema: &str) -> Result<Self, IdentifierError> {
+        let schema = identifier("schema", schema, MAX_SCHEMA_LEN)?;
+        let table = self.sql.table.clone();
+        Ok(Self {
+            sql: Arc::new(Sql::new(schema, table)),
+            ..self
+        })
+    }
+
+    /// Uses the table `table` (default `api_keys`). The notification channel is named
+    /// after it: `<table>_revoked`.
+    ///
+    /// # Errors
+    ///
+    /// Unless `table` is 1 to 55 characters of `a-z`, `0-9` and `_`, not starting with
+    /// a digit (55 so that the derived channel and index names fit PostgreSQL's limit).
+    pub fn with_table(self, table: &str) -> Result<Self, IdentifierError> {
+        let table = identifier("table", table, MAX_TABLE_LEN)?;
+        let schema = self.sql.schema.clone();
+        Ok(Self {
+            sql: Arc::new(Sql::new(schema, table)),
+            ..self
+        })
+    }
+
+    /// The pool this store queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema name.
+    pub fn schema(&self) -> &str {
+        &self.sql.schema
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    /// The channel revocations are notified on: `<table>_revoked`, with the key id as
+    /// the payload.
+    pub fn channel(&self) -> &str {
+        &self.sql.channel
+    }
+
+    /// A listener that evicts revoked ids from caches; add them with
+    /// [`RevocationListener::evict_from`].
+    pub fn revocation_listener(&self) -> RevocationListener {
+        RevocationListener::new(self)
+    }
+
+    /// Creates the schema, the table and its index if they are missing.
+    ///
+    /// Idempotent, and safe to run from several instances at once: it runs in one
+    /// transaction holding a transaction-level advisory lock, so concurrent migrations
+    /// take turns and each finds what the previous one created. Needs the `CREATE`
+    /// privilege on the database only when the schema does not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the database refuses or cannot be reached.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tower_apikey.migrate'))")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Checked rather than `CREATE SCHEMA IF NOT EXISTS`, which demands the CREATE
+        // privilege even when the schema (such as `public`) already exists.
+        let schema_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(&self.sql.schema)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if !schema_exists {
+            sqlx::query(AssertSqlSafe(self.sql.create_schema.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        for statement in [&self.sql.create_table, &self.sql.create_index] {
+            sqlx::query(AssertSqlSafe(statement.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Maps a sqlx error, naming the acquire timeout when that is what happened.
+    fn error(&self, error: sqlx::Error) -> StoreError {
+        match error {
+            sqlx::Error::PoolTimedOut => {
+                StoreError::Timeout(self.pool.options().get_acquire_timeout())
+            }
+            other => backend(other),
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgKeyStore {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.select.clone()))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStoreAdmin for PgKeyStore {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), record)?
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(*record.id()));
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.list.clone()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked
+    /// key keeps its first time and notifies again (harmless: caches evict an id).
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        let at = to_db(at)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let row = sqlx::query(AssertSqlSafe(self.sql.revoke.clone()))
+            .bind(id.as_str())
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = record_from_row(&row)?;
+        self.notify(&mut tx, id).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(Some(record))
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // Lock the old row so a concurrent revoke or rotate of it waits for this one.
+        let old_row: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar(AssertSqlSafe(self.sql.lock_revoked_at.clone()))
+                .bind(old.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        match old_row {
+            None => return Ok(RotateOutcome::NotFound),
+            Some(Some(_)) => return Ok(RotateOutcome::Revoked),
+            Some(None) => {}
+        }
+        let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), new)?
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(*new.id()));
+        }
+        let (statement, at) = match end {
+            OldKeyEnd::Keep => (&self.sql.select, None),
+            OldKeyEnd::ExpireAt(at) => (&self.sql.expire_early, Some(to_db(at)?)),
+            OldKeyEnd::RevokeAt(at) => (&self.sql.revoke_at, Some(to_db(at)?)),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(statement.clone())).bind(old.as_str());
+        if let Some(at) = at {
+            query = query.bind(at);
+        }
+        let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
+        let ended = record_from_row(&row)?;
+        // An old key that now ends earlier must be evicted from every instance's cache.
+        if end != OldKeyEnd::Keep {
+            self.notify(&mut tx, old).await?;
+        }
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(RotateOutcome::Rotated(ended))
+    }
+}
+
+impl PgKeyStore {
+    /// Queues the notification for `id`; PostgreSQL sends it when `tx` commits.
+    async fn notify(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        id: &KeyId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.sql.channel)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UsageSink for PgKeyStore {
+    /// One `UPDATE` for the whole batch. A stored `last_used_at` only moves forward: a
+    /// retried, older batch changes nothing. Unknown ids are skipped.
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut times = Vec::with_capacity(batch.len());
+        for usage in batch {
+            ids.push(usage.key_id.as_str());
+            times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
+        }
+        sqlx::query(AssertSqlSafe(self.sql.record_usage.clone()))
+            .bind(ids)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| UsageError::sink(self.error(e)))?;
+        Ok(())
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a record's columns in the order of `sql::COLUMN_NAMES`.
+fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<'q>, StoreError> {
+    let scopes: Vec<&str> = record.scopes().iter().map(|s| s.as_str()).collect();
+    Ok(query
+        .bind(record.id().as_str())
+        .bind(record.name().as_str())
+        .bind(scopes)
+        .bind(&record.digest().as_bytes()[..])
+        .bind(to_db(record.created_at())?)
+        .bind(to_db(record.expires_at())?)
+        .bind(record.revoked_at().map(to_db).transpose()?)
+        .bind(record.last_used_at().map(to_db).transpose()?)
+        .bind(record.rotated_from().map(KeyId::as_str)))
+}
+
+/// Reads a row of `sql::COLUMN_NAMES` back into a record.
+fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
+    let id: &str = column(row, 0)?;
+    let id = KeyId::new(id).map_err(|e| corrupt(id, e))?;
+    let name: &str = column(row, 1)?;
+    let name = KeyName::new(name).map_err(|e| corrupt(id, e))?;
+    let scopes: Vec<String> = column(row, 2)?;
+    let scopes = Scopes::new(&scopes).map_err(|e| corrupt(id, e))?;
+    let digest: &[u8] = column(row, 3)?;
+    // Never show the bytes, only how many there are.
+    let digest: [u8; 32] = digest.try_into().map_err(|_| {
+        corrupt(
+            id,
+            format_args!("its digest is {} bytes, not 32", digest.len()),
+        )
+    })?;
+    let time = |index| column::<OffsetDateTime>(row, index).and_then(from_db);
+    let optional_time = |index| {
+        column::<Option<OffsetDateTime>>(row, index)?
+            .map(from_db)
+            .transpose()
+    };
+    let rotated_from: Option<&str> = column(row, 8)?;
+    let rotated_from = rotated_from
+        .map(KeyId::new)
+        .transpose()
+        .map_err(|e| corrupt(id, e))?;
+    Ok(KeyRecord::new(
+        id,
+        name,
+        scopes,
+        KeyDigest::from_bytes(digest),
+        time(4)?,
+        time(5)?,
+    )
+    .with_revoked_at(optional_time(6)?)
+    .with_last_used_at(optional_time(7)?)
+    .with_rotated_from(rotated_from))
+}
+
+fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(index).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "column {} of the key table is unreadable: {e}",
+            sql::COLUMN_NAMES[index]
+        ))
+    })
+}
+
+fn corrupt(id: impl fmt::Display, why: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("the row of key {id} is invalid: {why}"))
+}
+
+fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+/// A time as PostgreSQL stores it.
+fn to_db(at: SystemTime) -> Result<OffsetDateTime, StoreError> {
+    let converted = match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => time::Duration::try_from(after)
+            .ok()
+            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d)),
+        Err(before) => time::Duration::try_from(before.duration())
+            .ok()
+            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_sub(d)),
+    };
+    converted.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the time {at:?} is outside the years -9999 to 9999 this store can hold"
+        ))
+    })
+}
+
+/// A time read from PostgreSQL.
+fn from_db(at: OffsetDateTime) -> Result<SystemTime, StoreError> {
+    let since_epoch = at - OffsetDateTime::UNIX_EPOCH;
+    let magnitude = Duration::try_from(since_epoch.abs()).ok();
+    let converted = if since_epoch.is_negative() {
+        magnitude.and_then(|d| UNIX_EPOCH.checked_sub(d))
+    } else {
+        magnitude.and_then(|d| UNIX_EPOCH.checked_add(d))
+    };
+    converted.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the time {at} is outside what this system can hold"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_lowercase_words_within_the_limit() {
+        for good in ["api_keys", "_x", "t1", &"a".repeat(55)] {
+            assert!(identifier("table", good, MAX_TABLE_LEN).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "ApiKeys",
+            "api-keys",
+            "api keys",
+            "x\"; drop table y; --",
+            "é",
+            &"a".repeat(56),
+        ] {
+            let error = identifier("table", bad, MAX_TABLE_LEN).unwrap_err();
+            assert!(error.to_string().contains("a-z, 0-9 and _"), "{error}");
+        }
+        assert!(identifier("schema", &"s".repeat(63), MAX_SCHEMA_LEN).is_ok());
+    }
+
+    #[test]
+    fn times_round_trip_to_the_microsecond() {
+        for at in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_000),
+            UNIX_EPOCH - Duration::from_secs(86_400),
+        ] {
+            assert_eq!(from_db(to_db(at).unwrap()).unwrap(), at);
+        }
+        let far = UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400 * 100);
+        assert!(matches!(to_db(far), Err(StoreError::Corrupt(_))));
+    }
+}
