@@ -679,3 +679,122 @@ async fn an_unreachable_database_gives_503_never_401_and_service_resumes_after_r
         .await
         .unwrap();
 }
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+/// One demo process (`examples/demo` with `--database-url`): its app over a cache on its
+/// own pool, served on loopback, with its revocation listener.
+struct DemoInstance {
+    addr: std::net::SocketAddr,
+    admin_key: String,
+    tracker: tower_apikey::UsageTracker,
+    listening: (oneshot::Sender<()>, JoinHandle<()>),
+}
+
+impl DemoInstance {
+    async fn start(store: PgKeyStore) -> Self {
+        let store = CachedKeyStore::new(store);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listening = tokio::spawn(store.revocation_listener().run(async {
+            let _ = stopped.await;
+        }));
+        listener_pid(store.get_ref(), None).await;
+        let demo = app::build(
+            store,
+            Duration::from_secs(300),
+            std::sync::Arc::new(tower_apikey::SystemClock),
+        )
+        .await
+        .expect("build the demo");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, demo.router).await.unwrap() });
+        Self {
+            addr,
+            admin_key: demo.admin_key.expose_secret().to_owned(),
+            tracker: demo.tracker,
+            listening: (stop, listening),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        json: Option<&str>,
+    ) -> (StatusCode, String) {
+        use http_body_util::BodyExt;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {key}"));
+        if json.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = http_body_util::Full::from(json.unwrap_or_default().to_owned());
+        let response = client.request(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+}
+
+fn json_field(body: &str, field: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    value[field].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_demo_instances_on_one_database_act_as_one_system() {
+    let a_store = fresh_store(pool().await).await;
+    let b_store = same_table(&a_store, pool().await);
+    let a = DemoInstance::start(a_store).await;
+    let b = DemoInstance::start(b_store).await;
+
+    // A key created on A works on B.
+    let (status, created) = a
+        .send(
+            "POST",
+            "/admin/keys",
+            &a.admin_key,
+            Some(r#"{"name":"shared","scopes":["reports:read"]}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = json_field(&created, "key");
+    let id = json_field(&created, "id");
+    assert_eq!(
+        b.send("GET", "/reports", &key, None).await.0,
+        StatusCode::OK
+    );
+    // B's last-used time is visible on A.
+    b.tracker.flush().await.expect("flush B's last-used times");
+    let (_, record) = a
+        .send("GET", &format!("/admin/keys/{id}"), &a.admin_key, None)
+        .await;
+    assert!(!json_field(&record, "last_used_at").is_empty(), "{record}");
+    // A revocation on A is refused on B.
+    let (status, _) = a
+        .send("DELETE", &format!("/admin/keys/{id}"), &a.admin_key, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    while b.send("GET", "/reports", &key, None).await.0 != StatusCode::UNAUTHORIZED {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "B never refused the key revoked on A"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for instance in [a, b] {
+        let (stop, task) = instance.listening;
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}

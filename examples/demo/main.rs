@@ -11,6 +11,11 @@
 //!
 //! Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then pending
 //! last-used times are written.
+//!
+//! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
+//! instead (behind a `CachedKeyStore`, with a `RevocationListener`), so several demo
+//! processes on one database act as one system: keys, revocations and last-used times
+//! are shared.
 
 mod app;
 
@@ -22,7 +27,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use tower_apikey::{InMemoryKeyStore, SystemClock};
+use tower_apikey::{InMemoryKeyStore, KeyStoreAdmin, SystemClock, UsageSink};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.
@@ -41,6 +46,12 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     usage_flush_secs: u64,
+
+    /// Keep keys in this PostgreSQL database (postgres://user:password@host/db) instead
+    /// of in memory; the table is created if missing.
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[tokio::main]
@@ -66,7 +77,47 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
 
-    let store = InMemoryKeyStore::new();
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &args.database_url {
+        return serve_postgres(listener, url, &args).await;
+    }
+    serve(listener, InMemoryKeyStore::new(), &args).await
+}
+
+/// Serves the demo over PostgreSQL: the store behind a cache, revocations from other
+/// instances evicted by a listener that stops with the server.
+#[cfg(feature = "postgres")]
+async fn serve_postgres(
+    listener: TcpListener,
+    url: &str,
+    args: &Args,
+) -> Result<(), Box<dyn Error>> {
+    use tower_apikey::{CachedKeyStore, PgKeyStore};
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        // A database outage answers 503 within this bound instead of hanging requests.
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let store = CachedKeyStore::new(PgKeyStore::new(pool));
+    store.get_ref().migrate().await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let revocations = tokio::spawn(store.revocation_listener().run(async {
+        let _ = stopped.await;
+    }));
+    let served = serve(listener, store, args).await;
+    let _ = stop.send(());
+    revocations.await?;
+    served
+}
+
+/// Serves the demo over `store` until Ctrl-C or SIGTERM, then writes pending last-used
+/// times.
+async fn serve<S>(listener: TcpListener, store: S, args: &Args) -> Result<(), Box<dyn Error>>
+where
+    S: KeyStoreAdmin + UsageSink + Clone,
+{
     let app::Demo {
         router,
         tracker,
