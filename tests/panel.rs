@@ -23,7 +23,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use fantoccini::key::Key;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
@@ -34,7 +34,9 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_apikey::{InMemoryKeyStore, SystemClock};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower_apikey::{InMemoryKeyStore, ManualClock};
 
 /// How long to wait for the page to show something before failing: generous, for a
 /// slow, shared machine. Nothing is asserted about how long anything takes.
@@ -43,6 +45,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// The demo's usage flush period: short, so the last-used time shows within a reload
 /// or two.
 const FLUSH: Duration = Duration::from_secs(1);
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The flags the issue prescribes, plus a small shared-memory fallback for containers.
 const CHROMIUM_ARGS: &[&str] = &[
@@ -166,7 +170,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -461,8 +468,10 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
         "Debian package chromium-driver",
     );
 
-    // The demo, as `cargo run --example demo -- --usage-flush-secs 1` serves it.
-    let demo = app::build(InMemoryKeyStore::new(), FLUSH, Arc::new(SystemClock))
+    // The demo, as `cargo run --example demo -- --usage-flush-secs 1` serves it, on a
+    // clock that starts 45 days ago: the keys made then give the page history to show.
+    let clock = ManualClock::new(SystemTime::now() - 45 * DAY);
+    let demo = app::build(InMemoryKeyStore::new(), FLUSH, Arc::new(clock.clone()))
         .await
         .unwrap();
     let admin = demo.admin_key.expose_secret().to_owned();
@@ -471,6 +480,35 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
     let router = demo.router;
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     tokio::spawn(demo.tracker.clone().run());
+
+    // 45 days ago: a key never used, expiring 12 days from today; a key last used 40
+    // days ago. Both are dormant today.
+    let in_12_days = OffsetDateTime::from(SystemTime::now() + 12 * DAY)
+        .format(&Rfc3339)
+        .unwrap();
+    let (_, idle_id) = create(
+        addr,
+        &admin,
+        json!({"name": "legacy-import", "scopes": [], "expires_at": in_12_days}),
+    )
+    .await;
+    let (partner, partner_id) = create(
+        addr,
+        &admin,
+        json!({"name": "partner-feed", "scopes": ["reports:read"]}),
+    )
+    .await;
+    clock.advance(5 * DAY);
+    let used = request(addr, Method::GET, "/ping", Some(&partner), None).await;
+    assert_eq!(used.status, StatusCode::OK);
+    demo.tracker.flush().await.unwrap();
+    // Today, and the clock stays there: the browser's own clock moves on from it.
+    clock.set(SystemTime::now());
+    let history = History {
+        admin,
+        idle_id,
+        partner_id,
+    };
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -497,7 +535,7 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
     };
     // The flow runs in a task of its own, so that the browser is closed even when an
     // assertion fails; the failure is then raised here.
-    let flow = tokio::spawn(flow(page, addr, admin));
+    let flow = tokio::spawn(flow(page, addr, history));
     let outcome = flow.await;
     let _ = client.close().await;
     drop(driver);
@@ -507,7 +545,32 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
     }
 }
 
-async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
+/// What the server holds before the browser opens.
+struct History {
+    admin: String,
+    /// Never used, created 45 days ago, expiring in 12 days.
+    idle_id: String,
+    /// Last used 40 days ago.
+    partner_id: String,
+}
+
+/// Creates a key through the admin API; returns (key, id).
+async fn create(addr: SocketAddr, admin: &str, body: Value) -> (String, String) {
+    let answer = request(addr, Method::POST, "/admin/keys", Some(admin), Some(body)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let created: Value = serde_json::from_str(&answer.body).unwrap();
+    (
+        created["key"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn flow(mut page: Page, addr: SocketAddr, history: History) {
+    let History {
+        admin,
+        idle_id,
+        partner_id,
+    } = history;
     // The page and its assets: public, with the security headers.
     for path in ["/admin/", "/admin", "/admin/panel.js", "/admin/panel.css"] {
         let answer = request(addr, Method::GET, path, None, None).await;
@@ -552,7 +615,8 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     page.screenshot("sign-in").await;
 
     // 2. A wrong key: 401, said as such; nothing is kept.
-    page.type_here(&format!("mkc_not-a-key{}", Key::Enter)).await;
+    page.type_here(&format!("mkc_not-a-key{}", Key::Enter))
+        .await;
     let alert = page
         .until(
             "the 401 message",
@@ -567,31 +631,12 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     page.screenshot("wrong-key").await;
 
     // 3. A valid key without `admin:keys`: 403, said as such.
-    let reader = request(
+    let (reader_key, _) = create(
         addr,
-        Method::POST,
-        "/admin/keys",
-        Some(&admin),
-        Some(json!({"name": "nightly-export", "scopes": ["reports:read"]})),
+        &admin,
+        json!({"name": "nightly-export", "scopes": ["reports:read"]}),
     )
     .await;
-    assert_eq!(reader.status, StatusCode::CREATED);
-    let reader: Value = serde_json::from_str(&reader.body).unwrap();
-    let reader_key = reader["key"].as_str().unwrap().to_owned();
-    // A key nobody uses, to show "never" beside.
-    let idle = request(
-        addr,
-        Method::POST,
-        "/admin/keys",
-        Some(&admin),
-        Some(json!({"name": "legacy-import", "scopes": []})),
-    )
-    .await;
-    assert_eq!(idle.status, StatusCode::CREATED);
-    let idle_id = serde_json::from_str::<Value>(&idle.body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     page.type_into("#admin-key", &format!("{reader_key}{}", Key::Enter))
         .await;
     page.until(
@@ -603,22 +648,40 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     assert!(page.text("#alert").await.contains("admin:keys"));
     page.screenshot("key-without-admin-scope").await;
 
-    // 4. The admin key, from the keyboard: the list appears, focus goes to "Name".
+    // 4. The admin key, from the keyboard: the list appears and takes the focus.
     page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
         .await;
     page.wait_for_panel().await;
     assert!(page.text("#alert").await.is_empty());
-    assert_eq!(page.focused_id().await, "create-name");
+    assert_eq!(page.focused_id().await, "keys-title");
     assert!(
         page.text(&row_cell(&idle_id, "Last used"))
             .await
             .contains("never")
     );
     page.assert_no_key_left(&[&reader_key], &admin).await;
+    // Dormant keys and keys expiring within 30 days stand out.
+    assert_eq!(
+        page.text(&row_cell(&idle_id, "State")).await,
+        "expiring soon dormant"
+    );
+    assert_eq!(
+        page.text(&row_cell(&partner_id, "State")).await,
+        "active dormant"
+    );
+    assert!(
+        page.text(&row_cell(&partner_id, "Last used"))
+            .await
+            .contains("40 days ago")
+    );
+    // (The admin key counts too until its first use is written: created 45 days ago.)
+    assert!(page.text("#summary").await.contains(" dormant."));
     assert_accessible(&page).await;
     page.screenshot("signed-in").await;
 
     // 5. Create, with an invalid scope: the API's error appears beside "Scopes".
+    page.click("#new-key").await;
+    assert_eq!(page.focused_id().await, "create-name");
     page.type_here("billing-sync").await;
     page.type_into("#create-scopes", &format!("Reports:Read{}", Key::Enter))
         .await;
@@ -629,10 +692,7 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
             vec![],
         )
         .await;
-    assert!(
-        error.as_str().unwrap().contains("invalid scope"),
-        "{error}"
-    );
+    assert!(error.as_str().unwrap().contains("invalid scope"), "{error}");
     let invalid = page
         .js(
             "return document.getElementById('create-scopes').getAttribute('aria-invalid');",
@@ -682,7 +742,11 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     assert!(used.headers.contains_key("apikey-expires"));
     let last_used = page.reload_until_used(&id).await;
     assert!(last_used.contains("UTC"), "{last_used}");
-    assert!(page.text(&row_cell(&id, "Name")).await.contains("billing-sync"));
+    assert!(
+        page.text(&row_cell(&id, "Name"))
+            .await
+            .contains("billing-sync")
+    );
     assert!(
         page.text(&row_cell(&idle_id, "Last used"))
             .await
@@ -774,6 +838,17 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     );
     page.screenshot("revoked").await;
 
+    // The panel as it opens now, for the README (docs/panel.png is made from it).
+    page.client.set_window_size(1280, 1000).await.unwrap();
+    page.client.refresh().await.unwrap();
+    page.wait_for_panel().await;
+    page.js(
+        "document.activeElement.blur(); window.scrollTo(0, 0);",
+        vec![],
+    )
+    .await;
+    page.screenshot("overview").await;
+
     // 10. A narrow screen: the list becomes cards, with nothing to scroll sideways.
     page.client.set_window_size(390, 844).await.unwrap();
     page.until(
@@ -825,15 +900,16 @@ async fn flow(mut page: Page, addr: SocketAddr, admin: String) {
     // The browser notes each refused API call; those are the flow's own (wrong key,
     // key without the scope, invalid scope), and all it may note.
     let expected = [401, 403, 422].map(|s| format!("the server responded with a status of {s}"));
+    assert!(
+        page.console.iter().any(|m| m.contains(&expected[0])),
+        "the console was read: the wrong key's 401 is in it"
+    );
     let problems: Vec<&String> = page
         .console
         .iter()
         .filter(|m| !expected.iter().any(|e| m.contains(e.as_str())))
         .collect();
-    assert!(
-        problems.is_empty(),
-        "the browser's console: {problems:#?}"
-    );
+    assert!(problems.is_empty(), "the browser's console: {problems:#?}");
 }
 
 /// Every field has a label, every button a name, and messages a live region.
@@ -865,5 +941,9 @@ async fn assert_accessible(page: &Page) {
             vec![],
         )
         .await;
-    assert_eq!(row_header, json!(true), "each row is named by its key's name");
+    assert_eq!(
+        row_header,
+        json!(true),
+        "each row is named by its key's name"
+    );
 }

@@ -28,6 +28,8 @@
 
   const $ = (id) => document.getElementById(id);
   const ui = {
+    session: $('session'),
+    sessionKey: $('session-key'),
     forget: $('forget'),
     status: $('status'),
     alert: $('alert'),
@@ -42,6 +44,7 @@
     expires: $('create-expires'),
     createError: $('create-error'),
     refresh: $('refresh'),
+    newKey: $('new-key'),
     summary: $('summary'),
     rows: $('key-rows'),
     keysTitle: $('keys-title'),
@@ -198,7 +201,8 @@
     ui.rows.replaceChildren();
     ui.summary.textContent = '';
     ui.panel.hidden = true;
-    ui.forget.hidden = true;
+    ui.session.hidden = true;
+    ui.sessionKey.textContent = '';
     ui.signin.hidden = false;
     say('');
     warn(message || '');
@@ -208,13 +212,9 @@
   function showPanel() {
     ui.signin.hidden = true;
     ui.panel.hidden = false;
-    ui.forget.hidden = false;
+    ui.session.hidden = false;
     const id = keyIdOf(storedKey());
-    ui.forget.setAttribute(
-      'aria-label',
-      id ? `Forget admin key ${id} (signed in with it)` : 'Forget admin key',
-    );
-    ui.forget.textContent = id ? `Forget admin key ${id}` : 'Forget admin key';
+    ui.sessionKey.textContent = id ? `Signed in with admin key ${id}` : 'Signed in';
   }
 
   async function onSignin(event) {
@@ -236,7 +236,7 @@
       warn('');
       showPanel();
       say(`Signed in. ${ui.summary.textContent}`);
-      ui.name.focus();
+      ui.keysTitle.focus();
     } catch (error) {
       fail(error);
     }
@@ -246,8 +246,14 @@
 
   const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 
+  /** `2026-05-01 12:00 UTC`, as a date and a time that each stay on one line. */
   function utc(iso) {
-    return `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    const text = new Date(iso).toISOString();
+    return [
+      el('span', { class: 'date' }, text.slice(0, 10)),
+      ' ',
+      el('span', { class: 'clock' }, `${text.slice(11, 16)} UTC`),
+    ];
   }
 
   function fromNow(iso, now) {
@@ -261,7 +267,7 @@
 
   function timeCell(iso, now, withRelative) {
     if (!iso) return [el('span', { class: 'never' }, 'never')];
-    const parts = [el('time', { datetime: iso, title: iso }, utc(iso))];
+    const parts = [el('time', { datetime: iso, title: iso }, ...utc(iso))];
     if (withRelative) parts.push(el('span', { class: 'relative' }, fromNow(iso, now)));
     return parts;
   }
@@ -651,6 +657,10 @@
   ui.signinForm.addEventListener('submit', onSignin);
   ui.createForm.addEventListener('submit', onCreate);
   ui.refresh.addEventListener('click', onRefresh);
+  ui.newKey.addEventListener('click', () => {
+    ui.name.scrollIntoView({ block: 'center' });
+    ui.name.focus();
+  });
   ui.forget.addEventListener('click', () => {
     signOut('');
     say('The admin key is forgotten in this tab.');
@@ -659,12 +669,8 @@
   limitExpiry();
 
   if (storedKey()) {
-    loadKeys()
-      .then(() => {
-        showPanel();
-        say(ui.summary.textContent);
-      })
-      .catch(fail);
+    // The summary above the list says what there is; no message needed.
+    loadKeys().then(showPanel).catch(fail);
   } else {
     ui.signin.hidden = false;
     ui.adminKey.focus();
