@@ -1,11 +1,13 @@
 //! The "Connector Access Control" panel in a real browser: Debian's `chromium`, headless,
 //! driven through `chromedriver` (WebDriver, via `fantoccini`) against the demo served
-//! on loopback, with the demo's real usage flush.
+//! on loopback, with the demo's real usage flush. The demo's clock starts 45 days back,
+//! so that keys made "then" show as dormant, then stands at the present.
 //!
 //! The flow is an administrator's: open the page, paste a wrong key, a key without
 //! `admin:keys`, then the admin key; create a key (first with an invalid scope), see it
 //! once, use it with an HTTP client, reload until its last-used time shows, rotate it,
-//! use the new key, revoke the old one, and read the page on a narrow screen. Along the
+//! use the new key, revoke the old one, read the page on a narrow screen, forget the admin
+//! key, and open the page again at `/admin` (no trailing slash). Along the
 //! way it checks the security headers, that no key stays in the DOM after its one-time
 //! display, that nothing is in `localStorage`, the URL or the browser's console, and that
 //! the page is usable from the keyboard and labelled.
@@ -885,6 +887,33 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         )
         .await,
         json!(0)
+    );
+
+    // 12. The same page at `/admin`, without the slash: its script, styles and API calls
+    // still find their way (the page names them `./admin/…`, the script resolves the
+    // API against its own URL).
+    page.client
+        .goto(&format!("{}/admin", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form at /admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    assert!(
+        page.text(&row_cell(&new_id, "ID"))
+            .await
+            .contains(&format!("rotated from {id}"))
+    );
+    assert_eq!(
+        page.client.current_url().await.unwrap().path(),
+        "/admin",
+        "no redirect, no key in the URL"
     );
 
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
