@@ -77,8 +77,31 @@
 //! ```
 //!
 //! [`AdminRouter`] sets the realm and the usage tracker of that guard.
+//!
+//! # The panel
+//!
+//! The router also serves "Connector Access Control", a key-management page for people:
+//! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
+//! and stylesheet at `GET /panel.js` and `GET /panel.css`. The administrator pastes an
+//! admin key once; the page keeps it in the tab's `sessionStorage` and sends it with
+//! every call to the JSON API above. It lists the keys with their state (active,
+//! expiring within 30 days, expired, revoked), last-used time and rotation links,
+//! flags dormant keys (unused for 30 days, or never used and older than 7 days), and
+//! creates, rotates and revokes keys, showing a new key once.
+//!
+//! The page and its assets need no key (they hold no data), are compiled into the crate
+//! (no CDN, no build step), and carry a Content-Security-Policy that allows only this
+//! server's own script, styles and API, with `frame-ancestors 'none'`,
+//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+//!
+//! `Router::nest("/admin", …)` routes `/admin` to the page but not `/admin/` (axum's
+//! nesting never matches the trailing slash); `Router::nest_service("/admin", …)`
+//! routes both. The page finds its assets and the API relative to the address it was
+//! opened at, so either works, as does a proxy that strips a path prefix.
+//! [`AdminRouter::panel`] leaves the page out for an API-only deployment.
 
 mod body;
+mod panel;
 mod problem;
 mod view;
 
@@ -133,6 +156,7 @@ where
 pub struct AdminRouter<S> {
     manager: KeyManager<S>,
     guard: ApiKeyV2Layer,
+    panel: bool,
 }
 
 impl<S> AdminRouter<S>
@@ -148,7 +172,11 @@ where
             .prefix(manager.prefix().clone())
             .clock(manager.clock().clone())
             .require_scopes(required);
-        Self { manager, guard }
+        Self {
+            manager,
+            guard,
+            panel: true,
+        }
     }
 
     /// The realm in the guard's challenges (default `api`); use the application's.
@@ -168,15 +196,30 @@ where
         self
     }
 
+    /// Whether the router serves the [panel](self#the-panel) at `GET /` (default
+    /// `true`). The JSON API is the same either way.
+    pub fn panel(mut self, enabled: bool) -> Self {
+        self.panel = enabled;
+        self
+    }
+
     /// The router, ready to `nest` (for example at `/admin`).
     pub fn into_router(self) -> Router {
-        Router::new()
+        let api = Router::new()
             .route("/keys", post(create::<S>).get(list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
             // `route_layer`: unknown paths get the 404 below without a key, like any
             // other route the application does not have.
-            .route_layer(self.guard)
+            .route_layer(self.guard);
+        // Merged after the guard, so that the page and its assets, which hold no data,
+        // load without a key; the page then sends the key with every API call.
+        let routes = if self.panel {
+            api.merge(panel::routes())
+        } else {
+            api
+        };
+        routes
             .fallback(|| async { AdminError::NoSuchRoute })
             // Set here, inside the application's own limit, so that this one applies.
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -189,6 +232,7 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
         f.debug_struct("AdminRouter")
             .field("manager", &self.manager)
             .field("guard", &self.guard)
+            .field("panel", &self.panel)
             .finish()
     }
 }

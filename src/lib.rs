@@ -41,7 +41,7 @@
 //! |---|---|
 //! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
 //! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
-//! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys` |
+//! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
 //! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, `RevocationListener` (includes `cache`) |

@@ -30,7 +30,8 @@ const MAX_REPORTS: usize = 1_000;
 
 /// The demo, built and not yet serving.
 pub struct Demo {
-    /// Every route: `/health`, `/ping`, `/whoami`, `/reports` and `/admin/…`.
+    /// Every route: `/health`, `/ping`, `/whoami`, `/reports`, `/admin/…` and the key
+    /// management panel at `/admin/`.
     pub router: Router,
     /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
     pub tracker: UsageTracker,
@@ -88,7 +89,9 @@ where
         .route("/health", get(|| async { "ok" }))
         .merge(api)
         // Outside the API's layer: the admin router authenticates itself (`admin:keys`).
-        .nest("/admin", admin);
+        // `nest_service` rather than `nest`, so that the panel answers at `/admin/` as
+        // well as at `/admin`.
+        .nest_service("/admin", admin);
     Ok(Demo {
         router,
         tracker,

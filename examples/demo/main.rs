@@ -7,7 +7,8 @@
 //! - `GET /ping`: `pong` for any valid key;
 //! - `GET /whoami`: the caller's key id, name, scopes and expiry as JSON;
 //! - `GET /reports` (scope `reports:read`), `POST /reports` (scope `reports:write`);
-//! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`).
+//! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
+//! - `/admin/`: the same in a browser, the "Connector Access Control" panel.
 //!
 //! Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then pending
 //! last-used times are written.

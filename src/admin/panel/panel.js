@@ -1,0 +1,678 @@
+// Connector Access Control: the key-management panel of tower-apikey's admin router.
+//
+// Plain JavaScript over the router's JSON API, with no dependencies. Rules this file keeps:
+// - Data reaches the page only through `textContent` and attributes, never as markup:
+//   key names are user input.
+// - The admin key lives in `sessionStorage` only, and travels only in the
+//   `Authorization` header. A new key is held by its one-time dialog alone, and the
+//   dialog's text is cleared and the dialog removed when it is dismissed.
+// - Nothing is logged: no data, and above all no key, goes to the developer tools.
+'use strict';
+
+(() => {
+  const STORAGE_ITEM = 'tower-apikey.admin-key';
+  const DAY_MS = 24 * 60 * 60 * 1000;
+  /** Keys expiring within this many days are "expiring soon" (the layer's warning window). */
+  const EXPIRING_DAYS = 30;
+  /** A key unused for this long is dormant. */
+  const DORMANT_DAYS = 30;
+  /** A key never used is dormant once it is this old: time enough to be deployed. */
+  const NEVER_USED_DAYS = 7;
+  /** The longest life of a key. */
+  const MAX_DAYS = 365;
+
+  // The API sits beside this script, wherever the application mounts the router, so
+  // every URL is resolved against the script's own address.
+  const scriptUrl = document.currentScript ? document.currentScript.src : location.href;
+  const apiBase = new URL('.', scriptUrl);
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    session: $('session'),
+    sessionKey: $('session-key'),
+    forget: $('forget'),
+    status: $('status'),
+    alert: $('alert'),
+    signin: $('signin'),
+    signinForm: $('signin-form'),
+    adminKey: $('admin-key'),
+    panel: $('panel'),
+    createForm: $('create-form'),
+    createSubmit: $('create-submit'),
+    name: $('create-name'),
+    scopes: $('create-scopes'),
+    expires: $('create-expires'),
+    createError: $('create-error'),
+    refresh: $('refresh'),
+    newKey: $('new-key'),
+    summary: $('summary'),
+    rows: $('key-rows'),
+    keysTitle: $('keys-title'),
+    confirm: $('confirm'),
+    confirmForm: $('confirm-form'),
+    confirmTitle: $('confirm-title'),
+    confirmText: $('confirm-text'),
+    confirmOverlap: $('confirm-overlap'),
+    overlap: $('overlap'),
+    confirmCancel: $('confirm-cancel'),
+    confirmOk: $('confirm-ok'),
+  };
+
+  /** The API's field names, and the inputs that hold them. */
+  const FIELDS = { name: ui.name, scopes: ui.scopes, expires_at: ui.expires };
+
+  // ---- the admin key: sessionStorage only -------------------------------------------
+
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(STORAGE_ITEM);
+    } catch {
+      return null;
+    }
+  }
+
+  function storeKey(key) {
+    try {
+      sessionStorage.setItem(STORAGE_ITEM, key);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function forgetKey() {
+    try {
+      sessionStorage.removeItem(STORAGE_ITEM);
+    } catch {
+      // Storage is unavailable, so nothing is stored either.
+    }
+  }
+
+  /** The public id inside a key (`<prefix>_<id>_<secret>`), or null. */
+  function keyIdOf(key) {
+    const parts = (key || '').split('_');
+    return parts.length === 3 && /^[0-9A-Za-z]{16}$/.test(parts[1]) ? parts[1] : null;
+  }
+
+  // ---- building the page without markup strings -------------------------------------
+
+  /** An element with attributes and children (strings become text nodes). */
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value !== null && value !== undefined && value !== false) {
+        node.setAttribute(name, value === true ? '' : String(value));
+      }
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
+  }
+
+  function say(text) {
+    ui.status.textContent = text;
+    ui.status.hidden = !text;
+  }
+
+  function warn(text) {
+    ui.alert.textContent = text;
+    ui.alert.hidden = !text;
+  }
+
+  // ---- talking to the API ----------------------------------------------------------
+
+  /** Thrown once the panel has already shown what went wrong. */
+  class Shown extends Error {}
+
+  async function problemOf(response) {
+    try {
+      const body = await response.json();
+      return body && typeof body === 'object' ? body : {};
+    } catch {
+      return {};
+    }
+  }
+
+  function describe(response, problem) {
+    const title = problem.title || response.statusText || 'Error';
+    const detail = problem.detail ? `: ${problem.detail}` : '';
+    return `${response.status} ${title}${detail}`;
+  }
+
+  /**
+   * Calls the API with the admin key. A refused key (401, 403) sends the administrator
+   * back to the sign-in form with a message saying which, and throws `Shown`.
+   */
+  async function api(method, path, body) {
+    const key = storedKey();
+    if (!key) {
+      signOut('Paste an admin key to continue.');
+      throw new Shown();
+    }
+    const init = {
+      method,
+      headers: {
+        Accept: 'application/json, application/problem+json',
+        Authorization: `ApiKey-v2 ${key}`,
+      },
+      cache: 'no-store',
+      credentials: 'omit',
+      redirect: 'error',
+      referrerPolicy: 'no-referrer',
+    };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(new URL(path, apiBase), init);
+    } catch {
+      warn('The server cannot be reached. Check that it is running, then press Refresh.');
+      throw new Shown();
+    }
+    if (response.status === 401) {
+      const problem = await problemOf(response);
+      const why = problem.detail ? ` The server says: ${problem.detail}.` : '';
+      signOut(
+        `401 Unauthorized: the server does not accept this admin key (unknown, mistyped, expired or revoked).${why} Paste a valid key.`,
+      );
+      throw new Shown();
+    }
+    if (response.status === 403) {
+      signOut(
+        '403 Forbidden: this key is valid but lacks the scope admin:keys, which key management needs. Paste a key that has it.',
+      );
+      throw new Shown();
+    }
+    return response;
+  }
+
+  /** Shows an unexpected answer; `Shown` errors were shown already. */
+  function fail(error) {
+    if (!(error instanceof Shown)) {
+      warn(`Something went wrong: ${error && error.message ? error.message : error}`);
+    }
+  }
+
+  // ---- signing in and out ----------------------------------------------------------
+
+  function signOut(message) {
+    forgetKey();
+    ui.rows.replaceChildren();
+    ui.summary.textContent = '';
+    ui.panel.hidden = true;
+    ui.session.hidden = true;
+    ui.sessionKey.textContent = '';
+    ui.signin.hidden = false;
+    say('');
+    warn(message || '');
+    ui.adminKey.focus();
+  }
+
+  function showPanel() {
+    ui.signin.hidden = true;
+    ui.panel.hidden = false;
+    ui.session.hidden = false;
+    const id = keyIdOf(storedKey());
+    ui.sessionKey.textContent = id ? `Signed in with admin key ${id}` : 'Signed in';
+  }
+
+  async function onSignin(event) {
+    event.preventDefault();
+    const key = ui.adminKey.value.trim();
+    // The key leaves the DOM at once: from here on it is only in sessionStorage.
+    ui.adminKey.value = '';
+    if (!key) {
+      warn('Paste an admin key: a key with the scope admin:keys.');
+      ui.adminKey.focus();
+      return;
+    }
+    if (!storeKey(key)) {
+      warn('This browser refuses session storage, which the panel needs to keep the key.');
+      return;
+    }
+    try {
+      await loadKeys();
+      warn('');
+      showPanel();
+      say(`Signed in. ${ui.summary.textContent}`);
+      ui.keysTitle.focus();
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  // ---- time ------------------------------------------------------------------------
+
+  const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+  /** `2026-05-01 12:00 UTC`, as a date and a time that each stay on one line. */
+  function utc(iso) {
+    const text = new Date(iso).toISOString();
+    return [
+      el('span', { class: 'date' }, text.slice(0, 10)),
+      ' ',
+      el('span', { class: 'clock' }, `${text.slice(11, 16)} UTC`),
+    ];
+  }
+
+  function fromNow(iso, now) {
+    const ms = Date.parse(iso) - now;
+    const abs = Math.abs(ms);
+    if (abs < 60 * 1000) return ms < 0 ? 'just now' : 'in under a minute';
+    if (abs < 60 * 60 * 1000) return relative.format(Math.round(ms / 60000), 'minute');
+    if (abs < 2 * DAY_MS) return relative.format(Math.round(ms / 3600000), 'hour');
+    return relative.format(Math.round(ms / DAY_MS), 'day');
+  }
+
+  function timeCell(iso, now, withRelative) {
+    if (!iso) return [el('span', { class: 'never' }, 'never')];
+    const parts = [el('time', { datetime: iso, title: iso }, ...utc(iso))];
+    if (withRelative) parts.push(el('span', { class: 'relative' }, fromNow(iso, now)));
+    return parts;
+  }
+
+  function isoDate(ms) {
+    return new Date(ms).toISOString().slice(0, 10);
+  }
+
+  /** The date picker offers tomorrow to 365 days from today (UTC), the API's range. */
+  function limitExpiry() {
+    const now = Date.now();
+    ui.expires.min = isoDate(now + DAY_MS);
+    ui.expires.max = isoDate(now + MAX_DAYS * DAY_MS);
+  }
+
+  // ---- the list --------------------------------------------------------------------
+
+  const STATE_LABELS = {
+    active: 'active',
+    expiring: 'expiring soon',
+    expired: 'expired',
+    revoked: 'revoked',
+  };
+
+  function stateOf(record, now) {
+    if (record.revoked_at) return 'revoked';
+    const expires = Date.parse(record.expires_at);
+    if (expires <= now) return 'expired';
+    if (expires - now <= EXPIRING_DAYS * DAY_MS) return 'expiring';
+    return 'active';
+  }
+
+  function isDormant(record, state, now) {
+    if (state === 'revoked' || state === 'expired') return false;
+    if (record.last_used_at) return now - Date.parse(record.last_used_at) > DORMANT_DAYS * DAY_MS;
+    return now - Date.parse(record.created_at) > NEVER_USED_DAYS * DAY_MS;
+  }
+
+  /** A link to another row that moves focus there, leaving the URL alone. */
+  function rowLink(id) {
+    const link = el('a', { href: `#key-${id}`, class: 'row-link' }, el('code', {}, id));
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      focusRow(id);
+    });
+    return link;
+  }
+
+  function focusRow(id) {
+    const row = $(`key-${id}`);
+    if (row) {
+      row.focus();
+      return true;
+    }
+    return false;
+  }
+
+  function cell(label, ...children) {
+    return el('td', { role: 'cell', 'data-label': label }, ...children);
+  }
+
+  function render(records) {
+    const now = Date.now();
+    // rotated_from links the new key to the old; show the way back too.
+    const replacedBy = new Map();
+    for (const r of records) if (r.rotated_from) replacedBy.set(r.rotated_from, r.id);
+
+    const counts = { active: 0, expiring: 0, expired: 0, revoked: 0, dormant: 0 };
+    const rows = records.map((record) => {
+      const state = stateOf(record, now);
+      const dormant = isDormant(record, state, now);
+      counts[state] += 1;
+      if (dormant) counts.dormant += 1;
+
+      const idCell = cell('ID', el('code', {}, record.id));
+      if (record.rotated_from) {
+        idCell.append(el('span', { class: 'link' }, 'rotated from ', rowLink(record.rotated_from)));
+      }
+      if (replacedBy.has(record.id)) {
+        idCell.append(el('span', { class: 'link' }, 'replaced by ', rowLink(replacedBy.get(record.id))));
+      }
+
+      const scopes = record.scopes.length
+        ? el('ul', { class: 'scopes' }, ...record.scopes.map((s) => el('li', {}, el('code', {}, s))))
+        : el('span', { class: 'none' }, 'none (authenticates only)');
+
+      const stateCell = cell(
+        'State',
+        el('span', { class: `badge state-${state}` }, STATE_LABELS[state]),
+      );
+      if (dormant) stateCell.append(' ', el('span', { class: 'badge dormant' }, 'dormant'));
+
+      const actions = cell('Actions');
+      const who = `${record.name} (${record.id})`;
+      if (state !== 'revoked' && state !== 'expired') {
+        const rotate = el('button', { type: 'button', class: 'secondary', 'aria-label': `Rotate ${who}` }, 'Rotate');
+        rotate.addEventListener('click', () => onRotate(record, rotate));
+        actions.append(rotate);
+      }
+      if (state !== 'revoked') {
+        const revoke = el('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${who}` }, 'Revoke');
+        revoke.addEventListener('click', () => onRevoke(record, revoke));
+        actions.append(revoke);
+      }
+
+      const classes = [`state-${state}`];
+      if (dormant) classes.push('is-dormant');
+      return el(
+        'tr',
+        { id: `key-${record.id}`, role: 'row', tabindex: '-1', class: classes.join(' ') },
+        el('th', { scope: 'row', role: 'rowheader', 'data-label': 'Name', class: 'name' }, record.name),
+        idCell,
+        cell('Scopes', scopes),
+        cell('Created', ...timeCell(record.created_at, now, false)),
+        cell('Expires', ...timeCell(record.expires_at, now, true)),
+        cell('Last used', ...timeCell(record.last_used_at, now, true)),
+        stateCell,
+        actions,
+      );
+    });
+    ui.rows.replaceChildren(...rows);
+
+    const parts = [];
+    for (const state of ['active', 'expiring', 'expired', 'revoked']) {
+      if (counts[state]) parts.push(`${counts[state]} ${STATE_LABELS[state]}`);
+    }
+    if (counts.dormant) parts.push(`${counts.dormant} dormant`);
+    const total = `${records.length} ${records.length === 1 ? 'key' : 'keys'}`;
+    ui.summary.textContent = parts.length ? `${total}: ${parts.join(', ')}.` : `${total}.`;
+    limitExpiry();
+  }
+
+  async function loadKeys() {
+    const response = await api('GET', 'keys');
+    if (!response.ok) {
+      warn(`The keys could not be listed. ${describe(response, await problemOf(response))}`);
+      throw new Shown();
+    }
+    render(await response.json());
+  }
+
+  async function onRefresh() {
+    try {
+      await loadKeys();
+      warn('');
+      say(`Refreshed. ${ui.summary.textContent}`);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  // ---- the one-time key display ----------------------------------------------------
+
+  /**
+   * Shows a new key once, in a modal dialog of its own. Dismissing it (button or
+   * Escape) empties the dialog's text, removes the dialog and drops the key; then
+   * `afterwards` puts focus back where the administrator was.
+   */
+  function showOnce(record, key, afterwards) {
+    const heading = record.rotated_from
+      ? `New key for “${record.name}”, replacing ${record.rotated_from}`
+      : `New key “${record.name}”`;
+    const code = el('code', { id: 'once-key', class: 'secret', tabindex: '0', 'aria-labelledby': 'once-key-label' }, key);
+    const copyStatus = el('p', { id: 'once-copy-status', class: 'copy-status', role: 'status' });
+    const copy = el('button', { type: 'button', id: 'once-copy' }, 'Copy key');
+    const done = el('button', { type: 'button', id: 'once-done', class: 'secondary' }, 'I have stored it, close');
+    const dialog = el(
+      'dialog',
+      { id: 'once', class: 'once', 'aria-labelledby': 'once-title', 'aria-describedby': 'once-warning' },
+      el('h2', { id: 'once-title' }, heading),
+      el(
+        'p',
+        { id: 'once-warning', class: 'warning' },
+        el('strong', {}, 'This key will not be shown again. '),
+        'Copy it now and keep it somewhere safe: the server stores only a digest of it. If it is lost, rotate the key.',
+      ),
+      el('p', { id: 'once-key-label', class: 'once-label' }, `Key ${record.id}`),
+      code,
+      copyStatus,
+      el('div', { class: 'actions' }, copy, done),
+    );
+
+    let dismissed = false;
+    const dismiss = () => {
+      if (dismissed) return;
+      dismissed = true;
+      code.textContent = '';
+      copyStatus.textContent = '';
+      if (dialog.open) dialog.close();
+      dialog.remove();
+      key = null;
+      afterwards();
+    };
+    // Escape closes it like the button does, and the key goes all the same.
+    dialog.addEventListener('cancel', (event) => {
+      event.preventDefault();
+      dismiss();
+    });
+    done.addEventListener('click', dismiss);
+    copy.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(code.textContent);
+        copyStatus.textContent = 'Copied to the clipboard.';
+      } catch {
+        // No clipboard access (an insecure origin, or refused): select it for Ctrl+C.
+        const range = document.createRange();
+        range.selectNodeContents(code);
+        const selection = getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        code.focus();
+        copyStatus.textContent = 'The browser refused to copy. The key is selected: press Ctrl+C (⌘C on a Mac).';
+      }
+    });
+
+    document.body.append(dialog);
+    dialog.showModal();
+    copy.focus();
+  }
+
+  // ---- create ----------------------------------------------------------------------
+
+  function clearFieldErrors() {
+    for (const input of Object.values(FIELDS)) {
+      input.removeAttribute('aria-invalid');
+      const error = $(`${input.id}-error`);
+      error.textContent = '';
+      error.hidden = true;
+    }
+    ui.createError.textContent = '';
+    ui.createError.hidden = true;
+  }
+
+  /** Puts each of the API's field errors next to its field. */
+  function showFieldErrors(response, problem) {
+    const errors = Array.isArray(problem.errors) ? problem.errors : [];
+    let first = null;
+    const other = [];
+    for (const error of errors) {
+      const input = FIELDS[error.field];
+      if (input) {
+        const slot = $(`${input.id}-error`);
+        slot.textContent = slot.textContent ? `${slot.textContent} ${error.detail}` : error.detail;
+        slot.hidden = false;
+        input.setAttribute('aria-invalid', 'true');
+        first = first || input;
+      } else {
+        other.push(`${error.field}: ${error.detail}`);
+      }
+    }
+    if (other.length || !errors.length) {
+      ui.createError.textContent = other.length ? other.join(' ') : describe(response, problem);
+      ui.createError.hidden = false;
+    }
+    const count = errors.length || 1;
+    warn(`The key was not created: ${count === 1 ? 'a field needs' : `${count} fields need`} attention.`);
+    (first || ui.name).focus();
+  }
+
+  async function onCreate(event) {
+    event.preventDefault();
+    clearFieldErrors();
+    warn('');
+    const body = {
+      name: ui.name.value.trim(),
+      scopes: ui.scopes.value.split(/[\s,]+/).filter(Boolean),
+    };
+    if (ui.expires.value) body.expires_at = `${ui.expires.value}T00:00:00Z`;
+    ui.createSubmit.disabled = true;
+    try {
+      const response = await api('POST', 'keys', body);
+      if (response.status !== 201) {
+        showFieldErrors(response, await problemOf(response));
+        return;
+      }
+      const created = await response.json();
+      const key = created.key;
+      delete created.key;
+      ui.createForm.reset();
+      say(`Key “${created.name}” (${created.id}) created.`);
+      showOnce(created, key, () => {
+        if (!focusRow(created.id)) ui.name.focus();
+      });
+      await loadKeys();
+    } catch (error) {
+      fail(error);
+    } finally {
+      ui.createSubmit.disabled = false;
+    }
+  }
+
+  // ---- confirmations, rotate, revoke -----------------------------------------------
+
+  /**
+   * Asks before acting. Resolves to null (cancelled) or `{ overlap }`, the chosen
+   * rotation overlap ('' to keep the old key until it is revoked).
+   */
+  function confirmAction({ title, text, ok, danger, overlap, returnTo }) {
+    ui.confirmTitle.textContent = title;
+    ui.confirmText.textContent = text;
+    ui.confirmOk.textContent = ok;
+    ui.confirmOk.className = danger ? 'danger' : '';
+    ui.confirmOverlap.hidden = !overlap;
+    ui.overlap.value = '';
+    return new Promise((resolve) => {
+      let answer = null;
+      const onSubmit = (event) => {
+        event.preventDefault();
+        answer = { overlap: ui.overlap.value };
+        ui.confirm.close();
+      };
+      const onCancel = () => ui.confirm.close();
+      const onClose = () => {
+        ui.confirmForm.removeEventListener('submit', onSubmit);
+        ui.confirmCancel.removeEventListener('click', onCancel);
+        ui.confirm.removeEventListener('close', onClose);
+        if (returnTo && returnTo.isConnected) returnTo.focus();
+        resolve(answer);
+      };
+      ui.confirmForm.addEventListener('submit', onSubmit);
+      ui.confirmCancel.addEventListener('click', onCancel);
+      ui.confirm.addEventListener('close', onClose);
+      ui.confirm.showModal();
+      // A destructive action starts on Cancel, so that Enter does no harm.
+      (danger ? ui.confirmCancel : overlap ? ui.overlap : ui.confirmOk).focus();
+    });
+  }
+
+  async function onRotate(record, button) {
+    const choice = await confirmAction({
+      title: `Rotate “${record.name}” (${record.id})?`,
+      text:
+        'A new key with the same name and scopes is created and shown once. Switch the integration to it, wait until its last-used time appears here, then revoke the old key.',
+      ok: 'Rotate',
+      overlap: true,
+      returnTo: button,
+    });
+    if (!choice) return;
+    const body = choice.overlap === '' ? undefined : { overlap_secs: Number(choice.overlap) };
+    try {
+      const response = await api('POST', `keys/${encodeURIComponent(record.id)}/rotate`, body);
+      if (response.status !== 201) {
+        warn(`The key was not rotated. ${describe(response, await problemOf(response))}`);
+        return;
+      }
+      const created = await response.json();
+      const key = created.key;
+      delete created.key;
+      say(`Key “${created.name}” rotated: ${created.id} replaces ${record.id}.`);
+      showOnce(created, key, () => {
+        if (!focusRow(created.id)) ui.keysTitle.focus();
+      });
+      await loadKeys();
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  async function onRevoke(record, button) {
+    const own = keyIdOf(storedKey()) === record.id;
+    const choice = await confirmAction({
+      title: `Revoke “${record.name}” (${record.id})?`,
+      text:
+        'Requests with this key are refused from now on. This cannot be undone.' +
+        (own ? ' This is the admin key you are signed in with: the panel will stop working.' : ''),
+      ok: 'Revoke',
+      danger: true,
+      returnTo: button,
+    });
+    if (!choice) return;
+    try {
+      const response = await api('DELETE', `keys/${encodeURIComponent(record.id)}`);
+      if (response.status !== 204) {
+        warn(`The key was not revoked. ${describe(response, await problemOf(response))}`);
+        return;
+      }
+      say(`Key “${record.name}” (${record.id}) revoked.`);
+      await loadKeys();
+      focusRow(record.id);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  // ---- start -----------------------------------------------------------------------
+
+  ui.signinForm.addEventListener('submit', onSignin);
+  ui.createForm.addEventListener('submit', onCreate);
+  ui.refresh.addEventListener('click', onRefresh);
+  ui.newKey.addEventListener('click', () => {
+    ui.name.scrollIntoView({ block: 'center' });
+    ui.name.focus();
+  });
+  ui.forget.addEventListener('click', () => {
+    signOut('');
+    say('The admin key is forgotten in this tab.');
+  });
+  ui.keysTitle.tabIndex = -1;
+  limitExpiry();
+
+  if (storedKey()) {
+    // The summary above the list says what there is; no message needed.
+    loadKeys().then(showPanel).catch(fail);
+  } else {
+    ui.signin.hidden = false;
+    ui.adminKey.focus();
+  }
+})();

@@ -1,0 +1,978 @@
+//! The "Connector Access Control" panel in a real browser: Debian's `chromium`, headless,
+//! driven through `chromedriver` (WebDriver, via `fantoccini`) against the demo served
+//! on loopback, with the demo's real usage flush. The demo's clock starts 45 days back,
+//! so that keys made "then" show as dormant, then stands at the present.
+//!
+//! The flow is an administrator's: open the page, paste a wrong key, a key without
+//! `admin:keys`, then the admin key; create a key (first with an invalid scope), see it
+//! once, use it with an HTTP client, reload until its last-used time shows, rotate it,
+//! use the new key, revoke the old one, read the page on a narrow screen, forget the admin
+//! key, and open the page again at `/admin` (no trailing slash). Along the
+//! way it checks the security headers, that no key stays in the DOM after its one-time
+//! display, that nothing is in `localStorage`, the URL or the browser's console, and that
+//! the page is usable from the keyboard and labelled.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
+//! `chromium-driver`, which `scripts/test` installs), or `CHROMIUM` and `CHROMEDRIVER`
+//! naming others; without them the test fails and says so. Each step's screenshot is
+//! saved as `target/e2e-screenshots/NN-step.png`.
+
+#[path = "../examples/demo/app.rs"]
+mod app;
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use fantoccini::key::Key;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower_apikey::{InMemoryKeyStore, ManualClock};
+
+/// How long to wait for the page to show something before failing: generous, for a
+/// slow, shared machine. Nothing is asserted about how long anything takes.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The demo's usage flush period: short, so the last-used time shows within a reload
+/// or two.
+const FLUSH: Duration = Duration::from_secs(1);
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The flags the issue prescribes, plus a small shared-memory fallback for containers.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+];
+
+// ---- the browser ------------------------------------------------------------------
+
+/// A Debian tool, or a failure that says how to get it.
+fn tool(variable: &str, default: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "the panel's end-to-end test needs {} ({package}); install it with \
+         `apt-get install chromium chromium-driver` (scripts/test does), or set {variable}",
+        path.display()
+    );
+    path
+}
+
+/// `chromedriver` in a process group of its own, so that it and the browser it starts
+/// all end with the test, however the test ends.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    fn start(path: &Path) -> Self {
+        // A free port, released for chromedriver to bind: a race only with other
+        // processes binding random loopback ports in the same instant.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut command = Command::new(path);
+        command
+            .arg(format!("--port={port}"))
+            // Commands carry keys (typed and read); log only severe errors.
+            .arg("--log-level=SEVERE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A WebDriver session, once chromedriver answers.
+    async fn session(&mut self, chromium: &Path, profile: &Path) -> Client {
+        let mut capabilities = Capabilities::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": CHROMIUM_ARGS
+                    .iter()
+                    .map(|a| (*a).to_owned())
+                    .chain([format!("--user-data-dir={}", profile.display())])
+                    .collect::<Vec<_>>(),
+            }),
+        );
+        // The browser's console, to check that nothing reaches it.
+        capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&self.url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(error) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!("chromedriver exited ({status}) before a session: {error}");
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "no WebDriver session within {PATIENCE:?}: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver, and any browser it left behind.
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log`: the browser console's entries since the
+/// last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+// ---- the page -----------------------------------------------------------------------
+
+/// The browser, the server's address and where screenshots go.
+struct Page {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    shot: u32,
+    console: Vec<String>,
+}
+
+impl Page {
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed ({e}): {script}"))
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let found = self
+            .js(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                vec![json!(css)],
+            )
+            .await;
+        found
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    /// Waits until `condition` (a script's return value) is truthy.
+    async fn until(&mut self, what: &str, condition: &str, args: Vec<Value>) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = self.js(condition, args.clone()).await;
+            let truthy = match &value {
+                Value::Null | Value::Bool(false) => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return value;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                let alert = self.text("#alert").await;
+                let status = self.text("#status").await;
+                panic!(
+                    "waited {PATIENCE:?} for {what}; the page says {alert:?} / {status:?} \
+                     (see the screenshot `failure`)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&mut self, step: &str) {
+        self.shot += 1;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let path = self.shots.join(format!("{:02}-{step}.png", self.shot));
+        fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    /// Types into the focused element, as a keyboard would.
+    async fn type_here(&self, text: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("a focused element")
+            .send_keys(text)
+            .await
+            .expect("typing");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn focused_id(&self) -> String {
+        self.js("return document.activeElement.id;", vec![])
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn wait_for_panel(&mut self) {
+        self.until(
+            "the key list",
+            "return !document.getElementById('panel').hidden \
+             && document.querySelectorAll('#key-rows tr').length > 0;",
+            vec![],
+        )
+        .await;
+    }
+
+    /// Reloads until the key's row shows a last-used time: the demo writes them every
+    /// `FLUSH`.
+    async fn reload_until_used(&mut self, id: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.client.refresh().await.unwrap();
+            self.wait_for_panel().await;
+            let used = self.text(&row_cell(id, "Last used")).await;
+            if !used.contains("never") {
+                return used;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "key {id} showed no last-used time within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Reads the one-time dialog: its key, after checking focus is inside it.
+    async fn one_time_key(&mut self) -> String {
+        self.until(
+            "the one-time key dialog",
+            "const d = document.getElementById('once'); return d && d.open;",
+            vec![],
+        )
+        .await;
+        let in_dialog = self
+            .js(
+                "return !!document.activeElement.closest('dialog#once');",
+                vec![],
+            )
+            .await;
+        assert_eq!(in_dialog, json!(true), "focus moves into the dialog");
+        let warning = self.text("#once-warning").await;
+        assert!(warning.contains("will not be shown again"), "{warning}");
+        self.text("#once-key").await
+    }
+
+    async fn wait_dismissed(&mut self) {
+        self.until(
+            "the one-time dialog to go",
+            "return document.getElementById('once') === null;",
+            vec![],
+        )
+        .await;
+    }
+
+    /// After a one-time display is dismissed: no key anywhere in the page, its inputs,
+    /// its URL or `localStorage`; `sessionStorage` holds the admin key alone.
+    async fn assert_no_key_left(&mut self, keys: &[&str], admin: &str) {
+        let html = self
+            .js("return document.documentElement.outerHTML;", vec![])
+            .await;
+        let html = html.as_str().unwrap();
+        let inputs = self
+            .js(
+                "return [...document.querySelectorAll('input, select, textarea')].map(e => e.value).join('\\n');",
+                vec![],
+            )
+            .await;
+        let inputs = inputs.as_str().unwrap();
+        let url = self.client.current_url().await.unwrap().to_string();
+        for key in keys.iter().chain([&admin]) {
+            let secret = &key[key.len() - 49..];
+            assert!(!html.contains(secret), "a key is still in the DOM");
+            assert!(!inputs.contains(secret), "a key is still in an input");
+            assert!(!url.contains(secret), "a key is in the URL");
+        }
+        let storage = self
+            .js(
+                "return {local: localStorage.length, session: Object.keys(sessionStorage).map(k => sessionStorage.getItem(k))};",
+                vec![],
+            )
+            .await;
+        assert_eq!(storage["local"], json!(0), "nothing in localStorage");
+        assert_eq!(
+            storage["session"],
+            json!([admin]),
+            "sessionStorage holds the admin key alone"
+        );
+        self.collect_console().await;
+    }
+
+    async fn collect_console(&mut self) {
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("the browser's console log");
+        for entry in entries.as_array().into_iter().flatten() {
+            self.console
+                .push(entry["message"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+}
+
+fn row_cell(id: &str, label: &str) -> String {
+    format!(r#"#key-{id} [data-label="{label}"]"#)
+}
+
+// ---- the server --------------------------------------------------------------------
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build::<_, Full<Bytes>>(HttpConnector::new());
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(key) = key {
+        builder = builder.header("authorization", format!("ApiKey-v2 {key}"));
+    }
+    let bytes = match body {
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            json.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let response = client
+        .request(builder.body(Full::new(Bytes::from(bytes))).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn is_key(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('_').collect();
+    parts.len() == 3
+        && parts[0] == "mkc"
+        && parts[1].len() == 16
+        && parts[2].len() == 49
+        && text[4..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn utc_date(days_from_now: i64) -> String {
+    let day = time::OffsetDateTime::now_utc() + time::Duration::days(days_from_now);
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+// ---- the test ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+
+    // The demo, as `cargo run --example demo -- --usage-flush-secs 1` serves it, on a
+    // clock that starts 45 days ago: the keys made then give the page history to show.
+    let clock = ManualClock::new(SystemTime::now() - 45 * DAY);
+    let demo = app::build(InMemoryKeyStore::new(), FLUSH, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let admin = demo.admin_key.expose_secret().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = demo.router;
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(demo.tracker.clone().run());
+
+    // 45 days ago: a key never used, expiring 12 days from today; a key last used 40
+    // days ago. Both are dormant today.
+    let in_12_days = OffsetDateTime::from(SystemTime::now() + 12 * DAY)
+        .format(&Rfc3339)
+        .unwrap();
+    let (_, idle_id) = create(
+        addr,
+        &admin,
+        json!({"name": "legacy-import", "scopes": [], "expires_at": in_12_days}),
+    )
+    .await;
+    let (partner, partner_id) = create(
+        addr,
+        &admin,
+        json!({"name": "partner-feed", "scopes": ["reports:read"]}),
+    )
+    .await;
+    clock.advance(5 * DAY);
+    let used = request(addr, Method::GET, "/ping", Some(&partner), None).await;
+    assert_eq!(used.status, StatusCode::OK);
+    demo.tracker.flush().await.unwrap();
+    // Today, and the clock stays there: the browser's own clock moves on from it.
+    clock.set(SystemTime::now());
+    let history = History {
+        admin,
+        idle_id,
+        partner_id,
+    };
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("e2e-screenshots");
+    fs::create_dir_all(&shots).unwrap();
+    for old in fs::read_dir(&shots).unwrap().flatten() {
+        if old.path().extension().is_some_and(|e| e == "png") {
+            fs::remove_file(old.path()).unwrap();
+        }
+    }
+    let profile = std::env::temp_dir().join(format!("tower-apikey-panel-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots,
+        shot: 0,
+        console: Vec::new(),
+    };
+    // The flow runs in a task of its own, so that the browser is closed even when an
+    // assertion fails; the failure is then raised here.
+    let flow = tokio::spawn(flow(page, addr, history));
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// What the server holds before the browser opens.
+struct History {
+    admin: String,
+    /// Never used, created 45 days ago, expiring in 12 days.
+    idle_id: String,
+    /// Last used 40 days ago.
+    partner_id: String,
+}
+
+/// Creates a key through the admin API; returns (key, id).
+async fn create(addr: SocketAddr, admin: &str, body: Value) -> (String, String) {
+    let answer = request(addr, Method::POST, "/admin/keys", Some(admin), Some(body)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let created: Value = serde_json::from_str(&answer.body).unwrap();
+    (
+        created["key"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn flow(mut page: Page, addr: SocketAddr, history: History) {
+    let History {
+        admin,
+        idle_id,
+        partner_id,
+    } = history;
+    // The page and its assets: public, with the security headers.
+    for path in ["/admin/", "/admin", "/admin/panel.js", "/admin/panel.css"] {
+        let answer = request(addr, Method::GET, path, None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        let csp = answer.headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        assert_eq!(answer.headers["referrer-policy"], "no-referrer");
+    }
+    let page_answer = request(addr, Method::GET, "/admin/", None, None).await;
+    assert_eq!(page_answer.headers["cache-control"], "no-store");
+    assert!(page_answer.body.contains("Connector Access Control"));
+
+    // 1. Open the panel: it asks for an admin key, with the focus on the field.
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    assert_eq!(page.focused_id().await, "admin-key");
+    // The stylesheet loaded under the CSP: the primary button has its colour.
+    let colour = page
+        .js(
+            "return getComputedStyle(document.querySelector('#signin button')).backgroundColor;",
+            vec![],
+        )
+        .await;
+    assert_eq!(colour, json!("rgb(11, 92, 173)"));
+    page.screenshot("sign-in").await;
+
+    // 2. A wrong key: 401, said as such; nothing is kept.
+    page.type_here(&format!("mkc_not-a-key{}", Key::Enter))
+        .await;
+    let alert = page
+        .until(
+            "the 401 message",
+            "const a = document.getElementById('alert'); return !a.hidden && a.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(
+        alert.as_str().unwrap().starts_with("401 Unauthorized"),
+        "{alert}"
+    );
+    page.screenshot("wrong-key").await;
+
+    // 3. A valid key without `admin:keys`: 403, said as such.
+    let (reader_key, _) = create(
+        addr,
+        &admin,
+        json!({"name": "nightly-export", "scopes": ["reports:read"]}),
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{reader_key}{}", Key::Enter))
+        .await;
+    page.until(
+        "the 403 message",
+        "return document.getElementById('alert').textContent.startsWith('403 Forbidden');",
+        vec![],
+    )
+    .await;
+    assert!(page.text("#alert").await.contains("admin:keys"));
+    page.screenshot("key-without-admin-scope").await;
+
+    // 4. The admin key, from the keyboard: the list appears and takes the focus.
+    page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    assert!(page.text("#alert").await.is_empty());
+    assert_eq!(page.focused_id().await, "keys-title");
+    assert!(
+        page.text(&row_cell(&idle_id, "Last used"))
+            .await
+            .contains("never")
+    );
+    page.assert_no_key_left(&[&reader_key], &admin).await;
+    // Dormant keys and keys expiring within 30 days stand out.
+    assert_eq!(
+        page.text(&row_cell(&idle_id, "State")).await,
+        "expiring soon dormant"
+    );
+    assert_eq!(
+        page.text(&row_cell(&partner_id, "State")).await,
+        "active dormant"
+    );
+    assert!(
+        page.text(&row_cell(&partner_id, "Last used"))
+            .await
+            .contains("40 days ago")
+    );
+    // (The admin key counts too until its first use is written: created 45 days ago.)
+    assert!(page.text("#summary").await.contains(" dormant."));
+    assert_accessible(&page).await;
+    page.screenshot("signed-in").await;
+
+    // 5. Create, with an invalid scope: the API's error appears beside "Scopes".
+    page.click("#new-key").await;
+    assert_eq!(page.focused_id().await, "create-name");
+    page.type_here("billing-sync").await;
+    page.type_into("#create-scopes", &format!("Reports:Read{}", Key::Enter))
+        .await;
+    let error = page
+        .until(
+            "the scopes error",
+            "const e = document.getElementById('create-scopes-error'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(error.as_str().unwrap().contains("invalid scope"), "{error}");
+    let invalid = page
+        .js(
+            "return document.getElementById('create-scopes').getAttribute('aria-invalid');",
+            vec![],
+        )
+        .await;
+    assert_eq!(invalid, json!("true"));
+    assert_eq!(page.focused_id().await, "create-scopes");
+    assert!(page.text("#create-name-error").await.is_empty());
+    page.screenshot("validation-error").await;
+
+    // 6. Create for real, expiring in 20 days: the key is shown once.
+    page.type_into("#create-scopes", "reports:read").await;
+    page.js(
+        "const e = document.getElementById('create-expires'); e.value = arguments[0]; \
+         e.dispatchEvent(new Event('input', {bubbles: true}));",
+        vec![json!(utc_date(20))],
+    )
+    .await;
+    page.type_into("#create-name", &format!("billing-sync{}", Key::Enter))
+        .await;
+    let key = page.one_time_key().await;
+    assert!(is_key(&key), "the dialog shows a key");
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    page.screenshot("new-key-shown-once").await;
+    page.click("#once-copy").await;
+    page.until(
+        "the copy button's answer",
+        "return document.getElementById('once-copy-status').textContent;",
+        vec![],
+    )
+    .await;
+    // Escape dismisses it, like the button.
+    page.type_here(&Key::Escape.to_string()).await;
+    page.wait_dismissed().await;
+    assert_eq!(page.focused_id().await, format!("key-{id}"));
+    page.assert_no_key_left(&[&key, &reader_key], &admin).await;
+    assert!(
+        page.text(&row_cell(&id, "State"))
+            .await
+            .contains("expiring soon")
+    );
+
+    // 7. Use it, then reload until the flushed last-used time shows.
+    let used = request(addr, Method::GET, "/ping", Some(&key), None).await;
+    assert_eq!((used.status, used.body.as_str()), (StatusCode::OK, "pong"));
+    assert!(used.headers.contains_key("apikey-expires"));
+    let last_used = page.reload_until_used(&id).await;
+    assert!(last_used.contains("UTC"), "{last_used}");
+    assert!(
+        page.text(&row_cell(&id, "Name"))
+            .await
+            .contains("billing-sync")
+    );
+    assert!(
+        page.text(&row_cell(&idle_id, "Last used"))
+            .await
+            .contains("never")
+    );
+    page.screenshot("last-used-after-flush").await;
+
+    // 8. Rotate: confirm, see the new key once; both rows, linked.
+    page.click(&format!("#key-{id} button[aria-label^='Rotate']"))
+        .await;
+    page.until(
+        "the rotate confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    assert!(page.text("#confirm-title").await.contains(&id));
+    page.screenshot("rotate-confirm").await;
+    page.click("#confirm-ok").await;
+    let new_key = page.one_time_key().await;
+    assert!(is_key(&new_key) && new_key != key);
+    let new_id = new_key.split('_').nth(1).unwrap().to_owned();
+    assert!(page.text("#once-title").await.contains(&id));
+    page.screenshot("rotated-key-shown-once").await;
+    page.click("#once-done").await;
+    page.wait_dismissed().await;
+    page.assert_no_key_left(&[&key, &new_key, &reader_key], &admin)
+        .await;
+    page.until(
+        "the rotated pair",
+        "return document.getElementById('key-' + arguments[0]) !== null;",
+        vec![json!(new_id)],
+    )
+    .await;
+    assert!(
+        page.text(&row_cell(&new_id, "ID"))
+            .await
+            .contains(&format!("rotated from {id}"))
+    );
+    assert!(
+        page.text(&row_cell(&id, "ID"))
+            .await
+            .contains(&format!("replaced by {new_id}"))
+    );
+    // The integration switches; the new key's last-used time shows the switch worked.
+    let used = request(addr, Method::GET, "/ping", Some(&new_key), None).await;
+    assert_eq!(used.status, StatusCode::OK);
+    page.reload_until_used(&new_id).await;
+    page.screenshot("rotated-pair").await;
+
+    // 9. Revoke the old key: confirm (Cancel has the focus), and the row says so.
+    page.click(&format!("#key-{id} button[aria-label^='Revoke']"))
+        .await;
+    page.until(
+        "the revoke confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    assert_eq!(page.focused_id().await, "confirm-cancel");
+    page.screenshot("revoke-confirm").await;
+    page.click("#confirm-ok").await;
+    page.until(
+        "the revoked row",
+        "const b = document.querySelector(arguments[0]); return b && b.textContent === 'revoked';",
+        vec![json!(format!("{} .badge", row_cell(&id, "State")))],
+    )
+    .await;
+    assert!(
+        page.js(
+            "return document.querySelector(arguments[0]) === null;",
+            vec![json!(format!("#key-{id} button"))]
+        )
+        .await
+            == json!(true),
+        "a revoked key has no actions left"
+    );
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&key), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&new_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    page.screenshot("revoked").await;
+
+    // The panel as it opens now, for the README (docs/panel.png is made from it).
+    page.client.set_window_size(1280, 1000).await.unwrap();
+    page.client.refresh().await.unwrap();
+    page.wait_for_panel().await;
+    page.js(
+        "document.activeElement.blur(); window.scrollTo(0, 0);",
+        vec![],
+    )
+    .await;
+    page.screenshot("overview").await;
+
+    // 10. A narrow screen: the list becomes cards, with nothing to scroll sideways.
+    page.client.set_window_size(390, 844).await.unwrap();
+    page.until(
+        "the narrow layout",
+        "return window.innerWidth <= 400;",
+        vec![],
+    )
+    .await;
+    let overflow = page
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await;
+    assert!(
+        overflow.as_f64().unwrap() <= 0.0,
+        "{overflow}px to scroll sideways"
+    );
+    page.screenshot("narrow-screen").await;
+    page.client.set_window_size(1280, 900).await.unwrap();
+
+    // 11. Forget the admin key: it leaves sessionStorage, the list leaves the page.
+    page.click("#forget").await;
+    page.until(
+        "the sign-in form again",
+        "return !document.getElementById('signin').hidden && sessionStorage.length === 0;",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        page.js(
+            "return document.querySelectorAll('#key-rows tr').length;",
+            vec![]
+        )
+        .await,
+        json!(0)
+    );
+
+    // 12. The same page at `/admin`, without the slash: its script, styles and API calls
+    // still find their way (the page names them `./admin/…`, the script resolves the
+    // API against its own URL).
+    page.client
+        .goto(&format!("{}/admin", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form at /admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    assert!(
+        page.text(&row_cell(&new_id, "ID"))
+            .await
+            .contains(&format!("rotated from {id}"))
+    );
+    assert_eq!(
+        page.client.current_url().await.unwrap().path(),
+        "/admin",
+        "no redirect, no key in the URL"
+    );
+
+    // Nothing reached the browser's console: no key, no blocked script or style, no error.
+    page.collect_console().await;
+    for message in &page.console {
+        for secret in [&key, &new_key, &reader_key, &admin] {
+            assert!(
+                !message.contains(&secret[secret.len() - 49..]),
+                "a key reached the console"
+            );
+        }
+    }
+    // The browser notes each refused API call; those are the flow's own (wrong key,
+    // key without the scope, invalid scope), and all it may note.
+    let expected = [401, 403, 422].map(|s| format!("the server responded with a status of {s}"));
+    assert!(
+        page.console.iter().any(|m| m.contains(&expected[0])),
+        "the console was read: the wrong key's 401 is in it"
+    );
+    let problems: Vec<&String> = page
+        .console
+        .iter()
+        .filter(|m| !expected.iter().any(|e| m.contains(e.as_str())))
+        .collect();
+    assert!(problems.is_empty(), "the browser's console: {problems:#?}");
+}
+
+/// Every field has a label, every button a name, and messages a live region.
+async fn assert_accessible(page: &Page) {
+    let unlabelled = page
+        .js(
+            "return [...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0).map(e => e.id);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "fields without a label");
+    let nameless = page
+        .js(
+            "return [...document.querySelectorAll('button')].filter(b => !(b.getAttribute('aria-label') || b.textContent.trim())).length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(nameless, json!(0), "buttons without a name");
+    let live = page
+        .js(
+            "return document.querySelectorAll('[aria-live], [role=alert], [role=status]').length;",
+            vec![],
+        )
+        .await;
+    assert!(live.as_u64().unwrap() >= 2, "live regions for messages");
+    let row_header = page
+        .js(
+            "return document.querySelectorAll('#key-rows th[scope=row]').length === document.querySelectorAll('#key-rows tr').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        row_header,
+        json!(true),
+        "each row is named by its key's name"
+    );
+}
