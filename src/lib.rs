@@ -73,6 +73,8 @@ mod record;
 pub mod scope;
 pub mod store;
 pub mod usage;
+#[cfg(any(feature = "admin", feature = "postgres"))]
+mod utc;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

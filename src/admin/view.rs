@@ -3,7 +3,7 @@
 //! `KeyRecord` itself has no `Serialize`, so no code path can write a digest by accident;
 //! these views copy out exactly the public fields.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -55,15 +55,7 @@ pub(super) struct CreatedView<'a> {
 /// 9999), which only a corrupt store could hold. Never panics, unlike
 /// `OffsetDateTime::from(SystemTime)` on such times.
 pub(super) fn utc(time: SystemTime) -> Result<OffsetDateTime, AdminError> {
-    let converted = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => time::Duration::try_from(after)
-            .ok()
-            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d)),
-        Err(before) => time::Duration::try_from(before.duration())
-            .ok()
-            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_sub(d)),
-    };
-    converted
+    crate::utc::from_system_time(time)
         .filter(|t| (0..=9999).contains(&t.year()))
         .ok_or(AdminError::Unrepresentable)
 }

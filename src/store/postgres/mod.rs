@@ -499,15 +499,7 @@ fn backend(error: sqlx::Error) -> StoreError {
 
 /// A time as PostgreSQL stores it.
 fn to_db(at: SystemTime) -> Result<OffsetDateTime, StoreError> {
-    let converted = match at.duration_since(UNIX_EPOCH) {
-        Ok(after) => time::Duration::try_from(after)
-            .ok()
-            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d)),
-        Err(before) => time::Duration::try_from(before.duration())
-            .ok()
-            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_sub(d)),
-    };
-    converted.ok_or_else(|| {
+    crate::utc::from_system_time(at).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "the time {at:?} is outside the years -9999 to 9999 this store can hold"
         ))
