@@ -64,7 +64,7 @@ pub(super) fn utc(time: SystemTime) -> Result<OffsetDateTime, AdminError> {
 mod tests {
     use super::*;
     use crate::{KeyDigest, KeyId, KeyName, Scopes};
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn record() -> KeyRecord {
         let created = UNIX_EPOCH + Duration::from_secs(1_777_636_800); // 2026-05-01T12:00:00Z

@@ -1,7 +1,7 @@
 //! A counter that many threads bump without a locked instruction or a shared cache line.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 /// Threads that get a stripe of their own; later threads share one.
 const OWNED_STRIPES: usize = 64;
@@ -13,10 +13,10 @@ struct Stripe(AtomicU64);
 
 /// A statistics counter for the request path.
 ///
-/// Each of the first 64 threads that count gets a stripe it alone writes, so adding is
+/// Each of up to 64 live threads that count gets a stripe it alone writes, so adding is
 /// a plain load and store (no locked read-modify-write, no cache line shared with
-/// another thread); any further thread adds atomically to a shared overflow stripe.
-/// Reading sums the stripes.
+/// another thread); threads beyond 64 alive at once add atomically to a shared overflow
+/// stripe. Reading sums the stripes.
 pub(crate) struct StripedCounter {
     owned: [Stripe; OWNED_STRIPES],
     shared: Stripe,
@@ -51,26 +51,53 @@ impl StripedCounter {
     }
 }
 
-/// This thread's index, assigned once, in the order threads first count. Indexes are
-/// never reused, so a stripe is only ever written by the one thread that owns it.
+/// This thread's index: the lowest free one, taken on the thread's first count and
+/// given back when the thread exits, so that threads which come and go (a blocking
+/// pool, a benchmark) reuse stripes instead of spilling into the shared one. An index
+/// belongs to one live thread at a time, so a stripe only ever has one writer.
 fn thread_index() -> usize {
+    /// Indexes given back by exited threads.
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    INDEX.with(|index| {
-        let mut i = index.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, Relaxed);
-            index.set(i);
+
+    struct Owned(usize);
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            FREE.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(self.0);
         }
-        i
-    })
+    }
+
+    thread_local! {
+        static INDEX: Owned = Owned(
+            FREE.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_else(|| NEXT.fetch_add(1, Relaxed)),
+        );
+    }
+    // During thread teardown the slot may be gone: count into the shared stripe.
+    INDEX.try_with(|index| index.0).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exited_threads_give_their_stripe_back() {
+        let first = std::thread::spawn(thread_index).join().unwrap();
+        let later: Vec<usize> = (0..200)
+            .map(|_| std::thread::spawn(thread_index).join().unwrap())
+            .collect();
+        // One thread at a time: each reuses a freed index, never running past the
+        // owned stripes however many threads have come and gone.
+        assert!(
+            later.iter().all(|&i| i < OWNED_STRIPES),
+            "{first} {later:?}"
+        );
+    }
 
     #[test]
     fn sums_across_more_threads_than_stripes() {
