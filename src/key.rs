@@ -183,6 +183,11 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         ascii_str(&self.0)
     }
+
+    /// The id's ASCII bytes, without the UTF-8 check of [`as_str`](Self::as_str).
+    pub(crate) fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
 }
 
 impl FromStr for KeyId {

@@ -25,6 +25,8 @@
 //! # }).unwrap();
 //! ```
 
+mod recent;
+mod slot;
 mod striped;
 mod tracing_sink;
 mod tracker;

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{Either, select};
-use papaya::Operation;
+use papaya::{Compute, Operation};
 use tokio::sync::{Mutex, watch};
 
 use crate::KeyId;
+use crate::usage::recent;
+use crate::usage::slot::{Slot, TOMBSTONE};
 use crate::usage::striped::StripedCounter;
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 
@@ -23,43 +25,10 @@ const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Default bound on one call to the sink.
 const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A slot whose key was evicted; a use that finds it inserts a fresh slot.
-const TOMBSTONE: u64 = u64::MAX;
-
-/// One key's uses, in milliseconds since the Unix epoch.
-struct Slot {
-    /// The latest use; only ever raised (or set to [`TOMBSTONE`] by the flusher).
-    latest: AtomicU64,
-    /// The latest use the sink has accepted. Written only by the flusher.
-    written: AtomicU64,
-    /// The flush round of that acceptance, to tell idle keys. Flusher only.
-    written_in: AtomicU64,
-}
-
-impl Slot {
-    fn new(ms: u64) -> Self {
-        Self {
-            latest: AtomicU64::new(ms),
-            written: AtomicU64::new(0),
-            written_in: AtomicU64::new(0),
-        }
-    }
-
-    /// Raises `latest` to `ms`. False if the slot was evicted, so the caller inserts a
-    /// new one. A read first: when the time has not moved (many requests in the same
-    /// millisecond) the cache line is only read, never written, so threads sharing a
-    /// key do not fight over it.
-    fn bump(&self, ms: u64) -> bool {
-        let current = self.latest.load(Relaxed);
-        if current == TOMBSTONE {
-            return false;
-        }
-        ms <= current || self.latest.fetch_max(ms, Relaxed) != TOMBSTONE
-    }
-}
-
 struct Inner {
-    slots: papaya::HashMap<KeyId, Slot, foldhash::fast::RandomState>,
+    /// Unique among trackers, so that per-thread caches can tell whose slot they hold.
+    id: u64,
+    slots: papaya::HashMap<KeyId, Arc<Slot>, foldhash::fast::RandomState>,
     sink: Box<dyn UsageSink>,
     period: Duration,
     max_keys: usize,
@@ -169,6 +138,7 @@ impl UsageTrackerBuilder {
     pub fn build(self) -> UsageTracker {
         UsageTracker {
             inner: Arc::new(Inner {
+                id: recent::tracker_id(),
                 slots: papaya::HashMap::builder()
                     .hasher(foldhash::fast::RandomState::default())
                     .build(),
@@ -208,13 +178,24 @@ impl UsageTracker {
     }
 
     /// Records a proven use of `id` at `at`. The request path: cheap and never waits.
+    ///
+    /// A key this thread used recently is found in a small per-thread cache without a
+    /// lock, a locked instruction or a shared write; others go through the lock-free map.
     pub fn record(&self, id: &KeyId, at: SystemTime) {
         let inner = &*self.inner;
         inner.uses.add(1);
         let ms = to_millis(at);
+        if !recent::bump(inner.id, id, ms) {
+            self.record_in_map(id, ms);
+        }
+    }
+
+    fn record_in_map(&self, id: &KeyId, ms: u64) {
+        let inner = &*self.inner;
         let slots = inner.slots.pin();
         if let Some(slot) = slots.get(id) {
             if slot.bump(ms) {
+                recent::remember(inner.id, id, slot);
                 return;
             }
         } else if slots.len() >= inner.max_keys {
@@ -229,10 +210,17 @@ impl UsageTracker {
         }
         // First use, or the slot was just evicted: insert, or bump whatever a racing
         // request inserted meanwhile.
-        slots.compute(*id, |entry| match entry {
-            Some((_, slot)) if slot.bump(ms) => Operation::Abort(()),
-            _ => Operation::Insert(Slot::new(ms)),
-        });
+        let slot = match slots.compute(*id, |entry| match entry {
+            Some((_, slot)) if slot.bump(ms) => Operation::Abort(Arc::clone(slot)),
+            _ => Operation::Insert(Arc::new(Slot::new(ms))),
+        }) {
+            Compute::Inserted(_, slot) | Compute::Updated { new: (_, slot), .. } => {
+                Arc::clone(slot)
+            }
+            Compute::Aborted(slot) => slot,
+            Compute::Removed(..) => return,
+        };
+        recent::remember(inner.id, id, &slot);
     }
 
     /// Writes every pending time now and returns once the sink has them (or failed).
@@ -373,10 +361,15 @@ impl fmt::Debug for UsageTracker {
     }
 }
 
+/// Milliseconds since the Unix epoch, saturating below [`TOMBSTONE`]; 0 before 1970.
 fn to_millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(TOMBSTONE - 1))
-        .min(TOMBSTONE - 1)
+    // Seconds and sub-second millis separately: `as_millis` would go through u128.
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_millis()))
+            .min(TOMBSTONE - 1)
+    })
 }
 
 #[cfg(test)]
