@@ -36,18 +36,35 @@ pub enum HeaderError {
     Malformed,
 }
 
-/// The token of the single `ApiKey-v2` `Authorization` field, without allocating.
+/// What follows `ApiKey-v2 ` in the single `Authorization` field, without allocating.
+///
+/// The token's characters are *not* checked here: the key check that follows is
+/// stricter than token68, so a valid key needs no second pass, and only a token that
+/// fails it is asked [`is_token68`] to tell a malformed header from a malformed key.
 pub(crate) fn credentials(headers: &HeaderMap) -> Result<&[u8], HeaderError> {
     let mut fields = headers.get_all(AUTHORIZATION).iter();
     let value = fields.next().ok_or(HeaderError::Missing)?;
     if fields.next().is_some() {
         return Err(HeaderError::Multiple);
     }
-    token(value.as_bytes())
+    split(value.as_bytes())
 }
 
-/// Splits `ApiKey-v2 <token68>` and checks both halves.
+/// Splits `ApiKey-v2 <token68>` and checks both halves: the whole header grammar, as the
+/// middleware applies it in two steps.
+#[cfg(test)]
 pub(crate) fn token(value: &[u8]) -> Result<&[u8], HeaderError> {
+    split(value).and_then(|token| {
+        if is_token68(token) {
+            Ok(token)
+        } else {
+            Err(HeaderError::Malformed)
+        }
+    })
+}
+
+/// Checks the length, the scheme and the spaces; returns the (unchecked) token.
+fn split(value: &[u8]) -> Result<&[u8], HeaderError> {
     if value.len() > MAX_HEADER_LEN {
         return Err(HeaderError::TooLong);
     }
@@ -64,11 +81,7 @@ pub(crate) fn token(value: &[u8]) -> Result<&[u8], HeaderError> {
         Some(start) => &rest[start..],
         None => return Err(HeaderError::Malformed),
     };
-    if is_token68(token) {
-        Ok(token)
-    } else {
-        Err(HeaderError::Malformed)
-    }
+    Ok(token)
 }
 
 /// A value too short to hold the scheme: the bare scheme name is a malformed attempt,
@@ -83,7 +96,7 @@ fn scheme_error(value: &[u8]) -> HeaderError {
 }
 
 /// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
-fn is_token68(token: &[u8]) -> bool {
+pub(crate) fn is_token68(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     body_len > 0
         && crate::key::all_bytes(&token[..body_len], |b| {
@@ -105,7 +118,16 @@ mod tests {
     fn one(value: &'static str) -> Result<Vec<u8>, HeaderError> {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_static(value));
-        credentials(&headers).map(<[u8]>::to_vec)
+        // As the middleware reads it: the field, then the token's characters.
+        credentials(&headers)
+            .and_then(|t| {
+                if is_token68(t) {
+                    Ok(t)
+                } else {
+                    Err(HeaderError::Malformed)
+                }
+            })
+            .map(<[u8]>::to_vec)
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::record::RecordData;
 use crate::{KeyId, KeyName, Scopes};
 
 /// Who called: put into the request's extensions when a key is accepted.
@@ -20,33 +21,18 @@ use crate::{KeyId, KeyName, Scopes};
 /// }
 /// ```
 #[derive(Clone)]
-pub struct ApiKeyIdentity(Arc<Inner>);
-
-struct Inner {
-    key_id: KeyId,
-    name: KeyName,
-    scopes: Scopes,
-    expires_at: SystemTime,
-}
+pub struct ApiKeyIdentity(Arc<RecordData>);
 
 impl ApiKeyIdentity {
-    pub(crate) fn new(
-        key_id: KeyId,
-        name: KeyName,
-        scopes: Scopes,
-        expires_at: SystemTime,
-    ) -> Self {
-        Self(Arc::new(Inner {
-            key_id,
-            name,
-            scopes,
-            expires_at,
-        }))
+    /// The identity of a record: it shares the record's fields (one reference count),
+    /// and shows only the id, name, scopes and expiry.
+    pub(crate) fn from_data(data: Arc<RecordData>) -> Self {
+        Self(data)
     }
 
     /// The key's public id.
     pub fn key_id(&self) -> &KeyId {
-        &self.0.key_id
+        &self.0.id
     }
 
     /// The name the administrator gave the key.
@@ -73,7 +59,7 @@ impl ApiKeyIdentity {
 impl fmt::Debug for ApiKeyIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyIdentity")
-            .field("key_id", &self.0.key_id)
+            .field("key_id", &self.0.id)
             .field("name", &self.0.name)
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)

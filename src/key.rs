@@ -117,7 +117,12 @@ impl KeyPrefix {
 
     /// The prefix text.
     pub fn as_str(&self) -> &str {
-        ascii_str(&self.bytes[..usize::from(self.len)])
+        ascii_str(self.as_bytes())
+    }
+
+    /// The prefix's ASCII bytes, without the UTF-8 check of [`as_str`](Self::as_str).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
@@ -366,7 +371,7 @@ pub(crate) fn parse(
     let prefix_len = len - BODY_LEN;
     let (prefix, body) = text.split_at(prefix_len);
     match expected {
-        Some(expected) if prefix != expected.as_str().as_bytes() => {
+        Some(expected) if prefix != expected.as_bytes() => {
             return Err(KeyFormatError::Prefix);
         }
         Some(_) => {}

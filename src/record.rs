@@ -108,13 +108,21 @@ pub enum KeyState {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct KeyRecord {
-    identity: ApiKeyIdentity,
-    digest: KeyDigest,
-    created_at: SystemTime,
-    revoked_at: Option<SystemTime>,
-    last_used_at: Option<SystemTime>,
-    rotated_from: Option<KeyId>,
+pub struct KeyRecord(Arc<RecordData>);
+
+/// A record's fields, shared by the record and the [`ApiKeyIdentity`] made from it, so
+/// that a lookup copies one pointer and an accepted request allocates nothing for it.
+#[derive(Clone)]
+pub(crate) struct RecordData {
+    pub(crate) id: KeyId,
+    pub(crate) name: KeyName,
+    pub(crate) scopes: Scopes,
+    pub(crate) digest: KeyDigest,
+    pub(crate) created_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) revoked_at: Option<SystemTime>,
+    pub(crate) last_used_at: Option<SystemTime>,
+    pub(crate) rotated_from: Option<KeyId>,
 }
 
 impl KeyRecord {
@@ -127,102 +135,105 @@ impl KeyRecord {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Self {
-        Self {
-            identity: ApiKeyIdentity::new(id, name, scopes, expires_at),
+        Self(Arc::new(RecordData {
+            id,
+            name,
+            scopes,
             digest,
             created_at,
+            expires_at,
             revoked_at: None,
             last_used_at: None,
             rotated_from: None,
-        }
+        }))
+    }
+
+    /// The fields, to change: copied first if another record or identity shares them.
+    fn data_mut(&mut self) -> &mut RecordData {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Sets when the key was revoked.
     pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
-        self.revoked_at = at;
+        self.data_mut().revoked_at = at;
         self
     }
 
     /// Sets when the key was last used.
     pub fn with_last_used_at(mut self, at: Option<SystemTime>) -> Self {
-        self.last_used_at = at;
+        self.data_mut().last_used_at = at;
         self
     }
 
     /// Sets the key this one replaced.
     pub fn with_rotated_from(mut self, from: Option<KeyId>) -> Self {
-        self.rotated_from = from;
+        self.data_mut().rotated_from = from;
         self
     }
 
     /// Sets when the key expires.
-    pub fn with_expires_at(self, at: SystemTime) -> Self {
-        let identity = ApiKeyIdentity::new(
-            *self.id(),
-            self.identity.key_name().clone(),
-            self.scopes().clone(),
-            at,
-        );
-        Self { identity, ..self }
+    pub fn with_expires_at(mut self, at: SystemTime) -> Self {
+        self.data_mut().expires_at = at;
+        self
     }
 
     /// The key's public id.
     pub fn id(&self) -> &KeyId {
-        self.identity.key_id()
+        &self.0.id
     }
 
     /// The key's name.
     pub fn name(&self) -> &KeyName {
-        self.identity.key_name()
+        &self.0.name
     }
 
     /// What the key may do.
     pub fn scopes(&self) -> &Scopes {
-        self.identity.scopes()
+        &self.0.scopes
     }
 
     /// The SHA-256 digest of the key text, for the store to persist. Never log it.
     pub fn digest(&self) -> &KeyDigest {
-        &self.digest
+        &self.0.digest
     }
 
     /// When the key was created.
     pub fn created_at(&self) -> SystemTime {
-        self.created_at
+        self.0.created_at
     }
 
     /// When the key stops working.
     pub fn expires_at(&self) -> SystemTime {
-        self.identity.expires_at()
+        self.0.expires_at
     }
 
     /// When the key was revoked, if it was.
     pub fn revoked_at(&self) -> Option<SystemTime> {
-        self.revoked_at
+        self.0.revoked_at
     }
 
     /// The latest recorded use, written periodically rather than on every request.
     pub fn last_used_at(&self) -> Option<SystemTime> {
-        self.last_used_at
+        self.0.last_used_at
     }
 
     /// The key this one replaced, if it came from a rotation.
     pub fn rotated_from(&self) -> Option<&KeyId> {
-        self.rotated_from.as_ref()
+        self.0.rotated_from.as_ref()
     }
 
     /// What a caller proven to hold this key is, as request extensions carry it.
-    pub fn identity(&self) -> &ApiKeyIdentity {
-        &self.identity
+    pub fn identity(&self) -> ApiKeyIdentity {
+        ApiKeyIdentity::from_data(Arc::clone(&self.0))
     }
 
     pub(crate) fn into_identity(self) -> ApiKeyIdentity {
-        self.identity
+        ApiKeyIdentity::from_data(self.0)
     }
 
     /// Where the key stands at `now`. Revocation wins over expiry.
     pub fn state_at(&self, now: SystemTime) -> KeyState {
-        match self.revoked_at {
+        match self.0.revoked_at {
             Some(at) if at <= now => KeyState::Revoked,
             _ if now >= self.expires_at() => KeyState::Expired,
             _ => KeyState::Active,
@@ -236,12 +247,12 @@ impl fmt::Debug for KeyRecord {
             .field("id", self.id())
             .field("name", self.name())
             .field("scopes", self.scopes())
-            .field("digest", &self.digest)
-            .field("created_at", &self.created_at)
+            .field("digest", self.digest())
+            .field("created_at", &self.created_at())
             .field("expires_at", &self.expires_at())
-            .field("revoked_at", &self.revoked_at)
-            .field("last_used_at", &self.last_used_at)
-            .field("rotated_from", &self.rotated_from)
+            .field("revoked_at", &self.revoked_at())
+            .field("last_used_at", &self.last_used_at())
+            .field("rotated_from", &self.rotated_from())
             .finish()
     }
 }

@@ -71,7 +71,14 @@ impl Config {
             HeaderError::Missing => RejectionKind::MissingCredentials,
             other => RejectionKind::InvalidRequest(other),
         })?;
-        let parsed = key::parse(token, Some(&self.prefix)).map_err(RejectionKind::MalformedKey)?;
+        let parsed = key::parse(token, Some(&self.prefix)).map_err(|error| {
+            // Not even token68: the header is malformed, whatever the key would be.
+            if header::is_token68(token) {
+                RejectionKind::MalformedKey(error)
+            } else {
+                RejectionKind::InvalidRequest(HeaderError::Malformed)
+            }
+        })?;
         Ok(Presented {
             id: parsed.id,
             digest: KeyDigest::of_bytes(token),
