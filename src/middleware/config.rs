@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
@@ -45,7 +45,9 @@ pub(crate) enum Decision {
     Accept {
         identity: ApiKeyIdentity,
         /// `ApiKey-Expires`, when the key is inside the warning window.
-        expires: Option<HeaderValue>,
+        /// The key's expiry, when it is inside the warning window: the response then
+        /// carries `ApiKey-Expires` (formatted only then, so the common case stays small).
+        expires: Option<SystemTime>,
     },
     Reject(RejectionKind),
 }
@@ -138,14 +140,13 @@ impl Config {
         }
     }
 
-    /// `ApiKey-Expires: <IMF-fixdate>` when `expires_at` is within the warning window.
-    fn expiry_warning(&self, expires_at: SystemTime, now: SystemTime) -> Option<HeaderValue> {
+    /// `expires_at`, if it is within the warning window.
+    fn expiry_warning(&self, expires_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
         let window = self.expiry_warning?;
-        let left = expires_at.duration_since(now).unwrap_or_default();
-        (left <= window).then(|| {
-            HeaderValue::from_str(&httpdate::fmt_http_date(expires_at))
-                .expect("an IMF-fixdate is a valid header value")
-        })
+        let within = now
+            .checked_add(window)
+            .is_none_or(|limit| expires_at <= limit);
+        within.then_some(expires_at)
     }
 
     /// The rejection of a request with these headers (a gRPC call gets a gRPC answer).

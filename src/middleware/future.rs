@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::SystemTime;
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
@@ -58,7 +59,7 @@ pin_project! {
         Inner {
             #[pin]
             future: S::Future,
-            expires: Option<HeaderValue>,
+            expires: Option<SystemTime>,
         },
         // Refused: the answer is ready.
         Rejected {
@@ -71,7 +72,7 @@ impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn inner(future: S::Future, expires: Option<HeaderValue>) -> Self {
+    pub(crate) fn inner(future: S::Future, expires: Option<SystemTime>) -> Self {
         Self {
             state: State::Inner { future, expires },
         }
@@ -148,10 +149,14 @@ where
                 }
                 StateProj::Inner { future, expires } => {
                     let mut response = ready!(future.poll(cx))?;
-                    if let Some(expires) = expires.take() {
-                        response
-                            .headers_mut()
-                            .insert(API_KEY_EXPIRES.clone(), expires);
+                    if let Some(expires_at) = expires.take() {
+                        let date = httpdate::fmt_http_date(expires_at);
+                        // An IMF-fixdate is always a valid header value.
+                        if let Ok(value) = HeaderValue::from_str(&date) {
+                            response
+                                .headers_mut()
+                                .insert(API_KEY_EXPIRES.clone(), value);
+                        }
                     }
                     return Poll::Ready(Ok(response));
                 }

@@ -76,7 +76,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let presented = match self.config.presented(req.headers()) {
             Ok(presented) => presented,
             Err(kind) => {
@@ -85,8 +85,15 @@ where
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
-            let decision = self.config.decide(found, &presented);
-            return self.answer(decision, req);
+            // Decided here rather than in a helper, so the request is not moved through
+            // another call frame on the way to the inner service.
+            return match self.config.decide(found, &presented) {
+                Decision::Accept { identity, expires } => {
+                    req.extensions_mut().insert(identity);
+                    ResponseFuture::inner(self.inner.call(req), expires)
+                }
+                Decision::Reject(kind) => self.reject(kind, req.headers()),
+            };
         }
         // The store must wait. The future owns what it needs: the service made ready by
         // `poll_ready` goes with it, and a clone stays for the next call (tower's "be
@@ -116,25 +123,6 @@ impl<S, R> ApiKeyV2Service<S, R> {
     {
         let rejection = self.config.rejection(kind, headers);
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
-    }
-
-    /// Acts on a decision: calls the ready inner service, or answers.
-    fn answer<ReqBody, ResBody>(
-        &mut self,
-        decision: Decision,
-        mut req: Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody, R>
-    where
-        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        R: OnRejection<ResBody>,
-    {
-        match decision {
-            Decision::Accept { identity, expires } => {
-                req.extensions_mut().insert(identity);
-                ResponseFuture::inner(self.inner.call(req), expires)
-            }
-            Decision::Reject(kind) => self.reject(kind, req.headers()),
-        }
     }
 
     /// A boxed, owned lookup, bounded by the configured timeout.
