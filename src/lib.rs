@@ -56,6 +56,9 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod clock;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod identity;
 pub mod key;
