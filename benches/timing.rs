@@ -233,8 +233,8 @@ fn main() {
     let mut random = vec![0u8; samples * 3];
     getrandom::fill(&mut random).expect("the OS CSPRNG");
     // Warm-up: caches, branch predictors, the allocator.
-    for i in 0..samples / 20 {
-        sample(usize::from(random[i]) % CLASSES.len(), i % INPUTS_PER_CLASS);
+    for (i, &draw) in random.iter().take(samples / 20).enumerate() {
+        sample(usize::from(draw) % CLASSES.len(), i % INPUTS_PER_CLASS);
     }
     let mut times: [Vec<u64>; CLASSES.len()] = Default::default();
     let started = Instant::now();
