@@ -21,8 +21,8 @@ use http::{HeaderValue, Request, Response};
 use tower::{Layer, ServiceExt};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyDigest, KeyId, KeyManager,
-    KeyPrefix, KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, Scopes, StoreError,
-    TracingSink, UsageTracker,
+    KeyPrefix, KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, RotateOutcome, Scopes,
+    StoreError, TracingSink, UsageTracker,
 };
 
 /// Key material that must never be shown, and the ways it could be shown.
@@ -327,6 +327,8 @@ async fn debug_and_display_of_every_type_holding_a_key_show_neither_key_nor_dige
         format!("{created:#?}"),
         format!("{identity:?}"),
         format!("{identity:#?}"),
+        format!("{:?}", RotateOutcome::Rotated(record.clone())),
+        format!("{:?}", Ok::<_, ()>(Some(record.clone()))),
         format!("{store:?} {manager:?} {tracker:?} {layer:?} {service:?}"),
     ];
     for (i, text) in shown.iter().enumerate() {
