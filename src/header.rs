@@ -52,7 +52,7 @@ pub(crate) fn credentials(headers: &HeaderMap) -> Result<&[u8], HeaderError> {
 
 /// Splits `ApiKey-v2 <token68>` and checks both halves: the whole header grammar, as the
 /// middleware applies it in two steps.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn token(value: &[u8]) -> Result<&[u8], HeaderError> {
     split(value).and_then(|token| {
         if is_token68(token) {

@@ -64,6 +64,9 @@ pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
 mod clock;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod identity;
 pub mod key;

@@ -1,0 +1,438 @@
+//! The whole middleware, driven by arbitrary methods, paths, header names and values,
+//! over stores that answer at once, answer through a future, or fail either way.
+//!
+//! Invariants, checked against an independent oracle of DESIGN §1–§3:
+//!
+//! - it never panics, and answers at once when the store does;
+//! - the inner service runs (a 2xx that is not a gRPC refusal) only for exactly one
+//!   `Authorization: ApiKey-v2 <key>` whose key is in the store, active, and holds the
+//!   required scopes; and whenever that is so and the store works, it does run;
+//! - a 5xx (or gRPC UNAVAILABLE) only when the store failed, and a failed store always
+//!   gives one to a request that reached it; never a 401 for a store failure;
+//! - a 403 only for an active, proven key lacking a scope;
+//! - no answer ever contains a key's secret.
+
+#![no_main]
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+use arbitrary::Arbitrary;
+use async_trait::async_trait;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use libfuzzer_sys::fuzz_target;
+use tower_apikey::fuzzing::{parse_key, token};
+use tower_apikey::{
+    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, InMemoryKeyStore, KeyId, KeyName, KeyPrefix,
+    KeyRecord, KeyStore, KeyStoreAdmin, ManualClock, PlaintextKey, Scopes, StoreError,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// How the store behaves for one request.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum StoreMode {
+    /// The in-memory store, answering through `lookup_ready`.
+    Ready,
+    /// The same records, answering only through the `lookup` future.
+    Waiting,
+    /// Fails through `lookup_ready`.
+    FailsReady,
+    /// Fails through the `lookup` future.
+    FailsWaiting,
+}
+
+impl StoreMode {
+    fn fails(self) -> bool {
+        matches!(self, Self::FailsReady | Self::FailsWaiting)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Name {
+    Authorization,
+    ContentType,
+    Other(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Scheme {
+    Canonical,
+    Lower,
+    Upper,
+    Other(Vec<u8>),
+}
+
+/// A one-byte change to a fixture key, its checksum optionally recomputed so that the
+/// change reaches the store (a wrong secret rather than a typo).
+#[derive(Arbitrary, Debug)]
+struct Edit {
+    position: u8,
+    byte: u8,
+    fix_checksum: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Value {
+    Raw(Vec<u8>),
+    Key {
+        scheme: Scheme,
+        spaces: u8,
+        key: u8,
+        edit: Option<Edit>,
+        trailer: Vec<u8>,
+    },
+    Grpc(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    store: StoreMode,
+    requirement: u8,
+    method: Vec<u8>,
+    path: Vec<u8>,
+    headers: Vec<(Name, Value)>,
+}
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn checksum(signed: &[u8]) -> [u8; 6] {
+    let mut value = crc32fast::hash(signed);
+    let mut out = [b'0'; 6];
+    for digit in out.iter_mut().rev() {
+        *digit = ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+    out
+}
+
+/// What the fixture knows about each of its keys.
+struct FixtureKey {
+    text: String,
+    id: KeyId,
+    /// In the store, not revoked, not expired.
+    active: bool,
+    scopes: Scopes,
+}
+
+/// The required scopes of each layer variant.
+const REQUIREMENTS: [&[&str]; 4] = [
+    &[],
+    &["reports:read"],
+    &["reports:write"],
+    &["admin:keys", "reports:read"],
+];
+
+struct Fixture {
+    keys: Vec<FixtureKey>,
+    /// One service per store mode and requirement.
+    services: Vec<ApiKeyV2Service<Echo>>,
+}
+
+/// Records served by `lookup` only, so that the middleware takes its waiting path.
+#[derive(Debug)]
+struct Waiting(InMemoryKeyStore);
+
+#[async_trait]
+impl KeyStore for Waiting {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.lookup(id).await
+    }
+}
+
+/// A store whose backend is down, answering at once or through the future.
+#[derive(Debug)]
+struct Failing {
+    ready: bool,
+}
+
+#[async_trait]
+impl KeyStore for Failing {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
+
+    fn lookup_ready(&self, _: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        self.ready
+            .then(|| Err(StoreError::unavailable("connection refused")))
+    }
+}
+
+/// The inner service: 200 with the caller's key id in `x-inner`. Reaching it without
+/// an identity is a bug in the layer.
+#[derive(Clone, Copy)]
+struct Echo;
+
+impl Service<Request<String>> for Echo {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<String>) -> Self::Future {
+        let identity = req
+            .extensions()
+            .get::<ApiKeyIdentity>()
+            .expect("the inner service ran without an identity");
+        let mut response = Response::new(String::from("inner"));
+        response.headers_mut().insert(
+            "x-inner",
+            HeaderValue::from_str(identity.key_id().as_str()).unwrap(),
+        );
+        ready(Ok(response))
+    }
+}
+
+/// Polls once: every store here answers without waiting.
+fn at_once<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the service must answer at once when its store does"),
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let year = Duration::from_secs(365 * 86_400);
+        let store = InMemoryKeyStore::new();
+        let mkc = KeyPrefix::default();
+        let acme = KeyPrefix::new("acme").unwrap();
+        // (prefix, scopes, in store, revoked, expired)
+        let plan: [(&KeyPrefix, &[&str], bool, bool, bool); 7] = [
+            (&mkc, &["reports:read"], true, false, false),
+            (&mkc, &["reports:*", "admin:keys"], true, false, false),
+            (&mkc, &[], true, false, false),
+            (&mkc, &["reports:read"], true, true, false),
+            (&mkc, &["reports:read"], true, false, true),
+            (&mkc, &["reports:read"], false, false, false),
+            // Stored, but with a prefix the layer does not accept.
+            (&acme, &["reports:read"], true, false, false),
+        ];
+        let keys = plan
+            .iter()
+            .map(|&(prefix, scopes, stored, revoked, expired)| {
+                let key = PlaintextKey::generate(prefix);
+                let scopes = Scopes::new(scopes).unwrap();
+                let (created, expires) = if expired {
+                    (now - year, now)
+                } else {
+                    (now, now + year)
+                };
+                let record = KeyRecord::new(
+                    *key.id(),
+                    KeyName::new("fuzz").unwrap(),
+                    scopes.clone(),
+                    key.digest(),
+                    created,
+                    expires,
+                )
+                .with_revoked_at(revoked.then_some(now - Duration::from_secs(1)));
+                if stored {
+                    at_once(store.insert(&record)).unwrap();
+                }
+                FixtureKey {
+                    text: key.expose_secret().to_owned(),
+                    id: *key.id(),
+                    active: stored && !revoked && !expired && *prefix == mkc,
+                    scopes,
+                }
+            })
+            .collect();
+        let clock = ManualClock::new(now);
+        let mut services = Vec::new();
+        for mode in [
+            StoreMode::Ready,
+            StoreMode::Waiting,
+            StoreMode::FailsReady,
+            StoreMode::FailsWaiting,
+        ] {
+            assert_eq!(services.len(), mode.index() * REQUIREMENTS.len());
+            for required in REQUIREMENTS {
+                let layer = match mode {
+                    StoreMode::Ready => ApiKeyV2Layer::new(store.clone()),
+                    StoreMode::Waiting => ApiKeyV2Layer::new(Waiting(store.clone())),
+                    StoreMode::FailsReady => ApiKeyV2Layer::new(Failing { ready: true }),
+                    StoreMode::FailsWaiting => ApiKeyV2Layer::new(Failing { ready: false }),
+                };
+                let layer = layer
+                    .clock(clock.clone())
+                    .require_scopes(Scopes::new(required).unwrap())
+                    // No timer: the waiting stores answer on the first poll, and the
+                    // fuzzer runs without a tokio runtime.
+                    .lookup_timeout(None);
+                services.push(layer.layer(Echo));
+            }
+        }
+        Fixture { keys, services }
+    })
+}
+
+fn header_value(value: Value, keys: &[FixtureKey]) -> Option<HeaderValue> {
+    let bytes = match value {
+        Value::Raw(bytes) => bytes,
+        Value::Grpc(suffix) => [b"application/grpc".as_slice(), &suffix].concat(),
+        Value::Key {
+            scheme,
+            spaces,
+            key,
+            edit,
+            trailer,
+        } => {
+            let mut bytes = match scheme {
+                Scheme::Canonical => b"ApiKey-v2".to_vec(),
+                Scheme::Lower => b"apikey-v2".to_vec(),
+                Scheme::Upper => b"APIKEY-V2".to_vec(),
+                Scheme::Other(other) => other,
+            };
+            bytes.extend(std::iter::repeat_n(b' ', usize::from(spaces % 4)));
+            let mut text = keys[usize::from(key) % keys.len()]
+                .text
+                .clone()
+                .into_bytes();
+            if let Some(edit) = edit {
+                let at = usize::from(edit.position) % text.len();
+                text[at] = edit.byte;
+                if edit.fix_checksum {
+                    let body = text.len() - 6;
+                    let sum = checksum(&text[..body]);
+                    text[body..].copy_from_slice(&sum);
+                }
+            }
+            bytes.extend_from_slice(&text);
+            bytes.extend_from_slice(&trailer);
+            bytes
+        }
+    };
+    HeaderValue::from_bytes(&bytes).ok()
+}
+
+/// The fixture key an `Authorization` field carries exactly, per DESIGN §1: one field,
+/// `ApiKey-v2` in any case, one or more spaces, the key, at most 256 bytes.
+fn presented<'k>(headers: &HeaderMap, keys: &'k [FixtureKey]) -> Option<&'k FixtureKey> {
+    let mut fields = headers.get_all(AUTHORIZATION).iter();
+    let value = fields.next()?.as_bytes();
+    if fields.next().is_some() || value.len() > 256 || value.len() < 10 {
+        return None;
+    }
+    if !value[..9].eq_ignore_ascii_case(b"ApiKey-v2") || value[9] != b' ' {
+        return None;
+    }
+    let spaces = value[9..].iter().take_while(|&&b| b == b' ').count();
+    let key = &value[9 + spaces..];
+    keys.iter().find(|k| k.text.as_bytes() == key)
+}
+
+/// Whether the middleware would ask the store: one well-formed `mkc` key.
+fn reaches_store(headers: &HeaderMap) -> bool {
+    let mut fields = headers.get_all(AUTHORIZATION).iter();
+    match (fields.next(), fields.next()) {
+        (Some(value), None) => token(value.as_bytes())
+            .is_ok_and(|key| parse_key(key, Some(&KeyPrefix::default())).is_ok()),
+        _ => false,
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let fixture = fixture();
+    let required = Scopes::new(REQUIREMENTS[usize::from(input.requirement) % 4]).unwrap();
+    let index = input.store.index() * REQUIREMENTS.len() + usize::from(input.requirement) % 4;
+    let mut service = fixture.services[index].clone();
+
+    let mut request = Request::new(String::new());
+    *request.method_mut() = Method::from_bytes(&input.method).unwrap_or(Method::GET);
+    *request.uri_mut() = Uri::try_from(input.path).unwrap_or_else(|_| Uri::from_static("/"));
+    for (name, value) in input.headers {
+        let name = match name {
+            Name::Authorization => AUTHORIZATION,
+            Name::ContentType => CONTENT_TYPE,
+            Name::Other(bytes) => match HeaderName::from_bytes(&bytes) {
+                Ok(name) => name,
+                Err(_) => continue,
+            },
+        };
+        if let Some(value) = header_value(value, &fixture.keys) {
+            request.headers_mut().append(name, value);
+        }
+    }
+    let headers = request.headers().clone();
+    let grpc = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+    let key = presented(&headers, &fixture.keys);
+    let should_pass =
+        !input.store.fails() && key.is_some_and(|k| k.active && k.scopes.grants_all(&required));
+    let reached_store = reaches_store(&headers);
+
+    assert!(at_once(std::future::poll_fn(|cx| service.poll_ready(cx))).is_ok());
+    let response = at_once(service.call(request)).expect("the error type is infallible");
+
+    let status = response.status();
+    let passed = response.headers().contains_key("x-inner");
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .map(|s| s.to_str().unwrap().to_owned());
+
+    // The inner service runs exactly for a valid, permitted key, as that key.
+    assert_eq!(passed, should_pass, "{status} for {headers:?}");
+    if passed {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(response.headers()["x-inner"], key.unwrap().id.as_str());
+        return;
+    }
+    let unavailable = if grpc {
+        assert_eq!(status, StatusCode::OK, "gRPC refusals are trailers-only");
+        assert!(response.body().is_empty());
+        grpc_status.as_deref() == Some("14")
+    } else {
+        assert!(!status.is_success(), "{status} without the inner service");
+        status.is_server_error()
+    };
+    // 5xx only when the store failed, and always when it failed a request that reached it.
+    assert_eq!(
+        unavailable,
+        input.store.fails() && reached_store,
+        "{status} {grpc_status:?}"
+    );
+    if unavailable && !grpc {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // 403 only for an active key lacking a scope.
+    let forbidden = if grpc {
+        grpc_status.as_deref() == Some("7")
+    } else {
+        status == StatusCode::FORBIDDEN
+    };
+    let lacks_scope =
+        !input.store.fails() && key.is_some_and(|k| k.active && !k.scopes.grants_all(&required));
+    assert_eq!(forbidden, lacks_scope, "{status} {grpc_status:?}");
+    if !unavailable && !forbidden {
+        if grpc {
+            assert_eq!(grpc_status.as_deref(), Some("16"));
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // Nothing in the answer echoes a secret.
+    let shown = format!("{:?} {}", response.headers(), response.body());
+    for k in &fixture.keys {
+        assert!(!shown.contains(&k.text[k.text.len() - 49..]), "{shown}");
+    }
+});
