@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use futures_util::future::{Either, select};
 use papaya::{Compute, Operation};
 use tokio::sync::{Mutex, watch};
@@ -238,7 +241,13 @@ impl UsageTracker {
         if batch.is_empty() {
             return Ok(());
         }
-        let write = inner.sink.record_usage(&batch);
+        // A sink that panics is a failed write like any other: its times stay pending and
+        // the flush loop keeps running, instead of dying with the task.
+        let write = AssertUnwindSafe(inner.sink.record_usage(&batch))
+            .catch_unwind()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|_| Err(UsageError::sink("the usage sink panicked")))
+            });
         let result = match inner.flush_timeout {
             Some(limit) => tokio::time::timeout(limit, write)
                 .await
@@ -566,6 +575,42 @@ mod tests {
         sink.hang.store(false, Relaxed);
         tracker.flush().await.unwrap();
         assert_eq!(sink.writes_for(&key), [at(2)]);
+    }
+
+    /// Panics on its first call, then records.
+    #[derive(Debug, Default)]
+    struct PanicsOnce {
+        panicked: AtomicBool,
+        inner: Arc<RecordingSink>,
+    }
+
+    #[async_trait]
+    impl UsageSink for PanicsOnce {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+            if !self.panicked.swap(true, Relaxed) {
+                panic!("sink bug");
+            }
+            self.inner.record_usage(batch).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_sink_fails_the_flush_but_not_the_loop() {
+        let recorded = Arc::new(RecordingSink::default());
+        let tracker = UsageTracker::new(PanicsOnce {
+            panicked: AtomicBool::new(false),
+            inner: recorded.clone(),
+        });
+        let loop_ = tokio::spawn(tracker.run());
+        let key = id();
+        tracker.record(&key, at(1));
+        tokio::time::sleep(Duration::from_secs(301)).await; // the flush panics
+        assert_eq!(tracker.stats().failures, 1);
+        tokio::time::sleep(Duration::from_secs(2)).await; // the retry writes it
+        assert_eq!(recorded.writes_for(&key), [at(1)]);
+        assert!(!loop_.is_finished(), "the flush loop survived the panic");
+        tracker.shutdown().await.unwrap();
+        loop_.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
