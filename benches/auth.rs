@@ -15,7 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use http::{HeaderValue, Request, Response};
 use std::convert::Infallible;
 use tower::{Layer, Service};
-use tower_apikey::Scopes;
+use tower_apikey::{ApiKeyV2Layer, Scopes, TracingSink, UsageTracker};
 
 /// Times one call per iteration; building the request is setup, not measured.
 fn bench_row<S>(
@@ -76,6 +76,15 @@ fn comparison(c: &mut Criterion) {
         };
         bench_row(c, "auth", name, service, valid);
     }
+
+    // The same store behind `CachedKeyStore`, the key already cached: what every
+    // request but the first costs with a database behind the cache.
+    let cached = tower_apikey::CachedKeyStore::new(keys.store.clone());
+    let mut service = ApiKeyV2Layer::new(cached)
+        .usage_tracker(UsageTracker::new(TracingSink))
+        .layer(Ok200);
+    expect_status(&mut service, valid, 200);
+    bench_row(c, "auth", "apikey_v2_cached_hit", service, valid);
 }
 
 fn store_sizes(c: &mut Criterion) {
