@@ -316,8 +316,8 @@ fn main() {
     }
     println!();
     println!(
-        "|t| < {THRESHOLD} on every crop: no timing difference detected at this sample size. \
-         See BENCHMARKS.md for how to read the pairs."
+        "Reading the verdicts: a pair is \"no difference detected\" when |t| < {THRESHOLD} on \
+         every crop. See BENCHMARKS.md for what each pair means."
     );
     if failed && strict {
         std::process::exit(1);
