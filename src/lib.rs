@@ -8,11 +8,13 @@
 //! - **[Middleware](ApiKeyV2Layer)**: constant-time digest comparison, fail-closed 503
 //!   when the store is down, "expired"/"revoked" said only after the secret is proven,
 //!   RFC 6750 challenges, RFC 9457 problem documents and gRPC trailers-only answers.
-//! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*`; 403
-//!   `insufficient_scope` names what is missing.
+//! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*` (the grammar and
+//!   what grants what are in [`scope`]); 403 `insufficient_scope` names what is missing.
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
 //!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
 //!   PostgreSQL store for many instances behind features.
+//! - **[Last-used tracking](usage)**: [`UsageTracker`] records each proven use without
+//!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
 //!   revoke, rotate with optional overlap, find expiring and dormant keys; over HTTP
 //!   with the `admin` feature's router.
