@@ -44,6 +44,7 @@ use common::{Body, Ok200, request};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
+use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
     ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyName, KeyPrefix, KeyRecord, KeyStore, KeyStoreAdmin,
     PlaintextKey, Scopes,
@@ -66,41 +67,8 @@ const CLASSES: [&str; 6] = [
 /// The pairs compared, and whether DESIGN §1 promises they are indistinguishable.
 const PAIRS: [(usize, usize, bool); 4] = [(0, 1, true), (2, 3, true), (1, 2, false), (4, 5, false)];
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-fn checksum(signed: &str) -> String {
-    let mut value = crc32fast::hash(signed.as_bytes());
-    let mut out = [b'0'; 6];
-    for digit in out.iter_mut().rev() {
-        *digit = ALPHABET[(value % 62) as usize];
-        value /= 62;
-    }
-    String::from_utf8(out.to_vec()).unwrap()
-}
-
 fn header(text: &str) -> Vec<u8> {
     format!("ApiKey-v2 {text}").into_bytes()
-}
-
-/// The same key with its last secret character changed and the checksum fixed.
-fn wrong_secret(text: &str) -> String {
-    let mut body = text[..text.len() - 6].to_owned();
-    let last = body.pop().unwrap();
-    body.push(if last == 'a' { 'b' } else { 'a' });
-    let sum = checksum(&body);
-    body + &sum
-}
-
-/// The same key with the last checksum digit changed: every bad checksum then differs
-/// from the right one in the same place, so the comparison that refuses it does the
-/// same work in both checksum classes.
-fn bad_checksum(text: &str) -> String {
-    let (body, last) = text.split_at(text.len() - 1);
-    let digit = ALPHABET
-        .iter()
-        .position(|&c| c == last.as_bytes()[0])
-        .unwrap();
-    format!("{body}{}", char::from(ALPHABET[(digit + 1) % 62]))
 }
 
 /// Welford's running mean and variance.
@@ -179,13 +147,16 @@ fn main() {
         unknown.iter().map(|k| header(k)).collect(),
         stored[..INPUTS_PER_CLASS]
             .iter()
-            .map(|k| header(&wrong_secret(k)))
+            .map(|k| header(&with_wrong_secret(k)))
             .collect(),
         stored[INPUTS_PER_CLASS..2 * INPUTS_PER_CLASS]
             .iter()
-            .map(|k| header(&bad_checksum(k)))
+            .map(|k| header(&with_bad_checksum(k)))
             .collect(),
-        unknown.iter().map(|k| header(&bad_checksum(k))).collect(),
+        unknown
+            .iter()
+            .map(|k| header(&with_bad_checksum(k)))
+            .collect(),
     ];
 
     let id = |text: &String| *PlaintextKey::parse(text.as_str()).unwrap().id();

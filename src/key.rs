@@ -36,13 +36,14 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// The base62 alphabet, in digit order.
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const ALPHABET: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Length of the public id.
 pub(crate) const ID_LEN: usize = 16;
 /// Length of the random secret.
 const SECRET_LEN: usize = 43;
 /// Length of the base62 CRC-32 checksum.
-const CHECKSUM_LEN: usize = 6;
+pub(crate) const CHECKSUM_LEN: usize = 6;
 /// Longest allowed prefix.
 const PREFIX_MAX: usize = 8;
 /// Everything but the prefix: `_` + id + `_` + secret + checksum.
@@ -403,7 +404,7 @@ pub(crate) fn parse(
 }
 
 /// CRC-32 (zlib polynomial) of `signed`, as 6 base62 digits, most significant first.
-fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
+pub(crate) fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
     let mut value = crc32fast::hash(signed);
     let mut out = [b'0'; CHECKSUM_LEN];
     // 62^6 > 2^32, so six digits always suffice.

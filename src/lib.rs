@@ -77,6 +77,9 @@ pub mod middleware;
 mod record;
 pub mod scope;
 pub mod store;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 pub mod usage;
 #[cfg(any(feature = "admin", feature = "postgres"))]
 mod utc;

@@ -26,6 +26,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
+use tower_apikey::test_util::with_wrong_secret;
 use tower_apikey::{
     ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyUsage,
     ManualClock, NewKey, PlaintextKey, StoreError, UsageError, UsageSink, UsageTracker,
@@ -171,18 +172,7 @@ fn auth(key: &PlaintextKey) -> String {
 /// The same key with one secret character changed and its checksum fixed: it reaches
 /// the store.
 fn wrong_secret(key: &PlaintextKey) -> String {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let text = key.expose_secret();
-    let mut body = text[..text.len() - 6].to_owned();
-    let last = body.pop().unwrap();
-    body.push(if last == 'a' { 'b' } else { 'a' });
-    let mut crc = crc32fast::hash(body.as_bytes());
-    let mut sum = [b'0'; 6];
-    for digit in sum.iter_mut().rev() {
-        *digit = ALPHABET[(crc % 62) as usize];
-        crc /= 62;
-    }
-    format!("ApiKey-v2 {body}{}", std::str::from_utf8(&sum).unwrap())
+    format!("ApiKey-v2 {}", with_wrong_secret(key.expose_secret()))
 }
 
 /// Waits for `done`, checking every few milliseconds. The bound only stops a broken

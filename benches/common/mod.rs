@@ -179,21 +179,6 @@ fn header(text: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("ApiKey-v2 {text}")).unwrap()
 }
 
-/// Replaces the last secret character and recomputes the checksum: well-formed, wrong.
-fn with_wrong_secret(text: &str) -> String {
-    let mut body = text[..text.len() - 6].to_owned();
-    let last = body.pop().unwrap();
-    body.push(if last == 'a' { 'b' } else { 'a' });
-    let mut crc = crc32fast::hash(body.as_bytes());
-    let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut checksum = [b'0'; 6];
-    for digit in checksum.iter_mut().rev() {
-        *digit = alphabet[(crc % 62) as usize];
-        crc /= 62;
-    }
-    body + std::str::from_utf8(&checksum).unwrap()
-}
-
 impl Keys {
     /// A store holding `n` keys (at least the five named ones).
     pub fn new(n: usize) -> Self {
@@ -235,15 +220,13 @@ impl Keys {
             add(&key, record(&key, &scopes, now, year));
         }
         let text = valid.expose_secret().to_owned();
-        let mut bad_checksum = text.clone();
-        let last = bad_checksum.pop().unwrap();
-        bad_checksum.push(if last == '0' { '1' } else { '0' });
+        let bad_checksum = tower_apikey::test_util::with_bad_checksum(&text);
         Self {
             store,
             valid: header(&text),
             valid2: header(valid2.expose_secret()),
             unknown_id: header(PlaintextKey::generate(&prefix).expose_secret()),
-            wrong_secret: header(&with_wrong_secret(&text)),
+            wrong_secret: header(&tower_apikey::test_util::with_wrong_secret(&text)),
             bad_checksum: header(&bad_checksum),
             malformed: header("mkc_tooshort"),
             expired: header(expired.expose_secret()),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, ServiceExt};
+use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, KeyPrefix, NewKey, PlaintextKey,
     Scopes, UsageStats, UsageTracker,
@@ -114,20 +115,9 @@ fn kind(i: usize, keys: usize) -> Kind {
 }
 
 const UNKNOWN: usize = 256;
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn header(text: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("ApiKey-v2 {text}")).unwrap()
-}
-
-fn checksum(signed: &str) -> String {
-    let mut value = crc32fast::hash(signed.as_bytes());
-    let mut out = [b'0'; 6];
-    for digit in out.iter_mut().rev() {
-        *digit = ALPHABET[(value % 62) as usize];
-        value /= 62;
-    }
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 /// Per key: its id, whether it holds `reports:read`, and its headers.
@@ -218,28 +208,11 @@ async fn soak(config: Config) -> Report {
             .await
             .expect("creating a key in memory");
         let text = created.key.expose_secret();
-        let body = &text[..text.len() - 6];
-        let last = body.as_bytes()[body.len() - 1];
-        let forged = format!(
-            "{}{}",
-            &body[..body.len() - 1],
-            if last == b'a' { 'b' } else { 'a' }
-        );
-        let broken = format!(
-            "{body}{}",
-            if text.ends_with('0') {
-                "000001"
-            } else {
-                "000000"
-            }
-        );
         fixture.ids.push(created.key.id().to_string());
         fixture.reader.push(reader);
         fixture.valid.push(header(text));
-        fixture
-            .wrong_secret
-            .push(header(&format!("{forged}{}", checksum(&forged))));
-        fixture.bad_checksum.push(header(&broken));
+        fixture.wrong_secret.push(header(&with_wrong_secret(text)));
+        fixture.bad_checksum.push(header(&with_bad_checksum(text)));
     }
     for _ in 0..UNKNOWN {
         let key = PlaintextKey::generate(&KeyPrefix::default());

@@ -126,28 +126,16 @@ fn with_key(key: &PlaintextKey) -> String {
 
 /// The same key with its secret changed and its checksum fixed: well-formed, wrong.
 fn wrong_secret(key: &PlaintextKey) -> String {
-    let text = key.expose_secret();
-    let mut body = text[..text.len() - 6].to_owned();
-    let last = body.pop().unwrap();
-    body.push(if last == 'a' { 'b' } else { 'a' });
-    let crc = crc32fast::hash(body.as_bytes());
-    format!("ApiKey-v2 {body}{}", base62_6(crc))
+    format!(
+        "ApiKey-v2 {}",
+        crate::test_util::with_wrong_secret(key.expose_secret())
+    )
 }
 
 /// An unknown id with a valid checksum.
 fn unknown_id() -> String {
     let key = PlaintextKey::generate(&KeyPrefix::default());
     with_key(&key)
-}
-
-fn base62_6(mut v: u32) -> String {
-    let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = [b'0'; 6];
-    for d in out.iter_mut().rev() {
-        *d = alphabet[(v % 62) as usize];
-        v /= 62;
-    }
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 #[tokio::test]
