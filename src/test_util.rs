@@ -52,3 +52,33 @@ pub fn with_bad_checksum(key: &str) -> String {
         .expect("a key ends in a base62 digit");
     format!("{body}{}", char::from(key::ALPHABET[(digit + 1) % 62]))
 }
+
+/// A store whose every lookup fails, like a database that is down: for checking that
+/// requests are refused with 503 (never let through, never told 401).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailingStore;
+
+#[async_trait::async_trait]
+impl crate::KeyStore for FailingStore {
+    async fn lookup(
+        &self,
+        _: &crate::KeyId,
+    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        Err(crate::StoreError::unavailable("connection refused"))
+    }
+}
+
+/// A store whose lookups never answer, like a database that hangs: for checking the
+/// layer's lookup timeout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HangingStore;
+
+#[async_trait::async_trait]
+impl crate::KeyStore for HangingStore {
+    async fn lookup(
+        &self,
+        _: &crate::KeyId,
+    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        std::future::pending().await
+    }
+}

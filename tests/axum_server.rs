@@ -1,12 +1,15 @@
 //! The middleware behind a real axum server on loopback, called by a real HTTP client.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
+use common::Answer;
+use http::Request;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,12 +23,6 @@ struct Server {
     addr: SocketAddr,
     client: Client<HttpConnector, Empty<Bytes>>,
     manager: KeyManager<InMemoryKeyStore>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
 }
 
 impl Server {
@@ -95,13 +92,7 @@ impl Server {
             .request(req.body(Empty::new()).unwrap())
             .await
             .unwrap();
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        Answer::read(response).await
     }
 }
 

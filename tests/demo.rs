@@ -3,14 +3,16 @@
 
 #[path = "../examples/demo/app.rs"]
 mod app;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use common::Answer;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,12 +29,6 @@ struct Demo {
     tracker: UsageTracker,
     clock: ManualClock,
     admin: String,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
 }
 
 impl Answer {
@@ -114,13 +110,7 @@ impl Demo {
             .request(request.body(Full::new(Bytes::from(bytes))).unwrap())
             .await
             .unwrap();
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        Answer::read(response).await
     }
 
     async fn get(&self, path: &str, key: Option<&str>) -> Answer {

@@ -13,16 +13,16 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, ServiceExt};
+use tower_apikey::test_util::{FailingStore, HangingStore};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyDigest, KeyId, KeyManager,
-    KeyPrefix, KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, RotateOutcome, Scopes,
-    StoreError, TracingSink, UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyDigest, KeyManager, KeyPrefix,
+    KeyStore, ManualClock, NewKey, PlaintextKey, RotateOutcome, Scopes, StoreError, TracingSink,
+    UsageTracker,
 };
 
 /// Key material that must never be shown, and the ways it could be shown.
@@ -108,26 +108,6 @@ impl Captured {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::set_default(subscriber)
-    }
-}
-
-#[derive(Debug)]
-struct FailingStore;
-
-#[async_trait]
-impl KeyStore for FailingStore {
-    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        Err(StoreError::unavailable("connection refused"))
-    }
-}
-
-#[derive(Debug)]
-struct HangingStore;
-
-#[async_trait]
-impl KeyStore for HangingStore {
-    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        std::future::pending().await
     }
 }
 

@@ -19,6 +19,7 @@
 
 #[path = "../examples/demo/app.rs"]
 mod app;
+mod common;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -27,11 +28,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::Answer;
 use fantoccini::key::Key;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -397,12 +399,6 @@ fn row_cell(id: &str, label: &str) -> String {
 
 // ---- the server --------------------------------------------------------------------
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 async fn request(
     addr: SocketAddr,
     method: Method,
@@ -429,13 +425,7 @@ async fn request(
         .request(builder.body(Full::new(Bytes::from(bytes))).unwrap())
         .await
         .unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    Answer::read(response).await
 }
 
 fn is_key(text: &str) -> bool {

@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::store::StoreError;
+use crate::test_util::{FailingStore, HangingStore};
 use crate::{
     ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
     KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
@@ -40,26 +41,6 @@ impl KeyStore for CountingStore {
         }
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.lookup_ready(id)
-    }
-}
-
-#[derive(Debug)]
-struct FailingStore;
-
-#[async_trait]
-impl KeyStore for FailingStore {
-    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        Err(StoreError::unavailable("connection refused"))
-    }
-}
-
-#[derive(Debug)]
-struct HangingStore;
-
-#[async_trait]
-impl KeyStore for HangingStore {
-    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        std::future::pending().await
     }
 }
 
