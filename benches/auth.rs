@@ -7,10 +7,9 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request};
+use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slowest_thread};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response};
 use std::convert::Infallible;
@@ -134,28 +133,16 @@ fn threads(c: &mut Criterion) {
     let keys = Keys::new(10_000);
     let layer = keys.layer(true);
     let run = |auths: Vec<HeaderValue>, iters: u64| -> Duration {
-        let barrier = Arc::new(Barrier::new(auths.len()));
-        let handles: Vec<_> = auths
-            .into_iter()
-            .map(|auth| {
-                let mut service = layer.layer(Ok200);
-                let barrier = barrier.clone();
-                std::thread::spawn(move || {
-                    let requests: Vec<_> = (0..iters).map(|_| request(Some(&auth))).collect();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for req in requests {
-                        black_box(drive(&mut service, req));
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .max()
-            .unwrap()
+        slowest_thread(auths, |auth, ready| {
+            let mut service = layer.layer(Ok200);
+            let requests: Vec<_> = (0..iters).map(|_| request(Some(&auth))).collect();
+            ready();
+            let start = Instant::now();
+            for req in requests {
+                black_box(drive(&mut service, req));
+            }
+            start.elapsed()
+        })
     };
     let mut group = c.benchmark_group("threads");
     group.throughput(Throughput::Elements(1));

@@ -5,9 +5,11 @@
 //! `cargo bench --bench usage`
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
+mod common;
+
+use common::slowest_thread;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tower_apikey::{KeyId, KeyPrefix, PlaintextKey, TracingSink, UsageTracker};
 
@@ -15,31 +17,17 @@ fn key_id() -> KeyId {
     *PlaintextKey::generate(&KeyPrefix::default()).id()
 }
 
-/// Runs `iters` records on each of `threads` threads, all starting together, and returns
-/// the wall time of the slowest.
+/// Runs `iters` records on one thread per key, all starting together; the wall time.
 fn run_threads(tracker: &UsageTracker, keys: &[KeyId], iters: u64) -> Duration {
-    let barrier = Arc::new(Barrier::new(keys.len()));
-    let handles: Vec<_> = keys
-        .iter()
-        .map(|&key| {
-            let tracker = tracker.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let now = SystemTime::now();
-                barrier.wait();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    tracker.record(black_box(&key), black_box(now));
-                }
-                start.elapsed()
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .max()
-        .unwrap()
+    slowest_thread(keys.to_vec(), |key, ready| {
+        let now = SystemTime::now();
+        ready();
+        let start = Instant::now();
+        for _ in 0..iters {
+            tracker.record(black_box(&key), black_box(now));
+        }
+        start.elapsed()
+    })
 }
 
 fn record(c: &mut Criterion) {

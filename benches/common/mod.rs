@@ -257,3 +257,31 @@ where
     let response = drive(service, request(authorization));
     assert_eq!(response.status(), status, "{authorization:?}");
 }
+
+/// Runs `work` on one thread per input, all started together (each calls `ready` when
+/// its setup is done and it is about to be timed), and returns the time the slowest
+/// thread reports: the wall time of the whole multi-threaded run.
+pub fn slowest_thread<T, F>(inputs: Vec<T>, work: F) -> std::time::Duration
+where
+    T: Send,
+    F: Fn(T, &dyn Fn()) -> std::time::Duration + Sync,
+{
+    let barrier = std::sync::Barrier::new(inputs.len());
+    let ready = || {
+        barrier.wait();
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .map(|input| {
+                let (work, ready) = (&work, &ready);
+                scope.spawn(move || work(input, ready))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench thread panicked"))
+            .max()
+            .expect("at least one thread")
+    })
+}
