@@ -50,8 +50,10 @@
 //!
 //! # Security notes
 //!
-//! - Keys are compared by SHA-256 digest in constant time; an unknown id costs the same
-//!   digest and comparison as a wrong secret.
+//! - Keys are compared by SHA-256 digest in constant time; for an unknown id the layer
+//!   does the same digest and comparison (against a dummy) as for a wrong secret. A
+//!   store's lookup may still take longer for an id it holds than for one it lacks (the
+//!   in-memory store: a few nanoseconds); ids are public, secrets are not revealed.
 //! - No `Debug`, `Display` or log line shows a key or its digest; [`PlaintextKey`]
 //!   zeroes its memory on drop.
 //! - Serve the API over TLS: the key travels in a header.
