@@ -158,8 +158,10 @@ where
         let kind = match req.extensions().get::<ApiKeyIdentity>() {
             None => RejectionKind::MissingCredentials,
             Some(identity) if identity.scopes().grants_all(&self.layer.required) => {
-                return RequireScopesFuture::Inner {
-                    future: self.inner.call(req),
+                return RequireScopesFuture {
+                    state: ScopeState::Inner {
+                        future: self.inner.call(req),
+                    },
                 };
             }
             Some(identity) => {
@@ -169,20 +171,28 @@ where
             }
         };
         let rejection = Rejection::new(kind, is_grpc(req.headers()), &self.layer.answers);
-        RequireScopesFuture::Rejected {
-            response: Some(rejection.into_response()),
+        RequireScopesFuture {
+            state: ScopeState::Rejected {
+                response: Some(rejection.into_response()),
+            },
         }
     }
 }
 
 pin_project! {
     /// The response future of [`RequireScopes`].
-    #[project = RequireScopesProj]
-    #[allow(missing_docs)]
-    pub enum RequireScopesFuture<F, B> {
-        /// Allowed: the inner service runs.
+    pub struct RequireScopesFuture<F, B> {
+        #[pin]
+        state: ScopeState<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = ScopeStateProj]
+    enum ScopeState<F, B> {
+        // Allowed: the inner service runs.
         Inner { #[pin] future: F },
-        /// Refused: the answer is ready.
+        // Refused: the answer is ready.
         Rejected { response: Option<Response<B>> },
     }
 }
@@ -194,9 +204,9 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            RequireScopesProj::Inner { future } => Poll::Ready(ready!(future.poll(cx))),
-            RequireScopesProj::Rejected { response } => Poll::Ready(Ok(response
+        match self.project().state.project() {
+            ScopeStateProj::Inner { future } => Poll::Ready(ready!(future.poll(cx))),
+            ScopeStateProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("RequireScopesFuture polled after completion"))),
         }
@@ -205,9 +215,9 @@ where
 
 impl<F, B> fmt::Debug for RequireScopesFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Inner { .. } => "RequireScopesFuture::Inner",
-            Self::Rejected { .. } => "RequireScopesFuture::Rejected",
+        f.write_str(match self.state {
+            ScopeState::Inner { .. } => "RequireScopesFuture::Inner",
+            ScopeState::Rejected { .. } => "RequireScopesFuture::Rejected",
         })
     }
 }

@@ -142,10 +142,13 @@ impl KeyStoreAdmin for InMemoryKeyStore {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
         let _write = self.write_lock();
-        Ok(self.update(id, |r| match r.revoked_at() {
-            Some(_) => r.clone(),
-            None => r.clone().with_revoked_at(Some(at)),
-        }))
+        // Writes are serialised, so a record read here is still current.
+        match self.inner.keys.pin().get(id) {
+            Some(record) if record.revoked_at().is_some() => return Ok(Some(record.clone())),
+            None => return Ok(None),
+            Some(_) => {}
+        }
+        Ok(self.update(id, |r| r.clone().with_revoked_at(Some(at))))
     }
 
     async fn rotate(
