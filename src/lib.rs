@@ -46,7 +46,7 @@
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
-//! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, `RevocationListener` (includes `cache`) |
+//! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //!
 //! # Security notes
 //!
@@ -102,11 +102,17 @@ pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
 pub use scope::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::cached::{CachedKeyStore, CachedKeyStoreBuilder};
+pub use store::cached::{CacheStats, CachedKeyStore, CachedKeyStoreBuilder, FilterState};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::feed_listener::KeyFeedListener;
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{IdentifierError, PgKeyStore, RevocationListener};
+pub use store::postgres::{IdentifierError, PgKeyStore};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
     KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,

@@ -152,7 +152,7 @@ impl Instance {
     /// Starts the listener and waits until it listens; returns its backend's pid.
     async fn listen(&mut self) -> i32 {
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(self.store.revocation_listener().run(async {
+        let task = tokio::spawn(self.store.feed_listener().run(async {
             let _ = stopped.await;
         }));
         self.listener = Some((stop, task));
@@ -697,7 +697,7 @@ impl DemoInstance {
     async fn start(store: PgKeyStore) -> Self {
         let store = CachedKeyStore::new(store);
         let (stop, stopped) = oneshot::channel::<()>();
-        let listening = tokio::spawn(store.revocation_listener().run(async {
+        let listening = tokio::spawn(store.feed_listener().run(async {
             let _ = stopped.await;
         }));
         listener_pid(store.get_ref(), None).await;

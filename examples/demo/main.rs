@@ -104,7 +104,7 @@ async fn serve_postgres(
     let store = CachedKeyStore::new(PgKeyStore::new(pool));
     store.get_ref().migrate().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let revocations = tokio::spawn(store.revocation_listener().run(async {
+    let revocations = tokio::spawn(store.feed_listener().run(async {
         let _ = stopped.await;
     }));
     let served = serve(listener, store, args).await;

@@ -114,9 +114,9 @@ impl AdminError {
             Self::NotAnObject | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound | Self::NoSuchRoute => StatusCode::NOT_FOUND,
             Self::Revoked(_) => StatusCode::CONFLICT,
-            Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Store(
+                StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Overloaded,
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(StoreError::Duplicate(_) | StoreError::Corrupt(_))
             | Self::Unrepresentable => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,6 +147,9 @@ impl AdminError {
             }
             Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
                 "the key store is unavailable; try again shortly".to_owned()
+            }
+            Self::Store(StoreError::Overloaded) => {
+                "the key store is busy; try again shortly".to_owned()
             }
             Self::Store(_) | Self::Unrepresentable => {
                 "the key store failed; the server's log says why".to_owned()

@@ -95,6 +95,11 @@ impl Config {
     ) -> Decision {
         let found = match found {
             Ok(found) => found,
+            // Shed on purpose, under a flood: not a fault to log at ERROR per request.
+            Err(StoreError::Overloaded) => {
+                tracing::debug!(key_id = %presented.id, outcome = "overloaded", "lookup shed; refusing the request with 503");
+                return Decision::Reject(RejectionKind::Overloaded);
+            }
             Err(error) => {
                 tracing::error!(key_id = %presented.id, %error, "key store unavailable; refusing the request with 503");
                 return Decision::Reject(RejectionKind::StoreUnavailable);

@@ -9,6 +9,7 @@
 //! | expired, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
 //! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
+//! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
 //! HTTP answers carry an RFC 9457 problem document (`application/problem+json`) when
 //! the response body type can hold one (see [`DefaultRejection`]); requests whose
@@ -57,12 +58,19 @@ pub enum RejectionKind {
     InsufficientScope(Scopes),
     /// The key store could not answer; the request is refused, not let through.
     StoreUnavailable,
+    /// The lookup was shed before it reached the store ([`StoreError::Overloaded`]): too
+    /// many distinct lookups were in flight. Refused at once, like
+    /// [`StoreUnavailable`](Self::StoreUnavailable), so that a flood cannot queue real
+    /// keys behind it.
+    ///
+    /// [`StoreError::Overloaded`]: crate::StoreError::Overloaded
+    Overloaded,
 }
 
 /// One of each kind whose answer is the same for every request (all but
 /// `InsufficientScope`), in [`RejectionKind::slot`] order: their challenges and problem
 /// documents are built once per realm.
-const FIXED_KINDS: [RejectionKind; 12] = [
+const FIXED_KINDS: [RejectionKind; 13] = [
     RejectionKind::MissingCredentials,
     RejectionKind::InvalidRequest(HeaderError::Multiple),
     RejectionKind::InvalidRequest(HeaderError::TooLong),
@@ -75,10 +83,11 @@ const FIXED_KINDS: [RejectionKind; 12] = [
     RejectionKind::Expired,
     RejectionKind::Revoked,
     RejectionKind::StoreUnavailable,
+    RejectionKind::Overloaded,
 ];
 
 /// The descriptions of [`FIXED_KINDS`], in the same order.
-const FIXED_DESCRIPTIONS: [&str; 12] = [
+const FIXED_DESCRIPTIONS: [&str; 13] = [
     "an API key is required: send Authorization: ApiKey-v2 <key>",
     "send exactly one Authorization header",
     "the Authorization header is too long",
@@ -91,6 +100,7 @@ const FIXED_DESCRIPTIONS: [&str; 12] = [
     "the key has expired",
     "the key has been revoked",
     "the key store is unavailable; try again shortly",
+    "the service is busy; try again shortly",
 ];
 
 impl RejectionKind {
@@ -98,7 +108,7 @@ impl RejectionKind {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -106,7 +116,7 @@ impl RejectionKind {
     /// The RFC 6750 `error` code, if the answer carries one.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingCredentials | Self::StoreUnavailable => None,
+            Self::MissingCredentials | Self::StoreUnavailable | Self::Overloaded => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::MalformedKey(_) | Self::InvalidKey | Self::Expired | Self::Revoked => {
                 Some("invalid_token")
@@ -127,7 +137,7 @@ impl RejectionKind {
     pub fn grpc_status(&self) -> u16 {
         match self {
             Self::InsufficientScope(_) => 7,
-            Self::StoreUnavailable => 14,
+            Self::StoreUnavailable | Self::Overloaded => 14,
             _ => 16,
         }
     }
@@ -148,6 +158,7 @@ impl RejectionKind {
             Self::Expired => 9,
             Self::Revoked => 10,
             Self::StoreUnavailable => 11,
+            Self::Overloaded => 12,
             Self::InsufficientScope(_) => return None,
         })
     }
@@ -162,7 +173,7 @@ pub(crate) struct Answers {
     realm: HeaderValue,
     /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
     /// document.
-    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); 12]>,
+    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); 13]>,
 }
 
 impl Answers {
@@ -212,7 +223,7 @@ fn headers_for(realm: &HeaderValue, kind: &RejectionKind, grpc: bool) -> HeaderM
     if let Some(challenge) = challenge_for(realm, kind) {
         headers.insert(WWW_AUTHENTICATE, challenge);
     }
-    if *kind == RejectionKind::StoreUnavailable {
+    if kind.status() == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     headers
@@ -220,7 +231,7 @@ fn headers_for(realm: &HeaderValue, kind: &RejectionKind, grpc: bool) -> HeaderM
 
 /// The `WWW-Authenticate` value for `kind`, or `None` for a 503.
 fn challenge_for(realm: &HeaderValue, kind: &RejectionKind) -> Option<HeaderValue> {
-    if *kind == RejectionKind::StoreUnavailable {
+    if kind.status() == StatusCode::SERVICE_UNAVAILABLE {
         return None;
     }
     let Some(code) = kind.error_code() else {

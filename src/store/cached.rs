@@ -9,6 +9,28 @@
 //! - "no such key" for the shorter **miss TTL** (default 5 s);
 //! - an error never: the next request asks the store again.
 //!
+//! # Under a flood of forged keys
+//!
+//! Key ids are public and checksums can be computed offline, so an attacker can send
+//! any number of well-formed keys with fresh ids. The cache holds against that in three
+//! ways:
+//!
+//! - **An id filter** ([`KeyFeedListener`](crate::store::feed::KeyFeedListener), fed by
+//!   a [`KeyIdFeed`](crate::store::feed::KeyIdFeed) such as `PgKeyStore`) knows which
+//!   ids exist. An id it says is absent gets "no such key" at once, synchronously,
+//!   without a query, and is not put in the cache (which would otherwise fill with the
+//!   flood). Without a running listener there is no filter and every miss asks the store.
+//! - **Distinct lookups in flight are capped** ([`CachedKeyStoreBuilder::max_loads`],
+//!   default [`DEFAULT_MAX_LOADS`]). Past the cap a lookup fails at once with
+//!   [`StoreError::Overloaded`] (503 with `Retry-After`) instead of queueing, so a flood
+//!   that gets past the filter cannot hold the store's connections; cache hits never
+//!   count against the cap.
+//! - **A cancelled lookup leaves nothing behind.** A client that gives up, or the
+//!   layer's lookup timeout, drops the lookup's future; the last caller to leave a load
+//!   that has not finished removes it (a drop guard), so nothing accumulates.
+//!
+//! [`CachedKeyStore::stats`] shows all three.
+//!
 //! ```
 //! use std::time::Duration;
 //! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore};
@@ -29,7 +51,8 @@
 //! this `CachedKeyStore` (revoke, rotate, insert) evict the ids they touch at once.
 //! Writes made elsewhere (another instance) are seen when the entry expires, or earlier
 //! if something calls [`CachedKeyStore::invalidate`]: with PostgreSQL, the
-//! `RevocationListener` does so for every revocation (feature `postgres`). The hit TTL
+//! [`KeyFeedListener`](crate::KeyFeedListener) does so for every revocation its feed
+//! reports (with PostgreSQL: LISTEN/NOTIFY). The hit TTL
 //! is therefore the bound on staleness when a notification is lost.
 //!
 //! # Why moka, and an in-flight map
@@ -41,7 +64,8 @@
 //! `async` wait, which the sync cache cannot offer without blocking a runtime thread,
 //! so misses meet in a small map of in-flight loads (a [`tokio::sync::OnceCell`] per
 //! id): the first caller runs the query, the others await its answer, and if the first
-//! caller is cancelled the next one takes over. Only misses touch that map.
+//! caller is cancelled the next one takes over. Only misses touch that map, and each
+//! caller holds a ticket whose drop removes the load when it was the last one waiting.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -53,6 +77,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
+use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 use crate::{KeyId, KeyRecord};
@@ -63,12 +88,19 @@ pub const DEFAULT_HIT_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_MISS_TTL: Duration = Duration::from_secs(5);
 /// How many ids the cache holds at most (100 000) before it evicts the least useful.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// How many distinct ids may be looked up in the wrapped store at once (32).
+pub const DEFAULT_MAX_LOADS: usize = 32;
+/// While the id filter is stale, how many ids it says are absent may still reach the
+/// wrapped store each second (20), so that a key created while the feed was down is
+/// not locked out.
+pub const DEFAULT_STALE_FILTER_PASSES: u32 = 20;
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
 type Answer = Option<KeyRecord>;
 /// An answer as the callers waiting on one load share it.
 type SharedAnswer = Result<Answer, Arc<StoreError>>;
 type Hasher = foldhash::fast::RandomState;
+type Loads = HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>;
 
 /// A bounded, expiring cache in front of a [`KeyStore`], with coalesced misses.
 ///
@@ -107,8 +139,7 @@ impl<S> Clone for CachedKeyStore<S> {
 }
 
 impl<S> CachedKeyStore<S> {
-    /// The handle the revocation listener evicts through.
-    #[cfg(feature = "postgres")]
+    /// The handle a feed listener applies changes through.
     pub(crate) fn cache_handle(&self) -> Arc<Cache> {
         Arc::clone(&self.cache)
     }
@@ -122,6 +153,7 @@ impl<S: fmt::Debug> fmt::Debug for CachedKeyStore<S> {
             .field("max_entries", &self.cache.max_entries)
             .field("hit_ttl", &self.cache.ttl.hit)
             .field("miss_ttl", &self.cache.ttl.miss)
+            .field("max_loads", &self.cache.max_loads)
             .finish()
     }
 }
@@ -140,6 +172,8 @@ impl<S: KeyStore> CachedKeyStore<S> {
             max_entries: DEFAULT_MAX_ENTRIES,
             hit_ttl: DEFAULT_HIT_TTL,
             miss_ttl: DEFAULT_MISS_TTL,
+            max_loads: DEFAULT_MAX_LOADS,
+            stale_filter_passes: DEFAULT_STALE_FILTER_PASSES,
         }
     }
 
@@ -169,10 +203,16 @@ impl<S: KeyStore> CachedKeyStore<S> {
         self.cache.entries.contains_key(id)
     }
 
+    /// What the cache holds now: entries, lookups in flight and the id filter.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
     /// Asks the wrapped store, once for all concurrent callers of this id.
     async fn load_coalesced(&self, id: &KeyId) -> Result<Answer, StoreError> {
-        let cell = self.cache.join_load(id);
-        let shared = cell.get_or_init(|| self.load(id, &cell)).await;
+        let ticket = self.cache.join_load(id)?;
+        let cell = ticket.cell();
+        let shared = cell.get_or_init(|| self.load(id, cell)).await;
         match shared {
             Ok(answer) => Ok(answer.clone()),
             Err(error) => Err(share_error(error)),
@@ -184,7 +224,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
         let seen = self.cache.generation();
         let result = self.store.lookup(id).await;
         if let Ok(answer) = &result {
-            self.cache.put(*id, answer.clone(), seen);
+            self.cache.found(*id, answer, seen);
         }
         self.cache.leave_load(id, cell);
         result.map_err(Arc::new)
@@ -194,21 +234,21 @@ impl<S: KeyStore> CachedKeyStore<S> {
 #[async_trait]
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        if let Some(answer) = self.cache.entries.get(id) {
-            return Ok(answer);
+        if let Some(answer) = self.cache.answer_at_once(id) {
+            return answer;
         }
         self.load_coalesced(id).await
     }
 
     fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
-        if let Some(answer) = self.cache.entries.get(id) {
-            return Some(Ok(answer));
+        if let Some(answer) = self.cache.answer_at_once(id) {
+            return Some(answer);
         }
         // A wrapped store that answers at once (in memory) needs no coalescing.
         let seen = self.cache.generation();
         let ready = self.store.lookup_ready(id)?;
         if let Ok(answer) = &ready {
-            self.cache.put(*id, answer.clone(), seen);
+            self.cache.found(*id, answer, seen);
         }
         Some(ready)
     }
@@ -217,6 +257,9 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
 #[async_trait]
 impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        // Into the filter first, so that the key is never refused by this instance once
+        // it is stored; an insert that then fails leaves one harmless false positive.
+        self.cache.ids.insert(record.id());
         // A "no such key" may be cached for this id (someone tried it before it existed).
         let result = self.store.insert(record).await;
         self.invalidate(record.id());
@@ -243,6 +286,7 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         new: &KeyRecord,
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
+        self.cache.ids.insert(new.id());
         let result = self.store.rotate(old, new, end).await;
         self.invalidate(old);
         self.invalidate(new.id());
@@ -266,6 +310,8 @@ pub struct CachedKeyStoreBuilder<S> {
     max_entries: u64,
     hit_ttl: Duration,
     miss_ttl: Duration,
+    max_loads: usize,
+    stale_filter_passes: u32,
 }
 
 impl<S: KeyStore> CachedKeyStoreBuilder<S> {
@@ -292,6 +338,27 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
+    /// How many distinct ids may be looked up in the wrapped store at once (default
+    /// [`DEFAULT_MAX_LOADS`], at least 1). Lookups of an id already being loaded wait for
+    /// that load and do not count. Past the cap a lookup fails at once with
+    /// [`StoreError::Overloaded`] (the request gets 503 and `Retry-After`), so that a
+    /// flood of unknown ids cannot queue real keys behind it. Size it to what the store
+    /// serves at once: for PostgreSQL, a few times the pool's connections.
+    pub fn max_loads(mut self, max_loads: usize) -> Self {
+        self.max_loads = max_loads.max(1);
+        self
+    }
+
+    /// While the id filter is stale (its feed is down), how many ids it says are absent
+    /// may still be looked up each second (default [`DEFAULT_STALE_FILTER_PASSES`]);
+    /// past that they get [`StoreError::Overloaded`]. A key created on another instance
+    /// while this one's feed was down gets through within a few tries, and is then
+    /// added to the filter.
+    pub fn stale_filter_passes_per_sec(mut self, passes: u32) -> Self {
+        self.stale_filter_passes = passes;
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> CachedKeyStore<S> {
         let ttl = Ttl {
@@ -307,6 +374,8 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
             cache: Arc::new(Cache {
                 entries,
                 loads: Mutex::default(),
+                max_loads: self.max_loads,
+                ids: IdFilter::new(self.stale_filter_passes),
                 generation: AtomicU64::new(0),
                 ttl,
                 max_entries: self.max_entries,
@@ -319,8 +388,13 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
 /// one listener can evict from caches over different stores.
 pub(crate) struct Cache {
     entries: moka::sync::Cache<KeyId, Answer, Hasher>,
-    /// Loads under way, one per id.
-    loads: Mutex<HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>>,
+    /// Loads under way, one per id, at most `max_loads`. Every `Arc` of a cell in it is
+    /// cloned and dropped under its lock, so its strong count tells how many callers
+    /// still wait on a load (see [`LoadTicket`]).
+    loads: Mutex<Loads>,
+    max_loads: usize,
+    /// Which ids certainly do not exist; empty (asks for everything) without a feed.
+    pub(crate) ids: IdFilter,
     /// Bumped by every invalidation. A load notes it before asking the store and keeps
     /// its answer only if no invalidation happened meanwhile, so a revocation that
     /// lands while a lookup is in flight is not undone by that lookup's older answer.
@@ -342,15 +416,47 @@ impl Cache {
         self.generation.load(Ordering::SeqCst)
     }
 
-    fn loads(&self) -> MutexGuard<'_, HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>> {
+    fn loads(&self) -> MutexGuard<'_, Loads> {
         // Every critical section is a single map operation: nothing can be left
         // half-done by a panic, so a poisoned lock is safe to use.
         self.loads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The load of `id` to wait on, started by this caller or an earlier one.
-    fn join_load(&self, id: &KeyId) -> Arc<OnceCell<SharedAnswer>> {
-        Arc::clone(self.loads().entry(*id).or_default())
+    /// The answer that needs no load: a cached one, "no such key" for an id the filter
+    /// rules out, or a shed lookup. `None`: ask the store.
+    fn answer_at_once(&self, id: &KeyId) -> Option<Result<Answer, StoreError>> {
+        if let Some(answer) = self.entries.get(id) {
+            return Some(Ok(answer));
+        }
+        match self.ids.admit(id) {
+            Admission::Ask => None,
+            // Not cached: the cache would fill with the flood.
+            Admission::Absent => Some(Ok(None)),
+            Admission::Shed => Some(Err(StoreError::Overloaded)),
+        }
+    }
+
+    /// A ticket for the load of `id`, started by this caller or an earlier one, unless
+    /// `max_loads` other ids are being loaded.
+    fn join_load(&self, id: &KeyId) -> Result<LoadTicket<'_>, StoreError> {
+        let mut loads = self.loads();
+        if let Some(cell) = loads.get(id) {
+            let cell = Arc::clone(cell);
+            return Ok(LoadTicket {
+                cache: self,
+                id: *id,
+                cell: Some(cell),
+            });
+        }
+        if loads.len() >= self.max_loads {
+            return Err(StoreError::Overloaded);
+        }
+        let cell = Arc::clone(loads.entry(*id).or_default());
+        Ok(LoadTicket {
+            cache: self,
+            id: *id,
+            cell: Some(cell),
+        })
     }
 
     /// Removes the finished load `cell` of `id`, unless an invalidation already
@@ -365,9 +471,14 @@ impl Cache {
         }
     }
 
-    /// Caches `answer`, read from the store when the generation was `seen`.
-    fn put(&self, id: KeyId, answer: Answer, seen: u64) {
-        self.entries.insert(id, answer);
+    /// Caches the store's answer about `id`, read when the generation was `seen`; an
+    /// id that exists also joins the filter (it may be one the filter missed while its
+    /// feed was down).
+    fn found(&self, id: KeyId, answer: &Answer, seen: u64) {
+        if answer.is_some() {
+            self.ids.insert(&id);
+        }
+        self.entries.insert(id, answer.clone());
         // Insert first, then check: an invalidation either bumped the generation
         // before this check (and the entry is dropped here) or removes the entry itself
         // after its bump.
@@ -387,6 +498,104 @@ impl Cache {
         self.entries.invalidate_all();
         self.loads().clear();
     }
+
+    /// A feed (re)subscribed: `ids` is every id that exists. Anything cached may have
+    /// changed while no one was listening.
+    pub(crate) fn resync(&self, ids: &[KeyId]) {
+        self.ids.replace(ids);
+        self.invalidate_all();
+    }
+
+    /// A key was created elsewhere: let it through, and forget a cached "no such key".
+    pub(crate) fn created(&self, id: &KeyId) {
+        self.ids.insert(id);
+        self.invalidate(id);
+    }
+
+    fn stats(&self) -> CacheStats {
+        self.entries.run_pending_tasks();
+        let filter = self.ids.stats();
+        CacheStats {
+            entries: self.entries.entry_count(),
+            loads_in_flight: self.loads().len(),
+            filter: match filter {
+                None => FilterState::Off,
+                Some(f) if f.fresh => FilterState::Fresh,
+                Some(_) => FilterState::Stale,
+            },
+            filter_ids: filter.map_or(0, |f| f.ids),
+            filter_capacity: filter.map_or(0, |f| f.capacity),
+            filter_bytes: filter.map_or(0, |f| f.bytes),
+        }
+    }
+}
+
+/// One caller's hold on a load in flight. Dropping it, whether the load finished or the
+/// caller was cancelled, removes the load if no one else waits on it: a lookup whose
+/// future is dropped halfway leaves nothing behind.
+struct LoadTicket<'a> {
+    cache: &'a Cache,
+    id: KeyId,
+    /// Always `Some` until `drop` takes it, under the map's lock, so that the strong
+    /// count the next ticket reads there is exact.
+    cell: Option<Arc<OnceCell<SharedAnswer>>>,
+}
+
+impl LoadTicket<'_> {
+    fn cell(&self) -> &Arc<OnceCell<SharedAnswer>> {
+        self.cell
+            .as_ref()
+            .expect("a ticket's cell is only taken by its drop")
+    }
+}
+
+impl Drop for LoadTicket<'_> {
+    fn drop(&mut self) {
+        let mut loads = self.cache.loads();
+        let Some(cell) = self.cell.take() else { return };
+        // Two holders, the map and this ticket: no one else waits on the load.
+        if Arc::strong_count(&cell) == 2
+            && loads
+                .get(&self.id)
+                .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            loads.remove(&self.id);
+        }
+        drop(cell);
+        drop(loads);
+    }
+}
+
+/// What a [`CachedKeyStore`] holds, from [`CachedKeyStore::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Cached answers (records and "no such key"), at most the configured
+    /// `max_entries`.
+    pub entries: u64,
+    /// Distinct ids being looked up in the wrapped store now, at most `max_loads`.
+    pub loads_in_flight: usize,
+    /// Whether the id filter is in use.
+    pub filter: FilterState,
+    /// Ids put in the filter (0 without one).
+    pub filter_ids: usize,
+    /// Ids the filter is sized for at a 0.1 % false-positive rate.
+    pub filter_capacity: usize,
+    /// The filter's memory, in bytes.
+    pub filter_bytes: usize,
+}
+
+/// The state of a cache's id filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterState {
+    /// No filter: no feed listener runs, or it has not had its first snapshot yet.
+    /// Every id is asked for.
+    Off,
+    /// The feed is up: an id the filter does not hold is refused without a query.
+    Fresh,
+    /// The feed is down: the filter is kept, and ids it does not hold reach the store
+    /// at a bounded rate.
+    Stale,
 }
 
 /// Per-entry expiry: hits and misses live for different times.
@@ -429,6 +638,7 @@ fn share_error(error: &Arc<StoreError>) -> StoreError {
         StoreError::Timeout(limit) => StoreError::Timeout(*limit),
         StoreError::Duplicate(id) => StoreError::Duplicate(*id),
         StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        StoreError::Overloaded => StoreError::Overloaded,
         _ => StoreError::Unavailable(Box::new(SharedCause(Arc::clone(error)))),
     }
 }
@@ -687,6 +897,171 @@ mod tests {
         assert!(!store.contains(r.id()));
         let found = store.lookup_ready(r.id()).unwrap().unwrap().unwrap();
         assert!(found.revoked_at().is_some());
+    }
+
+    /// An id from a counter: distinct, well-formed, and cheap enough for a million.
+    fn id_of(n: u64) -> KeyId {
+        let mut text = [b'0'; 16];
+        let mut rest = n;
+        for digit in text.iter_mut().rev() {
+            *digit = crate::key::ALPHABET[(rest % 62) as usize];
+            rest /= 62;
+        }
+        KeyId::new(std::str::from_utf8(&text).unwrap()).unwrap()
+    }
+
+    fn gated_cache(max_loads: usize) -> CachedKeyStore<Counting> {
+        let store = Counting::default();
+        store.gated.store(true, Ordering::SeqCst);
+        CachedKeyStore::builder(store).max_loads(max_loads).build()
+    }
+
+    // Outside a runtime, so that tokio's cooperative budget does not make the cell
+    // yield before the query starts: every one of the million loads reaches the store.
+    #[test]
+    fn a_million_cancelled_lookups_leave_nothing_behind() {
+        use futures_util::FutureExt;
+        let cache = gated_cache(DEFAULT_MAX_LOADS);
+        for n in 0..1_000_000 {
+            // Polled once, so its load is registered and the store asked, then dropped
+            // before the store answers: a client that gave up, or a lookup timeout.
+            assert!(cache.lookup(&id_of(n)).now_or_never().is_none());
+        }
+        assert_eq!(
+            cache.get_ref().lookups(),
+            1_000_000,
+            "each load really started"
+        );
+        let stats = cache.stats();
+        assert_eq!(stats.loads_in_flight, 0);
+        assert_eq!(stats.entries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_load_stays_while_one_of_its_callers_still_waits() {
+        use futures_util::FutureExt;
+        let cache = gated_cache(DEFAULT_MAX_LOADS);
+        let id = id_of(7);
+        let mut first = cache.lookup(&id);
+        let mut second = cache.lookup(&id);
+        assert!((&mut first).now_or_never().is_none());
+        assert!((&mut second).now_or_never().is_none());
+        assert_eq!(cache.stats().loads_in_flight, 1);
+        drop(first);
+        assert_eq!(
+            cache.stats().loads_in_flight,
+            1,
+            "the second caller still waits"
+        );
+        drop(second);
+        assert_eq!(cache.stats().loads_in_flight, 0);
+        assert_eq!(
+            cache.get_ref().lookups(),
+            1,
+            "the second joined the first's load"
+        );
+    }
+
+    #[tokio::test]
+    async fn past_max_loads_a_new_id_is_shed_at_once_and_hits_still_answer() {
+        use futures_util::FutureExt;
+        let r = record();
+        let cache = gated_cache(2);
+        cache.get_ref().put(&r);
+        // Cache the real key first, with the gate open.
+        cache.get_ref().gated.store(false, Ordering::SeqCst);
+        cache.lookup(r.id()).await.unwrap().unwrap();
+        cache.get_ref().gated.store(true, Ordering::SeqCst);
+
+        let (one, two) = (id_of(1), id_of(2));
+        let mut a = cache.lookup(&one);
+        let mut b = cache.lookup(&two);
+        assert!((&mut a).now_or_never().is_none());
+        assert!((&mut b).now_or_never().is_none());
+        let shed = cache
+            .lookup(&id_of(3))
+            .now_or_never()
+            .expect("answered at once");
+        assert!(matches!(shed, Err(StoreError::Overloaded)), "{shed:?}");
+        let mut joined = cache.lookup(&one);
+        assert!(
+            (&mut joined).now_or_never().is_none(),
+            "an id already loading is joined, not shed"
+        );
+        let hit = cache.lookup_ready(r.id()).expect("a hit needs no load");
+        assert_eq!(hit.unwrap().unwrap().id(), r.id());
+        assert_eq!(
+            cache.get_ref().lookups(),
+            3,
+            "the real key, then ids 1 and 2"
+        );
+        drop((a, b, joined));
+        assert_eq!(cache.stats().loads_in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_filter_refuses_unknown_ids_without_a_query_or_an_entry() {
+        let r = record();
+        let cache = CachedKeyStore::new(Counting::with(&[&r]));
+        assert_eq!(cache.stats().filter, FilterState::Off);
+        cache.cache.resync(&[*r.id()]);
+        assert_eq!(cache.stats().filter, FilterState::Fresh);
+        let mut refused = 0;
+        for n in 0..10_000 {
+            if let Some(Ok(None)) = cache.lookup_ready(&id_of(n)) {
+                refused += 1;
+            }
+        }
+        // At most 0.1 % false positives, which reach the (counting) store.
+        assert!(refused >= 9_980, "{refused} refused at once");
+        assert_eq!(cache.get_ref().lookups(), 10_000 - refused);
+        let stats = cache.stats();
+        assert_eq!(
+            stats.entries,
+            (10_000 - refused) as u64,
+            "only asked ids are cached"
+        );
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_created_id_gets_through_and_drops_a_cached_miss() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::default())
+            .miss_ttl(Duration::from_secs(3600))
+            .build();
+        // No filter yet: the miss is asked for and cached.
+        assert!(cache.lookup(r.id()).await.unwrap().is_none());
+        cache.cache.resync(&[]);
+        assert!(matches!(cache.lookup_ready(r.id()), Some(Ok(None))));
+        cache.get_ref().put(&r);
+        cache.cache.created(r.id());
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stale_filter_passes_a_bounded_number_and_learns_what_it_finds() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::with(&[&r]))
+            .stale_filter_passes_per_sec(3)
+            .build();
+        cache.cache.resync(&[]);
+        cache.cache.ids.mark_stale();
+        assert_eq!(cache.stats().filter, FilterState::Stale);
+        // The real key, created while the feed was down, is the first to pass.
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+        let shed = (0..100)
+            .filter(|&n| {
+                matches!(
+                    cache.lookup_ready(&id_of(n)),
+                    Some(Err(StoreError::Overloaded))
+                )
+            })
+            .count();
+        assert!((90..=98).contains(&shed), "{shed} shed");
+        // Found once, it is in the filter: never shed again, even past the budget.
+        cache.invalidate(r.id());
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub mod cached;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod feed;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod feed_listener;
+#[cfg(feature = "cache")]
+pub(crate) mod id_filter;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -71,6 +79,12 @@ pub enum StoreError {
     /// The backend holds data that is not a valid record, such as a malformed scope.
     #[error("the key store holds a record it cannot read: {0}")]
     Corrupt(String),
+    /// The lookup was shed before reaching the backend: as many distinct lookups as a
+    /// [`CachedKeyStore`](crate::CachedKeyStore) allows were already in flight, or its
+    /// id filter is stale and this second's budget of unfiltered lookups is spent.
+    /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
+    #[error("too many key lookups are in flight; try again shortly")]
+    Overloaded,
 }
 
 impl StoreError {

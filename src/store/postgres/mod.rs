@@ -21,7 +21,7 @@
 //!
 //! // The application owns the listener task, and stops it with the future it passes.
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let listener = tokio::spawn(store.revocation_listener().run(async {
+//! let listener = tokio::spawn(store.feed_listener().run(async {
 //!     let _ = stopped.await;
 //! }));
 //!
@@ -76,7 +76,7 @@
 //! [`CachedKeyStore`]: crate::CachedKeyStore
 //! [`StoreError`]: crate::StoreError
 
-mod listener;
+mod feed;
 mod sql;
 
 use std::fmt;
@@ -92,7 +92,6 @@ use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 use crate::{KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
 
-pub use listener::RevocationListener;
 use sql::Sql;
 
 /// Why a schema or table name was refused.
@@ -224,10 +223,10 @@ impl PgKeyStore {
         &self.sql.channel
     }
 
-    /// A listener that evicts revoked ids from caches; add them with
-    /// [`RevocationListener::evict_from`].
-    pub fn revocation_listener(&self) -> RevocationListener {
-        RevocationListener::new(self)
+    /// The channel created keys are notified on: `<table>_created`, with the key id as
+    /// the payload.
+    pub fn created_channel(&self) -> &str {
+        &self.sql.created_channel
     }
 
     /// Creates the schema, the table and its index if they are missing.

@@ -26,15 +26,21 @@ const COLUMNS: &str =
 pub(super) struct Sql {
     pub(super) schema: String,
     pub(super) table: String,
+    /// `<table>_revoked`: revocations and early ends, the key id as payload.
     pub(super) channel: String,
+    /// `<table>_created`: inserted keys, the key id as payload.
+    pub(super) created_channel: String,
     pub(super) create_schema: Arc<str>,
     pub(super) create_table: Arc<str>,
     pub(super) create_index: Arc<str>,
     /// `$1` id.
     pub(super) select: Arc<str>,
-    /// `$1`..`$9` the columns; inserts nothing on an existing id.
+    /// `$1`..`$9` the columns; inserts nothing on an existing id, and notifies
+    /// `<table>_created` in the same statement when it inserts.
     pub(super) insert: Arc<str>,
     pub(super) list: Arc<str>,
+    /// Every id, for the id filter's snapshot.
+    pub(super) select_ids: Arc<str>,
     /// `$1` id, `$2` time; keeps an earlier revocation.
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
@@ -51,6 +57,7 @@ impl Sql {
     pub(super) fn new(schema: String, table: String) -> Self {
         let t = format!("\"{schema}\".\"{table}\"");
         let channel = format!("{table}_revoked");
+        let created_channel = format!("{table}_created");
         let create_table = format!(
             "CREATE TABLE IF NOT EXISTS {t} (
                 id text PRIMARY KEY,
@@ -80,11 +87,17 @@ impl Sql {
             create_table: create_table.into(),
             create_index: create_index.into(),
             select: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1").into(),
+            // One statement, so the notification is sent if and only if the row commits;
+            // it counts one row per key inserted, like the INSERT alone.
             insert: format!(
-                "INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO NOTHING"
+                "WITH inserted AS (
+                     INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING id)
+                 SELECT pg_notify('{created_channel}', id) FROM inserted"
             )
             .into(),
+            select_ids: format!("SELECT id FROM {t}").into(),
             list: format!("SELECT {COLUMNS} FROM {t} ORDER BY created_at DESC, id").into(),
             revoke: format!(
                 "UPDATE {t} SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
@@ -103,6 +116,7 @@ impl Sql {
             schema,
             table,
             channel,
+            created_channel,
         }
     }
 }

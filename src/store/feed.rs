@@ -1,0 +1,92 @@
+//! [`KeyIdFeed`]: a store's ids and their changes, for the caches in front of it
+//! (feature `cache`).
+//!
+//! A [`CachedKeyStore`](crate::CachedKeyStore) alone cannot tell a forged id from a key
+//! it has not seen yet, nor know that a record it holds was revoked elsewhere. A store
+//! that can say which ids exist and what changes implements this trait, and a
+//! [`KeyFeedListener`](super::feed_listener::KeyFeedListener) keeps the caches in step:
+//!
+//! - the snapshot fills the cache's id filter, so ids that do not exist are refused
+//!   without a query;
+//! - [`KeyChange::Created`] adds an id to the filter;
+//! - [`KeyChange::Changed`] evicts an id (revoked, ended early), so the next request
+//!   reads the new record.
+//!
+//! `PgKeyStore` implements it with LISTEN/NOTIFY (feature `postgres`).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use crate::KeyId;
+use crate::store::StoreError;
+
+/// A source of the ids a store holds and of their changes.
+///
+/// # Contract
+///
+/// [`subscribe`](Self::subscribe) starts following the store, then reads every id that
+/// exists. Every change committed after the following started is delivered in
+/// [`KeyIdSubscription::changes`], so nothing created between the snapshot and the
+/// first change is missed (a change may also be in the snapshot: that is harmless).
+/// The stream ends, or yields an error, when the subscription is lost; the listener
+/// then subscribes again, which takes a new snapshot.
+///
+/// The stream should notice a dead connection on its own (a heartbeat), so that the
+/// listener knows when its caches may be missing changes.
+#[async_trait]
+pub trait KeyIdFeed: fmt::Debug + Send + Sync + 'static {
+    /// Starts following changes, then reads every id in the store (revoked and expired
+    /// ones too: their records are needed to say "revoked" or "expired").
+    async fn subscribe(&self) -> Result<KeyIdSubscription, StoreError>;
+
+    /// Whether this feed can never subscribe again (for example, its pool was closed),
+    /// so that the listener stops instead of retrying. The default is `false`.
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+/// What [`KeyIdFeed::subscribe`] returns: every id that exists, and the changes since.
+pub struct KeyIdSubscription {
+    snapshot: Vec<KeyId>,
+    changes: BoxStream<'static, Result<KeyChange, StoreError>>,
+}
+
+impl KeyIdSubscription {
+    /// A subscription from the ids read after following began, and the changes.
+    pub fn new(
+        snapshot: Vec<KeyId>,
+        changes: BoxStream<'static, Result<KeyChange, StoreError>>,
+    ) -> Self {
+        Self { snapshot, changes }
+    }
+
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Vec<KeyId>,
+        BoxStream<'static, Result<KeyChange, StoreError>>,
+    ) {
+        (self.snapshot, self.changes)
+    }
+}
+
+impl fmt::Debug for KeyIdSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyIdSubscription")
+            .field("snapshot", &self.snapshot.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change to a store's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyChange {
+    /// A key was created (by any instance).
+    Created(KeyId),
+    /// A key's record changed (revoked, ended early): cached copies must go.
+    Changed(KeyId),
+}

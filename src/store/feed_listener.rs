@@ -1,0 +1,213 @@
+//! [`KeyFeedListener`]: keeps caches in step with a [`KeyIdFeed`] (feature `cache`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::CachedKeyStore;
+use crate::store::cached::Cache;
+use crate::store::feed::{KeyChange, KeyIdFeed};
+
+/// The first wait before subscribing again after the feed failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between attempts to subscribe.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Follows a [`KeyIdFeed`] and applies it to one or more [`CachedKeyStore`]s: fills
+/// their id filters, adds created ids, evicts changed (revoked) ones.
+///
+/// [`run`](Self::run) is a future the application spawns, like the usage tracker's
+/// flush loop: the library never starts a task of its own. It runs until the `shutdown`
+/// future it was given completes, or until the feed is closed for good. Dropping the
+/// spawned task's future also stops it.
+///
+/// - Each time it (re)subscribes, first start included, it replaces the caches' id
+///   filters from the new snapshot and clears their entries: a change made while it
+///   was not following is lost, so anything cached before may be stale.
+/// - When the feed fails (database restart, failover, a dead connection), it logs a
+///   warning, marks the filters stale (ids they do not hold then reach the store at a
+///   bounded rate, so a key created meanwhile is not locked out) and subscribes again
+///   with exponential backoff (100 ms doubling up to 5 s by default).
+/// - When a filter holds more ids than it was sized for, it subscribes again at once
+///   for a larger one.
+/// - When it stops, the filters are dropped: every id is asked for again.
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # async fn run(pool: sqlx::PgPool) {
+/// use tower_apikey::{CachedKeyStore, PgKeyStore};
+///
+/// let store = CachedKeyStore::new(PgKeyStore::new(pool));
+/// let listening = tokio::spawn(store.feed_listener().run(async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// }));
+/// # }
+/// ```
+pub struct KeyFeedListener {
+    feed: Arc<dyn KeyIdFeed>,
+    caches: Vec<Arc<Cache>>,
+    first_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl std::fmt::Debug for KeyFeedListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFeedListener")
+            .field("feed", &self.feed)
+            .field("caches", &self.caches.len())
+            .field("first_backoff", &self.first_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
+impl KeyFeedListener {
+    /// A listener on `feed`, applying it to no cache yet.
+    pub fn new(feed: impl KeyIdFeed) -> Self {
+        Self {
+            feed: Arc::new(feed),
+            caches: Vec::new(),
+            first_backoff: FIRST_BACKOFF,
+            max_backoff: MAX_BACKOFF,
+        }
+    }
+
+    /// Also applies the feed to `cache` (any number of caches can be added).
+    pub fn evict_from<S>(mut self, cache: &CachedKeyStore<S>) -> Self {
+        self.caches.push(cache.cache_handle());
+        self
+    }
+
+    /// How long to wait before subscribing again: `first` after a failure, doubling up
+    /// to `max` while attempts keep failing (defaults: 100 ms and 5 s).
+    pub fn reconnect_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.first_backoff = first;
+        self.max_backoff = max.max(first);
+        self
+    }
+
+    /// Follows the feed until `shutdown` completes or the feed is closed.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        // Whichever way this future ends, dropped included, the filters go: a filter
+        // no one updates would refuse new keys for good.
+        let _clear = ClearOnDrop(&self.caches);
+        tokio::select! {
+            biased;
+            () = shutdown => tracing::debug!(feed = ?self.feed, "key feed listener stopped"),
+            () = self.follow() => {}
+        }
+    }
+
+    /// Subscribes, applies, and subscribes again after every failure; returns only when
+    /// the feed is closed.
+    async fn follow(&self) {
+        let mut backoff = self.first_backoff;
+        loop {
+            if self.feed.is_closed() {
+                tracing::info!(feed = ?self.feed, "key feed closed: listener stops");
+                return;
+            }
+            match self.feed.subscribe().await {
+                Ok(subscription) => {
+                    let (snapshot, mut changes) = subscription.into_parts();
+                    for cache in &self.caches {
+                        cache.resync(&snapshot);
+                    }
+                    tracing::info!(
+                        feed = ?self.feed,
+                        ids = snapshot.len(),
+                        "following key changes; id filter rebuilt, caches cleared"
+                    );
+                    drop(snapshot);
+                    backoff = self.first_backoff;
+                    match self.apply(&mut changes).await {
+                        Lost::Full => {
+                            tracing::info!(feed = ?self.feed, "id filter full: taking a new snapshot");
+                            continue;
+                        }
+                        Lost::Failed(why) => {
+                            self.mark_stale();
+                            tracing::warn!(
+                                feed = ?self.feed,
+                                error = %why,
+                                "key feed lost; id filter stale until it is back"
+                            );
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.mark_stale();
+                    tracing::warn!(
+                        feed = ?self.feed,
+                        %error,
+                        retry_in = ?backoff,
+                        "cannot follow key changes; cached keys stay valid up to their TTL"
+                    );
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.max_backoff);
+        }
+    }
+
+    /// Applies changes until the feed fails or a filter is full.
+    async fn apply(
+        &self,
+        changes: &mut (impl futures_util::Stream<Item = Result<KeyChange, crate::StoreError>> + Unpin),
+    ) -> Lost {
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(KeyChange::Created(id)) => {
+                    for cache in &self.caches {
+                        cache.created(&id);
+                    }
+                    if self.caches.iter().any(|cache| cache.ids.is_full()) {
+                        return Lost::Full;
+                    }
+                }
+                Ok(KeyChange::Changed(id)) => {
+                    tracing::debug!(key_id = %id, "changed elsewhere: evicted from cache");
+                    for cache in &self.caches {
+                        cache.invalidate(&id);
+                    }
+                }
+                Err(error) => return Lost::Failed(error.to_string()),
+            }
+        }
+        Lost::Failed("the feed ended".to_owned())
+    }
+
+    fn mark_stale(&self) {
+        for cache in &self.caches {
+            cache.ids.mark_stale();
+        }
+    }
+}
+
+/// Why a subscription ended.
+enum Lost {
+    /// A filter holds more ids than it was sized for.
+    Full,
+    /// The feed failed.
+    Failed(String),
+}
+
+struct ClearOnDrop<'a>(&'a [Arc<Cache>]);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        for cache in self.0 {
+            cache.ids.clear();
+        }
+    }
+}
+
+impl<S: KeyIdFeed + crate::KeyStore + Clone> CachedKeyStore<S> {
+    /// A [`KeyFeedListener`] on the wrapped store's feed that applies it to this cache;
+    /// spawn its [`run`](KeyFeedListener::run).
+    pub fn feed_listener(&self) -> KeyFeedListener {
+        KeyFeedListener::new(self.get_ref().clone()).evict_from(self)
+    }
+}

@@ -1,0 +1,308 @@
+//! The id filter of a [`CachedKeyStore`](super::cached::CachedKeyStore): which key ids
+//! certainly do not exist, so that a forged id is refused without a query.
+//!
+//! Key ids are public and their checksum can be computed offline, so a flood of
+//! well-formed keys, each with a fresh id, passes every check the middleware can make
+//! before the store. Without a filter each one costs a database query; with one, a
+//! forged id costs a few hashes in memory.
+//!
+//! The filter is a Bloom filter ([`fastbloom::AtomicBloomFilter`]: lock-free inserts and
+//! reads), filled from a [`KeyIdFeed`](super::feed::KeyIdFeed)'s snapshot and kept up to
+//! date by its stream of created ids. It has no false negatives: an id it has been told
+//! about is always let through. Its false positives (a forged id let through to the
+//! store) are at most [`FALSE_POSITIVE_RATE`] while it holds no more ids than it was
+//! sized for; it is sized for twice the snapshot, and the listener takes a new snapshot
+//! (and a filter twice as large) when that room runs out. Revoked and expired ids stay
+//! in it: the middleware needs their records to say "revoked" or "expired".
+//!
+//! The hash is foldhash with a per-process random seed, so an attacker cannot compute
+//! offline which forged ids the filter lets through.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use fastbloom::AtomicBloomFilter;
+
+use crate::KeyId;
+
+/// The largest share of absent ids a fresh filter lets through (0.1 %).
+pub(crate) const FALSE_POSITIVE_RATE: f64 = 0.001;
+/// The fewest ids a filter is sized for, so that a small or new deployment does not
+/// rebuild its filter at every other created key.
+const MIN_CAPACITY: usize = 4096;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// What the filter says about an id before the store is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// It may exist (or there is no filter yet): ask the store.
+    Ask,
+    /// It certainly does not exist: refuse it without a query.
+    Absent,
+    /// The filter is stale and says it does not exist, and this second's budget of
+    /// store queries for such ids is spent: refuse it as overloaded (503), since it may
+    /// be a key created while the feed was down.
+    Shed,
+}
+
+/// The filter one cache consults; see the [module documentation](self).
+#[derive(Debug)]
+pub(crate) struct IdFilter {
+    /// `None` until a feed delivers its first snapshot, and after its listener stops:
+    /// without a filter every id is asked for.
+    bloom: ArcSwapOption<Bloom>,
+    /// While stale, how many ids the filter says are absent may still reach the store.
+    stale_passes: PassWindow,
+}
+
+/// One generation of the filter, built from one snapshot.
+#[derive(Debug)]
+struct Bloom {
+    bits: AtomicBloomFilter<Hasher>,
+    /// How many ids it was sized for at [`FALSE_POSITIVE_RATE`].
+    capacity: usize,
+    /// How many ids were put in (an id created twice counts twice, which only makes the
+    /// next rebuild come a little early).
+    len: AtomicUsize,
+    /// False while the feed is down: created ids may be missing, so its negatives are
+    /// not trusted (see [`Admission::Shed`]).
+    fresh: AtomicBool,
+}
+
+/// What [`IdFilter::stats`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FilterStats {
+    pub(crate) fresh: bool,
+    pub(crate) ids: usize,
+    pub(crate) capacity: usize,
+    pub(crate) bytes: usize,
+}
+
+impl IdFilter {
+    /// An empty filter (every id is asked for) that lets `stale_passes_per_sec` ids it
+    /// says are absent through to the store each second while it is stale.
+    pub(crate) fn new(stale_passes_per_sec: u32) -> Self {
+        Self {
+            bloom: ArcSwapOption::empty(),
+            stale_passes: PassWindow::new(stale_passes_per_sec),
+        }
+    }
+
+    /// Whether `id` may be asked for.
+    pub(crate) fn admit(&self, id: &KeyId) -> Admission {
+        let bloom = self.bloom.load();
+        let Some(bloom) = bloom.as_deref() else {
+            return Admission::Ask;
+        };
+        if bloom.bits.contains(id.as_bytes()) {
+            Admission::Ask
+        } else if bloom.fresh.load(Ordering::Acquire) {
+            Admission::Absent
+        } else if self.stale_passes.try_take() {
+            Admission::Ask
+        } else {
+            Admission::Shed
+        }
+    }
+
+    /// Adds an id that exists (created, or found by the store while the filter was
+    /// stale).
+    pub(crate) fn insert(&self, id: &KeyId) {
+        if let Some(bloom) = self.bloom.load().as_deref() {
+            bloom.bits.insert(id.as_bytes());
+            bloom.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Replaces the filter by a fresh one holding exactly `ids`.
+    pub(crate) fn replace(&self, ids: &[KeyId]) {
+        let capacity = ids.len().saturating_mul(2).max(MIN_CAPACITY);
+        let bits = AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
+            .hasher(Hasher::default())
+            .expected_items(capacity);
+        for id in ids {
+            bits.insert(id.as_bytes());
+        }
+        self.bloom.store(Some(Arc::new(Bloom {
+            bits,
+            capacity,
+            len: AtomicUsize::new(ids.len()),
+            fresh: AtomicBool::new(true),
+        })));
+    }
+
+    /// Marks the filter stale: the feed is down, so ids created meanwhile may be
+    /// missing. Its negatives then reach the store at a bounded rate.
+    pub(crate) fn mark_stale(&self) {
+        if let Some(bloom) = self.bloom.load().as_deref() {
+            bloom.fresh.store(false, Ordering::Release);
+        }
+    }
+
+    /// Drops the filter: every id is asked for again (its listener stopped).
+    pub(crate) fn clear(&self) {
+        self.bloom.store(None);
+    }
+
+    /// Whether the filter holds more ids than it was sized for, so that its false
+    /// positive rate has started to climb and a new snapshot is due.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bloom
+            .load()
+            .as_deref()
+            .is_some_and(|bloom| bloom.len.load(Ordering::Relaxed) > bloom.capacity)
+    }
+
+    pub(crate) fn stats(&self) -> Option<FilterStats> {
+        self.bloom.load().as_deref().map(|bloom| FilterStats {
+            fresh: bloom.fresh.load(Ordering::Acquire),
+            ids: bloom.len.load(Ordering::Relaxed),
+            capacity: bloom.capacity,
+            bytes: bloom.bits.num_bits() / 8,
+        })
+    }
+}
+
+/// At most `per_sec` passes in each whole second since it was made: a fixed window,
+/// one atomic word, no lock. Only consulted while a filter is stale.
+#[derive(Debug)]
+struct PassWindow {
+    per_sec: u32,
+    start: Instant,
+    /// The window's second in the high 32 bits, the passes taken in it in the low 32.
+    state: AtomicU64,
+}
+
+impl PassWindow {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec,
+            start: Instant::now(),
+            state: AtomicU64::new(0),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        // Wraps after 136 years; a wrapped second only starts a new window early.
+        let now = self.start.elapsed().as_secs() as u32;
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            let (second, taken) = ((current >> 32) as u32, current as u32);
+            let taken = if second == now { taken } else { 0 };
+            if taken >= self.per_sec {
+                return false;
+            }
+            let next = (u64::from(now) << 32) | u64::from(taken + 1);
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::sample_record;
+
+    fn ids(n: u64) -> Vec<KeyId> {
+        (0..n).map(|i| *sample_record("f", &[], i).id()).collect()
+    }
+
+    fn random_id() -> KeyId {
+        KeyId::generate()
+    }
+
+    #[test]
+    fn without_a_snapshot_every_id_is_asked_for() {
+        let filter = IdFilter::new(0);
+        assert_eq!(filter.admit(&random_id()), Admission::Ask);
+        filter.insert(&random_id()); // no filter yet: nothing to add to
+        assert!(filter.stats().is_none());
+    }
+
+    #[test]
+    fn known_ids_pass_and_forged_ids_are_absent_within_the_rate() {
+        let known = ids(10_000);
+        let filter = IdFilter::new(0);
+        filter.replace(&known);
+        assert!(known.iter().all(|id| filter.admit(id) == Admission::Ask));
+        let trials = 200_000;
+        let passed = (0..trials)
+            .filter(|_| filter.admit(&random_id()) == Admission::Ask)
+            .count();
+        // 0.1 % of 200,000 is 200; the filter is sized for twice what it holds, so it
+        // does better. 400 leaves room for chance without hiding a broken filter.
+        assert!(passed <= 400, "{passed} of {trials} forged ids passed");
+    }
+
+    #[test]
+    fn a_created_id_passes_once_inserted() {
+        let filter = IdFilter::new(0);
+        filter.replace(&ids(3));
+        let new = random_id();
+        filter.insert(&new);
+        assert_eq!(filter.admit(&new), Admission::Ask);
+    }
+
+    #[test]
+    fn a_stale_filter_lets_a_bounded_number_of_negatives_through_each_second() {
+        let filter = IdFilter::new(5);
+        filter.replace(&ids(3));
+        filter.mark_stale();
+        let answers: Vec<_> = (0..50).map(|_| filter.admit(&random_id())).collect();
+        let asked = answers.iter().filter(|a| **a == Admission::Ask).count();
+        let shed = answers.iter().filter(|a| **a == Admission::Shed).count();
+        // A second boundary may fall inside the loop: at most two windows' worth.
+        assert!((5..=10).contains(&asked), "{asked} asked");
+        assert_eq!(asked + shed, 50, "{answers:?}");
+        filter.replace(&ids(3));
+        assert_eq!(filter.admit(&random_id()), Admission::Absent, "fresh again");
+    }
+
+    #[test]
+    fn a_filter_past_its_capacity_asks_for_a_new_snapshot() {
+        let filter = IdFilter::new(0);
+        filter.replace(&[]);
+        let capacity = filter.stats().unwrap().capacity;
+        assert_eq!(capacity, MIN_CAPACITY);
+        for _ in 0..capacity {
+            filter.insert(&random_id());
+        }
+        assert!(!filter.is_full());
+        filter.insert(&random_id());
+        assert!(filter.is_full());
+    }
+
+    #[test]
+    fn a_cleared_filter_asks_for_everything() {
+        let filter = IdFilter::new(0);
+        filter.replace(&ids(3));
+        filter.clear();
+        assert_eq!(filter.admit(&random_id()), Admission::Ask);
+    }
+
+    #[test]
+    fn memory_at_a_million_ids() {
+        let filter = IdFilter::new(0);
+        filter.replace(&[]);
+        let empty = filter.stats().unwrap();
+        // Sized as a snapshot of 1,000,000 ids would be: for 2,000,000.
+        let bits = AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
+            .hasher(Hasher::default())
+            .expected_items(2_000_000);
+        let bytes = bits.num_bits() / 8;
+        // About 14.4 bits per id of capacity: 3.6 MB. README and BENCHMARKS.md say so.
+        assert!((3_000_000..4_500_000).contains(&bytes), "{bytes} bytes");
+        assert!(empty.bytes < bytes);
+    }
+}
