@@ -1,4 +1,4 @@
-//! `PgKeyStore`, `CachedKeyStore` over it and `RevocationListener` against a real
+//! `PgKeyStore`, `CachedKeyStore` over it and `KeyFeedListener` against a real
 //! PostgreSQL. Two pools with a cache each, on one database, stand in for two instances.
 //!
 //! Needs `APIKEY_TEST_DATABASE_URL` (`scripts/test` provides one) and fails without it.
@@ -214,7 +214,7 @@ async fn listener_pid(store: &PgKeyStore, not: Option<i32>) -> i32 {
     let start = Instant::now();
     loop {
         let pid: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE query = $1 AND pid <> $2 LIMIT 1",
+            "SELECT pid FROM pg_stat_activity WHERE strpos(query, $1) > 0 AND pid <> $2 LIMIT 1",
         )
         .bind(&listen)
         .bind(not.unwrap_or(0))
@@ -371,7 +371,9 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
     let mut keys = Vec::with_capacity(KEYS);
     for n in 0..KEYS {
         let key = a.create(&format!("k{n}")).await;
-        assert_eq!(b.call(&key).await, StatusCode::OK);
+        // B refuses a key created elsewhere until the creation's notification reaches
+        // its id filter, a matter of milliseconds.
+        b.wait_for(&key, StatusCode::OK).await;
         assert!(b.store.contains(key.id()), "instance B caches the key");
         keys.push(key);
     }
@@ -400,7 +402,7 @@ async fn the_listener_reconnects_after_its_connection_is_terminated_and_clears_t
     let first_pid = b.listen().await;
 
     let missed = a.create("missed").await;
-    assert_eq!(b.call(&missed).await, StatusCode::OK);
+    b.wait_for(&missed, StatusCode::OK).await;
     // A revocation whose notification B never gets (as if sent while B was
     // reconnecting): B keeps serving its cached record.
     let revoke_silently = format!(
@@ -428,7 +430,7 @@ async fn the_listener_reconnects_after_its_connection_is_terminated_and_clears_t
 
     // And B listens again.
     let later = a.create("later").await;
-    assert_eq!(b.call(&later).await, StatusCode::OK);
+    b.wait_for(&later, StatusCode::OK).await;
     assert!(b.store.contains(later.id()));
     a.manager.revoke(later.id()).await.unwrap();
     b.wait_for(&later, StatusCode::UNAUTHORIZED).await;
@@ -769,10 +771,12 @@ async fn two_demo_instances_on_one_database_act_as_one_system() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = json_field(&created, "key");
     let id = json_field(&created, "id");
-    assert_eq!(
-        b.send("GET", "/reports", &key, None).await.0,
-        StatusCode::OK
-    );
+    // Once the creation's notification reaches B's id filter, in milliseconds.
+    let start = Instant::now();
+    while b.send("GET", "/reports", &key, None).await.0 != StatusCode::OK {
+        assert!(start.elapsed() < DEADLINE, "B never accepted the key created on A");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // B's last-used time is visible on A.
     b.tracker.flush().await.expect("flush B's last-used times");
     let (_, record) = a
@@ -797,4 +801,187 @@ async fn two_demo_instances_on_one_database_act_as_one_system() {
         stop.send(()).unwrap();
         task.await.unwrap();
     }
+}
+
+/// A store that counts the lookups reaching PostgreSQL, and passes its feed through.
+#[derive(Debug, Clone)]
+struct Counted {
+    store: PgKeyStore,
+    lookups: std::sync::Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn new(store: PgKeyStore) -> Self {
+        Self {
+            store,
+            lookups: std::sync::Arc::default(),
+        }
+    }
+
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for Counted {
+    async fn lookup(
+        &self,
+        id: &tower_apikey::KeyId,
+    ) -> Result<Option<tower_apikey::KeyRecord>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.store.lookup(id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl tower_apikey::KeyIdFeed for Counted {
+    async fn subscribe(&self) -> Result<tower_apikey::KeyIdSubscription, StoreError> {
+        self.store.subscribe().await
+    }
+}
+
+/// Waits until `cache`'s id filter is in `state`.
+async fn wait_for_filter<S: KeyStore>(cache: &CachedKeyStore<S>, state: tower_apikey::FilterState) {
+    let start = Instant::now();
+    while cache.stats().filter != state {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the id filter never became {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A well-formed key with a fresh random id: what a flood of forged keys sends.
+fn forged() -> PlaintextKey {
+    PlaintextKey::generate(&tower_apikey::KeyPrefix::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_ids_never_reach_the_database_and_keys_created_elsewhere_get_through() {
+    let a = Instance::new(fresh_store(pool().await).await);
+    let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
+    // An hour-long miss TTL: only the created-key notification can let B see a key
+    // that B was asked about before it existed.
+    let b = CachedKeyStore::builder(counted.clone())
+        .miss_ttl(Duration::from_secs(3600))
+        .build();
+    let existing = a.create("before the listener").await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listening = tokio::spawn(b.feed_listener().run(async {
+        let _ = stopped.await;
+    }));
+    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    let layer = ApiKeyV2Layer::new(b.clone());
+    let call = |key: &PlaintextKey| {
+        let service = layer.layer(service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        let request = Request::builder()
+            .header(AUTHORIZATION, format!("ApiKey-v2 {}", key.expose_secret()))
+            .body(String::new())
+            .unwrap();
+        async move { service.oneshot(request).await.unwrap().status() }
+    };
+
+    const FORGED: usize = 20_000;
+    for _ in 0..FORGED {
+        assert_eq!(call(&forged()).await, StatusCode::UNAUTHORIZED);
+    }
+    // At most 0.1 % false positives; twice that leaves room for chance.
+    let asked = counted.lookups();
+    assert!(asked <= FORGED / 500, "{asked} of {FORGED} forged ids reached the database");
+    let stats = b.stats();
+    assert_eq!(stats.entries, asked as u64, "refused ids are not cached");
+    assert_eq!(stats.loads_in_flight, 0);
+    println!(
+        "{FORGED} forged keys: {asked} reached the database; filter holds {} ids in {} bytes",
+        stats.filter_ids, stats.filter_bytes
+    );
+
+    // The snapshot held the key created before the listener started.
+    assert_eq!(call(&existing).await, StatusCode::OK);
+    // A key created on A, tried on B before it exists there (a cached miss would
+    // last an hour), is accepted once the notification arrives.
+    let mut windows = Vec::new();
+    for n in 0..20 {
+        let key = a.create(&format!("created elsewhere {n}")).await;
+        let start = Instant::now();
+        while call(&key).await != StatusCode::OK {
+            assert!(start.elapsed() < DEADLINE, "B never accepted a key created on A");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        windows.push(start.elapsed());
+    }
+    windows.sort();
+    println!(
+        "created on A to accepted on B over 20 keys: p50 {:?}, max {:?}",
+        percentile(&windows, 0.5),
+        windows[19]
+    );
+    stop.send(()).unwrap();
+    listening.await.unwrap();
+    assert_eq!(
+        b.stats().filter,
+        tower_apikey::FilterState::Off,
+        "a stopped listener drops the filter: nothing is locked out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
+    let a = Instance::new(fresh_store(pool().await).await);
+    let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
+    let b = CachedKeyStore::builder(counted.clone())
+        .stale_filter_passes_per_sec(5)
+        .build();
+    let (stop, stopped) = oneshot::channel::<()>();
+    // A long backoff keeps the feed down once its connection is killed.
+    let listening = tokio::spawn(
+        b.feed_listener()
+            .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
+            .run(async {
+                let _ = stopped.await;
+            }),
+    );
+    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    let pid = listener_pid(&counted.store, None).await;
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(a.store.get_ref().pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+    wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+
+    // A key created while B hears nothing: refused as "busy" (503) or let through,
+    // never locked out. It gets through within a few tries, then stays known.
+    let key = a.create("created while the feed is down").await;
+    let start = Instant::now();
+    loop {
+        match b.lookup(key.id()).await {
+            Ok(Some(_)) => break,
+            Err(StoreError::Overloaded) => {}
+            other => panic!("a key created while the feed is down got {other:?}"),
+        }
+        assert!(start.elapsed() < DEADLINE, "the new key never got through");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.invalidate(key.id());
+    assert!(b.lookup(key.id()).await.unwrap().is_some(), "now in the filter");
+    // Forged ids reach the database at most 5 a second.
+    let before = counted.lookups();
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        let _ = b.lookup(forged().id()).await;
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let asked = counted.lookups() - before;
+    assert!(
+        asked as u64 <= 5 * (seconds + 1),
+        "{asked} forged ids reached the database in about {seconds} s"
+    );
+    stop.send(()).unwrap();
+    listening.await.unwrap();
 }
