@@ -20,7 +20,9 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn serve(cache: CachedKeyStore<HangingStore>) -> std::net::SocketAddr {
     let layer = ApiKeyV2Layer::new(cache).lookup_timeout(None);
-    let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -30,7 +32,10 @@ async fn serve(cache: CachedKeyStore<HangingStore>) -> std::net::SocketAddr {
 fn request() -> Request<Empty<Bytes>> {
     let key = PlaintextKey::generate(&KeyPrefix::default());
     Request::get("/")
-        .header("authorization", format!("ApiKey-v2 {}", key.expose_secret()))
+        .header(
+            "authorization",
+            format!("ApiKey-v2 {}", key.expose_secret()),
+        )
         .body(Empty::new())
         .unwrap()
 }

@@ -774,7 +774,10 @@ async fn two_demo_instances_on_one_database_act_as_one_system() {
     // Once the creation's notification reaches B's id filter, in milliseconds.
     let start = Instant::now();
     while b.send("GET", "/reports", &key, None).await.0 != StatusCode::OK {
-        assert!(start.elapsed() < DEADLINE, "B never accepted the key created on A");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "B never accepted the key created on A"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // B's last-used time is visible on A.
@@ -891,7 +894,10 @@ async fn forged_ids_never_reach_the_database_and_keys_created_elsewhere_get_thro
     }
     // At most 0.1 % false positives; twice that leaves room for chance.
     let asked = counted.lookups();
-    assert!(asked <= FORGED / 500, "{asked} of {FORGED} forged ids reached the database");
+    assert!(
+        asked <= FORGED / 500,
+        "{asked} of {FORGED} forged ids reached the database"
+    );
     let stats = b.stats();
     assert_eq!(stats.entries, asked as u64, "refused ids are not cached");
     assert_eq!(stats.loads_in_flight, 0);
@@ -909,7 +915,10 @@ async fn forged_ids_never_reach_the_database_and_keys_created_elsewhere_get_thro
         let key = a.create(&format!("created elsewhere {n}")).await;
         let start = Instant::now();
         while call(&key).await != StatusCode::OK {
-            assert!(start.elapsed() < DEADLINE, "B never accepted a key created on A");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "B never accepted a key created on A"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         windows.push(start.elapsed());
@@ -969,7 +978,10 @@ async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     b.invalidate(key.id());
-    assert!(b.lookup(key.id()).await.unwrap().is_some(), "now in the filter");
+    assert!(
+        b.lookup(key.id()).await.unwrap().is_some(),
+        "now in the filter"
+    );
     // Forged ids reach the database at most 5 a second.
     let before = counted.lookups();
     let started = Instant::now();

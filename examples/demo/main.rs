@@ -14,7 +14,7 @@
 //! last-used times are written.
 //!
 //! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
-//! instead (behind a `CachedKeyStore`, with a `RevocationListener`), so several demo
+//! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
 //! processes on one database act as one system: keys, revocations and last-used times
 //! are shared.
 
@@ -53,6 +53,17 @@ struct Args {
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+
+    /// With --database-url: the most connections the pool opens (one of them is held
+    /// by the listener that follows created and revoked keys).
+    #[cfg(feature = "postgres")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(2..)
+    )]
+    database_pool_size: u32,
 }
 
 #[tokio::main]
@@ -85,8 +96,10 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     serve(listener, InMemoryKeyStore::new(), &args).await
 }
 
-/// Serves the demo over PostgreSQL: the store behind a cache, revocations from other
-/// instances evicted by a listener that stops with the server.
+/// Serves the demo over PostgreSQL: the store behind a cache, with a listener that
+/// stops with the server and keeps the cache in step with every instance: created ids
+/// fill its id filter (forged ids are refused without a query), revoked ids are
+/// evicted.
 #[cfg(feature = "postgres")]
 async fn serve_postgres(
     listener: TcpListener,
@@ -96,6 +109,7 @@ async fn serve_postgres(
     use tower_apikey::{CachedKeyStore, PgKeyStore};
 
     let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(args.database_pool_size)
         // A database outage answers 503 within this bound instead of hanging requests.
         .acquire_timeout(Duration::from_secs(2))
         .connect(url)
@@ -104,12 +118,12 @@ async fn serve_postgres(
     let store = CachedKeyStore::new(PgKeyStore::new(pool));
     store.get_ref().migrate().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let revocations = tokio::spawn(store.feed_listener().run(async {
+    let following = tokio::spawn(store.feed_listener().run(async {
         let _ = stopped.await;
     }));
     let served = serve(listener, store, args).await;
     let _ = stop.send(());
-    revocations.await?;
+    following.await?;
     served
 }
 
