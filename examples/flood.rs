@@ -136,7 +136,7 @@ async fn forge(
         let key = PlaintextKey::generate(&prefix);
         sender.ready().await?;
         let mut response = std::pin::pin!(sender.send_request(request(key.expose_secret())));
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             // Polled once, the stream's headers are queued; dropping the future then
             // resets the stream (RST_STREAM CANCEL), as a client that gives up does.
             if response.as_mut().now_or_never().is_none() {
