@@ -15,7 +15,7 @@
 //! any number of well-formed keys with fresh ids. The cache holds against that in three
 //! ways:
 //!
-//! - **An id filter** ([`KeyFeedListener`](crate::store::feed::KeyFeedListener), fed by
+//! - **An id filter** ([`KeyFeedListener`](crate::KeyFeedListener), fed by
 //!   a [`KeyIdFeed`](crate::store::feed::KeyIdFeed) such as `PgKeyStore`) knows which
 //!   ids exist. An id it says is absent gets "no such key" at once, synchronously,
 //!   without a query, and is not put in the cache (which would otherwise fill with the

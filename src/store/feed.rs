@@ -28,7 +28,7 @@ use crate::store::StoreError;
 ///
 /// [`subscribe`](Self::subscribe) starts following the store, then reads every id that
 /// exists. Every change committed after the following started is delivered in
-/// [`KeyIdSubscription::changes`], so nothing created between the snapshot and the
+/// the subscription's changes, so nothing created between the snapshot and the
 /// first change is missed (a change may also be in the snapshot: that is harmless).
 /// The stream ends, or yields an error, when the subscription is lost; the listener
 /// then subscribes again, which takes a new snapshot.

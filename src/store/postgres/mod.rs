@@ -2,8 +2,8 @@
 //!
 //! The store takes the application's [`sqlx::PgPool`] and uses runtime queries, so
 //! nothing needs a database at compile time. Put a [`CachedKeyStore`] in front of it
-//! and run a [`RevocationListener`] so that a key revoked on one instance is refused by
-//! every other instance within about a second:
+//! and run its [`KeyFeedListener`] so that a key revoked on one instance is refused by
+//! every other instance within about a second, and forged ids never reach the database:
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -55,11 +55,23 @@
 //!
 //! A revocation, and a rotation that ends the old key early, runs in a transaction that
 //! also calls `pg_notify('<table>_revoked', '<key id>')`, so the notification is sent
-//! if and only if the change commits. Each instance's [`RevocationListener`] evicts the
+//! if and only if the change commits. Each instance's [`KeyFeedListener`] evicts the
 //! id from its caches; the next request reads the revoked record. If the listener's
 //! connection drops, notifications sent meanwhile are lost: the listener reconnects
 //! and then clears its caches, and while it is disconnected the cache's hit TTL bounds
 //! how long a revoked key can still be accepted.
+//!
+//! # Forged ids
+//!
+//! Every insert notifies `<table>_created` in the same statement. `PgKeyStore` is a
+//! [`KeyIdFeed`]: the listener LISTENs on both channels on one connection, then reads
+//! every id (`SELECT id`), and keeps its caches' id filters from that snapshot and the
+//! created-key notifications, so an id that does not exist is refused without a query.
+//! A key created on one instance is refused by the others until its notification
+//! arrives (milliseconds; see the crate's BENCHMARKS.md).
+//!
+//! [`KeyFeedListener`]: crate::KeyFeedListener
+//! [`KeyIdFeed`]: crate::KeyIdFeed
 //!
 //! # When the database is down
 //!
