@@ -106,7 +106,7 @@ pub use store::cached::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{IdentifierError, PgKeyStore, RevocationListener};
+pub use store::postgres::{IdentifierError, MigrateError, PgKeyStore, RevocationListener};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
     KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,
