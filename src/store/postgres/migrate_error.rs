@@ -24,9 +24,10 @@ pub enum MigrateError {
     /// Its owner can plant keys in it, and add triggers, rules or policies at will.
     #[error(
         "{object} is owned by role {owner}, not by {current_user} (the role migrate() \
-         connects as){}: its owner can plant keys and triggers in it. If {owner} is the \
-         role you migrate with, name it with PgKeyStore::with_owner(\"{owner}\"); if not, \
-         drop {object} (keep a copy of any keys you trust) and run migrate() again",
+         connects as){}, and whoever owns it decides which keys it holds. If {owner} is \
+         your own role that migrates the schema, name it with \
+         PgKeyStore::with_owner(\"{owner}\"); if not, drop {object} (after saving any \
+         keys you trust) and run migrate() again",
         configured(.configured_owner)
     )]
     #[non_exhaustive]
