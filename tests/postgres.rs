@@ -888,7 +888,7 @@ async fn drop_stale_roles(admin: &PgPool) {
     };
     let roles: Vec<String> = sqlx::query_scalar(
         "SELECT rolname::text FROM pg_roles WHERE pg_has_role(current_user, oid, 'USAGE') \
-         AND rolname LIKE 'apikey\\_t%'",
+         AND rolname ~ '^apikey_t[0-9]+_'",
     )
     .fetch_all(admin)
     .await
@@ -897,7 +897,7 @@ async fn drop_stale_roles(admin: &PgPool) {
         drop_role(admin, role).await;
     }
     let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'st%'")
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^st[0-9]+_'")
             .fetch_all(admin)
             .await
             .unwrap();
