@@ -112,7 +112,7 @@ pub use store::feed_listener::KeyFeedListener;
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{IdentifierError, PgKeyStore};
+pub use store::postgres::{IdentifierError, MigrateError, PgKeyStore};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
     KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,

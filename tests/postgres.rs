@@ -3,7 +3,10 @@
 //!
 //! Needs `APIKEY_TEST_DATABASE_URL` (`scripts/test` provides one) and fails without it.
 //! Each test works in its own table (`apikey_tests.t<unix time>_<pid>_<n>`); tables
-//! older than an hour are dropped by the next run. The outage test runs its own
+//! older than an hour are dropped by the next run. The migration tests also make roles
+//! (`apikey_t…`, which needs CREATEROLE, as `scripts/test` grants) and schemas
+//! (`st…`) of their own, and drop them; those left by a failed run are dropped by a run
+//! an hour later. The outage test runs its own
 //! throwaway PostgreSQL cluster, from `APIKEY_TEST_PG_BINDIR` or the newest
 //! `/usr/lib/postgresql/*/bin`.
 
@@ -22,8 +25,8 @@ use tokio::task::JoinHandle;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_apikey::store::conformance::{assert_same_record, sample_record};
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage, NewKey,
-    PgKeyStore, PlaintextKey, StoreError, UsageSink,
+    ApiKeyV2Layer, CachedKeyStore, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage, MigrateError,
+    NewKey, PgKeyStore, PlaintextKey, StoreError, UsageSink,
 };
 
 const SCHEMA: &str = "apikey_tests";
@@ -996,4 +999,545 @@ async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
     );
     stop.send(()).unwrap();
     listening.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// migrate() trusts nothing it finds (issue 13, part 1). The attacker and the split
+// migrate/serve setup need roles of their own: `scripts/test` gives `apikey_test`
+// CREATEROLE, and each role is made here, unique to the test, and dropped at its end.
+
+/// Runs one or more statements that take no parameters.
+async fn exec(pool: &PgPool, sql: impl Into<String>) {
+    let sql = sql.into();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `current_user` on `pool`.
+async fn role_of(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A login role of one test's own (roles are shared by the whole cluster, so its name
+/// is unique). The test role is made a member, so that it can drop what the role owns.
+struct TestRole {
+    name: String,
+}
+
+impl TestRole {
+    async fn create(admin: &PgPool, what: &str) -> Self {
+        drop_stale_roles(admin).await;
+        let name = format!("apikey_{}_{what}", unique_table());
+        let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE \"{name}\" LOGIN PASSWORD '{name}'; GRANT \"{name}\" TO CURRENT_USER"
+        )))
+        .execute(admin)
+        .await;
+        if let Err(e) = created {
+            panic!(
+                "cannot create the test role {name} ({e}): the role of \
+                 APIKEY_TEST_DATABASE_URL needs CREATEROLE (scripts/test grants it)"
+            );
+        }
+        Self { name }
+    }
+
+    /// A pool connected as this role.
+    async fn pool(&self) -> PgPool {
+        let options: sqlx::postgres::PgConnectOptions = database_url().parse().unwrap();
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.username(&self.name).password(&self.name))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect as {}: {e}", self.name))
+    }
+
+    /// Drops everything the role owns and holds in this database, then the role.
+    async fn drop(self, admin: &PgPool) {
+        drop_role(admin, &self.name).await;
+    }
+}
+
+async fn drop_role(admin: &PgPool, name: &str) {
+    exec(
+        admin,
+        format!("DROP OWNED BY \"{name}\" CASCADE; DROP ROLE \"{name}\""),
+    )
+    .await;
+}
+
+/// Drops the roles (and schemas) left by runs more than an hour old, once per process.
+async fn drop_stale_roles(admin: &PgPool) {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let cutoff = unix_now().saturating_sub(3600);
+    let stale = |name: &String, prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .is_some_and(|secs| secs < cutoff)
+    };
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE pg_has_role(current_user, oid, 'USAGE') \
+         AND rolname ~ '^apikey_t[0-9]+_'",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    for role in roles.iter().filter(|r| stale(r, "apikey_t")) {
+        drop_role(admin, role).await;
+    }
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^st[0-9]+_'")
+            .fetch_all(admin)
+            .await
+            .unwrap();
+    for schema in schemas.iter().filter(|s| stale(s, "st")) {
+        exec(admin, format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+    }
+}
+
+/// A new schema, owned by the test role (which owns the database, so it is trusted).
+async fn fresh_schema(admin: &PgPool) -> String {
+    let schema = format!("s{}", unique_table());
+    exec(admin, format!("CREATE SCHEMA \"{schema}\"")).await;
+    schema
+}
+
+/// `"schema"."table"` of `store`.
+fn qualified(store: &PgKeyStore) -> String {
+    format!("\"{}\".\"{}\"", store.schema(), store.table())
+}
+
+#[tokio::test]
+async fn a_squatted_table_with_a_planted_key_and_a_trigger_is_refused_and_left_as_it_is() {
+    let admin = pool().await;
+    let schema = fresh_schema(&admin).await;
+    // PostgreSQL 14 and older let every role create in `public`; the squatter gets that.
+    let squatter = TestRole::create(&admin, "squatter").await;
+    exec(
+        &admin,
+        format!(
+            "GRANT USAGE, CREATE ON SCHEMA \"{schema}\" TO \"{}\"",
+            squatter.name
+        ),
+    )
+    .await;
+
+    // The squatter creates the table first, exactly as migrate() would, plants an
+    // admin key, and adds a trigger that undoes every revocation.
+    let squatter_pool = squatter.pool().await;
+    let squatted = PgKeyStore::new(squatter_pool.clone())
+        .with_schema(&schema)
+        .unwrap();
+    squatted
+        .migrate()
+        .await
+        .expect("the squatter's own migration");
+    let planted = sample_record("planted", &["admin:keys"], 0);
+    squatted.insert(&planted).await.unwrap();
+    let t = qualified(&squatted);
+    exec(
+        &squatter_pool,
+        format!(
+            "DROP INDEX \"{schema}\".api_keys_newest;
+             CREATE FUNCTION \"{schema}\".keep_alive() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN NEW.revoked_at := NULL; RETURN NEW; END $$;
+             CREATE TRIGGER keep_alive BEFORE UPDATE ON {t}
+                 FOR EACH ROW EXECUTE FUNCTION \"{schema}\".keep_alive()"
+        ),
+    )
+    .await;
+
+    let app = PgKeyStore::new(admin.clone()).with_schema(&schema).unwrap();
+    let me = role_of(&admin).await;
+    let error = app
+        .migrate()
+        .await
+        .expect_err("a squatted table must be refused");
+    let message = error.to_string();
+    match error {
+        MigrateError::UntrustedOwner {
+            object,
+            owner,
+            current_user,
+            configured_owner,
+            ..
+        } => {
+            assert_eq!(object, format!("table {schema}.api_keys"));
+            assert_eq!(owner, squatter.name);
+            assert_eq!(current_user, me);
+            assert_eq!(configured_owner, None);
+        }
+        other => panic!("expected UntrustedOwner, got {other:?}"),
+    }
+    for said in [&squatter.name, "drop", "with_owner"] {
+        assert!(
+            message.contains(said),
+            "{message:?} should mention {said:?}"
+        );
+    }
+
+    // Naming the squatter as the owner does not make its trigger acceptable.
+    let error = app
+        .clone()
+        .with_owner(&squatter.name)
+        .migrate()
+        .await
+        .expect_err("the trigger must be refused");
+    assert!(
+        matches!(&error, MigrateError::Triggers { triggers, .. } if triggers == &["keep_alive"]),
+        "{error:?}"
+    );
+
+    // Nothing was changed: no index created, the trigger and the planted key still there.
+    let index_exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = $1 \
+         AND indexname = 'api_keys_newest')",
+    )
+    .bind(&schema)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(!index_exists, "the failed migration created the index");
+    let triggers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal",
+    )
+    .bind(format!("{schema}.api_keys"))
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(triggers, 1);
+    assert!(squatted.lookup(planted.id()).await.unwrap().is_some());
+
+    squatter_pool.close().await;
+    squatter.drop(&admin).await;
+    exec(&admin, format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
+}
+
+#[tokio::test]
+async fn a_schema_owned_by_another_role_is_refused_and_nothing_is_created_in_it() {
+    let admin = pool().await;
+    let squatter = TestRole::create(&admin, "schema_squatter").await;
+    exec(
+        &admin,
+        format!(
+            "GRANT CREATE ON DATABASE \"{}\" TO \"{}\"",
+            sqlx::query_scalar::<_, String>("SELECT current_database()::text")
+                .fetch_one(&admin)
+                .await
+                .unwrap(),
+            squatter.name
+        ),
+    )
+    .await;
+    let schema = format!("s{}", unique_table());
+    let squatter_pool = squatter.pool().await;
+    exec(&squatter_pool, format!("CREATE SCHEMA \"{schema}\"")).await;
+
+    let store = PgKeyStore::new(admin.clone()).with_schema(&schema).unwrap();
+    match store.migrate().await {
+        Err(MigrateError::UntrustedOwner { object, owner, .. }) => {
+            assert_eq!(object, format!("schema {schema}"));
+            assert_eq!(owner, squatter.name);
+        }
+        other => panic!("expected UntrustedOwner, got {other:?}"),
+    }
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1")
+        .bind(&schema)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0, "the failed migration created something");
+
+    squatter_pool.close().await;
+    squatter.drop(&admin).await; // drops the schema too
+}
+
+/// A change made to a migrated table by `sql` (with `{t}` for the quoted table name,
+/// `{schema}` and `{table}` for its parts), what
+/// `migrate` must then say, and the statement that undoes the change.
+struct Tampering {
+    sql: &'static str,
+    refused: fn(&MigrateError) -> bool,
+    undo: &'static str,
+}
+
+/// Applies each tampering to a fresh table: migrate() refuses it, and accepts the
+/// table again once it is undone.
+async fn assert_each_refused(cases: &[Tampering]) {
+    for case in cases {
+        let store = fresh_store(pool().await).await;
+        let t = qualified(&store);
+        let table = store.table().to_owned();
+        let with_names = |sql: &str| {
+            sql.replace("{t}", &t)
+                .replace("{schema}", store.schema())
+                .replace("{table}", &table)
+        };
+        exec(store.pool(), with_names(case.sql)).await;
+        let error = store
+            .migrate()
+            .await
+            .expect_err(&format!("{} must be refused", case.sql));
+        assert!((case.refused)(&error), "{}: {error:?}", case.sql);
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("{}.{table}", store.schema())),
+            "the error names the table: {error}"
+        );
+        exec(store.pool(), with_names(case.undo)).await;
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("after undoing {}: {e}", case.sql));
+    }
+}
+
+#[tokio::test]
+async fn a_trigger_rule_or_row_security_that_migrate_did_not_create_is_refused() {
+    assert_each_refused(&[
+        Tampering {
+            sql: "CREATE TRIGGER extra BEFORE UPDATE ON {t} FOR EACH ROW \
+                  EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            refused: |e| matches!(e, MigrateError::Triggers { triggers, .. } if triggers == &["extra"]),
+            undo: "DROP TRIGGER extra ON {t}",
+        },
+        Tampering {
+            // The rule that silently undoes revocations.
+            sql: "CREATE RULE never_revoke AS ON UPDATE TO {t} DO INSTEAD NOTHING",
+            refused: |e| matches!(e, MigrateError::Rules { rules, .. } if rules == &["never_revoke"]),
+            undo: "DROP RULE never_revoke ON {t}",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
+            refused: |e| {
+                matches!(e, MigrateError::RowSecurity { enabled: true, policies, .. } if policies.is_empty())
+            },
+            undo: "ALTER TABLE {t} DISABLE ROW LEVEL SECURITY",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
+            refused: |e| matches!(e, MigrateError::RowSecurity { enabled: true, .. }),
+            undo: "ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY",
+        },
+        Tampering {
+            sql: "CREATE POLICY hide_revoked ON {t} USING (revoked_at IS NULL)",
+            refused: |e| {
+                matches!(e, MigrateError::RowSecurity { enabled: false, policies, .. } if policies == &["hide_revoked"])
+            },
+            undo: "DROP POLICY hide_revoked ON {t}",
+        },
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_table_with_other_columns_or_no_primary_key_is_refused() {
+    fn columns(e: &MigrateError, problem: &str) -> bool {
+        matches!(e, MigrateError::Columns { problems, .. } if problems == &[problem])
+    }
+    assert_each_refused(&[
+        Tampering {
+            sql: "ALTER TABLE {t} ALTER COLUMN expires_at TYPE text",
+            refused: |e| columns(e, "column expires_at is text, not timestamp with time zone"),
+            undo: "ALTER TABLE {t} ALTER COLUMN expires_at TYPE timestamptz \
+                   USING expires_at::timestamptz",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} ALTER COLUMN created_at TYPE timestamp",
+            refused: |e| {
+                columns(
+                    e,
+                    "column created_at is timestamp without time zone, not timestamp with time zone",
+                )
+            },
+            undo: "ALTER TABLE {t} ALTER COLUMN created_at TYPE timestamptz",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} DROP COLUMN name",
+            refused: |e| columns(e, "column name (text NOT NULL) is missing"),
+            undo: "ALTER TABLE {t} ADD COLUMN name text NOT NULL",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} ADD COLUMN note text",
+            refused: |e| columns(e, "column note (text) is not one of ours"),
+            undo: "ALTER TABLE {t} DROP COLUMN note",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} ALTER COLUMN name DROP NOT NULL",
+            refused: |e| columns(e, "column name is nullable, not NOT NULL"),
+            undo: "ALTER TABLE {t} ALTER COLUMN name SET NOT NULL",
+        },
+        Tampering {
+            sql: "ALTER TABLE {t} DROP CONSTRAINT {table}_pkey",
+            refused: |e| matches!(e, MigrateError::NoPrimaryKey { .. }),
+            undo: "ALTER TABLE {t} ADD PRIMARY KEY (id)",
+        },
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_view_or_a_taken_index_name_is_refused() {
+    let admin = pool().await;
+    let schema = fresh_schema(&admin).await;
+    let view = PgKeyStore::new(admin.clone()).with_schema(&schema).unwrap();
+    exec(
+        &admin,
+        format!("CREATE VIEW {} AS SELECT 'x'::text AS id", qualified(&view)),
+    )
+    .await;
+    match view.migrate().await {
+        Err(MigrateError::NotATable { kind, .. }) => assert_eq!(kind, "view"),
+        other => panic!("expected NotATable, got {other:?}"),
+    }
+    exec(&admin, format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
+
+    assert_each_refused(&[Tampering {
+        sql: "DROP INDEX \"{schema}\".\"{table}_newest\";
+              CREATE SEQUENCE \"{schema}\".\"{table}_newest\"",
+        refused: |e| matches!(e, MigrateError::IndexNameTaken { .. }),
+        undo: "DROP SEQUENCE \"{schema}\".\"{table}_newest\"",
+    }])
+    .await;
+}
+
+#[tokio::test]
+async fn a_nullable_column_of_a_newer_release_is_added_to_an_older_table() {
+    let store = fresh_store(pool().await).await;
+    let old = sample_record("old", &[], 0);
+    store.insert(&old).await.unwrap();
+    // A table from before `rotated_from` existed.
+    exec(
+        store.pool(),
+        format!("ALTER TABLE {} DROP COLUMN rotated_from", qualified(&store)),
+    )
+    .await;
+    store.migrate().await.expect("the column is added");
+    assert_same_record(&store.get(old.id()).await.unwrap().unwrap(), &old);
+    let rotated = sample_record("new", &[], 1).with_rotated_from(Some(*old.id()));
+    store.insert(&rotated).await.unwrap();
+    assert_same_record(&store.get(rotated.id()).await.unwrap().unwrap(), &rotated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_works() {
+    let admin = pool().await;
+    let schema = fresh_schema(&admin).await;
+    let (owner, app) = (
+        TestRole::create(&admin, "owner").await,
+        TestRole::create(&admin, "app").await,
+    );
+    exec(
+        &admin,
+        format!(
+            "GRANT USAGE, CREATE ON SCHEMA \"{schema}\" TO \"{owner}\";
+             GRANT USAGE ON SCHEMA \"{schema}\" TO \"{app}\"",
+            owner = owner.name,
+            app = app.name
+        ),
+    )
+    .await;
+    let owner_pool = owner.pool().await;
+    let migrated = PgKeyStore::new(owner_pool.clone())
+        .with_schema(&schema)
+        .unwrap();
+    migrated.migrate().await.expect("the owner migrates");
+    exec(
+        &owner_pool,
+        format!(
+            "GRANT SELECT, INSERT, UPDATE ON {} TO \"{}\"",
+            qualified(&migrated),
+            app.name
+        ),
+    )
+    .await;
+
+    // The serving role verifies at startup; it must name the owner to trust its table.
+    let app_pool = app.pool().await;
+    let serving = PgKeyStore::new(app_pool.clone())
+        .with_schema(&schema)
+        .unwrap();
+    match serving.migrate().await {
+        Err(MigrateError::UntrustedOwner {
+            owner: found,
+            current_user,
+            ..
+        }) => {
+            assert_eq!(found, owner.name);
+            assert_eq!(current_user, app.name);
+        }
+        other => panic!("expected UntrustedOwner, got {other:?}"),
+    }
+    let serving = serving.with_owner(&owner.name);
+    assert_eq!(serving.owner(), Some(owner.name.as_str()));
+    serving
+        .migrate()
+        .await
+        .expect("the app verifies the owner's table");
+
+    // Everything an instance does works with SELECT, INSERT and UPDATE: create, look
+    // up, last-used, rotate (SELECT … FOR UPDATE), revoke, and LISTEN.
+    let a = Instance::new(serving.clone());
+    let mut b = Instance::new(same_table(&serving, app.pool().await));
+    b.listen().await;
+    let key = a.create("served").await;
+    // Once the creation's notification reaches B's id filter.
+    b.wait_for(&key, StatusCode::OK).await;
+    serving
+        .record_usage(&[KeyUsage {
+            key_id: *key.id(),
+            last_used_at: SystemTime::now(),
+        }])
+        .await
+        .expect("last-used as the app");
+    let successor = a
+        .manager
+        .rotate(key.id(), None)
+        .await
+        .expect("rotate as the app")
+        .key;
+    b.wait_for(&successor, StatusCode::OK).await;
+    a.manager.revoke(key.id()).await.expect("revoke as the app");
+    b.wait_for(&key, StatusCode::UNAUTHORIZED).await;
+    b.stop_listening().await;
+
+    // A column a newer release adds needs the owner: the app's migration says so.
+    exec(
+        &owner_pool,
+        format!(
+            "ALTER TABLE {} DROP COLUMN last_used_at",
+            qualified(&migrated)
+        ),
+    )
+    .await;
+    match serving.migrate().await {
+        Err(MigrateError::NotPermitted { role, action, .. }) => {
+            assert_eq!(role, app.name);
+            assert!(action.contains("add column last_used_at"), "{action}");
+        }
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+    migrated.migrate().await.expect("the owner adds the column");
+    serving
+        .migrate()
+        .await
+        .expect("and the app trusts it again");
+
+    for pool in [&owner_pool, &app_pool, b.store.get_ref().pool()] {
+        pool.close().await;
+    }
+    owner.drop(&admin).await;
+    app.drop(&admin).await;
+    exec(&admin, format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
 }

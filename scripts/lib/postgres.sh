@@ -5,6 +5,8 @@
 # never skip, without one. With APIKEY_TEST_DATABASE_URL set, that database is used as
 # it is. Otherwise (as root, as CI runs) Debian's PostgreSQL is installed if missing,
 # its `main` cluster started, and a role and database `apikey_test` created if absent.
+# The role gets CREATEROLE: the migration tests make roles of their own (a squatter, an
+# owner, a least-privileged app role) and drop them again.
 # The tests make their own uniquely named tables, and a throwaway cluster of their own
 # (from APIKEY_TEST_PG_BINDIR) for the outage test, so parallel runs do not collide.
 ensure_postgres() {
@@ -41,6 +43,7 @@ SELECT 'CREATE ROLE apikey_test LOGIN PASSWORD ''apikey_test'''
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'apikey_test') \gexec
 SELECT 'CREATE DATABASE apikey_test OWNER apikey_test'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'apikey_test') \gexec
+ALTER ROLE apikey_test CREATEROLE;
 SQL
     export APIKEY_TEST_DATABASE_URL="postgres://apikey_test:apikey_test@127.0.0.1:$port/apikey_test"
     export APIKEY_TEST_PG_BINDIR="/usr/lib/postgresql/$version/bin"

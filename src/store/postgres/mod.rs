@@ -49,7 +49,49 @@
 //! | `rotated_from` | `text` null | the id this key replaced |
 //!
 //! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
-//! to the microsecond (PostgreSQL's precision).
+//! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
+//! row-security policies: revocations are notified by the statements themselves.
+//! A later release adds columns as nullable ones, which `migrate` adds to an existing
+//! table.
+//!
+//! # Trusting an existing table
+//!
+//! Whoever owns the table can plant keys in it, and a trigger on it can undo
+//! revocations or run code with the rights of whoever writes to it. Where other roles
+//! may create objects in the schema (PostgreSQL 14 and older let every role create in
+//! `public`), one of them could create the table before the application does. So
+//! `migrate` does not take an existing table on trust. In its transaction, before it
+//! changes anything, it checks that:
+//!
+//! - the schema is owned by the connecting role (`current_user`), the role named with
+//!   [`PgKeyStore::with_owner`], a superuser, or the database's owner;
+//! - the table is an ordinary table owned by the connecting role or the named one;
+//! - it has no triggers, no rules, no row security and no policies;
+//! - it has exactly the columns above, with their types and `NOT NULL`, and its primary
+//!   key on `id`; the name `<table>_newest` is an index on it.
+//!
+//! Otherwise it fails with a [`MigrateError`] that names the problem and says what to
+//! do, and the transaction is rolled back: nothing is changed. Do not serve requests
+//! until it passes.
+//!
+//! # Roles and privileges
+//!
+//! | the role that… | needs |
+//! |---|---|
+//! | migrates, the first time | `CREATE` on the schema (or on the database, to create the schema); it then owns the table |
+//! | migrates later, after an upgrade that adds a column | the table's ownership |
+//! | serves (lookups, create, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
+//! | follows created and revoked keys ([`KeyFeedListener`]) | `SELECT` on the table, for its snapshot of ids; `LISTEN` and `pg_notify` need no privilege |
+//! | verifies ([`PgKeyStore::migrate`] when everything exists) | nothing more: it reads the catalog |
+//!
+//! One role can do it all. To keep the serving role small, migrate as an owner role at
+//! deploy time, grant the serving role the privileges above, and have it verify at
+//! startup with [`PgKeyStore::with_owner`] naming the owner:
+//!
+//! ```sql
+//! GRANT USAGE ON SCHEMA public TO app;
+//! GRANT SELECT, INSERT, UPDATE ON public.api_keys TO app;  -- as owner, after migrate()
+//! ```
 //!
 //! # Revocation across instances
 //!
@@ -89,6 +131,8 @@
 //! [`StoreError`]: crate::StoreError
 
 mod feed;
+mod migrate;
+mod migrate_error;
 mod sql;
 
 use std::fmt;
@@ -104,6 +148,7 @@ use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 use crate::{KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
 
+pub use migrate_error::MigrateError;
 use sql::Sql;
 
 /// Why a schema or table name was refused.
@@ -159,6 +204,8 @@ fn identifier(what: &'static str, name: &str, max: usize) -> Result<String, Iden
 pub struct PgKeyStore {
     pool: PgPool,
     sql: Arc<Sql>,
+    /// The role `migrate` trusts besides the connecting one.
+    owner: Option<Arc<str>>,
 }
 
 impl fmt::Debug for PgKeyStore {
@@ -179,6 +226,7 @@ impl PgKeyStore {
         Self {
             pool,
             sql: Arc::new(Sql::new("public".to_owned(), "api_keys".to_owned())),
+            owner: None,
         }
     }
 
@@ -214,6 +262,39 @@ impl PgKeyStore {
         })
     }
 
+    /// Names the role that owns the schema's objects, when it is not the role this
+    /// store connects as: [`migrate`](Self::migrate) then trusts a table (and schema)
+    /// owned by `role` as well as one owned by the connecting role.
+    ///
+    /// For applications that migrate with one role and serve with another that holds
+    /// only what serving needs: migrate as `owner` (which then owns the table), and let
+    /// the serving role, connected as `app`, verify the schema at startup:
+    ///
+    /// ```no_run
+    /// # async fn run(app_pool: sqlx::PgPool) -> Result<(), tower_apikey::MigrateError> {
+    /// use tower_apikey::PgKeyStore;
+    ///
+    /// // `app` has USAGE on the schema and SELECT, INSERT, UPDATE on the table.
+    /// let store = PgKeyStore::new(app_pool).with_owner("owner");
+    /// store.migrate().await?; // creates nothing; fails if the table is not owner's
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The name is compared with the catalog as it is (PostgreSQL folds unquoted names
+    /// to lower case: `CREATE ROLE Owner` makes `owner`). Name only a role you trust as
+    /// much as the connecting one: whoever owns the table can plant keys in it.
+    pub fn with_owner(self, role: impl Into<String>) -> Self {
+        Self {
+            owner: Some(role.into().into()),
+            ..self
+        }
+    }
+
+    /// The role named with [`with_owner`](Self::with_owner), if any.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
     /// The pool this store queries.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -239,45 +320,6 @@ impl PgKeyStore {
     /// the payload.
     pub fn created_channel(&self) -> &str {
         &self.sql.created_channel
-    }
-
-    /// Creates the schema, the table and its index if they are missing.
-    ///
-    /// Idempotent, and safe to run from several instances at once: it runs in one
-    /// transaction holding a transaction-level advisory lock, so concurrent migrations
-    /// take turns and each finds what the previous one created. Needs the `CREATE`
-    /// privilege on the database only when the schema does not exist yet.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`] if the database refuses or cannot be reached.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tower_apikey.migrate'))")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        // Checked rather than `CREATE SCHEMA IF NOT EXISTS`, which demands the CREATE
-        // privilege even when the schema (such as `public`) already exists.
-        let schema_exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-                .bind(&self.sql.schema)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if !schema_exists {
-            sqlx::query(AssertSqlSafe(self.sql.create_schema.clone()))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        for statement in [&self.sql.create_table, &self.sql.create_index] {
-            sqlx::query(AssertSqlSafe(statement.clone()))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
     }
 
     /// Maps a sqlx error, naming the acquire timeout when that is what happened.
@@ -433,7 +475,7 @@ impl UsageSink for PgKeyStore {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds a record's columns in the order of `sql::COLUMN_NAMES`.
+/// Binds a record's columns in the order of `sql::COLUMNS`.
 fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<'q>, StoreError> {
     let scopes: Vec<&str> = record.scopes().iter().map(|s| s.as_str()).collect();
     Ok(query
@@ -448,7 +490,7 @@ fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<
         .bind(record.rotated_from().map(KeyId::as_str)))
 }
 
-/// Reads a row of `sql::COLUMN_NAMES` back into a record.
+/// Reads a row of `sql::COLUMNS` back into a record.
 fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     let id: &str = column(row, 0)?;
     let id = KeyId::new(id).map_err(|e| corrupt(id, e))?;
@@ -495,7 +537,7 @@ where
     row.try_get(index).map_err(|e| {
         StoreError::Corrupt(format!(
             "column {} of the key table is unreadable: {e}",
-            sql::COLUMN_NAMES[index]
+            sql::COLUMNS[index].name
         ))
     })
 }

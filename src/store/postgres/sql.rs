@@ -8,20 +8,64 @@
 
 use std::sync::Arc;
 
-/// The record columns, in the order `bind_record` binds and `record_from_row` reads.
-pub(super) const COLUMN_NAMES: [&str; 9] = [
-    "id",
-    "name",
-    "scopes",
-    "digest",
-    "created_at",
-    "expires_at",
-    "revoked_at",
-    "last_used_at",
-    "rotated_from",
+/// One column of the key table: what `migrate` creates, and what it expects to find.
+pub(super) struct Column {
+    pub(super) name: &'static str,
+    /// The type as written in `CREATE TABLE`. `migrate` compares it with the catalog
+    /// through `format_type`, so aliases such as `timestamptz` are fine.
+    pub(super) ty: &'static str,
+    /// `NOT NULL`. A column added after a release must be nullable: `migrate` then adds
+    /// it to tables created before (`ADD COLUMN`), which needs no value for old rows.
+    pub(super) not_null: bool,
+    /// Constraints written after the type and `NOT NULL`, such as `PRIMARY KEY`.
+    pub(super) constraints: &'static str,
+}
+
+impl Column {
+    const fn required(name: &'static str, ty: &'static str, constraints: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            not_null: true,
+            constraints,
+        }
+    }
+
+    const fn nullable(name: &'static str, ty: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            not_null: false,
+            constraints: "",
+        }
+    }
+
+    /// The column as `CREATE TABLE` and `ADD COLUMN` write it.
+    pub(super) fn definition(&self) -> String {
+        let not_null = if self.not_null { " NOT NULL" } else { "" };
+        let constraints = if self.constraints.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.constraints)
+        };
+        format!("{} {}{not_null}{constraints}", self.name, self.ty)
+    }
+}
+
+/// The key table, in the order `bind_record` binds and `record_from_row` reads. The one
+/// place a column is declared: `CREATE TABLE`, the statements' column lists and
+/// `migrate`'s verification all come from it. Add a column as a `nullable` row at the end.
+pub(super) const COLUMNS: &[Column] = &[
+    Column::required("id", "text", "PRIMARY KEY"),
+    Column::required("name", "text", ""),
+    Column::required("scopes", "text[]", ""),
+    Column::required("digest", "bytea", "CHECK (octet_length(digest) = 32)"),
+    Column::required("created_at", "timestamptz", ""),
+    Column::required("expires_at", "timestamptz", ""),
+    Column::nullable("revoked_at", "timestamptz"),
+    Column::nullable("last_used_at", "timestamptz"),
+    Column::nullable("rotated_from", "text"),
 ];
-const COLUMNS: &str =
-    "id, name, scopes, digest, created_at, expires_at, revoked_at, last_used_at, rotated_from";
 
 pub(super) struct Sql {
     pub(super) schema: String,
@@ -30,12 +74,16 @@ pub(super) struct Sql {
     pub(super) channel: String,
     /// `<table>_created`: inserted keys, the key id as payload.
     pub(super) created_channel: String,
-    pub(super) create_schema: Arc<str>,
-    pub(super) create_table: Arc<str>,
-    pub(super) create_index: Arc<str>,
+    /// `<table>_newest`, the index for listing.
+    pub(super) index: String,
+    pub(super) create_schema: String,
+    pub(super) create_table: String,
+    pub(super) create_index: String,
+    /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS ` before a column's definition.
+    pub(super) add_column: String,
     /// `$1` id.
     pub(super) select: Arc<str>,
-    /// `$1`..`$9` the columns; inserts nothing on an existing id, and notifies
+    /// `$1`..`$n` the columns; inserts nothing on an existing id, and notifies
     /// `<table>_created` in the same statement when it inserts.
     pub(super) insert: Arc<str>,
     pub(super) list: Arc<str>,
@@ -58,21 +106,13 @@ impl Sql {
         let t = format!("\"{schema}\".\"{table}\"");
         let channel = format!("{table}_revoked");
         let created_channel = format!("{table}_created");
-        let create_table = format!(
-            "CREATE TABLE IF NOT EXISTS {t} (
-                id text PRIMARY KEY,
-                name text NOT NULL,
-                scopes text[] NOT NULL,
-                digest bytea NOT NULL CHECK (octet_length(digest) = 32),
-                created_at timestamptz NOT NULL,
-                expires_at timestamptz NOT NULL,
-                revoked_at timestamptz,
-                last_used_at timestamptz,
-                rotated_from text
-            )"
-        );
-        let create_index =
-            format!("CREATE INDEX IF NOT EXISTS \"{table}_newest\" ON {t} (created_at DESC, id)");
+        let index = format!("{table}_newest");
+        let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+        let columns = names.join(", ");
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("${n}")).collect();
+        let placeholders = placeholders.join(", ");
+        let definitions: Vec<String> = COLUMNS.iter().map(Column::definition).collect();
+        let create_table = format!("CREATE TABLE {t} (\n    {}\n)", definitions.join(",\n    "));
         // `GROUP BY` guards the "each key once per batch" rule: with duplicates, an
         // `UPDATE … FROM` would apply an arbitrary one of them.
         let record_usage = format!(
@@ -83,40 +123,42 @@ impl Sql {
              WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)"
         );
         Self {
-            create_schema: format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").into(),
-            create_table: create_table.into(),
-            create_index: create_index.into(),
-            select: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1").into(),
+            create_schema: format!("CREATE SCHEMA \"{schema}\""),
+            create_table,
+            create_index: format!("CREATE INDEX \"{index}\" ON {t} (created_at DESC, id)"),
+            add_column: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS "),
+            select: format!("SELECT {columns} FROM {t} WHERE id = $1").into(),
             // One statement, so the notification is sent if and only if the row commits;
             // it counts one row per key inserted, like the INSERT alone.
             insert: format!(
                 "WITH inserted AS (
-                     INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     INSERT INTO {t} ({columns}) VALUES ({placeholders})
                      ON CONFLICT (id) DO NOTHING
                      RETURNING id)
                  SELECT pg_notify('{created_channel}', id) FROM inserted"
             )
             .into(),
             select_ids: format!("SELECT id FROM {t}").into(),
-            list: format!("SELECT {COLUMNS} FROM {t} ORDER BY created_at DESC, id").into(),
+            list: format!("SELECT {columns} FROM {t} ORDER BY created_at DESC, id").into(),
             revoke: format!(
                 "UPDATE {t} SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
-                 RETURNING {COLUMNS}"
+                 RETURNING {columns}"
             )
             .into(),
             lock_revoked_at: format!("SELECT revoked_at FROM {t} WHERE id = $1 FOR UPDATE").into(),
             expire_early: format!(
                 "UPDATE {t} SET expires_at = LEAST(expires_at, $2) WHERE id = $1
-                 RETURNING {COLUMNS}"
+                 RETURNING {columns}"
             )
             .into(),
-            revoke_at: format!("UPDATE {t} SET revoked_at = $2 WHERE id = $1 RETURNING {COLUMNS}")
+            revoke_at: format!("UPDATE {t} SET revoked_at = $2 WHERE id = $1 RETURNING {columns}")
                 .into(),
             record_usage: record_usage.into(),
             schema,
             table,
             channel,
             created_channel,
+            index,
         }
     }
 }
