@@ -108,7 +108,7 @@ pub use store::cached::{CacheStats, CachedKeyStore, CachedKeyStoreBuilder, Filte
 pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::feed_listener::KeyFeedListener;
+pub use store::feed_listener::{FeedHealth, KeyFeedListener};
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

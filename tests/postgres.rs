@@ -1541,3 +1541,231 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
     app.drop(&admin).await;
     exec(&admin, format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
 }
+
+/// A TCP proxy to PostgreSQL on loopback that can stop forwarding on the connections
+/// it holds, as a network path that silently drops packets does: neither end sees a
+/// close. Connections made after that are forwarded as usual.
+struct BlackHoleProxy {
+    addr: std::net::SocketAddr,
+    /// Bumped to black-hole every connection opened before.
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BlackHoleProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let epoch = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let shared = epoch.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let born = shared.load(Ordering::SeqCst);
+                let epoch = shared.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let alive = move || epoch.load(Ordering::SeqCst) == born;
+                    tokio::join!(pump(cr, sw, alive.clone()), pump(sr, cw, alive));
+                });
+            }
+        });
+        Self { addr, epoch }
+    }
+
+    /// From now on, the connections already open carry nothing, and stay open.
+    fn black_hole(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes while `alive()`, then holds both sockets open and silent.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    alive: impl Fn() -> bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !alive() {
+            // Swallow everything from now on, answering nothing.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A pool to the test database through `proxy`.
+async fn pool_through(proxy: &BlackHoleProxy) -> PgPool {
+    let url = url::Url::parse(&database_url()).unwrap();
+    let mut url = url.clone();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(url.as_str())
+        .await
+        .expect("connect through the proxy")
+}
+
+/// The database's address from `APIKEY_TEST_DATABASE_URL`.
+fn database_addr() -> std::net::SocketAddr {
+    let url = url::Url::parse(&database_url()).unwrap();
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{}", url.port().unwrap_or(5432))
+        .parse()
+        .expect("APIKEY_TEST_DATABASE_URL names an IP address or localhost")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_listener_is_found_dead_by_its_heartbeat_and_revocation_still_propagates() {
+    let a = Instance::new(fresh_store(pool().await).await);
+    let proxy = BlackHoleProxy::start(database_addr()).await;
+    // B looks keys up directly; only its listener goes through the proxy.
+    let b_store = same_table(a.store.get_ref(), pool().await);
+    let b = CachedKeyStore::builder(b_store)
+        .hit_ttl(Duration::from_secs(3600))
+        .stale_hit_ttl(Duration::from_millis(500))
+        .build();
+    let feed = same_table(a.store.get_ref(), pool_through(&proxy).await)
+        .with_heartbeat(Duration::from_millis(200), Duration::from_millis(300));
+    let listener = tower_apikey::KeyFeedListener::new(feed)
+        .evict_from(&b)
+        // Stay down once found dead, so the stale TTL is what is tested.
+        .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
+    let health = listener.health();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listening = tokio::spawn(listener.run(async {
+        let _ = stopped.await;
+    }));
+    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    assert!(health.is_up());
+    let key = a.create("cached on B").await;
+    let layer = ApiKeyV2Layer::new(b.clone());
+    let call = |key: &PlaintextKey| {
+        let service = layer.layer(service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        let request = Request::builder()
+            .header(AUTHORIZATION, format!("ApiKey-v2 {}", key.expose_secret()))
+            .body(String::new())
+            .unwrap();
+        async move { service.oneshot(request).await.unwrap().status() }
+    };
+    let start = Instant::now();
+    while call(&key).await != StatusCode::OK {
+        assert!(start.elapsed() < DEADLINE, "B never accepted the key");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(b.contains(key.id()));
+
+    // The path to the listener goes silent; then A revokes, and the notification is
+    // lost in the black hole.
+    proxy.black_hole();
+    let dead_at = Instant::now();
+    while health.is_up() {
+        assert!(
+            dead_at.elapsed() < DEADLINE,
+            "the heartbeat never found the dead connection"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "heartbeat (200 ms + 300 ms) found the black hole after {:?}",
+        dead_at.elapsed()
+    );
+    assert_eq!(b.stats().filter, tower_apikey::FilterState::Stale);
+    a.manager.revoke(key.id()).await.unwrap();
+    let revoked_at = Instant::now();
+    while call(&key).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked_at.elapsed() < DEADLINE,
+            "B kept accepting a revoked key while its listener was dead"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "revoked on A, refused on B with its listener dead after {:?} (stale hit TTL 500 ms)",
+        revoked_at.elapsed()
+    );
+    stop.send(()).unwrap();
+    listening.await.unwrap();
+    assert!(!health.is_up());
+}
+
+/// Lookups that reach the store per second, at steady traffic over `keys` cached keys,
+/// with the cache's hit TTL `ttl`; and the most the TTL allows.
+async fn lookups_per_second(ttl: Duration, followed: bool) -> (f64, f64) {
+    let store = fresh_store(pool().await).await;
+    let counted = Counted::new(store.clone());
+    let cache = CachedKeyStore::builder(counted.clone())
+        .hit_ttl(ttl)
+        .unfollowed_hit_ttl(ttl)
+        .build();
+    let manager = KeyManager::new(store.clone());
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let created = manager
+            .create(NewKey::new(format!("k{n}"), ["a:b"]))
+            .await
+            .unwrap();
+        ids.push(*created.key.id());
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listening = followed.then(|| {
+        tokio::spawn(cache.feed_listener().run(async {
+            let _ = stopped.await;
+        }))
+    });
+    if followed {
+        wait_for_filter(&cache, tower_apikey::FilterState::Fresh).await;
+    }
+    let before = counted.lookups();
+    let start = Instant::now();
+    let run = Duration::from_millis(1500);
+    while start.elapsed() < run {
+        for id in &ids {
+            cache.lookup(id).await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let lookups = (counted.lookups() - before) as f64;
+    let _ = stop.send(());
+    if let Some(listening) = listening {
+        listening.await.unwrap();
+    }
+    // Each key is loaded at most once per TTL, plus its first load.
+    let most = ids.len() as f64 * (seconds / ttl.as_secs_f64()).ceil() + ids.len() as f64;
+    assert!(lookups <= most, "{lookups} lookups, at most {most} allowed");
+    (lookups / seconds, most / seconds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_hit_ttl_while_followed_divides_the_lookups_that_reach_the_database() {
+    // 30 s against 10 min is a ratio of 20; scaled down to 25 ms against 500 ms so that
+    // the test runs in seconds.
+    let (short, _) = lookups_per_second(Duration::from_millis(25), false).await;
+    let (long, _) = lookups_per_second(Duration::from_millis(500), true).await;
+    println!(
+        "50 keys under steady traffic: {short:.0} lookups/s with a 25 ms hit TTL, \
+         {long:.0} lookups/s with 500 ms while followed (ratio {:.1})",
+        short / long
+    );
+    assert!(long < short, "a longer TTL must not cost more lookups");
+}

@@ -5,7 +5,16 @@
 //! the database sees no query. A miss asks the wrapped store once, however many
 //! requests for that id arrive meanwhile, and remembers the answer:
 //!
-//! - a found record (revoked and expired ones too) for the **hit TTL** (default 30 s);
+//! - a found record (revoked and expired ones too) for the **hit TTL**, which depends on
+//!   whether a [`KeyFeedListener`](crate::KeyFeedListener) keeps the cache in step:
+//!   - while its feed is up, every revocation arrives as a notification and evicts at
+//!     once, so the TTL only bounds a lost notification: [`DEFAULT_HIT_TTL`], 10 minutes;
+//!   - while its feed is down (the listener reconnecting), [`DEFAULT_STALE_HIT_TTL`],
+//!     1 s, so that a revocation made elsewhere is still seen within about a second;
+//!   - with no listener at all, [`DEFAULT_UNFOLLOWED_HIT_TTL`], 30 s;
+//!
+//!   every change between these states empties the cache, so an entry never outlives
+//!   the TTL of the state it is served in;
 //! - "no such key" for the shorter **miss TTL** (default 5 s);
 //! - an error never: the next request asks the store again.
 //!
@@ -37,7 +46,8 @@
 //!
 //! let store = CachedKeyStore::builder(InMemoryKeyStore::new())
 //!     .max_entries(50_000)
-//!     .hit_ttl(Duration::from_secs(30))
+//!     .hit_ttl(Duration::from_secs(600)) // while a listener follows the store
+//!     .unfollowed_hit_ttl(Duration::from_secs(30)) // without one
 //!     .miss_ttl(Duration::from_secs(5))
 //!     .build();
 //! // The layer takes the cache like any store; management through `store` (it is
@@ -70,7 +80,7 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -82,8 +92,14 @@ use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 use crate::{KeyId, KeyRecord};
 
-/// How long a found record stays cached unless evicted earlier (30 s).
-pub const DEFAULT_HIT_TTL: Duration = Duration::from_secs(30);
+/// How long a found record stays cached while a listener follows the store's feed
+/// (10 minutes): revocations then evict at once, and this only bounds a lost
+/// notification.
+pub const DEFAULT_HIT_TTL: Duration = Duration::from_secs(600);
+/// How long a found record stays cached while the listener's feed is down (1 s).
+pub const DEFAULT_STALE_HIT_TTL: Duration = Duration::from_secs(1);
+/// How long a found record stays cached when no listener runs (30 s).
+pub const DEFAULT_UNFOLLOWED_HIT_TTL: Duration = Duration::from_secs(30);
 /// How long "no such key" stays cached (5 s).
 pub const DEFAULT_MISS_TTL: Duration = Duration::from_secs(5);
 /// How many ids the cache holds at most (100 000) before it evicts the least useful.
@@ -152,6 +168,8 @@ impl<S: fmt::Debug> fmt::Debug for CachedKeyStore<S> {
             .field("store", &self.store)
             .field("max_entries", &self.cache.max_entries)
             .field("hit_ttl", &self.cache.ttl.hit)
+            .field("stale_hit_ttl", &self.cache.ttl.stale_hit)
+            .field("unfollowed_hit_ttl", &self.cache.ttl.unfollowed_hit)
             .field("miss_ttl", &self.cache.ttl.miss)
             .field("max_loads", &self.cache.max_loads)
             .finish()
@@ -171,6 +189,8 @@ impl<S: KeyStore> CachedKeyStore<S> {
             store,
             max_entries: DEFAULT_MAX_ENTRIES,
             hit_ttl: DEFAULT_HIT_TTL,
+            stale_hit_ttl: DEFAULT_STALE_HIT_TTL,
+            unfollowed_hit_ttl: DEFAULT_UNFOLLOWED_HIT_TTL,
             miss_ttl: DEFAULT_MISS_TTL,
             max_loads: DEFAULT_MAX_LOADS,
             stale_filter_passes: DEFAULT_STALE_FILTER_PASSES,
@@ -309,6 +329,8 @@ pub struct CachedKeyStoreBuilder<S> {
     store: S,
     max_entries: u64,
     hit_ttl: Duration,
+    stale_hit_ttl: Duration,
+    unfollowed_hit_ttl: Duration,
     miss_ttl: Duration,
     max_loads: usize,
     stale_filter_passes: u32,
@@ -323,11 +345,29 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
-    /// How long a found record is served from the cache (default [`DEFAULT_HIT_TTL`]).
-    /// This bounds how long a change made elsewhere can go unseen when no invalidation
-    /// arrives. Zero disables caching of found records.
+    /// How long a found record is served from the cache while a
+    /// [`KeyFeedListener`](crate::KeyFeedListener) follows the store and its feed is up
+    /// (default [`DEFAULT_HIT_TTL`]). Revocations then evict at once; this bounds how
+    /// long a change stays unseen if its notification is lost. Zero disables caching of
+    /// found records in that state.
     pub fn hit_ttl(mut self, ttl: Duration) -> Self {
         self.hit_ttl = ttl;
+        self
+    }
+
+    /// How long a found record is served while the listener's feed is down (default
+    /// [`DEFAULT_STALE_HIT_TTL`]): the bound on how long a revocation made on another
+    /// instance can go unseen while notifications cannot arrive.
+    pub fn stale_hit_ttl(mut self, ttl: Duration) -> Self {
+        self.stale_hit_ttl = ttl;
+        self
+    }
+
+    /// How long a found record is served when no listener runs (default
+    /// [`DEFAULT_UNFOLLOWED_HIT_TTL`]): the bound on how long a change made elsewhere
+    /// (another instance) can go unseen. Writes made through this cache evict at once.
+    pub fn unfollowed_hit_ttl(mut self, ttl: Duration) -> Self {
+        self.unfollowed_hit_ttl = ttl;
         self
     }
 
@@ -363,11 +403,14 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
     pub fn build(self) -> CachedKeyStore<S> {
         let ttl = Ttl {
             hit: self.hit_ttl,
+            stale_hit: self.stale_hit_ttl,
+            unfollowed_hit: self.unfollowed_hit_ttl,
             miss: self.miss_ttl,
+            follow: Arc::default(),
         };
         let entries = moka::sync::Cache::builder()
             .max_capacity(self.max_entries)
-            .expire_after(ttl)
+            .expire_after(ttl.clone())
             .build_with_hasher(Hasher::default());
         CachedKeyStore {
             store: Arc::new(self.store),
@@ -502,7 +545,23 @@ impl Cache {
     /// A feed (re)subscribed: `ids` is every id that exists. Anything cached may have
     /// changed while no one was listening.
     pub(crate) fn resync(&self, ids: &[KeyId]) {
+        self.ttl.set(Follow::Up);
         self.ids.replace(ids);
+        self.invalidate_all();
+    }
+
+    /// The feed is down: notifications may be lost, so cached records are dropped and
+    /// new ones kept for the stale hit TTL only; the filter is kept, but stale.
+    pub(crate) fn feed_down(&self) {
+        self.ttl.set(Follow::Down);
+        self.ids.mark_stale();
+        self.invalidate_all();
+    }
+
+    /// No listener follows the feed any more: no filter, and the unfollowed hit TTL.
+    pub(crate) fn unfollowed(&self) {
+        self.ttl.set(Follow::Unfollowed);
+        self.ids.clear();
         self.invalidate_all();
     }
 
@@ -598,19 +657,40 @@ pub enum FilterState {
     Stale,
 }
 
-/// Per-entry expiry: hits and misses live for different times.
-#[derive(Debug, Clone, Copy)]
+/// Whether a listener keeps the cache in step, which sets how long records live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Follow {
+    Unfollowed = 0,
+    Up = 1,
+    Down = 2,
+}
+
+/// Per-entry expiry: hits and misses live for different times, and a hit's time
+/// depends on the state of the feed when it was cached.
+#[derive(Debug, Clone)]
 struct Ttl {
     hit: Duration,
+    stale_hit: Duration,
+    unfollowed_hit: Duration,
     miss: Duration,
+    /// A [`Follow`], shared by the cache (which sets it) and moka (which reads it).
+    follow: Arc<AtomicU8>,
 }
 
 impl Ttl {
+    fn set(&self, follow: Follow) {
+        self.follow.store(follow as u8, Ordering::SeqCst);
+    }
+
     fn of(&self, answer: &Answer) -> Duration {
-        if answer.is_some() {
-            self.hit
-        } else {
-            self.miss
+        if answer.is_none() {
+            return self.miss;
+        }
+        match self.follow.load(Ordering::SeqCst) {
+            1 => self.hit,
+            2 => self.stale_hit,
+            _ => self.unfollowed_hit,
         }
     }
 }
@@ -832,10 +912,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn found_records_expire_after_the_hit_ttl() {
+    async fn found_records_expire_after_the_unfollowed_hit_ttl() {
         let r = record();
         let cache = CachedKeyStore::builder(Counting::with(&[&r]))
-            .hit_ttl(Duration::from_millis(50))
+            .unfollowed_hit_ttl(Duration::from_millis(50))
             .build();
         cache.lookup(r.id()).await.unwrap();
         assert!(cache.contains(r.id()));
@@ -1064,10 +1144,39 @@ mod tests {
         assert!(cache.lookup(r.id()).await.unwrap().is_some());
     }
 
+    #[tokio::test]
+    async fn the_hit_ttl_follows_the_feed_and_every_change_of_state_empties_the_cache() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::with(&[&r]))
+            .hit_ttl(Duration::from_secs(3600))
+            .stale_hit_ttl(Duration::from_millis(50))
+            .unfollowed_hit_ttl(Duration::from_secs(3600))
+            .build();
+        cache.cache.resync(&[*r.id()]);
+        cache.lookup(r.id()).await.unwrap();
+        cache.cache.feed_down();
+        assert!(!cache.contains(r.id()), "the feed went down: emptied");
+        cache.lookup(r.id()).await.unwrap();
+        assert!(cache.contains(r.id()));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            !cache.contains(r.id()),
+            "while down, records live the stale TTL"
+        );
+        cache.cache.resync(&[*r.id()]);
+        cache.lookup(r.id()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(cache.contains(r.id()), "while up, the long hit TTL");
+        cache.cache.unfollowed();
+        assert!(!cache.contains(r.id()), "the listener stopped: emptied");
+        assert_eq!(cache.stats().filter, FilterState::Off);
+        assert_eq!(cache.get_ref().lookups(), 3);
+    }
+
     #[test]
     fn debug_shows_settings_not_records() {
         let cache = CachedKeyStore::new(crate::InMemoryKeyStore::new());
         let shown = format!("{cache:?}");
-        assert!(shown.contains("hit_ttl: 30s"), "{shown}");
+        assert!(shown.contains("hit_ttl: 600s"), "{shown}");
     }
 }

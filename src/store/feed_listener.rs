@@ -48,6 +48,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct KeyFeedListener {
     feed: Arc<dyn KeyIdFeed>,
     caches: Vec<Arc<Cache>>,
+    health: FeedHealth,
     first_backoff: Duration,
     max_backoff: Duration,
 }
@@ -69,6 +70,7 @@ impl KeyFeedListener {
         Self {
             feed: Arc::new(feed),
             caches: Vec::new(),
+            health: FeedHealth::default(),
             first_backoff: FIRST_BACKOFF,
             max_backoff: MAX_BACKOFF,
         }
@@ -88,11 +90,17 @@ impl KeyFeedListener {
         self
     }
 
+    /// A handle that tells whether this listener's feed is up; take it before
+    /// [`run`](Self::run) consumes the listener.
+    pub fn health(&self) -> FeedHealth {
+        self.health.clone()
+    }
+
     /// Follows the feed until `shutdown` completes or the feed is closed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         // Whichever way this future ends, dropped included, the filters go: a filter
         // no one updates would refuse new keys for good.
-        let _clear = ClearOnDrop(&self.caches);
+        let _clear = ClearOnDrop(&self.caches, &self.health);
         tokio::select! {
             biased;
             () = shutdown => tracing::debug!(feed = ?self.feed, "key feed listener stopped"),
@@ -115,6 +123,7 @@ impl KeyFeedListener {
                     for cache in &self.caches {
                         cache.resync(&snapshot);
                     }
+                    self.health.set(true);
                     tracing::info!(
                         feed = ?self.feed,
                         ids = snapshot.len(),
@@ -180,9 +189,30 @@ impl KeyFeedListener {
     }
 
     fn mark_stale(&self) {
+        self.health.set(false);
         for cache in &self.caches {
-            cache.ids.mark_stale();
+            cache.feed_down();
         }
+    }
+}
+
+/// Whether a [`KeyFeedListener`]'s feed is up: subscribed, with a snapshot applied and
+/// its connection alive. From [`KeyFeedListener::health`]; clones share the state.
+///
+/// While it is down, the caches serve records for their stale hit TTL only (1 s by
+/// default) and their id filters are stale. Each change is also logged: INFO when the
+/// feed is followed again, WARN when it is lost.
+#[derive(Debug, Clone, Default)]
+pub struct FeedHealth(Arc<std::sync::atomic::AtomicBool>);
+
+impl FeedHealth {
+    /// Whether the feed is up now.
+    pub fn is_up(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set(&self, up: bool) {
+        self.0.store(up, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -194,12 +224,13 @@ enum Lost {
     Failed(String),
 }
 
-struct ClearOnDrop<'a>(&'a [Arc<Cache>]);
+struct ClearOnDrop<'a>(&'a [Arc<Cache>], &'a FeedHealth);
 
 impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
+        self.1.set(false);
         for cache in self.0 {
-            cache.ids.clear();
+            cache.unfollowed();
         }
     }
 }

@@ -206,7 +206,22 @@ pub struct PgKeyStore {
     sql: Arc<Sql>,
     /// The role `migrate` trusts besides the connecting one.
     owner: Option<Arc<str>>,
+    /// How the feed's LISTEN connection proves it is alive.
+    heartbeat: Heartbeat,
 }
+
+/// A round trip on the LISTEN connection every `every`, answered within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heartbeat {
+    pub(crate) every: Duration,
+    pub(crate) timeout: Duration,
+}
+
+/// How often the feed's LISTEN connection is checked (5 s).
+pub const DEFAULT_HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long a heartbeat may take before the connection counts as dead (5 s): with
+/// [`DEFAULT_HEARTBEAT_EVERY`], a dead connection is found within 10 s.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for PgKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -227,6 +242,25 @@ impl PgKeyStore {
             pool,
             sql: Arc::new(Sql::new("public".to_owned(), "api_keys".to_owned())),
             owner: None,
+            heartbeat: Heartbeat {
+                every: DEFAULT_HEARTBEAT_EVERY,
+                timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            },
+        }
+    }
+
+    /// How the [`KeyIdFeed`](crate::KeyIdFeed)'s LISTEN connection is checked: a
+    /// `SELECT 1` on it every `every`, which must answer within `timeout` (defaults:
+    /// [`DEFAULT_HEARTBEAT_EVERY`], [`DEFAULT_HEARTBEAT_TIMEOUT`]). A connection that
+    /// is closed is noticed at once; one that is silently dead (a half-open TCP
+    /// connection, a black-holed network path) is noticed within `every + timeout`,
+    /// when the listener marks its caches stale and reconnects. The connection also
+    /// asks the server for TCP keepalives, so the server drops a listener it can no
+    /// longer reach.
+    pub fn with_heartbeat(self, every: Duration, timeout: Duration) -> Self {
+        Self {
+            heartbeat: Heartbeat { every, timeout },
+            ..self
         }
     }
 
