@@ -712,3 +712,281 @@ async fn admin_key_uses_are_tracked_like_any_other() {
     assert_eq!(me["scopes"], json!(["admin:keys"]));
     assert_eq!(me["name"], "demo admin");
 }
+
+// The demo binary from outside: the limits of a server that faces the internet
+// (`examples/demo/serve.rs`), through its flags, with real sockets.
+
+#[path = "common/demo_process.rs"]
+mod demo_process;
+#[path = "../examples/demo/serve.rs"]
+mod serve;
+
+use demo_process::{DemoProcess, GUARD};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A long time, for the limits a test is not about.
+const NEVER: &str = "3600";
+
+/// Reads from `stream` until the server closes it; returns what it sent first. Panics
+/// if the server keeps it open for [`GUARD`].
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(GUARD, async {
+        let mut buffer = [0; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(error) => panic!("reading: {error}"),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// An HTTP/1.1 client connection to `addr`, its driver spawned; the server's closing
+/// it ends the driver.
+async fn http1(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+fn get_health(addr: SocketAddr) -> Request<Full<Bytes>> {
+    Request::get(format!("http://{addr}/health"))
+        .header("host", addr.to_string())
+        .body(Full::default())
+        .unwrap()
+}
+
+/// `GET /health` on a new connection answers `ok`: the server is well.
+async fn assert_healthy(addr: SocketAddr) {
+    let (mut sender, _connection) = http1(addr).await;
+    let answer = Answer::read(sender.send_request(get_health(addr)).await.unwrap()).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_closed_after_the_header_read_timeout() {
+    let demo = DemoProcess::start(&[
+        "--header-read-timeout-secs",
+        "1",
+        "--idle-timeout-secs",
+        NEVER,
+        "--request-timeout-secs",
+        NEVER,
+    ])
+    .await;
+
+    // Headers begun and never finished: closed, unanswered.
+    let mut half_sent = TcpStream::connect(demo.addr).await.unwrap();
+    half_sent
+        .write_all(b"GET /health HTTP/1.1\r\nHost: demo\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut half_sent).await, "");
+
+    // A connection that never sends a byte: the same.
+    let mut silent = TcpStream::connect(demo.addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "");
+
+    assert_healthy(demo.addr).await;
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let demo = DemoProcess::start(&[
+        "--idle-timeout-secs",
+        "1",
+        "--header-read-timeout-secs",
+        NEVER,
+    ])
+    .await;
+
+    // HTTP/1.1 keep-alive: one request, then nothing. The sender stays alive, so it is
+    // the server that closes the connection.
+    let (mut sender, connection) = http1(demo.addr).await;
+    let answer = Answer::read(sender.send_request(get_health(demo.addr)).await.unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::timeout(GUARD, connection)
+        .await
+        .expect("the server closes an idle HTTP/1.1 connection")
+        .unwrap()
+        .unwrap();
+    drop(sender);
+
+    // HTTP/2 (prior knowledge), which hyper's header-read timer does not cover.
+    let stream = TcpStream::connect(demo.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let answer = Answer::read(sender.send_request(get_health(demo.addr)).await.unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::timeout(GUARD, connection)
+        .await
+        .expect("the server closes an idle HTTP/2 connection")
+        .unwrap()
+        .unwrap();
+    drop(sender);
+
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_connection_waits_until_another_closes() {
+    let demo = DemoProcess::start(&[
+        "--max-connections",
+        "2",
+        "--idle-timeout-secs",
+        NEVER,
+        "--header-read-timeout-secs",
+        NEVER,
+    ])
+    .await;
+    let (mut first, first_connection) = http1(demo.addr).await;
+    let (mut second, _second_connection) = http1(demo.addr).await;
+    for sender in [&mut first, &mut second] {
+        let answer = sender.send_request(get_health(demo.addr)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    // The kernel completes the third connection, but the demo does not accept it.
+    let (mut third, _third_connection) = http1(demo.addr).await;
+    let mut answer = std::pin::pin!(third.send_request(get_health(demo.addr)));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut answer)
+            .await
+            .is_err(),
+        "a third connection was served past the cap of 2"
+    );
+
+    // One closes: the third is accepted and served.
+    first_connection.abort();
+    drop(first);
+    let answer = tokio::time::timeout(GUARD, answer)
+        .await
+        .expect("the third connection is served once another closes")
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    demo.stop().await;
+}
+
+/// Starts `POST /admin/keys` with a body of `length` bytes and sends only `sent`.
+async fn slow_create(demo: &DemoProcess, length: usize, sent: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(demo.addr).await.unwrap();
+    let head = format!(
+        "POST /admin/keys HTTP/1.1\r\nHost: demo\r\nAuthorization: ApiKey-v2 {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{sent}",
+        demo.admin_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_request_body_that_outlasts_the_request_timeout_is_answered_408() {
+    let demo = DemoProcess::start(&["--request-timeout-secs", "1"]).await;
+    let mut stream = slow_create(&demo, 100, "{\"name\": ").await;
+    let answer = read_until_closed(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert_healthy(demo.addr).await;
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_lets_a_request_in_flight_finish_and_refuses_new_connections() {
+    let demo = DemoProcess::start(&["--request-timeout-secs", NEVER]).await;
+    let body = r#"{"name": "created while stopping", "scopes": []}"#;
+    let (begun, rest) = body.split_at(10);
+    let mut stream = slow_create(&demo, body.len(), begun).await;
+
+    demo.terminate();
+    demo.wait_for_log("SIGTERM received").await;
+    // The listener closes: new connections are refused.
+    let refused = tokio::time::timeout(GUARD, async {
+        while TcpStream::connect(demo.addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "the demo kept accepting connections");
+
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+    assert!(answer.contains("created while stopping"), "{answer}");
+
+    let log = demo.log();
+    let status = demo.wait().await;
+    assert!(status.success(), "{status}: {log}");
+}
+
+#[tokio::test]
+async fn the_admin_key_is_printed_once_on_stdout() {
+    let demo = DemoProcess::start(&[]).await;
+    assert_eq!(demo.stdout(), format!("admin key: {}\n", demo.admin_key));
+    assert!(!demo.log().contains(&demo.admin_key));
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn each_request_carries_its_peer_address_as_connect_info() {
+    use axum::extract::ConnectInfo;
+    let router = axum::Router::new().route(
+        "/peer",
+        axum::routing::get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = serve::Limits {
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(30),
+        max_connections: 8,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve::serve(listener, router, limits, async {
+        let _ = stopped.await;
+    }));
+
+    for _ in 0..2 {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(format!("http://{addr}/peer"))
+            .header("host", addr.to_string())
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let answer = Answer::read(sender.send_request(request).await.unwrap()).await;
+        assert_eq!(answer.body, local.to_string());
+    }
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(GUARD, server).await.unwrap().unwrap();
+}
