@@ -990,3 +990,272 @@ async fn each_request_carries_its_peer_address_as_connect_info() {
     stop.send(()).unwrap();
     tokio::time::timeout(GUARD, server).await.unwrap().unwrap();
 }
+
+/// The demo with `--database-url`: its admin key lives in a file (DESIGN §7).
+#[cfg(feature = "postgres")]
+mod with_a_database {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    use sqlx::PgPool;
+
+    use super::*;
+
+    fn unix_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// One test's schema in `APIKEY_TEST_DATABASE_URL` and its directory for the key
+    /// file, both named `demo_t<unix time>_<pid>_<n>`. [`Setup::clean`] drops the
+    /// schema, and the first setup of a run those of runs more than an hour old; the
+    /// directory goes when the setup drops.
+    struct Setup {
+        url: String,
+        pool: PgPool,
+        schema: String,
+        dir: PathBuf,
+    }
+
+    impl Setup {
+        async fn new() -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let url = std::env::var("APIKEY_TEST_DATABASE_URL").expect(
+                "APIKEY_TEST_DATABASE_URL must name a PostgreSQL database for these tests: \
+                 run scripts/test, which provides one, or set it yourself",
+            );
+            let pool = PgPool::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to APIKEY_TEST_DATABASE_URL: {e}"));
+            drop_stale_schemas(&pool).await;
+            let schema = format!(
+                "demo_t{}_{}_{}",
+                unix_now(),
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let dir = std::env::temp_dir().join(&schema);
+            std::fs::create_dir(&dir).unwrap();
+            Self {
+                url,
+                pool,
+                schema,
+                dir,
+            }
+        }
+
+        fn key_file(&self) -> PathBuf {
+            self.dir.join("admin.key")
+        }
+
+        fn args(&self) -> Vec<String> {
+            vec![
+                "--database-url".into(),
+                self.url.clone(),
+                "--database-schema".into(),
+                self.schema.clone(),
+                "--admin-key-file".into(),
+                self.key_file().to_str().unwrap().into(),
+            ]
+        }
+
+        async fn start(&self) -> DemoProcess {
+            let args = self.args();
+            DemoProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+        }
+
+        async fn fail(&self) -> String {
+            let args = self.args();
+            DemoProcess::fail(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+        }
+
+        /// Runs `sql` on the demo's table, named `keys` in it, for key `id` (`$1`).
+        async fn change(&self, sql: &str, id: &str) {
+            let sql = sql.replace("keys", &format!("\"{}\".api_keys", self.schema));
+            let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+        }
+
+        /// The file's content, checking that only its owner may read it.
+        fn read_key_file(&self) -> String {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.key_file();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+            std::fs::read_to_string(path).unwrap()
+        }
+
+        /// Drops the schema; a failed test leaves it to the stale-schema sweep.
+        async fn clean(self) {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn drop_stale_schemas(pool: &PgPool) {
+        static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if DONE.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let schemas: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'demo\\_t%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let cutoff = unix_now().saturating_sub(3600);
+        for schema in schemas {
+            let created: Option<u64> = schema
+                .strip_prefix("demo_t")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse().ok());
+            if created.is_some_and(|secs| secs < cutoff) {
+                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// `method path` on `demo` with `key`.
+    async fn send(demo: &DemoProcess, method: Method, path: &str, key: &str) -> Answer {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", demo.addr))
+            .header("authorization", format!("ApiKey-v2 {key}"))
+            .body(Full::default())
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
+    }
+
+    /// The ids of the admin keys in the database, as `key` lists them.
+    async fn admin_key_ids(demo: &DemoProcess, key: &str) -> Vec<String> {
+        let answer = send(demo, Method::GET, "/admin/keys", key).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|record| record["name"] == "demo admin")
+            .map(|record| record["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn id_of(key: &str) -> &str {
+        key.split('_').nth(1).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_restart_prints_the_same_admin_key() {
+        let setup = Setup::new().await;
+        let first = setup.start().await;
+        let key = first.admin_key.clone();
+        assert_eq!(setup.read_key_file(), format!("{key}\n"));
+        assert!(!first.log().contains(&key), "the key is never logged");
+        first.stop().await;
+
+        let second = setup.start().await;
+        assert_eq!(second.admin_key, key);
+        assert_eq!(admin_key_ids(&second, &key).await, [id_of(&key)]);
+        assert!(!second.log().contains(&key), "the key is never logged");
+        second.stop().await;
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn two_demos_starting_together_share_one_admin_key() {
+        let setup = Setup::new().await;
+        let (a, b) = tokio::join!(setup.start(), setup.start());
+        assert_eq!(a.admin_key, b.admin_key);
+        assert_eq!(admin_key_ids(&b, &a.admin_key).await, [id_of(&a.admin_key)]);
+        assert_eq!(setup.read_key_file(), format!("{}\n", a.admin_key));
+        a.stop().await;
+        b.stop().await;
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn an_admin_key_no_longer_active_is_replaced() {
+        let setup = Setup::new().await;
+        let demo = setup.start().await;
+        let revoked = demo.admin_key.clone();
+        let path = format!("/admin/keys/{}", id_of(&revoked));
+        let answer = send(&demo, Method::DELETE, &path, &revoked).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+        demo.stop().await;
+
+        // Revoked: a new key, in the file; the old one stays refused.
+        let demo = setup.start().await;
+        let key = demo.admin_key.clone();
+        assert_ne!(key, revoked);
+        assert_eq!(setup.read_key_file(), format!("{key}\n"));
+        let refused = send(&demo, Method::GET, "/admin/keys", &revoked).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(admin_key_ids(&demo, &key).await.len(), 2);
+        demo.stop().await;
+
+        // Expired, as a year passing would leave it; lacking the admin scope; gone from
+        // the database: each time a new key.
+        let mut previous = key;
+        for change in [
+            "UPDATE keys SET expires_at = now() - interval '1 second' WHERE id = $1",
+            "UPDATE keys SET scopes = ARRAY['reports:read'] WHERE id = $1",
+            "DELETE FROM keys WHERE id = $1",
+        ] {
+            setup.change(change, id_of(&previous)).await;
+            let demo = setup.start().await;
+            assert_ne!(demo.admin_key, previous, "after {change}");
+            assert_eq!(setup.read_key_file(), format!("{}\n", demo.admin_key));
+            let answer = send(&demo, Method::GET, "/admin/keys", &demo.admin_key).await;
+            assert_eq!(answer.status, StatusCode::OK);
+            previous = demo.admin_key.clone();
+            demo.stop().await;
+        }
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn a_key_file_that_holds_no_key_or_others_may_read_is_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let setup = Setup::new().await;
+        let path = setup.key_file();
+
+        std::fs::write(&path, "not a key\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = setup.fail().await;
+        assert!(log.contains("does not hold an API key"), "{log}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key\n");
+
+        // A real key, in a file others may read: refused, and left for the operator.
+        std::fs::remove_file(&path).unwrap();
+        let demo = setup.start().await;
+        let key = demo.admin_key.clone();
+        demo.stop().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let log = setup.fail().await;
+        assert!(log.contains("chmod 600"), "{log}");
+        assert!(!log.contains(&key), "the key is never logged");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{key}\n"));
+        setup.clean().await;
+    }
+}

@@ -110,6 +110,7 @@ impl DemoProcess {
     }
 
     /// Runs the demo with `args`, expecting it to fail at startup; returns its log.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub async fn fail(args: &[&str]) -> String {
         let mut child = spawn(args);
         let (stderr, _, reader) = read_stderr(&mut child);
