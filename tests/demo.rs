@@ -889,22 +889,37 @@ async fn past_the_connection_cap_a_connection_waits_until_another_closes() {
     demo.stop().await;
 }
 
-/// Starts `POST /admin/keys` with a body of `length` bytes and sends only `sent`.
-async fn slow_create(demo: &DemoProcess, length: usize, sent: &str) -> TcpStream {
+/// Starts `POST /admin/keys` with a body of `length` bytes to come, asking to continue,
+/// and returns once the demo answers `100 Continue`: the request is in flight and its
+/// handler is reading the body.
+async fn begin_create(demo: &DemoProcess, length: usize) -> TcpStream {
     let mut stream = TcpStream::connect(demo.addr).await.unwrap();
     let head = format!(
         "POST /admin/keys HTTP/1.1\r\nHost: demo\r\nAuthorization: ApiKey-v2 {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{sent}",
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\
+         Expect: 100-continue\r\n\r\n",
         demo.admin_key
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let continued = tokio::time::timeout(GUARD, async {
+        while !received.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed early");
+            received.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(continued.is_ok(), "the demo never read the body");
+    assert_eq!(received, b"HTTP/1.1 100 Continue\r\n\r\n");
     stream
 }
 
 #[tokio::test]
 async fn a_request_body_that_outlasts_the_request_timeout_is_answered_408() {
     let demo = DemoProcess::start(&["--request-timeout-secs", "1"]).await;
-    let mut stream = slow_create(&demo, 100, "{\"name\": ").await;
+    let mut stream = begin_create(&demo, 100).await;
+    stream.write_all(b"{\"name\": ").await.unwrap();
     let answer = read_until_closed(&mut stream).await;
     assert!(
         answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
@@ -918,8 +933,7 @@ async fn a_request_body_that_outlasts_the_request_timeout_is_answered_408() {
 async fn stopping_lets_a_request_in_flight_finish_and_refuses_new_connections() {
     let demo = DemoProcess::start(&["--request-timeout-secs", NEVER]).await;
     let body = r#"{"name": "created while stopping", "scopes": []}"#;
-    let (begun, rest) = body.split_at(10);
-    let mut stream = slow_create(&demo, body.len(), begun).await;
+    let mut stream = begin_create(&demo, body.len()).await;
 
     demo.terminate();
     demo.wait_for_log("SIGTERM received").await;
@@ -932,7 +946,7 @@ async fn stopping_lets_a_request_in_flight_finish_and_refuses_new_connections() 
     .await;
     assert!(refused.is_ok(), "the demo kept accepting connections");
 
-    stream.write_all(rest.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
     let answer = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
     assert!(answer.contains("created while stopping"), "{answer}");

@@ -29,42 +29,53 @@ pub async fn from_file<S: KeyStoreAdmin>(
     let shown = file.path().display();
     if let Some(key) = file.read()? {
         let record = manager.store().get(key.id()).await?;
-        match record.as_ref().map(|r| check_usable(r, &key, clock)) {
-            Some(Ok(())) => {
-                tracing::info!(key_id = %key.id(), file = %shown, "reusing the admin key in the file");
-                return Ok(key);
-            }
-            Some(Err(reason)) => {
-                tracing::info!(key_id = %key.id(), file = %shown, reason, "minting a new admin key");
-            }
-            None => {
+        match check_usable(record.as_ref(), &key, clock) {
+            Ok(()) => {
                 tracing::info!(
                     key_id = %key.id(),
                     file = %shown,
-                    reason = "the database has no such key",
-                    "minting a new admin key"
+                    "reusing the admin key in the file"
                 );
+                return Ok(key);
             }
+            Err(reason) => tracing::info!(
+                key_id = %key.id(),
+                file = %shown,
+                reason,
+                "minting a new admin key"
+            ),
         }
     }
     let key = app::mint_admin_key(manager).await?;
     if let Err(error) = file.replace(&key) {
         // A key nobody can read must not stay valid for a year.
         if let Err(revoke) = manager.revoke(key.id()).await {
-            tracing::error!(key_id = %key.id(), error = %revoke, "cannot revoke the admin key that could not be saved");
+            tracing::error!(
+                key_id = %key.id(),
+                error = %revoke,
+                "cannot revoke the admin key that could not be saved"
+            );
         }
         return Err(error.into());
     }
-    tracing::info!(key_id = %key.id(), file = %shown, "wrote a new admin key to the file");
+    tracing::info!(
+        key_id = %key.id(),
+        file = %shown,
+        "wrote a new admin key to the file"
+    );
     Ok(key)
 }
 
-/// Why `record`, the database's record of `key`, cannot serve as the admin key now.
+/// Why `key`, whose record in the database is `record`, cannot serve as the admin key
+/// now.
 fn check_usable(
-    record: &KeyRecord,
+    record: Option<&KeyRecord>,
     key: &PlaintextKey,
     clock: &dyn Clock,
 ) -> Result<(), &'static str> {
+    let Some(record) = record else {
+        return Err("the database has no such key");
+    };
     if *record.digest() != key.digest() {
         return Err("the database's key with this id is another key");
     }

@@ -66,8 +66,8 @@ struct Args {
     )]
     header_read_timeout_secs: u64,
 
-    /// Seconds a connection may stay open with no request in flight (HTTP/1 keep-alive
-    /// connections: at most the header-read timeout).
+    /// Seconds a connection may stay open with no request in flight (an idle HTTP/1
+    /// connection already closes at the header-read timeout, if that is shorter).
     #[arg(
         long,
         value_name = "N",
@@ -226,6 +226,7 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
     } = demo;
 
     let flushing = tokio::spawn(tracker.run());
+    let stop = stop_signal();
 
     // Printed once, after the listener is bound, so that the server answers as soon as
     // this line appears. The plaintext is dropped (and zeroed) right after.
@@ -242,7 +243,7 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
         "demo listening"
     );
 
-    serve::serve(listener, router, limits, stop_signal()).await;
+    serve::serve(listener, router, limits, stop).await;
 
     tracing::info!("stopped taking requests; writing pending last-used times");
     tracker.shutdown().await?;
@@ -251,30 +252,48 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for Ctrl-C (SIGINT) and, on Unix, SIGTERM from this call on; the future
+/// resolves on the first of them. Called before the demo announces itself, so that a
+/// signal sent as soon as it has is never met by the default action, which would end
+/// the process without a graceful stop.
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    {
+        use tokio::signal::unix::SignalKind;
+        let ctrl_c = listen(SignalKind::interrupt(), "Ctrl-C");
+        let terminate = listen(SignalKind::terminate(), "SIGTERM");
+        async move {
+            tokio::select! {
+                () = ctrl_c => tracing::info!("Ctrl-C received"),
+                () = terminate => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("Ctrl-C received"),
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Resolves on the signal `kind`, registered now; never, if it cannot be.
+#[cfg(unix)]
+fn listen(kind: tokio::signal::unix::SignalKind, name: &'static str) -> impl Future<Output = ()> {
+    let signal = tokio::signal::unix::signal(kind);
+    async move {
+        match signal {
             Ok(mut signal) => {
                 signal.recv().await;
             }
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
+                tracing::error!(%error, "cannot listen for {name}");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }

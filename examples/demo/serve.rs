@@ -194,10 +194,9 @@ async fn serve_connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    // Lets HTTP/2 clients open WebSockets, as `axum::serve` does.
-    builder.http2().enable_connect_protocol();
-    let mut connection =
-        pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+    // Without upgrades (the demo has no WebSockets): an upgraded connection would
+    // leave hyper, and with it the timeouts and the cap.
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let mut watchdog = pin!(sleep_until(activity.deadline(&limits, Instant::now())));
     let mut closing = false;
     loop {
