@@ -712,3 +712,564 @@ async fn admin_key_uses_are_tracked_like_any_other() {
     assert_eq!(me["scopes"], json!(["admin:keys"]));
     assert_eq!(me["name"], "demo admin");
 }
+
+// The demo binary from outside: the limits of a server that faces the internet
+// (`examples/demo/serve.rs`), through its flags, with real sockets.
+
+#[path = "common/demo_process.rs"]
+mod demo_process;
+#[path = "../examples/demo/serve.rs"]
+mod serve;
+
+use demo_process::{DemoProcess, GUARD};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A long time, for the limits a test is not about.
+const NEVER: &str = "3600";
+
+/// Reads from `stream` until the server closes it; returns what it sent first. Panics
+/// if the server keeps it open for [`GUARD`].
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(GUARD, async {
+        let mut buffer = [0; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(error) => panic!("reading: {error}"),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// An HTTP/1.1 client connection to `addr`, its driver spawned; the server's closing
+/// it ends the driver.
+async fn http1(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+fn get_health(addr: SocketAddr) -> Request<Full<Bytes>> {
+    Request::get(format!("http://{addr}/health"))
+        .header("host", addr.to_string())
+        .body(Full::default())
+        .unwrap()
+}
+
+/// `GET /health` on a new connection answers `ok`: the server is well.
+async fn assert_healthy(addr: SocketAddr) {
+    let (mut sender, _connection) = http1(addr).await;
+    let answer = Answer::read(sender.send_request(get_health(addr)).await.unwrap()).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_closed_after_the_header_read_timeout() {
+    let demo = DemoProcess::start(&[
+        "--header-read-timeout-secs",
+        "1",
+        "--idle-timeout-secs",
+        NEVER,
+        "--request-timeout-secs",
+        NEVER,
+    ])
+    .await;
+
+    // Headers begun and never finished: closed, unanswered.
+    let mut half_sent = TcpStream::connect(demo.addr).await.unwrap();
+    half_sent
+        .write_all(b"GET /health HTTP/1.1\r\nHost: demo\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut half_sent).await, "");
+
+    // A connection that never sends a byte: the same.
+    let mut silent = TcpStream::connect(demo.addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "");
+
+    assert_healthy(demo.addr).await;
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let demo = DemoProcess::start(&[
+        "--idle-timeout-secs",
+        "1",
+        "--header-read-timeout-secs",
+        NEVER,
+    ])
+    .await;
+
+    // HTTP/1.1 keep-alive: one request, then nothing. The sender stays alive, so it is
+    // the server that closes the connection.
+    let (mut sender, connection) = http1(demo.addr).await;
+    let answer = Answer::read(sender.send_request(get_health(demo.addr)).await.unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::timeout(GUARD, connection)
+        .await
+        .expect("the server closes an idle HTTP/1.1 connection")
+        .unwrap()
+        .unwrap();
+    drop(sender);
+
+    // HTTP/2 (prior knowledge), which hyper's header-read timer does not cover.
+    let stream = TcpStream::connect(demo.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let answer = Answer::read(sender.send_request(get_health(demo.addr)).await.unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::timeout(GUARD, connection)
+        .await
+        .expect("the server closes an idle HTTP/2 connection")
+        .unwrap()
+        .unwrap();
+    drop(sender);
+
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_connection_waits_until_another_closes() {
+    let demo = DemoProcess::start(&[
+        "--max-connections",
+        "2",
+        "--idle-timeout-secs",
+        NEVER,
+        "--header-read-timeout-secs",
+        NEVER,
+    ])
+    .await;
+    let (mut first, first_connection) = http1(demo.addr).await;
+    let (mut second, _second_connection) = http1(demo.addr).await;
+    for sender in [&mut first, &mut second] {
+        let answer = sender.send_request(get_health(demo.addr)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    // The kernel completes the third connection, but the demo does not accept it.
+    let (mut third, _third_connection) = http1(demo.addr).await;
+    let mut answer = std::pin::pin!(third.send_request(get_health(demo.addr)));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut answer)
+            .await
+            .is_err(),
+        "a third connection was served past the cap of 2"
+    );
+
+    // One closes: the third is accepted and served.
+    first_connection.abort();
+    drop(first);
+    let answer = tokio::time::timeout(GUARD, answer)
+        .await
+        .expect("the third connection is served once another closes")
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    demo.stop().await;
+}
+
+/// Starts `POST /admin/keys` with a body of `length` bytes to come, asking to continue,
+/// and returns once the demo answers `100 Continue`: the request is in flight and its
+/// handler is reading the body.
+async fn begin_create(demo: &DemoProcess, length: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(demo.addr).await.unwrap();
+    let head = format!(
+        "POST /admin/keys HTTP/1.1\r\nHost: demo\r\nAuthorization: ApiKey-v2 {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\
+         Expect: 100-continue\r\n\r\n",
+        demo.admin_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let continued = tokio::time::timeout(GUARD, async {
+        while !received.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed early");
+            received.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(continued.is_ok(), "the demo never read the body");
+    assert_eq!(received, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream
+}
+
+#[tokio::test]
+async fn a_request_body_that_outlasts_the_request_timeout_is_answered_408() {
+    let demo = DemoProcess::start(&["--request-timeout-secs", "1"]).await;
+    let mut stream = begin_create(&demo, 100).await;
+    stream.write_all(b"{\"name\": ").await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert_healthy(demo.addr).await;
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_lets_a_request_in_flight_finish_and_refuses_new_connections() {
+    let demo = DemoProcess::start(&["--request-timeout-secs", NEVER]).await;
+    let body = r#"{"name": "created while stopping", "scopes": []}"#;
+    let mut stream = begin_create(&demo, body.len()).await;
+
+    demo.terminate();
+    demo.wait_for_log("SIGTERM received").await;
+    // The listener closes: new connections are refused.
+    let refused = tokio::time::timeout(GUARD, async {
+        while TcpStream::connect(demo.addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "the demo kept accepting connections");
+
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+    assert!(answer.contains("created while stopping"), "{answer}");
+
+    let log = demo.log();
+    let status = demo.wait().await;
+    assert!(status.success(), "{status}: {log}");
+}
+
+#[tokio::test]
+async fn the_admin_key_is_printed_once_on_stdout() {
+    let demo = DemoProcess::start(&[]).await;
+    assert_eq!(demo.stdout(), format!("admin key: {}\n", demo.admin_key));
+    assert!(!demo.log().contains(&demo.admin_key));
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn each_request_carries_its_peer_address_as_connect_info() {
+    use axum::extract::ConnectInfo;
+    let router = axum::Router::new().route(
+        "/peer",
+        axum::routing::get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = serve::Limits {
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(30),
+        max_connections: 8,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve::serve(listener, router, limits, async {
+        let _ = stopped.await;
+    }));
+
+    for _ in 0..2 {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(format!("http://{addr}/peer"))
+            .header("host", addr.to_string())
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let answer = Answer::read(sender.send_request(request).await.unwrap()).await;
+        assert_eq!(answer.body, local.to_string());
+    }
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(GUARD, server).await.unwrap().unwrap();
+}
+
+/// The demo with `--database-url`: its admin key lives in a file (DESIGN §7).
+#[cfg(feature = "postgres")]
+mod with_a_database {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    use sqlx::PgPool;
+
+    use super::*;
+
+    fn unix_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// One test's schema in `APIKEY_TEST_DATABASE_URL` and its directory for the key
+    /// file, both named `demo_t<unix time>_<pid>_<n>`. [`Setup::clean`] drops the
+    /// schema, and the first setup of a run those of runs more than an hour old; the
+    /// directory goes when the setup drops.
+    struct Setup {
+        url: String,
+        pool: PgPool,
+        schema: String,
+        dir: PathBuf,
+    }
+
+    impl Setup {
+        async fn new() -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let url = std::env::var("APIKEY_TEST_DATABASE_URL").expect(
+                "APIKEY_TEST_DATABASE_URL must name a PostgreSQL database for these tests: \
+                 run scripts/test, which provides one, or set it yourself",
+            );
+            let pool = PgPool::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to APIKEY_TEST_DATABASE_URL: {e}"));
+            drop_stale_schemas(&pool).await;
+            let schema = format!(
+                "demo_t{}_{}_{}",
+                unix_now(),
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let dir = std::env::temp_dir().join(&schema);
+            std::fs::create_dir(&dir).unwrap();
+            Self {
+                url,
+                pool,
+                schema,
+                dir,
+            }
+        }
+
+        fn key_file(&self) -> PathBuf {
+            self.dir.join("admin.key")
+        }
+
+        fn args(&self) -> Vec<String> {
+            vec![
+                "--database-url".into(),
+                self.url.clone(),
+                "--database-schema".into(),
+                self.schema.clone(),
+                "--admin-key-file".into(),
+                self.key_file().to_str().unwrap().into(),
+            ]
+        }
+
+        async fn start(&self) -> DemoProcess {
+            let args = self.args();
+            DemoProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+        }
+
+        async fn fail(&self) -> String {
+            let args = self.args();
+            DemoProcess::fail(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+        }
+
+        /// Runs `sql` on the demo's table, named `keys` in it, for key `id` (`$1`).
+        async fn change(&self, sql: &str, id: &str) {
+            let sql = sql.replace("keys", &format!("\"{}\".api_keys", self.schema));
+            let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+        }
+
+        /// The file's content, checking that only its owner may read it.
+        fn read_key_file(&self) -> String {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.key_file();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+            std::fs::read_to_string(path).unwrap()
+        }
+
+        /// Drops the schema; a failed test leaves it to the stale-schema sweep.
+        async fn clean(self) {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn drop_stale_schemas(pool: &PgPool) {
+        static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if DONE.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let schemas: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'demo\\_t%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let cutoff = unix_now().saturating_sub(3600);
+        for schema in schemas {
+            let created: Option<u64> = schema
+                .strip_prefix("demo_t")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse().ok());
+            if created.is_some_and(|secs| secs < cutoff) {
+                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// `method path` on `demo` with `key`.
+    async fn send(demo: &DemoProcess, method: Method, path: &str, key: &str) -> Answer {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", demo.addr))
+            .header("authorization", format!("ApiKey-v2 {key}"))
+            .body(Full::default())
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
+    }
+
+    /// The ids of the admin keys in the database, as `key` lists them.
+    async fn admin_key_ids(demo: &DemoProcess, key: &str) -> Vec<String> {
+        let answer = send(demo, Method::GET, "/admin/keys", key).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|record| record["name"] == "demo admin")
+            .map(|record| record["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn id_of(key: &str) -> &str {
+        key.split('_').nth(1).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_restart_prints_the_same_admin_key() {
+        let setup = Setup::new().await;
+        let first = setup.start().await;
+        let key = first.admin_key.clone();
+        assert_eq!(setup.read_key_file(), format!("{key}\n"));
+        assert!(!first.log().contains(&key), "the key is never logged");
+        first.stop().await;
+
+        let second = setup.start().await;
+        assert_eq!(second.admin_key, key);
+        assert_eq!(admin_key_ids(&second, &key).await, [id_of(&key)]);
+        assert!(!second.log().contains(&key), "the key is never logged");
+        second.stop().await;
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn two_demos_starting_together_share_one_admin_key() {
+        let setup = Setup::new().await;
+        let (a, b) = tokio::join!(setup.start(), setup.start());
+        assert_eq!(a.admin_key, b.admin_key);
+        assert_eq!(admin_key_ids(&b, &a.admin_key).await, [id_of(&a.admin_key)]);
+        assert_eq!(setup.read_key_file(), format!("{}\n", a.admin_key));
+        a.stop().await;
+        b.stop().await;
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn an_admin_key_no_longer_active_is_replaced() {
+        let setup = Setup::new().await;
+        let demo = setup.start().await;
+        let revoked = demo.admin_key.clone();
+        let path = format!("/admin/keys/{}", id_of(&revoked));
+        let answer = send(&demo, Method::DELETE, &path, &revoked).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+        demo.stop().await;
+
+        // Revoked: a new key, in the file; the old one stays refused.
+        let demo = setup.start().await;
+        let key = demo.admin_key.clone();
+        assert_ne!(key, revoked);
+        assert_eq!(setup.read_key_file(), format!("{key}\n"));
+        let refused = send(&demo, Method::GET, "/admin/keys", &revoked).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(admin_key_ids(&demo, &key).await.len(), 2);
+        demo.stop().await;
+
+        // Expired, as a year passing would leave it; lacking the admin scope; gone from
+        // the database: each time a new key.
+        let mut previous = key;
+        for change in [
+            "UPDATE keys SET expires_at = now() - interval '1 second' WHERE id = $1",
+            "UPDATE keys SET scopes = ARRAY['reports:read'] WHERE id = $1",
+            "DELETE FROM keys WHERE id = $1",
+        ] {
+            setup.change(change, id_of(&previous)).await;
+            let demo = setup.start().await;
+            assert_ne!(demo.admin_key, previous, "after {change}");
+            assert_eq!(setup.read_key_file(), format!("{}\n", demo.admin_key));
+            let answer = send(&demo, Method::GET, "/admin/keys", &demo.admin_key).await;
+            assert_eq!(answer.status, StatusCode::OK);
+            previous = demo.admin_key.clone();
+            demo.stop().await;
+        }
+        setup.clean().await;
+    }
+
+    #[tokio::test]
+    async fn a_key_file_that_holds_no_key_or_others_may_read_is_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let setup = Setup::new().await;
+        let path = setup.key_file();
+
+        std::fs::write(&path, "not a key\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = setup.fail().await;
+        assert!(log.contains("does not hold an API key"), "{log}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key\n");
+
+        // A real key, in a file others may read: refused, and left for the operator.
+        std::fs::remove_file(&path).unwrap();
+        let demo = setup.start().await;
+        let key = demo.admin_key.clone();
+        demo.stop().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let log = setup.fail().await;
+        assert!(log.contains("chmod 600"), "{log}");
+        assert!(!log.contains(&key), "the key is never logged");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{key}\n"));
+        setup.clean().await;
+    }
+}

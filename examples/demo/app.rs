@@ -39,8 +39,13 @@ pub struct Demo {
     pub admin_key: PlaintextKey,
 }
 
-/// Builds the demo over `store`: an admin key, the usage tracker (writing last-used
-/// times into the store every `usage_flush`) and the routes.
+/// The name of the operator's admin key.
+pub const ADMIN_KEY_NAME: &str = "demo admin";
+
+/// The scopes of the operator's admin key.
+pub const ADMIN_KEY_SCOPES: [&str; 1] = [ADMIN_SCOPE];
+
+/// Builds the demo over `store` with a new admin key: see [`build_with_admin_key`].
 pub async fn build<S>(
     store: S,
     usage_flush: Duration,
@@ -49,11 +54,34 @@ pub async fn build<S>(
 where
     S: KeyStoreAdmin + UsageSink + Clone,
 {
+    let admin_key =
+        mint_admin_key(&KeyManager::new(store.clone()).with_clock(clock.clone())).await?;
+    Ok(build_with_admin_key(store, usage_flush, clock, admin_key))
+}
+
+/// Creates an admin key (name [`ADMIN_KEY_NAME`], scopes [`ADMIN_KEY_SCOPES`]) in the
+/// manager's store.
+pub async fn mint_admin_key<S: KeyStoreAdmin>(
+    manager: &KeyManager<S>,
+) -> Result<PlaintextKey, ManagerError> {
+    let created = manager
+        .create(NewKey::new(ADMIN_KEY_NAME, ADMIN_KEY_SCOPES))
+        .await?;
+    Ok(created.key)
+}
+
+/// Builds the demo over `store`, for an operator holding `admin_key`: the usage tracker
+/// (writing last-used times into the store every `usage_flush`) and the routes.
+pub fn build_with_admin_key<S>(
+    store: S,
+    usage_flush: Duration,
+    clock: Arc<dyn Clock>,
+    admin_key: PlaintextKey,
+) -> Demo
+where
+    S: KeyStoreAdmin + UsageSink + Clone,
+{
     let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
-    let admin_key = manager
-        .create(NewKey::new("demo admin", [ADMIN_SCOPE]))
-        .await?
-        .key;
     let tracker = UsageTracker::builder(store.clone())
         .period(usage_flush)
         .build();
@@ -92,11 +120,11 @@ where
         // `nest_service` rather than `nest`, so that the panel answers at `/admin/` as
         // well as at `/admin`.
         .nest_service("/admin", admin);
-    Ok(Demo {
+    Demo {
         router,
         tracker,
         admin_key,
-    })
+    }
 }
 
 fn require(scope: &str) -> RequireScopesLayer {

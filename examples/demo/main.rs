@@ -10,15 +10,23 @@
 //! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
 //! - `/admin/`: the same in a browser, the "Connector Access Control" panel.
 //!
-//! Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then pending
-//! last-used times are written.
+//! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
+//! timeout, a request timeout and a connection cap, each with a flag. Ctrl-C or SIGTERM
+//! stops it gracefully: in-flight requests finish, then pending last-used times are
+//! written.
 //!
 //! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
 //! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
 //! processes on one database act as one system: keys, revocations and last-used times
-//! are shared.
+//! are shared. The admin key then lives in a file (`--admin-key-file`, see
+//! `admin_key.rs`), so restarts print the same key instead of minting another.
 
+#[cfg(feature = "postgres")]
+mod admin_key;
 mod app;
+#[cfg(feature = "postgres")]
+mod key_file;
+mod serve;
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -28,7 +36,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use tower_apikey::{InMemoryKeyStore, KeyStoreAdmin, SystemClock, UsageSink};
+use tower_apikey::{InMemoryKeyStore, SystemClock};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.
@@ -48,6 +56,46 @@ struct Args {
     )]
     usage_flush_secs: u64,
 
+    /// Seconds a client may take to send a request's headers, from when its connection
+    /// opens or falls idle; then the connection is closed.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    header_read_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no request in flight (an idle HTTP/1
+    /// connection already closes at the header-read timeout, if that is shorter).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    idle_timeout_secs: u64,
+
+    /// Seconds a request, reading its body included, may take before it is answered
+    /// 408; also how long a stop waits for requests in flight.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    request_timeout_secs: u64,
+
+    /// Connections served at once; more wait to be accepted. Each holds a file
+    /// descriptor: keep it below `ulimit -n`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    max_connections: u32,
+
     /// Keep keys in this PostgreSQL database (postgres://user:password@host/db) instead
     /// of in memory; the table is created if missing.
     #[cfg(feature = "postgres")]
@@ -64,6 +112,39 @@ struct Args {
         value_parser = clap::value_parser!(u32).range(2..)
     )]
     database_pool_size: u32,
+
+    /// The schema of the keys' table (`api_keys`) in that database; created if missing.
+    #[cfg(feature = "postgres")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "public",
+        requires = "database_url"
+    )]
+    database_schema: String,
+
+    /// With --database-url: the file that keeps the admin key between starts (mode
+    /// 0600). Created with a new key if missing; its key is reused while the database
+    /// holds it active, and replaced otherwise. Share it between demos on one database.
+    #[cfg(feature = "postgres")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "demo-admin.key",
+        requires = "database_url"
+    )]
+    admin_key_file: std::path::PathBuf,
+}
+
+impl Args {
+    fn limits(&self) -> serve::Limits {
+        serve::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections as usize,
+        }
+    }
 }
 
 #[tokio::main]
@@ -93,7 +174,14 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(url) = &args.database_url {
         return serve_postgres(listener, url, &args).await;
     }
-    serve(listener, InMemoryKeyStore::new(), &args).await
+    // In memory, every start has a new store, hence a new admin key.
+    let demo = app::build(
+        InMemoryKeyStore::new(),
+        Duration::from_secs(args.usage_flush_secs),
+        Arc::new(SystemClock),
+    )
+    .await?;
+    serve(listener, demo, &args).await
 }
 
 /// Serves the demo over PostgreSQL: the store behind a cache, with a listener that
@@ -106,7 +194,7 @@ async fn serve_postgres(
     url: &str,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_apikey::{CachedKeyStore, PgKeyStore};
+    use tower_apikey::{CachedKeyStore, KeyManager, PgKeyStore};
 
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(args.database_pool_size)
@@ -115,50 +203,61 @@ async fn serve_postgres(
         .connect(url)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    let store = CachedKeyStore::new(PgKeyStore::new(pool));
-    store.get_ref().migrate().await?;
+    let store = PgKeyStore::new(pool)
+        .with_schema(&args.database_schema)
+        .map_err(|e| format!("--database-schema: {e}"))?;
+    store.migrate().await?;
+    // Checked against the database itself, not through the cache.
+    let admin_key = admin_key::from_file(
+        &args.admin_key_file,
+        &KeyManager::new(store.clone()).with_clock(SystemClock),
+        &SystemClock,
+    )
+    .await?;
+    let store = CachedKeyStore::new(store);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let following = tokio::spawn(store.feed_listener().run(async {
         let _ = stopped.await;
     }));
-    let served = serve(listener, store, args).await;
+    let demo = app::build_with_admin_key(
+        store,
+        Duration::from_secs(args.usage_flush_secs),
+        Arc::new(SystemClock),
+        admin_key,
+    );
+    let served = serve(listener, demo, args).await;
     let _ = stop.send(());
     following.await?;
     served
 }
 
-/// Serves the demo over `store` until Ctrl-C or SIGTERM, then writes pending last-used
-/// times.
-async fn serve<S>(listener: TcpListener, store: S, args: &Args) -> Result<(), Box<dyn Error>>
-where
-    S: KeyStoreAdmin + UsageSink + Clone,
-{
+/// Serves `demo` until Ctrl-C or SIGTERM, then writes pending last-used times.
+async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<(), Box<dyn Error>> {
     let app::Demo {
         router,
         tracker,
         admin_key,
-    } = app::build(
-        store,
-        Duration::from_secs(args.usage_flush_secs),
-        Arc::new(SystemClock),
-    )
-    .await?;
+    } = demo;
 
     let flushing = tokio::spawn(tracker.run());
+    let stop = stop_signal();
 
     // Printed once, after the listener is bound, so that the server answers as soon as
     // this line appears. The plaintext is dropped (and zeroed) right after.
     println!("admin key: {}", admin_key.expose_secret());
     drop(admin_key);
+    let limits = args.limits();
     tracing::info!(
         addr = %listener.local_addr()?,
         usage_flush_secs = args.usage_flush_secs,
+        header_read_timeout_secs = args.header_read_timeout_secs,
+        idle_timeout_secs = args.idle_timeout_secs,
+        request_timeout_secs = args.request_timeout_secs,
+        max_connections = args.max_connections,
         "demo listening"
     );
 
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    serve::serve(listener, router, limits, stop).await;
 
     tracing::info!("stopped taking requests; writing pending last-used times");
     tracker.shutdown().await?;
@@ -167,30 +266,48 @@ where
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for Ctrl-C (SIGINT) and, on Unix, SIGTERM from this call on; the future
+/// resolves on the first of them. Called before the demo announces itself, so that a
+/// signal sent as soon as it has is never met by the default action, which would end
+/// the process without a graceful stop.
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    {
+        use tokio::signal::unix::SignalKind;
+        let ctrl_c = listen(SignalKind::interrupt(), "Ctrl-C");
+        let terminate = listen(SignalKind::terminate(), "SIGTERM");
+        async move {
+            tokio::select! {
+                () = ctrl_c => tracing::info!("Ctrl-C received"),
+                () = terminate => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("Ctrl-C received"),
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Resolves on the signal `kind`, registered now; never, if it cannot be.
+#[cfg(unix)]
+fn listen(kind: tokio::signal::unix::SignalKind, name: &'static str) -> impl Future<Output = ()> {
+    let signal = tokio::signal::unix::signal(kind);
+    async move {
+        match signal {
             Ok(mut signal) => {
                 signal.recv().await;
             }
             Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
+                tracing::error!(%error, "cannot listen for {name}");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
