@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_apikey::store::conformance::{assert_same_record, sample_record};
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage, NewKey,
-    PgKeyStore, PlaintextKey, StoreError, UsageSink,
+    ApiKeyV2Layer, CachedKeyStore, Clock, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage,
+    ManualClock, NewKey, PgKeyStore, PlaintextKey, StoreError, SystemClock, UsageSink,
 };
 
 const SCHEMA: &str = "apikey_tests";
@@ -138,12 +138,18 @@ impl Instance {
     /// An instance whose cache holds entries for an hour, so that only the listener
     /// can make it see a revocation made elsewhere.
     fn new(store: PgKeyStore) -> Self {
+        Self::with_clock(store, SystemClock)
+    }
+
+    /// Like [`new`](Self::new), with `clock` as this instance's wall clock (its
+    /// manager's and its layer's).
+    fn with_clock(store: PgKeyStore, clock: impl Clock + Clone) -> Self {
         let store = CachedKeyStore::builder(store)
             .hit_ttl(Duration::from_secs(3600))
             .build();
         Self {
-            manager: KeyManager::new(store.clone()),
-            layer: ApiKeyV2Layer::new(store.clone()),
+            manager: KeyManager::new(store.clone()).with_clock(clock.clone()),
+            layer: ApiKeyV2Layer::new(store.clone()).clock(clock),
             store,
             listener: None,
         }
@@ -391,6 +397,52 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
         latencies[KEYS - 1],
     );
     b.stop_listening().await;
+}
+
+/// Instance A's clock runs 120 s ahead of B's and C's: the revocation time A writes
+/// lies in their future, and must not matter. B had the keys cached (the listener
+/// evicts them); C reads them from the database for the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_by_an_instance_whose_clock_runs_ahead_is_refused_by_the_others_at_once() {
+    let ahead = ManualClock::new(SystemTime::now() + Duration::from_secs(120));
+    let a = Instance::with_clock(fresh_store(pool().await).await, ahead);
+    let mut b = Instance::new(same_table(a.store.get_ref(), pool().await));
+    let c = Instance::new(same_table(a.store.get_ref(), pool().await));
+    b.listen().await;
+    let revoked = a.create("revoked").await;
+    let leaked = a.create("leaked").await;
+    for key in [&revoked, &leaked] {
+        assert_eq!(b.call(key).await, StatusCode::OK);
+        assert!(b.store.contains(key.id()), "instance B caches the key");
+    }
+    a.manager.revoke(revoked.id()).await.expect("revoke on A");
+    a.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .expect("rotate with zero overlap on A");
+    for key in [&revoked, &leaked] {
+        assert_eq!(c.call(key).await, StatusCode::UNAUTHORIZED, "{}", key.id());
+        // Within the listener's bound, not the 120 s of skew: DEADLINE is 10 s.
+        b.wait_for(key, StatusCode::UNAUTHORIZED).await;
+    }
+    b.stop_listening().await;
+}
+
+#[tokio::test]
+async fn a_backwards_clock_step_after_a_revocation_does_not_revive_the_key() {
+    let clock = ManualClock::starting_now();
+    let a = Instance::with_clock(fresh_store(pool().await).await, clock.clone());
+    let revoked = a.create("revoked").await;
+    let leaked = a.create("leaked").await;
+    a.manager.revoke(revoked.id()).await.unwrap();
+    a.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    clock.set(clock.now() - Duration::from_secs(5));
+    for key in [&revoked, &leaked] {
+        assert_eq!(a.call(key).await, StatusCode::UNAUTHORIZED, "{}", key.id());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

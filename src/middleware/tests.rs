@@ -14,8 +14,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use crate::store::StoreError;
 use crate::test_util::{FailingStore, HangingStore};
 use crate::{
-    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
-    KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix,
+    KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
 };
 
 /// A store that counts lookups, answering from an in-memory store; `ready` chooses
@@ -271,6 +271,45 @@ async fn a_revoked_key_is_rejected_at_once() {
     assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 200);
     f.manager.revoke(key.id()).await.unwrap();
     assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 401);
+}
+
+/// Instance A (a manager) runs 120 s ahead of instance B (a layer), on one store: the
+/// revocation time A records lies in B's future, and must not matter.
+#[tokio::test]
+async fn a_key_revoked_by_an_instance_whose_clock_runs_ahead_is_refused_at_once() {
+    let f = Fixture::new();
+    let ahead = ManualClock::new(f.clock.now() + Duration::from_secs(120));
+    let a = KeyManager::new(f.store.clone()).with_clock(ahead);
+    let revoked = f.key(&[]).await;
+    let leaked = f.key(&[]).await;
+    for key in [&revoked, &leaked] {
+        assert_eq!(call(f.layer(), Some(&with_key(key))).await.status(), 200);
+    }
+    a.revoke(revoked.id()).await.unwrap();
+    a.rotate(leaked.id(), Some(Duration::ZERO)).await.unwrap();
+    for key in [&revoked, &leaked] {
+        let response = call(f.layer(), Some(&with_key(key))).await;
+        assert_eq!(response.status(), 401, "{}", key.id());
+        assert!(challenge(&response).contains("\"the key has been revoked\""));
+    }
+}
+
+#[tokio::test]
+async fn a_backwards_clock_step_after_a_revocation_does_not_revive_the_key() {
+    let f = Fixture::new();
+    let revoked = f.key(&[]).await;
+    let leaked = f.key(&[]).await;
+    f.manager.revoke(revoked.id()).await.unwrap();
+    f.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    f.clock.set(f.clock.now() - Duration::from_secs(5));
+    for key in [&revoked, &leaked] {
+        let response = call(f.layer(), Some(&with_key(key))).await;
+        assert_eq!(response.status(), 401, "{}", key.id());
+        assert!(challenge(&response).contains("\"the key has been revoked\""));
+    }
 }
 
 #[tokio::test]
