@@ -292,6 +292,62 @@ async fn migration_runs_twice_and_concurrently_without_error() {
     .unwrap();
 }
 
+/// A table made by a version without `ends_at` gains the column on `migrate`, keeps
+/// its rows, and rotations with an overlap then work on it.
+#[tokio::test]
+async fn migrate_adds_ends_at_to_a_table_from_an_earlier_version() {
+    let pool = pool().await;
+    let table = unique_table();
+    let qualified = format!("\"{SCHEMA}\".\"{table}\"");
+    // Makes sure the test schema exists (another table in it, created as usual).
+    fresh_store(pool.clone()).await;
+    // The table as version 0.1 created it.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {qualified} (
+            id text PRIMARY KEY, name text NOT NULL, scopes text[] NOT NULL,
+            digest bytea NOT NULL CHECK (octet_length(digest) = 32),
+            created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+            revoked_at timestamptz, last_used_at timestamptz, rotated_from text)"
+    )))
+    .execute(&pool)
+    .await
+    .expect("create the old table");
+    let old = sample_record("from 0.1", &["a:b"], 0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"
+    )))
+    .bind(old.id().as_str())
+    .bind(old.name().as_str())
+    .bind(vec!["a:b"])
+    .bind(&old.digest().as_bytes()[..])
+    .bind(time::OffsetDateTime::from(old.created_at()))
+    .bind(time::OffsetDateTime::from(old.expires_at()))
+    .execute(&pool)
+    .await
+    .expect("a row as 0.1 wrote it");
+
+    let store = PgKeyStore::new(pool)
+        .with_schema(SCHEMA)
+        .unwrap()
+        .with_table(&table)
+        .unwrap();
+    store.migrate().await.expect("migrate an old table");
+    store
+        .migrate()
+        .await
+        .expect("and again, with nothing to add");
+    assert_same_record(&store.lookup(old.id()).await.unwrap().unwrap(), &old);
+    let new = sample_record("from 0.1", &["a:b"], 60).with_rotated_from(Some(*old.id()));
+    let end = old.created_at() + Duration::from_secs(3600);
+    store
+        .rotate(old.id(), &new, tower_apikey::OldKeyEnd::EndAt(end))
+        .await
+        .expect("rotate on the migrated table");
+    let ended = store.get(old.id()).await.unwrap().unwrap();
+    assert_eq!(ended.ends_at(), Some(end));
+    assert_eq!(ended.expires_at(), old.expires_at());
+}
+
 #[tokio::test]
 async fn every_field_written_by_one_instance_reads_back_on_another() {
     let a = fresh_store(pool().await).await;

@@ -44,8 +44,8 @@ pub(crate) struct Presented {
 pub(crate) enum Decision {
     Accept {
         identity: ApiKeyIdentity,
-        /// `ApiKey-Expires`, when the key is inside the warning window.
-        /// The key's expiry, when it is inside the warning window: the response then
+        /// When the key stops working (its expiry, or a rotation's earlier end), if that
+        /// is inside the warning window: the response then
         /// carries `ApiKey-Expires` (formatted only then, so the common case stays small).
         expires: Option<SystemTime>,
     },
@@ -118,6 +118,10 @@ impl Config {
                 tracing::debug!(key_id = %presented.id, outcome = "expired", "API key refused");
                 return Decision::Reject(RejectionKind::Expired);
             }
+            KeyState::Ended => {
+                tracing::debug!(key_id = %presented.id, outcome = "ended", "API key refused");
+                return Decision::Reject(RejectionKind::Ended);
+            }
             KeyState::Revoked => {
                 tracing::debug!(key_id = %presented.id, outcome = "revoked", "API key refused");
                 return Decision::Reject(RejectionKind::Revoked);
@@ -133,20 +137,21 @@ impl Config {
             return Decision::Reject(RejectionKind::InsufficientScope(missing));
         }
         tracing::trace!(key_id = %presented.id, outcome = "accepted", "API key accepted");
-        let expires = self.expiry_warning(record.expires_at(), now);
+        // A rotation's scheduled end is when the key stops working: warn of that.
+        let expires = self.expiry_warning(record.stops_at(), now);
         Decision::Accept {
             identity: record.into_identity(),
             expires,
         }
     }
 
-    /// `expires_at`, if it is within the warning window.
-    fn expiry_warning(&self, expires_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
+    /// `stops_at`, if it is within the warning window.
+    fn expiry_warning(&self, stops_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
         let window = self.expiry_warning?;
         let within = now
             .checked_add(window)
-            .is_none_or(|limit| expires_at <= limit);
-        within.then_some(expires_at)
+            .is_none_or(|limit| stops_at <= limit);
+        within.then_some(stops_at)
     }
 
     /// The rejection of a request with these headers (a gRPC call gets a gRPC answer).

@@ -247,7 +247,7 @@ async fn a_key_is_rejected_at_exactly_expires_at() {
 }
 
 #[tokio::test]
-async fn expired_and_revoked_are_said_only_after_the_secret_is_proven() {
+async fn expired_ended_and_revoked_are_said_only_after_the_secret_is_proven() {
     let f = Fixture::new();
     let expired = f.key(&[]).await;
     let revoked = f.key(&[]).await;
@@ -255,6 +255,17 @@ async fn expired_and_revoked_are_said_only_after_the_secret_is_proven() {
     let revoked_response = call(f.layer(), Some(&with_key(&revoked))).await;
     assert!(challenge(&revoked_response).contains("\"the key has been revoked\""));
     let forged = call(f.layer(), Some(&wrong_secret(&revoked))).await;
+    assert!(challenge(&forged).contains("\"the key is not valid\""));
+
+    let ended = f.key(&[]).await;
+    f.manager
+        .rotate(ended.id(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(60));
+    let ended_response = call(f.layer(), Some(&with_key(&ended))).await;
+    assert!(challenge(&ended_response).contains("ended by rotation"));
+    let forged = call(f.layer(), Some(&wrong_secret(&ended))).await;
     assert!(challenge(&forged).contains("\"the key is not valid\""));
 
     f.clock.advance(crate::MAX_LIFETIME);
@@ -362,14 +373,35 @@ async fn rotation_keeps_the_old_key_working_until_it_is_revoked() {
 async fn rotation_with_an_overlap_ends_the_old_key_after_it() {
     let f = Fixture::new();
     let old = f.key(&[]).await;
+    let expires_at = f
+        .store
+        .lookup(old.id())
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at();
     f.manager
         .rotate(old.id(), Some(Duration::from_secs(3600)))
         .await
         .unwrap();
-    f.clock.advance(Duration::from_secs(3599));
-    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 200);
-    f.clock.advance(Duration::from_secs(1));
-    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 401);
+    let ended = f.manager.get(old.id()).await.unwrap();
+    assert_eq!(ended.expires_at(), expires_at, "the expiry is kept");
+    let ends_at = ended.ends_at().expect("the end is its own field");
+    f.clock.set(ends_at - Duration::from_nanos(1));
+    let response = call(f.layer(), Some(&with_key(&old))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["apikey-expires"],
+        httpdate::fmt_http_date(ends_at).as_str(),
+        "the expiry warning names the end"
+    );
+    f.clock.set(ends_at);
+    let response = call(f.layer(), Some(&with_key(&old))).await;
+    assert_eq!(response.status(), 401);
+    assert!(
+        challenge(&response)
+            .contains("\"the key was ended by rotation; use the key that replaced it\"")
+    );
 }
 
 #[tokio::test]

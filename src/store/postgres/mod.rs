@@ -47,9 +47,13 @@
 //! | `created_at`, `expires_at` | `timestamptz` | |
 //! | `revoked_at`, `last_used_at` | `timestamptz` null | |
 //! | `rotated_from` | `text` null | the id this key replaced |
+//! | `ends_at` | `timestamptz` null | the end a rotation with an overlap scheduled |
 //!
 //! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
-//! to the microsecond (PostgreSQL's precision).
+//! to the microsecond (PostgreSQL's precision), and are always the application's: the
+//! store writes the times it is given, never the database's `now()`. `migrate` also adds
+//! the columns a table made by an earlier version lacks (`ends_at`), so upgrading is
+//! running it again.
 //!
 //! # Revocation across instances
 //!
@@ -60,6 +64,16 @@
 //! connection drops, notifications sent meanwhile are lost: the listener reconnects
 //! and then clears its caches, and while it is disconnected the cache's hit TTL bounds
 //! how long a revoked key can still be accepted.
+//!
+//! # Clocks
+//!
+//! A revocation is a state, not a time: a row with any `revoked_at` is refused by every
+//! instance as soon as it reads it, so clock skew between instances (or between them and
+//! the database) and clock steps cannot delay or undo it. Only expiry and a rotation's
+//! scheduled end (`ends_at`) compare a stored time with the judging instance's clock:
+//! if the instance that rotated runs `s` ahead of one that checks, that one accepts the
+//! old key `s` past its end (behind: refuses it `s` early). Overlaps of minutes tolerate
+//! any skew NTP leaves (milliseconds); a skew of the same order as the overlap does not.
 //!
 //! # When the database is down
 //!
@@ -230,7 +244,8 @@ impl PgKeyStore {
         RevocationListener::new(self)
     }
 
-    /// Creates the schema, the table and its index if they are missing.
+    /// Creates the schema, the table and its index if they are missing, and adds the
+    /// columns that a table created by an earlier version lacks (`ends_at`).
     ///
     /// Idempotent, and safe to run from several instances at once: it runs in one
     /// transaction holding a transaction-level advisory lock, so concurrent migrations
@@ -260,12 +275,32 @@ impl PgKeyStore {
                 .await
                 .map_err(backend)?;
         }
-        for statement in [&self.sql.create_table, &self.sql.create_index] {
-            sqlx::query(AssertSqlSafe(statement.clone()))
+        sqlx::query(AssertSqlSafe(self.sql.create_table.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Checked first: `ALTER TABLE … ADD COLUMN IF NOT EXISTS` takes an exclusive lock
+        // on the table (stalling every instance's lookups behind it) and needs its
+        // owner, even when the column is already there.
+        let has_ends_at: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                            WHERE attrelid = to_regclass($1) AND attname = 'ends_at'
+                              AND NOT attisdropped)",
+        )
+        .bind(&self.sql.qualified)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if !has_ends_at {
+            sqlx::query(AssertSqlSafe(self.sql.add_columns.clone()))
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
         }
+        sqlx::query(AssertSqlSafe(self.sql.create_index.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -361,8 +396,8 @@ impl KeyStoreAdmin for PgKeyStore {
         }
         let (statement, at) = match end {
             OldKeyEnd::Keep => (&self.sql.select, None),
-            OldKeyEnd::ExpireAt(at) => (&self.sql.expire_early, Some(to_db(at)?)),
-            OldKeyEnd::RevokeAt(at) => (&self.sql.revoke_at, Some(to_db(at)?)),
+            OldKeyEnd::EndAt(at) => (&self.sql.end_at, Some(to_db(at)?)),
+            OldKeyEnd::Revoke(at) => (&self.sql.revoke, Some(to_db(at)?)),
         };
         let mut query = sqlx::query(AssertSqlSafe(statement.clone())).bind(old.as_str());
         if let Some(at) = at {
@@ -370,7 +405,8 @@ impl KeyStoreAdmin for PgKeyStore {
         }
         let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
-        // An old key that now ends earlier must be evicted from every instance's cache.
+        // An old key that is now revoked or ends must be evicted from every instance's
+        // cache.
         if end != OldKeyEnd::Keep {
             self.notify(&mut tx, old).await?;
         }
@@ -434,7 +470,8 @@ fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<
         .bind(to_db(record.expires_at())?)
         .bind(record.revoked_at().map(to_db).transpose()?)
         .bind(record.last_used_at().map(to_db).transpose()?)
-        .bind(record.rotated_from().map(KeyId::as_str)))
+        .bind(record.rotated_from().map(KeyId::as_str))
+        .bind(record.ends_at().map(to_db).transpose()?))
 }
 
 /// Reads a row of `sql::COLUMN_NAMES` back into a record.
@@ -474,7 +511,8 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     )
     .with_revoked_at(optional_time(6)?)
     .with_last_used_at(optional_time(7)?)
-    .with_rotated_from(rotated_from))
+    .with_rotated_from(rotated_from)
+    .with_ends_at(optional_time(9)?))
 }
 
 fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 /// The record columns, in the order `bind_record` binds and `record_from_row` reads.
-pub(super) const COLUMN_NAMES: [&str; 9] = [
+pub(super) const COLUMN_NAMES: [&str; 10] = [
     "id",
     "name",
     "scopes",
@@ -19,30 +19,33 @@ pub(super) const COLUMN_NAMES: [&str; 9] = [
     "revoked_at",
     "last_used_at",
     "rotated_from",
+    "ends_at",
 ];
-const COLUMNS: &str =
-    "id, name, scopes, digest, created_at, expires_at, revoked_at, last_used_at, rotated_from";
+const COLUMNS: &str = "id, name, scopes, digest, created_at, expires_at, revoked_at, \
+                       last_used_at, rotated_from, ends_at";
 
 pub(super) struct Sql {
     pub(super) schema: String,
     pub(super) table: String,
     pub(super) channel: String,
+    /// `"schema"."table"`, as `to_regclass` reads it.
+    pub(super) qualified: String,
     pub(super) create_schema: Arc<str>,
     pub(super) create_table: Arc<str>,
+    /// Adds the columns later versions introduced to a table an earlier one created.
+    pub(super) add_columns: Arc<str>,
     pub(super) create_index: Arc<str>,
     /// `$1` id.
     pub(super) select: Arc<str>,
-    /// `$1`..`$9` the columns; inserts nothing on an existing id.
+    /// `$1`..`$10` the columns; inserts nothing on an existing id.
     pub(super) insert: Arc<str>,
     pub(super) list: Arc<str>,
     /// `$1` id, `$2` time; keeps an earlier revocation.
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
     pub(super) lock_revoked_at: Arc<str>,
-    /// `$1` id, `$2` time; never extends the expiry.
-    pub(super) expire_early: Arc<str>,
-    /// `$1` id, `$2` time.
-    pub(super) revoke_at: Arc<str>,
+    /// `$1` id, `$2` time; sets `ends_at` only if that ends the key sooner.
+    pub(super) end_at: Arc<str>,
     /// `$1` ids, `$2` times.
     pub(super) record_usage: Arc<str>,
 }
@@ -61,7 +64,8 @@ impl Sql {
                 expires_at timestamptz NOT NULL,
                 revoked_at timestamptz,
                 last_used_at timestamptz,
-                rotated_from text
+                rotated_from text,
+                ends_at timestamptz
             )"
         );
         let create_index =
@@ -78,10 +82,12 @@ impl Sql {
         Self {
             create_schema: format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").into(),
             create_table: create_table.into(),
+            add_columns: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS ends_at timestamptz")
+                .into(),
             create_index: create_index.into(),
             select: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1").into(),
             insert: format!(
-                "INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                "INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (id) DO NOTHING"
             )
             .into(),
@@ -92,14 +98,15 @@ impl Sql {
             )
             .into(),
             lock_revoked_at: format!("SELECT revoked_at FROM {t} WHERE id = $1 FOR UPDATE").into(),
-            expire_early: format!(
-                "UPDATE {t} SET expires_at = LEAST(expires_at, $2) WHERE id = $1
-                 RETURNING {COLUMNS}"
+            // LEAST ignores a NULL `ends_at`, leaving `expires_at` to compare with.
+            end_at: format!(
+                "UPDATE {t} SET ends_at = CASE WHEN $2::timestamptz < LEAST(expires_at, ends_at)
+                                          THEN $2::timestamptz ELSE ends_at END
+                 WHERE id = $1 RETURNING {COLUMNS}"
             )
             .into(),
-            revoke_at: format!("UPDATE {t} SET revoked_at = $2 WHERE id = $1 RETURNING {COLUMNS}")
-                .into(),
             record_usage: record_usage.into(),
+            qualified: t,
             schema,
             table,
             channel,
