@@ -10,6 +10,7 @@ use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::middleware::service::is_grpc;
+use crate::middleware::store_failure_log::StoreFailureLog;
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) expiry_warning: Option<Duration>,
     pub(crate) lookup_timeout: Option<Duration>,
     pub(crate) tracker: Option<UsageTracker>,
+    /// Shared by every clone, so that the limit holds for the layer as a whole.
+    pub(crate) store_failures: Arc<StoreFailureLog>,
 }
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
@@ -63,6 +66,7 @@ impl Config {
             expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             tracker: None,
+            store_failures: Arc::new(StoreFailureLog::new()),
         }
     }
 
@@ -96,7 +100,11 @@ impl Config {
         let found = match found {
             Ok(found) => found,
             Err(error) => {
-                tracing::error!(key_id = %presented.id, %error, "key store unavailable; refusing the request with 503");
+                // At most one line per second per kind of failure: a flood of requests
+                // during an outage must not become a flood of log lines.
+                if let Some(suppressed) = self.store_failures.admit(&error) {
+                    tracing::error!(key_id = %presented.id, %error, suppressed, "key store unavailable; refusing the request with 503");
+                }
                 return Decision::Reject(RejectionKind::StoreUnavailable);
             }
         };
@@ -171,6 +179,6 @@ impl fmt::Debug for Config {
             .field("expiry_warning", &self.expiry_warning)
             .field("lookup_timeout", &self.lookup_timeout)
             .field("tracker", &self.tracker)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -583,3 +583,107 @@ fn the_service_is_clone_send_and_sync_when_the_inner_service_is() {
     let mut service = service;
     assert_send(service.call(Request::new(String::new())));
 }
+
+/// A store whose lookups fail with `StoreError::Corrupt` while `corrupt` is set and
+/// with `StoreError::Unavailable` otherwise.
+#[derive(Debug, Clone, Default)]
+struct BrokenStore {
+    corrupt: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl KeyStore for BrokenStore {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(if self.corrupt.load(Ordering::SeqCst) {
+            StoreError::Corrupt("a row that is not a record".into())
+        } else {
+            StoreError::unavailable("connection refused")
+        })
+    }
+}
+
+/// What a `tracing` subscriber wrote, for counting log lines.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+impl LogBuffer {
+    /// The lines about refusing a request for a store failure.
+    fn store_failure_lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("refusing the request with 503"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_failures_are_logged_at_most_once_per_second_per_kind_with_a_count() {
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = BrokenStore::default();
+    let layer = ApiKeyV2Layer::new(store.clone());
+    let key = unknown_id();
+    let requests = |n: usize| {
+        let layer = layer.clone();
+        let key = key.clone();
+        async move {
+            for _ in 0..n {
+                assert_eq!(call(layer.clone(), Some(&key)).await.status(), 503);
+            }
+        }
+    };
+
+    requests(100).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("connection refused") && lines[0].contains("suppressed=0"));
+
+    // Another kind of failure has a line of its own.
+    store.corrupt.store(true, Ordering::SeqCst);
+    requests(10).await;
+    store.corrupt.store(false, Ordering::SeqCst);
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].contains("not a record") && lines[1].contains("suppressed=0"));
+
+    tokio::time::advance(Duration::from_millis(999)).await;
+    requests(10).await;
+    assert_eq!(log.store_failure_lines().len(), 2);
+
+    // A second after the first line, the next one says how many were left out.
+    tokio::time::advance(Duration::from_millis(1)).await;
+    requests(1).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[2].contains("connection refused"));
+    assert!(lines[2].contains("suppressed=109"), "{}", lines[2]);
+
+    store.corrupt.store(true, Ordering::SeqCst);
+    requests(1).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(lines[3].contains("not a record") && lines[3].contains("suppressed=9"));
+}
