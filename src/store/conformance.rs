@@ -11,8 +11,10 @@
 //! # }
 //! ```
 //!
-//! The records the checks write use whole-second times, the precision the
-//! [`KeyManager`](crate::KeyManager) writes with.
+//! The records the checks write hold times in whole microseconds, the precision the
+//! [`KeyManager`](crate::KeyManager) writes with. A store must keep every time exactly
+//! as given (the application's clock, never the backend's), including revocation times
+//! and the `ends_at` a rotation sets.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
