@@ -10,7 +10,7 @@
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
-//! `revoked_at`, `last_used_at` and `rotated_from`; times are RFC 3339 in UTC
+//! `ends_at`, `revoked_at`, `last_used_at` and `rotated_from`; times are RFC 3339 in UTC
 //! (`2026-05-01T12:00:00Z`), absent ones `null`. Only the answers to create and rotate add
 //! `"key"`: the plaintext, which exists nowhere else and cannot be shown again. No answer
 //! ever carries a digest.
@@ -24,8 +24,10 @@
 //!   a key the longest life.
 //! - **Rotate**: no body (or an empty one) keeps the old key working until it is revoked,
 //!   so an integration can switch and verify first. `{"overlap_secs": N}` ends the old
-//!   key N seconds from now (or at its own expiry if sooner); `0` revokes it at once, for
-//!   a leaked key. N is at most 365 days. A revoked key cannot be rotated (409).
+//!   key N seconds from now: its `ends_at` is set (unless it expires sooner) and its
+//!   `expires_at` stays as it was; from then on it is refused as "ended by rotation".
+//!   `0` revokes it at once, for a leaked key. N is at most 365 days. A revoked key
+//!   cannot be rotated (409).
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
 //!   and at most [`MAX_BODY_BYTES`].
 //!
@@ -85,7 +87,8 @@
 //! and stylesheet at `GET /panel.js` and `GET /panel.css`. The administrator pastes an
 //! admin key once; the page keeps it in the tab's `sessionStorage` and sends it with
 //! every call to the JSON API above. It lists the keys with their state (active,
-//! expiring within 30 days, expired, revoked), last-used time and rotation links,
+//! expiring within 30 days, expired, ended by rotation, revoked), the end a rotation
+//! scheduled, last-used time and rotation links,
 //! flags dormant keys (unused for 30 days, or never used and older than 7 days), and
 //! creates, rotates and revokes keys, showing a new key once.
 //!

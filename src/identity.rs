@@ -9,8 +9,8 @@ use crate::{KeyId, KeyName, Scopes};
 
 /// Who called: put into the request's extensions when a key is accepted.
 ///
-/// Cloning is cheap (one reference count). It carries the key's id, name, scopes and
-/// expiry, never its secret or digest.
+/// Cloning is cheap (one reference count). It carries the key's id, name, scopes,
+/// expiry and scheduled end, never its secret or digest.
 ///
 /// ```
 /// # use tower_apikey::ApiKeyIdentity;
@@ -25,7 +25,7 @@ pub struct ApiKeyIdentity(Arc<RecordData>);
 
 impl ApiKeyIdentity {
     /// The identity of a record: it shares the record's fields (one reference count),
-    /// and shows only the id, name, scopes and expiry.
+    /// and shows only the id, name, scopes, expiry and scheduled end.
     pub(crate) fn from_data(data: Arc<RecordData>) -> Self {
         Self(data)
     }
@@ -50,9 +50,15 @@ impl ApiKeyIdentity {
         &self.0.scopes
     }
 
-    /// When the key stops working.
+    /// When the key expires (its lifetime; see also [`ends_at`](Self::ends_at)).
     pub fn expires_at(&self) -> SystemTime {
         self.0.expires_at
+    }
+
+    /// When the key ends because a rotation replaced it, if one did: the caller should
+    /// switch to the new key before then.
+    pub fn ends_at(&self) -> Option<SystemTime> {
+        self.0.ends_at
     }
 }
 
@@ -63,6 +69,7 @@ impl fmt::Debug for ApiKeyIdentity {
             .field("name", &self.0.name)
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)
+            .field("ends_at", &self.0.ends_at)
             .finish()
     }
 }

@@ -198,6 +198,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// Revokes a key at once. Revoking a revoked key succeeds and keeps the first time.
+    ///
+    /// The key is refused from the moment the store has the revocation, on every clock:
+    /// the time recorded (this manager's clock) is for people, not a condition.
     pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
         let now = self.now();
         let record = self
@@ -217,7 +220,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     ///
     /// - `overlap: None` leaves the old key working until it is revoked, so the
     ///   integration can switch and verify (by the new key's last-used time) first.
-    /// - `Some(d)` ends the old key at the earlier of its expiry and now + `d`.
+    /// - `Some(d)` ends the old key at now + `d`: its `ends_at` is set (unless it ends or
+    ///   expires sooner anyway) and its `expires_at` is kept. The key is refused at and
+    ///   after that time, as "ended by rotation".
     /// - `Some(Duration::ZERO)` revokes the old key at once, for a leaked key.
     ///
     /// An expired key can be rotated; a revoked one cannot.
@@ -243,8 +248,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         .with_rotated_from(Some(*id));
         let end = match overlap {
             None => OldKeyEnd::Keep,
-            Some(d) if d.is_zero() => OldKeyEnd::RevokeAt(now),
-            Some(d) => OldKeyEnd::ExpireAt(whole_micros(now + d)),
+            Some(d) if d.is_zero() => OldKeyEnd::Revoke(now),
+            Some(d) => OldKeyEnd::EndAt(whole_micros(now + d)),
         };
         match self.store.rotate(id, &record, end).await? {
             RotateOutcome::Rotated(_) => {
@@ -256,7 +261,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         }
     }
 
-    /// Active keys that expire within `within` from now, soonest first.
+    /// Active keys that stop working within `within` from now (they expire, or a
+    /// rotation ends them: [`KeyRecord::stops_at`]), soonest first.
     pub async fn expiring_within(&self, within: Duration) -> Result<Vec<KeyRecord>, ManagerError> {
         let now = self.clock.now();
         let horizon = now + within;
@@ -264,9 +270,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             .list()
             .await?
             .into_iter()
-            .filter(|r| r.state_at(now) == KeyState::Active && r.expires_at() <= horizon)
+            .filter(|r| r.state_at(now) == KeyState::Active && r.stops_at() <= horizon)
             .collect();
-        keys.sort_by_key(KeyRecord::expires_at);
+        keys.sort_by_key(KeyRecord::stops_at);
         Ok(keys)
     }
 
@@ -336,5 +342,43 @@ fn whole_micros(time: SystemTime) -> SystemTime {
     match time.duration_since(UNIX_EPOCH) {
         Ok(since) => UNIX_EPOCH + Duration::new(since.as_secs(), since.subsec_micros() * 1_000),
         Err(_) => time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InMemoryKeyStore, ManualClock, NewKey};
+
+    #[tokio::test]
+    async fn expiring_within_counts_the_end_a_rotation_scheduled() {
+        let clock = ManualClock::starting_now();
+        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let day = Duration::from_secs(86_400);
+        let short = manager
+            .create(NewKey::new("short", ["a:b"]).lifetime(10 * day))
+            .await
+            .unwrap();
+        let rotated = manager
+            .create(NewKey::new("rotated", ["a:b"]))
+            .await
+            .unwrap();
+        let heir = manager
+            .rotate(rotated.record.id(), Some(2 * day))
+            .await
+            .unwrap();
+        let ids = |keys: Vec<KeyRecord>| keys.iter().map(|r| *r.id()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(manager.expiring_within(30 * day).await.unwrap()),
+            [*rotated.record.id(), *short.record.id()],
+            "soonest end first; the new key is not expiring"
+        );
+        assert!(!ids(manager.expiring_within(30 * day).await.unwrap()).contains(heir.record.id()));
+        clock.advance(2 * day);
+        assert_eq!(
+            ids(manager.expiring_within(30 * day).await.unwrap()),
+            [*short.record.id()],
+            "an ended key is no longer active"
+        );
     }
 }

@@ -1,4 +1,15 @@
 //! What a store keeps about a key: everything but the key itself.
+//!
+//! # Which checks read a clock
+//!
+//! [`KeyRecord::state_at`] decides whether a key may be used. A revocation is a state:
+//! any `revoked_at` refuses the key, whatever that time says compared with the clock
+//! that judges it, so neither clock skew between instances nor a clock step can delay or
+//! undo a revocation. Expiry (`expires_at`) and a rotation's scheduled end (`ends_at`)
+//! are times, and they are the only checks that read a clock: an instance whose clock
+//! runs `s` behind the one that wrote the time accepts the key `s` longer, and one that
+//! runs ahead refuses it `s` sooner. With NTP-synchronised clocks `s` is milliseconds;
+//! choose rotation overlaps of minutes or more, and they tolerate any skew below that.
 
 use std::fmt;
 use std::sync::Arc;
@@ -72,12 +83,16 @@ impl fmt::Display for KeyName {
 
 /// Where a key stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyState {
     /// Accepted.
     Active,
     /// Refused: at or after `expires_at`.
     Expired,
-    /// Refused: revoked at or before this time.
+    /// Refused: at or after `ends_at`, the end a rotation scheduled for the key it
+    /// replaced (before `expires_at`).
+    Ended,
+    /// Refused: revoked. Any revocation, whatever time it records.
     Revoked,
 }
 
@@ -121,12 +136,14 @@ pub(crate) struct RecordData {
     pub(crate) created_at: SystemTime,
     pub(crate) expires_at: SystemTime,
     pub(crate) revoked_at: Option<SystemTime>,
+    pub(crate) ends_at: Option<SystemTime>,
     pub(crate) last_used_at: Option<SystemTime>,
     pub(crate) rotated_from: Option<KeyId>,
 }
 
 impl KeyRecord {
-    /// A record that is not revoked, never used and not a rotation.
+    /// A record that is not revoked, has no scheduled end, was never used and is not a
+    /// rotation.
     pub fn new(
         id: KeyId,
         name: KeyName,
@@ -143,6 +160,7 @@ impl KeyRecord {
             created_at,
             expires_at,
             revoked_at: None,
+            ends_at: None,
             last_used_at: None,
             rotated_from: None,
         }))
@@ -153,7 +171,7 @@ impl KeyRecord {
         Arc::make_mut(&mut self.0)
     }
 
-    /// Sets when the key was revoked.
+    /// Sets when the key was revoked; `Some` revokes it, whatever the time.
     pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
         self.data_mut().revoked_at = at;
         self
@@ -174,6 +192,12 @@ impl KeyRecord {
     /// Sets when the key expires.
     pub fn with_expires_at(mut self, at: SystemTime) -> Self {
         self.data_mut().expires_at = at;
+        self
+    }
+
+    /// Sets the end a rotation scheduled for the key, if any.
+    pub fn with_ends_at(mut self, at: Option<SystemTime>) -> Self {
+        self.data_mut().ends_at = at;
         self
     }
 
@@ -202,14 +226,28 @@ impl KeyRecord {
         self.0.created_at
     }
 
-    /// When the key stops working.
+    /// When the key expires: the lifetime it was created with. A rotation never changes
+    /// it; see [`ends_at`](Self::ends_at).
     pub fn expires_at(&self) -> SystemTime {
         self.0.expires_at
     }
 
-    /// When the key was revoked, if it was.
+    /// When the key was revoked, if it was. It is a record of when: a key with any
+    /// `revoked_at` is refused.
     pub fn revoked_at(&self) -> Option<SystemTime> {
         self.0.revoked_at
+    }
+
+    /// When the key ends because a rotation with an overlap replaced it, if one did.
+    /// Always before [`expires_at`](Self::expires_at) when stores set it.
+    pub fn ends_at(&self) -> Option<SystemTime> {
+        self.0.ends_at
+    }
+
+    /// When the key stops working unless it is revoked first: the earlier of
+    /// [`ends_at`](Self::ends_at) and [`expires_at`](Self::expires_at).
+    pub fn stops_at(&self) -> SystemTime {
+        self.0.stops_at()
     }
 
     /// The latest recorded use, written periodically rather than on every request.
@@ -231,13 +269,29 @@ impl KeyRecord {
         ApiKeyIdentity::from_data(self.0)
     }
 
-    /// Where the key stands at `now`. Revocation wins over expiry.
+    /// Where the key stands at `now`.
+    ///
+    /// Revoked if it has any `revoked_at`, without comparing that time with `now`: a
+    /// revocation holds whatever the clocks of the instance that made it and the one
+    /// asking say. Otherwise ended or expired at and after the earlier of `ends_at` and
+    /// `expires_at` (expired when both are the same time), else active.
     pub fn state_at(&self, now: SystemTime) -> KeyState {
-        match self.0.revoked_at {
-            Some(at) if at <= now => KeyState::Revoked,
-            _ if now >= self.expires_at() => KeyState::Expired,
+        if self.0.revoked_at.is_some() {
+            return KeyState::Revoked;
+        }
+        match self.0.ends_at {
+            Some(end) if end < self.0.expires_at && now >= end => KeyState::Ended,
+            _ if now >= self.0.expires_at => KeyState::Expired,
             _ => KeyState::Active,
         }
+    }
+}
+
+impl RecordData {
+    /// The earlier of `ends_at` and `expires_at`.
+    pub(crate) fn stops_at(&self) -> SystemTime {
+        self.ends_at
+            .map_or(self.expires_at, |end| end.min(self.expires_at))
     }
 }
 
@@ -251,6 +305,7 @@ impl fmt::Debug for KeyRecord {
             .field("created_at", &self.created_at())
             .field("expires_at", &self.expires_at())
             .field("revoked_at", &self.revoked_at())
+            .field("ends_at", &self.ends_at())
             .field("last_used_at", &self.last_used_at())
             .field("rotated_from", &self.rotated_from())
             .finish()
@@ -289,6 +344,69 @@ mod tests {
         );
     }
 
+    fn record_at(t0: SystemTime) -> KeyRecord {
+        KeyRecord::new(
+            KeyId::new("0000000000000000").unwrap(),
+            KeyName::new("n").unwrap(),
+            Scopes::empty(),
+            KeyDigest::DUMMY,
+            t0,
+            t0 + Duration::from_secs(10),
+        )
+    }
+
+    #[test]
+    fn a_revocation_holds_whatever_time_it_records() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        // Recorded by a clock running ahead of the one asking, or asked after the
+        // asking clock stepped back: revoked either way.
+        let revoked = record_at(t0).with_revoked_at(Some(t0 + Duration::from_secs(120)));
+        for now in [
+            t0,
+            t0 + Duration::from_secs(5),
+            t0 + Duration::from_secs(200),
+        ] {
+            assert_eq!(revoked.state_at(now), KeyState::Revoked);
+        }
+        let ended = record_at(t0)
+            .with_ends_at(Some(t0 + Duration::from_secs(5)))
+            .with_revoked_at(Some(t0));
+        assert_eq!(
+            ended.state_at(t0 + Duration::from_secs(20)),
+            KeyState::Revoked
+        );
+    }
+
+    #[test]
+    fn a_scheduled_end_ends_the_key_at_exactly_ends_at() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let ending = record_at(t0).with_ends_at(Some(t0 + Duration::from_secs(5)));
+        assert_eq!(ending.stops_at(), t0 + Duration::from_secs(5));
+        assert_eq!(
+            ending.state_at(t0 + Duration::from_secs(5) - Duration::from_nanos(1)),
+            KeyState::Active
+        );
+        assert_eq!(
+            ending.state_at(t0 + Duration::from_secs(5)),
+            KeyState::Ended
+        );
+        assert_eq!(
+            ending.state_at(t0 + Duration::from_secs(20)),
+            KeyState::Ended,
+            "it ended before it expired"
+        );
+        // An end at or after the expiry changes nothing: the key expires.
+        for end in [10, 15] {
+            let late = record_at(t0).with_ends_at(Some(t0 + Duration::from_secs(end)));
+            assert_eq!(late.stops_at(), t0 + Duration::from_secs(10));
+            assert_eq!(late.state_at(t0 + Duration::from_secs(9)), KeyState::Active);
+            assert_eq!(
+                late.state_at(t0 + Duration::from_secs(12)),
+                KeyState::Expired
+            );
+        }
+    }
+
     #[test]
     fn a_key_is_expired_at_exactly_expires_at_and_revocation_wins() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
@@ -311,10 +429,6 @@ mod tests {
         let revoked = record.with_revoked_at(Some(t0 + Duration::from_secs(5)));
         assert_eq!(
             revoked.state_at(t0 + Duration::from_secs(4)),
-            KeyState::Active
-        );
-        assert_eq!(
-            revoked.state_at(t0 + Duration::from_secs(5)),
             KeyState::Revoked
         );
         assert_eq!(

@@ -196,6 +196,7 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             "scopes": ["reports:read"],
             "created_at": at(1),
             "expires_at": at(1 + YEAR_SECS),
+            "ends_at": null,
             "revoked_at": null,
             "last_used_at": null,
             "rotated_from": null,
@@ -346,6 +347,7 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             fields,
             [
                 "created_at",
+                "ends_at",
                 "expires_at",
                 "id",
                 "last_used_at",
@@ -670,7 +672,7 @@ async fn unknown_or_malformed_ids_are_404_and_revoked_keys_cannot_rotate() {
 }
 
 #[tokio::test]
-async fn rotating_with_an_overlap_ends_the_old_key_then() {
+async fn rotating_with_an_overlap_ends_the_old_key_then_as_ended_by_rotation() {
     let demo = Demo::start().await;
     let (key, id) = demo.create("overlapping", &[]).await;
     let answer = demo
@@ -684,17 +686,18 @@ async fn rotating_with_an_overlap_ends_the_old_key_then() {
     let old = demo
         .admin(Method::GET, &format!("/keys/{id}"), Body::None)
         .await;
-    assert_eq!(old.json()["expires_at"], at(3600));
+    assert_eq!(old.json()["ends_at"], at(3600));
+    assert_eq!(
+        old.json()["expires_at"],
+        at(YEAR_SECS),
+        "the expiry stays the key's own"
+    );
     demo.clock.advance(Duration::from_secs(3599));
     assert_eq!(demo.get("/ping", Some(&key)).await.status, StatusCode::OK);
     demo.clock.advance(Duration::from_secs(1));
-    let expired = demo.get("/ping", Some(&key)).await;
-    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
-    assert!(
-        expired
-            .header(WWW_AUTHENTICATE)
-            .contains("the key has expired")
-    );
+    let ended = demo.get("/ping", Some(&key)).await;
+    assert_eq!(ended.status, StatusCode::UNAUTHORIZED);
+    assert!(ended.header(WWW_AUTHENTICATE).contains("ended by rotation"));
 }
 
 #[tokio::test]

@@ -756,6 +756,8 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     )
     .await;
     assert!(page.text("#confirm-title").await.contains(&id));
+    // The old key ends in an hour: a scheduled end, shown under its expiry.
+    page.click("#overlap option[value='3600']").await;
     page.screenshot("rotate-confirm").await;
     page.click("#confirm-ok").await;
     let new_key = page.one_time_key().await;
@@ -782,6 +784,26 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         page.text(&row_cell(&id, "ID"))
             .await
             .contains(&format!("replaced by {new_id}"))
+    );
+    let old_answer = request(
+        addr,
+        Method::GET,
+        &format!("/admin/keys/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let old_record: Value = serde_json::from_str(&old_answer.body).unwrap();
+    let ends_at = old_record["ends_at"].as_str().expect("the old key's end");
+    let expires = page.text(&row_cell(&id, "Expires")).await;
+    assert!(
+        expires.contains(&format!("ends {} {} UTC", &ends_at[..10], &ends_at[11..16])),
+        "the old key's scheduled end is shown: {expires}"
+    );
+    assert_eq!(
+        page.text(&format!("{} .badge", row_cell(&id, "State")))
+            .await,
+        "expiring soon"
     );
     // The integration switches; the new key's last-used time shows the switch worked.
     let used = request(addr, Method::GET, "/ping", Some(&new_key), None).await;

@@ -25,8 +25,9 @@ use tokio::task::JoinHandle;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_apikey::store::conformance::{assert_same_record, sample_record};
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage, MigrateError,
-    NewKey, PgKeyStore, PlaintextKey, StoreError, UsageSink,
+    ApiKeyV2Layer, CachedKeyStore, Clock, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage,
+    ManualClock, MigrateError, NewKey, PgKeyStore, PlaintextKey, StoreError, SystemClock,
+    UsageSink,
 };
 
 const SCHEMA: &str = "apikey_tests";
@@ -141,12 +142,18 @@ impl Instance {
     /// An instance whose cache holds entries for an hour, so that only the listener
     /// can make it see a revocation made elsewhere.
     fn new(store: PgKeyStore) -> Self {
+        Self::with_clock(store, SystemClock)
+    }
+
+    /// Like [`new`](Self::new), with `clock` as this instance's wall clock (its
+    /// manager's and its layer's).
+    fn with_clock(store: PgKeyStore, clock: impl Clock + Clone) -> Self {
         let store = CachedKeyStore::builder(store)
             .hit_ttl(Duration::from_secs(3600))
             .build();
         Self {
-            manager: KeyManager::new(store.clone()),
-            layer: ApiKeyV2Layer::new(store.clone()),
+            manager: KeyManager::new(store.clone()).with_clock(clock.clone()),
+            layer: ApiKeyV2Layer::new(store.clone()).clock(clock),
             store,
             listener: None,
         }
@@ -289,6 +296,62 @@ async fn migration_runs_twice_and_concurrently_without_error() {
     .unwrap();
 }
 
+/// A table made by a version without `ends_at` gains the column on `migrate`, keeps
+/// its rows, and rotations with an overlap then work on it.
+#[tokio::test]
+async fn migrate_adds_ends_at_to_a_table_from_an_earlier_version() {
+    let pool = pool().await;
+    let table = unique_table();
+    let qualified = format!("\"{SCHEMA}\".\"{table}\"");
+    // Makes sure the test schema exists (another table in it, created as usual).
+    fresh_store(pool.clone()).await;
+    // The table as version 0.1 created it.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {qualified} (
+            id text PRIMARY KEY, name text NOT NULL, scopes text[] NOT NULL,
+            digest bytea NOT NULL CHECK (octet_length(digest) = 32),
+            created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+            revoked_at timestamptz, last_used_at timestamptz, rotated_from text)"
+    )))
+    .execute(&pool)
+    .await
+    .expect("create the old table");
+    let old = sample_record("from 0.1", &["a:b"], 0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"
+    )))
+    .bind(old.id().as_str())
+    .bind(old.name().as_str())
+    .bind(vec!["a:b"])
+    .bind(&old.digest().as_bytes()[..])
+    .bind(time::OffsetDateTime::from(old.created_at()))
+    .bind(time::OffsetDateTime::from(old.expires_at()))
+    .execute(&pool)
+    .await
+    .expect("a row as 0.1 wrote it");
+
+    let store = PgKeyStore::new(pool)
+        .with_schema(SCHEMA)
+        .unwrap()
+        .with_table(&table)
+        .unwrap();
+    store.migrate().await.expect("migrate an old table");
+    store
+        .migrate()
+        .await
+        .expect("and again, with nothing to add");
+    assert_same_record(&store.lookup(old.id()).await.unwrap().unwrap(), &old);
+    let new = sample_record("from 0.1", &["a:b"], 60).with_rotated_from(Some(*old.id()));
+    let end = old.created_at() + Duration::from_secs(3600);
+    store
+        .rotate(old.id(), &new, tower_apikey::OldKeyEnd::EndAt(end))
+        .await
+        .expect("rotate on the migrated table");
+    let ended = store.get(old.id()).await.unwrap().unwrap();
+    assert_eq!(ended.ends_at(), Some(end));
+    assert_eq!(ended.expires_at(), old.expires_at());
+}
+
 #[tokio::test]
 async fn every_field_written_by_one_instance_reads_back_on_another() {
     let a = fresh_store(pool().await).await;
@@ -396,6 +459,53 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
         latencies[KEYS - 1],
     );
     b.stop_listening().await;
+}
+
+/// Instance A's clock runs 120 s ahead of B's and C's: the revocation time A writes
+/// lies in their future, and must not matter. B had the keys cached (the listener
+/// evicts them); C reads them from the database for the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_by_an_instance_whose_clock_runs_ahead_is_refused_by_the_others_at_once() {
+    let ahead = ManualClock::new(SystemTime::now() + Duration::from_secs(120));
+    let a = Instance::with_clock(fresh_store(pool().await).await, ahead);
+    let mut b = Instance::new(same_table(a.store.get_ref(), pool().await));
+    let c = Instance::new(same_table(a.store.get_ref(), pool().await));
+    b.listen().await;
+    let revoked = a.create("revoked").await;
+    let leaked = a.create("leaked").await;
+    for key in [&revoked, &leaked] {
+        // Once the creation's notification reaches B's id filter.
+        b.wait_for(key, StatusCode::OK).await;
+        assert!(b.store.contains(key.id()), "instance B caches the key");
+    }
+    a.manager.revoke(revoked.id()).await.expect("revoke on A");
+    a.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .expect("rotate with zero overlap on A");
+    for key in [&revoked, &leaked] {
+        assert_eq!(c.call(key).await, StatusCode::UNAUTHORIZED, "{}", key.id());
+        // Within the listener's bound, not the 120 s of skew: DEADLINE is 10 s.
+        b.wait_for(key, StatusCode::UNAUTHORIZED).await;
+    }
+    b.stop_listening().await;
+}
+
+#[tokio::test]
+async fn a_backwards_clock_step_after_a_revocation_does_not_revive_the_key() {
+    let clock = ManualClock::starting_now();
+    let a = Instance::with_clock(fresh_store(pool().await).await, clock.clone());
+    let revoked = a.create("revoked").await;
+    let leaked = a.create("leaked").await;
+    a.manager.revoke(revoked.id()).await.unwrap();
+    a.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    clock.set(clock.now() - Duration::from_secs(5));
+    for key in [&revoked, &leaked] {
+        assert_eq!(a.call(key).await, StatusCode::UNAUTHORIZED, "{}", key.id());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

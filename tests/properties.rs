@@ -365,7 +365,11 @@ proptest! {
 
 // ---- expiry ----
 
-fn record(lifetime: Duration, revoked_after: Option<Duration>) -> (KeyRecord, SystemTime) {
+fn record(
+    lifetime: Duration,
+    revoked_after: Option<Duration>,
+    ends_after: Option<Duration>,
+) -> (KeyRecord, SystemTime) {
     let created = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let record = KeyRecord::new(
         *PlaintextKey::generate(&KeyPrefix::default()).id(),
@@ -375,7 +379,8 @@ fn record(lifetime: Duration, revoked_after: Option<Duration>) -> (KeyRecord, Sy
         created,
         created + lifetime,
     )
-    .with_revoked_at(revoked_after.map(|after| created + after));
+    .with_revoked_at(revoked_after.map(|after| created + after))
+    .with_ends_at(ends_after.map(|after| created + after));
     (record, created)
 }
 
@@ -388,11 +393,13 @@ proptest! {
     fn a_key_that_stops_being_active_never_becomes_active_again(
         lifetime in 1..=YEAR_NANOS,
         revoked_after in prop::option::of(0..=2 * YEAR_NANOS),
+        ends_after in prop::option::of(0..=2 * YEAR_NANOS),
         mut times in prop::collection::vec(0..=2 * YEAR_NANOS, 2..16),
     ) {
         let (record, created) = record(
             Duration::from_nanos(lifetime),
             revoked_after.map(Duration::from_nanos),
+            ends_after.map(Duration::from_nanos),
         );
         times.sort_unstable();
         let states: Vec<KeyState> = times
@@ -405,9 +412,11 @@ proptest! {
         }
         for (&t, state) in times.iter().zip(&states) {
             let now = created + Duration::from_nanos(t);
-            let revoked = revoked_after.is_some_and(|r| r <= t);
-            let expected = if revoked {
+            // A revocation holds whatever time it records, even one after `now`.
+            let expected = if revoked_after.is_some() {
                 KeyState::Revoked
+            } else if ends_after.is_some_and(|e| e < lifetime && e <= t) {
+                KeyState::Ended
             } else if now >= record.expires_at() {
                 KeyState::Expired
             } else {

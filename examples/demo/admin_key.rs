@@ -83,6 +83,8 @@ fn check_usable(
         KeyState::Active => {}
         KeyState::Revoked => return Err("the key is revoked"),
         KeyState::Expired => return Err("the key has expired"),
+        KeyState::Ended => return Err("the key was ended by rotation"),
+        _ => return Err("the key is not active"),
     }
     let scopes = Scopes::new(app::ADMIN_KEY_SCOPES).expect("the admin scopes are valid");
     if !record.scopes().grants_all(&scopes) {

@@ -22,6 +22,8 @@ pub(super) struct KeyView {
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    ends_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     last_used_at: Option<OffsetDateTime>,
@@ -36,6 +38,7 @@ impl KeyView {
             scopes: record.scopes().iter().map(ToString::to_string).collect(),
             created_at: utc(record.created_at())?,
             expires_at: utc(record.expires_at())?,
+            ends_at: record.ends_at().map(utc).transpose()?,
             revoked_at: record.revoked_at().map(utc).transpose()?,
             last_used_at: record.last_used_at().map(utc).transpose()?,
             rotated_from: record.rotated_from().map(ToString::to_string),
@@ -77,6 +80,7 @@ mod tests {
             created + Duration::from_secs(86_400),
         )
         .with_last_used_at(Some(created + Duration::from_millis(1_500)))
+        .with_ends_at(Some(created + Duration::from_secs(3_600)))
     }
 
     #[test]
@@ -90,6 +94,7 @@ mod tests {
                 "scopes": ["admin:keys", "reports:read"],
                 "created_at": "2026-05-01T12:00:00Z",
                 "expires_at": "2026-05-02T12:00:00Z",
+                "ends_at": "2026-05-01T13:00:00Z",
                 "revoked_at": null,
                 "last_used_at": "2026-05-01T12:00:01.5Z",
                 "rotated_from": null,

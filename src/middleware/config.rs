@@ -10,6 +10,7 @@ use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::middleware::service::is_grpc;
+use crate::middleware::store_failure_log::StoreFailureLog;
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) expiry_warning: Option<Duration>,
     pub(crate) lookup_timeout: Option<Duration>,
     pub(crate) tracker: Option<UsageTracker>,
+    /// Shared by every clone, so that the limit holds for the layer as a whole.
+    pub(crate) store_failures: Arc<StoreFailureLog>,
 }
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
@@ -44,8 +47,8 @@ pub(crate) struct Presented {
 pub(crate) enum Decision {
     Accept {
         identity: ApiKeyIdentity,
-        /// `ApiKey-Expires`, when the key is inside the warning window.
-        /// The key's expiry, when it is inside the warning window: the response then
+        /// When the key stops working (its expiry, or a rotation's earlier end), if that
+        /// is inside the warning window: the response then
         /// carries `ApiKey-Expires` (formatted only then, so the common case stays small).
         expires: Option<SystemTime>,
     },
@@ -63,6 +66,7 @@ impl Config {
             expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             tracker: None,
+            store_failures: Arc::new(StoreFailureLog::new()),
         }
     }
 
@@ -101,7 +105,11 @@ impl Config {
                 return Decision::Reject(RejectionKind::Overloaded);
             }
             Err(error) => {
-                tracing::error!(key_id = %presented.id, %error, "key store unavailable; refusing the request with 503");
+                // At most one line per second per kind of failure: a flood of requests
+                // during an outage must not become a flood of log lines.
+                if let Some(suppressed) = self.store_failures.admit(&error) {
+                    tracing::error!(key_id = %presented.id, %error, suppressed, "key store unavailable; refusing the request with 503");
+                }
                 return Decision::Reject(RejectionKind::StoreUnavailable);
             }
         };
@@ -123,6 +131,10 @@ impl Config {
                 tracing::debug!(key_id = %presented.id, outcome = "expired", "API key refused");
                 return Decision::Reject(RejectionKind::Expired);
             }
+            KeyState::Ended => {
+                tracing::debug!(key_id = %presented.id, outcome = "ended", "API key refused");
+                return Decision::Reject(RejectionKind::Ended);
+            }
             KeyState::Revoked => {
                 tracing::debug!(key_id = %presented.id, outcome = "revoked", "API key refused");
                 return Decision::Reject(RejectionKind::Revoked);
@@ -138,20 +150,21 @@ impl Config {
             return Decision::Reject(RejectionKind::InsufficientScope(missing));
         }
         tracing::trace!(key_id = %presented.id, outcome = "accepted", "API key accepted");
-        let expires = self.expiry_warning(record.expires_at(), now);
+        // A rotation's scheduled end is when the key stops working: warn of that.
+        let expires = self.expiry_warning(record.stops_at(), now);
         Decision::Accept {
             identity: record.into_identity(),
             expires,
         }
     }
 
-    /// `expires_at`, if it is within the warning window.
-    fn expiry_warning(&self, expires_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
+    /// `stops_at`, if it is within the warning window.
+    fn expiry_warning(&self, stops_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
         let window = self.expiry_warning?;
         let within = now
             .checked_add(window)
-            .is_none_or(|limit| expires_at <= limit);
-        within.then_some(expires_at)
+            .is_none_or(|limit| stops_at <= limit);
+        within.then_some(stops_at)
     }
 
     /// The rejection of a request with these headers (a gRPC call gets a gRPC answer).
@@ -171,6 +184,6 @@ impl fmt::Debug for Config {
             .field("expiry_warning", &self.expiry_warning)
             .field("lookup_timeout", &self.lookup_timeout)
             .field("tracker", &self.tracker)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

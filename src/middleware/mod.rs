@@ -8,14 +8,20 @@
 //! 3. look the id up in the [`KeyStore`](crate::KeyStore) (at once when the store can
 //!    answer from memory, otherwise as a future bounded by the lookup timeout);
 //! 4. compare digests in constant time (against a dummy for an unknown id);
-//! 5. only then say "revoked" or "expired", check the required scopes, and put the
-//!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
+//! 5. only then say "revoked", "ended by rotation" or "expired", check the required
+//!    scopes, and put the [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's
+//!    extensions.
+//!
+//! A store that cannot answer gets every request refused with 503; its errors are logged
+//! at ERROR, at most one line per second for each kind of error, each line counting
+//! (`suppressed`) those left out since the previous one.
 
 mod config;
 pub(crate) mod future;
 pub(crate) mod layer;
 pub mod rejection;
 pub(crate) mod service;
+mod store_failure_log;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 //! | another scheme, several headers, not `ApiKey-v2 <token68>` | 401 | `invalid_request` | 16 |
 //! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
 //! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
-//! | expired, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
+//! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
 //! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
@@ -52,6 +52,9 @@ pub enum RejectionKind {
     InvalidKey,
     /// The key is proven but past its `expires_at`.
     Expired,
+    /// The key is proven but past its `ends_at`: a rotation replaced it and its overlap
+    /// is over.
+    Ended,
     /// The key is proven but revoked.
     Revoked,
     /// The key is valid but lacks these required scopes.
@@ -70,7 +73,7 @@ pub enum RejectionKind {
 /// One of each kind whose answer is the same for every request (all but
 /// `InsufficientScope`), in [`RejectionKind::slot`] order: their challenges and problem
 /// documents are built once per realm.
-const FIXED_KINDS: [RejectionKind; 13] = [
+const FIXED_KINDS: [RejectionKind; 14] = [
     RejectionKind::MissingCredentials,
     RejectionKind::InvalidRequest(HeaderError::Multiple),
     RejectionKind::InvalidRequest(HeaderError::TooLong),
@@ -81,13 +84,14 @@ const FIXED_KINDS: [RejectionKind; 13] = [
     RejectionKind::MalformedKey(KeyFormatError::Alphabet),
     RejectionKind::InvalidKey,
     RejectionKind::Expired,
+    RejectionKind::Ended,
     RejectionKind::Revoked,
     RejectionKind::StoreUnavailable,
     RejectionKind::Overloaded,
 ];
 
 /// The descriptions of [`FIXED_KINDS`], in the same order.
-const FIXED_DESCRIPTIONS: [&str; 13] = [
+const FIXED_DESCRIPTIONS: [&str; 14] = [
     "an API key is required: send Authorization: ApiKey-v2 <key>",
     "send exactly one Authorization header",
     "the Authorization header is too long",
@@ -98,6 +102,7 @@ const FIXED_DESCRIPTIONS: [&str; 13] = [
     "the key is malformed",
     "the key is not valid",
     "the key has expired",
+    "the key was ended by rotation; use the key that replaced it",
     "the key has been revoked",
     "the key store is unavailable; try again shortly",
     "the service is busy; try again shortly",
@@ -118,9 +123,11 @@ impl RejectionKind {
         match self {
             Self::MissingCredentials | Self::StoreUnavailable | Self::Overloaded => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
-            Self::MalformedKey(_) | Self::InvalidKey | Self::Expired | Self::Revoked => {
-                Some("invalid_token")
-            }
+            Self::MalformedKey(_)
+            | Self::InvalidKey
+            | Self::Expired
+            | Self::Ended
+            | Self::Revoked => Some("invalid_token"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
         }
     }
@@ -156,9 +163,10 @@ impl RejectionKind {
             Self::MalformedKey(_) => 7,
             Self::InvalidKey => 8,
             Self::Expired => 9,
-            Self::Revoked => 10,
-            Self::StoreUnavailable => 11,
-            Self::Overloaded => 12,
+            Self::Ended => 10,
+            Self::Revoked => 11,
+            Self::StoreUnavailable => 12,
+            Self::Overloaded => 13,
             Self::InsufficientScope(_) => return None,
         })
     }
@@ -173,7 +181,7 @@ pub(crate) struct Answers {
     realm: HeaderValue,
     /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
     /// document.
-    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); 13]>,
+    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); FIXED_KINDS.len()]>,
 }
 
 impl Answers {
@@ -483,6 +491,7 @@ mod tests {
             RejectionKind::MalformedKey(KeyFormatError::Checksum),
             RejectionKind::InvalidKey,
             RejectionKind::Expired,
+            RejectionKind::Ended,
             RejectionKind::Revoked,
             RejectionKind::StoreUnavailable,
         ];

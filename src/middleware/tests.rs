@@ -14,8 +14,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use crate::store::StoreError;
 use crate::test_util::{FailingStore, HangingStore};
 use crate::{
-    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
-    KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix,
+    KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
 };
 
 /// A store that counts lookups, answering from an in-memory store; `ready` chooses
@@ -247,7 +247,7 @@ async fn a_key_is_rejected_at_exactly_expires_at() {
 }
 
 #[tokio::test]
-async fn expired_and_revoked_are_said_only_after_the_secret_is_proven() {
+async fn expired_ended_and_revoked_are_said_only_after_the_secret_is_proven() {
     let f = Fixture::new();
     let expired = f.key(&[]).await;
     let revoked = f.key(&[]).await;
@@ -255,6 +255,17 @@ async fn expired_and_revoked_are_said_only_after_the_secret_is_proven() {
     let revoked_response = call(f.layer(), Some(&with_key(&revoked))).await;
     assert!(challenge(&revoked_response).contains("\"the key has been revoked\""));
     let forged = call(f.layer(), Some(&wrong_secret(&revoked))).await;
+    assert!(challenge(&forged).contains("\"the key is not valid\""));
+
+    let ended = f.key(&[]).await;
+    f.manager
+        .rotate(ended.id(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(60));
+    let ended_response = call(f.layer(), Some(&with_key(&ended))).await;
+    assert!(challenge(&ended_response).contains("ended by rotation"));
+    let forged = call(f.layer(), Some(&wrong_secret(&ended))).await;
     assert!(challenge(&forged).contains("\"the key is not valid\""));
 
     f.clock.advance(crate::MAX_LIFETIME);
@@ -271,6 +282,45 @@ async fn a_revoked_key_is_rejected_at_once() {
     assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 200);
     f.manager.revoke(key.id()).await.unwrap();
     assert_eq!(call(f.layer(), Some(&with_key(&key))).await.status(), 401);
+}
+
+/// Instance A (a manager) runs 120 s ahead of instance B (a layer), on one store: the
+/// revocation time A records lies in B's future, and must not matter.
+#[tokio::test]
+async fn a_key_revoked_by_an_instance_whose_clock_runs_ahead_is_refused_at_once() {
+    let f = Fixture::new();
+    let ahead = ManualClock::new(f.clock.now() + Duration::from_secs(120));
+    let a = KeyManager::new(f.store.clone()).with_clock(ahead);
+    let revoked = f.key(&[]).await;
+    let leaked = f.key(&[]).await;
+    for key in [&revoked, &leaked] {
+        assert_eq!(call(f.layer(), Some(&with_key(key))).await.status(), 200);
+    }
+    a.revoke(revoked.id()).await.unwrap();
+    a.rotate(leaked.id(), Some(Duration::ZERO)).await.unwrap();
+    for key in [&revoked, &leaked] {
+        let response = call(f.layer(), Some(&with_key(key))).await;
+        assert_eq!(response.status(), 401, "{}", key.id());
+        assert!(challenge(&response).contains("\"the key has been revoked\""));
+    }
+}
+
+#[tokio::test]
+async fn a_backwards_clock_step_after_a_revocation_does_not_revive_the_key() {
+    let f = Fixture::new();
+    let revoked = f.key(&[]).await;
+    let leaked = f.key(&[]).await;
+    f.manager.revoke(revoked.id()).await.unwrap();
+    f.manager
+        .rotate(leaked.id(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    f.clock.set(f.clock.now() - Duration::from_secs(5));
+    for key in [&revoked, &leaked] {
+        let response = call(f.layer(), Some(&with_key(key))).await;
+        assert_eq!(response.status(), 401, "{}", key.id());
+        assert!(challenge(&response).contains("\"the key has been revoked\""));
+    }
 }
 
 #[tokio::test]
@@ -323,14 +373,35 @@ async fn rotation_keeps_the_old_key_working_until_it_is_revoked() {
 async fn rotation_with_an_overlap_ends_the_old_key_after_it() {
     let f = Fixture::new();
     let old = f.key(&[]).await;
+    let expires_at = f
+        .store
+        .lookup(old.id())
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at();
     f.manager
         .rotate(old.id(), Some(Duration::from_secs(3600)))
         .await
         .unwrap();
-    f.clock.advance(Duration::from_secs(3599));
-    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 200);
-    f.clock.advance(Duration::from_secs(1));
-    assert_eq!(call(f.layer(), Some(&with_key(&old))).await.status(), 401);
+    let ended = f.manager.get(old.id()).await.unwrap();
+    assert_eq!(ended.expires_at(), expires_at, "the expiry is kept");
+    let ends_at = ended.ends_at().expect("the end is its own field");
+    f.clock.set(ends_at - Duration::from_nanos(1));
+    let response = call(f.layer(), Some(&with_key(&old))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["apikey-expires"],
+        httpdate::fmt_http_date(ends_at).as_str(),
+        "the expiry warning names the end"
+    );
+    f.clock.set(ends_at);
+    let response = call(f.layer(), Some(&with_key(&old))).await;
+    assert_eq!(response.status(), 401);
+    assert!(
+        challenge(&response)
+            .contains("\"the key was ended by rotation; use the key that replaced it\"")
+    );
 }
 
 #[tokio::test]
@@ -511,4 +582,108 @@ fn the_service_is_clone_send_and_sync_when_the_inner_service_is() {
     fn assert_send<T: Send>(_: T) {}
     let mut service = service;
     assert_send(service.call(Request::new(String::new())));
+}
+
+/// A store whose lookups fail with `StoreError::Corrupt` while `corrupt` is set and
+/// with `StoreError::Unavailable` otherwise.
+#[derive(Debug, Clone, Default)]
+struct BrokenStore {
+    corrupt: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl KeyStore for BrokenStore {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(if self.corrupt.load(Ordering::SeqCst) {
+            StoreError::Corrupt("a row that is not a record".into())
+        } else {
+            StoreError::unavailable("connection refused")
+        })
+    }
+}
+
+/// What a `tracing` subscriber wrote, for counting log lines.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+impl LogBuffer {
+    /// The lines about refusing a request for a store failure.
+    fn store_failure_lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("refusing the request with 503"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_failures_are_logged_at_most_once_per_second_per_kind_with_a_count() {
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = BrokenStore::default();
+    let layer = ApiKeyV2Layer::new(store.clone());
+    let key = unknown_id();
+    let requests = |n: usize| {
+        let layer = layer.clone();
+        let key = key.clone();
+        async move {
+            for _ in 0..n {
+                assert_eq!(call(layer.clone(), Some(&key)).await.status(), 503);
+            }
+        }
+    };
+
+    requests(100).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("connection refused") && lines[0].contains("suppressed=0"));
+
+    // Another kind of failure has a line of its own.
+    store.corrupt.store(true, Ordering::SeqCst);
+    requests(10).await;
+    store.corrupt.store(false, Ordering::SeqCst);
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].contains("not a record") && lines[1].contains("suppressed=0"));
+
+    tokio::time::advance(Duration::from_millis(999)).await;
+    requests(10).await;
+    assert_eq!(log.store_failure_lines().len(), 2);
+
+    // A second after the first line, the next one says how many were left out.
+    tokio::time::advance(Duration::from_millis(1)).await;
+    requests(1).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[2].contains("connection refused"));
+    assert!(lines[2].contains("suppressed=109"), "{}", lines[2]);
+
+    store.corrupt.store(true, Ordering::SeqCst);
+    requests(1).await;
+    let lines = log.store_failure_lines();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(lines[3].contains("not a record") && lines[3].contains("suppressed=9"));
 }

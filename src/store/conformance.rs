@@ -11,13 +11,15 @@
 //! # }
 //! ```
 //!
-//! The records the checks write use whole-second times, the precision the
-//! [`KeyManager`](crate::KeyManager) writes with.
+//! The records the checks write hold times in whole microseconds, the precision the
+//! [`KeyManager`](crate::KeyManager) writes with. A store must keep every time exactly
+//! as given (the application's clock, never the backend's), including revocation times
+//! and the `ends_at` a rotation sets.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::{KeyId, KeyName, KeyPrefix, KeyRecord, PlaintextKey, Scopes};
+use crate::{KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, PlaintextKey, Scopes};
 
 /// A fixed, whole-second time to build records around.
 fn t(secs: u64) -> SystemTime {
@@ -83,6 +85,12 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         "rotated_from of {}",
         expected.id()
     );
+    assert_eq!(
+        actual.ends_at(),
+        expected.ends_at(),
+        "ends_at of {}",
+        expected.id()
+    );
 }
 
 async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
@@ -121,6 +129,7 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
     let record = sample_record("second", &[], 10)
         .with_rotated_from(Some(*first.id()))
         .with_last_used_at(Some(t(20) + Duration::from_millis(250)))
+        .with_ends_at(Some(t(3_600) + Duration::from_micros(1)))
         .with_revoked_at(Some(t(30)));
     store.insert(&first).await.expect("insert");
     store.insert(&record).await.expect("insert");
@@ -224,21 +233,42 @@ pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
     );
 }
 
-/// Rotation stores the new record and ends the old one as asked.
+/// A revocation stores the time it is given (the application's clock, even one far
+/// ahead of the store's), and the record is revoked at once.
+pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
+    let record = sample_record("r", &[], 0);
+    store.insert(&record).await.expect("insert");
+    // Ten years after the record's creation: no backend clock is anywhere near it.
+    let ahead = t(10 * 365 * 86_400) + Duration::from_micros(7);
+    store.revoke(record.id(), ahead).await.expect("revoke");
+    let found = lookup(&store, record.id()).await.expect("found");
+    assert_eq!(
+        found.revoked_at(),
+        Some(ahead),
+        "revoked_at must be the time given to revoke, not the store's clock"
+    );
+    assert_eq!(found.state_at(t(1)), KeyState::Revoked);
+}
+
+/// Rotation stores the new record and ends the old one as asked: `ends_at` for an
+/// overlap (never past the old key's own expiry), `revoked_at` for a leaked key, and
+/// `expires_at` unchanged either way.
 pub async fn rotate_ends_the_old_key_as_asked<S: KeyStoreAdmin>(store: S) {
-    for (end, expect_expiry, expect_revoked) in [
-        (OldKeyEnd::Keep, t(86_400), None),
-        (OldKeyEnd::ExpireAt(t(3_600)), t(3_600), None),
-        // An overlap past the old key's own expiry never extends it.
-        (OldKeyEnd::ExpireAt(t(999_999)), t(86_400), None),
-        (OldKeyEnd::RevokeAt(t(60)), t(86_400), Some(t(60))),
+    for (end, expect_ends, expect_revoked) in [
+        (OldKeyEnd::Keep, None, None),
+        (OldKeyEnd::EndAt(t(3_600)), Some(t(3_600)), None),
+        // An overlap past the old key's own expiry never extends it: no end is set.
+        (OldKeyEnd::EndAt(t(86_400)), None, None),
+        (OldKeyEnd::EndAt(t(999_999)), None, None),
+        (OldKeyEnd::Revoke(t(60)), None, Some(t(60))),
     ] {
         let old = sample_record("rot", &["a:b"], 0);
         store.insert(&old).await.expect("insert");
         let new = sample_record("rot", &["a:b"], 60).with_rotated_from(Some(*old.id()));
         match store.rotate(old.id(), &new, end).await.expect("rotate") {
             RotateOutcome::Rotated(ended) => {
-                assert_eq!(ended.expires_at(), expect_expiry, "{end:?}: old expiry");
+                assert_eq!(ended.expires_at(), t(86_400), "{end:?}: old expiry");
+                assert_eq!(ended.ends_at(), expect_ends, "{end:?}: old end");
                 assert_eq!(
                     ended.revoked_at(),
                     expect_revoked,
@@ -250,9 +280,10 @@ pub async fn rotate_ends_the_old_key_as_asked<S: KeyStoreAdmin>(store: S) {
         let stored_old = lookup(&store, old.id()).await.unwrap();
         assert_eq!(
             stored_old.expires_at(),
-            expect_expiry,
+            t(86_400),
             "{end:?}: stored old expiry"
         );
+        assert_eq!(stored_old.ends_at(), expect_ends, "{end:?}: stored old end");
         assert_eq!(
             stored_old.revoked_at(),
             expect_revoked,
@@ -261,6 +292,37 @@ pub async fn rotate_ends_the_old_key_as_asked<S: KeyStoreAdmin>(store: S) {
         assert_same_record(
             &lookup(&store, new.id()).await.expect("new record stored"),
             &new,
+        );
+    }
+}
+
+/// A second rotation with an overlap can end a key sooner, never later.
+pub async fn a_scheduled_end_is_never_postponed<S: KeyStoreAdmin>(store: S) {
+    let old = sample_record("rot", &[], 0);
+    store.insert(&old).await.expect("insert");
+    for (n, (at, expected)) in [
+        (t(3_600), t(3_600)),
+        (t(7_200), t(3_600)),
+        (t(1_800), t(1_800)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let new = sample_record("rot", &[], n as u64).with_rotated_from(Some(*old.id()));
+        match store
+            .rotate(old.id(), &new, OldKeyEnd::EndAt(at))
+            .await
+            .expect("rotate")
+        {
+            RotateOutcome::Rotated(ended) => {
+                assert_eq!(ended.ends_at(), Some(expected), "ending at {at:?}");
+            }
+            other => panic!("expected Rotated, got {other:?}"),
+        }
+        assert_eq!(
+            lookup(&store, old.id()).await.unwrap().ends_at(),
+            Some(expected),
+            "stored end after ending at {at:?}"
         );
     }
 }
@@ -305,7 +367,9 @@ where
     list_is_newest_first(make().await).await;
     lookup_returns_revoked_and_expired_records(make().await).await;
     revoke_is_idempotent(make().await).await;
+    revoke_stores_the_given_time(make().await).await;
     rotate_ends_the_old_key_as_asked(make().await).await;
+    a_scheduled_end_is_never_postponed(make().await).await;
     rotate_refuses_unknown_and_revoked_keys(make().await).await;
 }
 
@@ -322,7 +386,9 @@ macro_rules! store_conformance_tests {
             list_is_newest_first,
             lookup_returns_revoked_and_expired_records,
             revoke_is_idempotent,
+            revoke_stores_the_given_time,
             rotate_ends_the_old_key_as_asked,
+            a_scheduled_end_is_never_postponed,
             rotate_refuses_unknown_and_revoked_keys,
         );
     };

@@ -170,8 +170,9 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         let ended = keys
             .update(*old, |r| match end {
                 OldKeyEnd::Keep => r.clone(),
-                OldKeyEnd::ExpireAt(at) => r.clone().with_expires_at(at.min(r.expires_at())),
-                OldKeyEnd::RevokeAt(at) => r.clone().with_revoked_at(Some(at)),
+                OldKeyEnd::EndAt(at) if at < r.stops_at() => r.clone().with_ends_at(Some(at)),
+                OldKeyEnd::EndAt(_) => r.clone(),
+                OldKeyEnd::Revoke(at) => r.clone().with_revoked_at(Some(at)),
             })
             .cloned();
         // Writers are serialised and nothing removes records, so the old record is

@@ -125,10 +125,12 @@ pub trait KeyStore: fmt::Debug + Send + Sync + 'static {
 pub enum OldKeyEnd {
     /// It keeps working until it is revoked (the default rotation).
     Keep,
-    /// It stops at this time, or at its own expiry if that comes first.
-    ExpireAt(SystemTime),
-    /// It is revoked at this time (a leaked key: revoked at once).
-    RevokeAt(SystemTime),
+    /// It ends at this time: the store sets its `ends_at`, unless the key already ends or
+    /// expires by then (a rotation never lengthens a key's life). `expires_at` is kept.
+    EndAt(SystemTime),
+    /// It is revoked at once (a leaked key), exactly as [`KeyStoreAdmin::revoke`] does;
+    /// the time is what `revoked_at` records, not when the revocation takes effect.
+    Revoke(SystemTime),
 }
 
 /// The result of [`KeyStoreAdmin::rotate`].
@@ -156,13 +158,20 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Every record, newest (`created_at`) first.
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Revokes `id` at `at`. Revoking a revoked key keeps its first revocation time.
-    /// Returns the record as it now stands, or `None` if there is no such key.
+    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
+    ///
+    /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
+    /// any `revoked_at` is refused. Store `at` as given, never the backend's own clock.
+    /// Revoking a revoked key keeps its first revocation time. Returns the record as it
+    /// now stands, or `None` if there is no such key.
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
-    /// `end` says (for [`OldKeyEnd::ExpireAt`], at the earlier of that time and the old
-    /// key's own expiry). Otherwise stores nothing.
+    /// `end` says. Otherwise stores nothing.
+    ///
+    /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
+    /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never
+    /// changes.
     async fn rotate(
         &self,
         old: &KeyId,

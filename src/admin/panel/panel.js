@@ -260,7 +260,9 @@
     const ms = Date.parse(iso) - now;
     const abs = Math.abs(ms);
     if (abs < 60 * 1000) return ms < 0 ? 'just now' : 'in under a minute';
-    if (abs < 60 * 60 * 1000) return relative.format(Math.round(ms / 60000), 'minute');
+    // Rounded first, so that 59.9 minutes reads "in 1 hour", not "in 60 minutes".
+    const minutes = Math.round(ms / 60000);
+    if (Math.abs(minutes) < 60) return relative.format(minutes, 'minute');
     if (abs < 2 * DAY_MS) return relative.format(Math.round(ms / 3600000), 'hour');
     return relative.format(Math.round(ms / DAY_MS), 'day');
   }
@@ -270,6 +272,24 @@
     const parts = [el('time', { datetime: iso, title: iso }, ...utc(iso))];
     if (withRelative) parts.push(el('span', { class: 'relative' }, fromNow(iso, now)));
     return parts;
+  }
+
+  /** The expiry and, under it, the end a rotation scheduled (the key stops at the earlier). */
+  function expiresCell(record, now) {
+    const parts = timeCell(record.expires_at, now, true);
+    const ends = endOf(record);
+    if (ends !== null) {
+      parts.push(
+        el(
+          'span',
+          { class: 'ends' },
+          ends <= now ? 'ended ' : 'ends ',
+          el('time', { datetime: record.ends_at, title: record.ends_at }, ...utc(record.ends_at)),
+          el('span', { class: 'relative' }, fromNow(record.ends_at, now)),
+        ),
+      );
+    }
+    return cell('Expires', ...parts);
   }
 
   function isoDate(ms) {
@@ -289,19 +309,35 @@
     active: 'active',
     expiring: 'expiring soon',
     expired: 'expired',
+    ended: 'ended by rotation',
     revoked: 'revoked',
   };
 
+  /** The end a rotation scheduled, in ms, if it comes before the expiry (as the API sees it). */
+  function endOf(record) {
+    if (!record.ends_at) return null;
+    const ends = Date.parse(record.ends_at);
+    return ends < Date.parse(record.expires_at) ? ends : null;
+  }
+
+  /** Like the server: any revocation wins, then the earlier of the end and the expiry. */
   function stateOf(record, now) {
     if (record.revoked_at) return 'revoked';
     const expires = Date.parse(record.expires_at);
+    const ends = endOf(record);
+    if (ends !== null && ends <= now) return 'ended';
     if (expires <= now) return 'expired';
-    if (expires - now <= EXPIRING_DAYS * DAY_MS) return 'expiring';
+    const stops = ends === null ? expires : ends;
+    if (stops - now <= EXPIRING_DAYS * DAY_MS) return 'expiring';
     return 'active';
   }
 
+  function isInactive(state) {
+    return state === 'revoked' || state === 'expired' || state === 'ended';
+  }
+
   function isDormant(record, state, now) {
-    if (state === 'revoked' || state === 'expired') return false;
+    if (isInactive(state)) return false;
     if (record.last_used_at) return now - Date.parse(record.last_used_at) > DORMANT_DAYS * DAY_MS;
     return now - Date.parse(record.created_at) > NEVER_USED_DAYS * DAY_MS;
   }
@@ -335,7 +371,7 @@
     const replacedBy = new Map();
     for (const r of records) if (r.rotated_from) replacedBy.set(r.rotated_from, r.id);
 
-    const counts = { active: 0, expiring: 0, expired: 0, revoked: 0, dormant: 0 };
+    const counts = { active: 0, expiring: 0, expired: 0, ended: 0, revoked: 0, dormant: 0 };
     const rows = records.map((record) => {
       const state = stateOf(record, now);
       const dormant = isDormant(record, state, now);
@@ -362,7 +398,7 @@
 
       const actions = cell('Actions');
       const who = `${record.name} (${record.id})`;
-      if (state !== 'revoked' && state !== 'expired') {
+      if (!isInactive(state)) {
         const rotate = el('button', { type: 'button', class: 'secondary', 'aria-label': `Rotate ${who}` }, 'Rotate');
         rotate.addEventListener('click', () => onRotate(record, rotate));
         actions.append(rotate);
@@ -382,7 +418,7 @@
         idCell,
         cell('Scopes', scopes),
         cell('Created', ...timeCell(record.created_at, now, false)),
-        cell('Expires', ...timeCell(record.expires_at, now, true)),
+        expiresCell(record, now),
         cell('Last used', ...timeCell(record.last_used_at, now, true)),
         stateCell,
         actions,
@@ -391,7 +427,7 @@
     ui.rows.replaceChildren(...rows);
 
     const parts = [];
-    for (const state of ['active', 'expiring', 'expired', 'revoked']) {
+    for (const state of ['active', 'expiring', 'expired', 'ended', 'revoked']) {
       if (counts[state]) parts.push(`${counts[state]} ${STATE_LABELS[state]}`);
     }
     if (counts.dormant) parts.push(`${counts.dormant} dormant`);

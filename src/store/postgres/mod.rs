@@ -47,6 +47,7 @@
 //! | `created_at`, `expires_at` | `timestamptz` | |
 //! | `revoked_at`, `last_used_at` | `timestamptz` null | |
 //! | `rotated_from` | `text` null | the id this key replaced |
+//! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
 //!
 //! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
@@ -102,6 +103,18 @@
 //! connection drops, notifications sent meanwhile are lost: the listener reconnects
 //! and then clears its caches, and while it is disconnected the cache's hit TTL bounds
 //! how long a revoked key can still be accepted.
+//!
+//! # Clocks
+//!
+//! Times are always the application's: the store writes the times it is given, never
+//! the database's `now()`. A revocation is a state, not a time: a row with any
+//! `revoked_at` is refused by every instance as soon as it reads it, so clock skew
+//! between instances (or between them and the database) and clock steps cannot delay
+//! or undo it. Only expiry and a rotation's scheduled end (`ends_at`) compare a stored
+//! time with the judging instance's clock: if the instance that rotated runs `s` ahead
+//! of one that checks, that one accepts the old key `s` past its end (behind: refuses
+//! it `s` early). Overlaps of minutes tolerate any skew NTP leaves (milliseconds); a
+//! skew of the same order as the overlap does not.
 //!
 //! # Forged ids
 //!
@@ -448,8 +461,8 @@ impl KeyStoreAdmin for PgKeyStore {
         }
         let (statement, at) = match end {
             OldKeyEnd::Keep => (&self.sql.select, None),
-            OldKeyEnd::ExpireAt(at) => (&self.sql.expire_early, Some(to_db(at)?)),
-            OldKeyEnd::RevokeAt(at) => (&self.sql.revoke_at, Some(to_db(at)?)),
+            OldKeyEnd::EndAt(at) => (&self.sql.end_at, Some(to_db(at)?)),
+            OldKeyEnd::Revoke(at) => (&self.sql.revoke, Some(to_db(at)?)),
         };
         let mut query = sqlx::query(AssertSqlSafe(statement.clone())).bind(old.as_str());
         if let Some(at) = at {
@@ -457,7 +470,8 @@ impl KeyStoreAdmin for PgKeyStore {
         }
         let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
-        // An old key that now ends earlier must be evicted from every instance's cache.
+        // An old key that is now revoked or ends must be evicted from every instance's
+        // cache.
         if end != OldKeyEnd::Keep {
             self.notify(&mut tx, old).await?;
         }
@@ -521,7 +535,8 @@ fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<
         .bind(to_db(record.expires_at())?)
         .bind(record.revoked_at().map(to_db).transpose()?)
         .bind(record.last_used_at().map(to_db).transpose()?)
-        .bind(record.rotated_from().map(KeyId::as_str)))
+        .bind(record.rotated_from().map(KeyId::as_str))
+        .bind(record.ends_at().map(to_db).transpose()?))
 }
 
 /// Reads a row of `sql::COLUMNS` back into a record.
@@ -561,7 +576,8 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     )
     .with_revoked_at(optional_time(6)?)
     .with_last_used_at(optional_time(7)?)
-    .with_rotated_from(rotated_from))
+    .with_rotated_from(rotated_from)
+    .with_ends_at(optional_time(9)?))
 }
 
 fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

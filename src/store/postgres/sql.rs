@@ -65,6 +65,7 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("revoked_at", "timestamptz"),
     Column::nullable("last_used_at", "timestamptz"),
     Column::nullable("rotated_from", "text"),
+    Column::nullable("ends_at", "timestamptz"),
 ];
 
 pub(super) struct Sql {
@@ -93,10 +94,8 @@ pub(super) struct Sql {
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
     pub(super) lock_revoked_at: Arc<str>,
-    /// `$1` id, `$2` time; never extends the expiry.
-    pub(super) expire_early: Arc<str>,
-    /// `$1` id, `$2` time.
-    pub(super) revoke_at: Arc<str>,
+    /// `$1` id, `$2` time; sets `ends_at` only if that ends the key sooner.
+    pub(super) end_at: Arc<str>,
     /// `$1` ids, `$2` times.
     pub(super) record_usage: Arc<str>,
 }
@@ -146,13 +145,13 @@ impl Sql {
             )
             .into(),
             lock_revoked_at: format!("SELECT revoked_at FROM {t} WHERE id = $1 FOR UPDATE").into(),
-            expire_early: format!(
-                "UPDATE {t} SET expires_at = LEAST(expires_at, $2) WHERE id = $1
-                 RETURNING {columns}"
+            // LEAST ignores a NULL `ends_at`, leaving `expires_at` to compare with.
+            end_at: format!(
+                "UPDATE {t} SET ends_at = CASE WHEN $2::timestamptz < LEAST(expires_at, ends_at)
+                                          THEN $2::timestamptz ELSE ends_at END
+                 WHERE id = $1 RETURNING {columns}"
             )
             .into(),
-            revoke_at: format!("UPDATE {t} SET revoked_at = $2 WHERE id = $1 RETURNING {columns}")
-                .into(),
             record_usage: record_usage.into(),
             schema,
             table,
