@@ -4,16 +4,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{Extensions, HeaderMap};
 
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::middleware::service::is_grpc;
+use crate::middleware::throttle::{Bucket, FailureThrottle};
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
-    UsageTracker,
+    TrustedProxies, UsageTracker,
 };
 
 /// Default window before expiry in which responses carry `ApiKey-Expires`.
@@ -32,12 +33,17 @@ pub(crate) struct Config {
     pub(crate) expiry_warning: Option<Duration>,
     pub(crate) lookup_timeout: Option<Duration>,
     pub(crate) tracker: Option<UsageTracker>,
+    pub(crate) throttle: Option<FailureThrottle>,
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
 pub(crate) struct Presented {
     pub(crate) id: KeyId,
     pub(crate) digest: KeyDigest,
+    /// The caller's throttle bucket, when throttling is on and the caller has an
+    /// address: where a failure is counted.
+    pub(crate) bucket: Option<Bucket>,
 }
 
 /// The verdict on a request.
@@ -63,12 +69,18 @@ impl Config {
             expiry_warning: Some(DEFAULT_EXPIRY_WARNING),
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             tracker: None,
+            throttle: None,
+            proxies: TrustedProxies::none(),
         }
     }
 
-    /// Reads and checks the credentials: header, key format, checksum, then the digest.
-    /// Nothing here touches the store.
-    pub(crate) fn presented(&self, headers: &HeaderMap) -> Result<Presented, RejectionKind> {
+    /// Reads and checks the credentials: header, key format, checksum, the client's
+    /// throttle, then the digest. Nothing here touches the store.
+    pub(crate) fn presented(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Presented, RejectionKind> {
         let token = header::credentials(headers).map_err(|error| match error {
             HeaderError::Missing => RejectionKind::MissingCredentials,
             other => RejectionKind::InvalidRequest(other),
@@ -81,10 +93,37 @@ impl Config {
                 RejectionKind::InvalidRequest(HeaderError::Malformed)
             }
         })?;
+        // Before the digest: a throttled request costs no hashing either.
+        let bucket = match &self.throttle {
+            Some(throttle) => self.throttle_bucket(throttle, headers, extensions)?,
+            None => None,
+        };
         Ok(Presented {
             id: parsed.id,
             digest: KeyDigest::of_bytes(token),
+            bucket,
         })
+    }
+
+    /// The caller's bucket in `throttle`, or the refusal if it is throttled.
+    fn throttle_bucket(
+        &self,
+        throttle: &FailureThrottle,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Option<Bucket>, RejectionKind> {
+        let Some(client) = self.proxies.client_addr(headers, extensions) else {
+            throttle.warn_unaddressed();
+            return Ok(None);
+        };
+        let bucket = throttle.bucket(client);
+        match throttle.check(bucket) {
+            Ok(()) => Ok(Some(bucket)),
+            Err(retry_after) => {
+                tracing::debug!(%client, outcome = "throttled", retry_after_secs = retry_after.as_secs(), "API key refused before lookup");
+                Err(RejectionKind::Throttled { retry_after })
+            }
+        }
     }
 
     /// Decides on a request once the store has answered.
@@ -108,6 +147,9 @@ impl Config {
             Some(record) if proven => record,
             _ => {
                 tracing::debug!(key_id = %presented.id, outcome = "invalid_key", "API key refused");
+                if let (Some(throttle), Some(bucket)) = (&self.throttle, presented.bucket) {
+                    throttle.record_failure(bucket);
+                }
                 return Decision::Reject(RejectionKind::InvalidKey);
             }
         };
@@ -166,6 +208,8 @@ impl fmt::Debug for Config {
             .field("expiry_warning", &self.expiry_warning)
             .field("lookup_timeout", &self.lookup_timeout)
             .field("tracker", &self.tracker)
+            .field("throttle", &self.throttle)
+            .field("proxies", &self.proxies)
             .finish()
     }
 }
