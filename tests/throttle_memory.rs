@@ -64,7 +64,7 @@ async fn echo(_: Request<String>) -> Result<Response<String>, Infallible> {
 
 /// The `i`-th distinct address: IPv4 for even `i`, an IPv6 /64 of its own for odd `i`.
 fn address(i: u32) -> SocketAddr {
-    let ip = if i % 2 == 0 {
+    let ip = if i.is_multiple_of(2) {
         Ipv4Addr::from(0x0A00_0000 + i).into()
     } else {
         Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, i as u16, 0, 0, 0, 1).into()
