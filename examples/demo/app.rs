@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
-    PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, FailureThrottle, KeyManager, KeyStoreAdmin, ManagerError,
+    NewKey, PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
@@ -28,10 +28,17 @@ const REALM: &str = "demo";
 /// Reports kept in memory; the oldest go first, so the demo's memory stays bounded.
 const MAX_REPORTS: usize = 1_000;
 
+/// Wrong keys a client address may send in a row, and per minute after that, before
+/// its requests get 429 without a lookup. Generous for a person fixing a typo or a
+/// misconfigured job, useless for guessing a 256-bit secret.
+pub const FAILURES_PER_MINUTE: u32 = 10;
+
 /// The demo, built and not yet serving.
 pub struct Demo {
     /// Every route: `/health`, `/ping`, `/whoami`, `/reports`, `/admin/…` and the key
-    /// management panel at `/admin/`.
+    /// management panel at `/admin/`. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`: failed keys are throttled
+    /// per client address.
     pub router: Router,
     /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
     pub tracker: UsageTracker,
@@ -57,6 +64,10 @@ where
     let tracker = UsageTracker::builder(store.clone())
         .period(usage_flush)
         .build();
+    // One throttle for the API and the admin routes, so that guesses at either count
+    // together. The client address is the connection's peer: `main.rs` serves with
+    // `ConnectInfo<SocketAddr>`.
+    let throttle = FailureThrottle::per_minute(FAILURES_PER_MINUTE);
 
     let api = Router::new()
         .route("/ping", get(|| async { "pong" }))
@@ -79,11 +90,13 @@ where
             ApiKeyV2Layer::new(store)
                 .realm(REALM)
                 .clock(clock)
-                .usage_tracker(tracker.clone()),
+                .usage_tracker(tracker.clone())
+                .throttle_failures(throttle.clone()),
         );
     let admin = AdminRouter::new(manager)
         .realm(REALM)
         .usage_tracker(tracker.clone())
+        .throttle_failures(throttle)
         .into_router();
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))

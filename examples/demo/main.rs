@@ -10,6 +10,9 @@
 //! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
 //! - `/admin/`: the same in a browser, the "Connector Access Control" panel.
 //!
+//! A client address that sends 10 wrong keys in a row, then more than 10 a minute, gets
+//! 429 with `Retry-After` until it slows down (see `tower_apikey::FailureThrottle`).
+//!
 //! Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then pending
 //! last-used times are written.
 //!
@@ -22,6 +25,7 @@ mod app;
 
 use std::error::Error;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,9 +146,13 @@ where
         "demo listening"
     );
 
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop_signal())
-        .await?;
+    // With each connection's peer in `ConnectInfo`, where the failure throttle reads it.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_signal())
+    .await?;
 
     tracing::info!("stopped taking requests; writing pending last-used times");
     tracker.shutdown().await?;
