@@ -46,7 +46,7 @@
 //! | feature | adds |
 //! |---|---|
 //! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
-//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
+//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes, the [client address](client_addr) from axum's `ConnectInfo` |
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |

@@ -45,8 +45,8 @@ pub struct ApiKeyV2Layer<R = DefaultRejection> {
 
 impl ApiKeyV2Layer {
     /// A layer that looks keys up in `store`, with the defaults: realm `api`, prefix
-    /// `mkc`, no required scope, the system clock, a 30-day expiry warning and a 3 s
-    /// lookup timeout.
+    /// `mkc`, no required scope, the system clock, a 30-day expiry warning, a 3 s
+    /// lookup timeout, no failure throttle and no trusted proxy.
     pub fn new(store: impl KeyStore) -> Self {
         Self::from_shared_store(Arc::new(store))
     }
