@@ -118,7 +118,12 @@ fn throttle(c: &mut Criterion) {
     let counting = keys
         .layer(true)
         .throttle_failures(FailureThrottle::per_minute(u32::MAX));
-    row("unknown_id_throttle_off", keys.layer(true), &keys.unknown_id, 401);
+    row(
+        "unknown_id_throttle_off",
+        keys.layer(true),
+        &keys.unknown_id,
+        401,
+    );
     row("unknown_id_throttle_on", counting, &keys.unknown_id, 401);
     let strict = keys
         .layer(true)

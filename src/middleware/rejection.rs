@@ -183,6 +183,9 @@ pub(crate) struct Answers {
     /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
     /// document.
     fixed: Arc<[(HeaderMap, HeaderMap, Bytes); 13]>,
+    /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
+    /// so that refusing a throttled address (what a flood gets) formats nothing.
+    retry_after: Arc<[HeaderValue]>,
 }
 
 impl Answers {
@@ -209,7 +212,18 @@ impl Answers {
         Self {
             realm,
             fixed: Arc::new(fixed),
+            retry_after: (0..=60u64).map(HeaderValue::from).collect(),
         }
+    }
+
+    /// `Retry-After: <wait>`, in whole seconds.
+    fn retry_after(&self, wait: Duration) -> HeaderValue {
+        let secs = wait.as_secs();
+        usize::try_from(secs)
+            .ok()
+            .and_then(|i| self.retry_after.get(i))
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from(secs))
     }
 }
 
@@ -317,7 +331,7 @@ impl Rejection {
                 let mut headers = if grpc { grpc_headers } else { http }.clone();
                 if let RejectionKind::Throttled { retry_after } = &kind {
                     // The one part of a fixed answer that changes per request.
-                    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+                    headers.insert(RETRY_AFTER, answers.retry_after(*retry_after));
                 }
                 (headers, problem.clone())
             }
@@ -553,7 +567,7 @@ mod tests {
     #[test]
     fn throttled_is_429_with_its_own_retry_after_and_no_challenge() {
         let answers = Answers::new("api");
-        for secs in [1, 42] {
+        for secs in [1, 42, 60, 61, 3600] {
             let kind = RejectionKind::Throttled {
                 retry_after: Duration::from_secs(secs),
             };
