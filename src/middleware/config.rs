@@ -119,10 +119,8 @@ impl Config {
         let bucket = throttle.bucket(client);
         match throttle.check(bucket) {
             Ok(()) => Ok(Some(bucket)),
-            Err(retry_after) => {
-                tracing::debug!(%client, outcome = "throttled", retry_after_secs = retry_after.as_secs(), "API key refused before lookup");
-                Err(RejectionKind::Throttled { retry_after })
-            }
+            // Logged by the caller, with every refusal before the lookup.
+            Err(retry_after) => Err(RejectionKind::Throttled { retry_after }),
         }
     }
 
