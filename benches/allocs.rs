@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use common::{Floor, Keys, Naive, Ok200, drive, request};
 use http::HeaderValue;
-use tower::Layer;
-use tower_apikey::Scopes;
+use tower::{Layer, ServiceBuilder};
+use tower_apikey::{FailureThrottle, Scopes};
 
 /// Counts allocations (and reallocations, which allocate) made through it.
 struct Counting;
@@ -60,6 +60,32 @@ where
     (ALLOCATIONS.load(Relaxed) - before) as f64 / ROUNDS as f64
 }
 
+/// `service` behind a layer that records a peer address, as a server does: what the
+/// failure throttle reads. The recording's own allocations are the same with the
+/// throttle on or off.
+fn from_peer<S>(
+    service: S,
+) -> impl tower::Service<
+    http::Request<common::Body>,
+    Response = http::Response<common::Body>,
+    Error = std::convert::Infallible,
+>
+where
+    S: tower::Service<
+            http::Request<common::Body>,
+            Response = http::Response<common::Body>,
+            Error = std::convert::Infallible,
+        >,
+{
+    let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 40_000));
+    ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<common::Body>| {
+            req.extensions_mut().insert(peer);
+            req
+        })
+        .service(service)
+}
+
 fn main() {
     let keys = Keys::new(10_000);
     let valid = Some(&keys.valid);
@@ -95,6 +121,55 @@ fn main() {
             "apikey_v2_tracking_on",
             per_request(keys.layer(true).layer(Ok200), valid, 200),
         ),
+        (
+            "peer_throttle_off",
+            per_request(from_peer(keys.layer(true).layer(Ok200)), valid, 200),
+        ),
+        (
+            "peer_throttle_on",
+            per_request(
+                from_peer(
+                    keys.layer(true)
+                        .throttle_failures(FailureThrottle::per_minute(10))
+                        .layer(Ok200),
+                ),
+                valid,
+                200,
+            ),
+        ),
+        (
+            "peer_unknown_id_throttle_off",
+            per_request(
+                from_peer(keys.layer(true).layer(Ok200)),
+                Some(&keys.unknown_id),
+                401,
+            ),
+        ),
+        (
+            "peer_unknown_id_throttle_on",
+            per_request(
+                from_peer(
+                    keys.layer(true)
+                        .throttle_failures(FailureThrottle::per_minute(u32::MAX))
+                        .layer(Ok200),
+                ),
+                Some(&keys.unknown_id),
+                401,
+            ),
+        ),
+        ("peer_reject_throttled", {
+            let mut service = from_peer(
+                keys.layer(true)
+                    .throttle_failures(FailureThrottle::per_minute(1))
+                    .layer(Ok200),
+            );
+            // The one failure allowed; every request after it is throttled.
+            assert_eq!(
+                drive(&mut service, request(Some(&keys.unknown_id))).status(),
+                401
+            );
+            per_request(service, valid, 429)
+        }),
         (
             "reject_missing_header",
             per_request(keys.layer(true).layer(Ok200), None, 401),

@@ -7,6 +7,7 @@
 mod common;
 
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slowest_thread};
@@ -14,7 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use http::{HeaderValue, Request, Response};
 use std::convert::Infallible;
 use tower::{Layer, Service};
-use tower_apikey::{ApiKeyV2Layer, Scopes, TracingSink, UsageTracker};
+use tower_apikey::{ApiKeyV2Layer, FailureThrottle, Scopes, TracingSink, UsageTracker};
 
 /// Times one call per iteration; building the request is setup, not measured.
 fn bench_row<S>(
@@ -84,6 +85,54 @@ fn comparison(c: &mut Criterion) {
         .layer(Ok200);
     expect_status(&mut service, valid, 200);
     bench_row(c, "auth", "apikey_v2_cached_hit", service, valid);
+}
+
+/// The failure throttle's cost: the accept path with it off and on (the request carries
+/// its peer address either way, as a server inserts it), a failure counted, and a
+/// refusal of a throttled address.
+fn throttle(c: &mut Criterion) {
+    let keys = Keys::new(10_000);
+    let peer = SocketAddr::from(([192, 0, 2, 1], 40_000));
+    let mut row = |name: &str, layer: ApiKeyV2Layer, auth: &HeaderValue, status: u16| {
+        let mut service = layer.layer(Ok200);
+        let from_peer = || {
+            let mut req = request(Some(auth));
+            req.extensions_mut().insert(peer);
+            req
+        };
+        assert_eq!(drive(&mut service, from_peer()).status(), status, "{name}");
+        c.benchmark_group("throttle").bench_function(name, |b| {
+            b.iter_batched(
+                from_peer,
+                |req| black_box(drive(&mut service, req)),
+                BatchSize::SmallInput,
+            )
+        });
+    };
+    row("accept_throttle_off", keys.layer(true), &keys.valid, 200);
+    let on = keys
+        .layer(true)
+        .throttle_failures(FailureThrottle::per_minute(10));
+    row("accept_throttle_on", on, &keys.valid, 200);
+    // An allowance no bench exhausts: every failure is looked up and counted.
+    let counting = keys
+        .layer(true)
+        .throttle_failures(FailureThrottle::per_minute(u32::MAX));
+    row(
+        "unknown_id_throttle_off",
+        keys.layer(true),
+        &keys.unknown_id,
+        401,
+    );
+    row("unknown_id_throttle_on", counting, &keys.unknown_id, 401);
+    let strict = keys
+        .layer(true)
+        .throttle_failures(FailureThrottle::per_minute(1));
+    let mut throttled = strict.clone().layer(Ok200);
+    let mut req = request(Some(&keys.unknown_id));
+    req.extensions_mut().insert(peer);
+    assert_eq!(drive(&mut throttled, req).status(), 401);
+    row("throttled", strict, &keys.valid, 429);
 }
 
 fn store_sizes(c: &mut Criterion) {
@@ -161,6 +210,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = comparison, store_sizes, rejections, threads
+    targets = comparison, throttle, store_sizes, rejections, threads
 }
 criterion_main!(benches);

@@ -6,6 +6,9 @@
 //!
 //! Starts the server on a free loopback port, calls it without a key, with a key that
 //! lacks the route's scope and with a good key, prints each answer, and stops.
+//!
+//! Wrong keys are throttled per client address: `serve` puts each connection's peer
+//! into its requests' extensions as a `SocketAddr`, where the layer finds it.
 //! `tests/hyper.rs` drives the same `app` and `serve` through real connections.
 
 use std::convert::Infallible;
@@ -20,9 +23,15 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
+use tower_apikey::{
+    ApiKeyIdentity, ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey, Scopes,
+};
 
-/// The application: a tower service behind the layer, requiring `greetings:read`.
+/// Wrong keys one client address may send in a row, and per minute after that.
+pub const FAILURES_PER_MINUTE: u32 = 10;
+
+/// The application: a tower service behind the layer, requiring `greetings:read` and
+/// throttling wrong keys per client address.
 ///
 /// The response body is `Full<Bytes>`, one of the bodies the layer writes its problem
 /// documents into; with another body a refusal still carries its status and headers.
@@ -38,7 +47,11 @@ pub fn app(
 + 'static {
     let required = Scopes::new(["greetings:read"]).expect("a valid scope");
     ServiceBuilder::new()
-        .layer(ApiKeyV2Layer::new(store).require_scopes(required))
+        .layer(
+            ApiKeyV2Layer::new(store)
+                .require_scopes(required)
+                .throttle_failures(FailureThrottle::per_minute(FAILURES_PER_MINUTE)),
+        )
         .service_fn(hello)
 }
 
@@ -55,7 +68,8 @@ async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(Response::new(Full::new(Bytes::from(greeting))))
 }
 
-/// Serves `service` on `listener` over HTTP/1.1 and HTTP/2, one task per connection.
+/// Serves `service` on `listener` over HTTP/1.1 and HTTP/2, one task per connection,
+/// each request carrying its connection's peer as a `SocketAddr` extension.
 pub async fn serve<S>(listener: TcpListener, service: S)
 where
     S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
@@ -73,7 +87,14 @@ where
                 continue;
             }
         };
-        let service = TowerToHyperService::new(service.clone());
+        // The client address for per-address policies (the failure throttle).
+        let service = ServiceBuilder::new()
+            .map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            })
+            .service(service.clone());
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             if let Err(error) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

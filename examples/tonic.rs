@@ -8,24 +8,32 @@
 //! code, so no `protoc` is needed), implemented here so that its handler can read the
 //! caller's `ApiKeyIdentity` from the request's extensions. The layer answers refused
 //! gRPC calls with a proper status: `Unauthenticated` without a valid key,
-//! `PermissionDenied` without the scope `health:read`. `tests/tonic.rs` drives the same
+//! `PermissionDenied` without the scope `health:read`, and `ResourceExhausted` to a
+//! client address that keeps sending wrong keys. `tests/tonic.rs` drives the same
 //! `serve` and `client` over loopback.
 
 use std::error::Error;
+use std::net::SocketAddr;
 
 use futures_util::stream::BoxStream;
 use tokio::net::TcpListener;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{TcpConnectInfo, TcpIncoming};
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
-use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
+use tower::util::MapRequestLayer;
+use tower_apikey::{
+    ApiKeyIdentity, ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey, Scopes,
+};
+
+/// Wrong keys one client address may send in a row, and per minute after that.
+pub const FAILURES_PER_MINUTE: u32 = 10;
 
 /// Response metadata naming the key the handler saw.
 pub const CALLER_KEY_ID: &str = "x-caller-key-id";
@@ -68,17 +76,37 @@ impl Health for CallerAwareHealth {
     }
 }
 
-/// Serves the health service behind the layer (scope `health:read`) on `listener`.
+/// Serves the health service behind the layer (scope `health:read`, wrong keys
+/// throttled per client address) on `listener`.
 pub async fn serve(
     listener: TcpListener,
     store: InMemoryKeyStore,
 ) -> Result<(), tonic::transport::Error> {
     let required = Scopes::new(["health:read"]).expect("a valid scope");
     Server::builder()
-        .layer(ApiKeyV2Layer::new(store).require_scopes(required))
+        // tonic records each connection's peer as `TcpConnectInfo`; the layer reads a
+        // plain `SocketAddr`. Layers run in the order added: this one first.
+        .layer(MapRequestLayer::new(peer_address))
+        .layer(
+            ApiKeyV2Layer::new(store)
+                .require_scopes(required)
+                .throttle_failures(FailureThrottle::per_minute(FAILURES_PER_MINUTE)),
+        )
         .add_service(HealthServer::new(CallerAwareHealth))
         .serve_with_incoming(TcpIncoming::from(listener))
         .await
+}
+
+/// Copies tonic's record of the connection's peer into a `SocketAddr` extension.
+fn peer_address(mut req: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
+    let peer = req
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr);
+    if let Some(peer) = peer {
+        req.extensions_mut().insert::<SocketAddr>(peer);
+    }
+    req
 }
 
 /// A client-side interceptor that sends `authorization: ApiKey-v2 <key>` with every call

@@ -39,6 +39,7 @@
 //! | problem | status |
 //! |---|---|
 //! | no key, or not `admin:keys` | 401 / 403, from the middleware |
+//! | too many wrong keys from the client's address (with a [`FailureThrottle`]) | 429 with `Retry-After`, from the middleware |
 //! | not JSON (`content-type`) | 415 |
 //! | body over [`MAX_BODY_BYTES`] | 413 |
 //! | body is not well-formed JSON | 400 |
@@ -78,7 +79,8 @@
 //!     .nest("/admin", admin::router(manager));
 //! ```
 //!
-//! [`AdminRouter`] sets the realm and the usage tracker of that guard.
+//! [`AdminRouter`] sets the realm, the usage tracker, the failure throttle and the
+//! trusted proxies of that guard.
 //!
 //! # The panel
 //!
@@ -120,7 +122,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::{
-    ApiKeyV2Layer, CreatedKey, KeyId, KeyManager, KeyStoreAdmin, NewKey, Scopes, UsageTracker,
+    ApiKeyV2Layer, CreatedKey, FailureThrottle, KeyId, KeyManager, KeyStoreAdmin, NewKey, Scopes,
+    TrustedProxies, UsageTracker,
 };
 use body::{CreateRequest, RotateRequest};
 use problem::AdminError;
@@ -196,6 +199,22 @@ where
     /// `last_used_at` moves like every other key's.
     pub fn usage_tracker(mut self, tracker: UsageTracker) -> Self {
         self.guard = self.guard.usage_tracker(tracker);
+        self
+    }
+
+    /// Throttles failed keys per client address in the guard (off by default): pass a
+    /// clone of the application's own [`FailureThrottle`], so that guesses at the admin
+    /// routes and at the API count together. See
+    /// [`ApiKeyV2Layer::throttle_failures`].
+    pub fn throttle_failures(mut self, throttle: FailureThrottle) -> Self {
+        self.guard = self.guard.throttle_failures(throttle);
+        self
+    }
+
+    /// The reverse proxies whose forwarding header names the client address, as in
+    /// [`ApiKeyV2Layer::trusted_proxies`].
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.guard = self.guard.trusted_proxies(proxies);
         self
     }
 

@@ -15,6 +15,10 @@
 //!   PostgreSQL store for many instances behind features.
 //! - **[Last-used tracking](usage)**: [`UsageTracker`] records each proven use without
 //!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
+//! - **[Throttling](FailureThrottle)**: optionally, a client address that keeps sending
+//!   wrong keys gets 429 before any lookup, in fixed memory; the
+//!   [client address](client_addr) is the connection's peer or what trusted proxies
+//!   forwarded.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
 //!   revoke, rotate with optional overlap, find expiring and dormant keys; over HTTP
 //!   with the `admin` feature's router.
@@ -42,7 +46,7 @@
 //! | feature | adds |
 //! |---|---|
 //! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
-//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes |
+//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes, the [client address](client_addr) from axum's `ConnectInfo` |
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
@@ -67,6 +71,7 @@
 pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
+pub mod client_addr;
 mod clock;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -89,6 +94,7 @@ mod utc;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use axum::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
+pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use header::HeaderError;
 pub use identity::ApiKeyIdentity;
@@ -98,6 +104,7 @@ pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
 pub use middleware::service::ApiKeyV2Service;
+pub use middleware::throttle::FailureThrottle;
 pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
 pub use scope::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]

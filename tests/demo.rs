@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::Answer;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -69,13 +69,17 @@ impl Demo {
             InMemoryKeyStore::new(),
             Duration::from_secs(300),
             Arc::new(clock.clone()),
+            app::FAILURES_PER_MINUTE,
         )
         .await
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = demo.router;
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        tokio::spawn(async move {
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).await.unwrap()
+        });
         Self {
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -714,6 +718,32 @@ async fn admin_key_uses_are_tracked_like_any_other() {
     assert_eq!(me["last_used_at"], at(30));
     assert_eq!(me["scopes"], json!(["admin:keys"]));
     assert_eq!(me["name"], "demo admin");
+}
+
+#[tokio::test]
+async fn guessing_keys_is_throttled_across_the_api_and_the_admin_routes() {
+    let demo = Demo::start().await;
+    let (key, _) = demo.create("guess target", &["reports:read"]).await;
+    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    // Guesses at the admin routes and at the API count together.
+    for i in 0..app::FAILURES_PER_MINUTE {
+        let answer = if i % 2 == 0 {
+            demo.send(Method::GET, "/admin/keys", Some(&wrong), Body::None)
+                .await
+        } else {
+            demo.get("/ping", Some(&wrong)).await
+        };
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    for path in ["/ping", "/admin/keys"] {
+        let answer = demo.get(path, Some(&key)).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(answer.problem()["error"], "throttled");
+        let retry_after: u64 = answer.header(RETRY_AFTER).parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+    }
+    // Requests that need no key are not refused.
+    assert_eq!(demo.get("/health", None).await.status, StatusCode::OK);
 }
 
 // The demo binary from outside: the limits of a server that faces the internet

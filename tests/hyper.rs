@@ -93,3 +93,23 @@ async fn the_layer_guards_a_plain_hyper_server_over_http1_and_http2() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_peer_address_reaches_the_throttle() {
+    let (addr, manager) = start().await;
+    let good = manager
+        .create(NewKey::new("hyper caller", ["greetings:read"]))
+        .await
+        .unwrap();
+    let wrong = tower_apikey::test_util::with_wrong_secret(good.key.expose_secret());
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    for _ in 0..example::FAILURES_PER_MINUTE {
+        let (status, ..) = get(&client, addr, Some(&wrong)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, headers, body) = get(&client, addr, Some(good.key.expose_secret())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(http::header::RETRY_AFTER));
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["error"], "throttled");
+}

@@ -463,14 +463,22 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
     // The demo, as `cargo run --example demo -- --usage-flush-secs 1` serves it, on a
     // clock that starts 45 days ago: the keys made then give the page history to show.
     let clock = ManualClock::new(SystemTime::now() - 45 * DAY);
-    let demo = app::build(InMemoryKeyStore::new(), FLUSH, Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    let demo = app::build(
+        InMemoryKeyStore::new(),
+        FLUSH,
+        Arc::new(clock.clone()),
+        app::FAILURES_PER_MINUTE,
+    )
+    .await
+    .unwrap();
     let admin = demo.admin_key.expose_secret().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = demo.router;
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap()
+    });
     tokio::spawn(demo.tracker.clone().run());
 
     // 45 days ago: a key never used, expiring 12 days from today; a key last used 40

@@ -820,6 +820,7 @@ impl DemoInstance {
             store,
             Duration::from_secs(300),
             std::sync::Arc::new(tower_apikey::SystemClock),
+            app::FAILURES_PER_MINUTE,
         )
         .await
         .expect("build the demo");

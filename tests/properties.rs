@@ -1,6 +1,7 @@
 //! Property tests (proptest): the key format round-trips, typos never authenticate,
 //! random `Authorization` values never authenticate, the scope laws hold, and expiry is
-//! monotonic in time. Requests go through the real layer, driven synchronously (the
+//! monotonic in time; behind trusted proxies, a client cannot choose its address.
+//! Requests go through the real layer, driven synchronously (the
 //! in-memory store answers at once).
 
 use std::convert::Infallible;
@@ -14,8 +15,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, InMemoryKeyStore, KeyDigest, KeyId, KeyManager,
-    KeyName, KeyPrefix, KeyRecord, KeyState, ManualClock, NewKey, PlaintextKey, Scope, Scopes,
+    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, ClientAddr, InMemoryKeyStore, KeyDigest, KeyId,
+    KeyManager, KeyName, KeyPrefix, KeyRecord, KeyState, ManualClock, NewKey, PlaintextKey, Scope,
+    Scopes, TrustedProxies,
 };
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -459,6 +461,113 @@ proptest! {
             // Monotonic: once refused for expiry, never accepted later.
             prop_assert!(!(refused && status == StatusCode::OK));
             refused |= status == StatusCode::UNAUTHORIZED;
+        }
+    }
+}
+
+// The client address behind trusted proxies: whatever the forwarding headers hold.
+
+/// Addresses the headers, the peer and the trusted proxies are drawn from.
+const POOL: [&str; 6] = [
+    "203.0.113.9",
+    "10.0.0.1",
+    "10.0.0.2",
+    "2001:db8::7",
+    "::ffff:198.51.100.3",
+    "fd00::1",
+];
+
+fn pooled(i: usize) -> ClientAddr {
+    ClientAddr::new(POOL[i % POOL.len()].parse().unwrap())
+}
+
+/// One list entry: an address of the pool in one of the forms proxies write, or
+/// something that is no address at all (no digit can parse as one).
+fn forwarding_entry(forwarded: bool) -> impl Strategy<Value = String> {
+    let address = (0..POOL.len(), 0..4u8, 1..=65535u16).prop_map(move |(i, form, port)| {
+        let ip: std::net::IpAddr = POOL[i].parse().unwrap();
+        let node = match (form, ip.is_ipv4()) {
+            (0, _) => ip.to_string(),
+            (1, true) => format!("{ip}:{port}"),
+            (1, false) => format!("[{ip}]:{port}"),
+            (2, true) => format!("\"{ip}\""),
+            (2, false) => format!("\"[{ip}]\""),
+            _ => format!(" {ip} "),
+        };
+        if forwarded {
+            format!("proto=https;For={node}")
+        } else {
+            node
+        }
+    });
+    prop_oneof![
+        4 => address,
+        1 => "[ g-z_;=\"\\[\\]]{0,12}",
+    ]
+}
+
+/// Header values: several fields, each a comma-separated list.
+fn forwarding_values(forwarded: bool) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(
+        prop::collection::vec(forwarding_entry(forwarded), 0..24).prop_map(|e| e.join(",")),
+        0..4,
+    )
+}
+
+fn forwarding_headers(forwarded: bool, values: &[String]) -> http::HeaderMap {
+    let name = if forwarded {
+        "forwarded"
+    } else {
+        "x-forwarded-for"
+    };
+    let mut headers = http::HeaderMap::new();
+    for value in values {
+        headers.append(name, HeaderValue::from_str(value).unwrap());
+    }
+    headers
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_client_behind_proxies_is_the_peer_or_a_forwarded_address_never_a_client_choice(
+        forwarded in any::<bool>(),
+        trusted in prop::collection::vec(any::<bool>(), POOL.len()),
+        peer in 0..POOL.len(),
+        values in any::<bool>().prop_flat_map(forwarding_values),
+        spoof in prop::collection::vec(0..POOL.len(), 1..4),
+    ) {
+        let nets: Vec<&str> = POOL.iter().zip(&trusted).filter(|(_, t)| **t).map(|(a, _)| *a).collect();
+        let proxies = if forwarded {
+            TrustedProxies::forwarded(&nets)
+        } else {
+            TrustedProxies::x_forwarded_for(&nets)
+        }
+        .unwrap();
+        let peer = pooled(peer);
+        let headers = forwarding_headers(forwarded, &values);
+        let client = proxies.client_behind(peer, &headers);
+
+        // An untrusted peer is the client, whatever it sent.
+        if !proxies.trusts(peer) {
+            prop_assert_eq!(client, peer);
+        }
+        // Only the peer or an address from the header, canonical.
+        prop_assert!(
+            client == peer || (0..POOL.len()).any(|i| pooled(i) == client),
+            "{client:?}"
+        );
+        // What a client writes left of the first untrusted address never matters.
+        if !proxies.trusts(client) {
+            let forged: Vec<String> = spoof
+                .iter()
+                .map(|&i| if forwarded { format!("for=\"{}\"", pooled(i)) } else { pooled(i).to_string() })
+                .collect();
+            let mut spoofed = vec![forged.join(", ")];
+            spoofed.extend(values.iter().cloned());
+            let again = proxies.client_behind(peer, &forwarding_headers(forwarded, &spoofed));
+            prop_assert_eq!(again, client);
         }
     }
 }

@@ -120,3 +120,22 @@ async fn refusals_leave_the_connection_usable() {
         assert!(server.check(Some(&key)).await.is_ok());
     }
 }
+
+#[tokio::test]
+async fn guessing_keys_gets_resource_exhausted() {
+    let server = Server::start().await;
+    let (key, _) = server.key(&["health:read"]).await;
+    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    // The example copies tonic's `TcpConnectInfo` into the `SocketAddr` the layer reads.
+    for _ in 0..example::FAILURES_PER_MINUTE {
+        let status = server.check(Some(&wrong)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    let status = server.check(Some(&key)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("too many invalid keys"),
+        "{}",
+        status.message()
+    );
+}

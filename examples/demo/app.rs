@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
-    PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, FailureThrottle, KeyManager, KeyStoreAdmin, ManagerError,
+    NewKey, PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
@@ -28,10 +28,17 @@ const REALM: &str = "demo";
 /// Reports kept in memory; the oldest go first, so the demo's memory stays bounded.
 const MAX_REPORTS: usize = 1_000;
 
+/// Wrong keys a client address may send in a row, and per minute after that, before
+/// its requests get 429 without a lookup. Generous for a person fixing a typo or a
+/// misconfigured job, useless for guessing a 256-bit secret.
+pub const FAILURES_PER_MINUTE: u32 = 10;
+
 /// The demo, built and not yet serving.
 pub struct Demo {
     /// Every route: `/health`, `/ping`, `/whoami`, `/reports`, `/admin/…` and the key
-    /// management panel at `/admin/`.
+    /// management panel at `/admin/`. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`: failed keys are throttled
+    /// per client address.
     pub router: Router,
     /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
     pub tracker: UsageTracker,
@@ -50,13 +57,20 @@ pub async fn build<S>(
     store: S,
     usage_flush: Duration,
     clock: Arc<dyn Clock>,
+    failures_per_minute: u32,
 ) -> Result<Demo, ManagerError>
 where
     S: KeyStoreAdmin + UsageSink + Clone,
 {
     let admin_key =
         mint_admin_key(&KeyManager::new(store.clone()).with_clock(clock.clone())).await?;
-    Ok(build_with_admin_key(store, usage_flush, clock, admin_key))
+    Ok(build_with_admin_key(
+        store,
+        usage_flush,
+        clock,
+        admin_key,
+        failures_per_minute,
+    ))
 }
 
 /// Creates an admin key (name [`ADMIN_KEY_NAME`], scopes [`ADMIN_KEY_SCOPES`]) in the
@@ -71,12 +85,14 @@ pub async fn mint_admin_key<S: KeyStoreAdmin>(
 }
 
 /// Builds the demo over `store`, for an operator holding `admin_key`: the usage tracker
-/// (writing last-used times into the store every `usage_flush`) and the routes.
+/// (writing last-used times into the store every `usage_flush`) and the routes, with
+/// wrong keys throttled at `failures_per_minute` per client address (0: off).
 pub fn build_with_admin_key<S>(
     store: S,
     usage_flush: Duration,
     clock: Arc<dyn Clock>,
     admin_key: PlaintextKey,
+    failures_per_minute: u32,
 ) -> Demo
 where
     S: KeyStoreAdmin + UsageSink + Clone,
@@ -85,6 +101,26 @@ where
     let tracker = UsageTracker::builder(store.clone())
         .period(usage_flush)
         .build();
+    // One throttle for the API and the admin routes, so that guesses at either count
+    // together. The client address is the connection's peer: `main.rs` serves with
+    // `ConnectInfo<SocketAddr>`.
+    let throttle =
+        (failures_per_minute > 0).then(|| FailureThrottle::per_minute(failures_per_minute));
+
+    let layer = ApiKeyV2Layer::new(store)
+        .realm(REALM)
+        .clock(clock.clone())
+        .usage_tracker(tracker.clone());
+    let mut admin = AdminRouter::new(manager)
+        .realm(REALM)
+        .usage_tracker(tracker.clone());
+    let layer = match &throttle {
+        Some(throttle) => {
+            admin = admin.throttle_failures(throttle.clone());
+            layer.throttle_failures(throttle.clone())
+        }
+        None => layer,
+    };
 
     let api = Router::new()
         .route("/ping", get(|| async { "pong" }))
@@ -103,16 +139,8 @@ where
             clock: clock.clone(),
         })
         // `route_layer`: unknown paths stay 404 instead of asking for a key.
-        .route_layer(
-            ApiKeyV2Layer::new(store)
-                .realm(REALM)
-                .clock(clock)
-                .usage_tracker(tracker.clone()),
-        );
-    let admin = AdminRouter::new(manager)
-        .realm(REALM)
-        .usage_tracker(tracker.clone())
-        .into_router();
+        .route_layer(layer);
+    let admin = admin.into_router();
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(api)

@@ -11,9 +11,11 @@
 //! - `/admin/`: the same in a browser, the "Connector Access Control" panel.
 //!
 //! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
-//! timeout, a request timeout and a connection cap, each with a flag. Ctrl-C or SIGTERM
-//! stops it gracefully: in-flight requests finish, then pending last-used times are
-//! written.
+//! timeout, a request timeout and a connection cap, each with a flag. A client address
+//! that sends 10 wrong keys in a row, then more than 10 a minute, gets 429 with
+//! `Retry-After` until it slows down (see `tower_apikey::FailureThrottle`). Ctrl-C or
+//! SIGTERM stops it gracefully: in-flight requests finish, then pending last-used times
+//! are written.
 //!
 //! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
 //! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
@@ -55,6 +57,12 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     usage_flush_secs: u64,
+
+    /// Wrong keys a client address may send per minute (and in a row) before its
+    /// requests get 429 without a lookup; 0 turns the throttle off (scripts/flood does,
+    /// to measure what reaches the store).
+    #[arg(long, value_name = "N", default_value_t = app::FAILURES_PER_MINUTE)]
+    failures_per_minute: u32,
 
     /// Seconds a client may take to send a request's headers, from when its connection
     /// opens or falls idle; then the connection is closed.
@@ -179,6 +187,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         InMemoryKeyStore::new(),
         Duration::from_secs(args.usage_flush_secs),
         Arc::new(SystemClock),
+        args.failures_per_minute,
     )
     .await?;
     serve(listener, demo, &args).await
@@ -224,6 +233,7 @@ async fn serve_postgres(
         Duration::from_secs(args.usage_flush_secs),
         Arc::new(SystemClock),
         admin_key,
+        args.failures_per_minute,
     );
     let served = serve(listener, demo, args).await;
     let _ = stop.send(());

@@ -4,17 +4,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{Extensions, HeaderMap};
 
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest};
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
 use crate::middleware::service::is_grpc;
 use crate::middleware::store_failure_log::StoreFailureLog;
+use crate::middleware::throttle::{Bucket, FailureThrottle};
 use crate::store::StoreError;
 use crate::{
     ApiKeyIdentity, Clock, KeyId, KeyPrefix, KeyRecord, KeyState, KeyStore, Scopes, SystemClock,
-    UsageTracker,
+    TrustedProxies, UsageTracker,
 };
 
 /// Default window before expiry in which responses carry `ApiKey-Expires`.
@@ -35,12 +36,17 @@ pub(crate) struct Config {
     pub(crate) tracker: Option<UsageTracker>,
     /// Shared by every clone, so that the limit holds for the layer as a whole.
     pub(crate) store_failures: Arc<StoreFailureLog>,
+    pub(crate) throttle: Option<FailureThrottle>,
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
 pub(crate) struct Presented {
     pub(crate) id: KeyId,
     pub(crate) digest: KeyDigest,
+    /// The caller's throttle bucket, when throttling is on and the caller has an
+    /// address: where a failure is counted.
+    pub(crate) bucket: Option<Bucket>,
 }
 
 /// The verdict on a request.
@@ -67,12 +73,18 @@ impl Config {
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             tracker: None,
             store_failures: Arc::new(StoreFailureLog::new()),
+            throttle: None,
+            proxies: TrustedProxies::none(),
         }
     }
 
-    /// Reads and checks the credentials: header, key format, checksum, then the digest.
-    /// Nothing here touches the store.
-    pub(crate) fn presented(&self, headers: &HeaderMap) -> Result<Presented, RejectionKind> {
+    /// Reads and checks the credentials: header, key format, checksum, the client's
+    /// throttle, then the digest. Nothing here touches the store.
+    pub(crate) fn presented(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Presented, RejectionKind> {
         let token = header::credentials(headers).map_err(|error| match error {
             HeaderError::Missing => RejectionKind::MissingCredentials,
             other => RejectionKind::InvalidRequest(other),
@@ -85,10 +97,35 @@ impl Config {
                 RejectionKind::InvalidRequest(HeaderError::Malformed)
             }
         })?;
+        // Before the digest: a throttled request costs no hashing either.
+        let bucket = match &self.throttle {
+            Some(throttle) => self.throttle_bucket(throttle, headers, extensions)?,
+            None => None,
+        };
         Ok(Presented {
             id: parsed.id,
             digest: KeyDigest::of_bytes(token),
+            bucket,
         })
+    }
+
+    /// The caller's bucket in `throttle`, or the refusal if it is throttled.
+    fn throttle_bucket(
+        &self,
+        throttle: &FailureThrottle,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Option<Bucket>, RejectionKind> {
+        let Some(client) = self.proxies.client_addr(headers, extensions) else {
+            throttle.warn_unaddressed();
+            return Ok(None);
+        };
+        let bucket = throttle.bucket(client);
+        match throttle.check(bucket) {
+            Ok(()) => Ok(Some(bucket)),
+            // Logged by the caller, with every refusal before the lookup.
+            Err(retry_after) => Err(RejectionKind::Throttled { retry_after }),
+        }
     }
 
     /// Decides on a request once the store has answered.
@@ -121,6 +158,9 @@ impl Config {
             Some(record) if proven => record,
             _ => {
                 tracing::debug!(key_id = %presented.id, outcome = "invalid_key", "API key refused");
+                if let (Some(throttle), Some(bucket)) = (&self.throttle, presented.bucket) {
+                    throttle.record_failure(bucket);
+                }
                 return Decision::Reject(RejectionKind::InvalidKey);
             }
         };
@@ -184,6 +224,8 @@ impl fmt::Debug for Config {
             .field("expiry_warning", &self.expiry_warning)
             .field("lookup_timeout", &self.lookup_timeout)
             .field("tracker", &self.tracker)
-            .finish_non_exhaustive()
+            .field("throttle", &self.throttle)
+            .field("proxies", &self.proxies)
+            .finish()
     }
 }

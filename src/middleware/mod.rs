@@ -3,12 +3,16 @@
 //! Per request, in order:
 //!
 //! 1. read the one `Authorization: ApiKey-v2 <key>` header (length cap first);
-//! 2. check the key's prefix, shape and CRC-32 checksum, and hash it once (SHA-256);
-//!    a malformed key is refused here, without touching the store;
-//! 3. look the id up in the [`KeyStore`](crate::KeyStore) (at once when the store can
-//!    answer from memory, otherwise as a future bounded by the lookup timeout);
-//! 4. compare digests in constant time (against a dummy for an unknown id);
-//! 5. only then say "revoked", "ended by rotation" or "expired", check the required
+//! 2. check the key's prefix, shape and CRC-32 checksum; a malformed key is refused
+//!    here, without touching the store;
+//! 3. with a [`FailureThrottle`](crate::FailureThrottle), refuse (429) a client
+//!    address that sent too many wrong keys recently, still without touching the store;
+//! 4. hash the key once (SHA-256) and look the id up in the
+//!    [`KeyStore`](crate::KeyStore) (at once when the store can answer from memory,
+//!    otherwise as a future bounded by the lookup timeout);
+//! 5. compare digests in constant time (against a dummy for an unknown id), and count
+//!    a mismatch against the client's address when throttling;
+//! 6. only then say "revoked", "ended by rotation" or "expired", check the required
 //!    scopes, and put the [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's
 //!    extensions.
 //!
@@ -22,6 +26,7 @@ pub(crate) mod layer;
 pub mod rejection;
 pub(crate) mod service;
 mod store_failure_log;
+pub(crate) mod throttle;
 
 #[cfg(test)]
 mod tests;

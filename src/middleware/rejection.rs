@@ -8,6 +8,7 @@
 //! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
 //! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
 //! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
+//! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
@@ -20,6 +21,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -59,6 +61,13 @@ pub enum RejectionKind {
     Revoked,
     /// The key is valid but lacks these required scopes.
     InsufficientScope(Scopes),
+    /// The client's address sent too many wrong keys recently (see
+    /// [`FailureThrottle`](crate::FailureThrottle)); the key was not looked up.
+    Throttled {
+        /// How long until the address may try again: whole seconds, at least one; the
+        /// answer's `Retry-After`.
+        retry_after: Duration,
+    },
     /// The key store could not answer; the request is refused, not let through.
     StoreUnavailable,
     /// The lookup was shed before it reached the store ([`StoreError::Overloaded`]): too
@@ -71,9 +80,10 @@ pub enum RejectionKind {
 }
 
 /// One of each kind whose answer is the same for every request (all but
-/// `InsufficientScope`), in [`RejectionKind::slot`] order: their challenges and problem
-/// documents are built once per realm.
-const FIXED_KINDS: [RejectionKind; 14] = [
+/// `InsufficientScope`, and `Throttled` but for its `Retry-After`), in
+/// [`RejectionKind::slot`] order: their challenges and problem documents are built once
+/// per realm.
+const FIXED_KINDS: [RejectionKind; 15] = [
     RejectionKind::MissingCredentials,
     RejectionKind::InvalidRequest(HeaderError::Multiple),
     RejectionKind::InvalidRequest(HeaderError::TooLong),
@@ -88,10 +98,13 @@ const FIXED_KINDS: [RejectionKind; 14] = [
     RejectionKind::Revoked,
     RejectionKind::StoreUnavailable,
     RejectionKind::Overloaded,
+    RejectionKind::Throttled {
+        retry_after: Duration::ZERO,
+    },
 ];
 
 /// The descriptions of [`FIXED_KINDS`], in the same order.
-const FIXED_DESCRIPTIONS: [&str; 14] = [
+const FIXED_DESCRIPTIONS: [&str; 15] = [
     "an API key is required: send Authorization: ApiKey-v2 <key>",
     "send exactly one Authorization header",
     "the Authorization header is too long",
@@ -106,6 +119,7 @@ const FIXED_DESCRIPTIONS: [&str; 14] = [
     "the key has been revoked",
     "the key store is unavailable; try again shortly",
     "the service is busy; try again shortly",
+    "too many invalid keys from this address; try again after Retry-After seconds",
 ];
 
 impl RejectionKind {
@@ -113,15 +127,19 @@ impl RejectionKind {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
 
-    /// The RFC 6750 `error` code, if the answer carries one.
+    /// The `error` code of the answer's problem document, if it has one: for a 401 or
+    /// 403 the RFC 6750 code that its `WWW-Authenticate` challenge also carries; for a
+    /// 429, `throttled` (no challenge: the key is not in question).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Self::MissingCredentials | Self::StoreUnavailable | Self::Overloaded => None,
+            Self::Throttled { .. } => Some("throttled"),
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::MalformedKey(_)
             | Self::InvalidKey
@@ -144,6 +162,7 @@ impl RejectionKind {
     pub fn grpc_status(&self) -> u16 {
         match self {
             Self::InsufficientScope(_) => 7,
+            Self::Throttled { .. } => 8,
             Self::StoreUnavailable | Self::Overloaded => 14,
             _ => 16,
         }
@@ -167,6 +186,7 @@ impl RejectionKind {
             Self::Revoked => 11,
             Self::StoreUnavailable => 12,
             Self::Overloaded => 13,
+            Self::Throttled { .. } => 14,
             Self::InsufficientScope(_) => return None,
         })
     }
@@ -182,6 +202,9 @@ pub(crate) struct Answers {
     /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
     /// document.
     fixed: Arc<[(HeaderMap, HeaderMap, Bytes); FIXED_KINDS.len()]>,
+    /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
+    /// so that refusing a throttled address (what a flood gets) formats nothing.
+    retry_after: Arc<[HeaderValue]>,
 }
 
 impl Answers {
@@ -208,7 +231,18 @@ impl Answers {
         Self {
             realm,
             fixed: Arc::new(fixed),
+            retry_after: (0..=60u64).map(HeaderValue::from).collect(),
         }
+    }
+
+    /// `Retry-After: <wait>`, in whole seconds.
+    fn retry_after(&self, wait: Duration) -> HeaderValue {
+        let secs = wait.as_secs();
+        usize::try_from(secs)
+            .ok()
+            .and_then(|i| self.retry_after.get(i))
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from(secs))
     }
 }
 
@@ -231,15 +265,32 @@ fn headers_for(realm: &HeaderValue, kind: &RejectionKind, grpc: bool) -> HeaderM
     if let Some(challenge) = challenge_for(realm, kind) {
         headers.insert(WWW_AUTHENTICATE, challenge);
     }
-    if kind.status() == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    if let Some(retry_after) = retry_after(kind) {
+        headers.insert(RETRY_AFTER, retry_after);
     }
     headers
 }
 
-/// The `WWW-Authenticate` value for `kind`, or `None` for a 503.
+/// The `Retry-After` of a 503 or 429.
+fn retry_after(kind: &RejectionKind) -> Option<HeaderValue> {
+    match kind {
+        RejectionKind::StoreUnavailable | RejectionKind::Overloaded => {
+            Some(HeaderValue::from_static(RETRY_AFTER_SECS))
+        }
+        RejectionKind::Throttled { retry_after } => Some(HeaderValue::from(retry_after.as_secs())),
+        _ => None,
+    }
+}
+
+/// The `WWW-Authenticate` value for `kind`, or `None` for a 503 or 429, which are not
+/// about the key.
 fn challenge_for(realm: &HeaderValue, kind: &RejectionKind) -> Option<HeaderValue> {
-    if kind.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if matches!(
+        kind,
+        RejectionKind::StoreUnavailable
+            | RejectionKind::Overloaded
+            | RejectionKind::Throttled { .. }
+    ) {
         return None;
     }
     let Some(code) = kind.error_code() else {
@@ -300,10 +351,12 @@ impl Rejection {
         let (headers, problem) = match kind.slot() {
             Some(slot) => {
                 let (http, grpc_headers, problem) = &answers.fixed[slot];
-                (
-                    if grpc { grpc_headers } else { http }.clone(),
-                    problem.clone(),
-                )
+                let mut headers = if grpc { grpc_headers } else { http }.clone();
+                if let RejectionKind::Throttled { retry_after } = &kind {
+                    // The one part of a fixed answer that changes per request.
+                    headers.insert(RETRY_AFTER, answers.retry_after(*retry_after));
+                }
+                (headers, problem.clone())
             }
             None => (
                 headers_for(&answers.realm, &kind, grpc),
@@ -494,6 +547,9 @@ mod tests {
             RejectionKind::Ended,
             RejectionKind::Revoked,
             RejectionKind::StoreUnavailable,
+            RejectionKind::Throttled {
+                retry_after: Duration::from_secs(3),
+            },
         ];
         for kind in kinds {
             let response: Response<Vec<u8>> = reject(kind.clone(), false).into_response();
@@ -530,6 +586,31 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
         assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn throttled_is_429_with_its_own_retry_after_and_no_challenge() {
+        let answers = Answers::new("api");
+        for secs in [1, 42, 60, 61, 3600] {
+            let kind = RejectionKind::Throttled {
+                retry_after: Duration::from_secs(secs),
+            };
+            let response: Response<String> =
+                Rejection::new(kind.clone(), false, &answers).into_response();
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()[RETRY_AFTER], secs.to_string().as_str());
+            assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
+            assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
+            let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+            assert_eq!(body["error"], "throttled");
+            assert_eq!(body["status"], 429);
+            assert_eq!(body["title"], "Too Many Requests");
+
+            let grpc: Response<String> = Rejection::new(kind, true, &answers).into_response();
+            assert_eq!(grpc.status(), 200);
+            assert_eq!(grpc.headers()["grpc-status"], "8");
+            assert_eq!(grpc.headers()[RETRY_AFTER], secs.to_string().as_str());
+        }
     }
 
     #[test]

@@ -77,7 +77,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = match self.config.presented(req.headers()) {
+        let presented = match self.config.presented(req.headers(), req.extensions()) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
