@@ -166,7 +166,10 @@ impl Instance {
             let _ = stopped.await;
         }));
         self.listener = Some((stop, task));
-        listener_pid(self.store.get_ref(), None).await
+        let pid = listener_pid(self.store.get_ref(), None).await;
+        // Listening, and its first snapshot applied: from here on it follows changes.
+        wait_for_filter(&self.store, tower_apikey::FilterState::Fresh).await;
+        pid
     }
 
     /// Stops the listener and waits until it has returned.
@@ -541,7 +544,8 @@ async fn the_listener_reconnects_after_its_connection_is_terminated_and_clears_t
     let second_pid = listener_pid(b.store.get_ref(), Some(first_pid)).await;
     assert_ne!(first_pid, second_pid);
 
-    // And B listens again.
+    // And B listens again, once its new snapshot is applied.
+    wait_for_filter(&b.store, tower_apikey::FilterState::Fresh).await;
     let later = a.create("later").await;
     b.wait_for(&later, StatusCode::OK).await;
     assert!(b.store.contains(later.id()));
