@@ -33,8 +33,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::middleware::rejection::is_grpc;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
-use crate::middleware::service::is_grpc;
 use crate::{ApiKeyIdentity, Scopes};
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
@@ -53,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                 let answers = Answers::new(DEFAULT_REALM);
                 Err(Rejection::new(
                     RejectionKind::MissingCredentials,
-                    is_grpc(&parts.headers),
+                    is_grpc(parts.version, &parts.headers),
                     &answers,
                 )
                 .into_response::<axum_core::body::Body>()
@@ -170,7 +170,11 @@ where
                 RejectionKind::InsufficientScope(missing)
             }
         };
-        let rejection = Rejection::new(kind, is_grpc(req.headers()), &self.layer.answers);
+        let rejection = Rejection::new(
+            kind,
+            is_grpc(req.version(), req.headers()),
+            &self.layer.answers,
+        );
         RequireScopesFuture {
             state: ScopeState::Rejected {
                 response: Some(rejection.into_response()),
