@@ -2,9 +2,9 @@
 //!
 //! A request's path through these files, top to bottom:
 //!
-//! 1. [`layer`]: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer) holds the settings
+//! 1. `layer.rs`: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer) holds the settings
 //!    (`config.rs`: store, prefix, clock, required scopes, throttle…) and wraps a service.
-//! 2. [`service`]: [`ApiKeyV2Service::call`](crate::ApiKeyV2Service) asks the verdict
+//! 2. `service.rs`: [`ApiKeyV2Service::call`](crate::ApiKeyV2Service) asks the verdict
 //!    what was presented; then the store, at once when it can answer from memory
 //!    ([`KeyStore::lookup_ready`](crate::KeyStore::lookup_ready)), otherwise as a future
 //!    bounded by the lookup timeout.
@@ -14,7 +14,7 @@
 //!    once the store answered: proof (constant-time, against a dummy for an unknown id),
 //!    state (revoked, ended by rotation, expired: said only after the proof), then each
 //!    policy of `policy.rs` in order (the required scopes, and what comes next).
-//! 4. [`future`]: [`ResponseFuture`](crate::ResponseFuture), one state per step (waiting
+//! 4. `future.rs`: [`ResponseFuture`](crate::ResponseFuture), one state per step (waiting
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
 //!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
