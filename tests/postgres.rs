@@ -382,10 +382,7 @@ async fn a_usage_batch_only_moves_last_used_forward() {
         store.insert(record).await.unwrap();
     }
     let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
-    let use_of = |record: &tower_apikey::KeyRecord, s| KeyUsage {
-        key_id: *record.id(),
-        last_used_at: at(s),
-    };
+    let use_of = |record: &tower_apikey::KeyRecord, s| KeyUsage::new(*record.id(), at(s));
     store
         .record_usage(&[use_of(&k1, 100), use_of(&k2, 50)])
         .await
@@ -1610,10 +1607,7 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
     // Once the creation's notification reaches B's id filter.
     b.wait_for(&key, StatusCode::OK).await;
     serving
-        .record_usage(&[KeyUsage {
-            key_id: *key.id(),
-            last_used_at: SystemTime::now(),
-        }])
+        .record_usage(&[KeyUsage::new(*key.id(), SystemTime::now())])
         .await
         .expect("last-used as the app");
     let successor = a

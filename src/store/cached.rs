@@ -669,6 +669,7 @@ pub struct CacheStats {
 
 /// The state of a cache's id filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FilterState {
     /// No filter: no feed listener runs, or it has not had its first snapshot yet.
     /// Every id is asked for.
