@@ -30,6 +30,7 @@ pub(crate) mod future;
 pub(crate) mod layer;
 mod policy;
 pub mod rejection;
+pub(crate) mod require_scopes;
 pub(crate) mod service;
 mod store_failure_log;
 pub(crate) mod throttle;
