@@ -103,7 +103,10 @@ pub mod usage;
 mod utc;
 
 pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use header::HeaderError;
 pub use identity::ApiKeyIdentity;
 pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
