@@ -90,7 +90,7 @@ use tokio::sync::OnceCell;
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{KeyId, KeyRecord};
+use crate::{ActorName, KeyId, KeyRecord};
 
 /// How long a found record stays cached while a listener follows the store's feed
 /// (10 minutes): revocations then evict at once, and this only bounds a lost
@@ -294,8 +294,13 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         self.store.list().await
     }
 
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        let result = self.store.revoke(id, at).await;
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.revoke(id, at, by).await;
         self.invalidate(id);
         result
     }
@@ -973,7 +978,7 @@ mod tests {
         store.insert(&r).await.unwrap();
         assert!(store.lookup_ready(r.id()).unwrap().unwrap().is_some());
         assert!(store.contains(r.id()));
-        store.revoke(r.id(), SystemTime::now()).await.unwrap();
+        store.revoke(r.id(), SystemTime::now(), None).await.unwrap();
         assert!(!store.contains(r.id()));
         let found = store.lookup_ready(r.id()).unwrap().unwrap().unwrap();
         assert!(found.revoked_at().is_some());

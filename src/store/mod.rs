@@ -57,7 +57,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{KeyId, KeyRecord};
+use crate::{ActorName, KeyId, KeyRecord};
 
 /// An error from a store's backend, boxed.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -129,7 +129,8 @@ pub enum OldKeyEnd {
     /// expires by then (a rotation never lengthens a key's life). `expires_at` is kept.
     EndAt(SystemTime),
     /// It is revoked at once (a leaked key), exactly as [`KeyStoreAdmin::revoke`] does;
-    /// the time is what `revoked_at` records, not when the revocation takes effect.
+    /// the time is what `revoked_at` records, not when the revocation takes effect, and
+    /// the new key's `created_by` is what `revoked_by` records.
     Revoke(SystemTime),
 }
 
@@ -158,16 +159,23 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Every record, newest (`created_at`) first.
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
+    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at` and
+    /// `by` (who revoked it; `None` when the application did) as its `revoked_by`.
     ///
     /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
     /// any `revoked_at` is refused. Store `at` as given, never the backend's own clock.
-    /// Revoking a revoked key keeps its first revocation time. Returns the record as it
-    /// now stands, or `None` if there is no such key.
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
+    /// Revoking a revoked key keeps its first revocation time and actor. Returns the
+    /// record as it now stands, or `None` if there is no such key.
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
-    /// `end` says. Otherwise stores nothing.
+    /// `end` says. Otherwise stores nothing. For [`OldKeyEnd::Revoke`], the old key's
+    /// `revoked_by` becomes `new`'s `created_by`: whoever rotated it.
     ///
     /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
     /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never
@@ -205,8 +213,13 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         (**self).list().await
     }
 
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke(id, at, by).await
     }
 
     async fn rotate(
