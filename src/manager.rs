@@ -536,6 +536,219 @@ mod tests {
     use super::*;
     use crate::{InMemoryKeyStore, ManualClock, NewKey};
 
+    fn scopes(list: &[&str]) -> Scopes {
+        Scopes::new(list).unwrap()
+    }
+
+    fn person(may_grant: &[&str]) -> Actor {
+        Actor::person("alice@example.com", scopes(may_grant)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_actor_grants_only_what_its_scopes_grant_and_nothing_is_stored_otherwise() {
+        let store = InMemoryKeyStore::new();
+        let manager = KeyManager::new(store.clone());
+        let admin_only = person(&["admin:keys"]);
+        let as_admin = manager.acting_as(&admin_only);
+        match as_admin
+            .create(NewKey::new("export", ["reports:read"]))
+            .await
+        {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "reports:read")
+            }
+            other => panic!("expected CannotGrant, got {other:?}"),
+        }
+        match as_admin
+            .create(NewKey::new(
+                "root",
+                ["admin:keys", "admin:keys:all", "reports:*"],
+            ))
+            .await
+        {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "admin:keys:all reports:*")
+            }
+            other => panic!("expected CannotGrant, got {other:?}"),
+        }
+        assert!(store.is_empty(), "a refused create stores nothing");
+        // Within the ceiling: its own scope, or nothing at all.
+        as_admin
+            .create(NewKey::new("peer", ["admin:keys"]))
+            .await
+            .unwrap();
+        as_admin
+            .create(NewKey::new("ping", [] as [&str; 0]))
+            .await
+            .unwrap();
+        // Wildcards count.
+        let reporter = person(&["reports:*"]);
+        let made = manager
+            .acting_as(&reporter)
+            .create(NewKey::new("r", ["reports:read", "reports:eu:write"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            made.record.created_by().unwrap().as_str(),
+            "alice@example.com"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotating_or_revoking_a_key_beyond_the_ceiling_is_refused() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let powerful = manager
+            .create(NewKey::new("billing", ["billing:write", "reports:read"]))
+            .await
+            .unwrap();
+        let id = *powerful.record.id();
+        let reader = person(&["reports:read", "admin:keys"]);
+        match manager.acting_as(&reader).rotate(&id, None).await {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "billing:write")
+            }
+            other => panic!("rotating copies the scopes, so needs them: {other:?}"),
+        }
+        match manager.acting_as(&reader).revoke(&id).await {
+            Err(ManagerError::CannotRevoke(refused, beyond)) => {
+                assert_eq!(
+                    (refused, beyond.to_string()),
+                    (id, "billing:write".to_owned())
+                );
+            }
+            other => panic!("expected CannotRevoke, got {other:?}"),
+        }
+        assert_eq!(manager.list().await.unwrap().len(), 1, "nothing rotated");
+        assert!(manager.get(&id).await.unwrap().revoked_at().is_none());
+
+        let billing =
+            Actor::person("bob@example.com", scopes(&["billing:*", "reports:read"])).unwrap();
+        let heir = manager
+            .acting_as(&billing)
+            .rotate(&id, Some(Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(heir.record.created_by(), Some(billing.name()));
+        let old = manager.get(&id).await.unwrap();
+        assert_eq!(
+            old.revoked_by(),
+            Some(billing.name()),
+            "revoked by the rotation"
+        );
+        let revoked = manager
+            .acting_as(&billing)
+            .revoke(heir.record.id())
+            .await
+            .unwrap();
+        assert_eq!(revoked.revoked_by(), Some(billing.name()));
+        // The application acting records no actor.
+        let plain = manager.create(NewKey::new("p", ["x:y"])).await.unwrap();
+        assert_eq!(
+            manager
+                .revoke(plain.record.id())
+                .await
+                .unwrap()
+                .revoked_by(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_catalogue_refuses_undeclared_scopes_and_rotation_keeps_older_ones() {
+        let store = InMemoryKeyStore::new();
+        let legacy = KeyManager::new(store.clone())
+            .create(NewKey::new("legacy", ["legacy:sync"]))
+            .await
+            .unwrap();
+        let catalogue = ScopeCatalogue::new([("reports:read", "Read reports")]).unwrap();
+        let manager = KeyManager::new(store.clone()).with_catalogue(catalogue);
+        match manager
+            .create(NewKey::new("n", ["reports:read", "legacy:sync"]))
+            .await
+        {
+            Err(ManagerError::UndeclaredScopes(undeclared)) => {
+                assert_eq!(undeclared.to_string(), "legacy:sync")
+            }
+            other => panic!("expected UndeclaredScopes, got {other:?}"),
+        }
+        // Even an actor who could grant it cannot create it.
+        let root = person(&["legacy:*", "reports:*"]);
+        assert!(matches!(
+            manager
+                .acting_as(&root)
+                .create(NewKey::new("n", ["legacy:sync"]))
+                .await,
+            Err(ManagerError::UndeclaredScopes(_))
+        ));
+        let rotated = manager
+            .acting_as(&root)
+            .rotate(legacy.record.id(), None)
+            .await
+            .unwrap();
+        assert_eq!(rotated.record.scopes().to_string(), "legacy:sync");
+    }
+
+    #[tokio::test]
+    async fn rotation_never_revives_a_key() {
+        let clock = ManualClock::starting_now();
+        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let hour = Duration::from_secs(3_600);
+        let short = manager
+            .create(NewKey::new("short", ["a:b"]).lifetime(hour))
+            .await
+            .unwrap();
+        let ending = manager
+            .create(NewKey::new("ending", ["a:b"]))
+            .await
+            .unwrap();
+        manager
+            .rotate(ending.record.id(), Some(hour / 2))
+            .await
+            .unwrap();
+        let revoked = manager
+            .create(NewKey::new("revoked", ["a:b"]))
+            .await
+            .unwrap();
+        manager.revoke(revoked.record.id()).await.unwrap();
+        clock.advance(hour);
+        let before = manager.list().await.unwrap().len();
+        assert!(matches!(
+            manager.rotate(short.record.id(), None).await,
+            Err(ManagerError::Expired(_))
+        ));
+        assert!(matches!(
+            manager.rotate(ending.record.id(), None).await,
+            Err(ManagerError::Ended(_))
+        ));
+        assert!(matches!(
+            manager.rotate(revoked.record.id(), None).await,
+            Err(ManagerError::Revoked(_))
+        ));
+        assert_eq!(
+            manager.list().await.unwrap().len(),
+            before,
+            "nothing stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_key_is_checked_once_when_it_is_made() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        assert!(matches!(
+            manager.create(NewKey::new("a\u{202E}b", ["x:y"])).await,
+            Err(ManagerError::Name(NameError::HiddenCharacter('\u{202E}')))
+        ));
+        assert!(matches!(
+            manager.create(NewKey::new("a", ["X"])).await,
+            Err(ManagerError::Scope(_))
+        ));
+        let parts = NewKey::from_parts(KeyName::new("a").unwrap(), scopes(&["x:y"]));
+        assert_eq!(
+            manager.create(parts).await.unwrap().record.name().as_str(),
+            "a"
+        );
+    }
+
     #[tokio::test]
     async fn expiring_within_counts_the_end_a_rotation_scheduled() {
         let clock = ManualClock::starting_now();
