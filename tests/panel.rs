@@ -4,10 +4,12 @@
 //! so that keys made "then" show as dormant, then stands at the present.
 //!
 //! The flow is an administrator's: open the page, paste a wrong key, a key without
-//! `admin:keys`, then the admin key; create a key (first with an invalid scope), see it
-//! once, use it with an HTTP client, reload until its last-used time shows, rotate it,
-//! use the new key, revoke the old one, read the page on a narrow screen, forget the admin
-//! key, and open the page again at `/admin` (no trailing slash). Along the
+//! `admin:keys`, then the admin key; create a key from the scope catalogue's checkboxes
+//! (first with a name hiding a bidirectional control), see it once, use it with an HTTP
+//! client, reload until its last-used time shows, rotate it, use the new key, revoke the
+//! old one, read the page on a narrow screen, forget the admin key, open the page again
+//! at `/admin` (no trailing slash), and sign in with an admin key that holds `admin:keys`
+//! alone, which may grant nothing else and cannot rotate the new key. Along the
 //! way it checks the security headers, that no key stays in the DOM after its one-time
 //! display, that nothing is in `localStorage`, the URL or the browser's console, and that
 //! the page is usable from the keyboard and labelled.
@@ -679,33 +681,70 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     assert_accessible(&page).await;
     page.screenshot("signed-in").await;
 
-    // 5. Create, with an invalid scope: the API's error appears beside "Scopes".
-    page.click("#new-key").await;
-    assert_eq!(page.focused_id().await, "create-name");
-    page.type_here("billing-sync").await;
-    page.type_into("#create-scopes", &format!("Reports:Read{}", Key::Enter))
-        .await;
-    let error = page
-        .until(
-            "the scopes error",
-            "const e = document.getElementById('create-scopes-error'); return !e.hidden && e.textContent;",
+    // 5. The scopes are the demo's catalogue, as checkboxes with their descriptions, all
+    // of which this admin key may grant; there is no free-text field.
+    let choices = page
+        .js(
+            "return [...document.querySelectorAll('#scope-list input[type=checkbox]')]\
+             .map(b => [b.value, b.disabled, b.labels[0].textContent]);",
             vec![],
         )
         .await;
-    assert!(error.as_str().unwrap().contains("invalid scope"), "{error}");
+    let choices = choices.as_array().unwrap();
+    let offered: Vec<&str> = choices.iter().map(|c| c[0].as_str().unwrap()).collect();
+    assert_eq!(
+        offered,
+        [
+            "admin:keys",
+            "keys:rotate-self",
+            "reports:read",
+            "reports:write"
+        ]
+    );
+    assert!(choices.iter().all(|c| c[1] == json!(false)), "{choices:?}");
+    assert!(
+        choices[2][2].as_str().unwrap().contains("Read reports"),
+        "{choices:?}"
+    );
+    assert!(
+        page.js(
+            "return document.getElementById('scopes-text').hidden;",
+            vec![]
+        )
+        .await
+            == json!(true)
+    );
+
+    // A name hiding a right-to-left override: the API's error appears beside "Name".
+    page.click("#new-key").await;
+    assert_eq!(page.focused_id().await, "create-name");
+    page.js(
+        "document.getElementById('create-name').value = 'billing\\u202Ecsv.exe';",
+        vec![],
+    )
+    .await;
+    page.click("#create-submit").await;
+    let error = page
+        .until(
+            "the name error",
+            "const e = document.getElementById('create-name-error'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(error.as_str().unwrap().contains("invisible"), "{error}");
     let invalid = page
         .js(
-            "return document.getElementById('create-scopes').getAttribute('aria-invalid');",
+            "return document.getElementById('create-name').getAttribute('aria-invalid');",
             vec![],
         )
         .await;
     assert_eq!(invalid, json!("true"));
-    assert_eq!(page.focused_id().await, "create-scopes");
-    assert!(page.text("#create-name-error").await.is_empty());
+    assert_eq!(page.focused_id().await, "create-name");
+    assert!(page.text("#create-scopes-error").await.is_empty());
     page.screenshot("validation-error").await;
 
-    // 6. Create for real, expiring in 20 days: the key is shown once.
-    page.type_into("#create-scopes", "reports:read").await;
+    // 6. Create for real from the checkboxes, expiring in 20 days: the key is shown once.
+    page.click("#scope-list input[value='reports:read']").await;
     page.js(
         "const e = document.getElementById('create-expires'); e.value = arguments[0]; \
          e.dispatchEvent(new Event('input', {bubbles: true}));",
@@ -734,6 +773,15 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         page.text(&row_cell(&id, "State"))
             .await
             .contains("expiring soon")
+    );
+    // It holds the scope checked, and names the admin key that created it.
+    assert_eq!(page.text(&row_cell(&id, "Scopes")).await, "reports:read");
+    let admin_id = admin.split('_').nth(1).unwrap().to_owned();
+    assert!(
+        page.text(&row_cell(&id, "Created"))
+            .await
+            .ends_with(&format!("by {admin_id}")),
+        "created by the admin key"
     );
 
     // 7. Use it, then reload until the flushed last-used time shows.
@@ -846,6 +894,12 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
             == json!(true),
         "a revoked key has no actions left"
     );
+    assert!(
+        page.text(&row_cell(&id, "State"))
+            .await
+            .contains(&format!("by {admin_id}")),
+        "revoked by the admin key"
+    );
     assert_eq!(
         request(addr, Method::GET, "/ping", Some(&key), None)
             .await
@@ -936,10 +990,69 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         "no redirect, no key in the URL"
     );
 
+    // 13. An admin key holding `admin:keys` alone may grant nothing else: the other
+    // scopes are offered but disabled, and rotating a `reports:read` key is refused,
+    // naming the scope.
+    let (limited, limited_id) = create(
+        addr,
+        &admin,
+        json!({"name": "junior admin", "scopes": ["admin:keys"]}),
+    )
+    .await;
+    page.click("#forget").await;
+    page.until(
+        "the sign-in form for the junior admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{limited}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    assert!(
+        page.text("#session-key").await.contains(&limited_id),
+        "signed in as the junior admin"
+    );
+    let enabled = page
+        .js(
+            "return [...document.querySelectorAll('#scope-list input')].filter(b => !b.disabled).map(b => b.value);",
+            vec![],
+        )
+        .await;
+    assert_eq!(enabled, json!(["admin:keys"]));
+    page.click(&format!("#key-{new_id} button[aria-label^='Rotate']"))
+        .await;
+    page.until(
+        "the rotate confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    page.click("#confirm-ok").await;
+    let alert = page
+        .until(
+            "the refusal",
+            "const a = document.getElementById('alert'); return !a.hidden && a.textContent;",
+            vec![],
+        )
+        .await;
+    let alert = alert.as_str().unwrap();
+    assert!(
+        alert.contains("403") && alert.contains("may not grant reports:read"),
+        "{alert}"
+    );
+    assert!(
+        page.js("return document.getElementById('once') === null;", vec![])
+            .await
+            == json!(true),
+        "no key was made"
+    );
+    page.screenshot("beyond-the-ceiling").await;
+
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
     page.collect_console().await;
     for message in &page.console {
-        for secret in [&key, &new_key, &reader_key, &admin] {
+        for secret in [&key, &new_key, &reader_key, &admin, &limited] {
             assert!(
                 !message.contains(&secret[secret.len() - 49..]),
                 "a key reached the console"
@@ -947,7 +1060,8 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         }
     }
     // The browser notes each refused API call; those are the flow's own (wrong key,
-    // key without the scope, invalid scope), and all it may note.
+    // key without the scope, invalid name, rotation beyond the ceiling), and all it may
+    // note.
     let expected = [401, 403, 422].map(|s| format!("the server responded with a status of {s}"));
     assert!(
         page.console.iter().any(|m| m.contains(&expected[0])),

@@ -177,7 +177,16 @@ impl AdminError {
                 "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, GET /scopes"
                     .to_owned()
             }
-            Self::NotRotatable(error) | Self::CannotGrant(error, _) => error.to_string(),
+            Self::NotRotatable(error) => error.to_string(),
+            Self::CannotGrant(ManagerError::CannotRevoke(id, scopes), _) => format!(
+                "you may not revoke key {id}: it holds {scopes}, which your own scopes do not \
+                 grant; ask an administrator who holds them"
+            ),
+            Self::CannotGrant(_, scopes) => format!(
+                "you may not grant {scopes}: a key can only be given scopes your own scopes \
+                 grant, and rotating a key gives the new key its scopes; ask an \
+                 administrator who holds them"
+            ),
             Self::NoActor => {
                 "sign in first: key management sits behind the application's login, and this \
                  request carries no signed-in person"
