@@ -199,7 +199,7 @@ async fn signed_in_person_acts(
 async fn home(session: AuthSession<People>) -> Html<String> {
     match session.user {
         Some(person) => Html(format!(
-            "<!doctype html><title>Signed in</title>\
+            "<!doctype html><title>Signed in</title><link rel=\"icon\" href=\"data:,\">\
              <p>Signed in as {}. <a href=\"/admin/\">Manage API keys</a></p>\
              <form method=\"post\" action=\"/logout\"><button>Sign out</button></form>",
             escape(person.actor.name().as_str())
@@ -208,7 +208,7 @@ async fn home(session: AuthSession<People>) -> Html<String> {
     }
 }
 
-const SIGN_IN: &str = "<!doctype html><title>Sign in</title>\
+const SIGN_IN: &str = "<!doctype html><title>Sign in</title><link rel=\"icon\" href=\"data:,\">\
     <form method=\"post\" action=\"/login\">\
     <label>E-mail <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label>\
     <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
