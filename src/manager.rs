@@ -1,24 +1,5 @@
 //! [`KeyManager`]: creating, listing, revoking and rotating keys.
 //!
-//! # Who may do what
-//!
-//! `KeyManager`'s own methods are the application acting: they create, rotate and
-//! revoke any key, and records show no actor (`created_by`/`revoked_by` are `None`).
-//! [`KeyManager::acting_as`] acts for someone, an [`Actor`]: an admin key or a person
-//! the application's login signed in. Then
-//!
-//! - no key gets a scope the actor's own scopes do not grant (wildcards count), so an
-//!   actor can never mint more power than it holds: creating such a key, rotating such
-//!   a key (which copies its scopes) and revoking such a key (which could cut off the
-//!   administrators above the actor) fail with [`ManagerError::CannotGrant`] or
-//!   [`ManagerError::CannotRevoke`], naming the scopes, and nothing is stored;
-//! - the actor's name is recorded as the new key's `created_by`, or the revoked key's
-//!   `revoked_by`, and logged.
-//!
-//! With a [`ScopeCatalogue`] ([`KeyManager::with_catalogue`]), create also refuses any
-//! scope the application did not declare. Whoever acts, rotation never revives a key:
-//! rotating a revoked, expired or ended key fails (409 over HTTP).
-//!
 //! ```
 //! use std::time::Duration;
 //! use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
@@ -201,8 +182,24 @@ pub struct CreatedKey {
 /// Times it writes are truncated to whole microseconds, the finest precision PostgreSQL
 /// keeps, so a record reads back from any shipped store exactly as it was written.
 ///
-/// Its own methods are the application acting, unrestricted; [`acting_as`](Self::acting_as)
-/// acts for an administrator, within what they hold (see the [module docs](self)).
+/// # Who may do what
+///
+/// `KeyManager`'s own methods are the application acting: they create, rotate and
+/// revoke any key, and records show no actor (`created_by`/`revoked_by` are `None`).
+/// [`KeyManager::acting_as`] acts for someone, an [`Actor`]: an admin key or a person
+/// the application's login signed in. Then
+///
+/// - no key gets a scope the actor's own scopes do not grant (wildcards count), so an
+///   actor can never mint more power than it holds: creating such a key, rotating such
+///   a key (which copies its scopes) and revoking such a key (which could cut off the
+///   administrators above the actor) fail with [`ManagerError::CannotGrant`] or
+///   [`ManagerError::CannotRevoke`], naming the scopes, and nothing is stored;
+/// - the actor's name is recorded as the new key's `created_by`, or the revoked key's
+///   `revoked_by`, and logged.
+///
+/// With a [`ScopeCatalogue`] ([`KeyManager::with_catalogue`]), create also refuses any
+/// scope the application did not declare. Whoever acts, rotation never revives a key:
+/// rotating a revoked, expired or ended key fails (409 over HTTP).
 #[derive(Clone)]
 pub struct KeyManager<S> {
     store: S,
@@ -237,7 +234,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// Acts for `actor`: what it creates, rotates and revokes must stay within the
-    /// scopes it may grant, and records name it. See the [module docs](self).
+    /// scopes it may grant, and records name it. See [who may do what](Self#who-may-do-what)
+    /// and [`ActingAs`].
     ///
     /// ```
     /// use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManagerError, NewKey, Scopes};
