@@ -258,10 +258,7 @@ where
     /// [`ADMIN_SCOPE`].
     pub fn new(manager: KeyManager<S>) -> Self {
         let required = Scopes::new([ADMIN_SCOPE]).expect("`admin:keys` is a valid scope");
-        let guard = ApiKeyV2Layer::new(manager.store().clone())
-            .prefix(manager.prefix().clone())
-            .clock(manager.clock().clone())
-            .require_scopes(required);
+        let guard = manager.layer().require_scopes(required);
         Self {
             manager,
             guard,

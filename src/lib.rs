@@ -27,17 +27,28 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
+//! use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = InMemoryKeyStore::new();
-//! let manager = KeyManager::new(store.clone());
+//! let manager = KeyManager::new(InMemoryKeyStore::new());
 //! let created = manager.create(NewKey::new("ci", ["reports:read"])).await?;
 //! println!("give this key to its owner once: {}", created.key.expose_secret());
 //!
+//! // The layer that accepts the manager's keys and records their last use; the
+//! // tracker's flush loop is the application's task.
+//! let (layer, tracker) = manager.layer_with_tracker();
+//! let flushing = tokio::spawn(tracker.run());
 //! let app: Router = Router::new()
 //!     .route("/ping", get(|| async { "pong" }))
-//!     .layer(ApiKeyV2Layer::new(store));
+//!     .layer(layer);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = axum::serve(listener, app).with_graceful_shutdown(async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! });
+//! # drop(server);
+//! // After `server.await?` returns: write the last uses, then stop the loop.
+//! tracker.shutdown().await?;
+//! flushing.await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -45,8 +56,8 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | *(default)* | the middleware, [`InMemoryKeyStore`], [`KeyManager`] |
-//! | `axum` | `ApiKeyIdentity` as an extractor, `RequireScopesLayer` for per-route scopes, the [client address](client_addr) from axum's `ConnectInfo` |
+//! | *(default)* | the middleware, [`RequireScopesLayer`] for per-route scopes, [`InMemoryKeyStore`], [`KeyManager`] |
+//! | `axum` | `ApiKeyIdentity` as an extractor, the [client address](client_addr) from axum's `ConnectInfo` |
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
@@ -91,9 +102,6 @@ pub mod usage;
 #[cfg(any(feature = "admin", feature = "postgres"))]
 mod utc;
 
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use axum::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use header::HeaderError;
@@ -107,6 +115,7 @@ pub use manager::{
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
+pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use middleware::service::ApiKeyV2Service;
 pub use middleware::throttle::FailureThrottle;
 pub use record::{

@@ -31,7 +31,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::middleware::layer::ApiKeyV2Layer;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::usage::{UsageSink, UsageTracker};
 use crate::{
     Clock, KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, NameError, PlaintextKey, ScopeError,
     Scopes, SystemClock,
@@ -493,20 +495,47 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         Ok(at)
     }
 
-    /// The clock, for a layer that must agree with this manager on time.
-    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    /// The prefix of the keys this manager issues.
-    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
-    pub(crate) fn prefix(&self) -> &KeyPrefix {
-        &self.prefix
-    }
-
     fn now(&self) -> SystemTime {
         whole_micros(self.clock.now())
+    }
+}
+
+impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
+    /// A layer that accepts the keys this manager issues: it looks them up in the same
+    /// store, with the same prefix and clock. Without last-used tracking; see
+    /// [`layer_with_tracker`](Self::layer_with_tracker) for the layer most applications
+    /// want.
+    pub fn layer(&self) -> ApiKeyV2Layer {
+        ApiKeyV2Layer::new(self.store.clone())
+            .prefix(self.prefix.clone())
+            .clock(Arc::clone(&self.clock))
+    }
+}
+
+impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
+    /// [`layer`](Self::layer) with last-used tracking wired to this manager's store, and
+    /// the tracker behind it (default period, 5 minutes).
+    ///
+    /// Spawn the tracker's [`run`](UsageTracker::run), and call its
+    /// [`shutdown`](UsageTracker::shutdown) after the server stops, so that the uses of
+    /// the last minutes are written:
+    ///
+    /// ```
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// let (layer, tracker) = manager.layer_with_tracker();
+    /// let flushing = tokio::spawn(tracker.run());
+    /// // … serve with `layer`, until a shutdown signal …
+    /// tracker.shutdown().await?; // writes what is pending; `run` then returns
+    /// flushing.await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn layer_with_tracker(&self) -> (ApiKeyV2Layer, UsageTracker) {
+        let tracker = UsageTracker::new(self.store.clone());
+        (self.layer().usage_tracker(tracker.clone()), tracker)
     }
 }
 

@@ -204,12 +204,25 @@ async fn a_revoked_key_is_refused_over_http() {
 }
 
 #[tokio::test]
-async fn grpc_requests_get_a_grpc_status_over_http() {
+async fn grpc_requests_get_a_grpc_status_over_http2_and_the_http_answer_over_http1() {
     let server = Server::start().await;
-    let answer = server
-        .get("/ping", &[(CONTENT_TYPE.as_str(), "application/grpc")])
-        .await;
+    // gRPC runs over HTTP/2: there, a trailers-only answer.
+    let http2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let request = http::Request::get(format!("http://{}/ping", server.addr))
+        .header(CONTENT_TYPE, "application/grpc")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let answer = Answer::read(http2.request(request).await.unwrap()).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["grpc-status"], "16");
     assert!(answer.body.is_empty());
+    // Over HTTP/1.1 the same header gets the plain 401: it must not turn refusals
+    // into 200s in access logs.
+    let answer = server
+        .get("/ping", &[(CONTENT_TYPE.as_str(), "application/grpc")])
+        .await;
+    assert_eq!(answer.status, 401);
+    assert!(!answer.headers.contains_key("grpc-status"));
 }

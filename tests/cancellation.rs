@@ -40,6 +40,19 @@ fn request() -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
+/// An HTTP/2 client connection to `addr`, its driver spawned.
+async fn http2(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 /// Waits until `cache` has `n` lookups in flight.
 async fn wait_for_loads(cache: &CachedKeyStore<HangingStore>, n: usize) {
     let start = Instant::now();
@@ -59,12 +72,7 @@ async fn http2_clients_that_reset_their_streams_leave_no_lookup_behind() {
         .max_loads(CLIENTS)
         .build();
     let addr = serve(cache.clone()).await;
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = http2(addr).await;
     let mut pending = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
         sender.ready().await.unwrap();
@@ -114,12 +122,7 @@ async fn http1_clients_that_hang_up_leave_no_lookup_behind() {
 async fn past_the_cap_a_flood_is_answered_at_once_with_503() {
     let cache = CachedKeyStore::builder(HangingStore).max_loads(4).build();
     let addr = serve(cache.clone()).await;
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = http2(addr).await;
     let mut hanging = Vec::new();
     for _ in 0..4 {
         sender.ready().await.unwrap();

@@ -119,7 +119,10 @@ async fn echo(req: Request<String>) -> Result<Response<String>, Infallible> {
 
 /// One full request cycle through `layer`; returns the whole answer as text.
 async fn cycle(layer: &ApiKeyV2Layer, headers: &[(&str, &[u8])]) -> String {
-    let mut req = Request::builder().uri("/reports");
+    // HTTP/2, so that a request that says it is gRPC gets the gRPC answer.
+    let mut req = Request::builder()
+        .uri("/reports")
+        .version(http::Version::HTTP_2);
     for (name, value) in headers {
         req = req.header(*name, HeaderValue::from_bytes(value).unwrap());
     }

@@ -166,7 +166,10 @@ impl Instance {
             let _ = stopped.await;
         }));
         self.listener = Some((stop, task));
-        listener_pid(self.store.get_ref(), None).await
+        let pid = listener_pid(self.store.get_ref(), None).await;
+        // Listening, and its first snapshot applied: from here on it follows changes.
+        wait_for_filter(&self.store, tower_apikey::FilterState::Fresh).await;
+        pid
     }
 
     /// Stops the listener and waits until it has returned.
@@ -464,10 +467,7 @@ async fn a_usage_batch_only_moves_last_used_forward() {
         store.insert(record).await.unwrap();
     }
     let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
-    let use_of = |record: &tower_apikey::KeyRecord, s| KeyUsage {
-        key_id: *record.id(),
-        last_used_at: at(s),
-    };
+    let use_of = |record: &tower_apikey::KeyRecord, s| KeyUsage::new(*record.id(), at(s));
     store
         .record_usage(&[use_of(&k1, 100), use_of(&k2, 50)])
         .await
@@ -626,7 +626,8 @@ async fn the_listener_reconnects_after_its_connection_is_terminated_and_clears_t
     let second_pid = listener_pid(b.store.get_ref(), Some(first_pid)).await;
     assert_ne!(first_pid, second_pid);
 
-    // And B listens again.
+    // And B listens again, once its new snapshot is applied.
+    wait_for_filter(&b.store, tower_apikey::FilterState::Fresh).await;
     let later = a.create("later").await;
     b.wait_for(&later, StatusCode::OK).await;
     assert!(b.store.contains(later.id()));
@@ -1691,10 +1692,7 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
     // Once the creation's notification reaches B's id filter.
     b.wait_for(&key, StatusCode::OK).await;
     serving
-        .record_usage(&[KeyUsage {
-            key_id: *key.id(),
-            last_used_at: SystemTime::now(),
-        }])
+        .record_usage(&[KeyUsage::new(*key.id(), SystemTime::now())])
         .await
         .expect("last-used as the app");
     let successor = a

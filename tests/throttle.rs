@@ -291,7 +291,8 @@ async fn call_with(
     authorization: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Response<String> {
-    let mut request = Request::get("/");
+    // HTTP/2, where a request that says it is gRPC gets the gRPC answer.
+    let mut request = Request::get("/").version(http::Version::HTTP_2);
     if let Some(value) = authorization {
         request = request.header(AUTHORIZATION, value);
     }

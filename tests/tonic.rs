@@ -91,7 +91,10 @@ async fn a_key_without_the_scope_is_permission_denied() {
     let (key, _) = server.key(&["reports:read"]).await;
     let status = server.check(Some(&key)).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert_eq!(status.message(), "the key lacks a required scope");
+    assert_eq!(
+        status.message(),
+        "the key lacks a required scope: health:read"
+    );
 }
 
 #[tokio::test]

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
+use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::KeyRecord;
-use crate::middleware::config::{Config, Decision, Presented};
+use crate::middleware::config::Config;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::verdict::{Decision, Presented};
 use crate::store::StoreError;
 
 /// The header that warns of a key's coming expiry.
@@ -78,6 +80,38 @@ where
         }
     }
 
+    /// The future after the verdict, for the ready and the waiting path alike: on
+    /// acceptance the identity goes into the request's extensions, the key's header is
+    /// marked sensitive (so that `Debug` of the headers downstream does not print it)
+    /// and `inner` is called; on refusal the answer is made.
+    #[inline]
+    pub(crate) fn decided<ResBody>(
+        decision: Decision,
+        mut req: Request<ReqBody>,
+        inner: &mut S,
+        config: &Config,
+        on_rejection: &R,
+    ) -> Self
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: OnRejection<ResBody>,
+    {
+        match decision {
+            Decision::Accept { identity, expires } => {
+                if let Some(key) = req.headers_mut().get_mut(AUTHORIZATION) {
+                    key.set_sensitive(true);
+                }
+                req.extensions_mut().insert(identity);
+                Self::inner(inner.call(req), expires)
+            }
+            Decision::Reject(kind) => Self::rejected(on_rejection.on_rejection(config.rejection(
+                kind,
+                req.version(),
+                req.headers(),
+            ))),
+        }
+    }
+
     pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
             state: State::Rejected {
@@ -124,28 +158,16 @@ where
                     let found = ready!(lookup.as_mut().poll(cx));
                     let Pending {
                         presented,
-                        mut req,
+                        req,
                         mut inner,
                         config,
                         on_rejection,
                     } = *pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let next = match config.decide(found, &presented) {
-                        Decision::Accept { identity, expires } => {
-                            req.extensions_mut().insert(identity);
-                            State::Inner {
-                                future: inner.call(req),
-                                expires,
-                            }
-                        }
-                        Decision::Reject(kind) => State::Rejected {
-                            response: Some(
-                                on_rejection.on_rejection(config.rejection(kind, req.headers())),
-                            ),
-                        },
-                    };
-                    state.set(next);
+                    let decision = config.decide(found, &presented);
+                    let next = Self::decided(decision, req, &mut inner, &config, &on_rejection);
+                    state.set(next.state);
                 }
                 StateProj::Inner { future, expires } => {
                     let mut response = ready!(future.poll(cx))?;

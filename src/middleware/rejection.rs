@@ -13,10 +13,11 @@
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
 //! HTTP answers carry an RFC 9457 problem document (`application/problem+json`) when
-//! the response body type can hold one (see [`DefaultRejection`]); requests whose
+//! the response body type can hold one (see [`DefaultRejection`]); HTTP/2 requests whose
 //! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
-//! 200 with `grpc-status` and `grpc-message` headers and an empty body, which tonic and
-//! every other gRPC client read as a proper status.
+//! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
+//! scopes included) and an empty body, which tonic and every other gRPC client read as a
+//! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
 
 use std::any::Any;
 use std::fmt;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
 use crate::{KeyFormatError, Scopes};
@@ -79,116 +80,153 @@ pub enum RejectionKind {
     Overloaded,
 }
 
-/// One of each kind whose answer is the same for every request (all but
-/// `InsufficientScope`, and `Throttled` but for its `Retry-After`), in
-/// [`RejectionKind::slot`] order: their challenges and problem documents are built once
-/// per realm.
-const FIXED_KINDS: [RejectionKind; 15] = [
-    RejectionKind::MissingCredentials,
-    RejectionKind::InvalidRequest(HeaderError::Multiple),
-    RejectionKind::InvalidRequest(HeaderError::TooLong),
-    RejectionKind::InvalidRequest(HeaderError::OtherScheme),
-    RejectionKind::InvalidRequest(HeaderError::Malformed),
-    RejectionKind::MalformedKey(KeyFormatError::Checksum),
-    RejectionKind::MalformedKey(KeyFormatError::Prefix),
-    RejectionKind::MalformedKey(KeyFormatError::Alphabet),
-    RejectionKind::InvalidKey,
-    RejectionKind::Expired,
-    RejectionKind::Ended,
-    RejectionKind::Revoked,
-    RejectionKind::StoreUnavailable,
-    RejectionKind::Overloaded,
-    RejectionKind::Throttled {
-        retry_after: Duration::ZERO,
-    },
-];
+/// Whether a request is a gRPC call, which gets a gRPC status answer: an HTTP/2 request
+/// whose `content-type` starts with `application/grpc`. gRPC runs only over HTTP/2; over
+/// HTTP/1.1 that header must not turn refusals into 200s in access logs (DESIGN §3).
+pub(crate) fn is_grpc(version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_2
+        && headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+}
 
-/// The descriptions of [`FIXED_KINDS`], in the same order.
-const FIXED_DESCRIPTIONS: [&str; 15] = [
-    "an API key is required: send Authorization: ApiKey-v2 <key>",
-    "send exactly one Authorization header",
-    "the Authorization header is too long",
-    "the Authorization header must use the ApiKey-v2 scheme",
-    "the Authorization header must be ApiKey-v2 <key>",
-    "the key's checksum does not match; check that it was copied whole",
-    "the key's prefix is not one this service issues",
-    "the key is malformed",
-    "the key is not valid",
-    "the key has expired",
-    "the key was ended by rotation; use the key that replaced it",
-    "the key has been revoked",
-    "the key store is unavailable; try again shortly",
-    "the service is busy; try again shortly",
-    "too many invalid keys from this address; try again after Retry-After seconds",
-];
+/// How one kind of refusal is answered: its row in the module's table. Every fact about
+/// a kind lives in its row, written once in the [`rows!`] list below.
+#[derive(Debug)]
+struct Row {
+    status: StatusCode,
+    /// The RFC 6750 `error` code, in the challenge (and the problem document).
+    code: Option<&'static str>,
+    /// Whether the answer carries a `WWW-Authenticate` challenge: not for answers that
+    /// are not about the key (429, 503).
+    challenge: bool,
+    /// Whether the answer carries `Retry-After`.
+    retry: bool,
+    grpc: u16,
+    /// The outcome's name, in logs (DESIGN §13).
+    outcome: &'static str,
+    /// A short sentence for the caller. It never contains the key.
+    description: &'static str,
+}
+
+/// Declares the rows, and the [`Slot`] that names each one, from one list: a new kind of
+/// refusal is one line here and one arm in [`RejectionKind::slot`], and nothing can
+/// fall out of step.
+macro_rules! rows {
+    ($($slot:ident => $status:ident, $code:expr, challenge: $challenge:expr, retry: $retry:expr,
+        grpc: $grpc:expr, $outcome:expr, $description:expr;)*) => {
+        /// A row of [`ROWS`], by name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Slot { $($slot),* }
+
+        const ROWS: &[Row] = &[$(Row {
+            status: StatusCode::$status,
+            code: $code,
+            challenge: $challenge,
+            retry: $retry,
+            grpc: $grpc,
+            outcome: $outcome,
+            description: $description,
+        }),*];
+    };
+}
+
+rows! {
+    Missing => UNAUTHORIZED, None, challenge: true, retry: false, grpc: 16, "missing",
+        "an API key is required: send Authorization: ApiKey-v2 <key>";
+    MultipleHeaders => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
+        grpc: 16, "invalid_request", "send exactly one Authorization header";
+    HeaderTooLong => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
+        grpc: 16, "invalid_request", "the Authorization header is too long";
+    OtherScheme => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
+        grpc: 16, "invalid_request", "the Authorization header must use the ApiKey-v2 scheme";
+    MalformedHeader => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
+        grpc: 16, "invalid_request", "the Authorization header must be ApiKey-v2 <key>";
+    BadChecksum => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "invalid_key",
+        "the key's checksum does not match; check that it was copied whole";
+    WrongPrefix => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "invalid_key", "the key's prefix is not one this service issues";
+    MalformedKey => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "invalid_key", "the key is malformed";
+    InvalidKey => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "invalid_key", "the key is not valid";
+    Expired => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "expired", "the key has expired";
+    Ended => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "expired", "the key was ended by rotation; use the key that replaced it";
+    Revoked => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
+        grpc: 16, "revoked", "the key has been revoked";
+    InsufficientScope => FORBIDDEN, Some("insufficient_scope"), challenge: true, retry: false,
+        grpc: 7, "insufficient_scope", "the key lacks a required scope";
+    Throttled => TOO_MANY_REQUESTS, Some("throttled"), challenge: false, retry: true,
+        grpc: 8, "throttled",
+        "too many invalid keys from this address; try again after Retry-After seconds";
+    StoreUnavailable => SERVICE_UNAVAILABLE, None, challenge: false, retry: true,
+        grpc: 14, "store_unavailable", "the key store is unavailable; try again shortly";
+    Overloaded => SERVICE_UNAVAILABLE, None, challenge: false, retry: true,
+        grpc: 14, "overloaded", "the service is busy; try again shortly";
+}
+
+impl Slot {
+    fn row(self) -> &'static Row {
+        &ROWS[self as usize]
+    }
+}
 
 impl RejectionKind {
     /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        }
+        self.row().status
     }
 
-    /// The `error` code of the answer's problem document, if it has one: for a 401 or
-    /// 403 the RFC 6750 code that its `WWW-Authenticate` challenge also carries; for a
-    /// 429, `throttled` (no challenge: the key is not in question).
+    /// The RFC 6750 `error` code, if the answer carries one (and `throttled` for a
+    /// throttled address, in its problem document only).
     pub fn error_code(&self) -> Option<&'static str> {
-        match self {
-            Self::MissingCredentials | Self::StoreUnavailable | Self::Overloaded => None,
-            Self::Throttled { .. } => Some("throttled"),
-            Self::InvalidRequest(_) => Some("invalid_request"),
-            Self::MalformedKey(_)
-            | Self::InvalidKey
-            | Self::Expired
-            | Self::Ended
-            | Self::Revoked => Some("invalid_token"),
-            Self::InsufficientScope(_) => Some("insufficient_scope"),
-        }
+        self.row().code
     }
 
     /// A short sentence for the caller. It never contains the key.
     pub fn description(&self) -> &'static str {
-        match self.slot() {
-            Some(slot) => FIXED_DESCRIPTIONS[slot],
-            None => "the key lacks a required scope",
-        }
+        self.row().description
     }
 
     /// The gRPC status code of the answer to a gRPC request.
     pub fn grpc_status(&self) -> u16 {
-        match self {
-            Self::InsufficientScope(_) => 7,
-            Self::Throttled { .. } => 8,
-            Self::StoreUnavailable | Self::Overloaded => 14,
-            _ => 16,
-        }
+        self.row().grpc
     }
 
-    /// The index of this kind's prebuilt answer, or `None` if the answer depends on
-    /// the request (the missing scopes).
-    fn slot(&self) -> Option<usize> {
-        Some(match self {
-            Self::MissingCredentials => 0,
-            Self::InvalidRequest(HeaderError::Multiple) => 1,
-            Self::InvalidRequest(HeaderError::TooLong) => 2,
-            Self::InvalidRequest(HeaderError::OtherScheme) => 3,
-            Self::InvalidRequest(_) => 4,
-            Self::MalformedKey(KeyFormatError::Checksum) => 5,
-            Self::MalformedKey(KeyFormatError::Prefix) => 6,
-            Self::MalformedKey(_) => 7,
-            Self::InvalidKey => 8,
-            Self::Expired => 9,
-            Self::Ended => 10,
-            Self::Revoked => 11,
-            Self::StoreUnavailable => 12,
-            Self::Overloaded => 13,
-            Self::Throttled { .. } => 14,
-            Self::InsufficientScope(_) => return None,
-        })
+    /// The outcome's name, as logs (and metrics) call it: `missing`, `invalid_request`,
+    /// `invalid_key`, `expired`, `revoked`, `insufficient_scope`, `throttled`,
+    /// `overloaded`, `store_unavailable` (DESIGN §13).
+    pub fn outcome(&self) -> &'static str {
+        self.row().outcome
+    }
+
+    fn row(&self) -> &'static Row {
+        self.slot().row()
+    }
+
+    /// The row that answers this kind.
+    fn slot(&self) -> Slot {
+        match self {
+            Self::MissingCredentials => Slot::Missing,
+            Self::InvalidRequest(HeaderError::Multiple) => Slot::MultipleHeaders,
+            Self::InvalidRequest(HeaderError::TooLong) => Slot::HeaderTooLong,
+            Self::InvalidRequest(HeaderError::OtherScheme) => Slot::OtherScheme,
+            Self::InvalidRequest(_) => Slot::MalformedHeader,
+            Self::MalformedKey(KeyFormatError::Checksum) => Slot::BadChecksum,
+            Self::MalformedKey(KeyFormatError::Prefix) => Slot::WrongPrefix,
+            Self::MalformedKey(_) => Slot::MalformedKey,
+            Self::InvalidKey => Slot::InvalidKey,
+            Self::Expired => Slot::Expired,
+            Self::Ended => Slot::Ended,
+            Self::Revoked => Slot::Revoked,
+            Self::InsufficientScope(_) => Slot::InsufficientScope,
+            Self::Throttled { .. } => Slot::Throttled,
+            Self::StoreUnavailable => Slot::StoreUnavailable,
+            Self::Overloaded => Slot::Overloaded,
+        }
     }
 }
 
@@ -199,9 +237,10 @@ impl RejectionKind {
 pub(crate) struct Answers {
     /// `ApiKey-v2 realm="…"`.
     realm: HeaderValue,
-    /// For each of [`FIXED_KINDS`]: the HTTP headers, the gRPC headers and the problem
-    /// document.
-    fixed: Arc<[(HeaderMap, HeaderMap, Bytes); FIXED_KINDS.len()]>,
+    /// For each row: the HTTP headers, the gRPC headers and the problem document. The
+    /// answers that depend on the request (the missing scopes, a throttle's wait) start
+    /// from theirs.
+    fixed: Arc<[(HeaderMap, HeaderMap, Bytes)]>,
     /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
     /// so that refusing a throttled address (what a flood gets) formats nothing.
     retry_after: Arc<[HeaderValue]>,
@@ -221,16 +260,19 @@ impl Answers {
         );
         let realm =
             HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
-        let fixed = FIXED_KINDS.map(|kind| {
-            (
-                headers_for(&realm, &kind, false),
-                headers_for(&realm, &kind, true),
-                Bytes::from(problem_for(&kind)),
-            )
-        });
+        let fixed = ROWS
+            .iter()
+            .map(|row| {
+                (
+                    headers_for(&realm, row, None, false),
+                    headers_for(&realm, row, None, true),
+                    Bytes::from(problem_for(row, None)),
+                )
+            })
+            .collect();
         Self {
             realm,
-            fixed: Arc::new(fixed),
+            fixed,
             retry_after: (0..=60u64).map(HeaderValue::from).collect(),
         }
     }
@@ -246,55 +288,39 @@ impl Answers {
     }
 }
 
-/// Every header of the default answer to `kind`.
-fn headers_for(realm: &HeaderValue, kind: &RejectionKind, grpc: bool) -> HeaderMap {
+/// Every header of the default answer of `row`, naming the `missing` scopes if any.
+fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: bool) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     if grpc {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(GRPC_STATUS.clone(), HeaderValue::from(kind.grpc_status()));
-        headers.insert(
-            GRPC_MESSAGE.clone(),
-            HeaderValue::from_static(kind.description()),
-        );
+        headers.insert(GRPC_STATUS.clone(), HeaderValue::from(row.grpc));
+        // What the HTTP answer says, the missing scopes included. Scopes are visible
+        // ASCII by their grammar, so nothing needs percent-encoding.
+        let message = match missing {
+            Some(missing) => HeaderValue::from_str(&format!("{}: {missing}", row.description))
+                .unwrap_or_else(|_| HeaderValue::from_static(row.description)),
+            None => HeaderValue::from_static(row.description),
+        };
+        headers.insert(GRPC_MESSAGE.clone(), message);
     } else {
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
     }
-    if let Some(challenge) = challenge_for(realm, kind) {
-        headers.insert(WWW_AUTHENTICATE, challenge);
+    if row.challenge {
+        headers.insert(WWW_AUTHENTICATE, challenge_for(realm, row, missing));
     }
-    if let Some(retry_after) = retry_after(kind) {
-        headers.insert(RETRY_AFTER, retry_after);
+    if row.retry {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     headers
 }
 
-/// The `Retry-After` of a 503 or 429.
-fn retry_after(kind: &RejectionKind) -> Option<HeaderValue> {
-    match kind {
-        RejectionKind::StoreUnavailable | RejectionKind::Overloaded => {
-            Some(HeaderValue::from_static(RETRY_AFTER_SECS))
-        }
-        RejectionKind::Throttled { retry_after } => Some(HeaderValue::from(retry_after.as_secs())),
-        _ => None,
-    }
-}
-
-/// The `WWW-Authenticate` value for `kind`, or `None` for a 503 or 429, which are not
-/// about the key.
-fn challenge_for(realm: &HeaderValue, kind: &RejectionKind) -> Option<HeaderValue> {
-    if matches!(
-        kind,
-        RejectionKind::StoreUnavailable
-            | RejectionKind::Overloaded
-            | RejectionKind::Throttled { .. }
-    ) {
-        return None;
-    }
-    let Some(code) = kind.error_code() else {
-        return Some(realm.clone());
+/// The `WWW-Authenticate` value of `row`, naming the `missing` scopes if any.
+fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> HeaderValue {
+    let Some(code) = row.code else {
+        return realm.clone();
     };
     let mut value = Vec::with_capacity(realm.len() + 128);
     value.extend_from_slice(realm.as_bytes());
@@ -302,32 +328,32 @@ fn challenge_for(realm: &HeaderValue, kind: &RejectionKind) -> Option<HeaderValu
         ", error=\"",
         code,
         "\", error_description=\"",
-        kind.description(),
+        row.description,
         "\"",
     ] {
         value.extend_from_slice(part.as_bytes());
     }
-    if let RejectionKind::InsufficientScope(missing) = kind {
+    if let Some(missing) = missing {
         value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
     }
     // Every part is checked ASCII without quotes or controls: the realm at
     // configuration, scopes by their grammar, the rest are literals.
-    HeaderValue::from_bytes(&value).ok()
+    HeaderValue::from_bytes(&value).unwrap_or_else(|_| realm.clone())
 }
 
-/// The RFC 9457 problem document for `kind`.
-fn problem_for(kind: &RejectionKind) -> String {
-    let status = kind.status();
+/// The RFC 9457 problem document of `row`, naming the `missing` scopes if any.
+fn problem_for(row: &Row, missing: Option<&Scopes>) -> String {
+    let status = row.status;
     let mut json = format!(
         r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
         status.canonical_reason().unwrap_or(""),
         status.as_u16(),
-        kind.description(),
+        row.description,
     );
-    if let Some(code) = kind.error_code() {
+    if let Some(code) = row.code {
         json.push_str(&format!(r#","error":"{code}""#));
     }
-    if let RejectionKind::InsufficientScope(missing) = kind {
+    if let Some(missing) = missing {
         json.push_str(&format!(r#","scope":"{missing}""#));
     }
     json.push('}');
@@ -348,9 +374,14 @@ pub struct Rejection {
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
-        let (headers, problem) = match kind.slot() {
-            Some(slot) => {
-                let (http, grpc_headers, problem) = &answers.fixed[slot];
+        let row = kind.row();
+        let (headers, problem) = match &kind {
+            RejectionKind::InsufficientScope(missing) => (
+                headers_for(&answers.realm, row, Some(missing), grpc),
+                Bytes::from(problem_for(row, Some(missing))),
+            ),
+            _ => {
+                let (http, grpc_headers, problem) = &answers.fixed[kind.slot() as usize];
                 let mut headers = if grpc { grpc_headers } else { http }.clone();
                 if let RejectionKind::Throttled { retry_after } = &kind {
                     // The one part of a fixed answer that changes per request.
@@ -358,10 +389,6 @@ impl Rejection {
                 }
                 (headers, problem.clone())
             }
-            None => (
-                headers_for(&answers.realm, &kind, grpc),
-                Bytes::from(problem_for(&kind)),
-            ),
         };
         Self {
             kind,
@@ -497,16 +524,14 @@ mod tests {
     }
 
     #[test]
-    fn every_fixed_answer_sits_in_its_kinds_slot() {
-        for (i, kind) in FIXED_KINDS.iter().enumerate() {
-            assert_eq!(kind.slot(), Some(i), "{kind:?}");
-        }
-        let answers = Answers::new("api");
-        for kind in FIXED_KINDS {
-            let fixed = Rejection::new(kind.clone(), false, &answers);
-            assert_eq!(fixed.headers(), &headers_for(&answers.realm, &kind, false));
-            assert_eq!(fixed.problem_json(), problem_for(&kind));
-        }
+    fn a_grpc_refusal_for_a_missing_scope_names_the_scope_in_grpc_message() {
+        let missing = Scopes::new(["reports:write"]).unwrap();
+        let r = reject(RejectionKind::InsufficientScope(missing), true);
+        assert_eq!(r.headers()["grpc-status"], "7");
+        assert_eq!(
+            r.headers()["grpc-message"],
+            "the key lacks a required scope: reports:write"
+        );
     }
 
     #[test]

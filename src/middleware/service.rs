@@ -4,12 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
-use crate::middleware::config::{Config, Decision, Presented};
+use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::verdict::Presented;
 use crate::store::StoreError;
 use crate::{ApiKeyV2Layer, KeyStore};
 
@@ -76,24 +77,23 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let presented = match self.config.presented(req.headers(), req.extensions()) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
-                return self.reject(kind, req.headers());
+                return self.reject(kind, &req);
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
-            // Decided here rather than in a helper, so the request is not moved through
-            // another call frame on the way to the inner service.
-            return match self.config.decide(found, &presented) {
-                Decision::Accept { identity, expires } => {
-                    req.extensions_mut().insert(identity);
-                    ResponseFuture::inner(self.inner.call(req), expires)
-                }
-                Decision::Reject(kind) => self.reject(kind, req.headers()),
-            };
+            let decision = self.config.decide(found, &presented);
+            return ResponseFuture::decided(
+                decision,
+                req,
+                &mut self.inner,
+                &self.config,
+                &self.on_rejection,
+            );
         }
         // The store must wait. The future owns what it needs: the service made ready by
         // `poll_ready` goes with it, and a clone stays for the next call (tower's "be
@@ -115,13 +115,13 @@ impl<S, R> ApiKeyV2Service<S, R> {
     fn reject<ReqBody, ResBody>(
         &self,
         kind: crate::RejectionKind,
-        headers: &HeaderMap,
+        req: &Request<ReqBody>,
     ) -> ResponseFuture<S, ReqBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
     {
-        let rejection = self.config.rejection(kind, headers);
+        let rejection = self.config.rejection(kind, req.version(), req.headers());
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
     }
 
@@ -148,11 +148,4 @@ impl<S: fmt::Debug, R> fmt::Debug for ApiKeyV2Service<S, R> {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a request is a gRPC call, which gets gRPC status answers.
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::store::StoreError;
@@ -493,7 +493,9 @@ async fn grpc_requests_get_trailers_only_answers() {
     let f = Fixture::new();
     let key = f.key(&[]).await;
     for (value, status) in [(None, "16"), (Some(wrong_secret(&key)), "16")] {
-        let mut req = Request::builder().header(CONTENT_TYPE, "application/grpc+proto");
+        let mut req = Request::builder()
+            .version(Version::HTTP_2)
+            .header(CONTENT_TYPE, "application/grpc+proto");
         if let Some(value) = &value {
             req = req.header(AUTHORIZATION, value);
         }
@@ -507,6 +509,51 @@ async fn grpc_requests_get_trailers_only_answers() {
         assert_eq!(response.headers()["grpc-status"], status);
         assert!(response.body().is_empty());
     }
+}
+
+#[tokio::test]
+async fn an_http1_request_claiming_grpc_gets_the_plain_http_answer() {
+    // gRPC runs over HTTP/2 only: over HTTP/1.1 the header must not turn a 401 into a
+    // 200 in access logs.
+    let f = Fixture::new();
+    let response = ServiceBuilder::new()
+        .layer(f.layer())
+        .service_fn(echo)
+        .oneshot(
+            Request::builder()
+                .version(Version::HTTP_11)
+                .header(CONTENT_TYPE, "application/grpc")
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(!response.headers().contains_key("grpc-status"));
+}
+
+#[tokio::test]
+async fn the_key_reaches_the_inner_service_marked_sensitive() {
+    let f = Fixture::new();
+    let key = f.key(&[]).await;
+    let response = ServiceBuilder::new()
+        .layer(f.layer())
+        .service_fn(|req: Request<String>| async move {
+            let header = &req.headers()[AUTHORIZATION];
+            // `Debug` of a sensitive value prints `Sensitive`, never the key.
+            let shown = format!("{:?}", req.headers());
+            Ok::<_, Infallible>(Response::new(format!("{} {shown}", header.is_sensitive())))
+        })
+        .oneshot(
+            Request::builder()
+                .header(AUTHORIZATION, with_key(&key))
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(response.body().starts_with("true "), "{}", response.body());
+    assert!(!response.body().contains(key.expose_secret()));
 }
 
 #[tokio::test]

@@ -241,10 +241,9 @@ impl<S: KeyStore> CachedKeyStore<S> {
 
     /// The one query behind a coalesced miss.
     async fn load(&self, id: &KeyId, cell: &Arc<OnceCell<SharedAnswer>>) -> SharedAnswer {
-        let seen = self.cache.generation();
         let result = self.store.lookup(id).await;
         if let Ok(answer) = &result {
-            self.cache.found(*id, answer, seen);
+            self.cache.loaded(*id, answer, cell);
         }
         self.cache.leave_load(id, cell);
         result.map_err(Arc::new)
@@ -443,9 +442,11 @@ pub(crate) struct Cache {
     max_loads: usize,
     /// Which ids certainly do not exist; empty (asks for everything) without a feed.
     pub(crate) ids: IdFilter,
-    /// Bumped by every invalidation. A load notes it before asking the store and keeps
-    /// its answer only if no invalidation happened meanwhile, so a revocation that
-    /// lands while a lookup is in flight is not undone by that lookup's older answer.
+    /// Bumped by every invalidation. An answer read at once from a wrapped store that
+    /// answers without waiting (`lookup_ready`) notes it first and is kept only if no
+    /// invalidation happened meanwhile, so a revocation that lands during the read is
+    /// not undone by its older answer. Loads that wait check their own entry in `loads`
+    /// instead, which an invalidation of their id removes.
     generation: AtomicU64,
     ttl: Ttl,
     max_entries: u64,
@@ -535,6 +536,26 @@ impl Cache {
         }
     }
 
+    /// Caches the answer of the load `cell` of `id`, unless an invalidation of `id` (or
+    /// of everything) replaced or removed that load meanwhile: its answer may predate
+    /// the change. Per id, so that a change to one key never drops another's answer.
+    fn loaded(&self, id: KeyId, answer: &Answer, cell: &Arc<OnceCell<SharedAnswer>>) {
+        if answer.is_some() {
+            self.ids.insert(&id);
+        }
+        self.entries.insert(id, answer.clone());
+        // Insert first, then check: an invalidation either removed the load before this
+        // check (and the entry is dropped here) or removes the entry itself after, as
+        // `invalidate` evicts the entry before it removes the load.
+        let current = self
+            .loads()
+            .get(&id)
+            .is_some_and(|current| Arc::ptr_eq(current, cell));
+        if !current {
+            self.entries.invalidate(&id);
+        }
+    }
+
     pub(crate) fn invalidate(&self, id: &KeyId) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate(id);
@@ -572,8 +593,10 @@ impl Cache {
 
     /// A key was created elsewhere: let it through, and forget a cached "no such key".
     pub(crate) fn created(&self, id: &KeyId) {
-        self.ids.insert(id);
+        // Evict first, then admit: a load the filter lets through from now on starts
+        // after this invalidation, so its answer is kept.
         self.invalidate(id);
+        self.ids.insert(id);
     }
 
     fn stats(&self) -> CacheStats {
@@ -651,6 +674,7 @@ pub struct CacheStats {
 
 /// The state of a cache's id filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FilterState {
     /// No filter: no feed listener runs, or it has not had its first snapshot yet.
     /// Every id is asked for.

@@ -25,6 +25,27 @@
 //! }
 //! ```
 //!
+//! # How the store API grows
+//!
+//! The next releases add record fields (actors, limits, addresses), events, usage
+//! counts, paged queries and shared limit counters. A user's own store must keep
+//! compiling through all of that, so the API is shaped for it now:
+//!
+//! - **One required method stays one.** [`KeyStore::lookup`] is all a read-only store
+//!   writes; [`KeyStore::lookup_ready`] has a default.
+//! - **Records are built, not written out.** [`KeyRecord`] has private fields, a
+//!   constructor and `with_…` setters, so a new field is a new setter with a default.
+//! - **What users match or build is `#[non_exhaustive]`**: [`StoreError`],
+//!   [`OldKeyEnd`], [`RotateOutcome`], [`KeyUsage`](crate::KeyUsage) (built with
+//!   [`KeyUsage::new`](crate::KeyUsage::new)), [`KeyChange`](crate::KeyChange),
+//!   [`KeyState`](crate::KeyState). A store that meets a variant it does not know
+//!   answers with an error rather than guess.
+//! - **New capabilities are optional traits or default methods**, never new required
+//!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
+//!   an optional trait; paged listing, events and usage counts will come the same way,
+//!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
+//!   or as a trait of its own that only the stores that can offer it implement.
+//!
 //! # Failing closed
 //!
 //! A store that cannot answer returns a [`StoreError`]; the middleware then refuses the
@@ -121,7 +142,12 @@ pub trait KeyStore: fmt::Debug + Send + Sync + 'static {
 }
 
 /// What happens to the old key when a key is rotated.
+///
+/// `#[non_exhaustive]`: rotation will learn new ends (DESIGN §11: "until first use").
+/// A store that meets one it does not know should answer with an error rather than
+/// guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OldKeyEnd {
     /// It keeps working until it is revoked (the default rotation).
     Keep,
@@ -136,6 +162,7 @@ pub enum OldKeyEnd {
 
 /// The result of [`KeyStoreAdmin::rotate`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum RotateOutcome {
     /// The new key was stored; this is the old record as it now stands.
     Rotated(KeyRecord),

@@ -43,12 +43,27 @@ pub use tracing_sink::TracingSink;
 pub use tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};
 
 /// One key's latest use, as a sink receives it.
+///
+/// `#[non_exhaustive]`: later releases add what the same debounce carries (daily
+/// request counts, recent client addresses). Read the fields; build one with
+/// [`KeyUsage::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyUsage {
     /// The key.
     pub key_id: KeyId,
     /// Its latest proven use. A sink must never move a stored time backwards.
     pub last_used_at: SystemTime,
+}
+
+impl KeyUsage {
+    /// A use of `key_id` at `last_used_at`.
+    pub fn new(key_id: KeyId, last_used_at: SystemTime) -> Self {
+        Self {
+            key_id,
+            last_used_at,
+        }
+    }
 }
 
 /// Why a sink could not take a batch. The tracker keeps the batch and retries it,

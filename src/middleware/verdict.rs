@@ -1,0 +1,197 @@
+//! Where a key is checked: what the caller presented, and the verdict on it.
+//!
+//! The checks run in this order, each owning its refusal (its row in
+//! [`rejection`](super::rejection)):
+//!
+//! 1. **presented** ([`Config::presented`], before any lookup): one `Authorization`
+//!    field in the `ApiKey-v2` scheme, a well-formed key with a good checksum, the
+//!    client's address not [throttled](super::throttle), then the key's SHA-256;
+//! 2. **proof** ([`Config::decide`], once the store answered): the digest compared in
+//!    constant time with the record's, or with a dummy for an unknown id;
+//! 3. **state**: revoked, ended by rotation or expired, said only now that the secret is
+//!    proven; a proven key in a good state is a *use* (last-used tracking);
+//! 4. **policies**, in the order of [`policy::POLICIES`]: the required scopes, and what
+//!    comes next. A new policy is one file in `policy/` and one row in that list.
+
+use std::time::SystemTime;
+
+use http::{Extensions, HeaderMap};
+
+use crate::ApiKeyIdentity;
+use crate::header::{self, HeaderError};
+use crate::key::{self, KeyDigest, KeyId};
+use crate::middleware::config::Config;
+use crate::middleware::policy;
+use crate::middleware::rejection::RejectionKind;
+use crate::middleware::throttle::{Bucket, FailureThrottle};
+use crate::record::{KeyRecord, KeyState};
+use crate::store::StoreError;
+
+/// What the caller presented: a well-formed key's id and the digest of its text.
+pub(crate) struct Presented {
+    pub(crate) id: KeyId,
+    pub(crate) digest: KeyDigest,
+    /// The caller's throttle bucket, when throttling is on and the caller has an
+    /// address: where a failure is counted.
+    pub(crate) bucket: Option<Bucket>,
+}
+
+/// The verdict on a request.
+pub(crate) enum Decision {
+    Accept {
+        identity: ApiKeyIdentity,
+        /// When the key stops working (its expiry, or a rotation's earlier end), if that
+        /// is inside the warning window: the response then carries `ApiKey-Expires`
+        /// (formatted only then, so the common case stays small).
+        expires: Option<SystemTime>,
+    },
+    Reject(RejectionKind),
+}
+
+impl Config {
+    /// Reads and checks the credentials: header, key format, checksum, the client's
+    /// throttle, then the digest. Nothing here touches the store.
+    pub(crate) fn presented(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Presented, RejectionKind> {
+        let token = header::credentials(headers).map_err(|error| match error {
+            HeaderError::Missing => RejectionKind::MissingCredentials,
+            other => RejectionKind::InvalidRequest(other),
+        })?;
+        let parsed = key::parse(token, Some(&self.prefix)).map_err(|error| {
+            // Not even token68: the header is malformed, whatever the key would be.
+            if header::is_token68(token) {
+                RejectionKind::MalformedKey(error)
+            } else {
+                RejectionKind::InvalidRequest(HeaderError::Malformed)
+            }
+        })?;
+        // Before the digest: a throttled request costs no hashing either.
+        let bucket = match &self.throttle {
+            Some(throttle) => self.throttle_bucket(throttle, headers, extensions)?,
+            None => None,
+        };
+        Ok(Presented {
+            id: parsed.id,
+            digest: KeyDigest::of_bytes(token),
+            bucket,
+        })
+    }
+
+    /// The caller's bucket in `throttle`, or the refusal if it is throttled.
+    fn throttle_bucket(
+        &self,
+        throttle: &FailureThrottle,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Option<Bucket>, RejectionKind> {
+        let Some(client) = self.proxies.client_addr(headers, extensions) else {
+            throttle.warn_unaddressed();
+            return Ok(None);
+        };
+        let bucket = throttle.bucket(client);
+        match throttle.check(bucket) {
+            Ok(()) => Ok(Some(bucket)),
+            // Logged by the caller, with every refusal before the lookup.
+            Err(retry_after) => Err(RejectionKind::Throttled { retry_after }),
+        }
+    }
+
+    /// Decides on a request once the store has answered: proof, state, policies.
+    pub(crate) fn decide(
+        &self,
+        found: Result<Option<KeyRecord>, StoreError>,
+        presented: &Presented,
+    ) -> Decision {
+        match self.check(found, presented) {
+            Ok((record, now)) => {
+                tracing::trace!(key_id = %presented.id, outcome = "accepted", "API key accepted");
+                // A rotation's scheduled end is when the key stops working: warn of that.
+                let expires = self.expiry_warning(record.stops_at(), now);
+                Decision::Accept {
+                    identity: record.into_identity(),
+                    expires,
+                }
+            }
+            Err(kind) => {
+                tracing::debug!(key_id = %presented.id, outcome = kind.outcome(), "API key refused");
+                Decision::Reject(kind)
+            }
+        }
+    }
+
+    /// The checks after the lookup, in order; the first refusal wins.
+    fn check(
+        &self,
+        found: Result<Option<KeyRecord>, StoreError>,
+        presented: &Presented,
+    ) -> Result<(KeyRecord, SystemTime), RejectionKind> {
+        let record = self.proof(found, presented)?;
+        let now = self.clock.now();
+        state(&record, now)?;
+        // A use is a proven key in a good state, whatever the policies say next.
+        if let Some(tracker) = &self.tracker {
+            tracker.record(record.id(), now);
+        }
+        for policy in policy::POLICIES {
+            policy(self, &record, now)?;
+        }
+        Ok((record, now))
+    }
+
+    /// The store's answer, and the secret proven against it.
+    fn proof(
+        &self,
+        found: Result<Option<KeyRecord>, StoreError>,
+        presented: &Presented,
+    ) -> Result<KeyRecord, RejectionKind> {
+        let found = match found {
+            Ok(found) => found,
+            // Shed on purpose, under a flood: not a fault to log at ERROR per request.
+            Err(StoreError::Overloaded) => return Err(RejectionKind::Overloaded),
+            Err(error) => {
+                // At most one line per second per kind of failure: a flood of requests
+                // during an outage must not become a flood of log lines.
+                if let Some(suppressed) = self.store_failures.admit(&error) {
+                    tracing::error!(key_id = %presented.id, %error, suppressed, "key store unavailable; refusing the request with 503");
+                }
+                return Err(RejectionKind::StoreUnavailable);
+            }
+        };
+        // An unknown id still costs one constant-time comparison, against a digest that
+        // matches nothing, so that it answers like a wrong secret.
+        let expected = found.as_ref().map_or(&KeyDigest::DUMMY, KeyRecord::digest);
+        let proven = presented.digest.matches(expected);
+        match found {
+            Some(record) if proven => Ok(record),
+            _ => {
+                if let (Some(throttle), Some(bucket)) = (&self.throttle, presented.bucket) {
+                    throttle.record_failure(bucket);
+                }
+                Err(RejectionKind::InvalidKey)
+            }
+        }
+    }
+
+    /// `stops_at`, if it is within the warning window.
+    fn expiry_warning(&self, stops_at: SystemTime, now: SystemTime) -> Option<SystemTime> {
+        let window = self.expiry_warning?;
+        let within = now
+            .checked_add(window)
+            .is_none_or(|limit| stops_at <= limit);
+        within.then_some(stops_at)
+    }
+}
+
+/// Revoked, ended by rotation or expired: said only to a caller who proved the secret.
+fn state(record: &KeyRecord, now: SystemTime) -> Result<(), RejectionKind> {
+    match record.state_at(now) {
+        KeyState::Active => Ok(()),
+        KeyState::Expired => Err(RejectionKind::Expired),
+        KeyState::Ended => Err(RejectionKind::Ended),
+        // `KeyState` may grow; any state that is not active refuses, as revoked does.
+        _ => Err(RejectionKind::Revoked),
+    }
+}
