@@ -363,7 +363,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let now = self.now();
         let record = self
             .store
-            .revoke(id, now, actor.map(Actor::name))
+            .revoke_by(id, now, actor.map(Actor::name))
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
         // A repeated revocation keeps the first time: log only the one that took effect.

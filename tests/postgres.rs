@@ -431,7 +431,7 @@ async fn migrate_adds_the_actor_columns_to_a_table_from_an_earlier_version() {
 
     let alice = tower_apikey::ActorName::new("alice@example.com").unwrap();
     store
-        .revoke(old.id(), old.created_at(), Some(&alice))
+        .revoke_by(old.id(), old.created_at(), Some(&alice))
         .await
         .expect("revoke on the migrated table");
     assert_eq!(

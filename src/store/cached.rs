@@ -293,13 +293,19 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         self.store.list().await
     }
 
-    async fn revoke(
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.revoke(id, at).await;
+        self.invalidate(id);
+        result
+    }
+
+    async fn revoke_by(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let result = self.store.revoke(id, at, by).await;
+        let result = self.store.revoke_by(id, at, by).await;
         self.invalidate(id);
         result
     }
@@ -1002,7 +1008,7 @@ mod tests {
         store.insert(&r).await.unwrap();
         assert!(store.lookup_ready(r.id()).unwrap().unwrap().is_some());
         assert!(store.contains(r.id()));
-        store.revoke(r.id(), SystemTime::now(), None).await.unwrap();
+        store.revoke(r.id(), SystemTime::now()).await.unwrap();
         assert!(!store.contains(r.id()));
         let found = store.lookup_ready(r.id()).unwrap().unwrap().unwrap();
         assert!(found.revoked_at().is_some());

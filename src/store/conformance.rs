@@ -211,7 +211,7 @@ pub async fn list_is_newest_first<S: KeyStoreAdmin>(store: S) {
 pub async fn lookup_returns_revoked_and_expired_records<S: KeyStoreAdmin>(store: S) {
     let record = sample_record("r", &[], 0);
     store.insert(&record).await.expect("insert");
-    store.revoke(record.id(), t(1), None).await.expect("revoke");
+    store.revoke(record.id(), t(1)).await.expect("revoke");
     let found = lookup(&store, record.id())
         .await
         .expect("a revoked record must still be found");
@@ -223,13 +223,13 @@ pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
     let record = sample_record("r", &[], 0);
     store.insert(&record).await.expect("insert");
     let revoked = store
-        .revoke(record.id(), t(10), None)
+        .revoke(record.id(), t(10))
         .await
         .expect("revoke")
         .expect("known id");
     assert_eq!(revoked.revoked_at(), Some(t(10)));
     let again = store
-        .revoke(record.id(), t(20), None)
+        .revoke(record.id(), t(20))
         .await
         .expect("revoke")
         .expect("known id");
@@ -245,7 +245,7 @@ pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
     let unknown = *sample_record("u", &[], 0).id();
     assert!(
         store
-            .revoke(&unknown, t(10), None)
+            .revoke(&unknown, t(10))
             .await
             .expect("revoke")
             .is_none()
@@ -259,10 +259,7 @@ pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
     store.insert(&record).await.expect("insert");
     // Ten years after the record's creation: no backend clock is anywhere near it.
     let ahead = t(10 * 365 * 86_400) + Duration::from_micros(7);
-    store
-        .revoke(record.id(), ahead, None)
-        .await
-        .expect("revoke");
+    store.revoke(record.id(), ahead).await.expect("revoke");
     let found = lookup(&store, record.id()).await.expect("found");
     assert_eq!(
         found.revoked_at(),
@@ -272,20 +269,20 @@ pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
     assert_eq!(found.state_at(t(1)), KeyState::Revoked);
 }
 
-/// A revocation records who revoked the key; a repeated one keeps the first actor,
-/// like the first time; the application revoking records no actor.
+/// [`KeyStoreAdmin::revoke_by`] records who revoked the key; a repeated revocation
+/// keeps the first actor, like the first time; the application revoking records none.
 pub async fn revoke_records_who_revoked<S: KeyStoreAdmin>(store: S) {
     let by_alice = sample_record("r", &[], 0);
     store.insert(&by_alice).await.expect("insert");
     let alice = actor("alice@example.com");
     let revoked = store
-        .revoke(by_alice.id(), t(10), Some(&alice))
+        .revoke_by(by_alice.id(), t(10), Some(&alice))
         .await
         .expect("revoke")
         .expect("known id");
     assert_eq!(revoked.revoked_by(), Some(&alice), "revoked_by as returned");
     let again = store
-        .revoke(by_alice.id(), t(20), Some(&actor("mallory@example.com")))
+        .revoke_by(by_alice.id(), t(20), Some(&actor("mallory@example.com")))
         .await
         .expect("revoke")
         .expect("known id");
@@ -301,11 +298,11 @@ pub async fn revoke_records_who_revoked<S: KeyStoreAdmin>(store: S) {
     let by_application = sample_record("a", &[], 0);
     store.insert(&by_application).await.expect("insert");
     store
-        .revoke(by_application.id(), t(10), None)
+        .revoke(by_application.id(), t(10))
         .await
         .expect("revoke");
     let again = store
-        .revoke(by_application.id(), t(20), Some(&alice))
+        .revoke_by(by_application.id(), t(20), Some(&alice))
         .await
         .expect("revoke")
         .expect("known id");
@@ -455,7 +452,7 @@ pub async fn rotate_refuses_unknown_and_revoked_keys<S: KeyStoreAdmin>(store: S)
     ));
     let old = sample_record("o", &[], 0);
     store.insert(&old).await.expect("insert");
-    store.revoke(old.id(), t(1), None).await.expect("revoke");
+    store.revoke(old.id(), t(1)).await.expect("revoke");
     assert!(matches!(
         store
             .rotate(old.id(), &new, OldKeyEnd::Keep)

@@ -140,7 +140,11 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         Ok(records)
     }
 
-    async fn revoke(
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.revoke_by(id, at, None).await
+    }
+
+    async fn revoke_by(
         &self,
         id: &KeyId,
         at: SystemTime,

@@ -42,7 +42,8 @@
 //!   answers with an error rather than guess.
 //! - **New capabilities are optional traits or default methods**, never new required
 //!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
-//!   an optional trait; paged listing, events and usage counts will come the same way,
+//!   an optional trait; recording who revoked a key is
+//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing, events and usage counts will come the same way,
 //!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
 //!   or as a trait of its own that only the stores that can offer it implement.
 //!
@@ -186,19 +187,32 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Every record, newest (`created_at`) first.
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at` and
-    /// `by` (who revoked it; `None` when the application did) as its `revoked_by`.
+    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
     ///
     /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
     /// any `revoked_at` is refused. Store `at` as given, never the backend's own clock.
-    /// Revoking a revoked key keeps its first revocation time and actor. Returns the
-    /// record as it now stands, or `None` if there is no such key.
-    async fn revoke(
+    /// Revoking a revoked key keeps its first revocation time. Returns the record as it
+    /// now stands, or `None` if there is no such key.
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
+    /// it: an admin key's id or a person's name; `None` when the application did) as
+    /// its `revoked_by`. A repeated revocation keeps the first actor with the first
+    /// time. [`KeyManager`](crate::KeyManager) revokes through this method.
+    ///
+    /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
+    /// a store written before actors existed keeps compiling and keeps revoking; the
+    /// [conformance suite](crate::store::conformance) fails until it keeps `revoked_by`.
+    /// Override it to store the actor in the same write as the revocation.
+    async fn revoke_by(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
-    ) -> Result<Option<KeyRecord>, StoreError>;
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _ = by;
+        self.revoke(id, at).await
+    }
 
     /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
     /// `end` says. Otherwise stores nothing. For [`OldKeyEnd::Revoke`], the old key's
@@ -240,13 +254,17 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         (**self).list().await
     }
 
-    async fn revoke(
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke(id, at).await
+    }
+
+    async fn revoke_by(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).revoke(id, at, by).await
+        (**self).revoke_by(id, at, by).await
     }
 
     async fn rotate(

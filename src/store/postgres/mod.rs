@@ -416,7 +416,12 @@ impl KeyStoreAdmin for PgKeyStore {
 
     /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked
     /// key keeps its first time and notifies again (harmless: caches evict an id).
-    async fn revoke(
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.revoke_by(id, at, None).await
+    }
+
+    /// As `revoke`, recording the actor in the same statement.
+    async fn revoke_by(
         &self,
         id: &KeyId,
         at: SystemTime,
