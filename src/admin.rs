@@ -1,5 +1,6 @@
 //! Key management over HTTP (feature `admin`): an axum [`Router`] an application mounts,
-//! guarded by the middleware with scope [`admin:keys`](ADMIN_SCOPE).
+//! guarded by the middleware with scope [`admin:keys`](ADMIN_SCOPE), or by the
+//! application's own login ([`AdminRouter::behind_login`]).
 //!
 //! | method and path | does | answer |
 //! |---|---|---|
@@ -8,17 +9,50 @@
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
+//! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
-//! `ends_at`, `revoked_at`, `last_used_at` and `rotated_from`; times are RFC 3339 in UTC
-//! (`2026-05-01T12:00:00Z`), absent ones `null`. Only the answers to create and rotate add
+//! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and
+//! `revoked_by`; times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
+//! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
+//! application's login gives a person, or `null` when the application itself acted
+//! (through [`KeyManager`]'s own methods). Only the answers to create and rotate add
 //! `"key"`: the plaintext, which exists nowhere else and cannot be shown again. No answer
 //! ever carries a digest.
 //!
+//! # Who may do what
+//!
+//! Every request acts for an [`Actor`](crate::Actor): the admin key that authenticated it
+//! (named by its id, granting its own scopes), or, [behind a login](#behind-the-applications-login),
+//! the person the application signed in. The router manages keys through
+//! [`KeyManager::acting_as`](crate::KeyManager::acting_as), so:
+//!
+//! - a key can only be given scopes the actor's own scopes grant (wildcards count):
+//!   a key holding `admin:keys` alone can create keys holding `admin:keys` or nothing;
+//!   to mint `reports:read` it must hold `reports:read` or `reports:*`. Otherwise 403,
+//!   and the problem document's `not_grantable` names the scopes;
+//! - rotating a key copies its scopes, and revoking a key can cut off the people who
+//!   hold more: both need the actor to grant every scope of that key (403 likewise);
+//! - with a [`ScopeCatalogue`] ([`AdminRouter::catalogue`]), create refuses any scope
+//!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
+//! - rotating a revoked, expired or ended key is refused (409): rotation never revives
+//!   a key;
+//! - records and log lines name the actor.
+//!
+//! `GET /scopes` answers the catalogue (`null` without one), each scope with whether
+//! the caller may grant it, and who the caller is:
+//!
+//! ```json
+//! {"catalogue": [{"scope": "reports:read", "description": "Read reports", "grantable": true}],
+//!  "actor": {"name": "7Fq2LxW9aZ3kPm4R", "may_grant": ["admin:keys", "reports:read"]}}
+//! ```
+//!
 //! # Requests
 //!
-//! - **Create**: `name` (1–128 characters, no control characters, no surrounding white
-//!   space) and `scopes` (an array, `[]` for a key that only authenticates) are required;
+//! - **Create**: `name` (1–128 characters, no control characters, no invisible or
+//!   text-reordering characters such as zero-width spaces and bidirectional controls, no
+//!   surrounding white space) and `scopes` (an array, `[]` for a key that only
+//!   authenticates) are required;
 //!   `expires_at` (RFC 3339, any offset) is optional and defaults to the 365-day maximum.
 //!   Any other field is refused, so that a typo such as `"expires"` cannot silently give
 //!   a key the longest life.
@@ -26,10 +60,11 @@
 //!   so an integration can switch and verify first. `{"overlap_secs": N}` ends the old
 //!   key N seconds from now: its `ends_at` is set (unless it expires sooner) and its
 //!   `expires_at` stays as it was; from then on it is refused as "ended by rotation".
-//!   `0` revokes it at once, for a leaked key. N is at most 365 days. A revoked key
-//!   cannot be rotated (409).
+//!   `0` revokes it at once, for a leaked key. N is at most 365 days. A revoked,
+//!   expired or ended key cannot be rotated (409).
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
-//!   and at most [`MAX_BODY_BYTES`].
+//!   and at most [`MAX_BODY_BYTES`]. A field given twice (`{"overlap_secs": 0,
+//!   "overlap_secs": null}`) is refused rather than resolved one way or the other.
 //!
 //! # Errors
 //!
@@ -39,17 +74,21 @@
 //! | problem | status |
 //! |---|---|
 //! | no key, or not `admin:keys` | 401 / 403, from the middleware |
+//! | behind a login: no [`Actor`](crate::Actor) in the request | 401 |
+//! | behind a login: an unsafe method from another site | 403 |
+//! | a scope the actor may not grant, or a key beyond what it may grant | 403, with `not_grantable` |
 //! | too many wrong keys from the client's address (with a [`FailureThrottle`]) | 429 with `Retry-After`, from the middleware |
 //! | not JSON (`content-type`) | 415 |
 //! | body over [`MAX_BODY_BYTES`] | 413 |
 //! | body is not well-formed JSON | 400 |
-//! | a field is missing, unknown, of the wrong type or invalid | 422, with `errors` |
+//! | a field is missing, unknown, repeated, of the wrong type or invalid, or a scope the catalogue does not declare | 422, with `errors` |
 //! | unknown key id, or a path segment that is not a key id | 404 |
-//! | rotating a revoked key | 409 |
+//! | rotating a revoked, expired or ended key | 409 |
 //! | the store is unavailable | 503 with `Retry-After` |
 //!
 //! A 422 lists every invalid field at once in `errors`, each `{"field", "detail"}`, and
-//! repeats the first one's name in a top-level `field`:
+//! repeats the first one's name in a top-level `field`; of unknown fields it lists the
+//! first 20, so that a body of nothing but unknown fields cannot make a large answer:
 //!
 //! ```json
 //! {"type":"about:blank","title":"Unprocessable Entity","status":422,
@@ -82,17 +121,55 @@
 //! [`AdminRouter`] sets the realm, the usage tracker, the failure throttle and the
 //! trusted proxies of that guard.
 //!
+//! # Behind the application's login
+//!
+//! An application whose administrators already sign in to it can put the router behind
+//! that login instead of the key guard: [`AdminRouter::behind_login`] removes the guard,
+//! and the application's layer, after authenticating a person, inserts an [`Actor`](crate::Actor)
+//! into the request's extensions, with the scopes that person may grant. A request
+//! without one gets 401. `examples/admin_behind_login.rs` does it with `axum-login`:
+//!
+//! ```
+//! use axum::{Router, extract::Request, middleware::{self, Next}, response::Response};
+//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes, admin::AdminRouter};
+//!
+//! /// Stands in for the application's login: who is signed in, and what they may grant.
+//! async fn signed_in(mut request: Request, next: Next) -> Response {
+//!     let may_grant = Scopes::new(["reports:read"]).expect("valid scopes");
+//!     let alice = Actor::person("alice@example.com", may_grant).expect("a valid name");
+//!     request.extensions_mut().insert(alice);
+//!     next.run(request).await
+//! }
+//!
+//! let admin: Router = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()))
+//!     .behind_login()
+//!     .into_router()
+//!     .layer(middleware::from_fn(signed_in));
+//! ```
+//!
+//! Sessions usually ride on cookies, which a browser sends with requests that other
+//! sites make it send. So behind a login the router refuses unsafe methods (`POST`,
+//! `DELETE`) from another origin: a request whose `Sec-Fetch-Site` is `cross-site` or
+//! `same-site`, or, from a browser that does not send that header, whose `Origin` is
+//! not the request's own host, gets 403. Clients that are not browsers send neither
+//! header and are not affected. Set the session cookie `SameSite=Strict` or `Lax`
+//! as well.
+//!
 //! # The panel
 //!
 //! The router also serves "Connector Access Control", a key-management page for people:
 //! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
-//! and stylesheet at `GET /panel.js` and `GET /panel.css`. The administrator pastes an
-//! admin key once; the page keeps it in the tab's `sessionStorage` and sends it with
-//! every call to the JSON API above. It lists the keys with their state (active,
+//! and stylesheet at `GET /panel.js` and `GET /panel.css`. With the key guard, the
+//! administrator pastes an admin key once; the page keeps it in the tab's
+//! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
+//! the page asks for nothing: the browser's session cookie goes with each call. It lists
+//! the keys with their state (active,
 //! expiring within 30 days, expired, ended by rotation, revoked), the end a rotation
 //! scheduled, last-used time and rotation links,
-//! flags dormant keys (unused for 30 days, or never used and older than 7 days), and
-//! creates, rotates and revokes keys, showing a new key once.
+//! flags dormant keys (unused for 30 days, or never used and older than 7 days), shows
+//! who created and revoked each key, and creates, rotates and revokes keys, showing a
+//! new key once. With a catalogue, it offers the declared scopes as checkboxes with
+//! their descriptions, those the signed-in actor may not grant disabled.
 //!
 //! The page and its assets need no key (they hold no data), are compiled into the crate
 //! (no CDN, no build step), and carry a Content-Security-Policy that allows only this
@@ -105,7 +182,9 @@
 //! opened at, so either works, as does a proxy that strips a path prefix.
 //! [`AdminRouter::panel`] leaves the page out for an API-only deployment.
 
+mod acting;
 mod body;
+mod cross_origin;
 mod panel;
 mod problem;
 mod view;
@@ -118,16 +197,19 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
+use axum::middleware::map_request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::{
-    ApiKeyV2Layer, CreatedKey, FailureThrottle, KeyId, KeyManager, KeyStoreAdmin, NewKey, Scopes,
-    TrustedProxies, UsageTracker,
+    ApiKeyV2Layer, CreatedKey, FailureThrottle, KeyId, KeyManager, KeyStoreAdmin, NewKey,
+    ScopeCatalogue, Scopes, TrustedProxies, UsageTracker,
 };
+use acting::Acting;
 use body::{CreateRequest, RotateRequest};
+use panel::PanelAuth;
 use problem::AdminError;
-use view::{CreatedView, KeyView};
+use view::{CreatedView, KeyView, ScopesView};
 
 /// The scope a key needs to use the admin router.
 pub const ADMIN_SCOPE: &str = "admin:keys";
@@ -162,6 +244,8 @@ where
 pub struct AdminRouter<S> {
     manager: KeyManager<S>,
     guard: ApiKeyV2Layer,
+    /// The application's login authenticates instead of `guard`.
+    behind_login: bool,
     panel: bool,
 }
 
@@ -178,8 +262,34 @@ where
         Self {
             manager,
             guard,
+            behind_login: false,
             panel: true,
         }
+    }
+
+    /// Declares the scopes that exist, on the router's manager (see
+    /// [`KeyManager::with_catalogue`]): create refuses any other, `GET /scopes` lists
+    /// them and the panel offers them as checkboxes.
+    pub fn catalogue(mut self, catalogue: ScopeCatalogue) -> Self {
+        self.manager = self.manager.with_catalogue(catalogue);
+        self
+    }
+
+    /// Puts the router behind the application's own login instead of its key guard.
+    ///
+    /// The application's layer around the router must authenticate each request and
+    /// insert the signed-in person as an [`Actor`](crate::Actor) into its extensions
+    /// ([`Actor::person`](crate::Actor::person), with the scopes that person may grant); a request without
+    /// one gets 401. Unsafe methods from other origins get 403 (see
+    /// [Behind the application's login](self#behind-the-applications-login)). The panel
+    /// then relies on the browser's session instead of asking for an admin key.
+    ///
+    /// The guard's settings ([`realm`](Self::realm),
+    /// [`usage_tracker`](Self::usage_tracker), [`throttle_failures`](Self::throttle_failures),
+    /// [`trusted_proxies`](Self::trusted_proxies)) no longer apply.
+    pub fn behind_login(mut self) -> Self {
+        self.behind_login = true;
+        self
     }
 
     /// The realm in the guard's challenges (default `api`); use the application's.
@@ -228,13 +338,26 @@ where
             .route("/keys", post(create::<S>).get(list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
-            // `route_layer`: unknown paths get the 404 below without a key, like any
-            // other route the application does not have.
-            .route_layer(self.guard);
+            .route("/scopes", get(scopes::<S>));
+        // `route_layer`: unknown paths get the 404 below without a key, like any
+        // other route the application does not have.
+        let (api, auth) = if self.behind_login {
+            // The application's layer outside inserts the `Actor`; cookies make
+            // cross-site requests possible, so those are refused first.
+            let api = api.route_layer(map_request(cross_origin::refuse_unsafe_cross_origin));
+            (api, PanelAuth::Session)
+        } else {
+            // Layers added later run first: the guard, then the key as the actor,
+            // replacing any `Actor` from outside.
+            let api = api
+                .route_layer(map_request(acting::key_acts))
+                .route_layer(self.guard);
+            (api, PanelAuth::Key)
+        };
         // Merged after the guard, so that the page and its assets, which hold no data,
         // load without a key; the page then sends the key with every API call.
         let routes = if self.panel {
-            api.merge(panel::routes())
+            api.merge(panel::routes(auth))
         } else {
             api
         };
@@ -251,6 +374,7 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
         f.debug_struct("AdminRouter")
             .field("manager", &self.manager)
             .field("guard", &self.guard)
+            .field("behind_login", &self.behind_login)
             .field("panel", &self.panel)
             .finish()
     }
@@ -259,22 +383,24 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
 /// `POST /keys`
 async fn create<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AdminError> {
     let json = body::read_json(&headers, body)?;
     let request = CreateRequest::parse(json, &manager)?;
-    let mut new = NewKey::new(request.name, request.scopes);
+    let mut new = NewKey::from_parts(request.name, request.scopes);
     if let Some(at) = request.expires_at {
         new = new.expires_at(at);
     }
-    let created = manager.create(new).await?;
+    let created = manager.acting_as(&actor).create(new).await?;
     created_answer(&created, format!("keys/{}", created.record.id()))
 }
 
 /// `GET /keys`
 async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
+    _: Acting,
 ) -> Result<Response, AdminError> {
     let records = manager.list().await?;
     let views = records
@@ -287,6 +413,7 @@ async fn list<S: KeyStoreAdmin>(
 /// `GET /keys/{id}`
 async fn show<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
+    _: Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let record = manager.get(&key_id(id)?).await?;
@@ -296,6 +423,7 @@ async fn show<S: KeyStoreAdmin>(
 /// `POST /keys/{id}/rotate`
 async fn rotate<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -305,7 +433,7 @@ async fn rotate<S: KeyStoreAdmin>(
         None => None,
         Some(json) => RotateRequest::parse(json)?.overlap,
     };
-    let created = manager.rotate(&id, overlap).await?;
+    let created = manager.acting_as(&actor).rotate(&id, overlap).await?;
     // Relative to `…/keys/{old}/rotate`, this names `…/keys/{new}` wherever the router
     // is mounted.
     created_answer(&created, format!("../{}", created.record.id()))
@@ -314,10 +442,19 @@ async fn rotate<S: KeyStoreAdmin>(
 /// `DELETE /keys/{id}`
 async fn revoke<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, AdminError> {
-    manager.revoke(&key_id(id)?).await?;
+    manager.acting_as(&actor).revoke(&key_id(id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /scopes`
+async fn scopes<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
+) -> Response {
+    axum::Json(ScopesView::new(manager.catalogue(), &actor)).into_response()
 }
 
 /// The id in the path. A segment that cannot be a key id names no key: 404.
@@ -330,10 +467,7 @@ fn key_id(path: Result<Path<String>, PathRejection>) -> Result<KeyId, AdminError
 
 /// 201 with the new record, its one-time `"key"` and a relative `Location`.
 fn created_answer(created: &CreatedKey, location: String) -> Result<Response, AdminError> {
-    let view = CreatedView {
-        record: KeyView::new(&created.record)?,
-        key: created.key.expose_secret(),
-    };
+    let view = CreatedView::new(KeyView::new(&created.record)?, &created.key);
     let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
     // A key id is base62, so the location is always a valid header value.
     if let Ok(location) = HeaderValue::try_from(location) {

@@ -110,14 +110,21 @@ pub use clock::{Clock, SystemClock};
 pub use header::HeaderError;
 pub use identity::ApiKeyIdentity;
 pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
-pub use manager::{CreatedKey, ExpiryError, KeyManager, MAX_LIFETIME, ManagerError, NewKey};
+pub use manager::{
+    ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, ExpiryError, KeyManager,
+    MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_LIFETIME, ManagerError, NewKey,
+    ScopeCatalogue,
+};
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
 pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use middleware::service::ApiKeyV2Service;
 pub use middleware::throttle::FailureThrottle;
-pub use record::{KeyName, KeyRecord, KeyState, MAX_NAME_CHARS, NameError};
+pub use record::{
+    ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
+    NameError,
+};
 pub use scope::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]

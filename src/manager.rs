@@ -9,6 +9,7 @@
 //!
 //! // Create: the plaintext is in `created.key`, once. Store only what `record` holds.
 //! let created = manager.create(NewKey::new("billing-sync", ["reports:read"])).await?;
+//! assert_eq!(created.record.created_by(), None); // the application acted
 //! let old_id = *created.record.id();
 //!
 //! // Rotate: a new key with the same name and scopes; the old one keeps working
@@ -22,6 +23,10 @@
 //! # }).unwrap();
 //! ```
 
+mod acting_as;
+mod actor;
+mod catalogue;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +37,13 @@ use crate::usage::{UsageSink, UsageTracker};
 use crate::{
     Clock, KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, NameError, PlaintextKey, ScopeError,
     Scopes, SystemClock,
+};
+
+pub use acting_as::ActingAs;
+pub use actor::Actor;
+use actor::ActorLog;
+pub use catalogue::{
+    CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };
 
 /// The longest a key may live: 365 days.
@@ -68,16 +80,48 @@ pub enum ManagerError {
     /// The key is revoked, so it cannot be rotated.
     #[error("key {0} is revoked; create a new key instead of rotating it")]
     Revoked(KeyId),
+    /// The key has expired, so it cannot be rotated: rotation never revives a key.
+    #[error("key {0} has expired; create a new key instead of rotating it")]
+    Expired(KeyId),
+    /// A rotation ended the key, so it cannot be rotated again: rotation never revives
+    /// a key. Its successor can be rotated.
+    #[error("key {0} was ended by a rotation; rotate the key that replaced it instead")]
+    Ended(KeyId),
+    /// The catalogue does not declare these scopes, so no key may be created with them.
+    #[error(
+        "the scope catalogue does not declare {0}; choose among the declared scopes \
+         (the admin router lists them at GET /scopes)"
+    )]
+    UndeclaredScopes(Scopes),
+    /// The actor may not give a key these scopes: its own scopes do not grant them.
+    /// A rotation copies the old key's scopes, so it needs them too.
+    #[error(
+        "the actor may not grant {0}: a key can only be given scopes the actor's own \
+         scopes grant; ask an administrator who holds them"
+    )]
+    CannotGrant(Scopes),
+    /// The actor may not revoke this key: it holds scopes the actor's own scopes do not
+    /// grant, such as an administrator's key above the actor.
+    #[error(
+        "the actor may not revoke key {0}, which holds {1} that the actor's own scopes \
+         do not grant; ask an administrator who holds them"
+    )]
+    CannotRevoke(KeyId, Scopes),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// What a new key should be: a name, scopes and, optionally, an earlier expiry.
+///
+/// The name and scopes are checked once, when the `NewKey` is made: [`NewKey::new`]
+/// checks texts and keeps the first error for [`KeyManager::create`] to return (as
+/// `http::request::Builder` keeps its errors for `body`); [`NewKey::from_parts`] takes
+/// values that are already checked.
 #[derive(Debug, Clone)]
 pub struct NewKey {
-    name: String,
-    scopes: Vec<String>,
+    name: Result<KeyName, NameError>,
+    scopes: Result<Scopes, ScopeError>,
     expiry: Option<Expiry>,
 }
 
@@ -88,16 +132,25 @@ enum Expiry {
 }
 
 impl NewKey {
-    /// A key named `name` holding `scopes`, valid for 365 days. Both are checked by
-    /// [`KeyManager::create`].
-    pub fn new<I>(name: impl Into<String>, scopes: I) -> Self
+    /// A key named `name` holding `scopes`, valid for 365 days. Both are checked here;
+    /// [`KeyManager::create`] returns the error if either is invalid.
+    pub fn new<I>(name: impl AsRef<str>, scopes: I) -> Self
     where
         I: IntoIterator,
-        I::Item: Into<String>,
+        I::Item: AsRef<str>,
     {
         Self {
-            name: name.into(),
-            scopes: scopes.into_iter().map(Into::into).collect(),
+            name: KeyName::new(name.as_ref()),
+            scopes: Scopes::new(scopes),
+            expiry: None,
+        }
+    }
+
+    /// A key named `name` holding `scopes`, both already checked, valid for 365 days.
+    pub fn from_parts(name: KeyName, scopes: Scopes) -> Self {
+        Self {
+            name: Ok(name),
+            scopes: Ok(scopes),
             expiry: None,
         }
     }
@@ -130,21 +183,80 @@ pub struct CreatedKey {
 ///
 /// Times it writes are truncated to whole microseconds, the finest precision PostgreSQL
 /// keeps, so a record reads back from any shipped store exactly as it was written.
+///
+/// # Who may do what
+///
+/// `KeyManager`'s own methods are the application acting: they create, rotate and
+/// revoke any key, and records show no actor (`created_by`/`revoked_by` are `None`).
+/// [`KeyManager::acting_as`] acts for someone, an [`Actor`]: an admin key or a person
+/// the application's login signed in. Then
+///
+/// - no key gets a scope the actor's own scopes do not grant (wildcards count), so an
+///   actor can never mint more power than it holds: creating such a key, rotating such
+///   a key (which copies its scopes) and revoking such a key (which could cut off the
+///   administrators above the actor) fail with [`ManagerError::CannotGrant`] or
+///   [`ManagerError::CannotRevoke`], naming the scopes, and nothing is stored;
+/// - the actor's name is recorded as the new key's `created_by`, or the revoked key's
+///   `revoked_by`, and logged.
+///
+/// With a [`ScopeCatalogue`] ([`KeyManager::with_catalogue`]), create also refuses any
+/// scope the application did not declare. Whoever acts, rotation never revives a key:
+/// rotating a revoked, expired or ended key fails (409 over HTTP).
 #[derive(Clone)]
 pub struct KeyManager<S> {
     store: S,
     clock: Arc<dyn Clock>,
     prefix: KeyPrefix,
+    catalogue: Option<ScopeCatalogue>,
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// A manager over `store` with the system clock and prefix `mkc`.
+    /// A manager over `store` with the system clock, prefix `mkc` and no scope
+    /// catalogue (any valid scope may be granted).
     pub fn new(store: S) -> Self {
         Self {
             store,
             clock: Arc::new(SystemClock),
             prefix: KeyPrefix::default(),
+            catalogue: None,
         }
+    }
+
+    /// Declares the scopes that exist: create then refuses any other with
+    /// [`ManagerError::UndeclaredScopes`], whoever acts. Rotation keeps a key's scopes
+    /// as they are, even ones the catalogue does not declare.
+    pub fn with_catalogue(mut self, catalogue: ScopeCatalogue) -> Self {
+        self.catalogue = Some(catalogue);
+        self
+    }
+
+    /// The scope catalogue, if the application declared one.
+    pub fn catalogue(&self) -> Option<&ScopeCatalogue> {
+        self.catalogue.as_ref()
+    }
+
+    /// Acts for `actor`: what it creates, rotates and revokes must stay within the
+    /// scopes it may grant, and records name it. See [who may do what](Self#who-may-do-what)
+    /// and [`ActingAs`].
+    ///
+    /// ```
+    /// use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManagerError, NewKey, Scopes};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// let alice = Actor::person("alice@example.com", Scopes::new(["reports:read"])?)?;
+    /// let as_alice = manager.acting_as(&alice);
+    ///
+    /// let made = as_alice.create(NewKey::new("export", ["reports:read"])).await?;
+    /// assert_eq!(made.record.created_by(), Some(alice.name()));
+    ///
+    /// let refused = as_alice.create(NewKey::new("root", ["admin:keys"])).await;
+    /// assert!(matches!(refused, Err(ManagerError::CannotGrant(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acting_as<'a>(&'a self, actor: &'a Actor) -> ActingAs<'a, S> {
+        ActingAs::new(self, actor)
     }
 
     /// Uses `clock` for creation, expiry and revocation times.
@@ -164,10 +276,30 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         &self.store
     }
 
-    /// Creates a key. The plaintext is in the result, once.
+    /// Creates a key, as the application. The plaintext is in the result, once.
     pub async fn create(&self, new: NewKey) -> Result<CreatedKey, ManagerError> {
-        let name = KeyName::new(&new.name)?;
-        let scopes = Scopes::new(&new.scopes)?;
+        self.create_as(new, None).await
+    }
+
+    pub(crate) async fn create_as(
+        &self,
+        new: NewKey,
+        actor: Option<&Actor>,
+    ) -> Result<CreatedKey, ManagerError> {
+        let name = new.name?;
+        let scopes = new.scopes?;
+        if let Some(catalogue) = &self.catalogue {
+            let undeclared = catalogue.undeclared(&scopes);
+            if !undeclared.is_empty() {
+                return Err(ManagerError::UndeclaredScopes(undeclared));
+            }
+        }
+        if let Some(actor) = actor {
+            let beyond = actor.may_grant().missing_set(&scopes);
+            if !beyond.is_empty() {
+                return Err(ManagerError::CannotGrant(beyond));
+            }
+        }
         let now = self.now();
         let expires_at = match new.expiry {
             None => now + MAX_LIFETIME,
@@ -183,9 +315,15 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             }
         };
         let key = PlaintextKey::generate(&self.prefix);
-        let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at);
+        let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
+            .with_created_by(actor.map(|a| a.name().clone()));
         self.store.insert(&record).await?;
-        tracing::info!(key_id = %record.id(), name = %record.name(), "API key created");
+        tracing::info!(
+            key_id = %record.id(),
+            name = %record.name(),
+            by = %ActorLog(actor),
+            "API key created"
+        );
         Ok(CreatedKey { record, key })
     }
 
@@ -199,26 +337,44 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         Ok(self.store.list().await?)
     }
 
-    /// Revokes a key at once. Revoking a revoked key succeeds and keeps the first time.
+    /// Revokes a key at once, as the application. Revoking a revoked key succeeds and
+    /// keeps the first time (and actor).
     ///
     /// The key is refused from the moment the store has the revocation, on every clock:
     /// the time recorded (this manager's clock) is for people, not a condition.
     pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+        self.revoke_as(id, None).await
+    }
+
+    pub(crate) async fn revoke_as(
+        &self,
+        id: &KeyId,
+        actor: Option<&Actor>,
+    ) -> Result<KeyRecord, ManagerError> {
+        if let Some(actor) = actor {
+            // A key's scopes never change, so checking them before the revocation
+            // holds for the revocation too.
+            let target = self.get(id).await?;
+            let beyond = actor.may_grant().missing_set(target.scopes());
+            if !beyond.is_empty() {
+                return Err(ManagerError::CannotRevoke(*id, beyond));
+            }
+        }
         let now = self.now();
         let record = self
             .store
-            .revoke(id, now)
+            .revoke_by(id, now, actor.map(Actor::name))
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
         // A repeated revocation keeps the first time: log only the one that took effect.
         if record.revoked_at() == Some(now) {
-            tracing::info!(key_id = %id, "API key revoked");
+            tracing::info!(key_id = %id, by = %ActorLog(actor), "API key revoked");
         }
         Ok(record)
     }
 
-    /// Rotates a key: a new key with the same name and scopes and a fresh 365-day
-    /// lifetime, recording `rotated_from`.
+    /// Rotates a key, as the application: a new key with the same name and scopes and a
+    /// fresh 365-day lifetime, recording `rotated_from`.
     ///
     /// - `overlap: None` leaves the old key working until it is revoked, so the
     ///   integration can switch and verify (by the new key's last-used time) first.
@@ -227,15 +383,36 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     ///   after that time, as "ended by rotation".
     /// - `Some(Duration::ZERO)` revokes the old key at once, for a leaked key.
     ///
-    /// An expired key can be rotated; a revoked one cannot.
+    /// Rotation never revives a key: a revoked, expired or ended key cannot be rotated
+    /// ([`ManagerError::Revoked`], [`Expired`](ManagerError::Expired),
+    /// [`Ended`](ManagerError::Ended)). The new key keeps the old key's scopes even if
+    /// the catalogue no longer declares them.
     pub async fn rotate(
         &self,
         id: &KeyId,
         overlap: Option<Duration>,
     ) -> Result<CreatedKey, ManagerError> {
+        self.rotate_as(id, overlap, None).await
+    }
+
+    pub(crate) async fn rotate_as(
+        &self,
+        id: &KeyId,
+        overlap: Option<Duration>,
+        actor: Option<&Actor>,
+    ) -> Result<CreatedKey, ManagerError> {
         let old = self.get(id).await?;
-        if old.revoked_at().is_some() {
-            return Err(ManagerError::Revoked(*id));
+        if let Some(actor) = actor {
+            let beyond = actor.may_grant().missing_set(old.scopes());
+            if !beyond.is_empty() {
+                return Err(ManagerError::CannotGrant(beyond));
+            }
+        }
+        match old.state_at(self.clock.now()) {
+            KeyState::Active => {}
+            KeyState::Revoked => return Err(ManagerError::Revoked(*id)),
+            KeyState::Expired => return Err(ManagerError::Expired(*id)),
+            KeyState::Ended => return Err(ManagerError::Ended(*id)),
         }
         let now = self.now();
         let key = PlaintextKey::generate(&self.prefix);
@@ -247,7 +424,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             now,
             now + MAX_LIFETIME,
         )
-        .with_rotated_from(Some(*id));
+        .with_rotated_from(Some(*id))
+        .with_created_by(actor.map(|a| a.name().clone()));
         let end = match overlap {
             None => OldKeyEnd::Keep,
             Some(d) if d.is_zero() => OldKeyEnd::Revoke(now),
@@ -255,7 +433,12 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         };
         match self.store.rotate(id, &record, end).await? {
             RotateOutcome::Rotated(_) => {
-                tracing::info!(old_key_id = %id, key_id = %record.id(), "API key rotated");
+                tracing::info!(
+                    old_key_id = %id,
+                    key_id = %record.id(),
+                    by = %ActorLog(actor),
+                    "API key rotated"
+                );
                 Ok(CreatedKey { record, key })
             }
             RotateOutcome::NotFound => Err(ManagerError::NotFound(*id)),
@@ -362,6 +545,7 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
             .field("store", &self.store)
             .field("clock", &self.clock)
             .field("prefix", &self.prefix)
+            .field("catalogue", &self.catalogue)
             .finish()
     }
 }
@@ -378,6 +562,219 @@ fn whole_micros(time: SystemTime) -> SystemTime {
 mod tests {
     use super::*;
     use crate::{InMemoryKeyStore, ManualClock, NewKey};
+
+    fn scopes(list: &[&str]) -> Scopes {
+        Scopes::new(list).unwrap()
+    }
+
+    fn person(may_grant: &[&str]) -> Actor {
+        Actor::person("alice@example.com", scopes(may_grant)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_actor_grants_only_what_its_scopes_grant_and_nothing_is_stored_otherwise() {
+        let store = InMemoryKeyStore::new();
+        let manager = KeyManager::new(store.clone());
+        let admin_only = person(&["admin:keys"]);
+        let as_admin = manager.acting_as(&admin_only);
+        match as_admin
+            .create(NewKey::new("export", ["reports:read"]))
+            .await
+        {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "reports:read")
+            }
+            other => panic!("expected CannotGrant, got {other:?}"),
+        }
+        match as_admin
+            .create(NewKey::new(
+                "root",
+                ["admin:keys", "admin:keys:all", "reports:*"],
+            ))
+            .await
+        {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "admin:keys:all reports:*")
+            }
+            other => panic!("expected CannotGrant, got {other:?}"),
+        }
+        assert!(store.is_empty(), "a refused create stores nothing");
+        // Within the ceiling: its own scope, or nothing at all.
+        as_admin
+            .create(NewKey::new("peer", ["admin:keys"]))
+            .await
+            .unwrap();
+        as_admin
+            .create(NewKey::new("ping", [] as [&str; 0]))
+            .await
+            .unwrap();
+        // Wildcards count.
+        let reporter = person(&["reports:*"]);
+        let made = manager
+            .acting_as(&reporter)
+            .create(NewKey::new("r", ["reports:read", "reports:eu:write"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            made.record.created_by().unwrap().as_str(),
+            "alice@example.com"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotating_or_revoking_a_key_beyond_the_ceiling_is_refused() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let powerful = manager
+            .create(NewKey::new("billing", ["billing:write", "reports:read"]))
+            .await
+            .unwrap();
+        let id = *powerful.record.id();
+        let reader = person(&["reports:read", "admin:keys"]);
+        match manager.acting_as(&reader).rotate(&id, None).await {
+            Err(ManagerError::CannotGrant(beyond)) => {
+                assert_eq!(beyond.to_string(), "billing:write")
+            }
+            other => panic!("rotating copies the scopes, so needs them: {other:?}"),
+        }
+        match manager.acting_as(&reader).revoke(&id).await {
+            Err(ManagerError::CannotRevoke(refused, beyond)) => {
+                assert_eq!(
+                    (refused, beyond.to_string()),
+                    (id, "billing:write".to_owned())
+                );
+            }
+            other => panic!("expected CannotRevoke, got {other:?}"),
+        }
+        assert_eq!(manager.list().await.unwrap().len(), 1, "nothing rotated");
+        assert!(manager.get(&id).await.unwrap().revoked_at().is_none());
+
+        let billing =
+            Actor::person("bob@example.com", scopes(&["billing:*", "reports:read"])).unwrap();
+        let heir = manager
+            .acting_as(&billing)
+            .rotate(&id, Some(Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(heir.record.created_by(), Some(billing.name()));
+        let old = manager.get(&id).await.unwrap();
+        assert_eq!(
+            old.revoked_by(),
+            Some(billing.name()),
+            "revoked by the rotation"
+        );
+        let revoked = manager
+            .acting_as(&billing)
+            .revoke(heir.record.id())
+            .await
+            .unwrap();
+        assert_eq!(revoked.revoked_by(), Some(billing.name()));
+        // The application acting records no actor.
+        let plain = manager.create(NewKey::new("p", ["x:y"])).await.unwrap();
+        assert_eq!(
+            manager
+                .revoke(plain.record.id())
+                .await
+                .unwrap()
+                .revoked_by(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_catalogue_refuses_undeclared_scopes_and_rotation_keeps_older_ones() {
+        let store = InMemoryKeyStore::new();
+        let legacy = KeyManager::new(store.clone())
+            .create(NewKey::new("legacy", ["legacy:sync"]))
+            .await
+            .unwrap();
+        let catalogue = ScopeCatalogue::new([("reports:read", "Read reports")]).unwrap();
+        let manager = KeyManager::new(store.clone()).with_catalogue(catalogue);
+        match manager
+            .create(NewKey::new("n", ["reports:read", "legacy:sync"]))
+            .await
+        {
+            Err(ManagerError::UndeclaredScopes(undeclared)) => {
+                assert_eq!(undeclared.to_string(), "legacy:sync")
+            }
+            other => panic!("expected UndeclaredScopes, got {other:?}"),
+        }
+        // Even an actor who could grant it cannot create it.
+        let root = person(&["legacy:*", "reports:*"]);
+        assert!(matches!(
+            manager
+                .acting_as(&root)
+                .create(NewKey::new("n", ["legacy:sync"]))
+                .await,
+            Err(ManagerError::UndeclaredScopes(_))
+        ));
+        let rotated = manager
+            .acting_as(&root)
+            .rotate(legacy.record.id(), None)
+            .await
+            .unwrap();
+        assert_eq!(rotated.record.scopes().to_string(), "legacy:sync");
+    }
+
+    #[tokio::test]
+    async fn rotation_never_revives_a_key() {
+        let clock = ManualClock::starting_now();
+        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let hour = Duration::from_secs(3_600);
+        let short = manager
+            .create(NewKey::new("short", ["a:b"]).lifetime(hour))
+            .await
+            .unwrap();
+        let ending = manager
+            .create(NewKey::new("ending", ["a:b"]))
+            .await
+            .unwrap();
+        manager
+            .rotate(ending.record.id(), Some(hour / 2))
+            .await
+            .unwrap();
+        let revoked = manager
+            .create(NewKey::new("revoked", ["a:b"]))
+            .await
+            .unwrap();
+        manager.revoke(revoked.record.id()).await.unwrap();
+        clock.advance(hour);
+        let before = manager.list().await.unwrap().len();
+        assert!(matches!(
+            manager.rotate(short.record.id(), None).await,
+            Err(ManagerError::Expired(_))
+        ));
+        assert!(matches!(
+            manager.rotate(ending.record.id(), None).await,
+            Err(ManagerError::Ended(_))
+        ));
+        assert!(matches!(
+            manager.rotate(revoked.record.id(), None).await,
+            Err(ManagerError::Revoked(_))
+        ));
+        assert_eq!(
+            manager.list().await.unwrap().len(),
+            before,
+            "nothing stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_key_is_checked_once_when_it_is_made() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        assert!(matches!(
+            manager.create(NewKey::new("a\u{202E}b", ["x:y"])).await,
+            Err(ManagerError::Name(NameError::HiddenCharacter('\u{202E}')))
+        ));
+        assert!(matches!(
+            manager.create(NewKey::new("a", ["X"])).await,
+            Err(ManagerError::Scope(_))
+        ));
+        let parts = NewKey::from_parts(KeyName::new("a").unwrap(), scopes(&["x:y"]));
+        assert_eq!(
+            manager.create(parts).await.unwrap().record.name().as_str(),
+            "a"
+        );
+    }
 
     #[tokio::test]
     async fn expiring_within_counts_the_end_a_rotation_scheduled() {

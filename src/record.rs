@@ -11,11 +11,17 @@
 //! runs ahead refuses it `s` sooner. With NTP-synchronised clocks `s` is milliseconds;
 //! choose rotation overlaps of minutes or more, and they tolerate any skew below that.
 
+mod actor_name;
+mod hidden_text;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::{ApiKeyIdentity, KeyDigest, KeyId, Scopes};
+
+pub use actor_name::{ActorName, ActorNameError, MAX_ACTOR_CHARS};
+pub(crate) use hidden_text::first_hidden;
 
 /// The longest key name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -36,11 +42,23 @@ pub enum NameError {
     /// Starts or ends with white space.
     #[error("a key name cannot start or end with white space")]
     Untrimmed,
+    /// Holds a character that is invisible or reorders the text around it: a
+    /// bidirectional control, a zero-width character, a line or paragraph separator or
+    /// another default-ignorable code point. Such a name can read as another one, in the
+    /// panel's confirmations as in logs.
+    #[error(
+        "a key name cannot contain U+{:04X}, an invisible or text-reordering character",
+        u32::from(*.0)
+    )]
+    HiddenCharacter(char),
 }
 
 /// A key's human-readable name, such as `billing-sync (prod)`.
 ///
-/// 1 to 128 characters, no control characters, no leading or trailing white space.
+/// 1 to 128 characters, no control characters, no leading or trailing white space, and
+/// nothing that is invisible or reorders the text (bidirectional controls, zero-width
+/// characters, line separators, other default-ignorable code points), so that a name
+/// always reads as what it is.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyName(Arc<str>);
 
@@ -56,6 +74,9 @@ impl KeyName {
         }
         if name.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
+        }
+        if let Some(hidden) = first_hidden(name) {
+            return Err(NameError::HiddenCharacter(hidden));
         }
         if name.trim() != name {
             return Err(NameError::Untrimmed);
@@ -139,11 +160,13 @@ pub(crate) struct RecordData {
     pub(crate) ends_at: Option<SystemTime>,
     pub(crate) last_used_at: Option<SystemTime>,
     pub(crate) rotated_from: Option<KeyId>,
+    pub(crate) created_by: Option<ActorName>,
+    pub(crate) revoked_by: Option<ActorName>,
 }
 
 impl KeyRecord {
-    /// A record that is not revoked, has no scheduled end, was never used and is not a
-    /// rotation.
+    /// A record that is not revoked, has no scheduled end, was never used, is not a
+    /// rotation and was created by the application itself (no actor).
     pub fn new(
         id: KeyId,
         name: KeyName,
@@ -163,6 +186,8 @@ impl KeyRecord {
             ends_at: None,
             last_used_at: None,
             rotated_from: None,
+            created_by: None,
+            revoked_by: None,
         }))
     }
 
@@ -186,6 +211,19 @@ impl KeyRecord {
     /// Sets the key this one replaced.
     pub fn with_rotated_from(mut self, from: Option<KeyId>) -> Self {
         self.data_mut().rotated_from = from;
+        self
+    }
+
+    /// Sets who created the key: `None` when the application itself did.
+    pub fn with_created_by(mut self, by: Option<ActorName>) -> Self {
+        self.data_mut().created_by = by;
+        self
+    }
+
+    /// Sets who revoked the key: `None` when the application itself did, or when it is
+    /// not revoked.
+    pub fn with_revoked_by(mut self, by: Option<ActorName>) -> Self {
+        self.data_mut().revoked_by = by;
         self
     }
 
@@ -260,6 +298,20 @@ impl KeyRecord {
         self.0.rotated_from.as_ref()
     }
 
+    /// Who created the key: the acting key's id or a signed-in person's name, or `None`
+    /// when the application itself did (through [`KeyManager`](crate::KeyManager)'s own
+    /// methods rather than [`KeyManager::acting_as`](crate::KeyManager::acting_as)).
+    pub fn created_by(&self) -> Option<&ActorName> {
+        self.0.created_by.as_ref()
+    }
+
+    /// Who revoked the key, as [`created_by`](Self::created_by) says who created it.
+    /// `None` for a key that is not revoked, or that the application revoked. A rotation
+    /// that revokes the old key at once records the rotation's actor.
+    pub fn revoked_by(&self) -> Option<&ActorName> {
+        self.0.revoked_by.as_ref()
+    }
+
     /// What a caller proven to hold this key is, as request extensions carry it.
     pub fn identity(&self) -> ApiKeyIdentity {
         ApiKeyIdentity::from_data(Arc::clone(&self.0))
@@ -308,6 +360,8 @@ impl fmt::Debug for KeyRecord {
             .field("ends_at", &self.ends_at())
             .field("last_used_at", &self.last_used_at())
             .field("rotated_from", &self.rotated_from())
+            .field("created_by", &self.created_by())
+            .field("revoked_by", &self.revoked_by())
             .finish()
     }
 }
@@ -342,6 +396,29 @@ mod tests {
             KeyName::new("billing sync (prod)").unwrap().as_str(),
             "billing sync (prod)"
         );
+    }
+
+    #[test]
+    fn names_refuse_invisible_and_reordering_characters() {
+        // "billing<U+202E>txt.exe" would read as "billingexe.txt" in the panel's "Revoke …?".
+        for (name, hidden) in [
+            ("billing\u{202E}txt.exe", '\u{202E}'),
+            ("a\u{2066}b\u{2069}", '\u{2066}'),
+            ("prod\u{200B}", '\u{200B}'),
+            ("line\u{2028}break", '\u{2028}'),
+            ("para\u{2029}graph", '\u{2029}'),
+            ("soft\u{00AD}hyphen", '\u{00AD}'),
+            ("\u{FEFF}bom", '\u{FEFF}'),
+        ] {
+            assert_eq!(
+                KeyName::new(name).unwrap_err(),
+                NameError::HiddenCharacter(hidden),
+                "{name:?}"
+            );
+        }
+        let error = KeyName::new("x\u{202E}").unwrap_err().to_string();
+        assert!(error.contains("U+202E"), "{error}");
+        assert!(KeyName::new("Überweisung — 日本").is_ok());
     }
 
     fn record_at(t0: SystemTime) -> KeyRecord {

@@ -192,6 +192,8 @@ async fn the_readme_walkthrough_runs_end_to_end() {
     let old_id = created["id"].as_str().unwrap().to_owned();
     assert!(old_key.starts_with(&format!("mkc_{old_id}_")));
     assert_eq!(answer.header(LOCATION), format!("keys/{old_id}"));
+    // Created by the admin key: its id is the actor.
+    let admin_id = demo.admin.split('_').nth(1).unwrap().to_owned();
     assert_eq!(
         created,
         json!({
@@ -204,6 +206,8 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             "revoked_at": null,
             "last_used_at": null,
             "rotated_from": null,
+            "created_by": admin_id,
+            "revoked_by": null,
             "key": old_key,
         })
     );
@@ -302,6 +306,7 @@ async fn the_readme_walkthrough_runs_end_to_end() {
     }
     let old = demo.admin(Method::GET, &path, Body::None).await.json();
     assert_eq!(old["revoked_at"], at(76));
+    assert_eq!(old["revoked_by"], admin_id.as_str(), "who revoked it");
 
     // The old key is refused, the new one works.
     let refused = demo.get("/ping", Some(&old_key)).await;
@@ -326,7 +331,6 @@ async fn the_readme_walkthrough_runs_end_to_end() {
         .iter()
         .map(|r| r["id"].clone())
         .collect();
-    let admin_id = demo.admin.split('_').nth(1).unwrap();
     assert_eq!(
         ids,
         [
@@ -351,12 +355,14 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             fields,
             [
                 "created_at",
+                "created_by",
                 "ends_at",
                 "expires_at",
                 "id",
                 "last_used_at",
                 "name",
                 "revoked_at",
+                "revoked_by",
                 "rotated_from",
                 "scopes"
             ]
@@ -716,7 +722,19 @@ async fn admin_key_uses_are_tracked_like_any_other() {
         .await
         .json();
     assert_eq!(me["last_used_at"], at(30));
-    assert_eq!(me["scopes"], json!(["admin:keys"]));
+    // The admin key holds the whole catalogue, so it can grant any scope.
+    let catalogue: Vec<&str> = app::CATALOGUE.iter().map(|(scope, _)| *scope).collect();
+    let mut held: Vec<&str> = me["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    held.sort_unstable();
+    let mut expected = catalogue.clone();
+    expected.sort_unstable();
+    assert_eq!(held, expected);
+    assert_eq!(me["created_by"], Value::Null, "the application made it");
     assert_eq!(me["name"], "demo admin");
 }
 

@@ -4,13 +4,20 @@
 //! so that keys made "then" show as dormant, then stands at the present.
 //!
 //! The flow is an administrator's: open the page, paste a wrong key, a key without
-//! `admin:keys`, then the admin key; create a key (first with an invalid scope), see it
-//! once, use it with an HTTP client, reload until its last-used time shows, rotate it,
-//! use the new key, revoke the old one, read the page on a narrow screen, forget the admin
-//! key, and open the page again at `/admin` (no trailing slash). Along the
+//! `admin:keys`, then the admin key; create a key from the scope catalogue's checkboxes
+//! (first with a name hiding a bidirectional control), see it once, use it with an HTTP
+//! client, reload until its last-used time shows, rotate it, use the new key, revoke the
+//! old one, read the page on a narrow screen, forget the admin key, open the page again
+//! at `/admin` (no trailing slash), and sign in with an admin key that holds `admin:keys`
+//! alone, which may grant nothing else and cannot rotate the new key. Along the
 //! way it checks the security headers, that no key stays in the DOM after its one-time
 //! display, that nothing is in `localStorage`, the URL or the browser's console, and that
 //! the page is usable from the keyboard and labelled.
+//!
+//! A second flow runs `examples/admin_behind_login.rs`: a person signs in to the
+//! application with a password, and the same page manages keys through the session
+//! cookie, asking for no key, naming the person as the keys' creator and revoker, and
+//! saying so when the session has ended. The two flows take turns with the browser.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`, which `scripts/test` installs), or `CHROMIUM` and `CHROMEDRIVER`
@@ -19,6 +26,9 @@
 
 #[path = "../examples/demo/app.rs"]
 mod app;
+#[allow(dead_code)]
+#[path = "../examples/admin_behind_login.rs"]
+mod behind_login;
 mod common;
 
 use std::fs;
@@ -451,8 +461,12 @@ fn utc_date(days_from_now: i64) -> String {
 
 // ---- the test ---------------------------------------------------------------------
 
+/// One browser at a time: the machine may be small, and screenshots share a directory.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
+    let _turn = BROWSER.lock().await;
     let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
     let chromedriver = tool(
         "CHROMEDRIVER",
@@ -510,16 +524,7 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
         partner_id,
     };
 
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("the target directory")
-        .join("e2e-screenshots");
-    fs::create_dir_all(&shots).unwrap();
-    for old in fs::read_dir(&shots).unwrap().flatten() {
-        if old.path().extension().is_some_and(|e| e == "png") {
-            fs::remove_file(old.path()).unwrap();
-        }
-    }
+    let shots = screenshots("e2e-screenshots");
     let profile = std::env::temp_dir().join(format!("tower-apikey-panel-{}", std::process::id()));
     let _ = fs::remove_dir_all(&profile);
     fs::create_dir_all(&profile).unwrap();
@@ -543,6 +548,197 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// `target/<name>`, emptied of the screenshots of a previous run.
+fn screenshots(name: &str) -> PathBuf {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join(name);
+    fs::create_dir_all(&shots).unwrap();
+    for old in fs::read_dir(&shots).unwrap().flatten() {
+        if old.path().extension().is_some_and(|e| e == "png") {
+            fs::remove_file(old.path()).unwrap();
+        }
+    }
+    shots
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_person_manages_keys_in_the_panel_behind_the_applications_login() {
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let app = behind_login::build(InMemoryKeyStore::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = app.router;
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).await.unwrap()
+    });
+    let password = app
+        .passwords
+        .iter()
+        .find(|(email, _)| email == "bob@example.com")
+        .map(|(_, password)| password.clone())
+        .unwrap();
+
+    let profile =
+        std::env::temp_dir().join(format!("tower-apikey-panel-login-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+        base: format!("http://localhost:{port}"),
+        shots: screenshots("e2e-screenshots-login"),
+        shot: 0,
+        console: Vec::new(),
+    };
+    let flow = tokio::spawn(login_flow(page, password));
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Bob signs in (he may grant `reports:read` only), creates and revokes a key, signs out.
+async fn login_flow(mut page: Page, password: String) {
+    // 1. The application's own sign-in form.
+    page.client.goto(&format!("{}/", page.base)).await.unwrap();
+    page.type_into("input[name=email]", "bob@example.com").await;
+    page.type_into("input[name=password]", &format!("{password}{}", Key::Enter))
+        .await;
+
+    // 2. It opens the panel, which asks for no key: the session is the credential.
+    page.until(
+        "the panel, signed in as Bob",
+        "return !document.getElementById('panel').hidden \
+         && document.getElementById('session-key').textContent === 'Signed in as bob@example.com';",
+        vec![],
+    )
+    .await;
+    assert_eq!(page.client.current_url().await.unwrap().path(), "/admin/");
+    let state = page
+        .js(
+            "return {signin: document.getElementById('signin').hidden, \
+                     forget: document.getElementById('forget').hidden, \
+                     session: sessionStorage.length};",
+            vec![],
+        )
+        .await;
+    assert_eq!(state, json!({"signin": true, "forget": true, "session": 0}));
+    // He may grant `reports:read` alone; the rest of the catalogue is greyed out.
+    let enabled = page
+        .js(
+            "return [...document.querySelectorAll('#scope-list input')].filter(b => !b.disabled).map(b => b.value);",
+            vec![],
+        )
+        .await;
+    assert_eq!(enabled, json!(["reports:read"]));
+    assert_accessible_form(&page).await;
+    page.screenshot("signed-in-by-the-application").await;
+
+    // 3. Create from the catalogue: shown once, created by Bob.
+    page.click("#scope-list input[value='reports:read']").await;
+    page.type_into("#create-name", &format!("bob's export{}", Key::Enter))
+        .await;
+    let key = page.one_time_key().await;
+    assert!(is_key(&key));
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    page.click("#once-done").await;
+    page.wait_dismissed().await;
+    page.until(
+        "the new row",
+        "return document.getElementById('key-' + arguments[0]) !== null;",
+        vec![json!(id)],
+    )
+    .await;
+    assert!(
+        page.text(&row_cell(&id, "Created"))
+            .await
+            .ends_with("by bob@example.com")
+    );
+
+    // 4. Revoke it: revoked by Bob.
+    page.click(&format!("#key-{id} button[aria-label^='Revoke']"))
+        .await;
+    page.until(
+        "the revoke confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    page.click("#confirm-ok").await;
+    page.until(
+        "the revoked row, by Bob",
+        "const c = document.querySelector(arguments[0]); return c && c.textContent.endsWith('by bob@example.com');",
+        vec![json!(row_cell(&id, "State"))],
+    )
+    .await;
+    page.screenshot("revoked-by-a-person").await;
+
+    // 5. Signed out of the application, the panel says so and shows nothing.
+    page.client.goto(&format!("{}/", page.base)).await.unwrap();
+    page.click("form[action='/logout'] button").await;
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    let alert = page
+        .until(
+            "the signed-out message",
+            "const a = document.getElementById('alert'); return !a.hidden && a.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(alert.as_str().unwrap().contains("not signed in"), "{alert}");
+    assert_eq!(
+        page.js(
+            "return [document.getElementById('panel').hidden, document.getElementById('signin').hidden];",
+            vec![]
+        )
+        .await,
+        json!([true, true]),
+        "no key list, and no admin-key form to paste into"
+    );
+    page.screenshot("session-ended").await;
+
+    page.collect_console().await;
+    for message in &page.console {
+        assert!(
+            !message.contains(&key[key.len() - 49..]),
+            "a key reached the console"
+        );
+    }
+    let problems: Vec<&String> = page
+        .console
+        .iter()
+        .filter(|m| !m.contains("the server responded with a status of 401"))
+        .collect();
+    assert!(problems.is_empty(), "the browser's console: {problems:#?}");
+}
+
+/// The create form's fields all have labels.
+async fn assert_accessible_form(page: &Page) {
+    let unlabelled = page
+        .js(
+            "return [...document.querySelectorAll('#create-form input')].filter(e => e.labels.length === 0).map(e => e.id);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "fields without a label");
 }
 
 /// What the server holds before the browser opens.
@@ -679,33 +875,70 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     assert_accessible(&page).await;
     page.screenshot("signed-in").await;
 
-    // 5. Create, with an invalid scope: the API's error appears beside "Scopes".
-    page.click("#new-key").await;
-    assert_eq!(page.focused_id().await, "create-name");
-    page.type_here("billing-sync").await;
-    page.type_into("#create-scopes", &format!("Reports:Read{}", Key::Enter))
-        .await;
-    let error = page
-        .until(
-            "the scopes error",
-            "const e = document.getElementById('create-scopes-error'); return !e.hidden && e.textContent;",
+    // 5. The scopes are the demo's catalogue, as checkboxes with their descriptions, all
+    // of which this admin key may grant; there is no free-text field.
+    let choices = page
+        .js(
+            "return [...document.querySelectorAll('#scope-list input[type=checkbox]')]\
+             .map(b => [b.value, b.disabled, b.labels[0].textContent]);",
             vec![],
         )
         .await;
-    assert!(error.as_str().unwrap().contains("invalid scope"), "{error}");
+    let choices = choices.as_array().unwrap();
+    let offered: Vec<&str> = choices.iter().map(|c| c[0].as_str().unwrap()).collect();
+    assert_eq!(
+        offered,
+        [
+            "admin:keys",
+            "keys:rotate-self",
+            "reports:read",
+            "reports:write"
+        ]
+    );
+    assert!(choices.iter().all(|c| c[1] == json!(false)), "{choices:?}");
+    assert!(
+        choices[2][2].as_str().unwrap().contains("Read reports"),
+        "{choices:?}"
+    );
+    assert!(
+        page.js(
+            "return document.getElementById('scopes-text').hidden;",
+            vec![]
+        )
+        .await
+            == json!(true)
+    );
+
+    // A name hiding a right-to-left override: the API's error appears beside "Name".
+    page.click("#new-key").await;
+    assert_eq!(page.focused_id().await, "create-name");
+    page.js(
+        "document.getElementById('create-name').value = 'billing\\u202Ecsv.exe';",
+        vec![],
+    )
+    .await;
+    page.click("#create-submit").await;
+    let error = page
+        .until(
+            "the name error",
+            "const e = document.getElementById('create-name-error'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(error.as_str().unwrap().contains("invisible"), "{error}");
     let invalid = page
         .js(
-            "return document.getElementById('create-scopes').getAttribute('aria-invalid');",
+            "return document.getElementById('create-name').getAttribute('aria-invalid');",
             vec![],
         )
         .await;
     assert_eq!(invalid, json!("true"));
-    assert_eq!(page.focused_id().await, "create-scopes");
-    assert!(page.text("#create-name-error").await.is_empty());
+    assert_eq!(page.focused_id().await, "create-name");
+    assert!(page.text("#create-scopes-error").await.is_empty());
     page.screenshot("validation-error").await;
 
-    // 6. Create for real, expiring in 20 days: the key is shown once.
-    page.type_into("#create-scopes", "reports:read").await;
+    // 6. Create for real from the checkboxes, expiring in 20 days: the key is shown once.
+    page.click("#scope-list input[value='reports:read']").await;
     page.js(
         "const e = document.getElementById('create-expires'); e.value = arguments[0]; \
          e.dispatchEvent(new Event('input', {bubbles: true}));",
@@ -734,6 +967,15 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         page.text(&row_cell(&id, "State"))
             .await
             .contains("expiring soon")
+    );
+    // It holds the scope checked, and names the admin key that created it.
+    assert_eq!(page.text(&row_cell(&id, "Scopes")).await, "reports:read");
+    let admin_id = admin.split('_').nth(1).unwrap().to_owned();
+    assert!(
+        page.text(&row_cell(&id, "Created"))
+            .await
+            .ends_with(&format!("by {admin_id}")),
+        "created by the admin key"
     );
 
     // 7. Use it, then reload until the flushed last-used time shows.
@@ -846,6 +1088,12 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
             == json!(true),
         "a revoked key has no actions left"
     );
+    assert!(
+        page.text(&row_cell(&id, "State"))
+            .await
+            .contains(&format!("by {admin_id}")),
+        "revoked by the admin key"
+    );
     assert_eq!(
         request(addr, Method::GET, "/ping", Some(&key), None)
             .await
@@ -936,10 +1184,69 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         "no redirect, no key in the URL"
     );
 
+    // 13. An admin key holding `admin:keys` alone may grant nothing else: the other
+    // scopes are offered but disabled, and rotating a `reports:read` key is refused,
+    // naming the scope.
+    let (limited, limited_id) = create(
+        addr,
+        &admin,
+        json!({"name": "junior admin", "scopes": ["admin:keys"]}),
+    )
+    .await;
+    page.click("#forget").await;
+    page.until(
+        "the sign-in form for the junior admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{limited}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    assert!(
+        page.text("#session-key").await.contains(&limited_id),
+        "signed in as the junior admin"
+    );
+    let enabled = page
+        .js(
+            "return [...document.querySelectorAll('#scope-list input')].filter(b => !b.disabled).map(b => b.value);",
+            vec![],
+        )
+        .await;
+    assert_eq!(enabled, json!(["admin:keys"]));
+    page.click(&format!("#key-{new_id} button[aria-label^='Rotate']"))
+        .await;
+    page.until(
+        "the rotate confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    page.click("#confirm-ok").await;
+    let alert = page
+        .until(
+            "the refusal",
+            "const a = document.getElementById('alert'); return !a.hidden && a.textContent;",
+            vec![],
+        )
+        .await;
+    let alert = alert.as_str().unwrap();
+    assert!(
+        alert.contains("403") && alert.contains("may not grant reports:read"),
+        "{alert}"
+    );
+    assert!(
+        page.js("return document.getElementById('once') === null;", vec![])
+            .await
+            == json!(true),
+        "no key was made"
+    );
+    page.screenshot("beyond-the-ceiling").await;
+
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
     page.collect_console().await;
     for message in &page.console {
-        for secret in [&key, &new_key, &reader_key, &admin] {
+        for secret in [&key, &new_key, &reader_key, &admin, &limited] {
             assert!(
                 !message.contains(&secret[secret.len() - 49..]),
                 "a key reached the console"
@@ -947,7 +1254,8 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         }
     }
     // The browser notes each refused API call; those are the flow's own (wrong key,
-    // key without the scope, invalid scope), and all it may note.
+    // key without the scope, invalid name, rotation beyond the ceiling), and all it may
+    // note.
     let expected = [401, 403, 422].map(|s| format!("the server responded with a status of {s}"));
     assert!(
         page.console.iter().any(|m| m.contains(&expected[0])),

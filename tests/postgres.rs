@@ -355,6 +355,91 @@ async fn migrate_adds_ends_at_to_a_table_from_an_earlier_version() {
     assert_eq!(ended.expires_at(), old.expires_at());
 }
 
+/// A table made before records named their actors (with `ends_at`, without
+/// `created_by` and `revoked_by`) gains both columns on `migrate`, additively and
+/// idempotently: its rows read back with no actor, and revocations then record one.
+#[tokio::test]
+async fn migrate_adds_the_actor_columns_to_a_table_from_an_earlier_version() {
+    let pool = pool().await;
+    let table = unique_table();
+    let qualified = format!("\"{SCHEMA}\".\"{table}\"");
+    fresh_store(pool.clone()).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {qualified} (
+            id text PRIMARY KEY, name text NOT NULL, scopes text[] NOT NULL,
+            digest bytea NOT NULL CHECK (octet_length(digest) = 32),
+            created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+            revoked_at timestamptz, last_used_at timestamptz, rotated_from text,
+            ends_at timestamptz)"
+    )))
+    .execute(&pool)
+    .await
+    .expect("create the table as it was before actors");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE INDEX \"{table}_newest\" ON {qualified} (created_at DESC, id)"
+    )))
+    .execute(&pool)
+    .await
+    .expect("its index");
+    let old = sample_record("before actors", &["a:b"], 0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, NULL)"
+    )))
+    .bind(old.id().as_str())
+    .bind(old.name().as_str())
+    .bind(vec!["a:b"])
+    .bind(&old.digest().as_bytes()[..])
+    .bind(time::OffsetDateTime::from(old.created_at()))
+    .bind(time::OffsetDateTime::from(old.expires_at()))
+    .execute(&pool)
+    .await
+    .expect("a row as the earlier version wrote it");
+
+    let store = PgKeyStore::new(pool.clone())
+        .with_schema(SCHEMA)
+        .unwrap()
+        .with_table(&table)
+        .unwrap();
+    store
+        .migrate()
+        .await
+        .expect("migrate adds the actor columns");
+    store
+        .migrate()
+        .await
+        .expect("and again, with nothing to add");
+    let columns: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT column_name::text, is_nullable = 'YES' FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = $2 AND column_name LIKE '%_by'
+         ORDER BY ordinal_position",
+    )
+    .bind(SCHEMA)
+    .bind(&table)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        [
+            ("created_by".to_owned(), true),
+            ("revoked_by".to_owned(), true)
+        ]
+    );
+    let found = store.lookup(old.id()).await.unwrap().unwrap();
+    assert_same_record(&found, &old);
+    assert_eq!((found.created_by(), found.revoked_by()), (None, None));
+
+    let alice = tower_apikey::ActorName::new("alice@example.com").unwrap();
+    store
+        .revoke_by(old.id(), old.created_at(), Some(&alice))
+        .await
+        .expect("revoke on the migrated table");
+    assert_eq!(
+        store.get(old.id()).await.unwrap().unwrap().revoked_by(),
+        Some(&alice)
+    );
+}
+
 #[tokio::test]
 async fn every_field_written_by_one_instance_reads_back_on_another() {
     let a = fresh_store(pool().await).await;

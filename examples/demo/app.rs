@@ -19,7 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, Clock, FailureThrottle, KeyManager, KeyStoreAdmin, ManagerError,
-    NewKey, PlaintextKey, RequireScopesLayer, Scopes, UsageSink, UsageTracker,
+    NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes, UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
@@ -42,15 +42,42 @@ pub struct Demo {
     pub router: Router,
     /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
     pub tracker: UsageTracker,
-    /// A key with scope `admin:keys`, for the operator; print it once.
+    /// A key holding every scope of the [`CATALOGUE`], `admin:keys` included, for the
+    /// operator; print it once.
     pub admin_key: PlaintextKey,
+}
+
+/// The scopes the demo declares, with what each allows: keys can hold these and no
+/// others.
+pub const CATALOGUE: [(&str, &str); 4] = [
+    ("reports:read", "Read reports (GET /reports)"),
+    ("reports:write", "Create reports (POST /reports)"),
+    (
+        "keys:rotate-self",
+        "Rotate this key itself, before it expires",
+    ),
+    (
+        ADMIN_SCOPE,
+        "Manage API keys, granting at most the scopes this key holds",
+    ),
+];
+
+/// The demo's [`CATALOGUE`] as the admin router takes it.
+pub fn catalogue() -> ScopeCatalogue {
+    ScopeCatalogue::new(CATALOGUE).expect("the demo's catalogue is valid")
 }
 
 /// The name of the operator's admin key.
 pub const ADMIN_KEY_NAME: &str = "demo admin";
 
-/// The scopes of the operator's admin key.
-pub const ADMIN_KEY_SCOPES: [&str; 1] = [ADMIN_SCOPE];
+/// The scopes of the operator's admin key: the whole catalogue, so that it can give any
+/// key any scope (an admin key grants at most what it holds).
+pub const ADMIN_KEY_SCOPES: [&str; 4] = [
+    "reports:read",
+    "reports:write",
+    "keys:rotate-self",
+    ADMIN_SCOPE,
+];
 
 /// Builds the demo over `store` with a new admin key: see [`build_with_admin_key`].
 pub async fn build<S>(
@@ -97,7 +124,9 @@ pub fn build_with_admin_key<S>(
 where
     S: KeyStoreAdmin + UsageSink + Clone,
 {
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::new(store.clone())
+        .with_clock(clock.clone())
+        .with_catalogue(catalogue());
     let tracker = UsageTracker::builder(store.clone())
         .period(usage_flush)
         .build();

@@ -1,7 +1,8 @@
 //! The demo server (DESIGN §7): `cargo run --release --example demo`.
 //!
 //! An axum server with the in-memory key store. It prints `admin key: <key>` once, a
-//! key with scope `admin:keys` for the key-management routes under `/admin`, and serves:
+//! key holding every scope of the demo's catalogue (`reports:read`, `reports:write`,
+//! `keys:rotate-self`, `admin:keys`) for the key-management routes under `/admin`, and serves:
 //!
 //! - `GET /health`: 200 without a key;
 //! - `GET /ping`: `pong` for any valid key;

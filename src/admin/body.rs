@@ -3,13 +3,22 @@
 //! Bodies are read into a `serde_json` object and checked field by field rather than
 //! derived, so that one answer can name *every* missing, unknown, mistyped or invalid
 //! field, each under its own name.
+//!
+//! Two limits keep a hostile body from making a large or ambiguous answer: a field
+//! given twice is refused (JSON leaves duplicates undefined, and `serde_json` would keep
+//! the last, so `{"overlap_secs": 0, "overlap_secs": null}` would read as "keep the old
+//! key"), and at most [`MAX_LISTED_FIELDS`] unknown or repeated fields are listed, each
+//! name cut to [`MAX_SHOWN_NAME_CHARS`] characters.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -19,6 +28,12 @@ use super::problem::{AdminError, FieldError};
 use crate::{KeyManager, KeyName, KeyStoreAdmin, Scopes};
 
 type Object = Map<String, Value>;
+
+/// The most unknown (or repeated) fields one answer lists.
+const MAX_LISTED_FIELDS: usize = 20;
+
+/// The most characters of a field name an answer repeats.
+const MAX_SHOWN_NAME_CHARS: usize = 64;
 
 /// A body that must be a JSON object.
 pub(super) fn read_json(
@@ -60,26 +75,133 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 fn parse_object(body: &[u8]) -> Result<Object, AdminError> {
     match serde_json::from_slice(body).map_err(AdminError::Syntax)? {
-        Value::Object(object) => Ok(object),
-        _ => Err(AdminError::NotAnObject),
+        TopLevel::Object { object, repeated } if repeated.is_empty() => Ok(object),
+        TopLevel::Object { repeated, .. } => {
+            let mut errors = Vec::new();
+            list_fields(repeated.iter(), &mut errors, |_| {
+                "the field is given more than once; give it once".to_owned()
+            });
+            Err(AdminError::Invalid(errors))
+        }
+        TopLevel::Other => Err(AdminError::NotAnObject),
     }
 }
 
-/// Unknown fields, named one by one.
-fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>) {
-    for field in object.keys().filter(|f| !known.contains(&f.as_str())) {
-        errors.push(FieldError::new(
-            field.as_str(),
-            format!("unknown field; the fields are {}", known.join(", ")),
-        ));
+/// A body's top level: an object, with the names of the fields it repeats, or anything
+/// else.
+enum TopLevel {
+    Object {
+        object: Object,
+        repeated: Vec<String>,
+    },
+    Other,
+}
+
+impl<'de> Deserialize<'de> for TopLevel {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopLevelVisitor)
     }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        let mut object = Object::new();
+        let mut repeated = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if object.contains_key(&key) {
+                if !repeated.contains(&key) {
+                    repeated.push(key);
+                }
+            } else {
+                object.insert(key, value);
+            }
+        }
+        Ok(TopLevel::Object { object, repeated })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+}
+
+/// One error per field name, for at most [`MAX_LISTED_FIELDS`] of them; the last one
+/// listed says how many more there are.
+fn list_fields<'a>(
+    names: impl ExactSizeIterator<Item = &'a String>,
+    errors: &mut Vec<FieldError>,
+    detail: impl Fn(&str) -> String,
+) {
+    let total = names.len();
+    for (n, name) in names.take(MAX_LISTED_FIELDS).enumerate() {
+        let mut text = detail(name);
+        if n + 1 == MAX_LISTED_FIELDS && total > MAX_LISTED_FIELDS {
+            text.push_str(&format!(
+                " ({} more such fields are not listed)",
+                total - MAX_LISTED_FIELDS
+            ));
+        }
+        errors.push(FieldError::new(shown_name(name), text));
+    }
+}
+
+/// A field name as an answer repeats it: cut to [`MAX_SHOWN_NAME_CHARS`] characters.
+fn shown_name(name: &str) -> String {
+    match name.char_indices().nth(MAX_SHOWN_NAME_CHARS) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
+/// Unknown fields, named one by one (at most [`MAX_LISTED_FIELDS`]).
+fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>) {
+    let unknown: Vec<&String> = object
+        .keys()
+        .filter(|f| !known.contains(&f.as_str()))
+        .collect();
+    list_fields(unknown.into_iter(), errors, |_| {
+        format!("unknown field; the fields are {}", known.join(", "))
+    });
 }
 
 /// A checked create request: `{"name", "scopes", "expires_at"?}`.
 #[derive(Debug)]
 pub(super) struct CreateRequest {
-    pub(super) name: String,
-    pub(super) scopes: Vec<String>,
+    pub(super) name: KeyName,
+    pub(super) scopes: Scopes,
     pub(super) expires_at: Option<SystemTime>,
 }
 
@@ -103,7 +225,7 @@ impl CreateRequest {
                 None
             }
             Some(Value::String(name)) => match KeyName::new(name) {
-                Ok(_) => Some(name.clone()),
+                Ok(name) => Some(name),
                 Err(error) => {
                     errors.push(FieldError::name(&error));
                     None
@@ -137,7 +259,7 @@ impl CreateRequest {
                         None
                     }
                     Some(strings) => match Scopes::new(&strings) {
-                        Ok(_) => Some(strings),
+                        Ok(scopes) => Some(scopes),
                         Err(error) => {
                             errors.push(FieldError::scopes(&error));
                             None
@@ -298,8 +420,8 @@ mod tests {
             &manager(),
         )
         .unwrap();
-        assert_eq!(request.name, "billing-sync");
-        assert_eq!(request.scopes, ["reports:read"]);
+        assert_eq!(request.name.as_str(), "billing-sync");
+        assert_eq!(request.scopes.to_string(), "reports:read");
         assert_eq!(
             request.expires_at,
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_264_800))
@@ -319,6 +441,65 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(fields(error), ["name", "scopes", "expires_at", "expires"]);
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused_whatever_its_values() {
+        for body in [
+            &br#"{"overlap_secs":0,"overlap_secs":null}"#[..],
+            br#"{"overlap_secs":null,"overlap_secs":0}"#,
+            br#"{"name":"a","scopes":[],"name":"a"}"#,
+        ] {
+            let error = parse_object(body).unwrap_err();
+            let named = fields(error);
+            assert_eq!(named.len(), 1, "{}", String::from_utf8_lossy(body));
+            assert!(["overlap_secs", "name"].contains(&named[0].as_str()));
+        }
+        // Equal names inside a nested value are that value's business: it is refused
+        // for its type anyway.
+        assert!(parse_object(br#"{"a":{"b":1,"b":2}}"#).is_ok());
+        assert!(matches!(
+            parse_object(br#"[{"a":1}]"#),
+            Err(AdminError::NotAnObject)
+        ));
+        assert!(matches!(
+            parse_object(b"null"),
+            Err(AdminError::NotAnObject)
+        ));
+        assert!(matches!(
+            parse_object(b"\"x\""),
+            Err(AdminError::NotAnObject)
+        ));
+    }
+
+    #[test]
+    fn at_most_twenty_unknown_fields_are_listed_with_short_names() {
+        let mut body = serde_json::Map::new();
+        body.insert("name".into(), "n".into());
+        body.insert("scopes".into(), serde_json::json!([]));
+        for i in 0..500 {
+            body.insert(format!("{i:03}{}", "x".repeat(100)), Value::Null);
+        }
+        let error = CreateRequest::parse(body, &manager()).unwrap_err();
+        let AdminError::Invalid(errors) = error else {
+            panic!("expected invalid fields");
+        };
+        assert_eq!(errors.len(), MAX_LISTED_FIELDS);
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.field.chars().count() <= MAX_SHOWN_NAME_CHARS + 1)
+        );
+        assert!(errors[0].field.ends_with('…'));
+        assert!(
+            errors
+                .last()
+                .unwrap()
+                .detail
+                .contains("480 more such fields are not listed"),
+            "{:?}",
+            errors.last()
+        );
     }
 
     #[test]

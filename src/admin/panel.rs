@@ -1,9 +1,12 @@
 //! The "Connector Access Control" panel: one HTML page, its script and its stylesheet,
 //! compiled into the crate and served by the admin router beside the JSON API.
 //!
-//! The page holds no data and no secret, so it is served without a key; the script asks
-//! the administrator for an admin key, keeps it in `sessionStorage`, and sends it with
-//! every call to the JSON API, which stays guarded by `admin:keys`. Every response
+//! The page holds no data and no secret, so it is served without a key. With the key
+//! guard, the script asks the administrator for an admin key, keeps it in
+//! `sessionStorage`, and sends it with every call to the JSON API, which stays guarded
+//! by `admin:keys`. Behind the application's login, the page says so in a `<meta>`
+//! element, and the script sends the browser's session (same-origin cookies) instead,
+//! asking for nothing. Every response
 //! carries a Content-Security-Policy that allows only this server's own script, styles
 //! and API (no inline script or style, no framing), `nosniff` and `no-referrer`.
 //!
@@ -33,6 +36,27 @@ const STYLE: &str = include_str!("panel/panel.css");
 /// Where the page names its assets; replaced by [`asset_base`] on every request.
 const BASE_PLACEHOLDER: &str = "{{base}}";
 
+/// How the page authenticates its API calls; replaced by [`PanelAuth::as_str`].
+const AUTH_PLACEHOLDER: &str = "{{auth}}";
+
+/// How the panel's API calls are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PanelAuth {
+    /// An admin key the administrator pastes, in the `Authorization` header.
+    Key,
+    /// The application's login session, in same-origin cookies.
+    Session,
+}
+
+impl PanelAuth {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Session => "session",
+        }
+    }
+}
+
 /// Only this server's own script, styles and API; no inline code, plugins, `<base>`,
 /// form posts or framing. `img-src data:` is for the page's empty favicon.
 pub(super) const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -40,19 +64,24 @@ pub(super) const POLICY: &str = "default-src 'none'; script-src 'self'; style-sr
      frame-ancestors 'none'";
 
 /// The page and its assets, to merge *outside* the router's key guard.
-pub(super) fn routes<S>() -> Router<S>
+pub(super) fn routes<S>(auth: PanelAuth) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
-        .route("/", get(page))
+        .route(
+            "/",
+            get(move |uri: OriginalUri| async move { page(uri, auth) }),
+        )
         .route("/panel.js", get(script))
         .route("/panel.css", get(style))
 }
 
 /// `GET /`: the page, naming its assets relative to the address it was asked for.
-async fn page(OriginalUri(uri): OriginalUri) -> Response {
-    let html = PAGE.replace(BASE_PLACEHOLDER, &asset_base(uri.path()));
+fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth) -> Response {
+    let html = PAGE
+        .replace(BASE_PLACEHOLDER, &asset_base(uri.path()))
+        .replace(AUTH_PLACEHOLDER, auth.as_str());
     // The page is tiny and holds no data, but a stored copy could outlive a fix to it.
     asset(html, "text/html; charset=utf-8", "no-store")
 }
@@ -163,6 +192,18 @@ mod tests {
         assert_eq!(headers[CACHE_CONTROL], "no-store");
         assert!(html.contains(r#"<script src="panel.js" defer></script>"#));
         assert!(!html.contains(BASE_PLACEHOLDER));
+        assert!(html.contains(r#"<meta name="tower-apikey-auth" content="key">"#));
+    }
+
+    #[tokio::test]
+    async fn behind_a_login_the_page_says_it_uses_the_session() {
+        let app = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()))
+            .behind_login()
+            .into_router();
+        let (status, _, html) = get(&app, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(r#"<meta name="tower-apikey-auth" content="session">"#));
+        assert!(!html.contains(AUTH_PLACEHOLDER));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::MAX_BODY_BYTES;
-use crate::{ExpiryError, KeyId, ManagerError, NameError, ScopeError, StoreError};
+use crate::{ExpiryError, ManagerError, NameError, ScopeError, Scopes, StoreError};
 
 /// Seconds a client is told to wait after a 503, as the middleware does.
 const RETRY_AFTER_SECS: &str = "5";
@@ -33,12 +33,26 @@ impl FieldError {
             NameError::TooLong(_) => "shorten it",
             NameError::ControlCharacter => "remove newlines, tabs and other control characters",
             NameError::Untrimmed => "remove the spaces around it",
+            NameError::HiddenCharacter(_) => {
+                "remove invisible characters such as zero-width spaces, bidirectional \
+                 controls and line separators, which could make the name read as another"
+            }
         };
         Self::new("name", format!("{error}; {hint}"))
     }
 
     pub(super) fn scopes(error: &ScopeError) -> Self {
         Self::new("scopes", error.to_string())
+    }
+
+    fn undeclared(scopes: &Scopes) -> Self {
+        Self::new(
+            "scopes",
+            format!(
+                "the application does not declare {scopes}; choose among the scopes \
+                 GET /scopes lists"
+            ),
+        )
     }
 
     pub(super) fn expires_at(error: &ExpiryError) -> Self {
@@ -70,8 +84,15 @@ pub(super) enum AdminError {
     NotFound,
     /// No admin route has this path.
     NoSuchRoute,
-    /// The key is revoked and cannot be rotated.
-    Revoked(KeyId),
+    /// The key is revoked, expired or ended, and cannot be rotated.
+    NotRotatable(ManagerError),
+    /// The actor may not grant these scopes (create, rotate) or may not revoke a key
+    /// holding them.
+    CannotGrant(ManagerError, Scopes),
+    /// Behind the application's login, the request carried no actor.
+    NoActor,
+    /// Behind the application's login, an unsafe request came from another site.
+    CrossOrigin,
     /// The store failed.
     Store(StoreError),
     /// A stored time cannot be written as RFC 3339 (outside years 0–9999).
@@ -85,7 +106,16 @@ impl From<ManagerError> for AdminError {
             ManagerError::Scope(e) => Self::Invalid(vec![FieldError::scopes(&e)]),
             ManagerError::Expiry(e) => Self::Invalid(vec![FieldError::expires_at(&e)]),
             ManagerError::NotFound(_) => Self::NotFound,
-            ManagerError::Revoked(id) => Self::Revoked(id),
+            e @ (ManagerError::Revoked(_) | ManagerError::Expired(_) | ManagerError::Ended(_)) => {
+                Self::NotRotatable(e)
+            }
+            ManagerError::UndeclaredScopes(scopes) => {
+                Self::Invalid(vec![FieldError::undeclared(&scopes)])
+            }
+            ManagerError::CannotGrant(ref scopes) | ManagerError::CannotRevoke(_, ref scopes) => {
+                let scopes = scopes.clone();
+                Self::CannotGrant(error, scopes)
+            }
             ManagerError::Store(e) => Self::Store(e),
         }
     }
@@ -103,6 +133,9 @@ struct Problem<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    /// The scopes the actor may not grant, for a 403 of the ceiling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_grantable: Option<Vec<&'a str>>,
 }
 
 impl AdminError {
@@ -113,7 +146,9 @@ impl AdminError {
             Self::Syntax(_) => StatusCode::BAD_REQUEST,
             Self::NotAnObject | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound | Self::NoSuchRoute => StatusCode::NOT_FOUND,
-            Self::Revoked(_) => StatusCode::CONFLICT,
+            Self::NotRotatable(_) => StatusCode::CONFLICT,
+            Self::CannotGrant(..) | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::NoActor => StatusCode::UNAUTHORIZED,
             Self::Store(
                 StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Overloaded,
             ) => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,11 +174,28 @@ impl AdminError {
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
             Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
             Self::NoSuchRoute => {
-                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate"
+                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, GET /scopes"
                     .to_owned()
             }
-            Self::Revoked(id) => {
-                format!("key {id} is revoked and cannot be rotated; create a new key instead")
+            Self::NotRotatable(error) => error.to_string(),
+            Self::CannotGrant(ManagerError::CannotRevoke(id, scopes), _) => format!(
+                "you may not revoke key {id}: it holds {scopes}, which your own scopes do not \
+                 grant; ask an administrator who holds them"
+            ),
+            Self::CannotGrant(_, scopes) => format!(
+                "you may not grant {scopes}: a key can only be given scopes your own scopes \
+                 grant, and rotating a key gives the new key its scopes; ask an \
+                 administrator who holds them"
+            ),
+            Self::NoActor => {
+                "sign in first: key management sits behind the application's login, and this \
+                 request carries no signed-in person"
+                    .to_owned()
+            }
+            Self::CrossOrigin => {
+                "a change from another site is refused: send it from this application's own \
+                 pages"
+                    .to_owned()
             }
             Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
                 "the key store is unavailable; try again shortly".to_owned()
@@ -171,6 +223,10 @@ impl IntoResponse for AdminError {
             Self::Invalid(errors) => errors.as_slice(),
             _ => &[],
         };
+        let not_grantable = match &self {
+            Self::CannotGrant(_, scopes) => Some(scopes.iter().map(|s| s.as_str()).collect()),
+            _ => None,
+        };
         let problem = Problem {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or(""),
@@ -178,6 +234,7 @@ impl IntoResponse for AdminError {
             detail: self.detail(),
             field: errors.first().map(|e| e.field.as_str()),
             errors,
+            not_grantable,
         };
         let body = serde_json::to_vec(&problem)
             .expect("a problem document of strings and numbers always serialises");
@@ -197,6 +254,7 @@ impl IntoResponse for AdminError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeyId;
     use axum::body::to_bytes;
 
     async fn document(error: AdminError) -> (StatusCode, serde_json::Value) {
@@ -243,6 +301,16 @@ mod tests {
         let cases = [
             (ManagerError::NotFound(id), 404),
             (ManagerError::Revoked(id), 409),
+            (ManagerError::Expired(id), 409),
+            (ManagerError::Ended(id), 409),
+            (
+                ManagerError::UndeclaredScopes(Scopes::new(["x:y"]).unwrap()),
+                422,
+            ),
+            (
+                ManagerError::CannotGrant(Scopes::new(["x:y"]).unwrap()),
+                403,
+            ),
             (ManagerError::Scope(ScopeError::Empty), 422),
             (
                 ManagerError::Store(StoreError::Corrupt("bad scope".into())),
@@ -254,5 +322,30 @@ mod tests {
             assert_eq!(got, status);
             assert!(body.get("errors").is_none() || status == 422);
         }
+    }
+
+    #[tokio::test]
+    async fn a_ceiling_refusal_names_the_scopes_the_actor_may_not_grant() {
+        let scopes = Scopes::new(["reports:read", "billing:*"]).unwrap();
+        let (status, body) =
+            document(AdminError::from(ManagerError::CannotGrant(scopes.clone()))).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            body["not_grantable"],
+            serde_json::json!(["billing:*", "reports:read"])
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("billing:* reports:read"),
+            "{body}"
+        );
+        let id = KeyId::new("0000000000000000").unwrap();
+        let (status, body) =
+            document(AdminError::from(ManagerError::CannotRevoke(id, scopes))).await;
+        assert_eq!(status, 403);
+        assert_eq!(body["not_grantable"][0], "billing:*");
+        assert!(body["detail"].as_str().unwrap().contains("revoke"));
     }
 }

@@ -3,13 +3,14 @@
 //! `KeyRecord` itself has no `Serialize`, so no code path can write a digest by accident;
 //! these views copy out exactly the public fields.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::problem::AdminError;
-use crate::KeyRecord;
+use crate::{Actor, KeyRecord, PlaintextKey, ScopeCatalogue};
 
 /// A key record as JSON: everything but the digest, times in RFC 3339 UTC.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,8 @@ pub(super) struct KeyView {
     #[serde(with = "time::serde::rfc3339::option")]
     last_used_at: Option<OffsetDateTime>,
     rotated_from: Option<String>,
+    created_by: Option<String>,
+    revoked_by: Option<String>,
 }
 
 impl KeyView {
@@ -42,16 +45,83 @@ impl KeyView {
             revoked_at: record.revoked_at().map(utc).transpose()?,
             last_used_at: record.last_used_at().map(utc).transpose()?,
             rotated_from: record.rotated_from().map(ToString::to_string),
+            created_by: record.created_by().map(ToString::to_string),
+            revoked_by: record.revoked_by().map(ToString::to_string),
         })
     }
 }
 
 /// The answer to create and rotate: the record and, this once, the key.
-#[derive(Debug, Serialize)]
+///
+/// `Debug` shows the record and no key: the view lives only to be serialised into the
+/// one answer that carries the key.
+#[derive(Serialize)]
 pub(super) struct CreatedView<'a> {
     #[serde(flatten)]
-    pub(super) record: KeyView,
-    pub(super) key: &'a str,
+    record: KeyView,
+    key: &'a str,
+}
+
+impl<'a> CreatedView<'a> {
+    pub(super) fn new(record: KeyView, key: &'a PlaintextKey) -> Self {
+        Self {
+            record,
+            key: key.expose_secret(),
+        }
+    }
+}
+
+impl fmt::Debug for CreatedView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedView")
+            .field("record", &self.record)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `GET /scopes`: the catalogue, which of its scopes the caller may grant, and who the
+/// caller is.
+#[derive(Debug, Serialize)]
+pub(super) struct ScopesView<'a> {
+    /// `None` without a catalogue: any valid scope may be asked for.
+    catalogue: Option<Vec<CatalogueView<'a>>>,
+    actor: ActorView<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct CatalogueView<'a> {
+    scope: &'a str,
+    description: &'a str,
+    grantable: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ActorView<'a> {
+    name: &'a str,
+    may_grant: Vec<&'a str>,
+}
+
+impl<'a> ScopesView<'a> {
+    pub(super) fn new(catalogue: Option<&'a ScopeCatalogue>, actor: &'a Actor) -> Self {
+        let catalogue = catalogue.map(|catalogue| {
+            catalogue
+                .iter()
+                .map(|entry| CatalogueView {
+                    scope: entry.scope().as_str(),
+                    description: entry.description(),
+                    grantable: actor.may_grant().grants(entry.scope()),
+                })
+                .collect()
+        });
+        Self {
+            catalogue,
+            actor: ActorView {
+                name: actor.name().as_str(),
+                may_grant: actor.may_grant().iter().map(|s| s.as_str()).collect(),
+            },
+        }
+    }
 }
 
 /// `time` in UTC, or an error for a time RFC 3339 cannot write (before year 0 or after
@@ -81,6 +151,7 @@ mod tests {
         )
         .with_last_used_at(Some(created + Duration::from_millis(1_500)))
         .with_ends_at(Some(created + Duration::from_secs(3_600)))
+        .with_created_by(Some(crate::ActorName::new("alice@example.com").unwrap()))
     }
 
     #[test]
@@ -98,10 +169,54 @@ mod tests {
                 "revoked_at": null,
                 "last_used_at": "2026-05-01T12:00:01.5Z",
                 "rotated_from": null,
+                "created_by": "alice@example.com",
+                "revoked_by": null,
             })
         );
         let text = json.to_string();
         assert!(!text.contains("6cddf45d"), "the digest must never be shown");
+    }
+
+    #[test]
+    fn the_view_carrying_a_new_key_does_not_debug_print_it() {
+        let key = PlaintextKey::generate(&crate::KeyPrefix::default());
+        let view = CreatedView::new(KeyView::new(&record()).unwrap(), &key);
+        let debug = format!("{view:?}");
+        let secret = key.expose_secret();
+        assert!(!debug.contains(&secret[secret.len() - 49..]), "{debug}");
+        assert!(
+            debug.contains("7Fq2LxW9aZ3kPm4R"),
+            "the record is shown: {debug}"
+        );
+        // It is serialised with the key, once.
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["key"], secret);
+    }
+
+    #[test]
+    fn scopes_say_which_the_actor_may_grant() {
+        let catalogue = ScopeCatalogue::new([
+            ("reports:read", "Read reports"),
+            ("reports:write", "Write reports"),
+            ("admin:keys", "Manage keys"),
+        ])
+        .unwrap();
+        let actor =
+            Actor::person("alice@example.com", Scopes::new(["reports:*"]).unwrap()).unwrap();
+        let json = serde_json::to_value(ScopesView::new(Some(&catalogue), &actor)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "catalogue": [
+                    {"scope": "admin:keys", "description": "Manage keys", "grantable": false},
+                    {"scope": "reports:read", "description": "Read reports", "grantable": true},
+                    {"scope": "reports:write", "description": "Write reports", "grantable": true},
+                ],
+                "actor": {"name": "alice@example.com", "may_grant": ["reports:*"]},
+            })
+        );
+        let open = serde_json::to_value(ScopesView::new(None, &actor)).unwrap();
+        assert_eq!(open["catalogue"], serde_json::Value::Null);
     }
 
     #[test]

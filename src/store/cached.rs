@@ -90,7 +90,7 @@ use tokio::sync::OnceCell;
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{KeyId, KeyRecord};
+use crate::{ActorName, KeyId, KeyRecord};
 
 /// How long a found record stays cached while a listener follows the store's feed
 /// (10 minutes): revocations then evict at once, and this only bounds a lost
@@ -295,6 +295,17 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
         let result = self.store.revoke(id, at).await;
+        self.invalidate(id);
+        result
+    }
+
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.revoke_by(id, at, by).await;
         self.invalidate(id);
         result
     }

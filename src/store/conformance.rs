@@ -14,12 +14,12 @@
 //! The records the checks write hold times in whole microseconds, the precision the
 //! [`KeyManager`](crate::KeyManager) writes with. A store must keep every time exactly
 //! as given (the application's clock, never the backend's), including revocation times
-//! and the `ends_at` a rotation sets.
+//! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::{KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, PlaintextKey, Scopes};
+use crate::{ActorName, KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, PlaintextKey, Scopes};
 
 /// A fixed, whole-second time to build records around.
 fn t(secs: u64) -> SystemTime {
@@ -37,6 +37,11 @@ pub fn sample_record(name: &str, scopes: &[&str], created: u64) -> KeyRecord {
         t(created),
         t(created + 86_400),
     )
+}
+
+/// An actor name, for records and revocations.
+fn actor(name: &str) -> ActorName {
+    ActorName::new(name).expect("sample actor names are valid")
 }
 
 /// Asserts that two records agree in every field.
@@ -91,6 +96,18 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         "ends_at of {}",
         expected.id()
     );
+    assert_eq!(
+        actual.created_by(),
+        expected.created_by(),
+        "created_by of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.revoked_by(),
+        expected.revoked_by(),
+        "revoked_by of {}",
+        expected.id()
+    );
 }
 
 async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
@@ -130,7 +147,9 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
         .with_rotated_from(Some(*first.id()))
         .with_last_used_at(Some(t(20) + Duration::from_millis(250)))
         .with_ends_at(Some(t(3_600) + Duration::from_micros(1)))
-        .with_revoked_at(Some(t(30)));
+        .with_revoked_at(Some(t(30)))
+        .with_created_by(Some(ActorName::of_key(first.id())))
+        .with_revoked_by(Some(actor("Zoë Ünal <zoe@example.com>")));
     store.insert(&first).await.expect("insert");
     store.insert(&record).await.expect("insert");
     for expected in [&first, &record] {
@@ -248,6 +267,99 @@ pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
         "revoked_at must be the time given to revoke, not the store's clock"
     );
     assert_eq!(found.state_at(t(1)), KeyState::Revoked);
+}
+
+/// [`KeyStoreAdmin::revoke_by`] records who revoked the key; a repeated revocation
+/// keeps the first actor, like the first time; the application revoking records none.
+pub async fn revoke_records_who_revoked<S: KeyStoreAdmin>(store: S) {
+    let by_alice = sample_record("r", &[], 0);
+    store.insert(&by_alice).await.expect("insert");
+    let alice = actor("alice@example.com");
+    let revoked = store
+        .revoke_by(by_alice.id(), t(10), Some(&alice))
+        .await
+        .expect("revoke")
+        .expect("known id");
+    assert_eq!(revoked.revoked_by(), Some(&alice), "revoked_by as returned");
+    let again = store
+        .revoke_by(by_alice.id(), t(20), Some(&actor("mallory@example.com")))
+        .await
+        .expect("revoke")
+        .expect("known id");
+    assert_eq!(
+        again.revoked_by(),
+        Some(&alice),
+        "a second revoke must keep the first actor"
+    );
+    assert_eq!(again.revoked_at(), Some(t(10)));
+    let stored = lookup(&store, by_alice.id()).await.unwrap();
+    assert_eq!(stored.revoked_by(), Some(&alice), "revoked_by as stored");
+
+    let by_application = sample_record("a", &[], 0);
+    store.insert(&by_application).await.expect("insert");
+    store
+        .revoke(by_application.id(), t(10))
+        .await
+        .expect("revoke");
+    let again = store
+        .revoke_by(by_application.id(), t(20), Some(&alice))
+        .await
+        .expect("revoke")
+        .expect("known id");
+    assert_eq!(
+        again.revoked_by(),
+        None,
+        "a second revoke must keep the first (application) actor"
+    );
+}
+
+/// A rotation stores the new key's `created_by`; one that revokes the old key at once
+/// records the same actor as the old key's `revoked_by`, and one that only schedules an
+/// end records none.
+pub async fn rotate_records_who_rotated<S: KeyStoreAdmin>(store: S) {
+    let old = sample_record("rot", &["a:b"], 0).with_created_by(Some(actor("ops@example.com")));
+    store.insert(&old).await.expect("insert");
+    let heir_id = *sample_record("x", &[], 0).id();
+    let new = sample_record("rot", &["a:b"], 60)
+        .with_rotated_from(Some(*old.id()))
+        .with_created_by(Some(ActorName::of_key(&heir_id)));
+    match store
+        .rotate(old.id(), &new, OldKeyEnd::EndAt(t(3_600)))
+        .await
+        .expect("rotate")
+    {
+        RotateOutcome::Rotated(ended) => {
+            assert_eq!(ended.revoked_by(), None, "an end is not a revocation");
+            assert_eq!(ended.created_by(), old.created_by(), "old created_by kept");
+        }
+        other => panic!("expected Rotated, got {other:?}"),
+    }
+    assert_same_record(&lookup(&store, new.id()).await.unwrap(), &new);
+
+    let leaked = sample_record("leaked", &["a:b"], 0);
+    store.insert(&leaked).await.expect("insert");
+    let alice = actor("alice@example.com");
+    let heir = sample_record("leaked", &["a:b"], 60)
+        .with_rotated_from(Some(*leaked.id()))
+        .with_created_by(Some(alice.clone()));
+    match store
+        .rotate(leaked.id(), &heir, OldKeyEnd::Revoke(t(60)))
+        .await
+        .expect("rotate")
+    {
+        RotateOutcome::Rotated(revoked) => {
+            assert_eq!(
+                revoked.revoked_by(),
+                Some(&alice),
+                "a rotation that revokes records its actor as revoked_by"
+            );
+        }
+        other => panic!("expected Rotated, got {other:?}"),
+    }
+    let stored = lookup(&store, leaked.id()).await.unwrap();
+    assert_eq!(stored.revoked_by(), Some(&alice), "stored revoked_by");
+    assert_eq!(stored.revoked_at(), Some(t(60)));
+    assert_same_record(&lookup(&store, heir.id()).await.unwrap(), &heir);
 }
 
 /// Rotation stores the new record and ends the old one as asked: `ends_at` for an
@@ -368,7 +480,9 @@ where
     lookup_returns_revoked_and_expired_records(make().await).await;
     revoke_is_idempotent(make().await).await;
     revoke_stores_the_given_time(make().await).await;
+    revoke_records_who_revoked(make().await).await;
     rotate_ends_the_old_key_as_asked(make().await).await;
+    rotate_records_who_rotated(make().await).await;
     a_scheduled_end_is_never_postponed(make().await).await;
     rotate_refuses_unknown_and_revoked_keys(make().await).await;
 }
@@ -387,7 +501,9 @@ macro_rules! store_conformance_tests {
             lookup_returns_revoked_and_expired_records,
             revoke_is_idempotent,
             revoke_stores_the_given_time,
+            revoke_records_who_revoked,
             rotate_ends_the_old_key_as_asked,
+            rotate_records_who_rotated,
             a_scheduled_end_is_never_postponed,
             rotate_refuses_unknown_and_revoked_keys,
         );

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{KeyId, KeyRecord};
+use crate::{ActorName, KeyId, KeyRecord};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.
@@ -141,6 +141,15 @@ impl KeyStoreAdmin for InMemoryKeyStore {
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.revoke_by(id, at, None).await
+    }
+
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let _write = self.write_lock();
         // Writes are serialised, so a record read here is still current.
         match self.inner.keys.pin().get(id) {
@@ -148,7 +157,7 @@ impl KeyStoreAdmin for InMemoryKeyStore {
             None => return Ok(None),
             Some(_) => {}
         }
-        Ok(self.update(id, |r| r.clone().with_revoked_at(Some(at))))
+        Ok(self.update(id, |r| revoked(r, at, by)))
     }
 
     async fn rotate(
@@ -172,11 +181,19 @@ impl KeyStoreAdmin for InMemoryKeyStore {
                 OldKeyEnd::Keep => r.clone(),
                 OldKeyEnd::EndAt(at) if at < r.stops_at() => r.clone().with_ends_at(Some(at)),
                 OldKeyEnd::EndAt(_) => r.clone(),
-                OldKeyEnd::Revoke(at) => r.clone().with_revoked_at(Some(at)),
+                OldKeyEnd::Revoke(at) => revoked(r, at, new.created_by()),
             })
             .cloned();
         // Writers are serialised and nothing removes records, so the old record is
         // still there.
         Ok(ended.map_or(RotateOutcome::NotFound, RotateOutcome::Rotated))
     }
+}
+
+/// `record`, revoked at `at` by `by`.
+fn revoked(record: &KeyRecord, at: SystemTime, by: Option<&ActorName>) -> KeyRecord {
+    record
+        .clone()
+        .with_revoked_at(Some(at))
+        .with_revoked_by(by.cloned())
 }

@@ -42,7 +42,8 @@
 //!   answers with an error rather than guess.
 //! - **New capabilities are optional traits or default methods**, never new required
 //!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
-//!   an optional trait; paged listing, events and usage counts will come the same way,
+//!   an optional trait; recording who revoked a key is
+//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing, events and usage counts will come the same way,
 //!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
 //!   or as a trait of its own that only the stores that can offer it implement.
 //!
@@ -78,7 +79,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{KeyId, KeyRecord};
+use crate::{ActorName, KeyId, KeyRecord};
 
 /// An error from a store's backend, boxed.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -155,7 +156,8 @@ pub enum OldKeyEnd {
     /// expires by then (a rotation never lengthens a key's life). `expires_at` is kept.
     EndAt(SystemTime),
     /// It is revoked at once (a leaked key), exactly as [`KeyStoreAdmin::revoke`] does;
-    /// the time is what `revoked_at` records, not when the revocation takes effect.
+    /// the time is what `revoked_at` records, not when the revocation takes effect, and
+    /// the new key's `created_by` is what `revoked_by` records.
     Revoke(SystemTime),
 }
 
@@ -193,8 +195,28 @@ pub trait KeyStoreAdmin: KeyStore {
     /// now stands, or `None` if there is no such key.
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
 
+    /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
+    /// it: an admin key's id or a person's name; `None` when the application did) as
+    /// its `revoked_by`. A repeated revocation keeps the first actor with the first
+    /// time. [`KeyManager`](crate::KeyManager) revokes through this method.
+    ///
+    /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
+    /// a store written before actors existed keeps compiling and keeps revoking; the
+    /// [conformance suite](crate::store::conformance) fails until it keeps `revoked_by`.
+    /// Override it to store the actor in the same write as the revocation.
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _ = by;
+        self.revoke(id, at).await
+    }
+
     /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
-    /// `end` says. Otherwise stores nothing.
+    /// `end` says. Otherwise stores nothing. For [`OldKeyEnd::Revoke`], the old key's
+    /// `revoked_by` becomes `new`'s `created_by`: whoever rotated it.
     ///
     /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
     /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never
@@ -234,6 +256,15 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
         (**self).revoke(id, at).await
+    }
+
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke_by(id, at, by).await
     }
 
     async fn rotate(

@@ -6,6 +6,8 @@
 // - The admin key lives in `sessionStorage` only, and travels only in the
 //   `Authorization` header. A new key is held by its one-time dialog alone, and the
 //   dialog's text is cleared and the dialog removed when it is dismissed.
+// - Behind the application's login (the page's `tower-apikey-auth` meta says
+//   `session`), there is no admin key: calls carry the browser's same-origin cookies.
 // - Nothing is logged: no data, and above all no key, goes to the developer tools.
 'use strict';
 
@@ -26,6 +28,10 @@
   const scriptUrl = document.currentScript ? document.currentScript.src : location.href;
   const apiBase = new URL('.', scriptUrl);
 
+  /** 'key': the administrator pastes an admin key. 'session': the application's login. */
+  const authMeta = document.querySelector('meta[name="tower-apikey-auth"]');
+  const AUTH = authMeta && authMeta.content === 'session' ? 'session' : 'key';
+
   const $ = (id) => document.getElementById(id);
   const ui = {
     session: $('session'),
@@ -41,6 +47,9 @@
     createSubmit: $('create-submit'),
     name: $('create-name'),
     scopes: $('create-scopes'),
+    scopesText: $('scopes-text'),
+    scopeChoices: $('scopes-choices'),
+    scopeList: $('scope-list'),
     expires: $('create-expires'),
     createError: $('create-error'),
     refresh: $('refresh'),
@@ -60,6 +69,13 @@
 
   /** The API's field names, and the inputs that hold them. */
   const FIELDS = { name: ui.name, scopes: ui.scopes, expires_at: ui.expires };
+
+  /**
+   * The scope catalogue (`null` without one: scopes are free text), and who is acting
+   * with what they may grant, as `GET scopes` says.
+   */
+  let catalogue = null;
+  let actor = null;
 
   // ---- the admin key: sessionStorage only -------------------------------------------
 
@@ -143,19 +159,21 @@
    * back to the sign-in form with a message saying which, and throws `Shown`.
    */
   async function api(method, path, body) {
-    const key = storedKey();
-    if (!key) {
-      signOut('Paste an admin key to continue.');
-      throw new Shown();
+    const headers = { Accept: 'application/json, application/problem+json' };
+    if (AUTH === 'key') {
+      const key = storedKey();
+      if (!key) {
+        signOut('Paste an admin key to continue.');
+        throw new Shown();
+      }
+      headers.Authorization = `ApiKey-v2 ${key}`;
     }
     const init = {
       method,
-      headers: {
-        Accept: 'application/json, application/problem+json',
-        Authorization: `ApiKey-v2 ${key}`,
-      },
+      headers,
       cache: 'no-store',
-      credentials: 'omit',
+      // The session cookie, behind a login; nothing ambient with an admin key.
+      credentials: AUTH === 'session' ? 'same-origin' : 'omit',
       redirect: 'error',
       referrerPolicy: 'no-referrer',
     };
@@ -172,6 +190,10 @@
     }
     if (response.status === 401) {
       const problem = await problemOf(response);
+      if (AUTH === 'session') {
+        sessionEnded();
+        throw new Shown();
+      }
       const why = problem.detail ? ` The server says: ${problem.detail}.` : '';
       signOut(
         `401 Unauthorized: the server does not accept this admin key (unknown, mistyped, expired or revoked).${why} Paste a valid key.`,
@@ -179,12 +201,31 @@
       throw new Shown();
     }
     if (response.status === 403) {
+      // A key beyond what the signed-in actor may grant: the caller says so.
+      const problem = await problemOf(response.clone());
+      if (Array.isArray(problem.not_grantable)) return response;
+      if (AUTH === 'session') {
+        warn(describe(response, problem));
+        throw new Shown();
+      }
       signOut(
         '403 Forbidden: this key is valid but lacks the scope admin:keys, which key management needs. Paste a key that has it.',
       );
       throw new Shown();
     }
     return response;
+  }
+
+  /** Behind a login: nobody is signed in any more. There is no key to ask for. */
+  function sessionEnded() {
+    ui.rows.replaceChildren();
+    ui.summary.textContent = '';
+    ui.panel.hidden = true;
+    ui.session.hidden = true;
+    say('');
+    warn(
+      '401 Unauthorized: you are not signed in to this application, or your session has ended. Sign in again, then reload this page.',
+    );
   }
 
   /** Shows an unexpected answer; `Shown` errors were shown already. */
@@ -213,8 +254,18 @@
     ui.signin.hidden = true;
     ui.panel.hidden = false;
     ui.session.hidden = false;
-    const id = keyIdOf(storedKey());
-    ui.sessionKey.textContent = id ? `Signed in with admin key ${id}` : 'Signed in';
+    ui.forget.hidden = AUTH !== 'key';
+    if (AUTH === 'session') {
+      ui.sessionKey.textContent = actor ? `Signed in as ${actor.name}` : 'Signed in';
+    } else {
+      const id = keyIdOf(storedKey());
+      ui.sessionKey.textContent = id ? `Signed in with admin key ${id}` : 'Signed in';
+    }
+    if (actor) {
+      ui.sessionKey.title = actor.may_grant.length
+        ? `May grant: ${actor.may_grant.join(' ')}`
+        : 'May grant no scopes';
+    }
   }
 
   async function onSignin(event) {
@@ -232,7 +283,7 @@
       return;
     }
     try {
-      await loadKeys();
+      await loadAll();
       warn('');
       showPanel();
       say(`Signed in. ${ui.summary.textContent}`);
@@ -365,11 +416,22 @@
     return el('td', { role: 'cell', 'data-label': label }, ...children);
   }
 
+  /**
+   * "by …": who acted on a key, a link to its row when it is a key on the list, else
+   * the person's name as text. Nothing when the application itself acted.
+   */
+  function byLine(name, listed) {
+    if (!name) return null;
+    const who = listed.has(name) ? rowLink(name) : el('span', { class: 'person' }, name);
+    return el('span', { class: 'by' }, 'by ', who);
+  }
+
   function render(records) {
     const now = Date.now();
     // rotated_from links the new key to the old; show the way back too.
     const replacedBy = new Map();
     for (const r of records) if (r.rotated_from) replacedBy.set(r.rotated_from, r.id);
+    const listed = new Set(records.map((r) => r.id));
 
     const counts = { active: 0, expiring: 0, expired: 0, ended: 0, revoked: 0, dormant: 0 };
     const rows = records.map((record) => {
@@ -395,6 +457,8 @@
         el('span', { class: `badge state-${state}` }, STATE_LABELS[state]),
       );
       if (dormant) stateCell.append(' ', el('span', { class: 'badge dormant' }, 'dormant'));
+      const revokedBy = byLine(record.revoked_by, listed);
+      if (revokedBy) stateCell.append(revokedBy);
 
       const actions = cell('Actions');
       const who = `${record.name} (${record.id})`;
@@ -417,7 +481,11 @@
         el('th', { scope: 'row', role: 'rowheader', 'data-label': 'Name', class: 'name' }, record.name),
         idCell,
         cell('Scopes', scopes),
-        cell('Created', ...timeCell(record.created_at, now, false)),
+        cell(
+          'Created',
+          ...timeCell(record.created_at, now, false),
+          byLine(record.created_by, listed),
+        ),
         expiresCell(record, now),
         cell('Last used', ...timeCell(record.last_used_at, now, true)),
         stateCell,
@@ -445,9 +513,72 @@
     render(await response.json());
   }
 
+  /** The scope catalogue and who is acting, shown as the create form's choices. */
+  async function loadScopes() {
+    const response = await api('GET', 'scopes');
+    if (!response.ok) {
+      warn(`The scopes could not be read. ${describe(response, await problemOf(response))}`);
+      throw new Shown();
+    }
+    const body = await response.json();
+    catalogue = Array.isArray(body.catalogue) ? body.catalogue : null;
+    actor = body.actor && typeof body.actor.name === 'string' ? body.actor : null;
+    renderScopes();
+  }
+
+  async function loadAll() {
+    await loadScopes();
+    await loadKeys();
+  }
+
+  /** Free text without a catalogue; with one, a checkbox per scope, those beyond the actor disabled. */
+  function renderScopes() {
+    ui.scopesText.hidden = catalogue !== null;
+    ui.scopeChoices.hidden = catalogue === null;
+    if (catalogue === null) {
+      FIELDS.scopes = ui.scopes;
+      ui.scopeList.replaceChildren();
+      return;
+    }
+    FIELDS.scopes = ui.scopeChoices;
+    const checked = new Set(checkedScopes());
+    ui.scopeList.replaceChildren(
+      ...catalogue.map((entry, i) => {
+        const id = `scope-choice-${i}`;
+        const box = el('input', {
+          type: 'checkbox',
+          id,
+          name: 'scope',
+          value: entry.scope,
+          disabled: !entry.grantable,
+          'aria-describedby': `${id}-description`,
+        });
+        box.checked = entry.grantable && checked.has(entry.scope);
+        const description = entry.grantable
+          ? entry.description
+          : `${entry.description} (beyond what you may grant)`;
+        return el(
+          'li',
+          {},
+          el(
+            'label',
+            { for: id, class: entry.grantable ? null : 'beyond' },
+            box,
+            el('code', {}, entry.scope),
+            el('span', { class: 'description', id: `${id}-description` }, description),
+          ),
+        );
+      }),
+    );
+  }
+
+  function checkedScopes() {
+    return [...ui.scopeList.querySelectorAll('input[type=checkbox]:checked')].map((b) => b.value);
+  }
+
   async function onRefresh() {
     try {
-      await loadKeys();
+      await loadAll();
       warn('');
       say(`Refreshed. ${ui.summary.textContent}`);
     } catch (error) {
@@ -526,10 +657,23 @@
 
   // ---- create ----------------------------------------------------------------------
 
+  /** Where a field's error goes: beside its input, or below the scope choices. */
+  function errorSlot(field) {
+    return $(`create-${field === 'expires_at' ? 'expires' : field}-error`);
+  }
+
+  /** What takes the focus for a field's error: the input, or the first scope choice. */
+  function focusTarget(input) {
+    if (input === ui.scopeChoices) {
+      return ui.scopeList.querySelector('input:not([disabled])') || ui.name;
+    }
+    return input;
+  }
+
   function clearFieldErrors() {
-    for (const input of Object.values(FIELDS)) {
+    for (const [field, input] of Object.entries(FIELDS)) {
       input.removeAttribute('aria-invalid');
-      const error = $(`${input.id}-error`);
+      const error = errorSlot(field);
       error.textContent = '';
       error.hidden = true;
     }
@@ -543,9 +687,9 @@
     let first = null;
     const other = [];
     for (const error of errors) {
-      const input = FIELDS[error.field];
+      const input = Object.hasOwn(FIELDS, error.field) ? FIELDS[error.field] : null;
       if (input) {
-        const slot = $(`${input.id}-error`);
+        const slot = errorSlot(error.field);
         slot.textContent = slot.textContent ? `${slot.textContent} ${error.detail}` : error.detail;
         slot.hidden = false;
         input.setAttribute('aria-invalid', 'true');
@@ -560,7 +704,7 @@
     }
     const count = errors.length || 1;
     warn(`The key was not created: ${count === 1 ? 'a field needs' : `${count} fields need`} attention.`);
-    (first || ui.name).focus();
+    focusTarget(first || ui.name).focus();
   }
 
   async function onCreate(event) {
@@ -569,12 +713,21 @@
     warn('');
     const body = {
       name: ui.name.value.trim(),
-      scopes: ui.scopes.value.split(/[\s,]+/).filter(Boolean),
+      scopes:
+        catalogue === null ? ui.scopes.value.split(/[\s,]+/).filter(Boolean) : checkedScopes(),
     };
     if (ui.expires.value) body.expires_at = `${ui.expires.value}T00:00:00Z`;
     ui.createSubmit.disabled = true;
     try {
       const response = await api('POST', 'keys', body);
+      if (response.status === 403) {
+        const problem = await problemOf(response);
+        ui.createError.textContent = describe(response, problem);
+        ui.createError.hidden = false;
+        warn('The key was not created: it would hold scopes you may not grant.');
+        focusTarget(ui.scopeChoices.hidden ? ui.scopes : ui.scopeChoices).focus();
+        return;
+      }
       if (response.status !== 201) {
         showFieldErrors(response, await problemOf(response));
         return;
@@ -704,9 +857,12 @@
   ui.keysTitle.tabIndex = -1;
   limitExpiry();
 
-  if (storedKey()) {
+  if (AUTH === 'session') {
+    // Behind the application's login: the browser's session is the credential.
+    loadAll().then(showPanel).catch(fail);
+  } else if (storedKey()) {
     // The summary above the list says what there is; no message needed.
-    loadKeys().then(showPanel).catch(fail);
+    loadAll().then(showPanel).catch(fail);
   } else {
     ui.signin.hidden = false;
     ui.adminKey.focus();

@@ -48,6 +48,7 @@
 //! | `revoked_at`, `last_used_at` | `timestamptz` null | |
 //! | `rotated_from` | `text` null | the id this key replaced |
 //! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
+//! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
 //!
 //! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
@@ -159,7 +160,7 @@ use time::OffsetDateTime;
 
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
+use crate::{ActorName, KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
 
 pub use migrate_error::MigrateError;
 use sql::Sql;
@@ -416,11 +417,22 @@ impl KeyStoreAdmin for PgKeyStore {
     /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked
     /// key keeps its first time and notifies again (harmless: caches evict an id).
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        self.revoke_by(id, at, None).await
+    }
+
+    /// As `revoke`, recording the actor in the same statement.
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let at = to_db(at)?;
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         let row = sqlx::query(AssertSqlSafe(self.sql.revoke.clone()))
             .bind(id.as_str())
             .bind(at)
+            .bind(by.map(ActorName::as_str))
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.error(e))?;
@@ -467,6 +479,10 @@ impl KeyStoreAdmin for PgKeyStore {
         let mut query = sqlx::query(AssertSqlSafe(statement.clone())).bind(old.as_str());
         if let Some(at) = at {
             query = query.bind(at);
+        }
+        if let OldKeyEnd::Revoke(_) = end {
+            // Revoked by whoever rotated it.
+            query = query.bind(new.created_by().map(ActorName::as_str));
         }
         let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
@@ -536,7 +552,9 @@ fn bind_record<'q>(query: PgQuery<'q>, record: &'q KeyRecord) -> Result<PgQuery<
         .bind(record.revoked_at().map(to_db).transpose()?)
         .bind(record.last_used_at().map(to_db).transpose()?)
         .bind(record.rotated_from().map(KeyId::as_str))
-        .bind(record.ends_at().map(to_db).transpose()?))
+        .bind(record.ends_at().map(to_db).transpose()?)
+        .bind(record.created_by().map(ActorName::as_str))
+        .bind(record.revoked_by().map(ActorName::as_str)))
 }
 
 /// Reads a row of `sql::COLUMNS` back into a record.
@@ -566,6 +584,12 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
         .map(KeyId::new)
         .transpose()
         .map_err(|e| corrupt(id, e))?;
+    let actor = |index| {
+        column::<Option<&str>>(row, index)?
+            .map(ActorName::new)
+            .transpose()
+            .map_err(|e| corrupt(id, format_args!("{}: {e}", sql::COLUMNS[index].name)))
+    };
     Ok(KeyRecord::new(
         id,
         name,
@@ -577,7 +601,9 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_revoked_at(optional_time(6)?)
     .with_last_used_at(optional_time(7)?)
     .with_rotated_from(rotated_from)
-    .with_ends_at(optional_time(9)?))
+    .with_ends_at(optional_time(9)?)
+    .with_created_by(actor(10)?)
+    .with_revoked_by(actor(11)?))
 }
 
 fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

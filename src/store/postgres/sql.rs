@@ -66,6 +66,8 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("last_used_at", "timestamptz"),
     Column::nullable("rotated_from", "text"),
     Column::nullable("ends_at", "timestamptz"),
+    Column::nullable("created_by", "text"),
+    Column::nullable("revoked_by", "text"),
 ];
 
 pub(super) struct Sql {
@@ -90,7 +92,7 @@ pub(super) struct Sql {
     pub(super) list: Arc<str>,
     /// Every id, for the id filter's snapshot.
     pub(super) select_ids: Arc<str>,
-    /// `$1` id, `$2` time; keeps an earlier revocation.
+    /// `$1` id, `$2` time, `$3` actor; keeps an earlier revocation and its actor.
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
     pub(super) lock_revoked_at: Arc<str>,
@@ -139,8 +141,12 @@ impl Sql {
             .into(),
             select_ids: format!("SELECT id FROM {t}").into(),
             list: format!("SELECT {columns} FROM {t} ORDER BY created_at DESC, id").into(),
+            // The right-hand sides read the row as it was, so both keep a first revocation.
             revoke: format!(
-                "UPDATE {t} SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
+                "UPDATE {t} SET revoked_at = COALESCE(revoked_at, $2),
+                                revoked_by = CASE WHEN revoked_at IS NULL THEN $3::text
+                                                  ELSE revoked_by END
+                 WHERE id = $1
                  RETURNING {columns}"
             )
             .into(),

@@ -1,0 +1,63 @@
+//! [`ActingAs`]: a [`KeyManager`] acting for an [`Actor`], within its ceiling.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
+use crate::store::KeyStoreAdmin;
+use crate::{KeyId, KeyRecord};
+
+/// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
+///
+/// Every change it makes stays within what the actor may grant, and records the actor:
+///
+/// | method | refused (nothing stored) when | records |
+/// |---|---|---|
+/// | [`create`](Self::create) | the actor's scopes do not grant every scope asked for: [`ManagerError::CannotGrant`] | `created_by` |
+/// | [`rotate`](Self::rotate) | they do not grant every scope of the old key, which the new key copies: [`ManagerError::CannotGrant`] | the new key's `created_by`; the old key's `revoked_by` if the rotation revokes it |
+/// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by` |
+///
+/// Everything else is as the [`KeyManager`] method of the same name does it.
+pub struct ActingAs<'a, S> {
+    manager: &'a KeyManager<S>,
+    actor: &'a Actor,
+}
+
+impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
+    pub(super) fn new(manager: &'a KeyManager<S>, actor: &'a Actor) -> Self {
+        Self { manager, actor }
+    }
+
+    /// Who is acting.
+    pub fn actor(&self) -> &Actor {
+        self.actor
+    }
+
+    /// Creates a key, as [`KeyManager::create`], if the actor may grant its scopes.
+    pub async fn create(&self, new: NewKey) -> Result<CreatedKey, ManagerError> {
+        self.manager.create_as(new, Some(self.actor)).await
+    }
+
+    /// Rotates a key, as [`KeyManager::rotate`], if the actor may grant its scopes.
+    pub async fn rotate(
+        &self,
+        id: &KeyId,
+        overlap: Option<Duration>,
+    ) -> Result<CreatedKey, ManagerError> {
+        self.manager.rotate_as(id, overlap, Some(self.actor)).await
+    }
+
+    /// Revokes a key, as [`KeyManager::revoke`], if the actor may grant its scopes.
+    pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+        self.manager.revoke_as(id, Some(self.actor)).await
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ActingAs<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActingAs")
+            .field("manager", self.manager)
+            .field("actor", self.actor)
+            .finish()
+    }
+}

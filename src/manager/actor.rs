@@ -1,0 +1,131 @@
+//! [`Actor`]: who is managing keys, and the most they may grant.
+
+use std::fmt;
+
+use crate::{ActorName, ActorNameError, ApiKeyIdentity, KeyId, Scopes};
+
+/// Who is acting on keys through [`KeyManager::acting_as`](crate::KeyManager::acting_as):
+/// a name for the records ([`KeyRecord::created_by`](crate::KeyRecord::created_by),
+/// [`revoked_by`](crate::KeyRecord::revoked_by)) and the scopes this actor may grant,
+/// its ceiling.
+///
+/// - [`Actor::key`]: an admin key acting; its name is the key's id and its ceiling the
+///   key's own scopes. The admin router's key guard acts this way.
+/// - [`Actor::person`]: a person the application's own login signed in; its name is
+///   what the login calls them (such as an e-mail address), and the application says
+///   what they may grant. Behind a login, the admin router reads this from the
+///   request's extensions (see [`AdminRouter::behind_login`](crate::admin::AdminRouter::behind_login)).
+///
+/// ```
+/// use tower_apikey::{Actor, Scopes};
+///
+/// let alice = Actor::person("alice@example.com", Scopes::new(["reports:*"])?)?;
+/// assert_eq!(alice.name().as_str(), "alice@example.com");
+/// assert!(alice.key_id().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Actor {
+    name: ActorName,
+    may_grant: Scopes,
+    key: Option<KeyId>,
+}
+
+impl Actor {
+    /// A key acting: named by its id, and granting at most its own scopes (wildcards
+    /// included, so a key holding `reports:*` may grant `reports:read`).
+    pub fn key(identity: &ApiKeyIdentity) -> Self {
+        Self {
+            name: ActorName::of_key(identity.key_id()),
+            may_grant: identity.scopes().clone(),
+            key: Some(*identity.key_id()),
+        }
+    }
+
+    /// A person the application's login signed in, named `name` (such as their e-mail
+    /// address), who may grant at most `may_grant`.
+    ///
+    /// # Errors
+    ///
+    /// If `name` is not a valid [`ActorName`], or reads as a key id (16 letters and
+    /// digits): records must tell a person from a key.
+    pub fn person(name: &str, may_grant: Scopes) -> Result<Self, ActorNameError> {
+        let name = ActorName::new(name)?;
+        if KeyId::new(name.as_str()).is_ok() {
+            return Err(ActorNameError::LooksLikeKeyId);
+        }
+        Ok(Self {
+            name,
+            may_grant,
+            key: None,
+        })
+    }
+
+    /// The name records keep for this actor.
+    pub fn name(&self) -> &ActorName {
+        &self.name
+    }
+
+    /// The most this actor may grant: a key it creates, rotates or revokes must hold
+    /// only scopes these grant.
+    pub fn may_grant(&self) -> &Scopes {
+        &self.may_grant
+    }
+
+    /// The acting key's id, when a key is acting.
+    pub fn key_id(&self) -> Option<&KeyId> {
+        self.key.as_ref()
+    }
+}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Actor")
+            .field("name", &self.name)
+            .field("may_grant", &self.may_grant)
+            .field("is_key", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// An actor as log lines show it: its name, or `application` when none acted.
+pub(super) struct ActorLog<'a>(pub(super) Option<&'a Actor>);
+
+impl fmt::Display for ActorLog<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(actor) if actor.key.is_some() => write!(f, "key {}", actor.name),
+            Some(actor) => write!(f, "person {}", actor.name),
+            None => f.write_str("application"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_cannot_be_named_like_a_key_id() {
+        let scopes = Scopes::empty();
+        assert_eq!(
+            Actor::person("7Fq2LxW9aZ3kPm4R", scopes.clone()).unwrap_err(),
+            ActorNameError::LooksLikeKeyId
+        );
+        assert_eq!(
+            Actor::person("bob\u{200B}", scopes.clone()).unwrap_err(),
+            ActorNameError::HiddenCharacter('\u{200B}')
+        );
+        assert!(Actor::person("administrator", scopes).is_ok());
+    }
+
+    #[test]
+    fn log_lines_say_what_kind_of_actor_acted() {
+        let alice = Actor::person("alice@example.com", Scopes::empty()).unwrap();
+        assert_eq!(
+            ActorLog(Some(&alice)).to_string(),
+            "person alice@example.com"
+        );
+        assert_eq!(ActorLog(None).to_string(), "application");
+    }
+}
