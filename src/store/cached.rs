@@ -229,6 +229,9 @@ impl<S: KeyStore> CachedKeyStore<S> {
     }
 
     /// What the cache holds now: entries, lookups in flight and the id filter.
+    ///
+    /// Counting the entries visits each of them (and drops the expired ones): for
+    /// monitoring and tests, not for every request.
     pub fn stats(&self) -> CacheStats {
         self.cache.stats()
     }
