@@ -1,7 +1,8 @@
 //! Heap allocations per request, counted by a counting global allocator, for each row
 //! of the auth bench. The passthrough's count is the baseline.
 //!
-//! `cargo bench --bench allocs`
+//! `cargo bench --bench allocs` prints them and writes them to
+//! `target/bench-results/allocs.json`, where `scripts/bench-table` reads them.
 
 mod common;
 
@@ -11,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use common::{Floor, Keys, Naive, Ok200, drive, request};
 use http::HeaderValue;
 use tower::{Layer, ServiceBuilder};
-use tower_apikey::{FailureThrottle, Scopes};
+use tower_apikey::{
+    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Scopes, TracingSink, UsageTracker,
+};
 
 /// Counts allocations (and reallocations, which allocate) made through it.
 struct Counting;
@@ -121,6 +124,15 @@ fn main() {
             "apikey_v2_tracking_on",
             per_request(keys.layer(true).layer(Ok200), valid, 200),
         ),
+        ("apikey_v2_cached_hit", {
+            let cached = CachedKeyStore::new(keys.store.clone());
+            let service = ApiKeyV2Layer::new(cached.clone())
+                .usage_tracker(UsageTracker::new(TracingSink))
+                .layer(Ok200);
+            let counted = per_request(service, valid, 200);
+            assert!(cached.contains(&keys.valid_id), "the rows were cache hits");
+            counted
+        }),
         (
             "peer_throttle_off",
             per_request(from_peer(keys.layer(true).layer(Ok200)), valid, 200),
@@ -203,7 +215,22 @@ fn main() {
     ];
     println!("allocations per request (passthrough baseline: {base:.2})");
     println!("{:<26} {:>10} {:>16}", "row", "total", "beyond baseline");
-    for (name, count) in rows {
+    for (name, count) in &rows {
         println!("{name:<26} {count:>10.2} {:>16.2}", count - base);
+    }
+    if std::env::args().any(|arg| arg == "--bench") {
+        let per_request: serde_json::Map<_, _> = rows
+            .iter()
+            .map(|(name, count)| (name.to_string(), serde_json::json!(count)))
+            .collect();
+        common::rounds::write_results(
+            "allocs",
+            &serde_json::json!({
+                "bench": "allocs",
+                "requests": ROUNDS,
+                "passthrough": base,
+                "per_request": per_request,
+            }),
+        );
     }
 }

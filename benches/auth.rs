@@ -1,55 +1,49 @@
 //! The auth path, side by side in one run: the bare service, the floor of key
 //! authentication, what people use today, and `ApiKeyV2Layer`'s accept and reject paths.
 //!
-//! `cargo bench --bench auth`, then `scripts/bench-table` prints the table with each
-//! row's overhead over the passthrough and its ratio to the floor's overhead.
+//! Rows are interleaved round by round (see `common/rounds.rs` for why this is not
+//! criterion): every row is measured once in round 1, then once in round 2, and so on,
+//! so that a ratio between two rows can be taken within each round.
+//!
+//! ```text
+//! cargo bench --bench auth                      # 100 rounds, ~3 ms per row per round
+//! cargo bench --bench auth -- --rounds 100 reject/
+//! scripts/bench-table                           # the table and the issue's goal ratios
+//! ```
 
 mod common;
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::rounds::{Rounds, Sample, Settings, serial};
 use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slowest_thread};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use http::{HeaderValue, Request, Response};
-use std::convert::Infallible;
-use tower::{Layer, Service};
-use tower_apikey::{ApiKeyV2Layer, FailureThrottle, Scopes, TracingSink, UsageTracker};
+use http::{HeaderValue, Request};
+use tower::Layer;
+use tower_apikey::{
+    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Scopes, TracingSink, UsageTracker,
+};
 
-/// Times one call per iteration; building the request is setup, not measured.
-fn bench_row<S>(
-    c: &mut Criterion,
-    group: &str,
-    name: &str,
-    mut service: S,
-    auth: Option<&HeaderValue>,
-) where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    c.benchmark_group(group).bench_function(name, |b| {
-        b.iter_batched(
-            || request(auth),
-            |req| black_box(drive(&mut service, req)),
-            BatchSize::SmallInput,
-        )
-    });
+/// A row's requests: `GET /` with `auth` (or no `Authorization`).
+fn with(auth: Option<&HeaderValue>) -> impl Fn() -> Request<Body> + 'static {
+    let auth = auth.cloned();
+    move || request(auth.as_ref())
 }
 
-fn comparison(c: &mut Criterion) {
-    let keys = Keys::new(10_000);
+fn comparison(rounds: &mut Rounds, keys: &Keys) {
     let valid = Some(&keys.valid);
 
     let mut passthrough = Ok200;
     expect_status(&mut passthrough, valid, 200);
-    bench_row(c, "auth", "passthrough", passthrough, valid);
+    rounds.row("auth/passthrough", serial(passthrough, with(valid)));
 
     let mut floor = Floor {
         inner: Ok200,
         digests: keys.floor.clone(),
     };
     expect_status(&mut floor, valid, 200);
-    bench_row(c, "auth", "floor", floor, valid);
+    rounds.row("auth/floor", serial(floor, with(valid)));
 
     let bearer_value = HeaderValue::from_str(&format!("Bearer {}", keys.valid_text)).unwrap();
     #[allow(deprecated)]
@@ -57,57 +51,55 @@ fn comparison(c: &mut Criterion) {
         tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&keys.valid_text)
             .layer(Ok200);
     expect_status(&mut bearer, Some(&bearer_value), 200);
-    bench_row(c, "auth", "tower_http_bearer", bearer, Some(&bearer_value));
+    rounds.row(
+        "auth/tower_http_bearer",
+        serial(bearer, with(Some(&bearer_value))),
+    );
 
     let mut naive = Naive {
         inner: Ok200,
         keys: keys.naive.clone(),
     };
     expect_status(&mut naive, valid, 200);
-    bench_row(c, "auth", "naive_hashmap", naive, valid);
+    rounds.row("auth/naive_hashmap", serial(naive, with(valid)));
 
     for tracking in [false, true] {
         let mut service = keys.layer(tracking).layer(Ok200);
         expect_status(&mut service, valid, 200);
         let name = if tracking {
-            "apikey_v2_tracking_on"
+            "auth/apikey_v2_tracking_on"
         } else {
-            "apikey_v2_tracking_off"
+            "auth/apikey_v2_tracking_off"
         };
-        bench_row(c, "auth", name, service, valid);
+        rounds.row(name, serial(service, with(valid)));
     }
 
     // The same store behind `CachedKeyStore`, the key already cached: what every
     // request but the first costs with a database behind the cache.
-    let cached = tower_apikey::CachedKeyStore::new(keys.store.clone());
-    let mut service = ApiKeyV2Layer::new(cached)
+    let cached = CachedKeyStore::new(keys.store.clone());
+    let mut service = ApiKeyV2Layer::new(cached.clone())
         .usage_tracker(UsageTracker::new(TracingSink))
         .layer(Ok200);
     expect_status(&mut service, valid, 200);
-    bench_row(c, "auth", "apikey_v2_cached_hit", service, valid);
+    assert!(cached.contains(&keys.valid_id), "the key is cached");
+    rounds.row("auth/apikey_v2_cached_hit", serial(service, with(valid)));
 }
 
 /// The failure throttle's cost: the accept path with it off and on (the request carries
 /// its peer address either way, as a server inserts it), a failure counted, and a
 /// refusal of a throttled address.
-fn throttle(c: &mut Criterion) {
-    let keys = Keys::new(10_000);
+fn throttle(rounds: &mut Rounds, keys: &Keys) {
     let peer = SocketAddr::from(([192, 0, 2, 1], 40_000));
     let mut row = |name: &str, layer: ApiKeyV2Layer, auth: &HeaderValue, status: u16| {
         let mut service = layer.layer(Ok200);
-        let from_peer = || {
-            let mut req = request(Some(auth));
+        let auth = auth.clone();
+        let from_peer = move || {
+            let mut req = request(Some(&auth));
             req.extensions_mut().insert(peer);
             req
         };
         assert_eq!(drive(&mut service, from_peer()).status(), status, "{name}");
-        c.benchmark_group("throttle").bench_function(name, |b| {
-            b.iter_batched(
-                from_peer,
-                |req| black_box(drive(&mut service, req)),
-                BatchSize::SmallInput,
-            )
-        });
+        rounds.row(format!("throttle/{name}"), serial(service, from_peer));
     };
     row("accept_throttle_off", keys.layer(true), &keys.valid, 200);
     let on = keys
@@ -135,25 +127,30 @@ fn throttle(c: &mut Criterion) {
     row("throttled", strict, &keys.valid, 429);
 }
 
-fn store_sizes(c: &mut Criterion) {
+/// The accept path over stores of 1 to 1,000,000 keys. Each store is built only if a
+/// row of it is wanted (the million takes a few seconds).
+fn store_sizes(rounds: &mut Rounds, keys: &Keys) {
     for n in [1, 10_000, 1_000_000] {
+        let name = format!("store_size/{n}_keys");
+        if !rounds.settings().wants(&name) {
+            continue;
+        }
         // The store needs its five named keys, so "1 key" is the smallest store: the
-        // valid key's own.
-        let keys = Keys::new(n.max(4));
+        // valid key's own. 10,000 is the shared store of the other rows.
+        let sized;
+        let keys = if n == 10_000 {
+            keys
+        } else {
+            sized = Keys::new(n.max(4));
+            &sized
+        };
         let mut service = keys.layer(true).layer(Ok200);
         expect_status(&mut service, Some(&keys.valid), 200);
-        bench_row(
-            c,
-            "store_size",
-            &format!("{n}_keys"),
-            service,
-            Some(&keys.valid),
-        );
+        rounds.row(name, serial(service, with(Some(&keys.valid))));
     }
 }
 
-fn rejections(c: &mut Criterion) {
-    let keys = Keys::new(10_000);
+fn rejections(rounds: &mut Rounds, keys: &Keys) {
     let cases: [(&str, Option<&HeaderValue>, u16); 7] = [
         ("missing_header", None, 401),
         ("malformed", Some(&keys.malformed), 401),
@@ -166,50 +163,56 @@ fn rejections(c: &mut Criterion) {
     for (name, auth, status) in cases {
         let mut service = keys.layer(true).layer(Ok200);
         expect_status(&mut service, auth, status);
-        bench_row(c, "reject", name, service, auth);
+        rounds.row(format!("reject/{name}"), serial(service, with(auth)));
     }
     let mut scoped = keys
         .layer(true)
         .require_scopes(Scopes::new(["reports:write"]).unwrap())
         .layer(Ok200);
     expect_status(&mut scoped, Some(&keys.valid), 403);
-    bench_row(c, "reject", "missing_scope", scoped, Some(&keys.valid));
+    rounds.row(
+        "reject/missing_scope",
+        serial(scoped, with(Some(&keys.valid))),
+    );
 }
 
-/// Requests per second on one thread and on two, each thread with its own service
-/// clone and its own key, all over one store and one tracker.
-fn threads(c: &mut Criterion) {
-    let keys = Keys::new(10_000);
+/// Requests on one thread and on two at once, each thread with its own service clone
+/// and its own key, all over one store and one tracker. A sample's time is the slowest
+/// thread's, for as many requests on each thread as the one-thread row makes.
+fn threads(rounds: &mut Rounds, keys: &Keys) {
     let layer = keys.layer(true);
-    let run = |auths: Vec<HeaderValue>, iters: u64| -> Duration {
-        slowest_thread(auths, |auth, ready| {
-            let mut service = layer.layer(Ok200);
-            let requests: Vec<_> = (0..iters).map(|_| request(Some(&auth))).collect();
-            ready();
-            let start = Instant::now();
-            for req in requests {
-                black_box(drive(&mut service, req));
-            }
-            start.elapsed()
+    let sample = |auths: Vec<HeaderValue>| -> Sample {
+        let layer = layer.clone();
+        Box::new(move |iters| {
+            slowest_thread(auths.clone(), |auth, ready| {
+                let mut service = layer.layer(Ok200);
+                let requests: Vec<_> = (0..iters).map(|_| request(Some(&auth))).collect();
+                ready();
+                let start = Instant::now();
+                for req in requests {
+                    drop(black_box(drive(&mut service, req)));
+                }
+                start.elapsed()
+            })
         })
     };
-    let mut group = c.benchmark_group("threads");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("accept_one_thread", |b| {
-        b.iter_custom(|iters| run(vec![keys.valid.clone()], iters))
-    });
-    group.throughput(Throughput::Elements(2));
-    group.bench_function("accept_two_threads", |b| {
-        b.iter_custom(|iters| run(vec![keys.valid.clone(), keys.valid2.clone()], iters))
-    });
-    group.finish();
+    rounds.row(
+        "threads/accept_one_thread",
+        sample(vec![keys.valid.clone()]),
+    );
+    rounds.row(
+        "threads/accept_two_threads",
+        sample(vec![keys.valid.clone(), keys.valid2.clone()]),
+    );
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = comparison, throttle, store_sizes, rejections, threads
+fn main() {
+    let mut rounds = Rounds::new(Settings::from_args());
+    let keys = Keys::new(10_000);
+    comparison(&mut rounds, &keys);
+    throttle(&mut rounds, &keys);
+    store_sizes(&mut rounds, &keys);
+    rejections(&mut rounds, &keys);
+    threads(&mut rounds, &keys);
+    rounds.run("auth");
 }
-criterion_main!(benches);

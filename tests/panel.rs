@@ -692,6 +692,14 @@ async fn login_flow(mut page: Page, password: String) {
     // 5. Signed out of the application, the panel says so and shows nothing.
     page.client.goto(&format!("{}/", page.base)).await.unwrap();
     page.click("form[action='/logout'] button").await;
+    // The sign-out is done once its redirect shows the sign-in page; going on before
+    // would cancel it.
+    page.until(
+        "the sign-in page after signing out",
+        "return document.readyState === 'complete' && document.title === 'Sign in';",
+        vec![],
+    )
+    .await;
     page.client
         .goto(&format!("{}/admin/", page.base))
         .await
@@ -699,7 +707,7 @@ async fn login_flow(mut page: Page, password: String) {
     let alert = page
         .until(
             "the signed-out message",
-            "const a = document.getElementById('alert'); return !a.hidden && a.textContent;",
+            "const a = document.getElementById('alert'); return !!a && !a.hidden && a.textContent;",
             vec![],
         )
         .await;

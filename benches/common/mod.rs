@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each bench binary uses part of this module
 
+pub mod rounds;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -18,8 +20,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::Service;
 use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyName, KeyPrefix, KeyRecord, KeyStoreAdmin, PlaintextKey,
-    Scopes, TracingSink, UsageTracker,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyName, KeyPrefix, KeyRecord, KeyStoreAdmin,
+    PlaintextKey, Scopes, TracingSink, UsageTracker,
 };
 
 pub type Body = http_body_util::Full<Bytes>;
@@ -147,6 +149,8 @@ pub struct Keys {
     /// A second valid key, for a second thread.
     pub valid2: HeaderValue,
     pub valid_text: String,
+    /// The first valid key's id.
+    pub valid_id: KeyId,
     pub unknown_id: HeaderValue,
     pub wrong_secret: HeaderValue,
     pub bad_checksum: HeaderValue,
@@ -232,6 +236,7 @@ impl Keys {
             expired: header(expired.expose_secret()),
             revoked: header(revoked.expose_secret()),
             valid_text: text,
+            valid_id: *valid.id(),
             floor: Arc::new(floor),
             naive: Arc::new(naive),
         }

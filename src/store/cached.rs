@@ -65,28 +65,32 @@
 //! reports (with PostgreSQL: LISTEN/NOTIFY). The hit TTL
 //! is therefore the bound on staleness when a notification is lost.
 //!
-//! # Why moka, and an in-flight map
+//! # A lock-free map of answers, and an in-flight map
 //!
-//! Entries live in a [`moka::sync::Cache`]: bounded (TinyLFU admission, LRU eviction),
-//! concurrent, with per-entry expiry through [`moka::Expiry`] (hits and misses get
-//! different TTLs), and, unlike `moka::future::Cache` whose `get` is `async`, a
-//! synchronous `get`, which is what lets a hit skip the future. Coalescing needs an
-//! `async` wait, which the sync cache cannot offer without blocking a runtime thread,
-//! so misses meet in a small map of in-flight loads (a [`tokio::sync::OnceCell`] per
-//! id): the first caller runs the query, the others await its answer, and if the first
-//! caller is cancelled the next one takes over. Only misses touch that map, and each
-//! caller holds a ticket whose drop removes the load when it was the last one waiting.
+//! Answers live in a lock-free map, each with a deadline on a coarse clock and a
+//! reference bit for a second-chance sweep that keeps it within `max_entries`, so that
+//! a hit costs about what a lookup in [`InMemoryKeyStore`](crate::InMemoryKeyStore)
+//! does and answers synchronously, without a future (the map's own documentation says
+//! why not a general-purpose cache, and how exact the TTLs are: to a few milliseconds).
+//! Coalescing needs an `async` wait, so misses meet in a small map of in-flight loads
+//! (a [`tokio::sync::OnceCell`] per id): the first caller runs the query, the others
+//! await its answer, and if the first caller is cancelled the next one takes over. Only
+//! misses touch that map, and each caller holds a ticket whose drop removes the load
+//! when it was the last one waiting.
+
+mod cache_map;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
+use self::cache_map::CacheMap;
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
@@ -102,7 +106,8 @@ pub const DEFAULT_STALE_HIT_TTL: Duration = Duration::from_secs(1);
 pub const DEFAULT_UNFOLLOWED_HIT_TTL: Duration = Duration::from_secs(30);
 /// How long "no such key" stays cached (5 s).
 pub const DEFAULT_MISS_TTL: Duration = Duration::from_secs(5);
-/// How many ids the cache holds at most (100 000) before it evicts the least useful.
+/// How many ids the cache holds at most (100 000); past that, answers not read lately
+/// make room.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 /// How many distinct ids may be looked up in the wrapped store at once (32).
 pub const DEFAULT_MAX_LOADS: usize = 32;
@@ -220,10 +225,13 @@ impl<S: KeyStore> CachedKeyStore<S> {
     /// Whether the cache holds an answer for `id` (a record or "no such key") that has
     /// not expired.
     pub fn contains(&self, id: &KeyId) -> bool {
-        self.cache.entries.contains_key(id)
+        self.cache.entries.contains(id, cache_map::now())
     }
 
     /// What the cache holds now: entries, lookups in flight and the id filter.
+    ///
+    /// Counting the entries visits each of them (and drops the expired ones): for
+    /// monitoring and tests, not for every request.
     pub fn stats(&self) -> CacheStats {
         self.cache.stats()
     }
@@ -348,8 +356,10 @@ pub struct CachedKeyStoreBuilder<S> {
 
 impl<S: KeyStore> CachedKeyStoreBuilder<S> {
     /// How many ids the cache holds at most (default [`DEFAULT_MAX_ENTRIES`]). Each
-    /// entry is a few hundred bytes; the bound also caps what a flood of random ids
-    /// can make the cache hold.
+    /// entry is a few hundred bytes (a record) or under a hundred ("no such key"); the
+    /// bound also caps what a flood of random ids can make the cache hold. When an
+    /// answer would take the cache past it, answers that expired or were not read
+    /// since the last such sweep make room for an eighth of it. Zero caches nothing.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
         self
@@ -416,16 +426,13 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
             stale_hit: self.stale_hit_ttl,
             unfollowed_hit: self.unfollowed_hit_ttl,
             miss: self.miss_ttl,
-            follow: Arc::default(),
+            follow: AtomicU8::new(Follow::Unfollowed as u8),
         };
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(self.max_entries)
-            .expire_after(ttl.clone())
-            .build_with_hasher(Hasher::default());
+        let bound = usize::try_from(self.max_entries).unwrap_or(usize::MAX);
         CachedKeyStore {
             store: Arc::new(self.store),
             cache: Arc::new(Cache {
-                entries,
+                entries: CacheMap::new(bound),
                 loads: Mutex::default(),
                 max_loads: self.max_loads,
                 ids: IdFilter::new(self.stale_filter_passes),
@@ -440,7 +447,7 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
 /// The part of a [`CachedKeyStore`] that does not depend on the wrapped store, so that
 /// one listener can evict from caches over different stores.
 pub(crate) struct Cache {
-    entries: moka::sync::Cache<KeyId, Answer, Hasher>,
+    entries: CacheMap<Answer>,
     /// Loads under way, one per id, at most `max_loads`. Every `Arc` of a cell in it is
     /// cloned and dropped under its lock, so its strong count tells how many callers
     /// still wait on a load (see [`LoadTicket`]).
@@ -480,7 +487,7 @@ impl Cache {
     /// The answer that needs no load: a cached one, "no such key" for an id the filter
     /// rules out, or a shed lookup. `None`: ask the store.
     fn answer_at_once(&self, id: &KeyId) -> Option<Result<Answer, StoreError>> {
-        if let Some(answer) = self.entries.get(id) {
+        if let Some(answer) = self.entries.get(id, cache_map::now()) {
             return Some(Ok(answer));
         }
         match self.ids.admit(id) {
@@ -533,12 +540,16 @@ impl Cache {
         if answer.is_some() {
             self.ids.insert(&id);
         }
-        self.entries.insert(id, answer.clone());
+        let now = cache_map::now();
+        let deadline = now.saturating_add(cache_map::ticks(self.ttl.of(answer)));
+        self.entries.insert(id, answer.clone(), deadline, now);
         // Insert first, then check: an invalidation either bumped the generation
         // before this check (and the entry is dropped here) or removes the entry itself
-        // after its bump.
+        // after its bump. The fences (here and in `invalidate`) order the map's write
+        // and the generation's read, which are different atomics.
+        fence(Ordering::SeqCst);
         if self.generation() != seen {
-            self.entries.invalidate(&id);
+            self.entries.remove(&id);
         }
     }
 
@@ -549,29 +560,34 @@ impl Cache {
         if answer.is_some() {
             self.ids.insert(&id);
         }
-        self.entries.insert(id, answer.clone());
-        // Insert first, then check: an invalidation either removed the load before this
-        // check (and the entry is dropped here) or removes the entry itself after, as
-        // `invalidate` evicts the entry before it removes the load.
+        let now = cache_map::now();
+        let deadline = now.saturating_add(cache_map::ticks(self.ttl.of(answer)));
+        self.entries.insert(id, answer.clone(), deadline, now);
+        // Insert first, then check under the loads' lock: an invalidation either removed
+        // the load before this check (and the entry is dropped here) or removes the
+        // entry itself after, since `invalidate` removes the load first, then the entry.
         let current = self
             .loads()
             .get(&id)
             .is_some_and(|current| Arc::ptr_eq(current, cell));
         if !current {
-            self.entries.invalidate(&id);
+            self.entries.remove(&id);
         }
     }
 
     pub(crate) fn invalidate(&self, id: &KeyId) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate(id);
+        // The load first, then the entry: see `loaded`.
         self.loads().remove(id);
+        fence(Ordering::SeqCst);
+        self.entries.remove(id);
     }
 
     pub(crate) fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
         self.loads().clear();
+        fence(Ordering::SeqCst);
+        self.entries.clear();
     }
 
     /// A feed (re)subscribed: `ids` is every id that exists. Anything cached may have
@@ -606,10 +622,9 @@ impl Cache {
     }
 
     fn stats(&self) -> CacheStats {
-        self.entries.run_pending_tasks();
         let filter = self.ids.stats();
         CacheStats {
-            entries: self.entries.entry_count(),
+            entries: self.entries.purge_and_count(cache_map::now()) as u64,
             loads_in_flight: self.loads().len(),
             filter: match filter {
                 None => FilterState::Off,
@@ -703,14 +718,14 @@ enum Follow {
 
 /// Per-entry expiry: hits and misses live for different times, and a hit's time
 /// depends on the state of the feed when it was cached.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Ttl {
     hit: Duration,
     stale_hit: Duration,
     unfollowed_hit: Duration,
     miss: Duration,
-    /// A [`Follow`], shared by the cache (which sets it) and moka (which reads it).
-    follow: Arc<AtomicU8>,
+    /// A [`Follow`], set by the feed listener, read when an answer is cached.
+    follow: AtomicU8,
 }
 
 impl Ttl {
@@ -727,23 +742,6 @@ impl Ttl {
             2 => self.stale_hit,
             _ => self.unfollowed_hit,
         }
-    }
-}
-
-impl moka::Expiry<KeyId, Answer> for Ttl {
-    fn expire_after_create(&self, _: &KeyId, answer: &Answer, _: Instant) -> Option<Duration> {
-        Some(self.of(answer))
-    }
-
-    // A newer answer for the same id starts a fresh TTL.
-    fn expire_after_update(
-        &self,
-        _: &KeyId,
-        answer: &Answer,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.of(answer))
     }
 }
 
@@ -968,8 +966,48 @@ mod tests {
         for n in 0..200 {
             cache.lookup(sample_record("x", &[], n).id()).await.unwrap();
         }
-        cache.cache.entries.run_pending_tasks();
-        assert!(cache.cache.entries.entry_count() <= 10);
+        assert!(cache.stats().entries <= 10);
+    }
+
+    // Outside a runtime: the wrapped store answers at once, so every lookup goes
+    // through the synchronous path.
+    #[test]
+    fn a_flood_of_a_million_distinct_ids_never_grows_the_cache_past_its_bound() {
+        let cache = CachedKeyStore::builder(crate::InMemoryKeyStore::new())
+            .max_entries(10_000)
+            .build();
+        for n in 0..1_000_000 {
+            let answer = cache.lookup_ready(&id_of(n)).expect("answered at once");
+            assert!(answer.unwrap().is_none());
+            if n % 100_000 == 0 {
+                assert!(cache.stats().entries <= 10_000);
+            }
+        }
+        let entries = cache.stats().entries;
+        assert!(
+            (8_750..=10_000).contains(&entries),
+            "{entries} entries: bounded, and still caching"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_in_use_stay_cached_through_a_flood_of_unknown_ids() {
+        let r = record();
+        let cache = CachedKeyStore::builder(Counting::with(&[&r]))
+            .max_entries(100)
+            .build();
+        for n in 0..20_000 {
+            assert!(cache.lookup(&id_of(n)).await.unwrap().is_none());
+            if n % 10 == 0 {
+                assert!(cache.lookup(r.id()).await.unwrap().is_some());
+            }
+        }
+        assert!(cache.stats().entries <= 100);
+        assert_eq!(
+            cache.get_ref().lookups(),
+            20_001,
+            "each unknown id once, the key in use once"
+        );
     }
 
     #[tokio::test]
