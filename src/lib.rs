@@ -88,7 +88,6 @@ mod clock;
 #[doc(hidden)]
 pub mod fuzzing;
 mod header;
-mod identity;
 pub mod key;
 mod manager;
 pub mod middleware;
@@ -108,7 +107,6 @@ pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
 pub use header::HeaderError;
-pub use identity::ApiKeyIdentity;
 pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, ExpiryError, KeyManager,
@@ -121,6 +119,7 @@ pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, Reject
 pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use middleware::service::ApiKeyV2Service;
 pub use middleware::throttle::FailureThrottle;
+pub use record::ApiKeyIdentity;
 pub use record::{
     ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
     NameError,

@@ -13,12 +13,16 @@
 
 mod actor_name;
 mod hidden_text;
+mod identity;
+
+pub use identity::ApiKeyIdentity;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::{ApiKeyIdentity, KeyDigest, KeyId, Scopes};
+use crate::key::{KeyDigest, KeyId};
+use crate::scope::Scopes;
 
 pub use actor_name::{ActorName, ActorNameError, MAX_ACTOR_CHARS};
 pub(crate) use hidden_text::first_hidden;

@@ -24,8 +24,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::identity::ApiKeyIdentity;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
+use crate::record::ApiKeyIdentity;
 use crate::scope::Scopes;
 
 /// Requires scopes on the routes it wraps, on top of [`ApiKeyV2Layer`](crate::ApiKeyV2Layer).

@@ -1,11 +1,13 @@
-//! The authenticated caller, as handlers see it.
+//! The authenticated caller, as handlers see it: a view of the [`KeyRecord`](super::KeyRecord)
+//! it shares its fields with.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::record::RecordData;
-use crate::{KeyId, KeyName, Scopes};
+use super::{KeyName, RecordData};
+use crate::key::KeyId;
+use crate::scope::Scopes;
 
 /// Who called: put into the request's extensions when a key is accepted.
 ///
