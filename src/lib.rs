@@ -63,6 +63,29 @@
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
 //! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //!
+//! # Where names live
+//!
+//! One rule: **import from the root.** Every type and trait an application or a store
+//! names is re-exported at the crate root (`tower_apikey::ApiKeyV2Layer`,
+//! `tower_apikey::KeyStore`, …), as axum-login does. The public modules are where their
+//! subject is documented, and where the names of one integration or one subject's
+//! details stay, so that the root stays small:
+//!
+//! | module | documents, and holds |
+//! |---|---|
+//! | [`key`] | the key format, checkable offline |
+//! | [`scope`] | the scope grammar and what grants what |
+//! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
+//! | [`usage`] | last-used tracking |
+//! | [`middleware`] | a request's path through the layer; `middleware::rejection`, one row per refusal |
+//! | [`client_addr`] | the client's address, and trusting proxies |
+//! | `admin` | key management over HTTP (feature `admin`) |
+//! | `test_util` | test aids (feature `test-util`) |
+//!
+//! Defaults and limits are public constants beside what they configure (for example
+//! [`MAX_LIFETIME`], [`MAX_NAME_CHARS`], `store::cached::DEFAULT_HIT_TTL`), each named
+//! in the documentation of the setting it is the default of.
+//!
 //! # Security notes
 //!
 //! - Keys are compared by SHA-256 digest in constant time; for an unknown id the layer
