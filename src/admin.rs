@@ -201,10 +201,14 @@ use axum::middleware::map_request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::{
-    ApiKeyV2Layer, CreatedKey, FailureThrottle, KeyId, KeyManager, KeyStoreAdmin, NewKey,
-    ScopeCatalogue, Scopes, TrustedProxies, UsageTracker,
-};
+use crate::client_addr::TrustedProxies;
+use crate::key::KeyId;
+use crate::manager::{CreatedKey, KeyManager, NewKey, ScopeCatalogue};
+use crate::middleware::layer::ApiKeyV2Layer;
+use crate::middleware::throttle::FailureThrottle;
+use crate::scope::Scopes;
+use crate::store::KeyStoreAdmin;
+use crate::usage::UsageTracker;
 use acting::Acting;
 use body::{CreateRequest, RotateRequest};
 use panel::PanelAuth;

@@ -25,9 +25,9 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response as AxumResponse};
 use http::request::Parts;
 
-use crate::ApiKeyIdentity;
 use crate::middleware::rejection::is_grpc;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind};
+use crate::record::ApiKeyIdentity;
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
     type Rejection = AxumResponse;

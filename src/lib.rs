@@ -107,6 +107,7 @@ pub mod admin;
 mod axum;
 pub mod client_addr;
 mod clock;
+mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -31,13 +31,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::clock::{Clock, SystemClock};
+use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::middleware::layer::ApiKeyV2Layer;
+use crate::record::{KeyName, KeyRecord, KeyState, NameError};
+use crate::scope::{ScopeError, Scopes};
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{UsageSink, UsageTracker};
-use crate::{
-    Clock, KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, NameError, PlaintextKey, ScopeError,
-    Scopes, SystemClock,
-};
 
 pub use acting_as::ActingAs;
 pub use actor::Actor;
@@ -561,7 +561,9 @@ fn whole_micros(time: SystemTime) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryKeyStore, ManualClock, NewKey};
+    use crate::clock::ManualClock;
+    use crate::manager::NewKey;
+    use crate::store::memory::InMemoryKeyStore;
 
     fn scopes(list: &[&str]) -> Scopes {
         Scopes::new(list).unwrap()

@@ -8,7 +8,8 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 
 use super::problem::AdminError;
-use crate::{Actor, ApiKeyIdentity};
+use crate::manager::Actor;
+use crate::record::ApiKeyIdentity;
 
 /// The actor of a request; 401 if there is none.
 pub(super) struct Acting(pub(super) Actor);

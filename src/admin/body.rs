@@ -25,7 +25,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::MAX_OVERLAP;
 use super::problem::{AdminError, FieldError};
-use crate::{KeyManager, KeyName, KeyStoreAdmin, Scopes};
+use crate::manager::KeyManager;
+use crate::record::KeyName;
+use crate::scope::Scopes;
+use crate::store::KeyStoreAdmin;
 
 type Object = Map<String, Value>;
 
@@ -364,7 +367,8 @@ impl RotateRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryKeyStore, ManualClock};
+    use crate::clock::ManualClock;
+    use crate::store::memory::InMemoryKeyStore;
     use axum::http::HeaderValue;
 
     fn manager() -> KeyManager<InMemoryKeyStore> {

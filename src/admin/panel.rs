@@ -151,7 +151,8 @@ fn asset_base(path: &str) -> String {
 mod tests {
     use super::*;
     use crate::admin::{AdminRouter, router};
-    use crate::{InMemoryKeyStore, KeyManager};
+    use crate::manager::KeyManager;
+    use crate::store::memory::InMemoryKeyStore;
     use axum::body::{Body, to_bytes};
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;

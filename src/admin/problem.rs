@@ -7,7 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::MAX_BODY_BYTES;
-use crate::{ExpiryError, ManagerError, NameError, ScopeError, Scopes, StoreError};
+use crate::manager::{ExpiryError, ManagerError};
+use crate::record::NameError;
+use crate::scope::{ScopeError, Scopes};
+use crate::store::StoreError;
 
 /// Seconds a client is told to wait after a 503, as the middleware does.
 const RETRY_AFTER_SECS: &str = "5";
@@ -254,7 +257,7 @@ impl IntoResponse for AdminError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyId;
+    use crate::key::KeyId;
     use axum::body::to_bytes;
 
     async fn document(error: AdminError) -> (StatusCode, serde_json::Value) {

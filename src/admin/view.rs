@@ -10,7 +10,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::problem::AdminError;
-use crate::{Actor, KeyRecord, PlaintextKey, ScopeCatalogue};
+use crate::key::PlaintextKey;
+use crate::manager::{Actor, ScopeCatalogue};
+use crate::record::KeyRecord;
 
 /// A key record as JSON: everything but the digest, times in RFC 3339 UTC.
 #[derive(Debug, Serialize)]
@@ -136,7 +138,9 @@ pub(super) fn utc(time: SystemTime) -> Result<OffsetDateTime, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KeyDigest, KeyId, KeyName, Scopes};
+    use crate::key::{KeyDigest, KeyId};
+    use crate::record::KeyName;
+    use crate::scope::Scopes;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn record() -> KeyRecord {

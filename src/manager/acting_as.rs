@@ -4,8 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
+use crate::key::KeyId;
+use crate::record::KeyRecord;
 use crate::store::KeyStoreAdmin;
-use crate::{KeyId, KeyRecord};
 
 /// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
 ///

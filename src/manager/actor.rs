@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::{ActorName, ActorNameError, ApiKeyIdentity, KeyId, Scopes};
+use crate::key::KeyId;
+use crate::record::{ActorName, ActorNameError, ApiKeyIdentity};
+use crate::scope::Scopes;
 
 /// Who is acting on keys through [`KeyManager::acting_as`](crate::KeyManager::acting_as):
 /// a name for the records ([`KeyRecord::created_by`](crate::KeyRecord::created_by),

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::record::first_hidden;
-use crate::{Scope, ScopeError, Scopes};
+use crate::scope::{Scope, ScopeError, Scopes};
 
 /// The most scopes a catalogue declares.
 pub const MAX_CATALOGUE_SCOPES: usize = 256;

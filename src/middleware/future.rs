@@ -11,10 +11,10 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::KeyRecord;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
 use crate::middleware::verdict::{Decision, Presented};
+use crate::record::KeyRecord;
 use crate::store::StoreError;
 
 /// The header that warns of a key's coming expiry.

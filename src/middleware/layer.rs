@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::client_addr::TrustedProxies;
+use crate::clock::Clock;
+use crate::key::KeyPrefix;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{Answers, DefaultRejection};
 use crate::middleware::service::ApiKeyV2Service;
 use crate::middleware::throttle::FailureThrottle;
-use crate::{Clock, KeyPrefix, KeyStore, Scopes, TrustedProxies, UsageTracker};
+use crate::scope::Scopes;
+use crate::store::KeyStore;
+use crate::usage::UsageTracker;
 
 /// Adds ApiKey-v2 authentication to a service.
 ///

@@ -29,7 +29,8 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
-use crate::{KeyFormatError, Scopes};
+use crate::key::KeyFormatError;
+use crate::scope::Scopes;
 
 /// The realm in challenges unless configured.
 pub(crate) const DEFAULT_REALM: &str = "api";

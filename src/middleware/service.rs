@@ -9,10 +9,11 @@ use tower_service::Service;
 
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
+use crate::middleware::layer::ApiKeyV2Layer;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
 use crate::middleware::verdict::Presented;
+use crate::store::KeyStore;
 use crate::store::StoreError;
-use crate::{ApiKeyV2Layer, KeyStore};
 
 /// The service made by [`ApiKeyV2Layer`]: authenticates, then calls the inner service.
 ///

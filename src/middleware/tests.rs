@@ -11,12 +11,17 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+use crate::clock::{Clock, ManualClock};
+use crate::key::{KeyId, KeyPrefix, PlaintextKey};
+use crate::manager::{KeyManager, NewKey};
+use crate::middleware::layer::ApiKeyV2Layer;
+use crate::middleware::rejection::Rejection;
+use crate::record::{ApiKeyIdentity, KeyRecord};
+use crate::scope::Scopes;
+use crate::store::KeyStore;
 use crate::store::StoreError;
+use crate::store::memory::InMemoryKeyStore;
 use crate::test_util::{FailingStore, HangingStore};
-use crate::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix,
-    KeyRecord, KeyStore, ManualClock, NewKey, PlaintextKey, Rejection, Scopes,
-};
 
 /// A store that counts lookups, answering from an in-memory store; `ready` chooses
 /// whether it answers at once or only through the future.

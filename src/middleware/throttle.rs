@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ClientAddr;
+use crate::client_addr::ClientAddr;
 
 /// The period the allowance is counted over.
 const PERIOD: Duration = Duration::from_secs(60);

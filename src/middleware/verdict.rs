@@ -17,13 +17,13 @@ use std::time::SystemTime;
 
 use http::{Extensions, HeaderMap};
 
-use crate::ApiKeyIdentity;
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest, KeyId};
 use crate::middleware::config::Config;
 use crate::middleware::policy;
 use crate::middleware::rejection::RejectionKind;
 use crate::middleware::throttle::{Bucket, FailureThrottle};
+use crate::record::ApiKeyIdentity;
 use crate::record::{KeyRecord, KeyState};
 use crate::store::StoreError;
 

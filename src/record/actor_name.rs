@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::first_hidden;
-use crate::KeyId;
+use crate::key::KeyId;
 
 /// The longest actor name, in characters: room for any e-mail address (254).
 pub const MAX_ACTOR_CHARS: usize = 256;

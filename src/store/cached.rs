@@ -91,10 +91,11 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use self::cache_map::CacheMap;
+use crate::key::KeyId;
+use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{ActorName, KeyId, KeyRecord};
 
 /// How long a found record stays cached while a listener follows the store's feed
 /// (10 minutes): revocations then evict at once, and this only bounds a lost

@@ -18,8 +18,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::key::{KeyId, KeyPrefix, PlaintextKey};
+use crate::record::{ActorName, KeyName, KeyRecord, KeyState};
+use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::{ActorName, KeyId, KeyName, KeyPrefix, KeyRecord, KeyState, PlaintextKey, Scopes};
 
 /// A fixed, whole-second time to build records around.
 fn t(secs: u64) -> SystemTime {

@@ -19,7 +19,7 @@ use std::fmt;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
-use crate::KeyId;
+use crate::key::KeyId;
 use crate::store::StoreError;
 
 /// A source of the ids a store holds and of their changes.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::CachedKeyStore;
 use crate::store::cached::Cache;
+use crate::store::cached::CachedKeyStore;
 use crate::store::feed::{KeyChange, KeyIdFeed};
 
 /// The first wait before subscribing again after the feed failed.

@@ -25,7 +25,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use fastbloom::AtomicBloomFilter;
 
-use crate::KeyId;
+use crate::key::KeyId;
 
 /// The largest share of absent ids a fresh filter lets through (0.1 %).
 pub(crate) const FALSE_POSITIVE_RATE: f64 = 0.001;

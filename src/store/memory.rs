@@ -6,9 +6,10 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::key::KeyId;
+use crate::record::{ActorName, KeyRecord};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{ActorName, KeyId, KeyRecord};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.

@@ -72,17 +72,16 @@ pub(crate) mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{ActorName, KeyId, KeyRecord};
+use crate::key::KeyId;
+use crate::record::{ActorName, KeyRecord};
 
-/// An error from a store's backend, boxed.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub use crate::error::BoxError;
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -36,8 +36,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::KeyId;
-use crate::store::BoxError;
+use crate::error::BoxError;
+use crate::key::KeyId;
 
 pub use tracing_sink::TracingSink;
 pub use tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};

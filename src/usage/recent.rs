@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::KeyId;
+use crate::key::KeyId;
 use crate::usage::slot::Slot;
 
 /// Entries per thread: enough for the keys one worker serves at once, small enough

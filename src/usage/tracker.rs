@@ -13,7 +13,7 @@ use futures_util::future::{Either, select};
 use papaya::{Compute, Operation};
 use tokio::sync::{Mutex, watch};
 
-use crate::KeyId;
+use crate::key::KeyId;
 use crate::usage::recent;
 use crate::usage::slot::{Slot, TOMBSTONE};
 use crate::usage::striped::StripedCounter;
@@ -389,7 +389,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::{KeyPrefix, PlaintextKey};
+    use crate::key::{KeyPrefix, PlaintextKey};
 
     /// A sink that keeps every batch it accepts and can be told to fail or hang.
     #[derive(Debug, Default)]

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
-use crate::KeyId;
+use crate::key::KeyId;
 
 /// A point on the coarse monotonic clock, in its ticks (2^32 per second).
 pub(super) type Tick = u64;

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgListener, PgNotification};
 use tokio::time::Instant;
 
 use super::{Heartbeat, PgKeyStore};
-use crate::KeyId;
+use crate::key::KeyId;
 use crate::store::StoreError;
 use crate::store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 

@@ -158,9 +158,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+use crate::key::{KeyDigest, KeyId};
+use crate::record::{ActorName, KeyName, KeyRecord};
+use crate::scope::Scopes;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
-use crate::{ActorName, KeyDigest, KeyId, KeyName, KeyRecord, Scopes};
 
 pub use migrate_error::MigrateError;
 use sql::Sql;
