@@ -82,9 +82,17 @@
 //! | `admin` | key management over HTTP (feature `admin`) |
 //! | `test_util` | test aids (feature `test-util`) |
 //!
-//! Defaults and limits are public constants beside what they configure (for example
-//! [`MAX_LIFETIME`], [`MAX_NAME_CHARS`], `store::cached::DEFAULT_HIT_TTL`), each named
-//! in the documentation of the setting it is the default of.
+//! Defaults and limits are public constants beside what they configure, each named in
+//! the documentation of the setting it is the default of:
+//!
+//! | constant | value |
+//! |---|---|
+//! | [`MAX_LIFETIME`] | 365 days, the longest a key lives |
+//! | [`MAX_NAME_CHARS`] | the longest key name |
+//! | [`middleware::DEFAULT_LOOKUP_TIMEOUT`] | 3 s for one store lookup, then 503 |
+//! | [`middleware::DEFAULT_EXPIRY_WARNING`] | 30 days of `ApiKey-Expires` before a key's end |
+//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_STALE_FILTER_PASSES` | the cache (feature `cache`) |
+//! | `store::postgres::DEFAULT_HEARTBEAT_EVERY`, `DEFAULT_HEARTBEAT_TIMEOUT` | the LISTEN connection's heartbeat (feature `postgres`) |
 //!
 //! # Security notes
 //!

@@ -8,12 +8,10 @@ use serde::Serialize;
 
 use super::MAX_BODY_BYTES;
 use crate::manager::{ExpiryError, ManagerError};
+use crate::middleware::rejection::RETRY_AFTER_SECS;
 use crate::record::NameError;
 use crate::scope::{ScopeError, Scopes};
 use crate::store::StoreError;
-
-/// Seconds a client is told to wait after a 503, as the middleware does.
-const RETRY_AFTER_SECS: &str = "5";
 
 /// One invalid field of a request, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

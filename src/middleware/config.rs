@@ -17,10 +17,12 @@ use crate::scope::Scopes;
 use crate::store::KeyStore;
 use crate::usage::UsageTracker;
 
-/// Default window before expiry in which responses carry `ApiKey-Expires`.
-pub(crate) const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Default bound on one store lookup.
-pub(crate) const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default window before a key's end in which responses carry `ApiKey-Expires`
+/// (30 days); see [`ApiKeyV2Layer::expiry_warning`](crate::ApiKeyV2Layer::expiry_warning).
+pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default bound on one store lookup (3 s), past which the request gets 503; see
+/// [`ApiKeyV2Layer::lookup_timeout`](crate::ApiKeyV2Layer::lookup_timeout).
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings shared by every clone of the service.
 #[derive(Clone)]

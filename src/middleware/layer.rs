@@ -101,15 +101,17 @@ impl<R> ApiKeyV2Layer<R> {
         self
     }
 
-    /// How long before its expiry a key's responses carry `ApiKey-Expires`
-    /// (default 30 days; `None` turns the header off).
+    /// How long before its end a key's responses carry `ApiKey-Expires` (default
+    /// [`DEFAULT_EXPIRY_WARNING`](crate::middleware::DEFAULT_EXPIRY_WARNING), 30 days;
+    /// `None` turns the header off).
     pub fn expiry_warning(mut self, window: Option<Duration>) -> Self {
         self.config_mut().expiry_warning = window;
         self
     }
 
     /// The longest a store lookup may take before the request is refused with 503
-    /// (default 3 s; `None` waits as long as the store does). The timer needs a tokio
+    /// (default [`DEFAULT_LOOKUP_TIMEOUT`](crate::middleware::DEFAULT_LOOKUP_TIMEOUT),
+    /// 3 s; `None` waits as long as the store does). The timer needs a tokio
     /// runtime; stores that answer without waiting (the in-memory store, cache hits)
     /// never start it.
     pub fn lookup_timeout(mut self, timeout: Option<Duration>) -> Self {

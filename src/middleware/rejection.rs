@@ -35,8 +35,9 @@ use crate::scope::Scopes;
 /// The realm in challenges unless configured.
 pub(crate) const DEFAULT_REALM: &str = "api";
 
-/// Seconds a client is told to wait after a 503.
-const RETRY_AFTER_SECS: &str = "5";
+/// Seconds a client is told to wait after a 503: the middleware's and the admin
+/// router's, so that they say the same.
+pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");

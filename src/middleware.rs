@@ -36,5 +36,7 @@ mod store_failure_log;
 pub(crate) mod throttle;
 mod verdict;
 
+pub use config::{DEFAULT_EXPIRY_WARNING, DEFAULT_LOOKUP_TIMEOUT};
+
 #[cfg(test)]
 mod tests;
