@@ -45,7 +45,7 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let sent = Arc::new(AtomicU64::new(0));
     let abandoned = Arc::new(AtomicU64::new(0));
@@ -57,8 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let sender = connect(&args.addr).await?;
         let (sent, abandoned, statuses) = (sent.clone(), abandoned.clone(), statuses.clone());
         let total = args.forged;
+        let addr = args.addr.clone();
         workers.push(tokio::spawn(async move {
-            forge(sender, total, &sent, &abandoned, &statuses).await
+            forge(&addr, sender, total, &sent, &abandoned, &statuses).await
         }));
     }
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -77,14 +78,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "forged={} abandoned={} seconds={seconds:.1} forged_per_sec={:.0} \
-         forged_401={} forged_503={} forged_other={} real_ok={real_ok} real_total={real_total} \
-         real_share_ok={:.4} real_other={real_other:?}",
+         forged_401={} forged_503={} forged_other={} goaways={} real_ok={real_ok} \
+         real_total={real_total} real_share_ok={:.4} real_other={real_other:?}",
         sent.load(Ordering::SeqCst),
         abandoned.load(Ordering::SeqCst),
         sent.load(Ordering::SeqCst) as f64 / seconds,
         statuses.unauthorized.load(Ordering::SeqCst),
         statuses.unavailable.load(Ordering::SeqCst),
         statuses.other.load(Ordering::SeqCst),
+        statuses.goaways.load(Ordering::SeqCst),
         if real_total == 0 {
             1.0
         } else {
@@ -99,9 +101,14 @@ struct Statuses {
     unauthorized: AtomicUsize,
     unavailable: AtomicUsize,
     other: AtomicUsize,
+    /// Connections the server closed on the flood (hyper sends GOAWAY to a client that
+    /// resets too many streams), after which the worker connects again.
+    goaways: AtomicUsize,
 }
 
-async fn connect(addr: &str) -> Result<SendRequest<Empty<Bytes>>, Box<dyn std::error::Error>> {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn connect(addr: &str) -> Result<SendRequest<Empty<Bytes>>, BoxError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) =
@@ -118,15 +125,18 @@ fn request(key: &str) -> Request<Empty<Bytes>> {
 }
 
 /// Sends forged keys until `total` have been sent by all workers together; every other
-/// one is abandoned right after it is sent.
+/// one is abandoned right after it is sent. A connection the server closes (GOAWAY) is
+/// replaced, at most 10,000 times per worker.
 async fn forge(
+    addr: &str,
     mut sender: SendRequest<Empty<Bytes>>,
     total: u64,
     sent: &AtomicU64,
     abandoned: &AtomicU64,
     statuses: &Statuses,
-) -> Result<(), hyper::Error> {
+) -> Result<(), BoxError> {
     let prefix = KeyPrefix::default();
+    let mut reconnects = 0;
     loop {
         let n = sent.fetch_add(1, Ordering::SeqCst);
         if n >= total {
@@ -134,24 +144,38 @@ async fn forge(
             return Ok(());
         }
         let key = PlaintextKey::generate(&prefix);
-        sender.ready().await?;
-        let mut response = std::pin::pin!(sender.send_request(request(key.expose_secret())));
-        if n.is_multiple_of(2) {
-            // Polled once, the stream's headers are queued; dropping the future then
-            // resets the stream (RST_STREAM CANCEL), as a client that gives up does.
-            if response.as_mut().now_or_never().is_none() {
-                abandoned.fetch_add(1, Ordering::SeqCst);
+        let outcome = async {
+            sender.ready().await?;
+            let mut response = std::pin::pin!(sender.send_request(request(key.expose_secret())));
+            if n.is_multiple_of(2) {
+                // Polled once, the stream's headers are queued; dropping the future then
+                // resets the stream (RST_STREAM CANCEL), as a client that gives up does.
+                if response.as_mut().now_or_never().is_none() {
+                    abandoned.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::task::yield_now().await;
+                return Ok(None);
             }
-            tokio::task::yield_now().await;
-            continue;
+            Ok::<_, hyper::Error>(Some(response.await?.status()))
         }
-        let status = response.await?.status();
-        let counter = match status.as_u16() {
-            401 => &statuses.unauthorized,
-            503 => &statuses.unavailable,
-            _ => &statuses.other,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        .await;
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(status)) => {
+                let counter = match status.as_u16() {
+                    401 => &statuses.unauthorized,
+                    503 => &statuses.unavailable,
+                    _ => &statuses.other,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) if reconnects < 10_000 => {
+                reconnects += 1;
+                statuses.goaways.fetch_add(1, Ordering::Relaxed);
+                sender = connect(addr).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
