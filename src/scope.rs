@@ -212,6 +212,12 @@ impl Scopes {
 
     /// The scopes of `required` that this set does not grant, as a set (for answers).
     pub(crate) fn missing_set(&self, required: &Scopes) -> Scopes {
+        // The common refusal lacks every required scope (often the only one): then the
+        // answer is `required` itself, shared, with nothing to allocate, and it matches
+        // the answer a layer prebuilt for its requirement.
+        if self.missing(required).count() == required.len() {
+            return required.clone();
+        }
         // `required` is sorted and deduplicated, so its subset is too.
         Scopes(self.missing(required).cloned().collect())
     }

@@ -76,14 +76,17 @@ impl<R> ApiKeyV2Layer<R> {
     ///
     /// If `realm` holds `"`, `\` or anything but printable ASCII.
     pub fn realm(mut self, realm: &str) -> Self {
-        self.config_mut().answers = Answers::new(realm);
+        let config = self.config_mut();
+        config.answers = Answers::new(realm).requiring(&config.required);
         self
     }
 
     /// Scopes every request needs (all of them); default none. For per-route
     /// requirements with axum, see `RequireScopesLayer` (feature `axum`).
     pub fn require_scopes(mut self, scopes: Scopes) -> Self {
-        self.config_mut().required = scopes;
+        let config = self.config_mut();
+        config.answers = config.answers.clone().requiring(&scopes);
+        config.required = scopes;
         self
     }
 

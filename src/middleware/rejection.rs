@@ -246,6 +246,10 @@ pub(crate) struct Answers {
     /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
     /// so that refusing a throttled address (what a flood gets) formats nothing.
     retry_after: Arc<[HeaderValue]>,
+    /// The answer to a key that lacks all of the route's required scopes (the usual
+    /// missing-scope refusal), prebuilt like the fixed ones: the scopes, the HTTP and
+    /// gRPC headers, the problem document.
+    missing_all: Option<Arc<(Scopes, HeaderMap, HeaderMap, Bytes)>>,
 }
 
 impl Answers {
@@ -276,7 +280,23 @@ impl Answers {
             realm,
             fixed,
             retry_after: (0..=60u64).map(HeaderValue::from).collect(),
+            missing_all: None,
         }
+    }
+
+    /// These answers, with the refusal of a key that lacks every scope of `required`
+    /// prebuilt (none when nothing is required).
+    pub(crate) fn requiring(mut self, required: &Scopes) -> Self {
+        self.missing_all = (!required.is_empty()).then(|| {
+            let row = Slot::InsufficientScope.row();
+            Arc::new((
+                required.clone(),
+                headers_for(&self.realm, row, Some(required), false),
+                headers_for(&self.realm, row, Some(required), true),
+                Bytes::from(problem_for(row, Some(required))),
+            ))
+        });
+        self
     }
 
     /// `Retry-After: <wait>`, in whole seconds.
@@ -378,10 +398,16 @@ impl Rejection {
     pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
         let row = kind.row();
         let (headers, problem) = match &kind {
-            RejectionKind::InsufficientScope(missing) => (
-                headers_for(&answers.realm, row, Some(missing), grpc),
-                Bytes::from(problem_for(row, Some(missing))),
-            ),
+            RejectionKind::InsufficientScope(missing) => match answers.missing_all.as_deref() {
+                Some((all, http, grpc_headers, problem)) if all == missing => (
+                    if grpc { grpc_headers } else { http }.clone(),
+                    problem.clone(),
+                ),
+                _ => (
+                    headers_for(&answers.realm, row, Some(missing), grpc),
+                    Bytes::from(problem_for(row, Some(missing))),
+                ),
+            },
             _ => {
                 let (http, grpc_headers, problem) = &answers.fixed[kind.slot() as usize];
                 let mut headers = if grpc { grpc_headers } else { http }.clone();
@@ -533,6 +559,33 @@ mod tests {
         assert_eq!(
             r.headers()["grpc-message"],
             "the key lacks a required scope: reports:write"
+        );
+    }
+
+    #[test]
+    fn the_prebuilt_missing_scope_answer_is_the_one_built_per_request() {
+        let required = Scopes::new(["reports:read", "reports:write"]).unwrap();
+        let answers = Answers::new("api").requiring(&required);
+        let row = Slot::InsufficientScope.row();
+        for grpc in [false, true] {
+            let prebuilt = Rejection::new(
+                RejectionKind::InsufficientScope(required.clone()),
+                grpc,
+                &answers,
+            );
+            assert_eq!(
+                prebuilt.headers(),
+                &headers_for(&answers.realm, row, Some(&required), grpc)
+            );
+            assert_eq!(prebuilt.problem_json(), problem_for(row, Some(&required)));
+        }
+        // A key missing only some of them gets its own answer, naming those.
+        let some = Scopes::new(["reports:write"]).unwrap();
+        let r = Rejection::new(RejectionKind::InsufficientScope(some), false, &answers);
+        assert!(
+            r.problem_json().contains(r#""scope":"reports:write""#),
+            "{}",
+            r.problem_json()
         );
     }
 

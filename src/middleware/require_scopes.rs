@@ -44,8 +44,8 @@ impl RequireScopesLayer {
     /// Requires every scope of `required`.
     pub fn new(required: Scopes) -> Self {
         Self {
+            answers: Answers::new(DEFAULT_REALM).requiring(&required),
             required,
-            answers: Answers::new(DEFAULT_REALM),
         }
     }
 
@@ -55,7 +55,7 @@ impl RequireScopesLayer {
     ///
     /// If `realm` holds `"`, `\` or anything but printable ASCII.
     pub fn realm(mut self, realm: &str) -> Self {
-        self.answers = Answers::new(realm);
+        self.answers = Answers::new(realm).requiring(&self.required);
         self
     }
 }
