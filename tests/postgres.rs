@@ -242,6 +242,35 @@ async fn listener_pid(store: &PgKeyStore, not: Option<i32>) -> i32 {
     }
 }
 
+/// Inserts `record` into the table `qualified` as an earlier release wrote rows: its
+/// six required columns, and NULL in the `nullable` columns that release had.
+async fn insert_as_an_earlier_release_did(
+    pool: &PgPool,
+    qualified: &str,
+    record: &tower_apikey::KeyRecord,
+    nullable: usize,
+) {
+    let nulls = ", NULL".repeat(nullable);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6{nulls})"
+    )))
+    .bind(record.id().as_str())
+    .bind(record.name().as_str())
+    .bind(
+        record
+            .scopes()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(&record.digest().as_bytes()[..])
+    .bind(time::OffsetDateTime::from(record.created_at()))
+    .bind(time::OffsetDateTime::from(record.expires_at()))
+    .execute(pool)
+    .await
+    .expect("a row as an earlier release wrote it");
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank]
@@ -320,18 +349,7 @@ async fn migrate_adds_ends_at_to_a_table_from_an_earlier_version() {
     .await
     .expect("create the old table");
     let old = sample_record("from 0.1", &["a:b"], 0);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"
-    )))
-    .bind(old.id().as_str())
-    .bind(old.name().as_str())
-    .bind(vec!["a:b"])
-    .bind(&old.digest().as_bytes()[..])
-    .bind(time::OffsetDateTime::from(old.created_at()))
-    .bind(time::OffsetDateTime::from(old.expires_at()))
-    .execute(&pool)
-    .await
-    .expect("a row as 0.1 wrote it");
+    insert_as_an_earlier_release_did(&pool, &qualified, &old, 3).await;
 
     let store = PgKeyStore::new(pool)
         .with_schema(SCHEMA)
@@ -382,18 +400,7 @@ async fn migrate_adds_the_actor_columns_to_a_table_from_an_earlier_version() {
     .await
     .expect("its index");
     let old = sample_record("before actors", &["a:b"], 0);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {qualified} VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, NULL)"
-    )))
-    .bind(old.id().as_str())
-    .bind(old.name().as_str())
-    .bind(vec!["a:b"])
-    .bind(&old.digest().as_bytes()[..])
-    .bind(time::OffsetDateTime::from(old.created_at()))
-    .bind(time::OffsetDateTime::from(old.expires_at()))
-    .execute(&pool)
-    .await
-    .expect("a row as the earlier version wrote it");
+    insert_as_an_earlier_release_did(&pool, &qualified, &old, 4).await;
 
     let store = PgKeyStore::new(pool.clone())
         .with_schema(SCHEMA)
