@@ -227,11 +227,17 @@ impl Page {
             .to_owned()
     }
 
-    /// Waits until `condition` (a script's return value) is truthy.
+    /// Waits until `condition` (a script's return value) is truthy. A script that
+    /// throws counts as not yet: while a page loads, the elements it reads may not
+    /// exist.
     async fn until(&mut self, what: &str, condition: &str, args: Vec<Value>) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let value = self.js(condition, args.clone()).await;
+            let value = self
+                .client
+                .execute(condition, args.clone())
+                .await
+                .unwrap_or(Value::Null);
             let truthy = match &value {
                 Value::Null | Value::Bool(false) => false,
                 Value::String(s) => !s.is_empty(),
@@ -388,6 +394,35 @@ impl Page {
             "sessionStorage holds the admin key alone"
         );
         self.collect_console().await;
+    }
+
+    /// Reads the browser's console and checks that none of `keys` reached it, that it
+    /// noted a refused call with the first of `statuses` (so it was really read), and
+    /// that it holds nothing but refused calls with those statuses.
+    async fn assert_console_clean(&mut self, keys: &[&str], statuses: &[u16]) {
+        self.collect_console().await;
+        for message in &self.console {
+            for key in keys {
+                assert!(
+                    !message.contains(&key[key.len() - 49..]),
+                    "a key reached the console"
+                );
+            }
+        }
+        let expected: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("the server responded with a status of {s}"))
+            .collect();
+        assert!(
+            self.console.iter().any(|m| m.contains(&expected[0])),
+            "the console was read: the first refusal is in it"
+        );
+        let problems: Vec<&String> = self
+            .console
+            .iter()
+            .filter(|m| !expected.iter().any(|e| m.contains(e.as_str())))
+            .collect();
+        assert!(problems.is_empty(), "the browser's console: {problems:#?}");
     }
 
     async fn collect_console(&mut self) {
@@ -723,19 +758,7 @@ async fn login_flow(mut page: Page, password: String) {
     );
     page.screenshot("session-ended").await;
 
-    page.collect_console().await;
-    for message in &page.console {
-        assert!(
-            !message.contains(&key[key.len() - 49..]),
-            "a key reached the console"
-        );
-    }
-    let problems: Vec<&String> = page
-        .console
-        .iter()
-        .filter(|m| !m.contains("the server responded with a status of 401"))
-        .collect();
-    assert!(problems.is_empty(), "the browser's console: {problems:#?}");
+    page.assert_console_clean(&[key.as_str()], &[401]).await;
 }
 
 /// The create form's fields all have labels.
@@ -1252,29 +1275,14 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     page.screenshot("beyond-the-ceiling").await;
 
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
-    page.collect_console().await;
-    for message in &page.console {
-        for secret in [&key, &new_key, &reader_key, &admin, &limited] {
-            assert!(
-                !message.contains(&secret[secret.len() - 49..]),
-                "a key reached the console"
-            );
-        }
-    }
     // The browser notes each refused API call; those are the flow's own (wrong key,
     // key without the scope, invalid name, rotation beyond the ceiling), and all it may
     // note.
-    let expected = [401, 403, 422].map(|s| format!("the server responded with a status of {s}"));
-    assert!(
-        page.console.iter().any(|m| m.contains(&expected[0])),
-        "the console was read: the wrong key's 401 is in it"
-    );
-    let problems: Vec<&String> = page
-        .console
-        .iter()
-        .filter(|m| !expected.iter().any(|e| m.contains(e.as_str())))
-        .collect();
-    assert!(problems.is_empty(), "the browser's console: {problems:#?}");
+    page.assert_console_clean(
+        &[&key, &new_key, &reader_key, &admin, &limited].map(String::as_str),
+        &[401, 403, 422],
+    )
+    .await;
 }
 
 /// Every field has a label, every button a name, and messages a live region.
