@@ -101,9 +101,9 @@
 //! also calls `pg_notify('<table>_revoked', '<key id>')`, so the notification is sent
 //! if and only if the change commits. Each instance's [`KeyFeedListener`] evicts the
 //! id from its caches; the next request reads the revoked record. If the listener's
-//! connection drops, notifications sent meanwhile are lost: the listener reconnects
-//! and then clears its caches, and while it is disconnected the cache's hit TTL bounds
-//! how long a revoked key can still be accepted.
+//! connection drops, or a heartbeat finds it dead, notifications sent meanwhile are
+//! lost: the listener empties its caches at once, keeps records for the stale hit TTL
+//! (1 s) while it reconnects, and empties them again once it is back.
 //!
 //! # Clocks
 //!
@@ -135,10 +135,11 @@
 //! 503. How fast depends on the pool: sqlx waits up to its acquire timeout (30 s by
 //! default) for a connection, and the middleware's own lookup timeout (3 s by default)
 //! answers 503 first. Set [`PgPoolOptions::acquire_timeout`] to a second or two so
-//! that the error, not the timeout, says what happened. Meanwhile a [`CachedKeyStore`]
-//! keeps answering from the records it holds until their hit TTL runs out (revocations
-//! cannot be made while the database is down anyway), and ids it does not hold get
-//! 503. Errors are never cached: the first request after the database is back reads it.
+//! that the error, not the timeout, says what happened. A [`CachedKeyStore`] followed
+//! by a listener is emptied when the listener loses its connection (a revocation could
+//! no longer reach it), so its keys get 503 too; without a listener it keeps answering
+//! from the records it holds until their hit TTL (30 s) runs out. Errors are never
+//! cached: the first request after the database is back reads it.
 //!
 //! [`PgPoolOptions::acquire_timeout`]: sqlx::postgres::PgPoolOptions::acquire_timeout
 //! [`CachedKeyStore`]: crate::CachedKeyStore
@@ -273,9 +274,15 @@ impl PgKeyStore {
     /// when the listener marks its caches stale and reconnects. The connection also
     /// asks the server for TCP keepalives, so the server drops a listener it can no
     /// longer reach.
+    ///
+    /// `every` is at least 100 ms and `timeout` at least 10 ms: shorter values are raised
+    /// to those, so that a zero cannot turn the heartbeat into a busy loop of queries.
     pub fn with_heartbeat(self, every: Duration, timeout: Duration) -> Self {
         Self {
-            heartbeat: Heartbeat { every, timeout },
+            heartbeat: Heartbeat {
+                every: every.max(Duration::from_millis(100)),
+                timeout: timeout.max(Duration::from_millis(10)),
+            },
             ..self
         }
     }
