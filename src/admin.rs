@@ -185,6 +185,7 @@
 mod acting;
 mod body;
 mod cross_origin;
+mod page;
 mod panel;
 mod problem;
 mod view;

@@ -123,6 +123,7 @@ mod header;
 pub mod key;
 mod manager;
 pub mod middleware;
+mod page;
 mod record;
 pub mod scope;
 pub mod store;
@@ -151,6 +152,9 @@ pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, Reject
 pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use middleware::service::ApiKeyV2Service;
 pub use middleware::throttle::FailureThrottle;
+pub use page::{
+    DEFAULT_PAGE_LIMIT, MAX_CURSOR_CHARS, MAX_PAGE_LIMIT, Page, PageCursor, PageError, PageLimit,
+};
 pub use record::ApiKeyIdentity;
 pub use record::{
     ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
