@@ -170,6 +170,11 @@ pub enum RotateOutcome {
     NotFound,
     /// The old key is revoked; nothing was stored.
     Revoked,
+    /// The old key already has a live successor, this one: a record whose
+    /// `rotated_from` is the old key and that is active at the new record's
+    /// `created_at`. Nothing was stored. A key rotates into one heir at a time, so that a
+    /// leaked copy cannot mint a second one.
+    HasLiveSuccessor(KeyId),
 }
 
 /// The management operations behind [`KeyManager`](crate::KeyManager).
@@ -213,9 +218,17 @@ pub trait KeyStoreAdmin: KeyStore {
         self.revoke(id, at).await
     }
 
-    /// Atomically: if `old` exists and is not revoked, stores `new` and ends `old` as
-    /// `end` says. Otherwise stores nothing. For [`OldKeyEnd::Revoke`], the old key's
-    /// `revoked_by` becomes `new`'s `created_by`: whoever rotated it.
+    /// Atomically: if `old` exists, is not revoked and has no live successor, stores
+    /// `new` and ends `old` as `end` says. Otherwise stores nothing. For
+    /// [`OldKeyEnd::Revoke`], the old key's `revoked_by` becomes `new`'s `created_by`:
+    /// whoever rotated it.
+    ///
+    /// A live successor is a record whose `rotated_from` is `old` and that is active
+    /// ([`KeyState::Active`](crate::KeyState::Active)) at `new.created_at()`, the
+    /// rotating application's now: then answer [`RotateOutcome::HasLiveSuccessor`].
+    /// The check and the insert must be one step: two concurrent rotations of one key
+    /// store exactly one successor (the [conformance suite](crate::store::conformance)
+    /// checks it).
     ///
     /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
     /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never

@@ -85,7 +85,8 @@ pub(super) enum AdminError {
     NotFound,
     /// No admin route has this path.
     NoSuchRoute,
-    /// The key is revoked, expired or ended, and cannot be rotated.
+    /// The key is revoked, expired or ended, or has a live successor, and cannot be
+    /// rotated.
     NotRotatable(ManagerError),
     /// The actor may not grant these scopes (create, rotate) or may not revoke a key
     /// holding them.
@@ -107,9 +108,10 @@ impl From<ManagerError> for AdminError {
             ManagerError::Scope(e) => Self::Invalid(vec![FieldError::scopes(&e)]),
             ManagerError::Expiry(e) => Self::Invalid(vec![FieldError::expires_at(&e)]),
             ManagerError::NotFound(_) => Self::NotFound,
-            e @ (ManagerError::Revoked(_) | ManagerError::Expired(_) | ManagerError::Ended(_)) => {
-                Self::NotRotatable(e)
-            }
+            e @ (ManagerError::Revoked(_)
+            | ManagerError::Expired(_)
+            | ManagerError::Ended(_)
+            | ManagerError::HasLiveSuccessor(..)) => Self::NotRotatable(e),
             ManagerError::UndeclaredScopes(scopes) => {
                 Self::Invalid(vec![FieldError::undeclared(&scopes)])
             }
@@ -175,7 +177,7 @@ impl AdminError {
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
             Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
             Self::NoSuchRoute => {
-                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, GET /scopes"
+                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
                     .to_owned()
             }
             Self::NotRotatable(error) => error.to_string(),

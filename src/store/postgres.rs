@@ -50,7 +50,9 @@
 //! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
 //! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
 //!
-//! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
+//! the index `<table>_newest` on `(created_at DESC, id)` for listing, and the index
+//! `<table>_successors` on `rotated_from` (partial, where it is set), with which a
+//! rotation checks that the old key has no live successor. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
 //! row-security policies: revocations are notified by the statements themselves.
 //! A later release adds columns as nullable ones, which `migrate` adds to an existing
@@ -70,7 +72,7 @@
 //! - the table is an ordinary table owned by the connecting role or the named one;
 //! - it has no triggers, no rules, no row security and no policies;
 //! - it has exactly the columns above, with their types and `NOT NULL`, and its primary
-//!   key on `id`; the name `<table>_newest` is an index on it.
+//!   key on `id`; the names `<table>_newest` and `<table>_successors` are indexes on it.
 //!
 //! Otherwise it fails with a [`MigrateError`] that names the problem and says what to
 //! do, and the transaction is rolled back: nothing is changed. Do not serve requests
@@ -81,7 +83,7 @@
 //! | the role that… | needs |
 //! |---|---|
 //! | migrates, the first time | `CREATE` on the schema (or on the database, to create the schema); it then owns the table |
-//! | migrates later, after an upgrade that adds a column | the table's ownership |
+//! | migrates later, after an upgrade that adds a column or an index | the table's ownership |
 //! | serves (lookups, create, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
 //! | follows created and revoked keys ([`KeyFeedListener`]) | `SELECT` on the table, for its snapshot of ids; `LISTEN` and `pg_notify` need no privilege |
 //! | verifies ([`PgKeyStore::migrate`] when everything exists) | nothing more: it reads the catalog |
@@ -472,6 +474,19 @@ impl KeyStoreAdmin for PgKeyStore {
             None => return Ok(RotateOutcome::NotFound),
             Some(Some(_)) => return Ok(RotateOutcome::Revoked),
             Some(None) => {}
+        }
+        // The old row is locked, so a concurrent rotation of it waits above until this
+        // transaction ends, and then finds the successor this one stored.
+        let heir: Option<String> =
+            sqlx::query_scalar(AssertSqlSafe(self.sql.live_successor.clone()))
+                .bind(old.as_str())
+                .bind(to_db(new.created_at())?)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        if let Some(heir) = heir {
+            let heir = KeyId::new(&heir).map_err(|e| corrupt(&heir, e))?;
+            return Ok(RotateOutcome::HasLiveSuccessor(heir));
         }
         let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), new)?
             .execute(&mut *tx)

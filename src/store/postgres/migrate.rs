@@ -17,7 +17,8 @@
 //!
 //! and then, after adding any nullable column a newer release declares, that it has
 //! exactly the columns of [`sql::COLUMNS`] with their types and `NOT NULL`, a primary key
-//! on `id`, and that the name `<table>_newest` is the listing index on it. Other
+//! on `id`, and that the names `<table>_newest` (listing) and `<table>_successors`
+//! (rotations) are indexes on it, creating them if the names are free. Other
 //! indexes are left alone: only the table's trusted owner can create them.
 //!
 //! Any failure is a [`MigrateError`] naming the problem, and the transaction is rolled
@@ -151,7 +152,16 @@ impl PgKeyStore {
         let table = step.table(&mut tx).await?;
         step.columns(&mut tx, table).await?;
         step.primary_key(&mut tx, table).await?;
-        step.index(&mut tx, table).await?;
+        let sql = &self.sql;
+        step.index(&mut tx, table, &sql.index, &sql.create_index)
+            .await?;
+        step.index(
+            &mut tx,
+            table,
+            &sql.successors_index,
+            &sql.create_successors_index,
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
     }
@@ -330,17 +340,20 @@ impl Step<'_> {
         }
     }
 
-    /// Creates the listing index if the name is free, or checks that the relation of
-    /// that name is an index on the table. Its definition is the owner's business.
+    /// Creates the index `name` with `create` if the name is free, or checks that the
+    /// relation of that name is an index on the table. Its definition is the owner's
+    /// business. A table from a release before the index gains it here.
     async fn index(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         table: Oid,
+        name: &str,
+        create: &str,
     ) -> Result<(), MigrateError> {
         let sql = &self.store.sql;
-        let Some(index) = relation(tx, &sql.schema, &sql.index).await? else {
-            let action = format!("create index {} on table {}", sql.index, self.table_name());
-            return self.ddl(tx, &sql.create_index, action).await;
+        let Some(index) = relation(tx, &sql.schema, name).await? else {
+            let action = format!("create index {name} on table {}", self.table_name());
+            return self.ddl(tx, create, action).await;
         };
         let on_table: bool = sqlx::query_scalar(INDEX_ON)
             .bind(index.oid)
@@ -352,7 +365,7 @@ impl Step<'_> {
             Ok(())
         } else {
             Err(MigrateError::IndexNameTaken {
-                index: format!("{}.{}", sql.schema, sql.index),
+                index: format!("{}.{name}", sql.schema),
                 table: self.table_name(),
             })
         }
