@@ -79,6 +79,7 @@
 //! | [`usage`] | last-used tracking |
 //! | [`middleware`] | a request's path through the layer; `middleware::rejection`, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
+//! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
 //! | `admin` | key management over HTTP (feature `admin`) |
 //! | `test_util` | test aids (feature `test-util`) |
 //!
@@ -115,6 +116,7 @@ pub mod admin;
 mod axum;
 pub mod client_addr;
 mod clock;
+pub mod cors;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
