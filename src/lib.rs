@@ -61,6 +61,7 @@
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
+//! | `client` | `client::SelfRotateLayer`: an integration's HTTP client sends its key and rotates it itself before it expires |
 //! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //!
 //! # Where names live
@@ -81,6 +82,7 @@
 //! | [`client_addr`] | the client's address, and trusting proxies |
 //! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
 //! | `admin` | key management over HTTP (feature `admin`) |
+//! | `client` | the integration's side: sending a key and rotating it (feature `client`) |
 //! | `test_util` | test aids (feature `test-util`) |
 //!
 //! Defaults and limits are public constants beside what they configure, each named in
@@ -114,6 +116,9 @@
 pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 pub mod client_addr;
 mod clock;
 pub mod cors;
