@@ -55,7 +55,7 @@
 //! - A key this layer rotated into is rotated again only once it has lived at least as
 //!   long as it has left, so that a key whose whole life lies inside the warning window
 //!   (a 7-day key under a 30-day window) is rotated once per half-life, not on every
-//!   answer.
+//!   answer. After a restart, [`SelfRotateLayer::obtained_at`] carries that over.
 //! - If the process stops after the server issued a new key but before `store`
 //!   succeeded, that key is lost while the old one keeps working; the server then
 //!   answers 409 to further self-rotations until an administrator revokes the lost
@@ -211,6 +211,15 @@ impl SelfRotateLayer {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.clock = Box::new(clock);
         }
+        self
+    }
+
+    /// Says when the given key was made, for a key that this integration rotated into
+    /// before it restarted (keep the time with the key): the half-life rule then
+    /// applies to it too, so that restarts do not rotate a short-lived key each time.
+    /// Without it, the given key rotates at the first warning.
+    pub fn obtained_at(self, at: SystemTime) -> Self {
+        self.shared.lock().switched_at = Some(at);
         self
     }
 

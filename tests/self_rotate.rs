@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::{Service, ServiceExt};
 use tower_apikey::client::SelfRotateLayer;
-use tower_apikey::{InMemoryKeyStore, KeyId, ManualClock, PlaintextKey, SystemClock};
+use tower_apikey::{Clock, InMemoryKeyStore, KeyId, ManualClock, PlaintextKey, SystemClock};
 use tower_layer::Layer;
 
 struct Demo {
@@ -263,4 +263,49 @@ async fn many_answers_with_the_warning_make_one_rotation() {
     assert_eq!(stored.lock().unwrap().len(), 1, "one rotation, stored once");
     assert_eq!(demo.successors(old["id"].as_str().unwrap()).await.len(), 1);
     assert_eq!(layer.key_id(), stored.lock().unwrap()[0]);
+}
+
+#[tokio::test]
+async fn a_key_obtained_recently_waits_for_half_its_life_before_rotating() {
+    let demo = demo().await;
+    let (key, old) = demo.near_its_end("restarted").await;
+    let old_id = *key.id();
+    let clock = ManualClock::new(SystemTime::now());
+    let layer = SelfRotateLayer::new(
+        &format!("http://{}/admin", demo.addr),
+        key,
+        |_new: PlaintextKey| async { Ok::<(), std::io::Error>(()) },
+    )
+    .unwrap()
+    .clock(clock.clone())
+    .obtained_at(clock.now());
+    let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut client = layer.layer(http);
+    let url = format!("http://{}/whoami", demo.addr);
+    let mut get = async || {
+        let request = Request::get(&url).body(Empty::new()).unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("apikey-expires"));
+    };
+    get().await;
+    assert_eq!(
+        layer.key_id(),
+        old_id,
+        "an hour left, a moment lived: too young"
+    );
+    assert!(
+        demo.successors(old["id"].as_str().unwrap())
+            .await
+            .is_empty()
+    );
+    // Past half of its one-hour life (on the client's clock).
+    clock.advance(Duration::from_secs(31 * 60));
+    get().await;
+    assert_ne!(
+        layer.key_id(),
+        old_id,
+        "rotated once it had lived as long as it had left"
+    );
+    assert_eq!(demo.successors(old["id"].as_str().unwrap()).await.len(), 1);
 }
