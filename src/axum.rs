@@ -22,7 +22,7 @@
 //! ```
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response as AxumResponse};
+use axum_core::response::Response as AxumResponse;
 use http::request::Parts;
 
 use crate::middleware::rejection::is_grpc;
@@ -49,7 +49,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                     &answers,
                 )
                 .into_response::<axum_core::body::Body>()
-                .into_response())
+                .map(axum_core::body::Body::new))
             }
         }
     }

@@ -18,6 +18,9 @@
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
 //!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
+//!    `response_body.rs`: [`ResponseBody`](crate::ResponseBody), the body of every
+//!    response, the inner service's or the layer's own answer, so that the layer works
+//!    over any inner body type.
 //! 5. [`rejection`]: one row per kind of refusal (status, RFC 6750 code, gRPC status,
 //!    outcome, description) and the answers built from it.
 //!
@@ -31,6 +34,7 @@ pub(crate) mod layer;
 mod policy;
 pub mod rejection;
 pub(crate) mod require_scopes;
+pub(crate) mod response_body;
 pub(crate) mod service;
 mod store_failure_log;
 pub(crate) mod throttle;

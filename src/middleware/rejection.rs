@@ -12,14 +12,13 @@
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
-//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`) when
-//! the response body type can hold one (see [`DefaultRejection`]); HTTP/2 requests whose
+//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
+//! the inner service's body type: the answer travels in a [`ResponseBody`]. HTTP/2 requests whose
 //! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
 //! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
 //! scopes included) and an empty body, which tonic and every other gRPC client read as a
 //! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +29,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
 use crate::key::KeyFormatError;
+use crate::middleware::response_body::ResponseBody;
+use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::scope::Scopes;
 
 /// The realm in challenges unless configured.
 pub(crate) const DEFAULT_REALM: &str = "api";
-
-/// Seconds a client is told to wait after a 503: the middleware's and the admin
-/// router's, so that they say the same.
-pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -325,16 +322,13 @@ fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: b
         };
         headers.insert(GRPC_MESSAGE.clone(), message);
     } else {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     }
     if row.challenge {
         headers.insert(WWW_AUTHENTICATE, challenge_for(realm, row, missing));
     }
     if row.retry {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        headers.insert(RETRY_AFTER, problem::retry_after());
     }
     headers
 }
@@ -365,21 +359,14 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
 
 /// The RFC 9457 problem document of `row`, naming the `missing` scopes if any.
 fn problem_for(row: &Row, missing: Option<&Scopes>) -> String {
-    let status = row.status;
-    let mut json = format!(
-        r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
-        status.canonical_reason().unwrap_or(""),
-        status.as_u16(),
-        row.description,
-    );
+    let mut problem = Problem::new(row.status, row.description);
     if let Some(code) = row.code {
-        json.push_str(&format!(r#","error":"{code}""#));
+        problem = problem.string("error", code);
     }
     if let Some(missing) = missing {
-        json.push_str(&format!(r#","scope":"{missing}""#));
+        problem = problem.string("scope", &missing.to_string());
     }
-    json.push('}');
-    json
+    problem.finish()
 }
 
 /// A refused request: what was wrong, and what the default answer looks like.
@@ -451,18 +438,15 @@ impl Rejection {
         std::str::from_utf8(&self.problem).expect("problem documents are built as UTF-8")
     }
 
-    /// The default answer, as the module table describes.
-    ///
-    /// The problem document is written into bodies of type `axum::body::Body` (feature
-    /// `axum`), `http_body_util::Full<Bytes>`, `String`, `Vec<u8>` and `Bytes`; any other
-    /// body is left empty (`B::default()`) and the status and headers carry the whole
-    /// answer. Use [`OnRejection`] to write another body.
-    pub fn into_response<B: Default + 'static>(self) -> Response<B> {
+    /// The default answer, as the module table describes: the problem document in the
+    /// body of an HTTP answer, an empty body for a gRPC one. It fits any inner body type
+    /// `B`, since the answer is the layer's own [`ResponseBody`].
+    pub fn into_response<B>(self) -> Response<ResponseBody<B>> {
         let (status, body) = if self.grpc {
             // Trailers-only: the status travels in the headers of an HTTP 200.
-            (StatusCode::OK, B::default())
+            (StatusCode::OK, ResponseBody::default())
         } else {
-            (self.kind.status(), body_from_json(self.problem))
+            (self.kind.status(), ResponseBody::answer(self.problem))
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -483,69 +467,51 @@ impl fmt::Debug for Rejection {
 /// Makes the answer to a refused request.
 ///
 /// Implemented by [`DefaultRejection`] and by any
-/// `Fn(Rejection) -> http::Response<B> + Clone + Send + Sync + 'static`:
+/// `Fn(Rejection) -> http::Response<ResponseBody<B>> + Clone + Send + Sync + 'static`,
+/// where `B` is the inner service's body type. Start from
+/// [`Rejection::into_response`], or write another body with [`ResponseBody::new`]:
 ///
 /// ```
-/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection};
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection, ResponseBody};
 ///
 /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new()).on_rejection(|rejection: Rejection| {
 ///     let mut response = rejection.into_response::<String>();
 ///     response.headers_mut().insert("x-docs", "https://example.com/auth".parse().unwrap());
 ///     response
 /// });
+/// # let _: ResponseBody<String> = ResponseBody::new(String::new());
 /// ```
 pub trait OnRejection<B>: Clone + Send + Sync + 'static {
     /// The response for `rejection`.
-    fn on_rejection(&self, rejection: Rejection) -> Response<B>;
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>>;
 }
 
 /// The default answer: [`Rejection::into_response`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
-impl<B: Default + 'static> OnRejection<B> for DefaultRejection {
-    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+impl<B> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         rejection.into_response()
     }
 }
 
 impl<B, F> OnRejection<B> for F
 where
-    F: Fn(Rejection) -> Response<B> + Clone + Send + Sync + 'static,
+    F: Fn(Rejection) -> Response<ResponseBody<B>> + Clone + Send + Sync + 'static,
 {
-    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         self(rejection)
     }
-}
-
-/// Puts `json` into a `B`, for the body types that can be built from bytes; any other
-/// body stays empty.
-///
-/// Rust cannot ask "does `B` implement `From<Bytes>`" without specialisation, so this
-/// checks the concrete type at run time, as `axum::body::Body::new` does.
-fn body_from_json<B: Default + 'static>(json: Bytes) -> B {
-    let mut slot: Option<B> = None;
-    let any: &mut dyn Any = &mut slot;
-    if let Some(slot) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
-        *slot = Some(http_body_util::Full::new(json));
-    } else if let Some(slot) = any.downcast_mut::<Option<Bytes>>() {
-        *slot = Some(json);
-    } else if let Some(slot) = any.downcast_mut::<Option<String>>() {
-        *slot = Some(String::from_utf8_lossy(&json).into_owned());
-    } else if let Some(slot) = any.downcast_mut::<Option<Vec<u8>>>() {
-        *slot = Some(json.to_vec());
-    } else {
-        #[cfg(feature = "axum")]
-        if let Some(slot) = any.downcast_mut::<Option<axum_core::body::Body>>() {
-            *slot = Some(axum_core::body::Body::from(json));
-        }
-    }
-    slot.unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::middleware::response_body::collect;
+    use crate::problem::RETRY_AFTER_SECS;
+
+    type Answer = Response<ResponseBody<String>>;
 
     fn reject(kind: RejectionKind, grpc: bool) -> Rejection {
         Rejection::new(kind, grpc, &Answers::new("api"))
@@ -609,9 +575,10 @@ mod tests {
             challenge.ends_with("scope=\"billing:read reports:write\""),
             "{challenge}"
         );
-        let response: Response<String> = r.into_response();
+        let response: Answer = r.into_response();
         assert_eq!(response.status(), 403);
-        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&collect(response.into_body())).unwrap();
         assert_eq!(body["scope"], "billing:read reports:write");
         assert_eq!(body["status"], 403);
     }
@@ -632,10 +599,11 @@ mod tests {
             },
         ];
         for kind in kinds {
-            let response: Response<Vec<u8>> = reject(kind.clone(), false).into_response();
+            let response: Answer = reject(kind.clone(), false).into_response();
             assert_eq!(response.status(), kind.status());
             assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
-            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&collect(response.into_body())).unwrap();
             assert_eq!(body["detail"], kind.description());
             assert_eq!(body["status"], kind.status().as_u16());
         }
@@ -643,7 +611,7 @@ mod tests {
 
     #[test]
     fn grpc_rejections_are_trailers_only() {
-        let response: Response<String> = reject(RejectionKind::Revoked, true).into_response();
+        let response: Answer = reject(RejectionKind::Revoked, true).into_response();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["grpc-status"], "16");
         assert_eq!(response.headers()["content-type"], "application/grpc");
@@ -651,18 +619,17 @@ mod tests {
             response.headers()["grpc-message"],
             "the key has been revoked"
         );
-        assert!(response.body().is_empty());
+        assert!(collect(response.into_body()).is_empty());
         let scope = RejectionKind::InsufficientScope(Scopes::new(["a"]).unwrap());
-        let response: Response<String> = reject(scope, true).into_response();
+        let response: Answer = reject(scope, true).into_response();
         assert_eq!(response.headers()["grpc-status"], "7");
-        let response: Response<String> =
-            reject(RejectionKind::StoreUnavailable, true).into_response();
+        let response: Answer = reject(RejectionKind::StoreUnavailable, true).into_response();
         assert_eq!(response.headers()["grpc-status"], "14");
     }
 
     #[test]
     fn store_unavailable_is_503_with_retry_after_and_no_challenge() {
-        let response: Response<()> = reject(RejectionKind::StoreUnavailable, false).into_response();
+        let response: Answer = reject(RejectionKind::StoreUnavailable, false).into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
         assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
@@ -675,18 +642,18 @@ mod tests {
             let kind = RejectionKind::Throttled {
                 retry_after: Duration::from_secs(secs),
             };
-            let response: Response<String> =
-                Rejection::new(kind.clone(), false, &answers).into_response();
+            let response: Answer = Rejection::new(kind.clone(), false, &answers).into_response();
             assert_eq!(response.status(), 429);
             assert_eq!(response.headers()[RETRY_AFTER], secs.to_string().as_str());
             assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
             assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
-            let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&collect(response.into_body())).unwrap();
             assert_eq!(body["error"], "throttled");
             assert_eq!(body["status"], 429);
             assert_eq!(body["title"], "Too Many Requests");
 
-            let grpc: Response<String> = Rejection::new(kind, true, &answers).into_response();
+            let grpc: Answer = Rejection::new(kind, true, &answers).into_response();
             assert_eq!(grpc.status(), 200);
             assert_eq!(grpc.headers()["grpc-status"], "8");
             assert_eq!(grpc.headers()[RETRY_AFTER], secs.to_string().as_str());
@@ -694,8 +661,11 @@ mod tests {
     }
 
     #[test]
-    fn other_bodies_stay_empty_but_keep_status_and_headers() {
-        let response: Response<()> = reject(RejectionKind::InvalidKey, false).into_response();
+    fn a_body_type_with_no_default_gets_status_headers_and_the_document() {
+        /// An inner body type that can be neither empty nor built from bytes.
+        struct Streaming(#[allow(dead_code)] u8);
+        let response: Response<ResponseBody<Streaming>> =
+            reject(RejectionKind::InvalidKey, false).into_response();
         assert_eq!(response.status(), 401);
         assert!(
             response.headers()[WWW_AUTHENTICATE]
@@ -703,6 +673,9 @@ mod tests {
                 .unwrap()
                 .contains("invalid_token")
         );
+        let answer: Answer = reject(RejectionKind::InvalidKey, false).into_response();
+        let body: serde_json::Value = serde_json::from_slice(&collect(answer.into_body())).unwrap();
+        assert_eq!(body["error"], "invalid_token");
     }
 
     #[test]

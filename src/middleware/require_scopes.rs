@@ -25,6 +25,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
+use crate::middleware::response_body::ResponseBody;
 use crate::record::ApiKeyIdentity;
 use crate::scope::Scopes;
 
@@ -79,7 +80,9 @@ impl<S> Layer<S> for RequireScopesLayer {
     }
 }
 
-/// The service made by [`RequireScopesLayer`].
+/// The service made by [`RequireScopesLayer`]. Like
+/// [`ApiKeyV2Service`](crate::ApiKeyV2Service), it serves any inner body type: its
+/// responses carry a [`ResponseBody`], the inner body or its own refusal.
 #[derive(Clone)]
 pub struct RequireScopes<S> {
     inner: S,
@@ -98,9 +101,8 @@ impl<S: fmt::Debug> fmt::Debug for RequireScopes<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = RequireScopesFuture<S::Future, ResBody>;
 
@@ -138,7 +140,8 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RequireScopes`].
+    /// The response future of [`RequireScopes`]: the inner response, its body wrapped in
+    /// a [`ResponseBody`], or the refusal.
     pub struct RequireScopesFuture<F, B> {
         #[pin]
         state: ScopeState<F, B>,
@@ -151,7 +154,7 @@ pin_project! {
         // Allowed: the inner service runs.
         Inner { #[pin] future: F },
         // Refused: the answer is ready.
-        Rejected { response: Option<Response<B>> },
+        Rejected { response: Option<Response<ResponseBody<B>>> },
     }
 }
 
@@ -159,11 +162,13 @@ impl<F, B, E> Future for RequireScopesFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            ScopeStateProj::Inner { future } => Poll::Ready(ready!(future.poll(cx))),
+            ScopeStateProj::Inner { future } => {
+                Poll::Ready(ready!(future.poll(cx)).map(|response| response.map(ResponseBody::new)))
+            }
             ScopeStateProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("RequireScopesFuture polled after completion"))),

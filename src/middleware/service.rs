@@ -10,7 +10,8 @@ use tower_service::Service;
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
 use crate::middleware::layer::ApiKeyV2Layer;
-use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::rejection::{DefaultRejection, OnRejection, RejectionKind};
+use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::Presented;
 use crate::store::KeyStore;
 use crate::store::StoreError;
@@ -19,6 +20,11 @@ use crate::store::StoreError;
 ///
 /// Its error type is the inner service's: a refusal is a response, not an error, so the
 /// connection (or gRPC stream) stays up.
+///
+/// It serves any `Service<http::Request<ReqBody>, Response = http::Response<ResBody>>`,
+/// whatever `ResBody` is (it needs no `Default` and no conversion from bytes): its
+/// responses carry a [`ResponseBody<ResBody>`], which is the inner body when the request
+/// was let through and the layer's own answer when it was refused.
 #[derive(Clone)]
 pub struct ApiKeyV2Service<S, R = DefaultRejection> {
     inner: S,
@@ -70,9 +76,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     R: OnRejection<ResBody>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, R>;
+    type Future = ResponseFuture<S, ReqBody, ResBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -115,9 +121,9 @@ where
 impl<S, R> ApiKeyV2Service<S, R> {
     fn reject<ReqBody, ResBody>(
         &self,
-        kind: crate::RejectionKind,
+        kind: RejectionKind,
         req: &Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody, R>
+    ) -> ResponseFuture<S, ReqBody, ResBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
