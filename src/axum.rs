@@ -47,6 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                     RejectionKind::MissingCredentials,
                     is_grpc(parts.version, &parts.headers),
                     &answers,
+                    http::HeaderMap::new(),
                 )
                 .into_response::<axum_core::body::Body>()
                 .map(axum_core::body::Body::new))

@@ -30,6 +30,7 @@
 
 mod config;
 pub(crate) mod future;
+mod interned;
 pub(crate) mod layer;
 mod policy;
 pub mod rejection;

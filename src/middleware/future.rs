@@ -107,14 +107,13 @@ where
                 req.extensions_mut().insert(identity);
                 Self::inner(inner.call(req), expires)
             }
-            Decision::Reject(kind) => Self::rejected(on_rejection.on_rejection(config.rejection(
-                kind,
-                req.version(),
-                req.headers(),
-            ))),
+            Decision::Reject(kind) => {
+                Self::rejected(on_rejection.on_rejection(config.rejection(kind, &mut req)))
+            }
         }
     }
 
+    #[inline]
     pub(crate) fn rejected(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             state: State::Rejected {

@@ -29,6 +29,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
 use crate::key::KeyFormatError;
+use crate::middleware::interned;
 use crate::middleware::response_body::ResponseBody;
 use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::scope::Scopes;
@@ -229,24 +230,58 @@ impl RejectionKind {
     }
 }
 
-/// The parts of the answers that depend only on the realm, built once when the layer is
-/// configured, so that refusing a request copies a prebuilt header map instead of
-/// formatting and hashing headers.
+/// The answer of one row, prebuilt: the headers of its HTTP and its gRPC answer, and its
+/// problem document. Every value is kept for the process's life ([`interned`]), so
+/// copying an answer touches no reference count.
+#[derive(Clone, Debug)]
+struct Prebuilt {
+    http: HeaderMap,
+    grpc: HeaderMap,
+    problem: &'static str,
+}
+
+impl Prebuilt {
+    fn new(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> Self {
+        Self {
+            http: headers_for(realm, row, missing, false),
+            grpc: headers_for(realm, row, missing, true),
+            problem: interned::text(problem_for(row, missing)),
+        }
+    }
+
+    /// The headers of the answer, written into `reuse` (the refused request's own map,
+    /// cleared) when it has room, so that a refusal allocates no header map of its own;
+    /// otherwise a copy of the prebuilt map.
+    #[inline]
+    fn headers(&self, grpc: bool, mut reuse: HeaderMap) -> HeaderMap {
+        let prebuilt = if grpc { &self.grpc } else { &self.http };
+        if reuse.capacity() < prebuilt.len() {
+            return prebuilt.clone();
+        }
+        reuse.clear();
+        for (name, value) in prebuilt {
+            reuse.insert(name.clone(), value.clone());
+        }
+        reuse
+    }
+}
+
+/// The parts of the answers that depend only on the realm (and the layer's required
+/// scopes), built once when the layer is configured, so that refusing a request formats
+/// and allocates nothing.
 #[derive(Clone, Debug)]
 pub(crate) struct Answers {
     /// `ApiKey-v2 realm="…"`.
     realm: HeaderValue,
-    /// For each row: the HTTP headers, the gRPC headers and the problem document. The
-    /// answers that depend on the request (the missing scopes, a throttle's wait) start
-    /// from theirs.
-    fixed: Arc<[(HeaderMap, HeaderMap, Bytes)]>,
+    /// The answer of each row. The answers that depend on the request (the missing
+    /// scopes, a throttle's wait) start from theirs.
+    fixed: Arc<[Prebuilt]>,
     /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
     /// so that refusing a throttled address (what a flood gets) formats nothing.
     retry_after: Arc<[HeaderValue]>,
     /// The answer to a key that lacks all of the route's required scopes (the usual
-    /// missing-scope refusal), prebuilt like the fixed ones: the scopes, the HTTP and
-    /// gRPC headers, the problem document.
-    missing_all: Option<Arc<(Scopes, HeaderMap, HeaderMap, Bytes)>>,
+    /// missing-scope refusal), prebuilt like the fixed ones.
+    missing_all: Option<Arc<(Scopes, Prebuilt)>>,
 }
 
 impl Answers {
@@ -262,21 +297,17 @@ impl Answers {
             "the realm must be printable ASCII without '\"' or '\\'; got {realm:?}"
         );
         let realm =
-            HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
+            interned::header_value(format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
         let fixed = ROWS
             .iter()
-            .map(|row| {
-                (
-                    headers_for(&realm, row, None, false),
-                    headers_for(&realm, row, None, true),
-                    Bytes::from(problem_for(row, None)),
-                )
-            })
+            .map(|row| Prebuilt::new(&realm, row, None))
             .collect();
         Self {
             realm,
             fixed,
-            retry_after: (0..=60u64).map(HeaderValue::from).collect(),
+            retry_after: (0..=60u64)
+                .map(|secs| interned::header_value(secs.to_string()).expect("digits"))
+                .collect(),
             missing_all: None,
         }
     }
@@ -288,9 +319,7 @@ impl Answers {
             let row = Slot::InsufficientScope.row();
             Arc::new((
                 required.clone(),
-                headers_for(&self.realm, row, Some(required), false),
-                headers_for(&self.realm, row, Some(required), true),
-                Bytes::from(problem_for(row, Some(required))),
+                Prebuilt::new(&self.realm, row, Some(required)),
             ))
         });
         self
@@ -312,12 +341,15 @@ fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: b
     let mut headers = HeaderMap::with_capacity(4);
     if grpc {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(GRPC_STATUS.clone(), HeaderValue::from(row.grpc));
+        headers.insert(
+            GRPC_STATUS.clone(),
+            interned::header_value(row.grpc.to_string()).expect("digits"),
+        );
         // What the HTTP answer says, the missing scopes included. Scopes are visible
         // ASCII by their grammar, so nothing needs percent-encoding.
         let message = match missing {
-            Some(missing) => HeaderValue::from_str(&format!("{}: {missing}", row.description))
-                .unwrap_or_else(|_| HeaderValue::from_static(row.description)),
+            Some(missing) => interned::header_value(format!("{}: {missing}", row.description))
+                .unwrap_or_else(|| HeaderValue::from_static(row.description)),
             None => HeaderValue::from_static(row.description),
         };
         headers.insert(GRPC_MESSAGE.clone(), message);
@@ -338,8 +370,8 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
     let Some(code) = row.code else {
         return realm.clone();
     };
-    let mut value = Vec::with_capacity(realm.len() + 128);
-    value.extend_from_slice(realm.as_bytes());
+    // The realm is checked visible ASCII at configuration.
+    let mut value = realm.to_str().unwrap_or_default().to_owned();
     for part in [
         ", error=\"",
         code,
@@ -347,14 +379,14 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
         row.description,
         "\"",
     ] {
-        value.extend_from_slice(part.as_bytes());
+        value.push_str(part);
     }
     if let Some(missing) = missing {
-        value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
+        value.push_str(&format!(", scope=\"{missing}\""));
     }
     // Every part is checked ASCII without quotes or controls: the realm at
     // configuration, scopes by their grammar, the rest are literals.
-    HeaderValue::from_bytes(&value).unwrap_or_else(|_| realm.clone())
+    interned::header_value(value).unwrap_or_else(|| realm.clone())
 }
 
 /// The RFC 9457 problem document of `row`, naming the `missing` scopes if any.
@@ -382,27 +414,36 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
+    /// The refusal of `kind`; its headers are written into `reuse` (the refused
+    /// request's header map, which the request no longer needs) when it has room.
+    #[inline]
+    pub(crate) fn new(
+        kind: RejectionKind,
+        grpc: bool,
+        answers: &Answers,
+        reuse: HeaderMap,
+    ) -> Self {
         let row = kind.row();
         let (headers, problem) = match &kind {
             RejectionKind::InsufficientScope(missing) => match answers.missing_all.as_deref() {
-                Some((all, http, grpc_headers, problem)) if all == missing => (
-                    if grpc { grpc_headers } else { http }.clone(),
-                    problem.clone(),
+                Some((all, prebuilt)) if all == missing => (
+                    prebuilt.headers(grpc, reuse),
+                    Bytes::from_static(prebuilt.problem.as_bytes()),
                 ),
+                // A key missing only some of the scopes: an answer of its own.
                 _ => (
                     headers_for(&answers.realm, row, Some(missing), grpc),
                     Bytes::from(problem_for(row, Some(missing))),
                 ),
             },
             _ => {
-                let (http, grpc_headers, problem) = &answers.fixed[kind.slot() as usize];
-                let mut headers = if grpc { grpc_headers } else { http }.clone();
+                let prebuilt = &answers.fixed[kind.slot() as usize];
+                let mut headers = prebuilt.headers(grpc, reuse);
                 if let RejectionKind::Throttled { retry_after } = &kind {
                     // The one part of a fixed answer that changes per request.
                     headers.insert(RETRY_AFTER, answers.retry_after(*retry_after));
                 }
-                (headers, problem.clone())
+                (headers, Bytes::from_static(prebuilt.problem.as_bytes()))
             }
         };
         Self {
@@ -441,6 +482,7 @@ impl Rejection {
     /// The default answer, as the module table describes: the problem document in the
     /// body of an HTTP answer, an empty body for a gRPC one. It fits any inner body type
     /// `B`, since the answer is the layer's own [`ResponseBody`].
+    #[inline]
     pub fn into_response<B>(self) -> Response<ResponseBody<B>> {
         let (status, body) = if self.grpc {
             // Trailers-only: the status travels in the headers of an HTTP 200.
@@ -491,6 +533,7 @@ pub trait OnRejection<B>: Clone + Send + Sync + 'static {
 pub struct DefaultRejection;
 
 impl<B> OnRejection<B> for DefaultRejection {
+    #[inline]
     fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         rejection.into_response()
     }
@@ -514,7 +557,7 @@ mod tests {
     type Answer = Response<ResponseBody<String>>;
 
     fn reject(kind: RejectionKind, grpc: bool) -> Rejection {
-        Rejection::new(kind, grpc, &Answers::new("api"))
+        Rejection::new(kind, grpc, &Answers::new("api"), HeaderMap::new())
     }
 
     #[test]
@@ -538,6 +581,7 @@ mod tests {
                 RejectionKind::InsufficientScope(required.clone()),
                 grpc,
                 &answers,
+                HeaderMap::new(),
             );
             assert_eq!(
                 prebuilt.headers(),
@@ -547,12 +591,42 @@ mod tests {
         }
         // A key missing only some of them gets its own answer, naming those.
         let some = Scopes::new(["reports:write"]).unwrap();
-        let r = Rejection::new(RejectionKind::InsufficientScope(some), false, &answers);
+        let r = Rejection::new(
+            RejectionKind::InsufficientScope(some),
+            false,
+            &answers,
+            HeaderMap::new(),
+        );
         assert!(
             r.problem_json().contains(r#""scope":"reports:write""#),
             "{}",
             r.problem_json()
         );
+    }
+
+    #[test]
+    fn a_refusal_in_the_requests_header_map_carries_only_its_own_headers() {
+        let answers = Answers::new("api").requiring(&Scopes::new(["a:b"]).unwrap());
+        let kinds = [
+            RejectionKind::InvalidKey,
+            RejectionKind::StoreUnavailable,
+            RejectionKind::InsufficientScope(Scopes::new(["a:b"]).unwrap()),
+            RejectionKind::Throttled {
+                retry_after: Duration::from_secs(7),
+            },
+        ];
+        for kind in kinds {
+            for grpc in [false, true] {
+                let mut request = HeaderMap::new();
+                request.insert("cookie", HeaderValue::from_static("session=secret"));
+                request.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                request.insert("authorization", HeaderValue::from_static("ApiKey-v2 x"));
+                let reused = Rejection::new(kind.clone(), grpc, &answers, request);
+                let fresh = Rejection::new(kind.clone(), grpc, &answers, HeaderMap::new());
+                assert_eq!(reused.headers(), fresh.headers(), "{kind:?} grpc={grpc}");
+                assert!(!reused.headers().contains_key("cookie"));
+            }
+        }
     }
 
     #[test]
@@ -642,7 +716,8 @@ mod tests {
             let kind = RejectionKind::Throttled {
                 retry_after: Duration::from_secs(secs),
             };
-            let response: Answer = Rejection::new(kind.clone(), false, &answers).into_response();
+            let response: Answer =
+                Rejection::new(kind.clone(), false, &answers, HeaderMap::new()).into_response();
             assert_eq!(response.status(), 429);
             assert_eq!(response.headers()[RETRY_AFTER], secs.to_string().as_str());
             assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
@@ -653,7 +728,8 @@ mod tests {
             assert_eq!(body["status"], 429);
             assert_eq!(body["title"], "Too Many Requests");
 
-            let grpc: Answer = Rejection::new(kind, true, &answers).into_response();
+            let grpc: Answer =
+                Rejection::new(kind, true, &answers, HeaderMap::new()).into_response();
             assert_eq!(grpc.status(), 200);
             assert_eq!(grpc.headers()["grpc-status"], "8");
             assert_eq!(grpc.headers()[RETRY_AFTER], secs.to_string().as_str());

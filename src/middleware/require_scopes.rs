@@ -110,7 +110,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let kind = match req.extensions().get::<ApiKeyIdentity>() {
             None => RejectionKind::MissingCredentials,
             Some(identity) if identity.scopes().grants_all(&self.layer.required) => {
@@ -126,10 +126,13 @@ where
                 RejectionKind::InsufficientScope(missing)
             }
         };
+        // The request is refused: its header map carries the answer's headers.
+        let grpc = is_grpc(req.version(), req.headers());
         let rejection = Rejection::new(
             kind,
-            is_grpc(req.version(), req.headers()),
+            grpc,
             &self.layer.answers,
+            std::mem::take(req.headers_mut()),
         );
         RequireScopesFuture {
             state: ScopeState::Rejected {

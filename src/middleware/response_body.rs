@@ -54,6 +54,7 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body (or any body of that type).
+    #[inline]
     pub fn new(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },

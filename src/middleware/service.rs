@@ -84,12 +84,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let presented = match self.config.presented(req.headers(), req.extensions()) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
-                return self.reject(kind, &req);
+                return self.reject(kind, &mut req);
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
@@ -119,16 +119,17 @@ where
 }
 
 impl<S, R> ApiKeyV2Service<S, R> {
+    #[inline]
     fn reject<ReqBody, ResBody>(
         &self,
         kind: RejectionKind,
-        req: &Request<ReqBody>,
+        req: &mut Request<ReqBody>,
     ) -> ResponseFuture<S, ReqBody, ResBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
     {
-        let rejection = self.config.rejection(kind, req.version(), req.headers());
+        let rejection = self.config.rejection(kind, req);
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
     }
 
