@@ -23,7 +23,7 @@ use crate::usage::UsageTracker;
 /// that is neither expired nor revoked, and that holds every
 /// [required scope](ApiKeyV2Layer::require_scopes). The caller's [`ApiKeyIdentity`]
 /// then goes into the request's extensions; otherwise the request is answered as
-/// [`rejection`](crate::middleware::rejection) describes and never reaches the inner service.
+/// [`middleware`](crate::middleware#refusals) describes and never reaches the inner service.
 ///
 /// ```
 /// use tower::ServiceBuilder;

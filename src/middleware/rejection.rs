@@ -1,23 +1,6 @@
-//! Why a request was refused, and the response that says so.
-//!
-//! | situation | HTTP | `WWW-Authenticate` error | gRPC status |
-//! |---|---|---|---|
-//! | no `Authorization` header | 401 | (none) | 16 UNAUTHENTICATED |
-//! | another scheme, several headers, not `ApiKey-v2 <token68>` | 401 | `invalid_request` | 16 |
-//! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
-//! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
-//! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
-//! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
-//! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
-//! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
-//! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
-//!
-//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
-//! the inner service's body type: the answer travels in a [`ResponseBody`]. HTTP/2 requests whose
-//! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
-//! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
-//! scopes included) and an empty body, which tonic and every other gRPC client read as a
-//! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
+//! Why a request was refused, and the response that says so: one row per kind of
+//! refusal, and the answers prebuilt from the rows. The table of answers is in the
+//! [`middleware`](super#refusals) docs.
 
 use std::fmt;
 use std::sync::Arc;
