@@ -126,8 +126,23 @@ fn validate(scope: &str) -> Result<(), ScopeError> {
 /// A set of scopes: what a key holds, or what a route requires (all of it).
 ///
 /// Kept sorted and without duplicates, so equal sets compare equal.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default, Eq)]
 pub struct Scopes(Arc<[Scope]>);
+
+// By content, as equality is (a shared set is only a faster way to equal).
+impl std::hash::Hash for Scopes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Scopes {
+    fn eq(&self, other: &Self) -> bool {
+        // A shared set (a refusal's missing scopes are often the requirement itself) is
+        // equal without comparing its strings.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl Scopes {
     /// Checks every scope and builds the set; duplicates collapse.
