@@ -46,6 +46,7 @@ impl Problem {
     }
 
     /// Adds `"name": ["value", …]`.
+    #[cfg(any(test, feature = "admin"))]
     pub(crate) fn strings<'a>(
         mut self,
         name: &str,
@@ -64,6 +65,7 @@ impl Problem {
     }
 
     /// Adds `"name": [{"member": "value", …}, …]`: one object per item.
+    #[cfg(any(test, feature = "admin"))]
     pub(crate) fn objects<'a, I, O>(mut self, name: &str, items: I) -> Self
     where
         I: IntoIterator<Item = O>,
