@@ -42,7 +42,9 @@ pub struct RequireScopesLayer {
 }
 
 impl RequireScopesLayer {
-    /// Requires every scope of `required`.
+    /// Requires every scope of `required`. The refusal naming all of them is built here
+    /// and kept for the life of the process, once per distinct realm and requirement
+    /// (see [`ApiKeyV2Layer::realm`](crate::ApiKeyV2Layer::realm)).
     pub fn new(required: Scopes) -> Self {
         Self {
             answers: Answers::new(DEFAULT_REALM).requiring(&required),
