@@ -170,6 +170,9 @@ pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::feed_listener::{FeedHealth, KeyFeedListener};
+pub use store::key_query::{
+    KeyFilter, KeyPosition, KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
+};
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -43,7 +43,8 @@
 //! - **New capabilities are optional traits or default methods**, never new required
 //!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
 //!   an optional trait; recording who revoked a key is
-//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing, events and usage counts will come the same way,
+//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is [`KeyStoreAdmin::list_page`], a default method over `list`;
+//!   events and usage counts will come the same way,
 //!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
 //!   or as a trait of its own that only the stores that can offer it implement.
 //!
@@ -67,6 +68,7 @@ pub mod feed;
 pub mod feed_listener;
 #[cfg(feature = "cache")]
 pub(crate) mod id_filter;
+pub mod key_query;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -79,7 +81,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::key::KeyId;
+use crate::page::Page;
 use crate::record::{ActorName, KeyRecord};
+use key_query::KeyQuery;
 
 pub use crate::error::BoxError;
 
@@ -186,6 +190,18 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Every record, newest (`created_at`) first.
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
+    /// One page of the records `query` asks for: filtered, searched and sorted as it
+    /// says, starting after its position, with the next page's cursor if more follow
+    /// (see [`key_query`] for the order and the rules).
+    ///
+    /// The default reads [`list`](Self::list) and pages it in memory
+    /// ([`KeyQuery::page_from`]), so a store written before paging keeps compiling and
+    /// answers correctly; override it to page in the backend when there are many keys.
+    /// The [conformance suite](crate::store::conformance) checks either way.
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        Ok(query.page_from(self.list().await?))
+    }
+
     /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
     ///
     /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
@@ -251,6 +267,10 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
 
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).list().await
+    }
+
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        (**self).list_page(query).await
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {

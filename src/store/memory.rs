@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::key::KeyId;
+use crate::page::Page;
 use crate::record::{ActorName, KeyRecord};
+use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 
@@ -139,6 +141,20 @@ impl KeyStoreAdmin for InMemoryKeyStore {
                 .then_with(|| a.id().cmp(b.id()))
         });
         Ok(records)
+    }
+
+    /// One pass over the map, without copying it: only the page is cloned and sorted.
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        let keys = self.inner.keys.pin();
+        let matching: Vec<&KeyRecord> = keys
+            .values()
+            .filter(|r| query.matches(r) && query.is_after_position(r))
+            .collect();
+        let page = query.page_of_matching(matching);
+        Ok(Page::new(
+            page.items.into_iter().cloned().collect(),
+            page.next,
+        ))
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
