@@ -55,6 +55,10 @@ use crate::scope::Scope;
 /// cannot make the store compare every key against an unbounded pattern.
 pub const MAX_SEARCH_CHARS: usize = 128;
 
+/// The largest time a cursor names, in microseconds from the Unix epoch either way:
+/// the end of year 9999, beyond any key's life and within what every store holds.
+const MAX_CURSOR_MICROS: u64 = 253_402_300_799_999_999;
+
 /// How close to its end an active key is `expiring`: 30 days.
 pub const EXPIRING_WITHIN: Duration = Duration::from_secs(30 * 86_400);
 
@@ -468,7 +472,12 @@ impl KeyQuery {
         }
         let value = match value {
             "" if made_for.field == KeySortField::LastUsed => None,
-            text => Some(text.parse::<i64>().map_err(|_| PageError::Cursor)?),
+            text => Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|v| v.unsigned_abs() <= MAX_CURSOR_MICROS)
+                    .ok_or(PageError::Cursor)?,
+            ),
         };
         let id = KeyId::new(id).map_err(|_| PageError::Cursor)?;
         self.after = Some((made_for, KeyPosition { value, id }));

@@ -50,7 +50,12 @@
 //! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
 //! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
 //!
-//! and the index `<table>_newest` on `(created_at DESC, id)` for listing. Times are kept
+//! and the index `<table>_newest` on `(created_at DESC, id)` for listing, and those of
+//! the paged listing ([`KeyStoreAdmin::list_page`]): `<table>_created`, `_used` and
+//! `_expires` (one per sort, ids in byte order, `COLLATE "C"`), `_revoked` and `_stops`
+//! (partial, for the state filters) and `_scopes` (GIN, for the scope filter). Every
+//! list query but a search (`q`, an `ILIKE` that scans) reads through them;
+//! [`PgKeyStore::explain_list_page`] shows the plan. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
 //! row-security policies: revocations are notified by the statements themselves.
 //! A later release adds columns as nullable ones, which `migrate` adds to an existing
@@ -146,6 +151,7 @@
 //! [`StoreError`]: crate::StoreError
 
 mod feed;
+mod list;
 mod migrate;
 mod migrate_error;
 mod sql;
@@ -421,6 +427,15 @@ impl KeyStoreAdmin for PgKeyStore {
             .await
             .map_err(|e| self.error(e))?;
         rows.iter().map(record_from_row).collect()
+    }
+
+    /// One statement per page, through the listing indexes `migrate` creates; see
+    /// [`explain_list_page`](PgKeyStore::explain_list_page) to check the plan.
+    async fn list_page(
+        &self,
+        query: &crate::store::key_query::KeyQuery,
+    ) -> Result<crate::page::Page<KeyRecord>, StoreError> {
+        self.page(query).await
     }
 
     /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked

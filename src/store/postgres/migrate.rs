@@ -17,8 +17,10 @@
 //!
 //! and then, after adding any nullable column a newer release declares, that it has
 //! exactly the columns of [`sql::COLUMNS`] with their types and `NOT NULL`, a primary key
-//! on `id`, and that the name `<table>_newest` is the listing index on it. Other
-//! indexes are left alone: only the table's trusted owner can create them.
+//! on `id`, and that the name `<table>_newest` and the names of the paged listing's
+//! indexes (`<table>_created`, `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`,
+//! created where missing) are indexes on it. Other indexes are left alone: only the
+//! table's trusted owner can create them.
 //!
 //! Any failure is a [`MigrateError`] naming the problem, and the transaction is rolled
 //! back, so nothing was changed. The transaction pins `search_path` to `pg_catalog`, so
@@ -28,6 +30,7 @@
 use sqlx::postgres::types::Oid;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
+use super::list::INDEXES;
 use super::migrate_error::MigrateError;
 use super::sql::COLUMNS;
 use super::{PgKeyStore, backend};
@@ -152,6 +155,7 @@ impl PgKeyStore {
         step.columns(&mut tx, table).await?;
         step.primary_key(&mut tx, table).await?;
         step.index(&mut tx, table).await?;
+        step.listing_indexes(&mut tx, table).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
     }
@@ -338,9 +342,45 @@ impl Step<'_> {
         table: Oid,
     ) -> Result<(), MigrateError> {
         let sql = &self.store.sql;
-        let Some(index) = relation(tx, &sql.schema, &sql.index).await? else {
-            let action = format!("create index {} on table {}", sql.index, self.table_name());
-            return self.ddl(tx, &sql.create_index, action).await;
+        self.ensure_index(tx, table, &sql.index, &sql.create_index)
+            .await
+    }
+
+    /// Creates the indexes paged listing reads ([`INDEXES`]) where their names are
+    /// free, and checks that each name found is an index on the table. Added in the
+    /// release that brought paging: a table made before gets them on its next migration
+    /// (by its owner; `CREATE INDEX` holds writes to the table while it builds, about a
+    /// second per 100,000 keys).
+    async fn listing_indexes(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        for index in INDEXES {
+            let name = format!("{}{}", sql.table, index.suffix);
+            let create = format!(
+                "CREATE INDEX \"{name}\" ON \"{}\".\"{}\" {}",
+                sql.schema, sql.table, index.definition
+            );
+            self.ensure_index(tx, table, &name, &create).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `create` if no relation is named `name`, or checks that the one found is an
+    /// index on the table. Its definition is the owner's business.
+    async fn ensure_index(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+        name: &str,
+        create: &str,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        let Some(index) = relation(tx, &sql.schema, name).await? else {
+            let action = format!("create index {name} on table {}", self.table_name());
+            return self.ddl(tx, create, action).await;
         };
         let on_table: bool = sqlx::query_scalar(INDEX_ON)
             .bind(index.oid)
@@ -352,7 +392,7 @@ impl Step<'_> {
             Ok(())
         } else {
             Err(MigrateError::IndexNameTaken {
-                index: format!("{}.{}", sql.schema, sql.index),
+                index: format!("{}.{name}", sql.schema),
                 table: self.table_name(),
             })
         }
