@@ -1,8 +1,8 @@
 //! [`KeyQuery`]: one page of keys, filtered, searched and sorted (DESIGN §13).
 //!
 //! The admin API's `GET /keys` and the panel read keys through it, one bounded page at
-//! a time. A store answers it with [`KeyStoreAdmin::list_page`]: the default works over
-//! [`KeyStoreAdmin::list`] (with [`KeyQuery::page_from`]), so every store has it;
+//! a time. A store answers it with [`KeyStoreAdmin::list_page`](crate::KeyStoreAdmin::list_page): the default works over
+//! [`KeyStoreAdmin::list`](crate::KeyStoreAdmin::list) (with [`KeyQuery::page_from`]), so every store has it;
 //! [`InMemoryKeyStore`](crate::InMemoryKeyStore) and `PgKeyStore` answer it without
 //! reading everything.
 //!
