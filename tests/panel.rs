@@ -1581,4 +1581,20 @@ async fn scale_flow(
     assert!(lines[1].contains(",0000000000000000,reports:read,"));
     assert!(!csv.contains("mkc_"), "no key in the export");
     page.screenshot("exported").await;
+
+    // 5. Search and filter together, newest first again (the README's screenshot).
+    page.js(
+        "const o = document.getElementById('sort'); o.value = '-created'; \
+         o.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await;
+    page.type_into("#search", "service 04").await;
+    let both: Vec<String> = revoked
+        .iter()
+        .filter(|n| n.starts_with("service 04"))
+        .cloned()
+        .collect();
+    until_rows(&mut page, "revoked keys named service 04…", &both).await;
+    page.screenshot("search-and-filters").await;
 }

@@ -143,14 +143,10 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         Ok(records)
     }
 
-    /// One pass over the map, without copying it: only the page is cloned and sorted.
+    /// One pass over the map, without copying it: only the page is cloned.
     async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
         let keys = self.inner.keys.pin();
-        let matching: Vec<&KeyRecord> = keys
-            .values()
-            .filter(|r| query.matches(r) && query.is_after_position(r))
-            .collect();
-        let page = query.page_of_matching(matching);
+        let page = query.page_from(keys.values());
         Ok(Page::new(
             page.items.into_iter().cloned().collect(),
             page.next,
