@@ -5,7 +5,7 @@
 //! | method and path | does | answer |
 //! |---|---|---|
 //! | `POST /keys` `{"name", "scopes", "expires_at"?}` | create | 201, the record and `"key"` (shown once) |
-//! | `GET /keys` | list, newest first | 200, a JSON array of records |
+//! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
@@ -75,6 +75,28 @@
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
 //!   and at most [`MAX_BODY_BYTES`]. A field given twice (`{"overlap_secs": 0,
 //!   "overlap_secs": null}`) is refused rather than resolved one way or the other.
+//!
+//! # Listing
+//!
+//! `GET /keys` answers one page, a JSON array, and names the next one in
+//! `Link: <?…&cursor=…>; rel="next"` (RFC 8288), relative to the request and keeping
+//! its filters, so a client behind any mount point follows it as it is. The last page
+//! has no `Link`. Parameters, each at most once; any other is a 422:
+//!
+//! | parameter | means |
+//! |---|---|
+//! | `limit` | keys per page, 1 to 1000 (default 100) |
+//! | `cursor` | where the page starts: the value a `Link` gave; opaque |
+//! | `state` | `active`; `expiring` (active, ending within 30 days); `expired` (past its expiry or a rotation's end); `revoked`; `dormant` (active, and last used more than 30 days ago, or never used and created more than 7 days ago) |
+//! | `q` | name or id contains this, ignoring case; at most 128 characters |
+//! | `scope` | keys whose scopes grant this one (`reports:*` grants `reports:read`) |
+//! | `sort` | `created`, `last_used` or `expires`, `-` first for descending; default `-created` |
+//!
+//! Ties are broken by id, and a key never used counts as used before every other, so
+//! each order is total and a cursor names a place in it, not an offset: keys created
+//! between two requests neither repeat nor hide keys on the next page. A cursor is
+//! refused (422) under a sort other than the one it was made for. States are judged at
+//! the manager's clock, never the database's. See [`KeyQuery`](crate::KeyQuery).
 //!
 //! # Errors
 //!
@@ -208,6 +230,7 @@
 mod acting;
 mod body;
 mod cross_origin;
+mod list;
 mod page;
 mod panel;
 mod problem;
@@ -367,7 +390,7 @@ where
     /// The router, ready to `nest` (for example at `/admin`).
     pub fn into_router(self) -> Router {
         let api = Router::new()
-            .route("/keys", post(create::<S>).get(list::<S>))
+            .route("/keys", post(create::<S>).get(list::list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>));
@@ -435,19 +458,6 @@ async fn create<S: KeyStoreAdmin>(
     }
     let created = manager.acting_as(&actor).create(new).await?;
     created_answer(&created, format!("keys/{}", created.record.id()))
-}
-
-/// `GET /keys`
-async fn list<S: KeyStoreAdmin>(
-    State(manager): State<KeyManager<S>>,
-    _: Acting,
-) -> Result<Response, AdminError> {
-    let records = manager.list().await?;
-    let views = records
-        .iter()
-        .map(KeyView::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(axum::Json(views).into_response())
 }
 
 /// `GET /keys/{id}`

@@ -185,6 +185,10 @@ pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::feed_listener::{FeedHealth, KeyFeedListener};
+pub use store::key_query::{
+    DORMANT_AFTER_NEVER_USED, DORMANT_AFTER_UNUSED, EXPIRING_WITHIN, KeyFilter, KeyPosition,
+    KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
+};
 pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]

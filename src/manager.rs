@@ -34,8 +34,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::clock::{Clock, SystemClock};
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::middleware::layer::ApiKeyV2Layer;
+use crate::page::Page;
 use crate::record::{KeyName, KeyRecord, KeyState, NameError};
 use crate::scope::{ScopeError, Scopes};
+use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{UsageSink, UsageTracker};
 
@@ -343,6 +345,38 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// Every key, newest first.
     pub async fn list(&self) -> Result<Vec<KeyRecord>, ManagerError> {
         Ok(self.store.list().await?)
+    }
+
+    /// A query for the first page of every key, newest first, at this manager's clock:
+    /// add filters, a sort and a cursor, then pass it to [`list_page`](Self::list_page).
+    pub fn key_query(&self) -> KeyQuery {
+        KeyQuery::new(self.clock.now())
+    }
+
+    /// One page of keys, as `query` asks (see [`KeyQuery`]). States are judged at this
+    /// manager's clock, whatever time the query was built with, so that every instance
+    /// gives the same answer whatever the store's own clock says.
+    ///
+    /// ```
+    /// use tower_apikey::{InMemoryKeyStore, KeyFilter, KeyManager, NewKey, PageLimit};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// for name in ["a", "b", "c"] {
+    ///     manager.create(NewKey::new(name, ["reports:read"])).await?;
+    /// }
+    /// let query = manager.key_query().with_state(KeyFilter::Active);
+    /// let first = manager.list_page(query.clone().with_limit(PageLimit::new(2)?)).await?;
+    /// assert_eq!(first.items.len(), 2);
+    /// let next = first.next.expect("a third key follows");
+    /// let rest = manager.list_page(query.after(&next)?).await?;
+    /// assert_eq!(rest.items.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn list_page(&self, query: KeyQuery) -> Result<Page<KeyRecord>, ManagerError> {
+        let query = query.at(self.clock.now());
+        Ok(self.store.list_page(&query).await?)
     }
 
     /// Revokes a key at once, as the application. Revoking a revoked key succeeds and

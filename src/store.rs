@@ -43,7 +43,9 @@
 //! - **New capabilities are optional traits or default methods**, never new required
 //!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
 //!   an optional trait; recording who revoked a key is
-//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing, events and usage counts will come the same way,
+//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is
+//!   [`KeyStoreAdmin::list_page`], a default method over `list`; events and usage counts
+//!   will come the same way,
 //!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
 //!   or as a trait of its own that only the stores that can offer it implement.
 //!
@@ -68,6 +70,7 @@ pub(crate) mod feed;
 pub(crate) mod feed_listener;
 #[cfg(feature = "cache")]
 pub(crate) mod id_filter;
+pub(crate) mod key_query;
 pub(crate) mod key_store;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]

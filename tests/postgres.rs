@@ -335,11 +335,7 @@ async fn migrate_adds_the_successors_index_to_a_table_from_an_earlier_version() 
     let pool = pool().await;
     let store = fresh_store(pool.clone()).await;
     let (schema, table) = (store.schema().to_owned(), store.table().to_owned());
-    exec(
-        &pool,
-        format!("DROP INDEX \"{schema}\".\"{table}_successors\""),
-    )
-    .await;
+    exec(&pool, format!("DROP INDEX \"{schema}\".\"{table}_heirs\"")).await;
     store.migrate().await.expect("migrate adds the index");
     store
         .migrate()
@@ -347,7 +343,7 @@ async fn migrate_adds_the_successors_index_to_a_table_from_an_earlier_version() 
         .expect("and again, with nothing to add");
     let definition: String = sqlx::query_scalar(
         "SELECT indexdef::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 \
-         AND indexname = $2 || '_successors'",
+         AND indexname = $2 || '_heirs'",
     )
     .bind(&schema)
     .bind(&table)
@@ -1597,7 +1593,10 @@ async fn a_table_with_other_columns_or_no_primary_key_is_refused() {
     }
     assert_each_refused(&[
         Tampering {
-            sql: "ALTER TABLE {t} ALTER COLUMN expires_at TYPE text",
+            // The listing's `_stops` index computes with expires_at's type; migrate
+            // recreates it after the undo.
+            sql: "DROP INDEX \"{schema}\".\"{table}_stops\"; \
+                  ALTER TABLE {t} ALTER COLUMN expires_at TYPE text",
             refused: |e| columns(e, "column expires_at is text, not timestamp with time zone"),
             undo: "ALTER TABLE {t} ALTER COLUMN expires_at TYPE timestamptz \
                    USING expires_at::timestamptz",
@@ -1660,12 +1659,12 @@ async fn a_view_or_a_taken_index_name_is_refused() {
             undo: "DROP SEQUENCE \"{schema}\".\"{table}_newest\"",
         },
         Tampering {
-            sql: "DROP INDEX \"{schema}\".\"{table}_successors\";
-              CREATE SEQUENCE \"{schema}\".\"{table}_successors\"",
+            sql: "DROP INDEX \"{schema}\".\"{table}_heirs\";
+              CREATE SEQUENCE \"{schema}\".\"{table}_heirs\"",
             refused: |e| {
-                matches!(e, MigrateError::IndexNameTaken { index, .. } if index.ends_with("_successors"))
+                matches!(e, MigrateError::IndexNameTaken { index, .. } if index.ends_with("_heirs"))
             },
-            undo: "DROP SEQUENCE \"{schema}\".\"{table}_successors\"",
+            undo: "DROP SEQUENCE \"{schema}\".\"{table}_heirs\"",
         },
     ])
     .await;

@@ -16,12 +16,20 @@
 //! as given (the application's clock, never the backend's), including revocation times
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
+mod paging;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::record::{ActorName, KeyName, KeyRecord, KeyState};
 use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+
+pub use paging::{
+    list_page_filters_by_scope, list_page_filters_by_state,
+    list_page_is_stable_while_keys_are_created, list_page_searches_names_and_ids,
+    list_page_visits_every_key_once_in_each_sort,
+};
 
 /// A fixed, whole-second time to build records around.
 fn t(secs: u64) -> SystemTime {
@@ -622,6 +630,11 @@ where
     rotate_refuses_unknown_and_revoked_keys(make().await).await;
     rotate_refuses_a_key_with_a_live_successor(make().await).await;
     concurrent_rotations_make_one_successor(make().await).await;
+    list_page_visits_every_key_once_in_each_sort(make().await).await;
+    list_page_filters_by_state(make().await).await;
+    list_page_searches_names_and_ids(make().await).await;
+    list_page_filters_by_scope(make().await).await;
+    list_page_is_stable_while_keys_are_created(make().await).await;
 }
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
@@ -645,6 +658,11 @@ macro_rules! store_conformance_tests {
             rotate_refuses_unknown_and_revoked_keys,
             rotate_refuses_a_key_with_a_live_successor,
             concurrent_rotations_make_one_successor,
+            list_page_visits_every_key_once_in_each_sort,
+            list_page_filters_by_state,
+            list_page_searches_names_and_ids,
+            list_page_filters_by_scope,
+            list_page_is_stable_while_keys_are_created,
         );
     };
     (@tests $make:expr; $($check:ident,)*) => {

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use crate::error::BoxError;
 use crate::key::KeyId;
+use crate::page::Page;
 use crate::record::{ActorName, KeyRecord};
+use crate::store::key_query::KeyQuery;
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,18 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Every record, newest (`created_at`) first.
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
 
+    /// One page of the records `query` asks for: filtered, searched and sorted as it
+    /// says, starting after its position, with the next page's cursor if more follow
+    /// (see [`KeyQuery`] for the order and the rules).
+    ///
+    /// The default reads [`list`](Self::list) and pages it in memory
+    /// ([`KeyQuery::page_from`]), so a store written before paging keeps compiling and
+    /// answers correctly; override it to page in the backend when there are many keys.
+    /// The [conformance suite](crate::store::conformance) checks either way.
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        Ok(query.page_from(self.list().await?))
+    }
+
     /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
     ///
     /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
@@ -191,6 +205,10 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
 
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).list().await
+    }
+
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        (**self).list_page(query).await
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {

@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::key::KeyId;
+use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
+use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 
@@ -139,6 +141,16 @@ impl KeyStoreAdmin for InMemoryKeyStore {
                 .then_with(|| a.id().cmp(b.id()))
         });
         Ok(records)
+    }
+
+    /// One pass over the map, without copying it: only the page is cloned.
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        let keys = self.inner.keys.pin();
+        let page = query.page_from(keys.values());
+        Ok(Page::new(
+            page.items.into_iter().cloned().collect(),
+            page.next,
+        ))
     }
 
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {

@@ -50,9 +50,14 @@
 //! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
 //! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
 //!
-//! the index `<table>_newest` on `(created_at DESC, id)` for listing, and the index
-//! `<table>_successors` on `rotated_from` (partial, where it is set), with which a
-//! rotation checks that the old key has no live successor. Times are kept
+//! the index `<table>_newest` on `(created_at DESC, id)` for listing, those of
+//! the paged listing ([`KeyStoreAdmin::list_page`]): `<table>_created`, `_used` and
+//! `_expires` (one per sort, ids in byte order, `COLLATE "C"`), `_revoked` and `_stops`
+//! (partial, for the state filters) and `_scopes` (GIN, for the scope filter), and the
+//! index `<table>_heirs` on `rotated_from` (partial, where it is set), with which a
+//! rotation checks that the old key has no live successor. Every list query but a
+//! search (`q`, an `ILIKE` that scans) reads through them;
+//! [`PgKeyStore::explain_list_page`] shows the plan. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
 //! row-security policies: revocations are notified by the statements themselves.
 //! A later release adds columns as nullable ones, which `migrate` adds to an existing
@@ -72,7 +77,7 @@
 //! - the table is an ordinary table owned by the connecting role or the named one;
 //! - it has no triggers, no rules, no row security and no policies;
 //! - it has exactly the columns above, with their types and `NOT NULL`, and its primary
-//!   key on `id`; the names `<table>_newest` and `<table>_successors` are indexes on it.
+//!   key on `id`; the names `<table>_newest` and `<table>_heirs` are indexes on it.
 //!
 //! Otherwise it fails with a [`MigrateError`] that names the problem and says what to
 //! do, and the transaction is rolled back: nothing is changed. Do not serve requests
@@ -150,6 +155,7 @@
 //! [`MigrateError`]: crate::MigrateError
 
 mod feed;
+mod list;
 mod migrate;
 pub(crate) mod migrate_error;
 pub(crate) mod pg_key_store;

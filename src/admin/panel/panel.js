@@ -65,6 +65,12 @@
     overlap: $('overlap'),
     confirmCancel: $('confirm-cancel'),
     confirmOk: $('confirm-ok'),
+    find: $('find'),
+    search: $('search'),
+    stateFilter: $('state-filter'),
+    sort: $('sort'),
+    exportCsv: $('export'),
+    more: $('more'),
   };
 
   /** The API's field names, and the inputs that hold them. */
@@ -398,7 +404,8 @@
     const link = el('a', { href: `#key-${id}`, class: 'row-link' }, el('code', {}, id));
     link.addEventListener('click', (event) => {
       event.preventDefault();
-      focusRow(id);
+      // The other key of a rotation may be on a page not loaded yet: find it by id.
+      if (!focusRow(id)) findKey(id);
     });
     return link;
   }
@@ -500,17 +507,200 @@
     }
     if (counts.dormant) parts.push(`${counts.dormant} dormant`);
     const total = `${records.length} ${records.length === 1 ? 'key' : 'keys'}`;
-    ui.summary.textContent = parts.length ? `${total}: ${parts.join(', ')}.` : `${total}.`;
+    const filtered = view.q || view.state;
+    let summary = parts.length ? `${total}: ${parts.join(', ')}.` : `${total}.`;
+    if (filtered && records.length === 0) summary = 'No key matches the search and state.';
+    if (nextUrl) summary += ' More keys follow: press “Show more keys”.';
+    ui.summary.textContent = summary;
+    ui.more.hidden = !nextUrl;
+    showSort();
     limitExpiry();
   }
 
-  async function loadKeys() {
-    const response = await api('GET', 'keys');
+  // ---- finding keys: search, state, order, pages, CSV export -------------------------
+  //
+  // The server filters, sorts and pages (`GET keys?q=&state=&sort=&limit=`); the page
+  // shows what it has loaded and follows the `Link` header for more. The export
+  // follows every page of the same query, 1000 at a time, and builds the file here:
+  // an admin key travels only in a header, which a plain download link cannot carry,
+  // and each request stays one bounded page for the server.
+
+  /** Keys per page shown, and per request of an export (the API's maximum). */
+  const PAGE_SIZE = 100;
+  const EXPORT_PAGE_SIZE = 1000;
+
+  /** What the list shows: the search text, the state filter and the order. */
+  const view = { q: '', state: '', sort: '-created' };
+  /** The records loaded so far, and where the next page is (`null`: no more). */
+  let loaded = [];
+  let nextUrl = null;
+  /** Bumped by every new list, so that an answer to an older one is dropped. */
+  let listGeneration = 0;
+
+  function listUrl(limit) {
+    const params = new URLSearchParams();
+    params.set('limit', String(limit));
+    if (view.q) params.set('q', view.q);
+    if (view.state) params.set('state', view.state);
+    if (view.sort !== '-created') params.set('sort', view.sort);
+    return new URL(`keys?${params}`, apiBase);
+  }
+
+  /** The `rel="next"` target of a `Link` header, resolved against the request's URL. */
+  function nextOf(response, requestUrl) {
+    const link = response.headers.get('Link');
+    if (!link) return null;
+    for (const part of link.split(',')) {
+      const match = /^\s*<([^>]*)>\s*;\s*rel="?next"?\s*$/i.exec(part);
+      if (match) return new URL(match[1], requestUrl);
+    }
+    return null;
+  }
+
+  async function fetchPage(url) {
+    const response = await api('GET', url);
     if (!response.ok) {
       warn(`The keys could not be listed. ${describe(response, await problemOf(response))}`);
       throw new Shown();
     }
-    render(await response.json());
+    return { records: await response.json(), next: nextOf(response, url) };
+  }
+
+  async function loadKeys() {
+    const generation = ++listGeneration;
+    const page = await fetchPage(listUrl(PAGE_SIZE));
+    if (generation !== listGeneration) return;
+    loaded = page.records;
+    nextUrl = page.next;
+    render(loaded);
+  }
+
+  async function onMore() {
+    if (!nextUrl) return;
+    const generation = listGeneration;
+    ui.more.disabled = true;
+    try {
+      const page = await fetchPage(nextUrl);
+      if (generation !== listGeneration) return;
+      const first = page.records[0];
+      loaded = loaded.concat(page.records);
+      nextUrl = page.next;
+      render(loaded);
+      if (first) focusRow(first.id);
+    } catch (error) {
+      fail(error);
+    } finally {
+      ui.more.disabled = false;
+    }
+  }
+
+  /** Reads the search form and lists the first page it asks for. */
+  async function applyView() {
+    view.q = ui.search.value.trim();
+    view.state = ui.stateFilter.value;
+    view.sort = ui.sort.value;
+    try {
+      await loadKeys();
+      // The summary, a live region, says what the list now holds.
+      say('');
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  /** The column headers say which one the list is sorted by, and which way. */
+  function showSort() {
+    const field = view.sort.replace(/^-/, '');
+    for (const th of document.querySelectorAll('#key-table thead th[data-sort]')) {
+      if (th.dataset.sort === field) {
+        th.setAttribute('aria-sort', view.sort.startsWith('-') ? 'descending' : 'ascending');
+      } else {
+        th.removeAttribute('aria-sort');
+      }
+    }
+  }
+
+  /** A column header sorts by its column: descending first, then the other way. */
+  function onSortBy(field) {
+    ui.sort.value = view.sort === `-${field}` ? field : `-${field}`;
+    applyView();
+  }
+
+  /** Shows one key found by its id, when it is not among the rows loaded. */
+  async function findKey(id) {
+    ui.search.value = id;
+    ui.stateFilter.value = '';
+    await applyView();
+    focusRow(id);
+  }
+
+  const CSV_COLUMNS = [
+    'name',
+    'id',
+    'scopes',
+    'created',
+    'expires',
+    'ends',
+    'last used',
+    'state',
+    'created_by',
+  ];
+
+  /**
+   * One CSV cell. Text a spreadsheet would read as a formula (starting with `=`, `+`,
+   * `-`, `@`, a tab or a carriage return) gets a leading `'`, so that a key named
+   * `=HYPERLINK(…)` stays text; then RFC 4180 quoting.
+   */
+  function csvCell(value) {
+    let text = value === null || value === undefined ? '' : String(value);
+    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  }
+
+  function csvRow(record, now) {
+    const state = stateOf(record, now);
+    const dormant = isDormant(record, state, now);
+    return [
+      record.name,
+      record.id,
+      record.scopes.join(' '),
+      record.created_at,
+      record.expires_at,
+      record.ends_at,
+      record.last_used_at,
+      dormant ? `${state} dormant` : state,
+      record.created_by,
+    ]
+      .map(csvCell)
+      .join(',');
+  }
+
+  async function onExport() {
+    ui.exportCsv.disabled = true;
+    try {
+      const now = Date.now();
+      const lines = [CSV_COLUMNS.join(',')];
+      let url = listUrl(EXPORT_PAGE_SIZE);
+      while (url) {
+        const page = await fetchPage(url);
+        for (const record of page.records) lines.push(csvRow(record, now));
+        say(`Exporting: ${lines.length - 1} keys so far…`);
+        url = page.next;
+      }
+      const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
+      const href = URL.createObjectURL(blob);
+      const link = el('a', { href, download: `api-keys-${isoDate(now)}.csv`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      // Long enough for the download to start; then the file's memory is released.
+      setTimeout(() => URL.revokeObjectURL(href), 60 * 1000);
+      say(`Exported ${lines.length - 1} ${lines.length === 2 ? 'key' : 'keys'} as CSV.`);
+    } catch (error) {
+      fail(error);
+    } finally {
+      ui.exportCsv.disabled = false;
+    }
   }
 
   /** The scope catalogue and who is acting, shown as the create form's choices. */
@@ -855,6 +1045,24 @@
     say('The admin key is forgotten in this tab.');
   });
   ui.keysTitle.tabIndex = -1;
+  // Searching as the administrator types, once typing pauses.
+  let searchTimer = null;
+  ui.search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(applyView, 250);
+  });
+  ui.find.addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    applyView();
+  });
+  ui.stateFilter.addEventListener('change', applyView);
+  ui.sort.addEventListener('change', applyView);
+  for (const button of document.querySelectorAll('#key-table button.sort-by')) {
+    button.addEventListener('click', () => onSortBy(button.dataset.sort));
+  }
+  ui.more.addEventListener('click', onMore);
+  ui.exportCsv.addEventListener('click', onExport);
   limitExpiry();
 
   if (AUTH === 'session') {

@@ -206,6 +206,14 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         self.store.list().await
     }
 
+    /// Straight to the wrapped store: lists are for people, and must be fresh.
+    async fn list_page(
+        &self,
+        query: &crate::store::key_query::KeyQuery,
+    ) -> Result<crate::page::Page<KeyRecord>, StoreError> {
+        self.store.list_page(query).await
+    }
+
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
         let result = self.store.revoke(id, at).await;
         self.invalidate(id);

@@ -17,9 +17,11 @@
 //!
 //! and then, after adding any nullable column a newer release declares, that it has
 //! exactly the columns of [`sql::COLUMNS`] with their types and `NOT NULL`, a primary key
-//! on `id`, and that the names `<table>_newest` (listing) and `<table>_successors`
-//! (rotations) are indexes on it, creating them if the names are free. Other
-//! indexes are left alone: only the table's trusted owner can create them.
+//! on `id`, and that the names `<table>_newest`, `<table>_heirs` (rotations' check for
+//! a live successor) and those of the paged listing's indexes (`<table>_created`,
+//! `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`) are indexes on it, creating
+//! them where missing. Other indexes are left alone: only the table's trusted owner can
+//! create them.
 //!
 //! Any failure is a [`MigrateError`] naming the problem, and the transaction is rolled
 //! back, so nothing was changed. The transaction pins `search_path` to `pg_catalog`, so
@@ -29,6 +31,7 @@
 use sqlx::postgres::types::Oid;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
+use super::list::INDEXES;
 use super::migrate_error::MigrateError;
 use super::sql::COLUMNS;
 use super::{PgKeyStore, backend};
@@ -152,16 +155,9 @@ impl PgKeyStore {
         let table = step.table(&mut tx).await?;
         step.columns(&mut tx, table).await?;
         step.primary_key(&mut tx, table).await?;
-        let sql = &self.sql;
-        step.index(&mut tx, table, &sql.index, &sql.create_index)
-            .await?;
-        step.index(
-            &mut tx,
-            table,
-            &sql.successors_index,
-            &sql.create_successors_index,
-        )
-        .await?;
+        step.index(&mut tx, table).await?;
+        step.successors_index(&mut tx, table).await?;
+        step.listing_indexes(&mut tx, table).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
     }
@@ -340,10 +336,59 @@ impl Step<'_> {
         }
     }
 
-    /// Creates the index `name` with `create` if the name is free, or checks that the
-    /// relation of that name is an index on the table. Its definition is the owner's
-    /// business. A table from a release before the index gains it here.
+    /// `<table>_newest`, which `list` reads.
     async fn index(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        self.ensure_index(tx, table, &sql.index, &sql.create_index)
+            .await
+    }
+
+    /// `<table>_heirs`, with which a rotation checks for a live successor. A table from
+    /// a release before it gains it here.
+    async fn successors_index(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        self.ensure_index(
+            tx,
+            table,
+            &sql.successors_index,
+            &sql.create_successors_index,
+        )
+        .await
+    }
+
+    /// Creates the indexes paged listing reads ([`INDEXES`]) where their names are
+    /// free, and checks that each name found is an index on the table. Added in the
+    /// release that brought paging: a table made before gets them on its next migration
+    /// (by its owner; `CREATE INDEX` holds writes to the table while it builds, about a
+    /// second per 100,000 keys).
+    async fn listing_indexes(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        for index in INDEXES {
+            let name = format!("{}{}", sql.table, index.suffix);
+            let create = format!(
+                "CREATE INDEX \"{name}\" ON \"{}\".\"{}\" {}",
+                sql.schema, sql.table, index.definition
+            );
+            self.ensure_index(tx, table, &name, &create).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `create` if no relation is named `name`, or checks that the one found is an
+    /// index on the table. Its definition is the owner's business.
+    async fn ensure_index(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         table: Oid,

@@ -131,7 +131,7 @@ pub enum MigrateError {
         table: String,
     },
 
-    /// The name of one of its indexes (`<table>_newest` or `<table>_successors`) is taken
+    /// The name of one of its indexes (`<table>_newest` or `<table>_heirs`) is taken
     /// by another object.
     #[error(
         "{index} is not an index on table {table}, yet migrate() needs that name for it: \
@@ -139,7 +139,7 @@ pub enum MigrateError {
     )]
     #[non_exhaustive]
     IndexNameTaken {
-        /// The index name: `s.<table>_newest` or `s.<table>_successors`.
+        /// The index name: `s.<table>_newest` or `s.<table>_heirs`.
         index: String,
         /// The table: `s.t`.
         table: String,

@@ -271,6 +271,15 @@ impl KeyStoreAdmin for PgKeyStore {
         rows.iter().map(record_from_row).collect()
     }
 
+    /// One statement per page, through the listing indexes `migrate` creates; see
+    /// [`explain_list_page`](PgKeyStore::explain_list_page) to check the plan.
+    async fn list_page(
+        &self,
+        query: &crate::store::key_query::KeyQuery,
+    ) -> Result<crate::page::Page<KeyRecord>, StoreError> {
+        self.page(query).await
+    }
+
     /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked
     /// key keeps its first time and notifies again (harmless: caches evict an id).
     async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
@@ -407,7 +416,7 @@ impl UsageSink for PgKeyStore {
     }
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds a record's columns in the order of `sql::COLUMNS`.
 pub(super) fn bind_record<'q>(

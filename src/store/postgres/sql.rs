@@ -79,7 +79,7 @@ pub(super) struct Sql {
     pub(super) created_channel: String,
     /// `<table>_newest`, the index for listing.
     pub(super) index: String,
-    /// `<table>_successors`, the index on `rotated_from` that a rotation's check for a
+    /// `<table>_heirs`, the index on `rotated_from` that a rotation's check for a
     /// live successor uses.
     pub(super) successors_index: String,
     pub(super) create_schema: String,
@@ -114,7 +114,7 @@ impl Sql {
         let channel = format!("{table}_revoked");
         let created_channel = format!("{table}_created");
         let index = format!("{table}_newest");
-        let successors_index = format!("{table}_successors");
+        let successors_index = format!("{table}_heirs");
         let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
         let columns = names.join(", ");
         let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("${n}")).collect();
