@@ -205,7 +205,8 @@ async fn migrate_adds_the_listing_indexes_to_a_table_made_before_them() {
     };
     let table = store.table().to_owned();
     let suffixes = [
-        "_created", "_expires", "_newest", "_pkey", "_revoked", "_scopes", "_stops", "_used",
+        "_created", "_expires", "_heirs", "_newest", "_pkey", "_revoked", "_scopes", "_stops",
+        "_used",
     ];
     let all: Vec<String> = suffixes.iter().map(|s| format!("{table}{s}")).collect();
     assert_eq!(indexes(&store).await, all);
