@@ -42,11 +42,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                 tracing::debug!(
                     "ApiKeyIdentity extracted on a request the ApiKeyV2Layer did not authenticate; answering 401"
                 );
-                let answers = Answers::new(DEFAULT_REALM);
+                // Built once: a misconfigured route must not cost a rebuild of every
+                // answer per request.
+                static ANSWERS: std::sync::OnceLock<Answers> = std::sync::OnceLock::new();
+                let answers = ANSWERS.get_or_init(|| Answers::new(DEFAULT_REALM));
                 Err(Rejection::new(
                     RejectionKind::MissingCredentials,
                     is_grpc(parts.version, &parts.headers),
-                    &answers,
+                    answers,
                     http::HeaderMap::new(),
                 )
                 .into_response::<axum_core::body::Body>()

@@ -271,6 +271,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
+        // The key goes only to the admin router's origin: a client that also calls
+        // webhooks or other APIs must not hand them the key, nor let their answers
+        // start a rotation.
+        if !self.shared.is_origin_of(request.uri()) {
+            return Box::pin(self.inner.call(request));
+        }
         let authorization = self.shared.lock().authorization.clone();
         request.headers_mut().insert(AUTHORIZATION, authorization);
         // Clone, then swap: the service made ready is the one called. It is then free
@@ -301,6 +307,23 @@ enum Attempt {
 }
 
 impl Shared {
+    /// Whether `uri` goes to the origin (scheme, host and port) of the rotation's
+    /// address. A request without an authority goes over a connection the application
+    /// chose for it (hyper's `client::conn`), so it counts as that origin.
+    fn is_origin_of(&self, uri: &Uri) -> bool {
+        match uri.authority() {
+            None => true,
+            Some(authority) => {
+                uri.scheme() == self.rotate_uri.scheme()
+                    && port_or_default(uri) == port_or_default(&self.rotate_uri)
+                    && self
+                        .rotate_uri
+                        .authority()
+                        .is_some_and(|own| own.host().eq_ignore_ascii_case(authority.host()))
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update leaves the state whole, so a panic elsewhere cannot have broken it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -515,6 +538,15 @@ impl fmt::Debug for Shared {
     }
 }
 
+/// The port `uri` names, or its scheme's default.
+fn port_or_default(uri: &Uri) -> Option<u16> {
+    uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,6 +575,31 @@ mod tests {
         let header = layer.shared.lock().authorization.clone();
         assert!(header.is_sensitive(), "kept out of Debug and HPACK tables");
         assert!(!format!("{header:?}").contains(&text));
+    }
+
+    #[tokio::test]
+    async fn the_key_goes_only_to_the_admin_routers_origin() {
+        use tower::{ServiceExt, service_fn};
+        let key = PlaintextKey::generate(&KeyPrefix::default());
+        // Echoes whether the request carried a key, and never warns of an expiry.
+        let echo = service_fn(|request: Request<String>| async move {
+            let sent = request.headers().contains_key(AUTHORIZATION);
+            Ok::<_, std::convert::Infallible>(Response::new(sent.to_string()))
+        });
+        let service = layer(key).layer(echo);
+        for (uri, sent) in [
+            ("http://127.0.0.1:3000/reports", true),
+            ("http://127.0.0.1:3000/admin/keys", true),
+            ("/reports", true),
+            ("http://127.0.0.1:3001/reports", false),
+            ("https://127.0.0.1:3000/reports", false),
+            ("http://hooks.example.com/event", false),
+            ("http://127.0.0.1.example.com:3000/", false),
+        ] {
+            let request = Request::builder().uri(uri).body(String::new()).unwrap();
+            let answer = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(answer.body(), &sent.to_string(), "{uri}");
+        }
     }
 
     #[test]

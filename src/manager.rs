@@ -97,6 +97,14 @@ pub enum ManagerError {
          instead, or revoke {1} first if its plaintext was lost"
     )]
     HasLiveSuccessor(KeyId, KeyId),
+    /// The key is rotating itself (`POST /self/rotate`) while the key it replaced (the
+    /// second id) still works. A key that rotates itself may not start a chain of live
+    /// keys: otherwise a leaked copy could rotate, rotate the heir, and so on, each
+    /// heir outliving the revocation of the one before.
+    #[error(
+        "key {0} replaced key {1}, which still works; revoke {1} (or let it end) before          key {0} rotates itself again"
+    )]
+    PredecessorActive(KeyId, KeyId),
     /// The catalogue does not declare these scopes, so no key may be created with them.
     #[error(
         "the scope catalogue does not declare {0}; choose among the declared scopes \
@@ -445,6 +453,22 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         overlap: Option<Duration>,
     ) -> Result<CreatedKey, ManagerError> {
         self.rotate_as(id, overlap, None).await
+    }
+
+    /// Refuses a self-rotation of `id` while the key it replaced is still active at the
+    /// manager's clock ([`ManagerError::PredecessorActive`]): at most two live keys per
+    /// self-rotating integration, the one in use and the one it is switching from.
+    pub(crate) async fn check_self_rotation(&self, id: &KeyId) -> Result<(), ManagerError> {
+        let key = self.get(id).await?;
+        let Some(predecessor) = key.rotated_from() else {
+            return Ok(());
+        };
+        match self.store.get(predecessor).await? {
+            Some(old) if old.state_at(self.clock.now()) == KeyState::Active => {
+                Err(ManagerError::PredecessorActive(*id, *predecessor))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(crate) async fn rotate_as(

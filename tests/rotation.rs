@@ -277,10 +277,17 @@ async fn a_second_self_rotation_is_409_while_the_first_successor_lives() {
             .contains(heir["id"].as_str().unwrap())
     );
     assert_eq!(server.store.len(), 2);
-    // The successor may rotate itself in turn.
-    let next = server.rotate_self(heir["key"].as_str().unwrap()).await;
-    assert_eq!(next.status, StatusCode::CREATED, "{}", next.body);
-    assert_eq!(json_of(&next)["rotated_from"], heir["id"]);
+    // The successor may not rotate itself while the key it replaced still works: a
+    // leaked copy could otherwise chain heirs, each outliving the revocation of the last.
+    let chained = server.rotate_self(heir["key"].as_str().unwrap()).await;
+    assert_eq!(chained.status, StatusCode::CONFLICT, "{}", chained.body);
+    assert!(
+        json_of(&chained)["detail"]
+            .as_str()
+            .unwrap()
+            .contains(sync.id.as_str())
+    );
+    assert_eq!(server.store.len(), 2);
     // Once the application revokes the first successor, the old key may rotate again.
     server
         .app
@@ -289,6 +296,12 @@ async fn a_second_self_rotation_is_409_while_the_first_successor_lives() {
         .unwrap();
     let again = server.rotate_self(&sync.key).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    // And once the old key is gone, its successor may rotate itself in turn.
+    server.app.revoke(&sync.id.parse().unwrap()).await.unwrap();
+    let heir = json_of(&again);
+    let next = server.rotate_self(heir["key"].as_str().unwrap()).await;
+    assert_eq!(next.status, StatusCode::CREATED, "{}", next.body);
+    assert_eq!(json_of(&next)["rotated_from"], heir["id"]);
 }
 
 /// Stands in for the application's login: everyone is signed in as alice.

@@ -247,7 +247,21 @@ async fn many_answers_with_the_warning_make_one_rotation() {
         .unwrap()
     };
     let http = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let client = layer.layer(http);
+    // Counts the rotations the client sends: the server's own 409 would also keep the
+    // stored successors at one, so only this shows that the client sent one.
+    let rotations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = {
+        let rotations = Arc::clone(&rotations);
+        tower::ServiceBuilder::new()
+            .map_request(move |request: Request<Empty<Bytes>>| {
+                if request.uri().path().ends_with("/self/rotate") {
+                    rotations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                request
+            })
+            .service(http)
+    };
+    let client = layer.layer(counting);
     let url = format!("http://{}/whoami", demo.addr);
     let requests = (0..16).map(|_| {
         let client = client.clone();
@@ -261,6 +275,11 @@ async fn many_answers_with_the_warning_make_one_rotation() {
         assert_eq!(status.unwrap(), StatusCode::OK);
     }
     assert_eq!(stored.lock().unwrap().len(), 1, "one rotation, stored once");
+    assert_eq!(
+        rotations.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one POST /self/rotate sent"
+    );
     assert_eq!(demo.successors(old["id"].as_str().unwrap()).await.len(), 1);
     assert_eq!(layer.key_id(), stored.lock().unwrap()[0]);
 }

@@ -110,7 +110,8 @@ impl From<ManagerError> for AdminError {
             e @ (ManagerError::Revoked(_)
             | ManagerError::Expired(_)
             | ManagerError::Ended(_)
-            | ManagerError::HasLiveSuccessor(..)) => Self::NotRotatable(e),
+            | ManagerError::HasLiveSuccessor(..)
+            | ManagerError::PredecessorActive(..)) => Self::NotRotatable(e),
             ManagerError::UndeclaredScopes(scopes) => {
                 Self::Invalid(vec![FieldError::undeclared(&scopes)])
             }

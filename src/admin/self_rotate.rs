@@ -15,6 +15,11 @@
 //! "end the old key 300 s after the new key's first use" the default here; that comes
 //! with first-use tracking.)
 //!
+//! A key that replaced another by rotating itself may not rotate itself again while
+//! the key it replaced still works (409): a leaked copy cannot chain heirs, each one
+//! outliving the revocation of the one before. The integration's own next rotation
+//! comes long after the old key ended.
+//!
 //! The route always authenticates by key, also [behind the application's
 //! login](super#behind-the-applications-login): it is for machines, which have a key
 //! and no session.
@@ -51,6 +56,7 @@ pub(super) async fn rotate_self<S: KeyStoreAdmin>(
         None => None,
         Some(json) => RotateRequest::parse(json)?.overlap,
     };
+    manager.check_self_rotation(&id).await?;
     let created = manager.acting_as(&actor).rotate(&id, overlap).await?;
     // Relative to `…/self/rotate`, this names `…/keys/{new}` wherever the router is
     // mounted.

@@ -32,8 +32,12 @@ pub(crate) fn text(text: String) -> &'static str {
 
 /// `value` as a header value over kept bytes, or `None` if it cannot be one.
 pub(crate) fn header_value(value: String) -> Option<HeaderValue> {
+    // `from_str` also admits bytes 0x80–0xFF, on which `from_static` panics: both checks,
+    // so that `from_static` below cannot panic.
+    if !value.is_ascii() {
+        return None;
+    }
     HeaderValue::from_str(&value).ok()?;
-    // Checked just above, so `from_static` cannot panic.
     Some(HeaderValue::from_static(text(value)))
 }
 
@@ -51,6 +55,7 @@ mod tests {
     #[test]
     fn a_header_value_must_be_valid() {
         assert!(header_value("a\nb".to_owned()).is_none());
+        assert!(header_value("caf\u{e9}".to_owned()).is_none());
         assert_eq!(header_value("ok".to_owned()).unwrap(), "ok");
     }
 }

@@ -226,8 +226,8 @@ struct Prebuilt {
 impl Prebuilt {
     fn new(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> Self {
         Self {
-            http: headers_for(realm, row, missing, false),
-            grpc: headers_for(realm, row, missing, true),
+            http: headers_for(realm, row, missing, false, Keep::Kept),
+            grpc: headers_for(realm, row, missing, true, Keep::Kept),
             problem: interned::text(problem_for(row, missing)),
         }
     }
@@ -319,19 +319,44 @@ impl Answers {
     }
 }
 
+/// Whether a header value built for an answer is kept for the process's life (the
+/// prebuilt answers: configuration) or made for one request (a key missing only some of
+/// the required scopes), which must not make memory grow with requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Kept,
+    Fresh,
+}
+
+impl Keep {
+    fn value(self, text: String) -> Option<HeaderValue> {
+        match self {
+            Self::Kept => interned::header_value(text),
+            Self::Fresh => HeaderValue::try_from(text).ok(),
+        }
+    }
+}
+
 /// Every header of the default answer of `row`, naming the `missing` scopes if any.
-fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: bool) -> HeaderMap {
+fn headers_for(
+    realm: &HeaderValue,
+    row: &Row,
+    missing: Option<&Scopes>,
+    grpc: bool,
+    keep: Keep,
+) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     if grpc {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(
             GRPC_STATUS.clone(),
-            interned::header_value(row.grpc.to_string()).expect("digits"),
+            keep.value(row.grpc.to_string()).expect("digits"),
         );
         // What the HTTP answer says, the missing scopes included. Scopes are visible
         // ASCII by their grammar, so nothing needs percent-encoding.
         let message = match missing {
-            Some(missing) => interned::header_value(format!("{}: {missing}", row.description))
+            Some(missing) => keep
+                .value(format!("{}: {missing}", row.description))
                 .unwrap_or_else(|| HeaderValue::from_static(row.description)),
             None => HeaderValue::from_static(row.description),
         };
@@ -340,7 +365,7 @@ fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: b
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     }
     if row.challenge {
-        headers.insert(WWW_AUTHENTICATE, challenge_for(realm, row, missing));
+        headers.insert(WWW_AUTHENTICATE, challenge_for(realm, row, missing, keep));
     }
     if row.retry {
         headers.insert(RETRY_AFTER, problem::retry_after());
@@ -349,7 +374,12 @@ fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: b
 }
 
 /// The `WWW-Authenticate` value of `row`, naming the `missing` scopes if any.
-fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> HeaderValue {
+fn challenge_for(
+    realm: &HeaderValue,
+    row: &Row,
+    missing: Option<&Scopes>,
+    keep: Keep,
+) -> HeaderValue {
     let Some(code) = row.code else {
         return realm.clone();
     };
@@ -369,7 +399,7 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
     }
     // Every part is checked ASCII without quotes or controls: the realm at
     // configuration, scopes by their grammar, the rest are literals.
-    interned::header_value(value).unwrap_or_else(|| realm.clone())
+    keep.value(value).unwrap_or_else(|| realm.clone())
 }
 
 /// The RFC 9457 problem document of `row`, naming the `missing` scopes if any.
@@ -415,7 +445,7 @@ impl Rejection {
                 ),
                 // A key missing only some of the scopes: an answer of its own.
                 _ => (
-                    headers_for(&answers.realm, row, Some(missing), grpc),
+                    headers_for(&answers.realm, row, Some(missing), grpc, Keep::Fresh),
                     Bytes::from(problem_for(row, Some(missing))),
                 ),
             },
@@ -568,7 +598,7 @@ mod tests {
             );
             assert_eq!(
                 prebuilt.headers(),
-                &headers_for(&answers.realm, row, Some(&required), grpc)
+                &headers_for(&answers.realm, row, Some(&required), grpc, Keep::Kept)
             );
             assert_eq!(prebuilt.problem_json(), problem_for(row, Some(&required)));
         }
