@@ -185,6 +185,7 @@
 mod acting;
 mod body;
 mod cross_origin;
+mod events;
 mod page;
 mod panel;
 mod problem;
@@ -343,7 +344,9 @@ where
             .route("/keys", post(create::<S>).get(list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
-            .route("/scopes", get(scopes::<S>));
+            .route("/scopes", get(scopes::<S>))
+            .route("/events", get(events::list::<S>))
+            .route("/keys/{id}/events", get(events::of_key::<S>));
         // `route_layer`: unknown paths get the 404 below without a key, like any
         // other route the application does not have.
         let (api, auth) = if self.behind_login {

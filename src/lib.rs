@@ -116,6 +116,7 @@ mod axum;
 pub mod client_addr;
 mod clock;
 mod error;
+pub mod event;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -139,6 +140,10 @@ pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
+pub use event::{
+    EventLog, EventLogBuilder, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
+    NewEvent, TracingEventSink,
+};
 pub use header::HeaderError;
 pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
 pub use manager::{
@@ -176,7 +181,8 @@ pub use store::memory::InMemoryKeyStore;
 pub use store::postgres::{IdentifierError, MigrateError, PgKeyStore};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
-    KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,
+    KeyUsage, TracingSink, UsageBatch, UsageBatchId, UsageError, UsageOutcome, UsageSink,
+    UsageStats, UsageTracker, UsageTrackerBuilder,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -17,3 +17,7 @@ mod cached_in_memory {
         tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
     });
 }
+
+mod in_memory_events {
+    tower_apikey::event_store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+}

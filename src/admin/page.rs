@@ -3,9 +3,6 @@
 //! `Link: <?…&cursor=…>; rel="next"` header (RFC 8288), relative to the request, so
 //! that a client behind any mount point or proxy follows it as it is.
 
-// Until `GET /keys` and `GET /events` page through it (issues 21 and 17, in progress).
-#![cfg_attr(not(test), expect(dead_code))]
-
 use axum::http::header::LINK;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};

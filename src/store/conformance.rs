@@ -16,6 +16,8 @@
 //! as given (the application's clock, never the backend's), including revocation times
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
+pub mod events;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};

@@ -145,10 +145,13 @@
 //! [`CachedKeyStore`]: crate::CachedKeyStore
 //! [`StoreError`]: crate::StoreError
 
+mod aux_sql;
+mod events;
 mod feed;
 mod migrate;
 mod migrate_error;
 mod sql;
+mod usage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -163,7 +166,7 @@ use crate::key::{KeyDigest, KeyId};
 use crate::record::{ActorName, KeyName, KeyRecord};
 use crate::scope::Scopes;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 pub use migrate_error::MigrateError;
 use sql::Sql;
@@ -543,6 +546,11 @@ impl UsageSink for PgKeyStore {
             .await
             .map_err(|e| UsageError::sink(self.error(e)))?;
         Ok(())
+    }
+
+    /// As `record_usage`, in one transaction that also reports first uses.
+    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+        self.record_usage_reporting(batch).await
     }
 }
 

@@ -25,6 +25,8 @@
 //! that a function someone placed in a schema on the application's path cannot stand in
 //! for a built-in one while the migration runs.
 
+mod aux_tables;
+
 use sqlx::postgres::types::Oid;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
@@ -152,6 +154,7 @@ impl PgKeyStore {
         step.columns(&mut tx, table).await?;
         step.primary_key(&mut tx, table).await?;
         step.index(&mut tx, table).await?;
+        step.aux_tables(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
     }
