@@ -230,6 +230,7 @@
 mod acting;
 mod body;
 mod cross_origin;
+mod events;
 mod list;
 mod page;
 mod panel;
@@ -393,7 +394,9 @@ where
             .route("/keys", post(create::<S>).get(list::list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
-            .route("/scopes", get(scopes::<S>));
+            .route("/scopes", get(scopes::<S>))
+            .route("/events", get(events::list::<S>))
+            .route("/keys/{id}/events", get(events::of_key::<S>));
         // A key rotating itself needs only `keys:rotate-self`, behind a login too:
         // machines have no session. Layers added later run first.
         let own_scope = Scopes::new([ROTATE_SELF_SCOPE]).expect("a valid scope");

@@ -124,6 +124,7 @@ pub mod client_addr;
 mod clock;
 pub mod cors;
 mod error;
+pub mod event;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -149,6 +150,10 @@ pub use client_addr::trusted_proxies::{TrustedProxies, TrustedProxiesError};
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
+pub use event::{
+    EventLog, EventLogBuilder, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
+    NewEvent, TracingEventSink,
+};
 pub use header::HeaderError;
 pub use key::format::{
     KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
@@ -197,6 +202,7 @@ pub use store::postgres::migrate_error::MigrateError;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
+pub use usage::batch::{UsageBatch, UsageBatchId, UsageOutcome};
 pub use usage::sink::{KeyUsage, UsageError, UsageSink};
 pub use usage::tracing_sink::TracingSink;
 pub use usage::tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};

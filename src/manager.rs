@@ -26,12 +26,15 @@
 mod acting_as;
 mod actor;
 mod catalogue;
+mod events;
+mod expiring;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock::{Clock, SystemClock};
+use crate::event::EventLog;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
@@ -226,6 +229,8 @@ pub struct KeyManager<S> {
     clock: Arc<dyn Clock>,
     prefix: KeyPrefix,
     catalogue: Option<ScopeCatalogue>,
+    /// Where `created`, `rotated` and `revoked` are recorded, if anywhere.
+    events: Option<EventLog>,
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
@@ -237,6 +242,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             clock: Arc::new(SystemClock),
             prefix: KeyPrefix::default(),
             catalogue: None,
+            events: None,
         }
     }
 
@@ -336,6 +342,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
             .with_created_by(actor.map(|a| a.name().clone()));
         self.store.insert(&record).await?;
+        self.record_created(&record).await;
         tracing::info!(
             key_id = %record.id(),
             name = %record.name(),
@@ -401,13 +408,20 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         id: &KeyId,
         actor: Option<&Actor>,
     ) -> Result<KeyRecord, ManagerError> {
-        if let Some(actor) = actor {
-            // A key's scopes never change, so checking them before the revocation
-            // holds for the revocation too.
+        // Read first when it matters: for the ceiling, and to tell an event log whether
+        // this call is the one that revokes (a repeat in the same microsecond would
+        // otherwise look like the first).
+        let mut already_revoked = false;
+        if actor.is_some() || self.events.is_some() {
             let target = self.get(id).await?;
-            let beyond = actor.may_grant().missing_set(target.scopes());
-            if !beyond.is_empty() {
-                return Err(ManagerError::CannotRevoke(*id, beyond));
+            already_revoked = target.revoked_at().is_some();
+            if let Some(actor) = actor {
+                // A key's scopes never change, so checking them before the revocation
+                // holds for the revocation too.
+                let beyond = actor.may_grant().missing_set(target.scopes());
+                if !beyond.is_empty() {
+                    return Err(ManagerError::CannotRevoke(*id, beyond));
+                }
             }
         }
         let now = self.now();
@@ -417,7 +431,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
         // A repeated revocation keeps the first time: log only the one that took effect.
-        if record.revoked_at() == Some(now) {
+        if record.revoked_at() == Some(now) && !already_revoked {
+            self.record_revoked(&record).await;
             tracing::info!(key_id = %id, by = %ActorLog(actor), "API key revoked");
         }
         Ok(record)
@@ -508,7 +523,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             Some(d) => OldKeyEnd::EndAt(whole_micros(now + d)),
         };
         match self.store.rotate(id, &record, end).await? {
-            RotateOutcome::Rotated(_) => {
+            RotateOutcome::Rotated(ended) => {
+                self.record_rotated(&ended, &record, end).await;
                 tracing::info!(
                     old_key_id = %id,
                     key_id = %record.id(),
@@ -623,6 +639,7 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
             .field("clock", &self.clock)
             .field("prefix", &self.prefix)
             .field("catalogue", &self.catalogue)
+            .field("events", &self.events)
             .finish()
     }
 }

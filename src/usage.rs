@@ -27,6 +27,8 @@
 
 // The types are named from the crate root (`tower_apikey::UsageTracker`); this module
 // documents last-used tracking. The crate's own code imports them from here.
+pub(crate) mod batch;
+mod ended;
 mod recent;
 pub(crate) mod sink;
 mod slot;
@@ -34,5 +36,6 @@ mod striped;
 pub(crate) mod tracing_sink;
 pub(crate) mod tracker;
 
+pub(crate) use batch::{UsageBatch, UsageOutcome};
 pub(crate) use sink::*;
 pub(crate) use tracker::UsageTracker;

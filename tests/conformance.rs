@@ -74,3 +74,7 @@ mod default_list_page {
 
     tower_apikey::store_conformance_tests!(async { ListOnly::default() });
 }
+
+mod in_memory_events {
+    tower_apikey::event_store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+}

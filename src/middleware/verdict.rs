@@ -132,7 +132,15 @@ impl Config {
     ) -> Result<(KeyRecord, SystemTime), RejectionKind> {
         let record = self.proof(found, presented)?;
         let now = self.clock.now();
-        state(&record, now)?;
+        if let Err(kind) = state(&record, now) {
+            // A proven attempt with a revoked or ended key: reported once per flush.
+            if let (Some(tracker), RejectionKind::Revoked | RejectionKind::Ended) =
+                (&self.tracker, &kind)
+            {
+                tracker.record_ended(record.id(), now);
+            }
+            return Err(kind);
+        }
         // A use is a proven key in a good state, whatever the policies say next.
         if let Some(tracker) = &self.tracker {
             tracker.record(record.id(), now);

@@ -16,6 +16,7 @@
 //! as given (the application's clock, never the backend's), including revocation times
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
+pub mod events;
 mod paging;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

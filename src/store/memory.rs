@@ -1,5 +1,7 @@
 //! The embedded store: records in a lock-free concurrent map.
 
+mod events;
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -11,7 +13,7 @@ use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.
@@ -46,6 +48,8 @@ struct Inner {
     /// Serialises management writes (never lookups), so that a rotation's check,
     /// insert and update happen as one step.
     writes: Mutex<()>,
+    /// The audit trail ([`EventStore`](crate::event::EventStore)), bounded.
+    events: events::Events,
 }
 
 impl InMemoryKeyStore {
@@ -83,12 +87,34 @@ impl InMemoryKeyStore {
 impl UsageSink for InMemoryKeyStore {
     /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        self.raise_last_used(batch);
+        Ok(())
+    }
+
+    /// As `record_usage`, reporting the keys whose `last_used_at` was unset.
+    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+        Ok(UsageOutcome::new(self.raise_last_used(batch.usages())))
+    }
+}
+
+impl InMemoryKeyStore {
+    /// Raises `last_used_at` of each key in `batch`; returns those that had none. Under
+    /// the write lock, so that of two concurrent writes only one sees a key's first use.
+    fn raise_last_used(&self, batch: &[KeyUsage]) -> Vec<KeyId> {
+        let _write = self.write_lock();
         let keys = self.inner.keys.pin();
+        let mut first = Vec::new();
         for usage in batch {
             let at = usage.last_used_at;
             // Skip the copy-on-write when the stored time is already as new.
             let newer = |r: &KeyRecord| r.last_used_at().is_none_or(|last| last < at);
-            if keys.get(&usage.key_id).is_some_and(newer) {
+            let Some(record) = keys.get(&usage.key_id) else {
+                continue;
+            };
+            if record.last_used_at().is_none() {
+                first.push(usage.key_id);
+            }
+            if newer(record) {
                 keys.update(usage.key_id, |r| {
                     if newer(r) {
                         r.clone().with_last_used_at(Some(at))
@@ -98,7 +124,7 @@ impl UsageSink for InMemoryKeyStore {
                 });
             }
         }
-        Ok(())
+        first
     }
 }
 

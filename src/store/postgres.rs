@@ -154,12 +154,15 @@
 //!
 //! [`MigrateError`]: crate::MigrateError
 
+mod aux_sql;
+mod events;
 mod feed;
 mod list;
 mod migrate;
 pub(crate) mod migrate_error;
 pub(crate) mod pg_key_store;
 mod sql;
+mod usage;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::error::BoxError;
 use crate::key::KeyId;
+use crate::usage::batch::{UsageBatch, UsageOutcome};
 
 /// One key's latest use, as a sink receives it.
 ///
@@ -60,11 +61,28 @@ impl UsageError {
 pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
     /// Records a batch: each key at most once.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError>;
+
+    /// Records a batch as [`record_usage`](Self::record_usage) does, given its id (the
+    /// same for a retry of a failed flush, so that counts are applied once), and
+    /// reports what changed: the keys whose first use this write stored. The tracker
+    /// calls this method; it records `first_used` events from the report.
+    ///
+    /// The default calls `record_usage` and reports nothing, so a sink written before
+    /// this method keeps working (without `first_used` events). Override it to report
+    /// first uses and to make daily counts idempotent.
+    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+        self.record_usage(batch.usages()).await?;
+        Ok(UsageOutcome::default())
+    }
 }
 
 #[async_trait]
 impl<T: UsageSink + ?Sized> UsageSink for std::sync::Arc<T> {
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         (**self).record_usage(batch).await
+    }
+
+    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+        (**self).record_usage_batch(batch).await
     }
 }

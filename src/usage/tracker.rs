@@ -13,7 +13,10 @@ use futures_util::future::{Either, select};
 use papaya::{Compute, Operation};
 use tokio::sync::{Mutex, watch};
 
+use crate::event::{EventDetail, EventLog, EventType, NewEvent};
 use crate::key::KeyId;
+use crate::usage::batch::{UsageBatch, UsageBatchId};
+use crate::usage::ended::EndedUses;
 use crate::usage::recent;
 use crate::usage::slot::{Slot, TOMBSTONE};
 use crate::usage::striped::StripedCounter;
@@ -47,6 +50,10 @@ struct Inner {
     drop_logged: AtomicBool,
     writes: AtomicU64,
     failures: AtomicU64,
+    /// Where `first_used` and `ended_key_used` go, if anywhere.
+    events: Option<EventLog>,
+    /// Proven attempts with ended keys since the last flush.
+    ended: EndedUses,
 }
 
 /// Counters since the tracker was built.
@@ -95,9 +102,19 @@ pub struct UsageTrackerBuilder {
     max_keys: usize,
     retry_backoff: Duration,
     flush_timeout: Option<Duration>,
+    events: Option<EventLog>,
 }
 
 impl UsageTrackerBuilder {
+    /// Records `first_used` (when the sink reports a key's first stored use) and
+    /// `ended_key_used` (proven attempts with revoked or ended keys, once per key per
+    /// flush, with a warning line) in `events`. Both ride on the flush: nothing is
+    /// added to the request path.
+    pub fn events(mut self, events: EventLog) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// How often pending times are written (default 300 s).
     ///
     /// # Panics
@@ -158,6 +175,8 @@ impl UsageTrackerBuilder {
                 drop_logged: AtomicBool::new(false),
                 writes: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
+                events: self.events,
+                ended: EndedUses::default(),
             }),
         }
     }
@@ -177,7 +196,16 @@ impl UsageTracker {
             max_keys: DEFAULT_MAX_KEYS,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             flush_timeout: Some(DEFAULT_FLUSH_TIMEOUT),
+            events: None,
         }
+    }
+
+    /// Records a proven attempt with `id` after it was revoked or ended by rotation.
+    /// Not a use: last-used does not move. The next flush logs one warning and records
+    /// one `ended_key_used` event per such key. Off the path of good requests, so it
+    /// takes a lock; at most 1024 such keys are held between flushes.
+    pub fn record_ended(&self, id: &KeyId, at: SystemTime) {
+        self.inner.ended.record(id, at);
     }
 
     /// Records a proven use of `id` at `at`. The request path: cheap and never waits.
@@ -237,13 +265,15 @@ impl UsageTracker {
         let inner = &*self.inner;
         let round = inner.rounds.fetch_add(1, Relaxed) + 1;
         inner.drop_logged.store(false, Relaxed);
+        self.report_ended().await;
         let batch = self.pending(round);
         if batch.is_empty() {
             return Ok(());
         }
         // A sink that panics is a failed write like any other: its times stay pending and
         // the flush loop keeps running, instead of dying with the task.
-        let write = AssertUnwindSafe(inner.sink.record_usage(&batch))
+        let sealed = UsageBatch::new(UsageBatchId::random(), &batch);
+        let write = AssertUnwindSafe(inner.sink.record_usage_batch(&sealed))
             .catch_unwind()
             .map(|outcome| {
                 outcome.unwrap_or_else(|_| Err(UsageError::sink("the usage sink panicked")))
@@ -254,10 +284,25 @@ impl UsageTracker {
                 .unwrap_or(Err(UsageError::Timeout(limit))),
             None => write.await,
         };
-        if let Err(error) = result {
-            inner.failures.fetch_add(1, Relaxed);
-            tracing::warn!(%error, keys = batch.len(), "writing last-used times failed; they will be retried");
-            return Err(error);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                inner.failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, keys = batch.len(), "writing last-used times failed; they will be retried");
+                return Err(error);
+            }
+        };
+        if let Some(events) = &inner.events {
+            for id in &outcome.first_used {
+                let at = batch
+                    .iter()
+                    .find(|u| u.key_id == *id)
+                    .map_or(UNIX_EPOCH, |u| u.last_used_at);
+                // The store logs and counts a failure; the use itself is written.
+                let _ = events
+                    .emit(NewEvent::new(EventType::FirstUsed, *id, at))
+                    .await;
+            }
         }
         let slots = inner.slots.pin();
         for usage in &batch {
@@ -270,6 +315,23 @@ impl UsageTracker {
         inner.writes.fetch_add(batch.len() as u64, Relaxed);
         tracing::debug!(keys = batch.len(), "last-used times written");
         Ok(())
+    }
+
+    /// One warning and one `ended_key_used` event per ended key used since the last flush.
+    async fn report_ended(&self) {
+        let inner = &*self.inner;
+        for (id, attempts, at) in inner.ended.take() {
+            tracing::warn!(
+                key_id = %id,
+                attempts,
+                "a revoked or rotated-out API key is still in use: an integration that never switched, or a leaked copy"
+            );
+            if let Some(events) = &inner.events {
+                let event = NewEvent::new(EventType::EndedKeyUsed, id, at)
+                    .with_detail(EventDetail::default().with_attempts(Some(attempts)));
+                let _ = events.emit(event).await;
+            }
+        }
     }
 
     /// The keys used since their last write, with their latest time; reclaims idle

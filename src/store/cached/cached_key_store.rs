@@ -252,6 +252,13 @@ impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         self.store.record_usage(batch).await
     }
+
+    async fn record_usage_batch(
+        &self,
+        batch: &crate::usage::UsageBatch<'_>,
+    ) -> Result<crate::usage::UsageOutcome, UsageError> {
+        self.store.record_usage_batch(batch).await
+    }
 }
 
 /// Builds a [`CachedKeyStore`]; from [`CachedKeyStore::builder`].

@@ -28,6 +28,8 @@
 //! that a function someone placed in a schema on the application's path cannot stand in
 //! for a built-in one while the migration runs.
 
+mod aux_tables;
+
 use sqlx::postgres::types::Oid;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
@@ -158,6 +160,7 @@ impl PgKeyStore {
         step.index(&mut tx, table).await?;
         step.successors_index(&mut tx, table).await?;
         step.listing_indexes(&mut tx, table).await?;
+        step.aux_tables(&mut tx).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
     }

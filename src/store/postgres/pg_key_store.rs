@@ -13,7 +13,7 @@ use crate::key::{KeyDigest, KeyId};
 use crate::record::{ActorName, KeyName, KeyRecord};
 use crate::scope::Scopes;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 use super::sql::{self, Sql};
 use super::{DEFAULT_HEARTBEAT_EVERY, DEFAULT_HEARTBEAT_TIMEOUT};
@@ -413,6 +413,11 @@ impl UsageSink for PgKeyStore {
             .await
             .map_err(|e| UsageError::sink(self.error(e)))?;
         Ok(())
+    }
+
+    /// As `record_usage`, in one transaction that also reports first uses.
+    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+        self.record_usage_reporting(batch).await
     }
 }
 

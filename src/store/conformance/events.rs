@@ -1,0 +1,186 @@
+//! The conformance checks of an [`EventStore`]: what every store that keeps the audit
+//! trail must do. [`event_store_conformance_tests!`](crate::event_store_conformance_tests)
+//! turns them into one `#[tokio::test]` each.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::event::{EventDetail, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
+use crate::key::{KeyId, KeyPrefix, PlaintextKey};
+use crate::page::PageLimit;
+use crate::record::ActorName;
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn key() -> KeyId {
+    *PlaintextKey::generate(&KeyPrefix::default()).id()
+}
+
+async fn all<S: EventStore>(store: &S, query: EventQuery) -> Vec<KeyEvent> {
+    let mut out = Vec::new();
+    let mut query = query;
+    loop {
+        let page = store.events(&query).await.expect("events");
+        out.extend(page.items);
+        match page.next {
+            Some(next) => query = query.after(&next).expect("a page's own cursor"),
+            None => return out,
+        }
+    }
+}
+
+/// Every field of an event reads back as written, times to the microsecond.
+pub async fn events_round_trip_every_field<S: EventStore>(store: S) {
+    let (id, other) = (key(), key());
+    let at = t(1) + Duration::from_micros(123_456);
+    let event = NewEvent::new(EventType::Rotated, id, at)
+        .with_actor(Some(ActorName::new("alice@example.com").expect("valid")))
+        .with_detail(
+            EventDetail::default()
+                .with_related_key_id(Some(other))
+                .with_days(Some(7))
+                .with_ends_at(Some(t(99)))
+                .with_attempts(Some(3)),
+        );
+    let stored = store
+        .record_event(&event)
+        .await
+        .expect("record_event")
+        .expect("a rotated event is always stored");
+    let read = all(&store, EventQuery::new()).await;
+    assert_eq!(
+        read,
+        std::slice::from_ref(&stored),
+        "the stored event reads back as it was"
+    );
+    assert_eq!(read[0].kind(), EventType::Rotated);
+    assert_eq!(read[0].at(), at, "times are kept as given");
+    assert_eq!(read[0].detail(), event.detail());
+    assert_eq!(read[0].actor(), event.actor());
+}
+
+/// Events come newest (highest id) first; ids grow and do not change; pages follow
+/// their cursors without gaps or repeats; a key filter keeps only that key's events.
+pub async fn events_are_newest_first_paged_and_filtered<S: EventStore>(store: S) {
+    let (a, b) = (key(), key());
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = if i % 2 == 0 { a } else { b };
+        let e = store
+            .record_event(&NewEvent::new(EventType::Created, id, t(i)))
+            .await
+            .expect("record_event")
+            .expect("stored");
+        ids.push(e.id());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    let limit = PageLimit::new(3).expect("valid");
+    let read: Vec<_> = all(&store, EventQuery::new().limit(limit))
+        .await
+        .iter()
+        .map(KeyEvent::id)
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(read, newest_first, "pages of 3, newest first, nothing lost");
+    let of_a = all(&store, EventQuery::new().key(a).limit(limit)).await;
+    assert_eq!(of_a.len(), 4, "a's events only");
+    assert!(of_a.iter().all(|e| *e.key_id() == a));
+    assert!(of_a.windows(2).all(|w| w[0].id() > w[1].id()));
+}
+
+/// `expiring` is stored once per key and threshold: a second insert stores nothing
+/// and says so, which is what lets only one instance forward it.
+pub async fn expiring_is_stored_once_per_key_and_threshold<S: EventStore>(store: S) {
+    let id = key();
+    let expiring = |days, at| {
+        NewEvent::new(EventType::Expiring, id, at)
+            .with_detail(EventDetail::default().with_days(Some(days)))
+    };
+    assert!(
+        store
+            .record_event(&expiring(30, t(1)))
+            .await
+            .expect("record")
+            .is_some()
+    );
+    assert!(
+        store
+            .record_event(&expiring(30, t(2)))
+            .await
+            .expect("record")
+            .is_none(),
+        "the same threshold again must store nothing"
+    );
+    assert!(
+        store
+            .record_event(&expiring(7, t(3)))
+            .await
+            .expect("record")
+            .is_some()
+    );
+    assert!(
+        store
+            .record_event(&expiring(30, t(1)))
+            .await
+            .expect("record")
+            .is_none(),
+        "the same threshold again must store nothing"
+    );
+    let other = NewEvent::new(EventType::Expiring, key(), t(4))
+        .with_detail(EventDetail::default().with_days(Some(30)));
+    assert!(store.record_event(&other).await.expect("record").is_some());
+    // Other types repeat freely.
+    for _ in 0..2 {
+        assert!(
+            store
+                .record_event(&NewEvent::new(EventType::EndedKeyUsed, id, t(5)))
+                .await
+                .expect("record")
+                .is_some()
+        );
+    }
+    assert_eq!(all(&store, EventQuery::new().key(id)).await.len(), 4);
+}
+
+/// Pruning deletes the events before the given time and keeps the rest.
+pub async fn prune_deletes_only_older_events<S: EventStore>(store: S) {
+    let id = key();
+    for i in 0..4 {
+        store
+            .record_event(&NewEvent::new(EventType::FirstUsed, id, t(i * 100)))
+            .await
+            .expect("record_event");
+    }
+    let pruned = store.prune_events(t(200)).await.expect("prune");
+    assert_eq!(pruned, 2);
+    let left: Vec<_> = all(&store, EventQuery::new())
+        .await
+        .iter()
+        .map(KeyEvent::at)
+        .collect();
+    assert_eq!(left, [t(300), t(200)]);
+}
+
+/// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
+/// the given `async` expression.
+#[macro_export]
+macro_rules! event_store_conformance_tests {
+    ($make:expr) => {
+        $crate::event_store_conformance_tests!(@tests $make;
+            events_round_trip_every_field,
+            events_are_newest_first_paged_and_filtered,
+            expiring_is_stored_once_per_key_and_threshold,
+            prune_deletes_only_older_events,
+        );
+    };
+    (@tests $make:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::store::conformance::events::$check($make.await).await;
+            }
+        )*
+    };
+}
