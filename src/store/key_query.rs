@@ -345,6 +345,9 @@ impl KeyPosition {
 struct Search {
     text: Box<str>,
     lower: Box<str>,
+    /// Whether the text could be part of a key id (at most 16 base62 characters):
+    /// otherwise ids are not searched at all.
+    could_be_id: bool,
 }
 
 impl Search {
@@ -439,6 +442,7 @@ impl KeyQuery {
         self.search = (!text.is_empty()).then(|| Search {
             text: text.into(),
             lower: text.to_lowercase().into(),
+            could_be_id: text.len() <= 16 && text.bytes().all(|b| b.is_ascii_alphanumeric()),
         });
         Ok(self)
     }
@@ -545,7 +549,8 @@ impl KeyQuery {
                 .as_ref()
                 .is_none_or(|s| record.scopes().grants(s))
             && self.search.as_ref().is_none_or(|s| {
-                s.found_in(record.name().as_str()) || s.found_in(record.id().as_str())
+                s.found_in(record.name().as_str())
+                    || (s.could_be_id && s.found_in(record.id().as_str()))
             })
     }
 
