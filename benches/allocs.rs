@@ -43,11 +43,11 @@ static GLOBAL: Counting = Counting;
 const ROUNDS: u64 = 10_000;
 
 /// Allocations per request (request building included; the baseline subtracts it).
-fn per_request<S>(mut service: S, auth: Option<&HeaderValue>, status: u16) -> f64
+fn per_request<S, B>(mut service: S, auth: Option<&HeaderValue>, status: u16) -> f64
 where
     S: tower::Service<
             http::Request<common::Body>,
-            Response = http::Response<common::Body>,
+            Response = http::Response<B>,
             Error = std::convert::Infallible,
         >,
 {
@@ -66,17 +66,17 @@ where
 /// `service` behind a layer that records a peer address, as a server does: what the
 /// failure throttle reads. The recording's own allocations are the same with the
 /// throttle on or off.
-fn from_peer<S>(
+fn from_peer<S, B>(
     service: S,
 ) -> impl tower::Service<
     http::Request<common::Body>,
-    Response = http::Response<common::Body>,
+    Response = http::Response<B>,
     Error = std::convert::Infallible,
 >
 where
     S: tower::Service<
             http::Request<common::Body>,
-            Response = http::Response<common::Body>,
+            Response = http::Response<B>,
             Error = std::convert::Infallible,
         >,
 {

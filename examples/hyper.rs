@@ -24,7 +24,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey, Scopes,
+    ApiKeyIdentity, ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey,
+    ResponseBody, Scopes,
 };
 
 /// Wrong keys one client address may send in a row, and per minute after that.
@@ -33,13 +34,14 @@ pub const FAILURES_PER_MINUTE: u32 = 10;
 /// The application: a tower service behind the layer, requiring `greetings:read` and
 /// throttling wrong keys per client address.
 ///
-/// The response body is `Full<Bytes>`, one of the bodies the layer writes its problem
-/// documents into; with another body a refusal still carries its status and headers.
+/// The handler's body is `Full<Bytes>`; the layer wraps it in a `ResponseBody`, which
+/// holds either that body or the layer's own answer to a refused request (its problem
+/// document), so any body type would do.
 pub fn app(
     store: InMemoryKeyStore,
 ) -> impl tower::Service<
     Request<Incoming>,
-    Response = Response<Full<Bytes>>,
+    Response = Response<ResponseBody<Full<Bytes>>>,
     Error = Infallible,
     Future: Send,
 > + Clone
@@ -70,13 +72,16 @@ async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 
 /// Serves `service` on `listener` over HTTP/1.1 and HTTP/2, one task per connection,
 /// each request carrying its connection's peer as a `SocketAddr` extension.
-pub async fn serve<S>(listener: TcpListener, service: S)
+pub async fn serve<S, B>(listener: TcpListener, service: S)
 where
-    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn Error + Send + Sync>>,
 {
     loop {
         let (stream, peer) = match listener.accept().await {

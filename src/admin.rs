@@ -9,6 +9,7 @@
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
+//! | `POST /self/rotate` `{"overlap_secs"?}` or no body | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
@@ -37,6 +38,15 @@
 //!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
 //! - rotating a revoked, expired or ended key is refused (409): rotation never revives
 //!   a key;
+//! - rotation never grows a key's life: the new key lives as long as the old key was
+//!   created to live (a one-hour key rotates into a one-hour key), at most 365 days;
+//! - a key that already has a live successor (a key rotated from it, still active)
+//!   cannot be rotated again (409), so that a leaked copy cannot mint a second heir;
+//!   rotate the successor, or revoke it first if its plaintext was lost;
+//! - `POST /self/rotate` is authenticated by the key it rotates, which needs only
+//!   [`keys:rotate-self`](ROTATE_SELF_SCOPE) (not `admin:keys`, which alone does not
+//!   allow it): an integration replaces its own key, and nothing else (see
+//!   [Self-rotation](self#self-rotation));
 //! - records and log lines name the actor.
 //!
 //! `GET /scopes` answers the catalogue (`null` without one), each scope with whether
@@ -105,7 +115,8 @@
 //! | body is not well-formed JSON | 400 |
 //! | a field is missing, unknown, repeated, of the wrong type or invalid, or a scope the catalogue does not declare | 422, with `errors` |
 //! | unknown key id, or a path segment that is not a key id | 404 |
-//! | rotating a revoked, expired or ended key | 409 |
+//! | `POST /self/rotate` with a key lacking `keys:rotate-self` | 403 `insufficient_scope`, from the middleware |
+//! | rotating a revoked, expired or ended key, or one with a live successor | 409 |
 //! | the store is unavailable | 503 with `Retry-After` |
 //!
 //! A 422 lists every invalid field at once in `errors`, each `{"field", "detail"}`, and
@@ -120,6 +131,18 @@
 //!
 //! A malformed id in a path (`/keys/not-an-id`) is 404, like an unknown one: either way
 //! no key is there, and one answer keeps clients simple.
+//!
+//! # Self-rotation
+//!
+//! `POST /self/rotate` takes the rotate body and answers like rotate; the key in the
+//! `Authorization` header is the one rotated, and the record's `created_by` is its own
+//! id. Without a body the old key keeps working until it is revoked or reaches its
+//! own end, as in a plain rotation. The route authenticates by key even
+//! [behind the application's login](#behind-the-applications-login), with the guard's
+//! settings (realm, usage tracker, throttle, proxies): it is for machines, so the
+//! application's login layer must let requests to it through without a session.
+//! The crate's client layer (feature `client`) calls it when responses start carrying
+//! `ApiKey-Expires`.
 //!
 //! # Mounting
 //!
@@ -217,6 +240,7 @@ mod list;
 mod page;
 mod panel;
 mod problem;
+mod self_rotate;
 mod view;
 
 use std::fmt;
@@ -244,6 +268,8 @@ use body::{CreateRequest, RotateRequest};
 use panel::PanelAuth;
 use problem::AdminError;
 use view::{CreatedView, KeyView, ScopesView};
+
+pub use self_rotate::ROTATE_SELF_SCOPE;
 
 /// The scope a key needs to use the admin router.
 pub const ADMIN_SCOPE: &str = "admin:keys";
@@ -320,7 +346,8 @@ where
     ///
     /// The guard's settings ([`realm`](Self::realm),
     /// [`usage_tracker`](Self::usage_tracker), [`throttle_failures`](Self::throttle_failures),
-    /// [`trusted_proxies`](Self::trusted_proxies)) no longer apply.
+    /// [`trusted_proxies`](Self::trusted_proxies)) then apply only to
+    /// `POST /self/rotate`, which still authenticates by key (it is for machines).
     pub fn behind_login(mut self) -> Self {
         self.behind_login = true;
         self
@@ -373,6 +400,13 @@ where
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>));
+        // A key rotating itself needs only `keys:rotate-self`, behind a login too:
+        // machines have no session. Layers added later run first.
+        let own_scope = Scopes::new([ROTATE_SELF_SCOPE]).expect("a valid scope");
+        let own = Router::new()
+            .route("/self/rotate", post(self_rotate::rotate_self::<S>))
+            .route_layer(map_request(acting::key_acts))
+            .route_layer(self.guard.clone().require_scopes(own_scope));
         // `route_layer`: unknown paths get the 404 below without a key, like any
         // other route the application does not have.
         let (api, auth) = if self.behind_login {
@@ -390,6 +424,7 @@ where
         };
         // Merged after the guard, so that the page and its assets, which hold no data,
         // load without a key; the page then sends the key with every API call.
+        let api = api.merge(own);
         let routes = if self.panel {
             api.merge(panel::routes(auth))
         } else {

@@ -22,7 +22,7 @@
 //! ```
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response as AxumResponse};
+use axum_core::response::Response as AxumResponse;
 use http::request::Parts;
 
 use crate::middleware::rejection::is_grpc;
@@ -47,9 +47,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyIdentity {
                     RejectionKind::MissingCredentials,
                     is_grpc(parts.version, &parts.headers),
                     &answers,
+                    http::HeaderMap::new(),
                 )
                 .into_response::<axum_core::body::Body>()
-                .into_response())
+                .map(axum_core::body::Body::new))
             }
         }
     }

@@ -99,16 +99,24 @@ fn scheme_error(value: &[u8]) -> HeaderError {
 pub(crate) fn is_token68(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     body_len > 0
-        && crate::key::all_bytes(&token[..body_len], |b| {
-            b.is_ascii_alphanumeric()
-                | (b == b'-')
-                | (b == b'.')
-                | (b == b'_')
-                | (b == b'~')
-                | (b == b'+')
-                | (b == b'/')
-        })
+        && token[..body_len]
+            .iter()
+            .all(|&b| TOKEN68_CHARS[usize::from(b)])
 }
+
+/// The characters of a token68 before its `=` padding (RFC 9110 §11.2): one table
+/// lookup per byte, on the path of every malformed header.
+static TOKEN68_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

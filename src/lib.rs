@@ -61,15 +61,17 @@
 //! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel |
 //! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
+//! | `client` | `client::SelfRotateLayer`: an integration's HTTP client sends its key and rotates it itself before it expires |
 //! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //!
 //! # Where names live
 //!
 //! One rule: **import from the root.** Every type and trait an application or a store
-//! names is re-exported at the crate root (`tower_apikey::ApiKeyV2Layer`,
-//! `tower_apikey::KeyStore`, …), as axum-login does. The public modules are where their
-//! subject is documented, and where the names of one integration or one subject's
-//! details stay, so that the root stays small:
+//! names is at the crate root (`tower_apikey::ApiKeyV2Layer`, `tower_apikey::KeyStore`,
+//! …), as axum-login does, and only there: each public item has one path. The public
+//! modules are where their subject is documented, and hold only the names that are not
+//! at the root (the defaults and limits of one subject, one integration's helpers), so
+//! that the root stays small:
 //!
 //! | module | documents, and holds |
 //! |---|---|
@@ -77,9 +79,11 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
-//! | [`middleware`] | a request's path through the layer; `middleware::rejection`, one row per refusal |
+//! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
+//! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
 //! | `admin` | key management over HTTP (feature `admin`) |
+//! | `client` | the integration's side: sending a key and rotating it (feature `client`) |
 //! | `test_util` | test aids (feature `test-util`) |
 //!
 //! Defaults and limits are public constants beside what they configure, each named in
@@ -113,8 +117,12 @@
 pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 pub mod client_addr;
 mod clock;
+pub mod cors;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -124,6 +132,7 @@ pub mod key;
 mod manager;
 pub mod middleware;
 mod page;
+mod problem;
 mod record;
 pub mod scope;
 pub mod store;
@@ -134,13 +143,16 @@ pub mod usage;
 #[cfg(any(feature = "admin", feature = "postgres"))]
 mod utc;
 
-pub use client_addr::{ClientAddr, TrustedProxies, TrustedProxiesError};
+pub use client_addr::addr::ClientAddr;
+pub use client_addr::trusted_proxies::{TrustedProxies, TrustedProxiesError};
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
 pub use header::HeaderError;
-pub use key::{KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError};
+pub use key::format::{
+    KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
+};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, ExpiryError, KeyManager,
     MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_LIFETIME, ManagerError, NewKey,
@@ -150,6 +162,7 @@ pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
 pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
+pub use middleware::response_body::ResponseBody;
 pub use middleware::service::ApiKeyV2Service;
 pub use middleware::throttle::FailureThrottle;
 pub use page::{
@@ -160,10 +173,12 @@ pub use record::{
     ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
     NameError,
 };
-pub use scope::{Scope, ScopeError, Scopes};
+pub use scope::scopes::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::cached::{CacheStats, CachedKeyStore, CachedKeyStoreBuilder, FilterState};
+pub use store::cached::cached_key_store::{
+    CacheStats, CachedKeyStore, CachedKeyStoreBuilder, FilterState,
+};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
@@ -171,16 +186,20 @@ pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use store::feed_listener::{FeedHealth, KeyFeedListener};
 pub use store::key_query::{
-    KeyFilter, KeyPosition, KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
+    DORMANT_AFTER_NEVER_USED, DORMANT_AFTER_UNUSED, EXPIRING_WITHIN, KeyFilter, KeyPosition,
+    KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
 };
+pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{IdentifierError, MigrateError, PgKeyStore};
-pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-pub use usage::{
-    KeyUsage, TracingSink, UsageError, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,
-};
+pub use store::postgres::migrate_error::MigrateError;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
+pub use usage::sink::{KeyUsage, UsageError, UsageSink};
+pub use usage::tracing_sink::TracingSink;
+pub use usage::tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -89,6 +89,14 @@ pub enum ManagerError {
     /// a key. Its successor can be rotated.
     #[error("key {0} was ended by a rotation; rotate the key that replaced it instead")]
     Ended(KeyId),
+    /// The key already has a live successor (the second id), so it cannot be rotated
+    /// again: a key rotates into one heir at a time, so that a leaked copy cannot mint
+    /// a second one. Rotate the successor instead, or revoke it first if it was lost.
+    #[error(
+        "key {0} was already rotated into key {1}, which is still active; rotate {1} \
+         instead, or revoke {1} first if its plaintext was lost"
+    )]
+    HasLiveSuccessor(KeyId, KeyId),
     /// The catalogue does not declare these scopes, so no key may be created with them.
     #[error(
         "the scope catalogue does not declare {0}; choose among the declared scopes \
@@ -407,8 +415,18 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         Ok(record)
     }
 
-    /// Rotates a key, as the application: a new key with the same name and scopes and a
-    /// fresh 365-day lifetime, recording `rotated_from`.
+    /// Rotates a key, as the application: a new key with the same name and scopes,
+    /// recording `rotated_from`. Rotation never grows a key's power or life:
+    ///
+    /// - the new key lives as long as the old key was created to live
+    ///   (`expires_at - created_at`, at most 365 days), from now: a one-hour key rotates
+    ///   into a one-hour key;
+    /// - a key that already has a live successor (a key rotated from it and still
+    ///   active) cannot be rotated again, [`ManagerError::HasLiveSuccessor`], so a
+    ///   leaked copy cannot mint a second heir. The store checks this in the same step
+    ///   as it stores the new key, so two concurrent rotations make one successor.
+    ///
+    /// What happens to the old key:
     ///
     /// - `overlap: None` leaves the old key working until it is revoked, so the
     ///   integration can switch and verify (by the new key's last-used time) first.
@@ -456,7 +474,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             old.scopes().clone(),
             key.digest(),
             now,
-            now + MAX_LIFETIME,
+            now + successor_lifetime(&old),
         )
         .with_rotated_from(Some(*id))
         .with_created_by(actor.map(|a| a.name().clone()));
@@ -477,6 +495,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             }
             RotateOutcome::NotFound => Err(ManagerError::NotFound(*id)),
             RotateOutcome::Revoked => Err(ManagerError::Revoked(*id)),
+            RotateOutcome::HasLiveSuccessor(heir) => Err(ManagerError::HasLiveSuccessor(*id, heir)),
         }
     }
 
@@ -582,6 +601,15 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
             .field("catalogue", &self.catalogue)
             .finish()
     }
+}
+
+/// How long the successor of `old` lives: as long as `old` was created to live, at
+/// most [`MAX_LIFETIME`] (a record written by another tool could claim more).
+fn successor_lifetime(old: &KeyRecord) -> Duration {
+    old.expires_at()
+        .duration_since(old.created_at())
+        .unwrap_or(Duration::ZERO)
+        .min(MAX_LIFETIME)
 }
 
 /// Truncates to whole microseconds.
@@ -792,6 +820,72 @@ mod tests {
             before,
             "nothing stored"
         );
+    }
+
+    #[tokio::test]
+    async fn a_successor_lives_as_long_as_the_old_key_was_created_to_live() {
+        let clock = ManualClock::starting_now();
+        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let hour = Duration::from_secs(3_600);
+        let short = manager
+            .create(NewKey::new("short", ["a:b"]).lifetime(hour))
+            .await
+            .unwrap();
+        clock.advance(hour / 2);
+        let heir = manager.rotate(short.record.id(), None).await.unwrap();
+        assert_eq!(
+            heir.record
+                .expires_at()
+                .duration_since(heir.record.created_at())
+                .unwrap(),
+            hour,
+            "a one-hour key rotates into a one-hour key, not a 365-day one"
+        );
+        assert_eq!(heir.record.created_at(), whole_micros(clock.now()));
+        let long = manager.create(NewKey::new("long", ["a:b"])).await.unwrap();
+        let heir = manager.rotate(long.record.id(), None).await.unwrap();
+        assert_eq!(
+            heir.record
+                .expires_at()
+                .duration_since(heir.record.created_at())
+                .unwrap(),
+            MAX_LIFETIME
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_with_a_live_successor_cannot_be_rotated_again() {
+        let clock = ManualClock::starting_now();
+        let store = InMemoryKeyStore::new();
+        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let hour = Duration::from_secs(3_600);
+        let old = manager
+            .create(NewKey::new("k", ["a:b"]).lifetime(4 * hour))
+            .await
+            .unwrap();
+        let id = *old.record.id();
+        let heir = manager.rotate(&id, None).await.unwrap();
+        let heir_id = *heir.record.id();
+        for overlap in [None, Some(Duration::ZERO), Some(hour)] {
+            match manager.rotate(&id, overlap).await {
+                Err(ManagerError::HasLiveSuccessor(key, successor)) => {
+                    assert_eq!((key, successor), (id, heir_id))
+                }
+                other => panic!("expected HasLiveSuccessor, got {other:?}"),
+            }
+        }
+        assert_eq!(store.len(), 2, "nothing stored");
+        assert!(manager.get(&id).await.unwrap().revoked_at().is_none());
+        // The successor itself may rotate; its own heir then blocks it in turn.
+        let grandchild = manager.rotate(&heir_id, None).await.unwrap();
+        assert!(matches!(
+            manager.rotate(&heir_id, None).await,
+            Err(ManagerError::HasLiveSuccessor(_, g)) if g == *grandchild.record.id()
+        ));
+        // Once the successor is revoked (its key was lost), the old key may rotate again.
+        manager.revoke(&heir_id).await.unwrap();
+        let again = manager.rotate(&id, None).await.unwrap();
+        assert_eq!(again.record.rotated_from(), Some(&id));
     }
 
     #[tokio::test]

@@ -18,8 +18,32 @@
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
 //!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
-//! 5. [`rejection`]: one row per kind of refusal (status, RFC 6750 code, gRPC status,
-//!    outcome, description) and the answers built from it.
+//!    `response_body.rs`: [`ResponseBody`](crate::ResponseBody), the body of every
+//!    response, the inner service's or the layer's own answer, so that the layer works
+//!    over any inner body type.
+//! 5. `rejection.rs`: one row per kind of refusal (status, RFC 6750 code, gRPC status,
+//!    outcome, description) and the answers built from it, [below](#refusals).
+//!
+//! # Refusals
+//!
+//! | situation | HTTP | `WWW-Authenticate` error | gRPC status |
+//! |---|---|---|---|
+//! | no `Authorization` header | 401 | (none) | 16 UNAUTHENTICATED |
+//! | another scheme, several headers, not `ApiKey-v2 <token68>` | 401 | `invalid_request` | 16 |
+//! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
+//! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
+//! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
+//! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
+//! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
+//! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
+//! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
+//!
+//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
+//! the inner service's body type: the answer travels in a [`ResponseBody`](crate::ResponseBody). HTTP/2 requests whose
+//! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
+//! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
+//! scopes included) and an empty body, which tonic and every other gRPC client read as a
+//! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
 //!
 //! A store that cannot answer gets every request refused with 503; its errors are logged
 //! at ERROR, at most one line per second for each kind of error, each line counting
@@ -27,10 +51,12 @@
 
 mod config;
 pub(crate) mod future;
+mod interned;
 pub(crate) mod layer;
 mod policy;
-pub mod rejection;
+pub(crate) mod rejection;
 pub(crate) mod require_scopes;
+pub(crate) mod response_body;
 pub(crate) mod service;
 mod store_failure_log;
 pub(crate) mod throttle;

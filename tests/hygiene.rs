@@ -17,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
 use tower_apikey::test_util::{FailingStore, HangingStore};
 use tower_apikey::{
@@ -131,11 +132,13 @@ async fn cycle(layer: &ApiKeyV2Layer, headers: &[(&str, &[u8])]) -> String {
         .oneshot(req.body(String::new()).unwrap())
         .await
         .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
     format!(
         "{} {:?} {}",
-        response.status(),
-        response.headers(),
-        response.body()
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body)
     )
 }
 

@@ -328,6 +328,47 @@ async fn migration_runs_twice_and_concurrently_without_error() {
     .unwrap();
 }
 
+/// A table made before rotations checked for a live successor gains the index on
+/// `rotated_from` on `migrate`, idempotently, and a second rotation is then refused.
+#[tokio::test]
+async fn migrate_adds_the_successors_index_to_a_table_from_an_earlier_version() {
+    let pool = pool().await;
+    let store = fresh_store(pool.clone()).await;
+    let (schema, table) = (store.schema().to_owned(), store.table().to_owned());
+    exec(&pool, format!("DROP INDEX \"{schema}\".\"{table}_heirs\"")).await;
+    store.migrate().await.expect("migrate adds the index");
+    store
+        .migrate()
+        .await
+        .expect("and again, with nothing to add");
+    let definition: String = sqlx::query_scalar(
+        "SELECT indexdef::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 \
+         AND indexname = $2 || '_heirs'",
+    )
+    .bind(&schema)
+    .bind(&table)
+    .fetch_one(&pool)
+    .await
+    .expect("the successors index exists");
+    assert!(definition.contains("(rotated_from)"), "{definition}");
+
+    let old = sample_record("old", &[], 0);
+    store.insert(&old).await.unwrap();
+    let heir = sample_record("old", &[], 60).with_rotated_from(Some(*old.id()));
+    let second = sample_record("old", &[], 120).with_rotated_from(Some(*old.id()));
+    store
+        .rotate(old.id(), &heir, tower_apikey::OldKeyEnd::Keep)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .rotate(old.id(), &second, tower_apikey::OldKeyEnd::Keep)
+            .await
+            .unwrap(),
+        tower_apikey::RotateOutcome::HasLiveSuccessor(id) if id == *heir.id()
+    ));
+}
+
 /// A table made by a version without `ends_at` gains the column on `migrate`, keeps
 /// its rows, and rotations with an overlap then work on it.
 #[tokio::test]
@@ -1610,12 +1651,22 @@ async fn a_view_or_a_taken_index_name_is_refused() {
     }
     exec(&admin, format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
 
-    assert_each_refused(&[Tampering {
-        sql: "DROP INDEX \"{schema}\".\"{table}_newest\";
+    assert_each_refused(&[
+        Tampering {
+            sql: "DROP INDEX \"{schema}\".\"{table}_newest\";
               CREATE SEQUENCE \"{schema}\".\"{table}_newest\"",
-        refused: |e| matches!(e, MigrateError::IndexNameTaken { .. }),
-        undo: "DROP SEQUENCE \"{schema}\".\"{table}_newest\"",
-    }])
+            refused: |e| matches!(e, MigrateError::IndexNameTaken { .. }),
+            undo: "DROP SEQUENCE \"{schema}\".\"{table}_newest\"",
+        },
+        Tampering {
+            sql: "DROP INDEX \"{schema}\".\"{table}_heirs\";
+              CREATE SEQUENCE \"{schema}\".\"{table}_heirs\"",
+            refused: |e| {
+                matches!(e, MigrateError::IndexNameTaken { index, .. } if index.ends_with("_heirs"))
+            },
+            undo: "DROP SEQUENCE \"{schema}\".\"{table}_heirs\"",
+        },
+    ])
     .await;
 }
 
@@ -1972,4 +2023,49 @@ async fn a_longer_hit_ttl_while_followed_divides_the_lookups_that_reach_the_data
         short / long
     );
     assert!(long < short, "a longer TTL must not cost more lookups");
+}
+
+/// Two instances on one database, each serving the admin router: the same key rotating
+/// itself on both at once gets one successor (201) and one 409, over HTTP.
+#[tokio::test]
+async fn one_key_rotating_itself_on_two_instances_at_once_gets_one_successor() {
+    let first = fresh_store(pool().await).await;
+    let second = same_table(&first, pool().await);
+    let manager = KeyManager::new(first.clone());
+    let created = manager
+        .create(NewKey::new("sync", ["keys:rotate-self"]))
+        .await
+        .unwrap();
+    let mut addrs = Vec::new();
+    for store in [first.clone(), second] {
+        let router = tower_apikey::admin::router(KeyManager::new(store));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let key = created.key.expose_secret().to_owned();
+    let rotations = addrs.iter().map(|addr| {
+        let request = Request::post(format!("http://{addr}/self/rotate"))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {key}"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        client.request(request)
+    });
+    let mut statuses: Vec<StatusCode> = futures_util::future::join_all(rotations)
+        .await
+        .into_iter()
+        .map(|response| response.unwrap().status())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    let heirs: Vec<_> = first
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.rotated_from() == Some(created.record.id()))
+        .collect();
+    assert_eq!(heirs.len(), 1, "one successor in the database");
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 use tower_apikey::{
@@ -90,12 +91,17 @@ impl World {
     ) -> Response<String> {
         let mut req = Request::new(String::new());
         req.headers_mut().insert(AUTHORIZATION, authorization);
-        service
+        let response = service
             .clone()
             .oneshot(req)
             .now_or_never()
             .expect("the in-memory store answers at once")
-            .unwrap()
+            .unwrap();
+        // The layer's body: the inner text or its problem document, ready at once.
+        response.map(|body| {
+            let bytes = body.collect().now_or_never().unwrap().unwrap().to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use axum::routing::get;
 use common::Answer;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -304,12 +304,15 @@ async fn call_with(
         let peer = SocketAddr::new(from.parse().unwrap(), 40_000);
         request.extensions_mut().insert(peer);
     }
-    ServiceBuilder::new()
+    let response = ServiceBuilder::new()
         .layer(layer.clone())
         .service_fn(echo)
         .oneshot(request)
         .await
-        .unwrap()
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Response::from_parts(parts, String::from_utf8(body.to_vec()).unwrap())
 }
 
 async fn key_in(store: &InMemoryKeyStore) -> String {

@@ -52,9 +52,10 @@ pub fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
 }
 
 /// Calls a service whose future is ready at once (all rows here), without a runtime.
-pub fn drive<S>(service: &mut S, req: Request<Body>) -> Response<Body>
+/// Any response body: the layer's rows answer a `ResponseBody<Body>`.
+pub fn drive<S, B>(service: &mut S, req: Request<Body>) -> Response<B>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
 {
     let waker = futures_util::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
@@ -255,9 +256,9 @@ impl Keys {
 
 /// Checks that a row answers as its name says, so that a broken row cannot pass for a
 /// fast one.
-pub fn expect_status<S>(service: &mut S, authorization: Option<&HeaderValue>, status: u16)
+pub fn expect_status<S, B>(service: &mut S, authorization: Option<&HeaderValue>, status: u16)
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
 {
     let response = drive(service, request(authorization));
     assert_eq!(response.status(), status, "{authorization:?}");

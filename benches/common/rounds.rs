@@ -39,9 +39,10 @@ pub type Sample = Box<dyn FnMut(u64) -> Duration>;
 
 /// A sample of `service`: requests from `make`, built outside the timed region in chunks,
 /// each called and its response dropped inside it.
-pub fn serial<S>(mut service: S, make: impl Fn() -> Request<Body> + 'static) -> Sample
+pub fn serial<S, B>(mut service: S, make: impl Fn() -> Request<Body> + 'static) -> Sample
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + 'static,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + 'static,
+    B: 'static,
 {
     let mut batch = Vec::with_capacity(CHUNK as usize);
     Box::new(move |iters| {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
 use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
@@ -258,6 +259,15 @@ async fn soak(config: Config) -> Report {
                         _ => open.clone().oneshot(req).await,
                     };
                     let Ok(response) = response;
+                    // The layer's body: the handler's text, or the refusal's document.
+                    let (parts, body) = response.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let response =
+                        Response::from_parts(parts, String::from_utf8_lossy(&bytes).into_owned());
                     let (status, body) = fixture.expected(kind);
                     let counter = match response.status() {
                         StatusCode::OK => &tally.ok,

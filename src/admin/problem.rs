@@ -4,17 +4,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use super::MAX_BODY_BYTES;
 use crate::manager::{ExpiryError, ManagerError};
-use crate::middleware::rejection::RETRY_AFTER_SECS;
+use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::record::NameError;
 use crate::scope::{ScopeError, Scopes};
 use crate::store::StoreError;
 
 /// One invalid field of a request, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FieldError {
     pub(super) field: String,
     pub(super) detail: String,
@@ -85,7 +84,8 @@ pub(super) enum AdminError {
     NotFound,
     /// No admin route has this path.
     NoSuchRoute,
-    /// The key is revoked, expired or ended, and cannot be rotated.
+    /// The key is revoked, expired or ended, or has a live successor, and cannot be
+    /// rotated.
     NotRotatable(ManagerError),
     /// The actor may not grant these scopes (create, rotate) or may not revoke a key
     /// holding them.
@@ -107,9 +107,10 @@ impl From<ManagerError> for AdminError {
             ManagerError::Scope(e) => Self::Invalid(vec![FieldError::scopes(&e)]),
             ManagerError::Expiry(e) => Self::Invalid(vec![FieldError::expires_at(&e)]),
             ManagerError::NotFound(_) => Self::NotFound,
-            e @ (ManagerError::Revoked(_) | ManagerError::Expired(_) | ManagerError::Ended(_)) => {
-                Self::NotRotatable(e)
-            }
+            e @ (ManagerError::Revoked(_)
+            | ManagerError::Expired(_)
+            | ManagerError::Ended(_)
+            | ManagerError::HasLiveSuccessor(..)) => Self::NotRotatable(e),
             ManagerError::UndeclaredScopes(scopes) => {
                 Self::Invalid(vec![FieldError::undeclared(&scopes)])
             }
@@ -120,23 +121,6 @@ impl From<ManagerError> for AdminError {
             ManagerError::Store(e) => Self::Store(e),
         }
     }
-}
-
-/// The problem document. `type` stays `about:blank`: the status and `detail` say it all.
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [FieldError],
-    /// The scopes the actor may not grant, for a 403 of the ceiling.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    not_grantable: Option<Vec<&'a str>>,
 }
 
 impl AdminError {
@@ -175,7 +159,7 @@ impl AdminError {
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
             Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
             Self::NoSuchRoute => {
-                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, GET /scopes"
+                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
                     .to_owned()
             }
             Self::NotRotatable(error) => error.to_string(),
@@ -220,33 +204,30 @@ impl IntoResponse for AdminError {
         if let Self::Unrepresentable = &self {
             tracing::error!("a stored key time is outside years 0-9999 and cannot be shown");
         }
-        let errors = match &self {
-            Self::Invalid(errors) => errors.as_slice(),
-            _ => &[],
-        };
-        let not_grantable = match &self {
-            Self::CannotGrant(_, scopes) => Some(scopes.iter().map(|s| s.as_str()).collect()),
-            _ => None,
-        };
-        let problem = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or(""),
-            status: status.as_u16(),
-            detail: self.detail(),
-            field: errors.first().map(|e| e.field.as_str()),
-            errors,
-            not_grantable,
-        };
-        let body = serde_json::to_vec(&problem)
-            .expect("a problem document of strings and numbers always serialises");
-        let mut response = (status, body).into_response();
+        // The document is the middleware's (crate::problem), with the admin's members:
+        // the first invalid field, every invalid field, the scopes that may not be granted.
+        let mut document = Problem::new(status, &self.detail());
+        if let Self::Invalid(errors) = &self {
+            if let Some(first) = errors.first() {
+                document = document.string("field", &first.field);
+            }
+            if !errors.is_empty() {
+                document = document.objects(
+                    "errors",
+                    errors
+                        .iter()
+                        .map(|e| [("field", e.field.as_str()), ("detail", e.detail.as_str())]),
+                );
+            }
+        }
+        if let Self::CannotGrant(_, scopes) = &self {
+            document = document.strings("not_grantable", scopes.iter().map(|s| s.as_str()));
+        }
+        let mut response = (status, document.finish()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            headers.insert(RETRY_AFTER, problem::retry_after());
         }
         response
     }
@@ -256,6 +237,7 @@ impl IntoResponse for AdminError {
 mod tests {
     use super::*;
     use crate::key::KeyId;
+    use crate::problem::RETRY_AFTER_SECS;
     use axum::body::to_bytes;
 
     async fn document(error: AdminError) -> (StatusCode, serde_json::Value) {

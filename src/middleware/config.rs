@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::Request;
 
 use crate::client_addr::TrustedProxies;
 use crate::clock::{Clock, SystemClock};
@@ -58,15 +58,12 @@ impl Config {
         }
     }
 
-    /// The rejection of a request of this version with these headers (a gRPC call gets
-    /// a gRPC answer).
-    pub(crate) fn rejection(
-        &self,
-        kind: RejectionKind,
-        version: http::Version,
-        headers: &HeaderMap,
-    ) -> Rejection {
-        Rejection::new(kind, is_grpc(version, headers), &self.answers)
+    /// The rejection of `req` (a gRPC call gets a gRPC answer). The request is refused,
+    /// so its header map is taken to carry the answer's headers.
+    #[inline]
+    pub(crate) fn rejection<B>(&self, kind: RejectionKind, req: &mut Request<B>) -> Rejection {
+        let grpc = is_grpc(req.version(), req.headers());
+        Rejection::new(kind, grpc, &self.answers, std::mem::take(req.headers_mut()))
     }
 }
 

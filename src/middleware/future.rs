@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::{Decision, Presented};
 use crate::record::KeyRecord;
 use crate::store::StoreError;
@@ -34,19 +35,21 @@ struct Pending<S, ReqBody, R> {
 }
 
 pin_project! {
-    /// The response future of [`ApiKeyV2Service`](crate::ApiKeyV2Service).
-    pub struct ResponseFuture<S, ReqBody, R = DefaultRejection>
+    /// The response future of [`ApiKeyV2Service`](crate::ApiKeyV2Service): the inner
+    /// service's response with its body wrapped in a [`ResponseBody`], or the layer's
+    /// answer to a refused request.
+    pub struct ResponseFuture<S, ReqBody, ResBody, R = DefaultRejection>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S, ReqBody, R>,
+        state: State<S, ReqBody, ResBody, R>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, ReqBody, R>
+    enum State<S, ReqBody, ResBody, R>
     where
         S: Service<Request<ReqBody>>,
     {
@@ -65,12 +68,12 @@ pin_project! {
         },
         // Refused: the answer is ready.
         Rejected {
-            response: Option<S::Response>,
+            response: Option<Response<ResponseBody<ResBody>>>,
         },
     }
 }
 
-impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
+impl<S, ReqBody, ResBody, R> ResponseFuture<S, ReqBody, ResBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
@@ -85,7 +88,7 @@ where
     /// marked sensitive (so that `Debug` of the headers downstream does not print it)
     /// and `inner` is called; on refusal the answer is made.
     #[inline]
-    pub(crate) fn decided<ResBody>(
+    pub(crate) fn decided(
         decision: Decision,
         mut req: Request<ReqBody>,
         inner: &mut S,
@@ -104,15 +107,14 @@ where
                 req.extensions_mut().insert(identity);
                 Self::inner(inner.call(req), expires)
             }
-            Decision::Reject(kind) => Self::rejected(on_rejection.on_rejection(config.rejection(
-                kind,
-                req.version(),
-                req.headers(),
-            ))),
+            Decision::Reject(kind) => {
+                Self::rejected(on_rejection.on_rejection(config.rejection(kind, &mut req)))
+            }
         }
     }
 
-    pub(crate) fn rejected(response: S::Response) -> Self {
+    #[inline]
+    pub(crate) fn rejected(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
@@ -143,12 +145,12 @@ where
     }
 }
 
-impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, R>
+impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, ResBody, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: OnRejection<ResBody>,
 {
-    type Output = Result<Response<ResBody>, S::Error>;
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -170,7 +172,7 @@ where
                     state.set(next.state);
                 }
                 StateProj::Inner { future, expires } => {
-                    let mut response = ready!(future.poll(cx))?;
+                    let mut response = ready!(future.poll(cx))?.map(ResponseBody::new);
                     if let Some(expires_at) = expires.take() {
                         let date = httpdate::fmt_http_date(expires_at);
                         // An IMF-fixdate is always a valid header value.
@@ -193,7 +195,7 @@ where
     }
 }
 
-impl<S, ReqBody, R> std::fmt::Debug for ResponseFuture<S, ReqBody, R>
+impl<S, ReqBody, ResBody, R> std::fmt::Debug for ResponseFuture<S, ReqBody, ResBody, R>
 where
     S: Service<Request<ReqBody>>,
 {

@@ -1,25 +1,7 @@
-//! Why a request was refused, and the response that says so.
-//!
-//! | situation | HTTP | `WWW-Authenticate` error | gRPC status |
-//! |---|---|---|---|
-//! | no `Authorization` header | 401 | (none) | 16 UNAUTHENTICATED |
-//! | another scheme, several headers, not `ApiKey-v2 <token68>` | 401 | `invalid_request` | 16 |
-//! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
-//! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
-//! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
-//! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
-//! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
-//! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
-//! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
-//!
-//! HTTP answers carry an RFC 9457 problem document (`application/problem+json`) when
-//! the response body type can hold one (see [`DefaultRejection`]); HTTP/2 requests whose
-//! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
-//! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
-//! scopes included) and an empty body, which tonic and every other gRPC client read as a
-//! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
+//! Why a request was refused, and the response that says so: one row per kind of
+//! refusal, and the answers prebuilt from the rows. The table of answers is in the
+//! [`middleware`](super#refusals) docs.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +12,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
 use crate::key::KeyFormatError;
+use crate::middleware::interned;
+use crate::middleware::response_body::ResponseBody;
+use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::scope::Scopes;
 
 /// The realm in challenges unless configured.
 pub(crate) const DEFAULT_REALM: &str = "api";
-
-/// Seconds a client is told to wait after a 503: the middleware's and the admin
-/// router's, so that they say the same.
-pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -232,24 +213,58 @@ impl RejectionKind {
     }
 }
 
-/// The parts of the answers that depend only on the realm, built once when the layer is
-/// configured, so that refusing a request copies a prebuilt header map instead of
-/// formatting and hashing headers.
+/// The answer of one row, prebuilt: the headers of its HTTP and its gRPC answer, and its
+/// problem document. Every value is kept for the process's life ([`interned`]), so
+/// copying an answer touches no reference count.
+#[derive(Clone, Debug)]
+struct Prebuilt {
+    http: HeaderMap,
+    grpc: HeaderMap,
+    problem: &'static str,
+}
+
+impl Prebuilt {
+    fn new(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> Self {
+        Self {
+            http: headers_for(realm, row, missing, false),
+            grpc: headers_for(realm, row, missing, true),
+            problem: interned::text(problem_for(row, missing)),
+        }
+    }
+
+    /// The headers of the answer, written into `reuse` (the refused request's own map,
+    /// cleared) when it has room, so that a refusal allocates no header map of its own;
+    /// otherwise a copy of the prebuilt map.
+    #[inline]
+    fn headers(&self, grpc: bool, mut reuse: HeaderMap) -> HeaderMap {
+        let prebuilt = if grpc { &self.grpc } else { &self.http };
+        if reuse.capacity() < prebuilt.len() {
+            return prebuilt.clone();
+        }
+        reuse.clear();
+        for (name, value) in prebuilt {
+            reuse.insert(name.clone(), value.clone());
+        }
+        reuse
+    }
+}
+
+/// The parts of the answers that depend only on the realm (and the layer's required
+/// scopes), built once when the layer is configured, so that refusing a request formats
+/// and allocates nothing.
 #[derive(Clone, Debug)]
 pub(crate) struct Answers {
     /// `ApiKey-v2 realm="…"`.
     realm: HeaderValue,
-    /// For each row: the HTTP headers, the gRPC headers and the problem document. The
-    /// answers that depend on the request (the missing scopes, a throttle's wait) start
-    /// from theirs.
-    fixed: Arc<[(HeaderMap, HeaderMap, Bytes)]>,
+    /// The answer of each row. The answers that depend on the request (the missing
+    /// scopes, a throttle's wait) start from theirs.
+    fixed: Arc<[Prebuilt]>,
     /// `Retry-After` values from 0 to 60 seconds, the waits a failure throttle gives,
     /// so that refusing a throttled address (what a flood gets) formats nothing.
     retry_after: Arc<[HeaderValue]>,
     /// The answer to a key that lacks all of the route's required scopes (the usual
-    /// missing-scope refusal), prebuilt like the fixed ones: the scopes, the HTTP and
-    /// gRPC headers, the problem document.
-    missing_all: Option<Arc<(Scopes, HeaderMap, HeaderMap, Bytes)>>,
+    /// missing-scope refusal), prebuilt like the fixed ones.
+    missing_all: Option<Arc<(Scopes, Prebuilt)>>,
 }
 
 impl Answers {
@@ -265,21 +280,17 @@ impl Answers {
             "the realm must be printable ASCII without '\"' or '\\'; got {realm:?}"
         );
         let realm =
-            HeaderValue::from_str(&format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
+            interned::header_value(format!("{SCHEME} realm=\"{realm}\"")).expect("checked above");
         let fixed = ROWS
             .iter()
-            .map(|row| {
-                (
-                    headers_for(&realm, row, None, false),
-                    headers_for(&realm, row, None, true),
-                    Bytes::from(problem_for(row, None)),
-                )
-            })
+            .map(|row| Prebuilt::new(&realm, row, None))
             .collect();
         Self {
             realm,
             fixed,
-            retry_after: (0..=60u64).map(HeaderValue::from).collect(),
+            retry_after: (0..=60u64)
+                .map(|secs| interned::header_value(secs.to_string()).expect("digits"))
+                .collect(),
             missing_all: None,
         }
     }
@@ -291,9 +302,7 @@ impl Answers {
             let row = Slot::InsufficientScope.row();
             Arc::new((
                 required.clone(),
-                headers_for(&self.realm, row, Some(required), false),
-                headers_for(&self.realm, row, Some(required), true),
-                Bytes::from(problem_for(row, Some(required))),
+                Prebuilt::new(&self.realm, row, Some(required)),
             ))
         });
         self
@@ -315,26 +324,26 @@ fn headers_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>, grpc: b
     let mut headers = HeaderMap::with_capacity(4);
     if grpc {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(GRPC_STATUS.clone(), HeaderValue::from(row.grpc));
+        headers.insert(
+            GRPC_STATUS.clone(),
+            interned::header_value(row.grpc.to_string()).expect("digits"),
+        );
         // What the HTTP answer says, the missing scopes included. Scopes are visible
         // ASCII by their grammar, so nothing needs percent-encoding.
         let message = match missing {
-            Some(missing) => HeaderValue::from_str(&format!("{}: {missing}", row.description))
-                .unwrap_or_else(|_| HeaderValue::from_static(row.description)),
+            Some(missing) => interned::header_value(format!("{}: {missing}", row.description))
+                .unwrap_or_else(|| HeaderValue::from_static(row.description)),
             None => HeaderValue::from_static(row.description),
         };
         headers.insert(GRPC_MESSAGE.clone(), message);
     } else {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     }
     if row.challenge {
         headers.insert(WWW_AUTHENTICATE, challenge_for(realm, row, missing));
     }
     if row.retry {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        headers.insert(RETRY_AFTER, problem::retry_after());
     }
     headers
 }
@@ -344,8 +353,8 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
     let Some(code) = row.code else {
         return realm.clone();
     };
-    let mut value = Vec::with_capacity(realm.len() + 128);
-    value.extend_from_slice(realm.as_bytes());
+    // The realm is checked visible ASCII at configuration.
+    let mut value = realm.to_str().unwrap_or_default().to_owned();
     for part in [
         ", error=\"",
         code,
@@ -353,33 +362,26 @@ fn challenge_for(realm: &HeaderValue, row: &Row, missing: Option<&Scopes>) -> He
         row.description,
         "\"",
     ] {
-        value.extend_from_slice(part.as_bytes());
+        value.push_str(part);
     }
     if let Some(missing) = missing {
-        value.extend_from_slice(format!(", scope=\"{missing}\"").as_bytes());
+        value.push_str(&format!(", scope=\"{missing}\""));
     }
     // Every part is checked ASCII without quotes or controls: the realm at
     // configuration, scopes by their grammar, the rest are literals.
-    HeaderValue::from_bytes(&value).unwrap_or_else(|_| realm.clone())
+    interned::header_value(value).unwrap_or_else(|| realm.clone())
 }
 
 /// The RFC 9457 problem document of `row`, naming the `missing` scopes if any.
 fn problem_for(row: &Row, missing: Option<&Scopes>) -> String {
-    let status = row.status;
-    let mut json = format!(
-        r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}""#,
-        status.canonical_reason().unwrap_or(""),
-        status.as_u16(),
-        row.description,
-    );
+    let mut problem = Problem::new(row.status, row.description);
     if let Some(code) = row.code {
-        json.push_str(&format!(r#","error":"{code}""#));
+        problem = problem.string("error", code);
     }
     if let Some(missing) = missing {
-        json.push_str(&format!(r#","scope":"{missing}""#));
+        problem = problem.string("scope", &missing.to_string());
     }
-    json.push('}');
-    json
+    problem.finish()
 }
 
 /// A refused request: what was wrong, and what the default answer looks like.
@@ -395,27 +397,36 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, grpc: bool, answers: &Answers) -> Self {
+    /// The refusal of `kind`; its headers are written into `reuse` (the refused
+    /// request's header map, which the request no longer needs) when it has room.
+    #[inline]
+    pub(crate) fn new(
+        kind: RejectionKind,
+        grpc: bool,
+        answers: &Answers,
+        reuse: HeaderMap,
+    ) -> Self {
         let row = kind.row();
         let (headers, problem) = match &kind {
             RejectionKind::InsufficientScope(missing) => match answers.missing_all.as_deref() {
-                Some((all, http, grpc_headers, problem)) if all == missing => (
-                    if grpc { grpc_headers } else { http }.clone(),
-                    problem.clone(),
+                Some((all, prebuilt)) if all == missing => (
+                    prebuilt.headers(grpc, reuse),
+                    Bytes::from_static(prebuilt.problem.as_bytes()),
                 ),
+                // A key missing only some of the scopes: an answer of its own.
                 _ => (
                     headers_for(&answers.realm, row, Some(missing), grpc),
                     Bytes::from(problem_for(row, Some(missing))),
                 ),
             },
             _ => {
-                let (http, grpc_headers, problem) = &answers.fixed[kind.slot() as usize];
-                let mut headers = if grpc { grpc_headers } else { http }.clone();
+                let prebuilt = &answers.fixed[kind.slot() as usize];
+                let mut headers = prebuilt.headers(grpc, reuse);
                 if let RejectionKind::Throttled { retry_after } = &kind {
                     // The one part of a fixed answer that changes per request.
                     headers.insert(RETRY_AFTER, answers.retry_after(*retry_after));
                 }
-                (headers, problem.clone())
+                (headers, Bytes::from_static(prebuilt.problem.as_bytes()))
             }
         };
         Self {
@@ -451,18 +462,16 @@ impl Rejection {
         std::str::from_utf8(&self.problem).expect("problem documents are built as UTF-8")
     }
 
-    /// The default answer, as the module table describes.
-    ///
-    /// The problem document is written into bodies of type `axum::body::Body` (feature
-    /// `axum`), `http_body_util::Full<Bytes>`, `String`, `Vec<u8>` and `Bytes`; any other
-    /// body is left empty (`B::default()`) and the status and headers carry the whole
-    /// answer. Use [`OnRejection`] to write another body.
-    pub fn into_response<B: Default + 'static>(self) -> Response<B> {
+    /// The default answer, as the module table describes: the problem document in the
+    /// body of an HTTP answer, an empty body for a gRPC one. It fits any inner body type
+    /// `B`, since the answer is the layer's own [`ResponseBody`].
+    #[inline]
+    pub fn into_response<B>(self) -> Response<ResponseBody<B>> {
         let (status, body) = if self.grpc {
             // Trailers-only: the status travels in the headers of an HTTP 200.
-            (StatusCode::OK, B::default())
+            (StatusCode::OK, ResponseBody::default())
         } else {
-            (self.kind.status(), body_from_json(self.problem))
+            (self.kind.status(), ResponseBody::answer(self.problem))
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -483,72 +492,55 @@ impl fmt::Debug for Rejection {
 /// Makes the answer to a refused request.
 ///
 /// Implemented by [`DefaultRejection`] and by any
-/// `Fn(Rejection) -> http::Response<B> + Clone + Send + Sync + 'static`:
+/// `Fn(Rejection) -> http::Response<ResponseBody<B>> + Clone + Send + Sync + 'static`,
+/// where `B` is the inner service's body type. Start from
+/// [`Rejection::into_response`], or write another body with [`ResponseBody::new`]:
 ///
 /// ```
-/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection};
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection, ResponseBody};
 ///
 /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new()).on_rejection(|rejection: Rejection| {
 ///     let mut response = rejection.into_response::<String>();
 ///     response.headers_mut().insert("x-docs", "https://example.com/auth".parse().unwrap());
 ///     response
 /// });
+/// # let _: ResponseBody<String> = ResponseBody::new(String::new());
 /// ```
 pub trait OnRejection<B>: Clone + Send + Sync + 'static {
     /// The response for `rejection`.
-    fn on_rejection(&self, rejection: Rejection) -> Response<B>;
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>>;
 }
 
 /// The default answer: [`Rejection::into_response`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
-impl<B: Default + 'static> OnRejection<B> for DefaultRejection {
-    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+impl<B> OnRejection<B> for DefaultRejection {
+    #[inline]
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         rejection.into_response()
     }
 }
 
 impl<B, F> OnRejection<B> for F
 where
-    F: Fn(Rejection) -> Response<B> + Clone + Send + Sync + 'static,
+    F: Fn(Rejection) -> Response<ResponseBody<B>> + Clone + Send + Sync + 'static,
 {
-    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+    fn on_rejection(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         self(rejection)
     }
-}
-
-/// Puts `json` into a `B`, for the body types that can be built from bytes; any other
-/// body stays empty.
-///
-/// Rust cannot ask "does `B` implement `From<Bytes>`" without specialisation, so this
-/// checks the concrete type at run time, as `axum::body::Body::new` does.
-fn body_from_json<B: Default + 'static>(json: Bytes) -> B {
-    let mut slot: Option<B> = None;
-    let any: &mut dyn Any = &mut slot;
-    if let Some(slot) = any.downcast_mut::<Option<http_body_util::Full<Bytes>>>() {
-        *slot = Some(http_body_util::Full::new(json));
-    } else if let Some(slot) = any.downcast_mut::<Option<Bytes>>() {
-        *slot = Some(json);
-    } else if let Some(slot) = any.downcast_mut::<Option<String>>() {
-        *slot = Some(String::from_utf8_lossy(&json).into_owned());
-    } else if let Some(slot) = any.downcast_mut::<Option<Vec<u8>>>() {
-        *slot = Some(json.to_vec());
-    } else {
-        #[cfg(feature = "axum")]
-        if let Some(slot) = any.downcast_mut::<Option<axum_core::body::Body>>() {
-            *slot = Some(axum_core::body::Body::from(json));
-        }
-    }
-    slot.unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::middleware::response_body::collect;
+    use crate::problem::RETRY_AFTER_SECS;
+
+    type Answer = Response<ResponseBody<String>>;
 
     fn reject(kind: RejectionKind, grpc: bool) -> Rejection {
-        Rejection::new(kind, grpc, &Answers::new("api"))
+        Rejection::new(kind, grpc, &Answers::new("api"), HeaderMap::new())
     }
 
     #[test]
@@ -572,6 +564,7 @@ mod tests {
                 RejectionKind::InsufficientScope(required.clone()),
                 grpc,
                 &answers,
+                HeaderMap::new(),
             );
             assert_eq!(
                 prebuilt.headers(),
@@ -581,12 +574,42 @@ mod tests {
         }
         // A key missing only some of them gets its own answer, naming those.
         let some = Scopes::new(["reports:write"]).unwrap();
-        let r = Rejection::new(RejectionKind::InsufficientScope(some), false, &answers);
+        let r = Rejection::new(
+            RejectionKind::InsufficientScope(some),
+            false,
+            &answers,
+            HeaderMap::new(),
+        );
         assert!(
             r.problem_json().contains(r#""scope":"reports:write""#),
             "{}",
             r.problem_json()
         );
+    }
+
+    #[test]
+    fn a_refusal_in_the_requests_header_map_carries_only_its_own_headers() {
+        let answers = Answers::new("api").requiring(&Scopes::new(["a:b"]).unwrap());
+        let kinds = [
+            RejectionKind::InvalidKey,
+            RejectionKind::StoreUnavailable,
+            RejectionKind::InsufficientScope(Scopes::new(["a:b"]).unwrap()),
+            RejectionKind::Throttled {
+                retry_after: Duration::from_secs(7),
+            },
+        ];
+        for kind in kinds {
+            for grpc in [false, true] {
+                let mut request = HeaderMap::new();
+                request.insert("cookie", HeaderValue::from_static("session=secret"));
+                request.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                request.insert("authorization", HeaderValue::from_static("ApiKey-v2 x"));
+                let reused = Rejection::new(kind.clone(), grpc, &answers, request);
+                let fresh = Rejection::new(kind.clone(), grpc, &answers, HeaderMap::new());
+                assert_eq!(reused.headers(), fresh.headers(), "{kind:?} grpc={grpc}");
+                assert!(!reused.headers().contains_key("cookie"));
+            }
+        }
     }
 
     #[test]
@@ -609,9 +632,10 @@ mod tests {
             challenge.ends_with("scope=\"billing:read reports:write\""),
             "{challenge}"
         );
-        let response: Response<String> = r.into_response();
+        let response: Answer = r.into_response();
         assert_eq!(response.status(), 403);
-        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&collect(response.into_body())).unwrap();
         assert_eq!(body["scope"], "billing:read reports:write");
         assert_eq!(body["status"], 403);
     }
@@ -632,10 +656,11 @@ mod tests {
             },
         ];
         for kind in kinds {
-            let response: Response<Vec<u8>> = reject(kind.clone(), false).into_response();
+            let response: Answer = reject(kind.clone(), false).into_response();
             assert_eq!(response.status(), kind.status());
             assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
-            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&collect(response.into_body())).unwrap();
             assert_eq!(body["detail"], kind.description());
             assert_eq!(body["status"], kind.status().as_u16());
         }
@@ -643,7 +668,7 @@ mod tests {
 
     #[test]
     fn grpc_rejections_are_trailers_only() {
-        let response: Response<String> = reject(RejectionKind::Revoked, true).into_response();
+        let response: Answer = reject(RejectionKind::Revoked, true).into_response();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["grpc-status"], "16");
         assert_eq!(response.headers()["content-type"], "application/grpc");
@@ -651,18 +676,17 @@ mod tests {
             response.headers()["grpc-message"],
             "the key has been revoked"
         );
-        assert!(response.body().is_empty());
+        assert!(collect(response.into_body()).is_empty());
         let scope = RejectionKind::InsufficientScope(Scopes::new(["a"]).unwrap());
-        let response: Response<String> = reject(scope, true).into_response();
+        let response: Answer = reject(scope, true).into_response();
         assert_eq!(response.headers()["grpc-status"], "7");
-        let response: Response<String> =
-            reject(RejectionKind::StoreUnavailable, true).into_response();
+        let response: Answer = reject(RejectionKind::StoreUnavailable, true).into_response();
         assert_eq!(response.headers()["grpc-status"], "14");
     }
 
     #[test]
     fn store_unavailable_is_503_with_retry_after_and_no_challenge() {
-        let response: Response<()> = reject(RejectionKind::StoreUnavailable, false).into_response();
+        let response: Answer = reject(RejectionKind::StoreUnavailable, false).into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
         assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
@@ -675,18 +699,20 @@ mod tests {
             let kind = RejectionKind::Throttled {
                 retry_after: Duration::from_secs(secs),
             };
-            let response: Response<String> =
-                Rejection::new(kind.clone(), false, &answers).into_response();
+            let response: Answer =
+                Rejection::new(kind.clone(), false, &answers, HeaderMap::new()).into_response();
             assert_eq!(response.status(), 429);
             assert_eq!(response.headers()[RETRY_AFTER], secs.to_string().as_str());
             assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
             assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
-            let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&collect(response.into_body())).unwrap();
             assert_eq!(body["error"], "throttled");
             assert_eq!(body["status"], 429);
             assert_eq!(body["title"], "Too Many Requests");
 
-            let grpc: Response<String> = Rejection::new(kind, true, &answers).into_response();
+            let grpc: Answer =
+                Rejection::new(kind, true, &answers, HeaderMap::new()).into_response();
             assert_eq!(grpc.status(), 200);
             assert_eq!(grpc.headers()["grpc-status"], "8");
             assert_eq!(grpc.headers()[RETRY_AFTER], secs.to_string().as_str());
@@ -694,8 +720,11 @@ mod tests {
     }
 
     #[test]
-    fn other_bodies_stay_empty_but_keep_status_and_headers() {
-        let response: Response<()> = reject(RejectionKind::InvalidKey, false).into_response();
+    fn a_body_type_with_no_default_gets_status_headers_and_the_document() {
+        /// An inner body type that can be neither empty nor built from bytes.
+        struct Streaming(#[allow(dead_code)] u8);
+        let response: Response<ResponseBody<Streaming>> =
+            reject(RejectionKind::InvalidKey, false).into_response();
         assert_eq!(response.status(), 401);
         assert!(
             response.headers()[WWW_AUTHENTICATE]
@@ -703,6 +732,9 @@ mod tests {
                 .unwrap()
                 .contains("invalid_token")
         );
+        let answer: Answer = reject(RejectionKind::InvalidKey, false).into_response();
+        let body: serde_json::Value = serde_json::from_slice(&collect(answer.into_body())).unwrap();
+        assert_eq!(body["error"], "invalid_token");
     }
 
     #[test]

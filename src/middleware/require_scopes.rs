@@ -25,6 +25,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
+use crate::middleware::response_body::ResponseBody;
 use crate::record::ApiKeyIdentity;
 use crate::scope::Scopes;
 
@@ -41,7 +42,9 @@ pub struct RequireScopesLayer {
 }
 
 impl RequireScopesLayer {
-    /// Requires every scope of `required`.
+    /// Requires every scope of `required`. The refusal naming all of them is built here
+    /// and kept for the life of the process, once per distinct realm and requirement
+    /// (see [`ApiKeyV2Layer::realm`](crate::ApiKeyV2Layer::realm)).
     pub fn new(required: Scopes) -> Self {
         Self {
             answers: Answers::new(DEFAULT_REALM).requiring(&required),
@@ -79,7 +82,9 @@ impl<S> Layer<S> for RequireScopesLayer {
     }
 }
 
-/// The service made by [`RequireScopesLayer`].
+/// The service made by [`RequireScopesLayer`]. Like
+/// [`ApiKeyV2Service`](crate::ApiKeyV2Service), it serves any inner body type: its
+/// responses carry a [`ResponseBody`], the inner body or its own refusal.
 #[derive(Clone)]
 pub struct RequireScopes<S> {
     inner: S,
@@ -98,9 +103,8 @@ impl<S: fmt::Debug> fmt::Debug for RequireScopes<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = RequireScopesFuture<S::Future, ResBody>;
 
@@ -108,7 +112,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let kind = match req.extensions().get::<ApiKeyIdentity>() {
             None => RejectionKind::MissingCredentials,
             Some(identity) if identity.scopes().grants_all(&self.layer.required) => {
@@ -124,10 +128,13 @@ where
                 RejectionKind::InsufficientScope(missing)
             }
         };
+        // The request is refused: its header map carries the answer's headers.
+        let grpc = is_grpc(req.version(), req.headers());
         let rejection = Rejection::new(
             kind,
-            is_grpc(req.version(), req.headers()),
+            grpc,
             &self.layer.answers,
+            std::mem::take(req.headers_mut()),
         );
         RequireScopesFuture {
             state: ScopeState::Rejected {
@@ -138,7 +145,8 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RequireScopes`].
+    /// The response future of [`RequireScopes`]: the inner response, its body wrapped in
+    /// a [`ResponseBody`], or the refusal.
     pub struct RequireScopesFuture<F, B> {
         #[pin]
         state: ScopeState<F, B>,
@@ -151,7 +159,7 @@ pin_project! {
         // Allowed: the inner service runs.
         Inner { #[pin] future: F },
         // Refused: the answer is ready.
-        Rejected { response: Option<Response<B>> },
+        Rejected { response: Option<Response<ResponseBody<B>>> },
     }
 }
 
@@ -159,11 +167,13 @@ impl<F, B, E> Future for RequireScopesFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            ScopeStateProj::Inner { future } => Poll::Ready(ready!(future.poll(cx))),
+            ScopeStateProj::Inner { future } => {
+                Poll::Ready(ready!(future.poll(cx)).map(|response| response.map(ResponseBody::new)))
+            }
             ScopeStateProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("RequireScopesFuture polled after completion"))),

@@ -10,7 +10,8 @@ use tower_service::Service;
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
 use crate::middleware::layer::ApiKeyV2Layer;
-use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::rejection::{DefaultRejection, OnRejection, RejectionKind};
+use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::Presented;
 use crate::store::KeyStore;
 use crate::store::StoreError;
@@ -19,6 +20,11 @@ use crate::store::StoreError;
 ///
 /// Its error type is the inner service's: a refusal is a response, not an error, so the
 /// connection (or gRPC stream) stays up.
+///
+/// It serves any `Service<http::Request<ReqBody>, Response = http::Response<ResBody>>`,
+/// whatever `ResBody` is (it needs no `Default` and no conversion from bytes): its
+/// responses carry a [`ResponseBody<ResBody>`], which is the inner body when the request
+/// was let through and the layer's own answer when it was refused.
 #[derive(Clone)]
 pub struct ApiKeyV2Service<S, R = DefaultRejection> {
     inner: S,
@@ -70,20 +76,20 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     R: OnRejection<ResBody>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, R>;
+    type Future = ResponseFuture<S, ReqBody, ResBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let presented = match self.config.presented(req.headers(), req.extensions()) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
-                return self.reject(kind, &req);
+                return self.reject(kind, &mut req);
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
@@ -113,16 +119,17 @@ where
 }
 
 impl<S, R> ApiKeyV2Service<S, R> {
+    #[inline]
     fn reject<ReqBody, ResBody>(
         &self,
-        kind: crate::RejectionKind,
-        req: &Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody, R>
+        kind: RejectionKind,
+        req: &mut Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, ResBody, R>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
     {
-        let rejection = self.config.rejection(kind, req.version(), req.headers());
+        let rejection = self.config.rejection(kind, req);
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
     }
 

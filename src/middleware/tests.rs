@@ -16,6 +16,7 @@ use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::manager::{KeyManager, NewKey};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::middleware::rejection::Rejection;
+use crate::middleware::response_body::{ResponseBody, collect};
 use crate::record::{ApiKeyIdentity, KeyRecord};
 use crate::scope::Scopes;
 use crate::store::KeyStore;
@@ -99,7 +100,14 @@ async fn call(layer: ApiKeyV2Layer, authorization: Option<&str>) -> Response<Str
         .service_fn(echo)
         .oneshot(req.body(String::new()).unwrap())
         .await
+        .map(read)
         .unwrap()
+}
+
+/// The layer's response with its body read: the inner service's text or the layer's
+/// problem document.
+fn read(response: Response<ResponseBody<String>>) -> Response<String> {
+    response.map(|body| String::from_utf8(collect(body).to_vec()).expect("UTF-8 bodies"))
 }
 
 fn challenge(response: &Response<String>) -> &str {
@@ -182,6 +190,7 @@ async fn several_authorization_headers_are_refused() {
         .service_fn(echo)
         .oneshot(req)
         .await
+        .map(read)
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(challenge(&response).contains("invalid_request"));
@@ -509,6 +518,7 @@ async fn grpc_requests_get_trailers_only_answers() {
             .service_fn(echo)
             .oneshot(req.body(String::new()).unwrap())
             .await
+            .map(read)
             .unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["grpc-status"], status);
@@ -532,6 +542,7 @@ async fn an_http1_request_claiming_grpc_gets_the_plain_http_answer() {
                 .unwrap(),
         )
         .await
+        .map(read)
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(!response.headers().contains_key("grpc-status"));
@@ -556,6 +567,7 @@ async fn the_key_reaches_the_inner_service_marked_sensitive() {
                 .unwrap(),
         )
         .await
+        .map(read)
         .unwrap();
     assert!(response.body().starts_with("true "), "{}", response.body());
     assert!(!response.body().contains(key.expose_secret()));
@@ -565,7 +577,10 @@ async fn the_key_reaches_the_inner_service_marked_sensitive() {
 async fn a_custom_rejection_handler_replaces_the_answer() {
     let f = Fixture::new();
     let layer = f.layer().on_rejection(|rejection: Rejection| {
-        let mut response = Response::new(format!("nope: {}", rejection.kind().description()));
+        let mut response = Response::new(ResponseBody::new(format!(
+            "nope: {}",
+            rejection.kind().description()
+        )));
         *response.status_mut() = rejection.kind().status();
         response
     });
@@ -574,6 +589,7 @@ async fn a_custom_rejection_handler_replaces_the_answer() {
         .service_fn(echo)
         .oneshot(Request::new(String::new()))
         .await
+        .map(read)
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.body().starts_with("nope: an API key is required"));

@@ -422,6 +422,7 @@ pub async fn rotate_ends_the_old_key_as_asked<S: KeyStoreAdmin>(store: S) {
 pub async fn a_scheduled_end_is_never_postponed<S: KeyStoreAdmin>(store: S) {
     let old = sample_record("rot", &[], 0);
     store.insert(&old).await.expect("insert");
+    let mut heir: Option<KeyId> = None;
     for (n, (at, expected)) in [
         (t(3_600), t(3_600)),
         (t(7_200), t(3_600)),
@@ -430,7 +431,12 @@ pub async fn a_scheduled_end_is_never_postponed<S: KeyStoreAdmin>(store: S) {
     .into_iter()
     .enumerate()
     {
+        // A key rotates into one live heir at a time: the previous one is revoked.
+        if let Some(heir) = heir {
+            store.revoke(&heir, t(n as u64)).await.expect("revoke");
+        }
         let new = sample_record("rot", &[], n as u64).with_rotated_from(Some(*old.id()));
+        heir = Some(*new.id());
         match store
             .rotate(old.id(), &new, OldKeyEnd::EndAt(at))
             .await
@@ -476,6 +482,133 @@ pub async fn rotate_refuses_unknown_and_revoked_keys<S: KeyStoreAdmin>(store: S)
     );
 }
 
+/// A key with a live successor (rotated from it, active at the new record's
+/// `created_at`) is not rotated again; once that successor is revoked, expired or ended,
+/// it may be.
+pub async fn rotate_refuses_a_key_with_a_live_successor<S: KeyStoreAdmin>(store: S) {
+    let old = sample_record("o", &["a:b"], 0);
+    store.insert(&old).await.expect("insert");
+    let heir = sample_record("o", &["a:b"], 60).with_rotated_from(Some(*old.id()));
+    assert!(matches!(
+        store
+            .rotate(old.id(), &heir, OldKeyEnd::Keep)
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated(_)
+    ));
+    let second = sample_record("o", &["a:b"], 120).with_rotated_from(Some(*old.id()));
+    match store
+        .rotate(old.id(), &second, OldKeyEnd::Revoke(t(120)))
+        .await
+        .expect("rotate")
+    {
+        RotateOutcome::HasLiveSuccessor(found) => {
+            assert_eq!(&found, heir.id(), "the live successor is named")
+        }
+        other => {
+            panic!("a second heir while the first lives: expected HasLiveSuccessor, got {other:?}")
+        }
+    }
+    assert!(
+        lookup(&store, second.id()).await.is_none(),
+        "a refused rotation must store nothing"
+    );
+    let old_now = lookup(&store, old.id()).await.expect("old kept");
+    assert_eq!(
+        old_now.revoked_at(),
+        None,
+        "a refused rotation must not end the old key"
+    );
+
+    // A successor that is no longer active does not count: revoked …
+    store.revoke(heir.id(), t(130)).await.expect("revoke");
+    let third = sample_record("o", &["a:b"], 140).with_rotated_from(Some(*old.id()));
+    assert!(
+        matches!(
+            store
+                .rotate(old.id(), &third, OldKeyEnd::Keep)
+                .await
+                .expect("rotate"),
+            RotateOutcome::Rotated(_)
+        ),
+        "the only successor is revoked"
+    );
+    // … expired at the new record's `created_at` (sample records live a day) …
+    let fourth = sample_record("o", &["a:b"], 140 + 86_400).with_rotated_from(Some(*old.id()));
+    assert!(
+        matches!(
+            store
+                .rotate(old.id(), &fourth, OldKeyEnd::Keep)
+                .await
+                .expect("rotate"),
+            RotateOutcome::Rotated(_)
+        ),
+        "the successor has expired by the time of this rotation"
+    );
+    // … or ended by a rotation of its own.
+    let fifth_parent = sample_record("p", &[], 0);
+    store.insert(&fifth_parent).await.expect("insert");
+    let ending = sample_record("p", &[], 10).with_rotated_from(Some(*fifth_parent.id()));
+    store
+        .rotate(fifth_parent.id(), &ending, OldKeyEnd::Keep)
+        .await
+        .expect("rotate");
+    let grandchild = sample_record("p", &[], 20).with_rotated_from(Some(*ending.id()));
+    store
+        .rotate(ending.id(), &grandchild, OldKeyEnd::EndAt(t(30)))
+        .await
+        .expect("rotate");
+    let again = sample_record("p", &[], 40).with_rotated_from(Some(*fifth_parent.id()));
+    assert!(
+        matches!(
+            store
+                .rotate(fifth_parent.id(), &again, OldKeyEnd::Keep)
+                .await
+                .expect("rotate"),
+            RotateOutcome::Rotated(_)
+        ),
+        "the successor was ended at t(30), before this rotation at t(40)"
+    );
+}
+
+/// Concurrent rotations of one key store exactly one successor: the check for a live
+/// successor and the insert are one step.
+pub async fn concurrent_rotations_make_one_successor<S: KeyStoreAdmin>(store: S) {
+    const RACERS: usize = 8;
+    let old = sample_record("race", &["a:b"], 0);
+    store.insert(&old).await.expect("insert");
+    let heirs: Vec<KeyRecord> = (0..RACERS)
+        .map(|_| sample_record("race", &["a:b"], 60).with_rotated_from(Some(*old.id())))
+        .collect();
+    let outcomes = futures_util::future::join_all(
+        heirs
+            .iter()
+            .map(|heir| store.rotate(old.id(), heir, OldKeyEnd::Keep)),
+    )
+    .await;
+    let mut rotated = Vec::new();
+    for (heir, outcome) in heirs.iter().zip(outcomes) {
+        match outcome.expect("rotate") {
+            RotateOutcome::Rotated(_) => rotated.push(*heir.id()),
+            RotateOutcome::HasLiveSuccessor(_) => {}
+            other => panic!("expected Rotated or HasLiveSuccessor, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        rotated.len(),
+        1,
+        "{RACERS} concurrent rotations of one key stored {} successors",
+        rotated.len()
+    );
+    for heir in &heirs {
+        assert_eq!(
+            lookup(&store, heir.id()).await.is_some(),
+            rotated.contains(heir.id()),
+            "only the winning rotation's successor is stored"
+        );
+    }
+}
+
 /// Runs every check, each against a fresh store from `make`.
 pub async fn run_all<S, F, Fut>(mut make: F)
 where
@@ -495,6 +628,8 @@ where
     rotate_records_who_rotated(make().await).await;
     a_scheduled_end_is_never_postponed(make().await).await;
     rotate_refuses_unknown_and_revoked_keys(make().await).await;
+    rotate_refuses_a_key_with_a_live_successor(make().await).await;
+    concurrent_rotations_make_one_successor(make().await).await;
     list_page_visits_every_key_once_in_each_sort(make().await).await;
     list_page_filters_by_state(make().await).await;
     list_page_searches_names_and_ids(make().await).await;
@@ -521,6 +656,8 @@ macro_rules! store_conformance_tests {
             rotate_records_who_rotated,
             a_scheduled_end_is_never_postponed,
             rotate_refuses_unknown_and_revoked_keys,
+            rotate_refuses_a_key_with_a_live_successor,
+            concurrent_rotations_make_one_successor,
             list_page_visits_every_key_once_in_each_sort,
             list_page_filters_by_state,
             list_page_searches_names_and_ids,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::key::KeyId;
 use crate::page::Page;
-use crate::record::{ActorName, KeyRecord};
+use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
@@ -185,6 +185,15 @@ impl KeyStoreAdmin for InMemoryKeyStore {
             None => return Ok(RotateOutcome::NotFound),
             Some(r) if r.revoked_at().is_some() => return Ok(RotateOutcome::Revoked),
             Some(_) => {}
+        }
+        // Under the write lock, so no other rotation can add a successor meanwhile. A
+        // scan: the embedded store holds few keys, and rotations are rare.
+        let now = new.created_at();
+        let heir = keys
+            .values()
+            .find(|r| r.rotated_from() == Some(old) && r.state_at(now) == KeyState::Active);
+        if let Some(heir) = heir {
+            return Ok(RotateOutcome::HasLiveSuccessor(*heir.id()));
         }
         if keys.try_insert(*new.id(), new.clone()).is_err() {
             return Err(StoreError::Duplicate(*new.id()));

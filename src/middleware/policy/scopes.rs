@@ -12,10 +12,14 @@ pub(super) fn check(
     record: &KeyRecord,
     _: SystemTime,
 ) -> Result<(), RejectionKind> {
-    if record.scopes().grants_all(&config.required) {
-        Ok(())
-    } else {
-        let missing = record.scopes().missing_set(&config.required);
-        Err(RejectionKind::InsufficientScope(missing))
+    let required = &config.required;
+    // One pass decides both questions: whether anything is missing, and whether it is
+    // the whole requirement (the usual refusal, answered with the prebuilt answer).
+    match record.scopes().missing(required).count() {
+        0 => Ok(()),
+        all if all == required.len() => Err(RejectionKind::InsufficientScope(required.clone())),
+        _ => Err(RejectionKind::InsufficientScope(
+            record.scopes().missing_set(required),
+        )),
     }
 }

@@ -17,10 +17,11 @@
 //!
 //! and then, after adding any nullable column a newer release declares, that it has
 //! exactly the columns of [`sql::COLUMNS`] with their types and `NOT NULL`, a primary key
-//! on `id`, and that the name `<table>_newest` and the names of the paged listing's
-//! indexes (`<table>_created`, `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`,
-//! created where missing) are indexes on it. Other indexes are left alone: only the
-//! table's trusted owner can create them.
+//! on `id`, and that the names `<table>_newest`, `<table>_heirs` (rotations' check for
+//! a live successor) and those of the paged listing's indexes (`<table>_created`,
+//! `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`) are indexes on it, creating
+//! them where missing. Other indexes are left alone: only the table's trusted owner can
+//! create them.
 //!
 //! Any failure is a [`MigrateError`] naming the problem, and the transaction is rolled
 //! back, so nothing was changed. The transaction pins `search_path` to `pg_catalog`, so
@@ -155,6 +156,7 @@ impl PgKeyStore {
         step.columns(&mut tx, table).await?;
         step.primary_key(&mut tx, table).await?;
         step.index(&mut tx, table).await?;
+        step.successors_index(&mut tx, table).await?;
         step.listing_indexes(&mut tx, table).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
@@ -334,8 +336,7 @@ impl Step<'_> {
         }
     }
 
-    /// Creates the listing index if the name is free, or checks that the relation of
-    /// that name is an index on the table. Its definition is the owner's business.
+    /// `<table>_newest`, which `list` reads.
     async fn index(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -344,6 +345,23 @@ impl Step<'_> {
         let sql = &self.store.sql;
         self.ensure_index(tx, table, &sql.index, &sql.create_index)
             .await
+    }
+
+    /// `<table>_heirs`, with which a rotation checks for a live successor. A table from
+    /// a release before it gains it here.
+    async fn successors_index(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: Oid,
+    ) -> Result<(), MigrateError> {
+        let sql = &self.store.sql;
+        self.ensure_index(
+            tx,
+            table,
+            &sql.successors_index,
+            &sql.create_successors_index,
+        )
+        .await
     }
 
     /// Creates the indexes paged listing reads ([`INDEXES`]) where their names are

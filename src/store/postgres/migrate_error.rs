@@ -131,21 +131,22 @@ pub enum MigrateError {
         table: String,
     },
 
-    /// The name of the listing index, `<table>_newest`, is taken by another object.
+    /// The name of one of its indexes (`<table>_newest` or `<table>_heirs`) is taken
+    /// by another object.
     #[error(
         "{index} is not an index on table {table}, yet migrate() needs that name for it: \
          drop or rename {index} and run migrate() again"
     )]
     #[non_exhaustive]
     IndexNameTaken {
-        /// The index name: `s.<table>_newest`.
+        /// The index name: `s.<table>_newest` or `s.<table>_heirs`.
         index: String,
         /// The table: `s.t`.
         table: String,
     },
 
     /// The connecting role lacks a privilege that a step of the migration needs
-    /// (creating the schema or the table, adding a column or the index).
+    /// (creating the schema or the table, adding a column or an index).
     #[error(
         "role {role} may not {action}: run migrate() once as a role that may (the \
          table's owner, with CREATE on the schema, or on the database if the schema is \

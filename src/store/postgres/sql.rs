@@ -79,9 +79,13 @@ pub(super) struct Sql {
     pub(super) created_channel: String,
     /// `<table>_newest`, the index for listing.
     pub(super) index: String,
+    /// `<table>_heirs`, the index on `rotated_from` that a rotation's check for a
+    /// live successor uses.
+    pub(super) successors_index: String,
     pub(super) create_schema: String,
     pub(super) create_table: String,
     pub(super) create_index: String,
+    pub(super) create_successors_index: String,
     /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS ` before a column's definition.
     pub(super) add_column: String,
     /// `$1` id.
@@ -96,6 +100,8 @@ pub(super) struct Sql {
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
     pub(super) lock_revoked_at: Arc<str>,
+    /// `$1` old id, `$2` now: a successor of the old key that is active at now.
+    pub(super) live_successor: Arc<str>,
     /// `$1` id, `$2` time; sets `ends_at` only if that ends the key sooner.
     pub(super) end_at: Arc<str>,
     /// `$1` ids, `$2` times.
@@ -108,6 +114,7 @@ impl Sql {
         let channel = format!("{table}_revoked");
         let created_channel = format!("{table}_created");
         let index = format!("{table}_newest");
+        let successors_index = format!("{table}_heirs");
         let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
         let columns = names.join(", ");
         let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|n| format!("${n}")).collect();
@@ -127,6 +134,11 @@ impl Sql {
             create_schema: format!("CREATE SCHEMA \"{schema}\""),
             create_table,
             create_index: format!("CREATE INDEX \"{index}\" ON {t} (created_at DESC, id)"),
+            // Partial: most keys replace none, and only successors are looked up.
+            create_successors_index: format!(
+                "CREATE INDEX \"{successors_index}\" ON {t} (rotated_from) \
+                 WHERE rotated_from IS NOT NULL"
+            ),
             add_column: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS "),
             select: format!("SELECT {columns} FROM {t} WHERE id = $1").into(),
             // One statement, so the notification is sent if and only if the row commits;
@@ -151,6 +163,15 @@ impl Sql {
             )
             .into(),
             lock_revoked_at: format!("SELECT revoked_at FROM {t} WHERE id = $1 FOR UPDATE").into(),
+            // Active as `KeyRecord::state_at` says: not revoked, before its expiry and
+            // any end (LEAST ignores a NULL `ends_at`).
+            live_successor: format!(
+                "SELECT id FROM {t}
+                 WHERE rotated_from = $1 AND revoked_at IS NULL
+                   AND $2::timestamptz < LEAST(expires_at, ends_at)
+                 LIMIT 1"
+            )
+            .into(),
             // LEAST ignores a NULL `ends_at`, leaving `expires_at` to compare with.
             end_at: format!(
                 "UPDATE {t} SET ends_at = CASE WHEN $2::timestamptz < LEAST(expires_at, ends_at)
@@ -164,6 +185,7 @@ impl Sql {
             channel,
             created_channel,
             index,
+            successors_index,
         }
     }
 }

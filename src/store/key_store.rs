@@ -1,0 +1,235 @@
+//! The contract of a key store: [`KeyStore`], [`KeyStoreAdmin`], what they answer and how they fail, as [`store`](super) documents.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::error::BoxError;
+use crate::key::KeyId;
+use crate::page::Page;
+use crate::record::{ActorName, KeyRecord};
+use crate::store::key_query::KeyQuery;
+
+/// Why a store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed: connection refused, pool exhausted, query error. Requests that
+    /// needed the store are refused with 503 and this error is logged.
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store did not answer in time.
+    #[error("the key store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A record with this id already exists (ids are random, so this is a bug or a replay).
+    #[error("a key with id {0} already exists")]
+    Duplicate(KeyId),
+    /// The backend holds data that is not a valid record, such as a malformed scope.
+    #[error("the key store holds a record it cannot read: {0}")]
+    Corrupt(String),
+    /// The lookup was shed before reaching the backend: as many distinct lookups as a
+    /// [`CachedKeyStore`](crate::CachedKeyStore) allows were already in flight, or its
+    /// id filter is stale and this second's budget of unfiltered lookups is spent.
+    /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
+    #[error("too many key lookups are in flight; try again shortly")]
+    Overloaded,
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Unavailable`].
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+/// The lookup the middleware needs: a record by key id.
+///
+/// Implement [`lookup`](KeyStore::lookup) for your own backend. Stores that hold their
+/// records in memory also implement [`lookup_ready`](KeyStore::lookup_ready), which
+/// saves the middleware a boxed future per request.
+#[async_trait]
+pub trait KeyStore: fmt::Debug + Send + Sync + 'static {
+    /// The record for `id`, or `None` if there is none.
+    ///
+    /// Return revoked and expired records too: the middleware decides, and says
+    /// "revoked" or "expired" only to a caller who proved the secret. Return an error,
+    /// never `Ok(None)`, when the backend cannot answer.
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// The same answer as [`lookup`](KeyStore::lookup), given at once, if this store can
+    /// answer without waiting (an in-memory map, a cache hit); `None` to say "ask
+    /// `lookup`". The default always says `None`.
+    ///
+    /// The middleware calls this first, so a store that can answer here costs no
+    /// allocation and no task wake-up on the request path.
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
+}
+
+/// What happens to the old key when a key is rotated.
+///
+/// `#[non_exhaustive]`: rotation will learn new ends (DESIGN §11: "until first use").
+/// A store that meets one it does not know should answer with an error rather than
+/// guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OldKeyEnd {
+    /// It keeps working until it is revoked (the default rotation).
+    Keep,
+    /// It ends at this time: the store sets its `ends_at`, unless the key already ends or
+    /// expires by then (a rotation never lengthens a key's life). `expires_at` is kept.
+    EndAt(SystemTime),
+    /// It is revoked at once (a leaked key), exactly as [`KeyStoreAdmin::revoke`] does;
+    /// the time is what `revoked_at` records, not when the revocation takes effect, and
+    /// the new key's `created_by` is what `revoked_by` records.
+    Revoke(SystemTime),
+}
+
+/// The result of [`KeyStoreAdmin::rotate`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RotateOutcome {
+    /// The new key was stored; this is the old record as it now stands.
+    Rotated(KeyRecord),
+    /// There is no key with the old id; nothing was stored.
+    NotFound,
+    /// The old key is revoked; nothing was stored.
+    Revoked,
+    /// The old key already has a live successor, this one: a record whose
+    /// `rotated_from` is the old key and that is active at the new record's
+    /// `created_at`. Nothing was stored. A key rotates into one heir at a time, so that a
+    /// leaked copy cannot mint a second one.
+    HasLiveSuccessor(KeyId),
+}
+
+/// The management operations behind [`KeyManager`](crate::KeyManager).
+#[async_trait]
+pub trait KeyStoreAdmin: KeyStore {
+    /// Stores a new record. An existing id gives [`StoreError::Duplicate`].
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError>;
+
+    /// One record, fresh from the backend (bypassing any cache).
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.lookup(id).await
+    }
+
+    /// Every record, newest (`created_at`) first.
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// One page of the records `query` asks for: filtered, searched and sorted as it
+    /// says, starting after its position, with the next page's cursor if more follow
+    /// (see [`KeyQuery`] for the order and the rules).
+    ///
+    /// The default reads [`list`](Self::list) and pages it in memory
+    /// ([`KeyQuery::page_from`]), so a store written before paging keeps compiling and
+    /// answers correctly; override it to page in the backend when there are many keys.
+    /// The [conformance suite](crate::store::conformance) checks either way.
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        Ok(query.page_from(self.list().await?))
+    }
+
+    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
+    ///
+    /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
+    /// any `revoked_at` is refused. Store `at` as given, never the backend's own clock.
+    /// Revoking a revoked key keeps its first revocation time. Returns the record as it
+    /// now stands, or `None` if there is no such key.
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
+    /// it: an admin key's id or a person's name; `None` when the application did) as
+    /// its `revoked_by`. A repeated revocation keeps the first actor with the first
+    /// time. [`KeyManager`](crate::KeyManager) revokes through this method.
+    ///
+    /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
+    /// a store written before actors existed keeps compiling and keeps revoking; the
+    /// [conformance suite](crate::store::conformance) fails until it keeps `revoked_by`.
+    /// Override it to store the actor in the same write as the revocation.
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _ = by;
+        self.revoke(id, at).await
+    }
+
+    /// Atomically: if `old` exists, is not revoked and has no live successor, stores
+    /// `new` and ends `old` as `end` says. Otherwise stores nothing. For
+    /// [`OldKeyEnd::Revoke`], the old key's `revoked_by` becomes `new`'s `created_by`:
+    /// whoever rotated it.
+    ///
+    /// A live successor is a record whose `rotated_from` is `old` and that is active
+    /// ([`KeyState::Active`](crate::KeyState::Active)) at `new.created_at()`, the
+    /// rotating application's now: then answer [`RotateOutcome::HasLiveSuccessor`].
+    /// The check and the insert must be one step: two concurrent rotations of one key
+    /// store exactly one successor (the [conformance suite](crate::store::conformance)
+    /// checks it).
+    ///
+    /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
+    /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never
+    /// changes.
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError>;
+}
+
+#[async_trait]
+impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
+    async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).lookup(id).await
+    }
+
+    fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        (**self).lookup_ready(id)
+    }
+}
+
+#[async_trait]
+impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).get(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list().await
+    }
+
+    async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        (**self).list_page(query).await
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke(id, at).await
+    }
+
+    async fn revoke_by(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).revoke_by(id, at, by).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
+        (**self).rotate(old, new, end).await
+    }
+}
