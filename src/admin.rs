@@ -207,7 +207,13 @@
 //! and stylesheet at `GET /panel.js` and `GET /panel.css`. With the key guard, the
 //! administrator pastes an admin key once; the page keeps it in the tab's
 //! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
-//! the page asks for nothing: the browser's session cookie goes with each call. It lists
+//! the page asks for nothing: the browser's session cookie goes with each call. It finds
+//! keys among thousands: a search by name or id, a state filter and sortable columns,
+//! each answered by `GET /keys` one page (100 keys) at a time, with "Show more keys"
+//! following its `Link` header, and "Export CSV" of every key the search and filter
+//! match (name, id, scopes, created, expires, ends, last used, state, created_by; never
+//! a key or digest; cells a spreadsheet would take for formulas start with `'`), built
+//! in the browser from pages of 1000. It lists
 //! the keys with their state (active,
 //! expiring within 30 days, expired, ended by rotation, revoked), the end a rotation
 //! scheduled, last-used time and rotation links,

@@ -1362,6 +1362,18 @@ async fn load_many(store: &InMemoryKeyStore) -> Vec<tower_apikey::KeyRecord> {
         store.insert(&record).await.unwrap();
         records.push(record);
     }
+    // The newest key replaced one of the oldest, which is far beyond the first page.
+    let heir = KeyRecord::new(
+        KeyId::new("R000000000000001").unwrap(),
+        KeyName::new("service rotated").unwrap(),
+        Scopes::new(["reports:read"]).unwrap(),
+        KeyDigest::from_bytes([0x5a; 32]),
+        now - Duration::from_secs(60),
+        now + 300 * DAY,
+    )
+    .with_rotated_from(Some(*records[10].id()));
+    store.insert(&heir).await.unwrap();
+    records.push(heir);
     records
 }
 
@@ -1468,6 +1480,16 @@ async fn scale_flow(
     page.click("#more").await;
     until_rows(&mut page, "the second page", &newest[..200]).await;
 
+    // The rotation link to a key on no loaded page finds that key.
+    page.click("#key-R000000000000001 a.row-link").await;
+    until_rows(&mut page, "the replaced key", &["service 00010".to_owned()]).await;
+    page.until(
+        "focus on the replaced key",
+        "return document.activeElement.id === 'key-0000000000000010';",
+        vec![],
+    )
+    .await;
+
     // 2. Search finds one key by part of its name, ignoring case.
     page.type_into("#search", "SERVICE 04321").await;
     until_rows(
@@ -1507,6 +1529,12 @@ async fn scale_flow(
         .map(name)
         .collect();
     assert_eq!(revoked.len(), MANY / 50);
+    page.until(
+        "the state filter's first answer",
+        "return document.querySelectorAll('#key-rows tr.state-revoked').length > 0;",
+        vec![],
+    )
+    .await;
     until_rows(&mut page, "the revoked keys", &revoked[..100]).await;
     page.click("#key-table button.sort-by[data-sort=created]")
         .await;

@@ -204,13 +204,15 @@ async fn migrate_adds_the_listing_indexes_to_a_table_made_before_them() {
         }
     };
     let table = store.table().to_owned();
-    let suffixes = [
-        "_created", "_expires", "_heirs", "_newest", "_pkey", "_revoked", "_scopes", "_stops",
-        "_used",
+    let listing = [
+        "_created", "_used", "_expires", "_revoked", "_stops", "_scopes",
     ];
-    let all: Vec<String> = suffixes.iter().map(|s| format!("{table}{s}")).collect();
-    assert_eq!(indexes(&store).await, all);
-    // As the release before paging left it: the primary key and `_newest` only.
+    let all = indexes(&store).await;
+    for suffix in listing {
+        let name = format!("{table}{suffix}");
+        assert!(all.contains(&name), "migrate creates {name}: {all:?}");
+    }
+    // As the release before paging left it: without the listing indexes.
     for suffix in [
         "_created", "_used", "_expires", "_revoked", "_stops", "_scopes",
     ] {

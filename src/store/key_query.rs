@@ -345,6 +345,9 @@ impl KeyPosition {
 struct Search {
     text: Box<str>,
     lower: Box<str>,
+    /// Whether the text could be part of a key id (at most 16 base62 characters):
+    /// otherwise ids are not searched at all.
+    could_be_id: bool,
 }
 
 impl Search {
@@ -368,8 +371,38 @@ impl Search {
 /// from where.
 ///
 /// Built with [`KeyQuery::new`] and the `with_…` methods; answered by
-/// [`KeyStoreAdmin::list_page`](crate::KeyStoreAdmin::list_page). See the
-/// [module docs](self) for the order and cursors.
+/// [`KeyStoreAdmin::list_page`](crate::KeyStoreAdmin::list_page).
+///
+/// ```
+/// use std::time::SystemTime;
+/// use tower_apikey::{KeyFilter, KeyQuery, KeySort, PageLimit};
+///
+/// let query = KeyQuery::new(SystemTime::now())
+///     .with_state(KeyFilter::Dormant)
+///     .with_search("billing")?
+///     .with_sort("-last_used".parse()?)
+///     .with_limit(PageLimit::new(50)?);
+/// assert_eq!(query.sort(), KeySort::parse("-last_used")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Order and cursors
+///
+/// Pages follow one total order: the sort value, then the key id (in byte order).
+/// Descending sorts break ties by ascending id and ascending sorts by descending id, so
+/// that every order is the exact reverse of its opposite. A key never used has no
+/// `last_used_at` and counts as used before every key that was: last in `-last_used`,
+/// first in `last_used`. A cursor ([`cursor_of`](Self::cursor_of)) names the last key
+/// of a page by its position in that order (sort, value in microseconds, id), never an
+/// offset, so keys created or used between two requests neither repeat nor hide keys
+/// on the next page. A cursor made for another sort is refused
+/// ([`KeyQueryError::CursorForAnotherSort`]) rather than misread.
+///
+/// # States and clocks
+///
+/// A state filter is judged at [`now`](Self::now): the application's clock, which
+/// [`KeyManager::list_page`](crate::KeyManager::list_page) sets from its own, never a
+/// database's `now()`, so instances whose clocks agree give the same answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyQuery {
@@ -439,6 +472,7 @@ impl KeyQuery {
         self.search = (!text.is_empty()).then(|| Search {
             text: text.into(),
             lower: text.to_lowercase().into(),
+            could_be_id: text.len() <= 16 && text.bytes().all(|b| b.is_ascii_alphanumeric()),
         });
         Ok(self)
     }
@@ -545,7 +579,8 @@ impl KeyQuery {
                 .as_ref()
                 .is_none_or(|s| record.scopes().grants(s))
             && self.search.as_ref().is_none_or(|s| {
-                s.found_in(record.name().as_str()) || s.found_in(record.id().as_str())
+                s.found_in(record.name().as_str())
+                    || (s.could_be_id && s.found_in(record.id().as_str()))
             })
     }
 

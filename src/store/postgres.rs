@@ -51,7 +51,7 @@
 //! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
 //!
 //! the index `<table>_newest` on `(created_at DESC, id)` for listing, those of
-//! the paged listing ([`KeyStoreAdmin::list_page`]): `<table>_created`, `_used` and
+//! the paged listing ([`KeyStoreAdmin::list_page`](crate::KeyStoreAdmin::list_page)): `<table>_created`, `_used` and
 //! `_expires` (one per sort, ids in byte order, `COLLATE "C"`), `_revoked` and `_stops`
 //! (partial, for the state filters) and `_scopes` (GIN, for the scope filter), and the
 //! index `<table>_heirs` on `rotated_from` (partial, where it is set), with which a
