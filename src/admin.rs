@@ -346,7 +346,8 @@ where
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>))
             .route("/events", get(events::list::<S>))
-            .route("/keys/{id}/events", get(events::of_key::<S>));
+            .route("/keys/{id}/events", get(events::of_key::<S>))
+            .route("/keys/{id}/usage", get(events::usage::<S>));
         // `route_layer`: unknown paths get the 404 below without a key, like any
         // other route the application does not have.
         let (api, auth) = if self.behind_login {

@@ -181,8 +181,8 @@ pub use store::memory::InMemoryKeyStore;
 pub use store::postgres::{IdentifierError, MigrateError, PgKeyStore};
 pub use store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use usage::{
-    KeyUsage, TracingSink, UsageBatch, UsageBatchId, UsageError, UsageOutcome, UsageSink,
-    UsageStats, UsageTracker, UsageTrackerBuilder,
+    KeyUsage, MAX_DAYS_PER_USAGE, TracingSink, UsageBatch, UsageBatchId, UsageDay, UsageError,
+    UsageOutcome, UsageSink, UsageStats, UsageTracker, UsageTrackerBuilder,
 };
 
 /// The README's examples, compiled and run as doctests.
