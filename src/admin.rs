@@ -366,7 +366,7 @@ where
         // Merged after the guard, so that the page and its assets, which hold no data,
         // load without a key; the page then sends the key with every API call.
         let routes = if self.panel {
-            api.merge(panel::routes(auth))
+            api.merge(panel::routes(auth, self.manager.events().is_some()))
         } else {
             api
         };
