@@ -402,7 +402,8 @@ where
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>))
             .route("/events", get(events::list::<S>))
-            .route("/keys/{id}/events", get(events::of_key::<S>));
+            .route("/keys/{id}/events", get(events::of_key::<S>))
+            .route("/keys/{id}/usage", get(events::usage::<S>));
         // A key rotating itself needs only `keys:rotate-self`, behind a login too:
         // machines have no session. Layers added later run first.
         let own_scope = Scopes::new([ROTATE_SELF_SCOPE]).expect("a valid scope");
@@ -429,7 +430,7 @@ where
         // load without a key; the page then sends the key with every API call.
         let api = api.merge(own);
         let routes = if self.panel {
-            api.merge(panel::routes(auth))
+            api.merge(panel::routes(auth, self.manager.events().is_some()))
         } else {
             api
         };

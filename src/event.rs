@@ -64,6 +64,7 @@ use crate::key::KeyId;
 use crate::page::{Page, PageCursor, PageError, PageLimit};
 use crate::record::ActorName;
 use crate::store::StoreError;
+use crate::usage::UsageDay;
 
 pub use log::{
     DEFAULT_EVENT_QUEUE, DEFAULT_EXPIRING_EVERY, EventLog, EventLogBuilder, EventLogStats,
@@ -405,6 +406,17 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     /// Deletes events (and, where the store keeps them, usage counts) older than
     /// `before`. Returns how many events were deleted.
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError>;
+
+    /// The requests counted for `key_id` on each UTC day from `from` to `to`
+    /// (inclusive), oldest first; days without requests may be left out. Counts come
+    /// from the store's [`UsageSink`](crate::UsageSink) and are kept under the same
+    /// retention as events.
+    async fn daily_requests(
+        &self,
+        key_id: &KeyId,
+        from: UsageDay,
+        to: UsageDay,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError>;
 }
 
 #[async_trait]
@@ -419,6 +431,15 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError> {
         (**self).prune_events(before).await
+    }
+
+    async fn daily_requests(
+        &self,
+        key_id: &KeyId,
+        from: UsageDay,
+        to: UsageDay,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
+        (**self).daily_requests(key_id, from, to).await
     }
 }
 

@@ -203,7 +203,8 @@ pub use store::postgres::migrate_error::MigrateError;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
 pub use usage::batch::{UsageBatch, UsageBatchId, UsageOutcome};
-pub use usage::sink::{KeyUsage, UsageError, UsageSink};
+pub use usage::counts::UsageDay;
+pub use usage::sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageError, UsageSink};
 pub use usage::tracing_sink::TracingSink;
 pub use usage::tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};
 

@@ -28,6 +28,7 @@
 // The types are named from the crate root (`tower_apikey::UsageTracker`); this module
 // documents last-used tracking. The crate's own code imports them from here.
 pub(crate) mod batch;
+pub(crate) mod counts;
 mod ended;
 mod recent;
 pub(crate) mod sink;
@@ -36,6 +37,7 @@ mod striped;
 pub(crate) mod tracing_sink;
 pub(crate) mod tracker;
 
-pub(crate) use batch::{UsageBatch, UsageOutcome};
+pub(crate) use batch::{UsageBatch, UsageBatchId, UsageOutcome};
+pub(crate) use counts::UsageDay;
 pub(crate) use sink::*;
 pub(crate) use tracker::UsageTracker;

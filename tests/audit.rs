@@ -188,6 +188,24 @@ async fn each_event_appears_once_when_it_should_and_lists_page_through_link() {
         .await;
     assert_eq!(types(&filtered), ["created"]);
     assert_eq!(filtered[0]["detail"]["related_key_id"], id.as_str());
+
+    // Four proven uses while active; the attempts after revocation are not uses.
+    let (answer, usage) = server
+        .json(Method::GET, &format!("/keys/{id}/usage?days=3"), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        usage,
+        serde_json::json!({"days": [
+            {"date": "2026-04-29", "requests": 0},
+            {"date": "2026-04-30", "requests": 0},
+            {"date": "2026-05-01", "requests": 4},
+        ]})
+    );
+    let (_, default) = server
+        .json(Method::GET, &format!("/keys/{id}/usage"), None)
+        .await;
+    assert_eq!(default["days"].as_array().unwrap().len(), 30);
 }
 
 #[tokio::test]
@@ -199,6 +217,9 @@ async fn bad_event_queries_are_422_and_unknown_keys_404() {
         "/events?key_id=nope",
         "/events?kind=created",
         "/keys/0000000000000000/events?key_id=x",
+        "/keys/0000000000000000/usage?days=0",
+        "/keys/0000000000000000/usage?days=91",
+        "/keys/0000000000000000/usage?days=x",
     ] {
         let (answer, json) = server.json(Method::GET, path, None).await;
         assert_eq!(

@@ -1032,6 +1032,33 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     );
     page.screenshot("last-used-after-flush").await;
 
+    // 7b. Its history: the events so far, and the day's request in a 30-day chart, in
+    // the list beside last-used and in the history view.
+    page.until(
+        "the usage chart beside last-used",
+        &format!(
+            "return document.querySelectorAll(\"#key-{id} td[data-label='Last used'] svg.usage-chart rect:not([height='0'])\").length === 1;"
+        ),
+        vec![],
+    )
+    .await;
+    page.click(&format!("#key-{id} button.history")).await;
+    let types = page
+        .until(
+            "the key's history with its chart",
+            "const d = document.getElementById('history'); \
+             const bars = document.querySelectorAll(\"#history-usage rect:not([height='0'])\"); \
+             const items = [...document.querySelectorAll('#history-events li')]; \
+             return d && d.open && bars.length === 1 && items.length >= 2 \
+               && items.map(li => li.dataset.type).join(' ');",
+            vec![],
+        )
+        .await;
+    assert_eq!(types, json!("first_used created"));
+    page.screenshot("key-history").await;
+    page.js("document.getElementById('history').close();", vec![])
+        .await;
+
     // 8. Rotate: confirm, see the new key once; both rows, linked.
     page.click(&format!("#key-{id} button[aria-label^='Rotate']"))
         .await;
@@ -1118,7 +1145,8 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     assert!(
         page.js(
             "return document.querySelector(arguments[0]) === null;",
-            vec![json!(format!("#key-{id} button"))]
+            // Its history stays readable; nothing may change it.
+            vec![json!(format!("#key-{id} td[data-label='Actions'] button"))]
         )
         .await
             == json!(true),

@@ -225,3 +225,105 @@ async fn the_managers_events_name_the_actor_and_the_other_key() {
     assert_eq!(events[1].detail().related_key_id, Some(*new.record.id()));
     assert_eq!(events[2].detail().related_key_id, Some(*old.record.id()));
 }
+
+/// Applies each batch to PostgreSQL, then reports a timeout the first time: a commit
+/// whose answer was lost.
+#[derive(Debug)]
+struct CommittedThenTimedOut {
+    store: PgKeyStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl tower_apikey::UsageSink for CommittedThenTimedOut {
+    async fn record_usage(
+        &self,
+        batch: &[tower_apikey::KeyUsage],
+    ) -> Result<(), tower_apikey::UsageError> {
+        self.store.record_usage(batch).await
+    }
+
+    async fn record_usage_batch(
+        &self,
+        batch: &tower_apikey::UsageBatch<'_>,
+    ) -> Result<tower_apikey::UsageOutcome, tower_apikey::UsageError> {
+        let outcome = self.store.record_usage_batch(batch).await?;
+        if !self.failed.swap(true, Ordering::Relaxed) {
+            return Err(tower_apikey::UsageError::Timeout(Duration::from_secs(30)));
+        }
+        Ok(outcome)
+    }
+}
+
+#[tokio::test]
+async fn counts_survive_a_restart_and_a_retried_flush_and_first_used_fires_once() {
+    use tower_apikey::event::EventStore;
+    use tower_apikey::{UsageDay, UsageTracker};
+    let store = fresh_store(pool().await).await;
+    let clock = ManualClock::new(start());
+    let log = EventLog::new(store.clone());
+    let manager = KeyManager::new(store.clone())
+        .with_clock(clock.clone())
+        .with_events(log.clone());
+    let key = manager
+        .create(NewKey::new("billing", ["reports:read"]))
+        .await
+        .unwrap();
+    let id = *key.record.id();
+    let tracker = UsageTracker::builder(CommittedThenTimedOut {
+        store: store.clone(),
+        failed: Default::default(),
+    })
+    .events(log.clone())
+    .build();
+    for _ in 0..25 {
+        tracker.record(&id, start());
+    }
+    assert!(
+        tracker.flush().await.is_err(),
+        "committed, reported as timed out"
+    );
+    tracker.flush().await.unwrap(); // the same batch again
+    for _ in 0..5 {
+        tracker.record(&id, start() + DAY);
+    }
+    tracker.shutdown().await.unwrap();
+    // Another instance, after a restart, on a new pool.
+    let restarted = PgKeyStore::new(pool().await)
+        .with_schema(store.schema())
+        .unwrap()
+        .with_table(store.table())
+        .unwrap();
+    restarted.migrate().await.unwrap();
+    let day = UsageDay::of(start());
+    let counts = restarted
+        .daily_requests(&id, day.previous(), day.next())
+        .await
+        .unwrap();
+    assert_eq!(counts, [(day, 25), (day.next(), 5)]);
+    // The retried batch stored the first use once.
+    let first_used = EventLog::new(restarted)
+        .events(&EventQuery::new().key(id))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.kind() == EventType::FirstUsed)
+        .count();
+    assert!(first_used <= 1, "first_used at most once");
+    // 30 days up to a day after: zero days included.
+    clock.advance(DAY);
+    let days = log
+        .daily_requests(&id, clock_now(&clock), 30)
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days[28], (day, 25));
+    assert_eq!(days[29], (day.next(), 5));
+    assert!(days[..28].iter().all(|&(_, n)| n == 0));
+}
+
+fn clock_now(clock: &ManualClock) -> SystemTime {
+    use tower_apikey::Clock;
+    clock.now()
+}

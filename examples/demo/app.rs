@@ -18,8 +18,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, FailureThrottle, KeyManager, KeyStoreAdmin, ManagerError,
-    NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes, UsageSink, UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, EventLog, EventStore, FailureThrottle, KeyManager,
+    KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
+    UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
@@ -42,6 +43,19 @@ pub struct Demo {
     pub router: Router,
     /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
     pub tracker: UsageTracker,
+    /// The audit trail: spawn its `run()` (the sink's queue) and call `shutdown()`.
+    // Read by main.rs; the tests that include this file drive the demo without them.
+    #[allow(dead_code)]
+    pub events: EventLog,
+    /// The expiring-key pass (hourly, also pruning past the retention): spawn it; it ends
+    /// when `stop_expiring` is sent or dropped.
+    // Read by main.rs; the tests that include this file drive the demo without them.
+    #[allow(dead_code)]
+    pub expiring: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Stops `expiring`.
+    // Read by main.rs; the tests that include this file drive the demo without them.
+    #[allow(dead_code)]
+    pub stop_expiring: tokio::sync::oneshot::Sender<()>,
     /// A key holding every scope of the [`CATALOGUE`], `admin:keys` included, for the
     /// operator; print it once.
     pub admin_key: PlaintextKey,
@@ -87,7 +101,7 @@ pub async fn build<S>(
     failures_per_minute: u32,
 ) -> Result<Demo, ManagerError>
 where
-    S: KeyStoreAdmin + UsageSink + Clone,
+    S: KeyStoreAdmin + UsageSink + EventStore + Clone,
 {
     let admin_key =
         mint_admin_key(&KeyManager::new(store.clone()).with_clock(clock.clone())).await?;
@@ -122,14 +136,21 @@ pub fn build_with_admin_key<S>(
     failures_per_minute: u32,
 ) -> Demo
 where
-    S: KeyStoreAdmin + UsageSink + Clone,
+    S: KeyStoreAdmin + UsageSink + EventStore + Clone,
 {
+    let events = EventLog::new(store.clone());
     let manager = KeyManager::new(store.clone())
         .with_clock(clock.clone())
-        .with_catalogue(catalogue());
+        .with_catalogue(catalogue())
+        .with_events(events.clone());
     let tracker = UsageTracker::builder(store.clone())
         .period(usage_flush)
+        .events(events.clone())
         .build();
+    let (stop_expiring, stopped) = tokio::sync::oneshot::channel::<()>();
+    let expiring = Box::pin(manager.watch_expiring(async {
+        let _ = stopped.await;
+    }));
     // One throttle for the API and the admin routes, so that guesses at either count
     // together. The client address is the connection's peer: `main.rs` serves with
     // `ConnectInfo<SocketAddr>`.
@@ -180,6 +201,9 @@ where
     Demo {
         router,
         tracker,
+        events,
+        expiring,
+        stop_expiring,
         admin_key,
     }
 }

@@ -247,10 +247,15 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
     let app::Demo {
         router,
         tracker,
+        events,
+        expiring,
+        stop_expiring,
         admin_key,
     } = demo;
 
     let flushing = tokio::spawn(tracker.run());
+    let forwarding = tokio::spawn(events.run());
+    let expiring = tokio::spawn(expiring);
     let stop = stop_signal();
 
     // Printed once, after the listener is bound, so that the server answers as soon as
@@ -273,6 +278,11 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
     tracing::info!("stopped taking requests; writing pending last-used times");
     tracker.shutdown().await?;
     flushing.await?;
+    // After the tracker, whose last flush may record events.
+    let _ = stop_expiring.send(());
+    expiring.await?;
+    events.shutdown().await;
+    forwarding.await?;
     tracing::info!("demo stopped");
     Ok(())
 }

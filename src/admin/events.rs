@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -123,4 +123,60 @@ async fn answer(
         .map(EventView::new)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(paged(views, page.next.as_ref(), params))
+}
+
+/// The most days `GET /keys/{id}/usage` answers.
+const MAX_USAGE_DAYS: u32 = 90;
+/// The days it answers by default.
+const DEFAULT_USAGE_DAYS: u32 = 30;
+
+/// One day of `GET /keys/{id}/usage`.
+#[derive(Debug, Serialize)]
+struct DayView {
+    date: String,
+    requests: u64,
+}
+
+/// `{"days": [...]}`, oldest first.
+#[derive(Debug, Serialize)]
+struct UsageView {
+    days: Vec<DayView>,
+}
+
+/// `GET /keys/{id}/usage?days=N` (N from 1 to 90, default 30): the key's proven
+/// requests per UTC day up to today (the manager's clock), zero days included.
+pub(super) async fn usage<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    _: Acting,
+    id: Result<Path<String>, PathRejection>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, AdminError> {
+    let params = QueryParams::parse(&uri, &["days"])?;
+    let days = match params.get("days") {
+        None => DEFAULT_USAGE_DAYS,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_USAGE_DAYS).contains(n))
+            .ok_or_else(|| {
+                AdminError::Invalid(vec![FieldError::new(
+                    "days",
+                    format!("days must be a whole number from 1 to {MAX_USAGE_DAYS}"),
+                )])
+            })?,
+    };
+    let id = super::key_id(id)?;
+    manager.get(&id).await?;
+    let counts = log(&manager)?
+        .daily_requests(&id, manager.now_for_views(), days)
+        .await
+        .map_err(AdminError::Store)?;
+    let days = counts
+        .into_iter()
+        .map(|(day, requests)| DayView {
+            date: day.to_string(),
+            requests,
+        })
+        .collect();
+    Ok(axum::Json(UsageView { days }).into_response())
 }

@@ -32,12 +32,16 @@ use axum::routing::get;
 const PAGE: &str = include_str!("panel/index.html");
 const SCRIPT: &str = include_str!("panel/panel.js");
 const STYLE: &str = include_str!("panel/panel.css");
+/// The audit trail's part of the page: history, activity, usage charts.
+const HISTORY: &str = include_str!("panel/history.js");
 
 /// Where the page names its assets; replaced by [`asset_base`] on every request.
 const BASE_PLACEHOLDER: &str = "{{base}}";
 
 /// How the page authenticates its API calls; replaced by [`PanelAuth::as_str`].
 const AUTH_PLACEHOLDER: &str = "{{auth}}";
+/// Replaced by `on` or `off`: whether the audit trail's routes exist.
+const AUDIT_PLACEHOLDER: &str = "{{audit}}";
 
 /// How the panel's API calls are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,24 +68,33 @@ pub(super) const POLICY: &str = "default-src 'none'; script-src 'self'; style-sr
      frame-ancestors 'none'";
 
 /// The page and its assets, to merge *outside* the router's key guard.
-pub(super) fn routes<S>(auth: PanelAuth) -> Router<S>
+pub(super) fn routes<S>(auth: PanelAuth, audit: bool) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
         .route(
             "/",
-            get(move |uri: OriginalUri| async move { page(uri, auth) }),
+            get(move |uri: OriginalUri| async move { page(uri, auth, audit) }),
         )
         .route("/panel.js", get(script))
         .route("/panel.css", get(style))
+        .route("/history.js", get(history))
+}
+
+/// `GET /history.js`
+async fn history() -> Response {
+    asset(HISTORY, "text/javascript; charset=utf-8", "no-cache")
 }
 
 /// `GET /`: the page, naming its assets relative to the address it was asked for.
-fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth) -> Response {
+fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth, audit: bool) -> Response {
     let html = PAGE
         .replace(BASE_PLACEHOLDER, &asset_base(uri.path()))
-        .replace(AUTH_PLACEHOLDER, auth.as_str());
+        .replace(AUTH_PLACEHOLDER, auth.as_str())
+        // Whether the manager has an event log: without one the audit routes do not
+        // exist, and history.js stays out of the way.
+        .replace(AUDIT_PLACEHOLDER, if audit { "on" } else { "off" });
     // The page is tiny and holds no data, but a stored copy could outlive a fix to it.
     asset(html, "text/html; charset=utf-8", "no-store")
 }

@@ -23,4 +23,13 @@ impl<S: EventStore + crate::store::KeyStore> EventStore for CachedKeyStore<S> {
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError> {
         self.get_ref().prune_events(before).await
     }
+
+    async fn daily_requests(
+        &self,
+        key_id: &crate::key::KeyId,
+        from: crate::usage::UsageDay,
+        to: crate::usage::UsageDay,
+    ) -> Result<Vec<(crate::usage::UsageDay, u64)>, StoreError> {
+        self.get_ref().daily_requests(key_id, from, to).await
+    }
 }

@@ -19,6 +19,7 @@ use crate::event::{
 };
 use crate::page::Page;
 use crate::store::StoreError;
+use crate::usage::UsageDay;
 
 /// Events waiting for the sink, at most (default 1024); more are dropped and counted.
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
@@ -224,6 +225,38 @@ impl EventLog {
     /// The store's error.
     pub async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError> {
         self.inner.store.events(query).await
+    }
+
+    /// The requests of `key_id` on each of the `days` UTC days up to and including the
+    /// day of `now`, oldest first, days without requests as zero.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn daily_requests(
+        &self,
+        key_id: &crate::key::KeyId,
+        now: SystemTime,
+        days: u32,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
+        let to = UsageDay::of(now);
+        let from = UsageDay::from_days_since_epoch(
+            to.days_since_epoch().saturating_sub(days.saturating_sub(1)),
+        );
+        let stored = self.inner.store.daily_requests(key_id, from, to).await?;
+        let mut out = Vec::with_capacity(days as usize);
+        let mut day = from;
+        loop {
+            let n = stored
+                .iter()
+                .find(|(d, _)| *d == day)
+                .map_or(0, |&(_, n)| n);
+            out.push((day, n));
+            if day >= to {
+                return Ok(out);
+            }
+            day = day.next();
+        }
     }
 
     /// Deletes events and usage counts older than the retention before `now`.

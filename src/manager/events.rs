@@ -18,6 +18,11 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self
     }
 
+    /// Now, on this manager's clock: what "today" is for usage counts over HTTP.
+    pub(crate) fn now_for_views(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+
     /// The event log, if the application gave one.
     pub fn events(&self) -> Option<&EventLog> {
         self.events.as_ref()

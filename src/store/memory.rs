@@ -1,5 +1,6 @@
 //! The embedded store: records in a lock-free concurrent map.
 
+mod counts;
 mod events;
 
 use std::fmt;
@@ -50,6 +51,8 @@ struct Inner {
     writes: Mutex<()>,
     /// The audit trail ([`EventStore`](crate::event::EventStore)), bounded.
     events: events::Events,
+    /// Daily request counts, from the usage writes.
+    counts: counts::Counts,
 }
 
 impl InMemoryKeyStore {
@@ -87,13 +90,17 @@ impl InMemoryKeyStore {
 impl UsageSink for InMemoryKeyStore {
     /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        // Counts are kept by `record_usage_batch`, whose id makes a retry count once.
         self.raise_last_used(batch);
         Ok(())
     }
 
     /// As `record_usage`, reporting the keys whose `last_used_at` was unset.
     async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
-        Ok(UsageOutcome::new(self.raise_last_used(batch.usages())))
+        let first = self.raise_last_used(batch.usages());
+        // A retried batch (same id) adds its counts once.
+        self.inner.counts.add(Some(batch.id()), batch.usages());
+        Ok(UsageOutcome::new(first))
     }
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::key::KeyId;
+use crate::usage::counts::{DayCounter, UsageDay};
 use crate::usage::slot::Slot;
+use crate::usage::striped::thread_index;
 
 /// Entries per thread: enough for the keys one worker serves at once, small enough
 /// (2 KiB) to stay in cache.
@@ -23,6 +25,8 @@ struct Entry {
     tracker: u64,
     key: KeyId,
     slot: Arc<Slot>,
+    /// This thread's counter in `slot`: written by this thread alone.
+    counter: Arc<DayCounter>,
 }
 
 thread_local! {
@@ -45,25 +49,41 @@ fn place(key: &KeyId) -> usize {
     (mixed >> 58) as usize % ENTRIES
 }
 
-/// Raises the cached slot of `key` in `tracker` to `ms`. False if this thread has no
-/// live slot for it (the caller then goes to the map).
+/// Raises the cached slot of `key` in `tracker` to `ms` and counts the request. False
+/// if this thread has no live slot for it (the caller then goes to the map, and
+/// nothing was counted).
 pub(crate) fn bump(tracker: u64, key: &KeyId, ms: u64) -> bool {
     RECENT
         .try_with(|recent| match &recent.borrow()[place(key)] {
-            Some(entry) if entry.tracker == tracker && entry.key == *key => entry.slot.bump(ms),
+            Some(entry) if entry.tracker == tracker && entry.key == *key => {
+                let live = entry.slot.bump(ms);
+                if live {
+                    entry.counter.add(UsageDay::of_millis(ms));
+                }
+                live
+            }
             _ => false,
         })
         // During thread teardown the cache may be gone: use the map.
         .unwrap_or(false)
 }
 
-/// Caches `slot` as this thread's slot of `key` in `tracker`.
-pub(crate) fn remember(tracker: u64, key: &KeyId, slot: &Arc<Slot>) {
-    let _ = RECENT.try_with(|recent| {
+/// Caches `slot` as this thread's slot of `key` in `tracker`, and counts the request
+/// at `ms` in this thread's counter of it.
+pub(crate) fn remember(tracker: u64, key: &KeyId, slot: &Arc<Slot>, ms: u64) {
+    let day = UsageDay::of_millis(ms);
+    let cached = RECENT.try_with(|recent| {
+        let counter = slot.counts.counter_for(thread_index());
+        counter.add(day);
         recent.borrow_mut()[place(key)] = Some(Entry {
             tracker,
             key: *key,
             slot: Arc::clone(slot),
+            counter,
         });
     });
+    if cached.is_err() {
+        // Thread teardown: no cache, and perhaps no thread index; count under the lock.
+        slot.counts.add_locked(day);
+    }
 }

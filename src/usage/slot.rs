@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::usage::counts::KeyCounts;
+
 /// A slot whose key was evicted; a use that finds it inserts a fresh slot.
 pub(crate) const TOMBSTONE: u64 = u64::MAX;
 
@@ -13,6 +15,8 @@ pub(crate) struct Slot {
     pub(crate) written: AtomicU64,
     /// The flush round of that acceptance, to tell idle keys. Flusher only.
     pub(crate) written_in: AtomicU64,
+    /// Requests per UTC day, one counter per thread.
+    pub(crate) counts: KeyCounts,
 }
 
 impl Slot {
@@ -21,6 +25,7 @@ impl Slot {
             latest: AtomicU64::new(ms),
             written: AtomicU64::new(0),
             written_in: AtomicU64::new(0),
+            counts: KeyCounts::default(),
         }
     }
 

@@ -55,7 +55,7 @@ impl StripedCounter {
 /// given back when the thread exits, so that threads which come and go (a blocking
 /// pool, a benchmark) reuse stripes instead of spilling into the shared one. An index
 /// belongs to one live thread at a time, so a stripe only ever has one writer.
-fn thread_index() -> usize {
+pub(crate) fn thread_index() -> usize {
     /// Indexes given back by exited threads.
     static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     static NEXT: AtomicUsize = AtomicUsize::new(0);

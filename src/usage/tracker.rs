@@ -54,6 +54,8 @@ struct Inner {
     events: Option<EventLog>,
     /// Proven attempts with ended keys since the last flush.
     ended: EndedUses,
+    /// The batch whose send failed, to send again as it is (at most `max_keys` keys).
+    sealed: std::sync::Mutex<Option<(UsageBatchId, Vec<KeyUsage>)>>,
 }
 
 /// Counters since the tracker was built.
@@ -115,15 +117,16 @@ impl UsageTrackerBuilder {
         self
     }
 
-    /// How often pending times are written (default 300 s).
+    /// How often pending times and counts are written (default 300 s).
     ///
     /// # Panics
     ///
-    /// If `period` is zero.
+    /// If `period` is zero or longer than a day (daily counts keep two days per thread,
+    /// so a flush must come at least daily).
     pub fn period(mut self, period: Duration) -> Self {
         assert!(
-            !period.is_zero(),
-            "the usage flush period must be more than zero"
+            !period.is_zero() && period <= Duration::from_secs(86_400),
+            "the usage flush period must be more than zero and at most a day"
         );
         self.period = period;
         self
@@ -177,6 +180,7 @@ impl UsageTrackerBuilder {
                 failures: AtomicU64::new(0),
                 events: self.events,
                 ended: EndedUses::default(),
+                sealed: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -226,7 +230,7 @@ impl UsageTracker {
         let slots = inner.slots.pin();
         if let Some(slot) = slots.get(id) {
             if slot.bump(ms) {
-                recent::remember(inner.id, id, slot);
+                recent::remember(inner.id, id, slot, ms);
                 return;
             }
         } else if slots.len() >= inner.max_keys {
@@ -251,7 +255,7 @@ impl UsageTracker {
             Compute::Aborted(slot) => slot,
             Compute::Removed(..) => return,
         };
-        recent::remember(inner.id, id, &slot);
+        recent::remember(inner.id, id, &slot, ms);
     }
 
     /// Writes every pending time now and returns once the sink has them (or failed).
@@ -266,13 +270,19 @@ impl UsageTracker {
         let round = inner.rounds.fetch_add(1, Relaxed) + 1;
         inner.drop_logged.store(false, Relaxed);
         self.report_ended().await;
-        let batch = self.pending(round);
+        let (id, batch) = self.next_batch(round);
         if batch.is_empty() {
             return Ok(());
         }
+        // Kept until the sink has it, so that a failed or timed-out send (which may have
+        // been applied) is sent again with the same id and counts: counted once.
+        *inner
+            .sealed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((id, batch.clone()));
         // A sink that panics is a failed write like any other: its times stay pending and
         // the flush loop keeps running, instead of dying with the task.
-        let sealed = UsageBatch::new(UsageBatchId::random(), &batch);
+        let sealed = UsageBatch::new(id, &batch);
         let write = AssertUnwindSafe(inner.sink.record_usage_batch(&sealed))
             .catch_unwind()
             .map(|outcome| {
@@ -292,6 +302,11 @@ impl UsageTracker {
                 return Err(error);
             }
         };
+        inner
+            .sealed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(events) = &inner.events {
             for id in &outcome.first_used {
                 let at = batch
@@ -334,12 +349,14 @@ impl UsageTracker {
         }
     }
 
-    /// The keys used since their last write, with their latest time; reclaims idle
-    /// slots when the map is more than half full.
-    fn pending(&self, round: u64) -> Vec<KeyUsage> {
+    /// The keys used since their last write, with their latest time and, if
+    /// `take_counts`, the requests counted since the last take; reclaims idle slots
+    /// when the map is more than half full (only when taking counts, so that no count
+    /// is left in a reclaimed slot).
+    fn pending(&self, round: u64, take_counts: bool) -> Vec<KeyUsage> {
         let inner = &*self.inner;
         let slots = inner.slots.pin();
-        let reclaim = slots.len() > inner.max_keys / 2;
+        let reclaim = take_counts && slots.len() > inner.max_keys / 2;
         let mut batch = Vec::new();
         for (id, slot) in slots.iter() {
             let latest = slot.latest.load(Relaxed);
@@ -347,11 +364,17 @@ impl UsageTracker {
             if latest == TOMBSTONE {
                 continue;
             }
-            if latest > written {
-                batch.push(KeyUsage {
-                    key_id: *id,
-                    last_used_at: UNIX_EPOCH + Duration::from_millis(latest),
-                });
+            let counts = if take_counts {
+                slot.counts.take()
+            } else {
+                Vec::new()
+            };
+            if latest > written || !counts.is_empty() {
+                let mut usage = KeyUsage::new(*id, UNIX_EPOCH + Duration::from_millis(latest));
+                for (day, n) in counts {
+                    usage = usage.with_requests(day, n);
+                }
+                batch.push(usage);
             } else if reclaim
                 && slot.written_in.load(Relaxed) + 1 < round
                 // Only if no use arrived meanwhile; a use after this sees the tombstone
@@ -364,6 +387,27 @@ impl UsageTracker {
             }
         }
         batch
+    }
+
+    /// The batch to send: the sealed one if the last send failed (same id and counts,
+    /// times brought up to date, other keys' newer times added), else a fresh one.
+    fn next_batch(&self, round: u64) -> (UsageBatchId, Vec<KeyUsage>) {
+        let sealed = self
+            .inner
+            .sealed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((id, mut batch)) = sealed else {
+            return (UsageBatchId::random(), self.pending(round, true));
+        };
+        for fresh in self.pending(round, false) {
+            match batch.iter_mut().find(|u| u.key_id == fresh.key_id) {
+                Some(usage) => usage.last_used_at = usage.last_used_at.max(fresh.last_used_at),
+                None => batch.push(fresh),
+            }
+        }
+        (id, batch)
     }
 
     /// The flush loop: every period, writes what is pending; after a failure, retries
@@ -579,7 +623,8 @@ mod tests {
         tracker.flush().await.unwrap();
         tracker.record(&key, at(20));
         tracker.flush().await.unwrap();
-        assert_eq!(sink.writes_for(&key), [at(50)]);
+        // The second write carries the older use's count, never its time.
+        assert_eq!(sink.writes_for(&key), [at(50), at(50)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -711,5 +756,109 @@ mod tests {
         tracker.record(&old[0], at(5));
         tracker.flush().await.unwrap();
         assert_eq!(sink.writes_for(&old[0]), [at(1), at(5)]);
+    }
+
+    /// Applies each batch to a memory store, then says it timed out the first `n`
+    /// times: what a database that committed but answered too late looks like.
+    #[derive(Debug)]
+    struct AppliedThenFailed {
+        store: crate::store::memory::InMemoryKeyStore,
+        failures_left: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl UsageSink for AppliedThenFailed {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+            self.store.record_usage(batch).await
+        }
+
+        async fn record_usage_batch(
+            &self,
+            batch: &UsageBatch<'_>,
+        ) -> Result<crate::usage::UsageOutcome, UsageError> {
+            let outcome = self.store.record_usage_batch(batch).await?;
+            if self
+                .failures_left
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(UsageError::Timeout(Duration::from_secs(30)));
+            }
+            Ok(outcome)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_flush_never_counts_a_request_twice() {
+        use crate::event::EventStore;
+        use crate::usage::UsageDay;
+        let store = crate::store::memory::InMemoryKeyStore::new();
+        let sink = AppliedThenFailed {
+            store: store.clone(),
+            failures_left: AtomicUsize::new(2),
+        };
+        let tracker = UsageTracker::new(sink);
+        let (a, b) = (id(), id());
+        for _ in 0..10 {
+            tracker.record(&a, at(1));
+        }
+        tracker.record(&b, at(1));
+        assert!(
+            tracker.flush().await.is_err(),
+            "applied, but reported failed"
+        );
+        // More uses while the batch is out: counted in a later batch.
+        for _ in 0..3 {
+            tracker.record(&a, at(2));
+        }
+        assert!(
+            tracker.flush().await.is_err(),
+            "the retry fails the same way"
+        );
+        tracker.flush().await.unwrap(); // the retry goes through
+        tracker.flush().await.unwrap(); // then the three newer uses
+        let day = UsageDay::of(at(1));
+        let counted = |id| {
+            let store = store.clone();
+            async move { store.daily_requests(&id, day, day).await.unwrap() }
+        };
+        assert_eq!(counted(a).await, [(day, 13)]);
+        assert_eq!(counted(b).await, [(day, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_counted_per_utc_day_on_every_thread() {
+        use crate::usage::UsageDay;
+        let sink = Arc::new(RecordingSink::default());
+        let tracker = tracker(&sink);
+        let key = id();
+        let midnight = UNIX_EPOCH + Duration::from_secs(20_000 * 86_400);
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let tracker = tracker.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        tracker.record(&key, midnight - Duration::from_secs(1));
+                    }
+                    for _ in 0..50 {
+                        tracker.record(&key, midnight + Duration::from_secs(1));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        tracker.flush().await.unwrap();
+        let batches = sink.batches.lock().unwrap().clone();
+        let usage = batches.iter().flatten().find(|u| u.key_id == key).unwrap();
+        let day = UsageDay::of(midnight);
+        assert_eq!(
+            usage.requests().collect::<Vec<_>>(),
+            [(day.previous(), 300), (day, 150)]
+        );
+        // Nothing is sent again.
+        tracker.flush().await.unwrap();
+        assert_eq!(sink.batches.lock().unwrap().len(), 1);
     }
 }

@@ -500,6 +500,8 @@
       );
     });
     ui.rows.replaceChildren(...rows);
+    // history.js adds each key's history, chart and flags (the audit trail).
+    document.dispatchEvent(new CustomEvent('tower-apikey:rendered', { detail: { records, api } }));
 
     const parts = [];
     for (const state of ['active', 'expiring', 'expired', 'ended', 'revoked']) {

@@ -8,6 +8,8 @@ use crate::event::{EventDetail, EventQuery, EventStore, EventType, KeyEvent, New
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::page::PageLimit;
 use crate::record::ActorName;
+use crate::store::KeyStoreAdmin;
+use crate::usage::{KeyUsage, UsageBatch, UsageBatchId, UsageDay, UsageSink};
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
@@ -163,8 +165,50 @@ pub async fn prune_deletes_only_older_events<S: EventStore>(store: S) {
     assert_eq!(left, [t(300), t(200)]);
 }
 
+/// Daily counts are added per key and day; a batch sent again with the same id (a
+/// retry after a timeout) adds nothing; other keys and days are apart; and a key's
+/// first stored use is reported once.
+pub async fn usage_counts_are_added_once_per_batch<S: EventStore + UsageSink + KeyStoreAdmin>(
+    store: S,
+) {
+    let record = super::sample_record("counted", &["a:b"], 0);
+    let id = *record.id();
+    store.insert(&record).await.expect("insert");
+    let day = UsageDay::of(t(10));
+    let usage = |n, at| KeyUsage::new(id, at).with_requests(day, n);
+    let first = [usage(5, t(10))];
+    let batch = UsageBatch::new(UsageBatchId::random(), &first);
+    let outcome = store.record_usage_batch(&batch).await.expect("record");
+    assert_eq!(outcome.first_used, [id], "the first stored use is reported");
+    let again = store.record_usage_batch(&batch).await.expect("record");
+    assert!(again.first_used.is_empty(), "a first use is reported once");
+    let second = [usage(2, t(20)).with_requests(day.next(), 4)];
+    store
+        .record_usage_batch(&UsageBatch::new(UsageBatchId::random(), &second))
+        .await
+        .expect("record");
+    let counts = store
+        .daily_requests(&id, day.previous(), day.next().next())
+        .await
+        .expect("daily_requests");
+    assert_eq!(
+        counts,
+        [(day, 7), (day.next(), 4)],
+        "5 + 2 on the first day (the retried batch counted once), 4 on the next"
+    );
+    let other = super::sample_record("other", &["a:b"], 0);
+    assert!(
+        store
+            .daily_requests(other.id(), day, day)
+            .await
+            .expect("daily_requests")
+            .is_empty()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
-/// the given `async` expression.
+/// the given `async` expression: a store that is also a [`UsageSink`] and a
+/// [`KeyStoreAdmin`], as both shipped stores are.
 #[macro_export]
 macro_rules! event_store_conformance_tests {
     ($make:expr) => {
@@ -173,6 +217,7 @@ macro_rules! event_store_conformance_tests {
             events_are_newest_first_paged_and_filtered,
             expiring_is_stored_once_per_key_and_threshold,
             prune_deletes_only_older_events,
+            usage_counts_are_added_once_per_batch,
         );
     };
     (@tests $make:expr; $($check:ident,)*) => {

@@ -8,12 +8,14 @@ use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
 use super::aux_sql::{batches_table, events_table, quoted, usage_table};
+use super::usage::{from_date, to_date};
 use super::{PgKeyStore, from_db, to_db};
 use crate::event::{EventDetail, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::ActorName;
 use crate::store::StoreError;
+use crate::usage::UsageDay;
 
 const EVENT_COLUMNS: &str = "id, type, key_id, actor, at, related_key_id, days, ends_at, attempts";
 
@@ -129,6 +131,29 @@ impl EventStore for PgKeyStore {
         }
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(pruned)
+    }
+
+    async fn daily_requests(
+        &self,
+        key_id: &KeyId,
+        from: UsageDay,
+        to: UsageDay,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
+        let usage = quoted(&self.sql.schema, &usage_table(&self.sql.table));
+        let rows: Vec<(time::Date, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT day, requests FROM {usage}
+             WHERE key_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day"
+        )))
+        .bind(key_id.as_str())
+        .bind(to_date(from))
+        .bind(to_date(to))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, n)| (from_date(day), n.unsigned_abs()))
+            .collect())
     }
 }
 

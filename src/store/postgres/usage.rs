@@ -2,11 +2,72 @@
 
 use sqlx::AssertSqlSafe;
 
+use super::aux_sql::{batches_table, quoted, usage_table};
 use super::{PgKeyStore, to_db};
 use crate::key::KeyId;
+use crate::usage::UsageDay;
 use crate::usage::{UsageBatch, UsageError, UsageOutcome};
 
 impl PgKeyStore {
+    /// In `tx`: records the batch id in `<table>_ubatch`; only if it is new, adds the
+    /// batch's daily counts to `<table>_usage`. A retry of a batch that committed
+    /// (after a timeout, say) thus adds nothing.
+    async fn add_counts(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        batch: &UsageBatch<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let mut keys = Vec::new();
+        let mut days = Vec::new();
+        let mut requests = Vec::new();
+        for usage in batch.usages() {
+            for (day, n) in usage.requests() {
+                keys.push(usage.key_id.as_str());
+                days.push(to_date(day));
+                requests.push(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (schema, table) = (&self.sql.schema, &self.sql.table);
+        let at = batch
+            .usages()
+            .iter()
+            .map(|u| u.last_used_at)
+            .max()
+            .and_then(|at| to_db(at).ok())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let new = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            quoted(schema, &batches_table(table))
+        )))
+        .bind(batch.id().to_hex())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !new {
+            tracing::debug!(batch = %batch.id(), "usage batch already counted; counts skipped");
+            return Ok(());
+        }
+        let usage = quoted(schema, &usage_table(table));
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {usage} AS u (key_id, day, requests)
+             SELECT key_id, day, sum(n)::bigint
+             FROM UNNEST($1::text[], $2::date[], $3::bigint[]) AS b(key_id, day, n)
+             GROUP BY key_id, day
+             ON CONFLICT (key_id, day) DO UPDATE SET requests = u.requests + EXCLUDED.requests"
+        )))
+        .bind(keys)
+        .bind(days)
+        .bind(requests)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// One transaction: keys with no `last_used_at` get theirs first (their ids are the
     /// first uses; a concurrent instance's write re-checks `IS NULL` on the row it
     /// waited for, so only one reports each), then every other key's time moves forward.
@@ -47,9 +108,21 @@ impl PgKeyStore {
             .execute(&mut *tx)
             .await
             .map_err(sink_error)?;
+        self.add_counts(&mut tx, batch).await.map_err(sink_error)?;
         tx.commit().await.map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.
         let first_used = first.iter().filter_map(|id| KeyId::new(id).ok()).collect();
         Ok(UsageOutcome::new(first_used))
     }
+}
+
+/// A day as PostgreSQL's `date`: the Julian day of 1970-01-01 is 2 440 588.
+pub(super) fn to_date(day: UsageDay) -> time::Date {
+    time::Date::from_julian_day(2_440_588 + day.days_since_epoch() as i32)
+        .unwrap_or(time::Date::MAX)
+}
+
+/// A `date` as a day; days before 1970 become 1970-01-01.
+pub(super) fn from_date(date: time::Date) -> UsageDay {
+    UsageDay::from_days_since_epoch(u32::try_from(date.to_julian_day() - 2_440_588).unwrap_or(0))
 }
