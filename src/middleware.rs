@@ -53,6 +53,7 @@ mod config;
 pub(crate) mod future;
 mod interned;
 pub(crate) mod layer;
+pub(crate) mod limiter;
 mod policy;
 pub(crate) mod rejection;
 pub(crate) mod require_scopes;
