@@ -75,6 +75,10 @@ type Hasher = foldhash::fast::RandomState;
 /// The limits' state of one layer, shared by all its clones.
 pub(crate) struct Limiter {
     entries: papaya::HashMap<KeyId, Arc<Entry>, Hasher>,
+    /// The `RateLimit-Policy` values in use, formatted once each, so that an accepted
+    /// request formats and allocates only its `RateLimit` value. Cleared when the
+    /// entries are swept, so that it stays as small as the set of limits in use.
+    policies: papaya::HashMap<PolicyKey, HeaderValue, Hasher>,
     /// The size at which the next insertion sweeps.
     sweep_at: AtomicUsize,
 }
@@ -92,8 +96,19 @@ pub(crate) struct Entry {
 }
 
 /// What the limits of a key looked like when they were applied: what the headers say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Seen {
+    /// The `r` and `t` of the rate item, and of the quota item: small, because this
+    /// travels in every limited request's future.
+    rate: Option<(u32, u32)>,
+    quota: Option<(u32, u32)>,
+    /// `RateLimit-Policy`, shared from the limiter's cache (see [`Limiter::seen`]).
+    policy: HeaderValue,
+}
+
+/// [`Seen`] before its policy value is attached.
+#[derive(Debug)]
+pub(crate) struct Counted {
     rate: Option<(RateLimit, u32, u64)>,
     quota: Option<(Quota, u64, u32, u64)>,
 }
@@ -102,6 +117,7 @@ impl Limiter {
     pub(crate) fn new() -> Self {
         Self {
             entries: papaya::HashMap::builder().hasher(Hasher::default()).build(),
+            policies: papaya::HashMap::builder().hasher(Hasher::default()).build(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
         }
     }
@@ -121,6 +137,7 @@ impl Limiter {
         if entries.len() >= self.sweep_at.load(Ordering::Relaxed) {
             let now = nanos(now);
             entries.retain(|_, entry| !entry.is_stale(now));
+            self.policies.pin().clear();
             self.sweep_at
                 .store((entries.len() * 2).max(MIN_SWEEP), Ordering::Relaxed);
         }
@@ -133,6 +150,25 @@ impl Limiter {
                 per,
             })
         }))
+    }
+
+    /// `counted` with its `RateLimit-Policy` value, from the cache.
+    pub(crate) fn seen(&self, counted: Counted) -> Seen {
+        let key: PolicyKey = (counted.rate.map(|r| r.0), counted.quota.map(|q| (q.0, q.1)));
+        let policies = self.policies.pin();
+        let policy = match policies.get(&key) {
+            Some(policy) => policy.clone(),
+            None => policies
+                .get_or_insert_with(key, || policy_value(&key))
+                .clone(),
+        };
+        // `t` is at most a day (rate) or a month (quota): it fits.
+        let short = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
+        Seen {
+            rate: counted.rate.map(|(_, r, t)| (r, short(t))),
+            quota: counted.quota.map(|(_, _, r, t)| (r, short(t))),
+            policy,
+        }
     }
 
     #[cfg(test)]
@@ -187,7 +223,7 @@ impl Entry {
         rate: Option<RateLimit>,
         quota: Option<Quota>,
         now: SystemTime,
-    ) -> Result<Seen, (RejectionKind, Seen)> {
+    ) -> Result<Counted, (RejectionKind, Counted)> {
         let now = nanos(now);
         let period = quota.map(|q| Period::of(q.per(), now));
         // The quota first: a unit can be given back exactly if the rate then refuses.
@@ -196,7 +232,7 @@ impl Entry {
             match self.take_unit(quota, period) {
                 Ok(count) => left = Some(quota.requests() - count),
                 Err(()) => {
-                    let seen = Seen {
+                    let seen = Counted {
                         rate: rate
                             .map(|limit| rate_seen(self.tat.load(Ordering::Acquire), limit, now)),
                         quota: Some(quota_seen(quota, period, 0, now)),
@@ -209,7 +245,7 @@ impl Entry {
         let quota_after =
             quota.and_then(|q| Some(quota_seen(q, period?, left.unwrap_or_default(), now)));
         let Some(limit) = rate else {
-            return Ok(Seen {
+            return Ok(Counted {
                 rate: None,
                 quota: quota_after,
             });
@@ -221,7 +257,7 @@ impl Entry {
                 if let Some(period) = period {
                     self.give_back(period);
                 }
-                let seen = Seen {
+                let seen = Counted {
                     rate: Some(rate_seen(tat, limit, now)),
                     quota: quota.and_then(|q| {
                         Some(quota_seen(
@@ -240,7 +276,7 @@ impl Entry {
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    return Ok(Seen {
+                    return Ok(Counted {
                         rate: Some(rate_seen(next, limit, now)),
                         quota: quota_after,
                     });
@@ -256,9 +292,9 @@ impl Entry {
         rate: Option<RateLimit>,
         quota: Option<Quota>,
         now: SystemTime,
-    ) -> Seen {
+    ) -> Counted {
         let now = nanos(now);
-        Seen {
+        Counted {
             rate: rate.map(|limit| rate_seen(self.tat.load(Ordering::Acquire), limit, now)),
             quota: quota.map(|quota| {
                 let period = Period::of(quota.per(), now);
@@ -304,32 +340,73 @@ impl Entry {
 impl Seen {
     /// Writes `RateLimit-Policy` and `RateLimit` into `headers`.
     pub(crate) fn write(&self, headers: &mut HeaderMap) {
-        let mut policy = String::with_capacity(48);
-        let mut state = String::with_capacity(40);
-        if let Some((limit, r, t)) = self.rate {
-            let _ = write!(
-                policy,
-                "\"rate\";q={};w={}",
-                limit.requests(),
-                limit.per_secs()
-            );
+        let mut state = Buf::default();
+        if let Some((r, t)) = self.rate {
             let _ = write!(state, "\"rate\";r={r};t={t}");
         }
-        if let Some((quota, w, r, t)) = self.quota {
-            let sep = if policy.is_empty() { "" } else { ", " };
-            let _ = write!(policy, "{sep}\"quota\";q={};w={w}", quota.requests());
+        if let Some((r, t)) = self.quota {
+            let sep = if self.rate.is_some() { ", " } else { "" };
             let _ = write!(state, "{sep}\"quota\";r={r};t={t}");
         }
-        if policy.is_empty() {
-            return;
-        }
         // Digits, quotes, letters and separators: always a valid header value.
-        if let (Ok(policy), Ok(state)) =
-            (HeaderValue::try_from(policy), HeaderValue::try_from(state))
-        {
-            headers.insert(RATELIMIT_POLICY.clone(), policy);
+        if let Ok(state) = HeaderValue::from_bytes(state.as_bytes()) {
+            headers.insert(RATELIMIT_POLICY.clone(), self.policy.clone());
             headers.insert(RATELIMIT.clone(), state);
         }
+    }
+}
+
+/// What `RateLimit-Policy` depends on: the limits, and the length of the quota's
+/// current period.
+type PolicyKey = (Option<RateLimit>, Option<(Quota, u64)>);
+
+/// The `RateLimit-Policy` value of `key`.
+fn policy_value(key: &PolicyKey) -> HeaderValue {
+    let mut policy = Buf::default();
+    if let Some(limit) = key.0 {
+        let _ = write!(
+            policy,
+            "\"rate\";q={};w={}",
+            limit.requests(),
+            limit.per_secs()
+        );
+    }
+    if let Some((quota, w)) = key.1 {
+        let sep = if key.0.is_some() { ", " } else { "" };
+        let _ = write!(policy, "{sep}\"quota\";q={};w={w}", quota.requests());
+    }
+    HeaderValue::from_bytes(policy.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A header value being formatted on the stack, so that the only allocation is the
+/// value's own. 96 bytes hold the longest (two items of ten-digit numbers).
+struct Buf {
+    bytes: [u8; 96],
+    len: usize,
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 96],
+            len: 0,
+        }
+    }
+}
+
+impl Buf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -620,11 +697,12 @@ mod tests {
         let rate = RateLimit::new(100, 60).unwrap();
         let quota = Quota::new(1000, QuotaPeriod::Day).unwrap();
         let e = entry();
-        let seen = e
+        let limiter = Limiter::new();
+        let counted = e
             .commit(Some(rate), Some(quota), at(1_800_000_000, 0))
             .unwrap();
         let mut headers = HeaderMap::new();
-        seen.write(&mut headers);
+        limiter.seen(counted).write(&mut headers);
         assert_eq!(
             headers["ratelimit-policy"],
             r#""rate";q=100;w=60, "quota";q=1000;w=86400"#

@@ -173,14 +173,17 @@ impl Config {
         let limits = match (&verdict, check.entry.take()) {
             (Ok(()) | Err(RejectionKind::InsufficientScope(_)), Some(entry)) => {
                 match entry.commit(record.rate_limit(), record.quota(), now) {
-                    Ok(seen) => Some(seen),
-                    Err((kind, seen)) => return Err((kind, Some(seen))),
+                    Ok(counted) => Some(self.limiter.seen(counted)),
+                    Err((kind, counted)) => return Err((kind, Some(self.limiter.seen(counted)))),
                 }
             }
             (
                 Err(RejectionKind::RateLimited { .. } | RejectionKind::QuotaExceeded { .. }),
                 Some(entry),
-            ) => Some(entry.peek(record.rate_limit(), record.quota(), now)),
+            ) => Some(
+                self.limiter
+                    .seen(entry.peek(record.rate_limit(), record.quota(), now)),
+            ),
             _ => None,
         };
         match verdict {
