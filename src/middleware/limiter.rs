@@ -48,7 +48,6 @@
 //! quota, `r` is what is left of the period and `t` the seconds until the period ends
 //! (when the quota resets); a `quota_exceeded` answer's `Retry-After` is that `t`.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -93,6 +92,9 @@ pub(crate) struct Entry {
     stops_at: u64,
     /// The quota's period when the entry was made, to tell a count of a past period.
     per: Option<QuotaPeriod>,
+    /// This key's `RateLimit-Policy` value, first formatted or found: read without
+    /// hashing while the key's limits (and its quota's period length) stay the same.
+    policy: std::sync::OnceLock<(PolicyKey, HeaderValue)>,
 }
 
 /// What the limits of a key looked like when they were applied: what the headers say.
@@ -148,19 +150,28 @@ impl Limiter {
                 quota: AtomicU64::new(0),
                 stops_at,
                 per,
+                policy: std::sync::OnceLock::new(),
             })
         }))
     }
 
     /// `counted` with its `RateLimit-Policy` value, from the cache.
-    pub(crate) fn seen(&self, counted: Counted) -> Seen {
+    pub(crate) fn seen(&self, entry: &Entry, counted: Counted) -> Seen {
         let key: PolicyKey = (counted.rate.map(|r| r.0), counted.quota.map(|q| (q.0, q.1)));
-        let policies = self.policies.pin();
-        let policy = match policies.get(&key) {
-            Some(policy) => policy.clone(),
-            None => policies
-                .get_or_insert_with(key, || policy_value(&key))
-                .clone(),
+        let policy = match entry.policy.get() {
+            Some((cached, policy)) if *cached == key => policy.clone(),
+            _ => {
+                let policies = self.policies.pin();
+                let policy = match policies.get(&key) {
+                    Some(policy) => policy.clone(),
+                    None => policies
+                        .get_or_insert_with(key, || policy_value(&key))
+                        .clone(),
+                };
+                // The first set of limits the key is seen with stays cached in it.
+                let _ = entry.policy.set((key, policy.clone()));
+                policy
+            }
         };
         // `t` is at most a day (rate) or a month (quota): it fits.
         let short = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
@@ -342,11 +353,15 @@ impl Seen {
     pub(crate) fn write(&self, headers: &mut HeaderMap) {
         let mut state = Buf::default();
         if let Some((r, t)) = self.rate {
-            let _ = write!(state, "\"rate\";r={r};t={t}");
+            state.item("\"rate\";r=", u64::from(r), ";t=", u64::from(t));
         }
         if let Some((r, t)) = self.quota {
-            let sep = if self.rate.is_some() { ", " } else { "" };
-            let _ = write!(state, "{sep}\"quota\";r={r};t={t}");
+            let name = if self.rate.is_some() {
+                ", \"quota\";r="
+            } else {
+                "\"quota\";r="
+            };
+            state.item(name, u64::from(r), ";t=", u64::from(t));
         }
         // Digits, quotes, letters and separators: always a valid header value.
         if let Ok(state) = HeaderValue::from_bytes(state.as_bytes()) {
@@ -364,16 +379,20 @@ type PolicyKey = (Option<RateLimit>, Option<(Quota, u64)>);
 fn policy_value(key: &PolicyKey) -> HeaderValue {
     let mut policy = Buf::default();
     if let Some(limit) = key.0 {
-        let _ = write!(
-            policy,
-            "\"rate\";q={};w={}",
-            limit.requests(),
-            limit.per_secs()
+        policy.item(
+            "\"rate\";q=",
+            u64::from(limit.requests()),
+            ";w=",
+            u64::from(limit.per_secs()),
         );
     }
     if let Some((quota, w)) = key.1 {
-        let sep = if key.0.is_some() { ", " } else { "" };
-        let _ = write!(policy, "{sep}\"quota\";q={};w={w}", quota.requests());
+        let name = if key.0.is_some() {
+            ", \"quota\";q="
+        } else {
+            "\"quota\";q="
+        };
+        policy.item(name, u64::from(quota.requests()), ";w=", w);
     }
     HeaderValue::from_bytes(policy.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -398,15 +417,40 @@ impl Buf {
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
-}
 
-impl std::fmt::Write for Buf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
+    /// `<a><x><b><y>`: an item's name and two parameters. Written by hand rather than
+    /// with `core::fmt`, which cost most of a limited answer's instructions.
+    fn item(&mut self, a: &str, x: u64, b: &str, y: u64) {
+        self.text(a);
+        self.number(x);
+        self.text(b);
+        self.number(y);
+    }
+
+    fn text(&mut self, s: &str) {
+        self.bytes_in(s.as_bytes());
+    }
+
+    /// Appends `bytes`; what does not fit is dropped (nothing written here comes close).
+    fn bytes_in(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.bytes.len());
+        let n = end - self.len;
+        self.bytes[self.len..end].copy_from_slice(&bytes[..n]);
         self.len = end;
-        Ok(())
+    }
+
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes_in(&digits[i..]);
     }
 }
 
@@ -443,6 +487,10 @@ fn quota_seen(quota: Quota, period: Period, left: u32, now: u64) -> (Quota, u64,
     (quota, period.len_secs, left, period.secs_left(now))
 }
 
+/// The month last worked out: its first day (20 bits), the day after its last (20 bits)
+/// and its number (24 bits), packed so that one load reads them together; 0 for none.
+static MONTH: AtomicU64 = AtomicU64::new(0);
+
 /// A UTC day or month: its number and its bounds.
 #[derive(Debug, Clone, Copy)]
 struct Period {
@@ -457,6 +505,18 @@ impl Period {
         let day = now / NANOS / DAY_SECS;
         match per {
             QuotaPeriod::Month => {
+                // The current month, cached: working it out from the day costs more
+                // than the rest of the quota's check.
+                let cached = MONTH.load(Ordering::Relaxed);
+                let (start, end, index) =
+                    (cached >> 44, (cached >> 24) & 0xF_FFFF, cached & 0xFF_FFFF);
+                if cached != 0 && (start..end).contains(&day) {
+                    return Self {
+                        index: index as u32,
+                        end_secs: end * DAY_SECS,
+                        len_secs: (end - start) * DAY_SECS,
+                    };
+                }
                 let (year, month) = year_month(day);
                 let start = days_from_civil(year, month);
                 let (next_year, next_month) = if month == 12 {
@@ -465,8 +525,12 @@ impl Period {
                     (year, month + 1)
                 };
                 let end = days_from_civil(next_year, next_month);
+                let index = month_index(day);
+                if end < 1 << 20 && index < 1 << 24 {
+                    MONTH.store((start << 44) | (end << 24) | index, Ordering::Relaxed);
+                }
                 Self {
-                    index: u32::try_from(month_index(day)).unwrap_or(u32::MAX),
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
                     end_secs: end * DAY_SECS,
                     len_secs: (end - start) * DAY_SECS,
                 }
@@ -554,6 +618,7 @@ mod tests {
             quota: AtomicU64::new(0),
             stops_at: u64::MAX,
             per: None,
+            policy: std::sync::OnceLock::new(),
         }
     }
 
@@ -702,7 +767,7 @@ mod tests {
             .commit(Some(rate), Some(quota), at(1_800_000_000, 0))
             .unwrap();
         let mut headers = HeaderMap::new();
-        limiter.seen(counted).write(&mut headers);
+        limiter.seen(&e, counted).write(&mut headers);
         assert_eq!(
             headers["ratelimit-policy"],
             r#""rate";q=100;w=60, "quota";q=1000;w=86400"#

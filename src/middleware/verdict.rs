@@ -173,8 +173,10 @@ impl Config {
         let limits = match (&verdict, check.entry.take()) {
             (Ok(()) | Err(RejectionKind::InsufficientScope(_)), Some(entry)) => {
                 match entry.commit(record.rate_limit(), record.quota(), now) {
-                    Ok(counted) => Some(self.limiter.seen(counted)),
-                    Err((kind, counted)) => return Err((kind, Some(self.limiter.seen(counted)))),
+                    Ok(counted) => Some(self.limiter.seen(&entry, counted)),
+                    Err((kind, counted)) => {
+                        return Err((kind, Some(self.limiter.seen(&entry, counted))));
+                    }
                 }
             }
             (
@@ -182,7 +184,7 @@ impl Config {
                 Some(entry),
             ) => Some(
                 self.limiter
-                    .seen(entry.peek(record.rate_limit(), record.quota(), now)),
+                    .seen(&entry, entry.peek(record.rate_limit(), record.quota(), now)),
             ),
             _ => None,
         };
