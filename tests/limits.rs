@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
     AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
-    QuotaPeriod, RateLimit,
+    QuotaPeriod, RateLimit, admin,
 };
 
 struct Server {
@@ -33,9 +33,11 @@ impl Server {
         let store = InMemoryKeyStore::new();
         // 2027-01-15T08:00:00Z.
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
         let app = Router::new()
             .route("/ping", get(|| async { "pong" }))
-            .layer(ApiKeyV2Layer::new(store.clone()).clock(clock.clone()));
+            .route_layer(ApiKeyV2Layer::new(store.clone()).clock(clock.clone()))
+            .nest("/admin", admin::router(manager.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -48,7 +50,7 @@ impl Server {
         });
         Self {
             addr,
-            manager: KeyManager::new(store).with_clock(clock.clone()),
+            manager,
             clock,
         }
     }
@@ -56,6 +58,19 @@ impl Server {
     async fn key(&self, new: NewKey) -> String {
         let created = self.manager.create(new).await.unwrap();
         created.key.expose_secret().to_owned()
+    }
+
+    /// `POST /admin/keys` with `body`, as a key holding `admin:keys`.
+    async fn create(&self, body: serde_json::Value) -> Answer {
+        let admin = self.key(NewKey::new("admin", ["admin:keys", "a:b"])).await;
+        let client: Client<_, http_body_util::Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::post(format!("http://{}/admin/keys", self.addr))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {admin}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
     }
 
     /// `GET /ping` with `key`, from a client bound to the local address `from`.
@@ -147,4 +162,66 @@ async fn a_key_restricted_to_an_address_is_refused_from_another() {
     let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
     assert_eq!(problem["error"], "address_not_allowed");
     assert_eq!(problem["status"], 403);
+}
+
+#[tokio::test]
+async fn the_admin_api_creates_a_key_with_limits_and_shows_them() {
+    let server = Server::start().await;
+    let created = server
+        .create(serde_json::json!({
+            "name": "metered",
+            "scopes": ["a:b"],
+            "rate_limit": {"requests": 1, "per_secs": 60},
+            "quota": {"requests": 1000, "per": "month"},
+            "allowed_ips": ["127.0.0.1", "::ffff:10.0.0.0/104"],
+        }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let record: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    assert_eq!(
+        record["rate_limit"],
+        serde_json::json!({"requests": 1, "per_secs": 60})
+    );
+    assert_eq!(
+        record["quota"],
+        serde_json::json!({"requests": 1000, "per": "month"})
+    );
+    assert_eq!(
+        record["allowed_ips"],
+        serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"])
+    );
+    let key = record["key"].as_str().unwrap();
+    assert_eq!(server.ping("127.0.0.1", key).await.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.1", key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        server.ping("127.0.0.2", key).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn invalid_limits_get_a_422_naming_each_field() {
+    let server = Server::start().await;
+    let refused = server
+        .create(serde_json::json!({
+            "name": "metered",
+            "scopes": ["a:b"],
+            "rate_limit": {"requests": 0, "per_secs": 60},
+            "quota": {"requests": 10, "per": "week"},
+            "allowed_ips": ["not an address"],
+        }))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    let text = problem.to_string();
+    for field in ["rate_limit.requests", "quota.per", "allowed_ips"] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    assert!(
+        text.contains("203.0.113.0/24"),
+        "says what to write: {text}"
+    );
 }
