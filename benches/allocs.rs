@@ -13,7 +13,8 @@ use common::{Floor, Keys, Naive, Ok200, drive, request};
 use http::HeaderValue;
 use tower::{Layer, ServiceBuilder};
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Scopes, TracingSink, UsageTracker,
+    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Quota, QuotaPeriod, RateLimit, Scopes,
+    TracingSink, UsageTracker,
 };
 
 /// Counts allocations (and reallocations, which allocate) made through it.
@@ -210,6 +211,27 @@ fn main() {
                     .layer(Ok200),
                 valid,
                 403,
+            ),
+        ),
+        // Per-key limits: the same kind of key without and with a rate limit and a quota
+        // (never reached), from a peer address.
+        (
+            "limited_unlimited",
+            per_request(
+                from_peer(keys.layer(true).layer(Ok200)),
+                Some(&keys.add_limited(|r| r)),
+                200,
+            ),
+        ),
+        (
+            "limited_accept",
+            per_request(
+                from_peer(keys.layer(true).layer(Ok200)),
+                Some(&keys.add_limited(|r| {
+                    r.with_rate_limit(Some(RateLimit::new(u32::MAX, 1).unwrap()))
+                        .with_quota(Some(Quota::new(u32::MAX, QuotaPeriod::Month).unwrap()))
+                })),
+                200,
             ),
         ),
     ];

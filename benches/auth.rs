@@ -22,7 +22,8 @@ use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slo
 use http::{HeaderValue, Request};
 use tower::Layer;
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Scopes, TracingSink, UsageTracker,
+    AllowedIps, ApiKeyV2Layer, CachedKeyStore, FailureThrottle, KeyRecord, Quota, QuotaPeriod,
+    RateLimit, Scopes, TracingSink, UsageTracker,
 };
 
 /// A row's requests: `GET /` with `auth` (or no `Authorization`).
@@ -206,6 +207,81 @@ fn threads(rounds: &mut Rounds, keys: &Keys) {
     );
 }
 
+/// A rate limit and a quota no bench reaches (a new request every nanosecond, four
+/// billion a month), so that every request is accepted and consumes both.
+fn unreachable_limits(record: KeyRecord) -> KeyRecord {
+    record
+        .with_rate_limit(Some(RateLimit::new(u32::MAX, 1).unwrap()))
+        .with_quota(Some(Quota::new(u32::MAX, QuotaPeriod::Month).unwrap()))
+}
+
+/// 64 networks, the client's in the last: a whole scan.
+fn allowlist_64(record: KeyRecord) -> KeyRecord {
+    let mut nets: Vec<String> = (0..63).map(|i| format!("10.{i}.0.0/16")).collect();
+    nets.push("192.0.2.0/24".into());
+    record.with_allowed_ips(Some(AllowedIps::new(&nets).unwrap()))
+}
+
+/// Per-key limits (DESIGN §12): the accept path of a key without limits and of the same
+/// kind of key with a rate limit and a quota, a refusal at the rate limit, and a key
+/// restricted to a 64-entry allowlist; every request carries its peer address, as a
+/// server inserts it, so that the rows differ only in the key's record.
+fn limits(rounds: &mut Rounds, keys: &Keys) {
+    let peer = SocketAddr::from(([192, 0, 2, 1], 40_000));
+    let mut row = |name: &str, auth: HeaderValue, status: u16| {
+        let mut service = keys.layer(true).layer(Ok200);
+        let from_peer = move || {
+            let mut req = request(Some(&auth));
+            req.extensions_mut().insert(peer);
+            req
+        };
+        // The first request makes the key's entry (and, at the limit, spends the one
+        // request there is); the rows measure what comes after.
+        drive(&mut service, from_peer());
+        assert_eq!(drive(&mut service, from_peer()).status(), status, "{name}");
+        rounds.row(format!("limits/{name}"), serial(service, from_peer));
+    };
+    row("accept_unlimited", keys.add_limited(|r| r), 200);
+    row(
+        "accept_rate_and_quota",
+        keys.add_limited(unreachable_limits),
+        200,
+    );
+    let at_limit = keys.add_limited(|r| {
+        r.with_rate_limit(Some(RateLimit::new(1, 86_400).unwrap()))
+            .with_quota(Some(Quota::new(u32::MAX, QuotaPeriod::Day).unwrap()))
+    });
+    row("reject_rate_limited", at_limit, 429);
+    row("accept_allowlist_64", keys.add_limited(allowlist_64), 200);
+
+    // Two threads on two limited keys against one, as `threads` does for plain keys.
+    let layer = keys.layer(true);
+    let limited = [
+        keys.add_limited(unreachable_limits),
+        keys.add_limited(unreachable_limits),
+    ];
+    let sample = |auths: Vec<HeaderValue>| -> Sample {
+        let layer = layer.clone();
+        Box::new(move |iters| {
+            slowest_thread(auths.clone(), |auth, ready| {
+                let mut service = layer.layer(Ok200);
+                let requests: Vec<_> = (0..iters).map(|_| request(Some(&auth))).collect();
+                ready();
+                let start = Instant::now();
+                for req in requests {
+                    drop(black_box(drive(&mut service, req)));
+                }
+                start.elapsed()
+            })
+        })
+    };
+    rounds.row(
+        "limits/limited_one_thread",
+        sample(vec![limited[0].clone()]),
+    );
+    rounds.row("limits/limited_two_threads", sample(limited.to_vec()));
+}
+
 fn main() {
     let mut rounds = Rounds::new(Settings::from_args());
     let keys = Keys::new(10_000);
@@ -214,5 +290,6 @@ fn main() {
     store_sizes(&mut rounds, &keys);
     rejections(&mut rounds, &keys);
     threads(&mut rounds, &keys);
+    limits(&mut rounds, &keys);
     rounds.run("auth");
 }

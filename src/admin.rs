@@ -4,7 +4,7 @@
 //!
 //! | method and path | does | answer |
 //! |---|---|---|
-//! | `POST /keys` `{"name", "scopes", "expires_at"?}` | create | 201, the record and `"key"` (shown once) |
+//! | `POST /keys` `{"name", "scopes", "expires_at"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | create | 201, the record and `"key"` (shown once) |
 //! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
@@ -13,8 +13,9 @@
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
-//! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and
-//! `revoked_by`; times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
+//! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by`, `revoked_by`,
+//! `rate_limit`, `quota` and `allowed_ips` (as create takes them, `null` when unset);
+//! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
 //! (through [`KeyManager`]'s own methods). Only the answers to create and rotate add
@@ -64,6 +65,11 @@
 //!   surrounding white space) and `scopes` (an array, `[]` for a key that only
 //!   authenticates) are required;
 //!   `expires_at` (RFC 3339, any offset) is optional and defaults to the 365-day maximum.
+//!   The limits are optional (DESIGN §12): `"rate_limit": {"requests": N, "per_secs": S}`
+//!   (S at most 86400), `"quota": {"requests": N, "per": "day" | "month"}`, and
+//!   `"allowed_ips"`, 1 to 64 addresses or CIDR networks; each problem is a 422 naming the
+//!   field (`rate_limit.requests`, `quota.per`, …). `PgKeyStore` cannot store limits yet
+//!   and refuses such a key (503, nothing stored).
 //!   Any other field is refused, so that a typo such as `"expires"` cannot silently give
 //!   a key the longest life.
 //! - **Rotate**: no body (or an empty one) keeps the old key working until it is revoked,
@@ -237,6 +243,7 @@ mod acting;
 mod body;
 mod cross_origin;
 mod events;
+mod limits_body;
 mod list;
 mod page;
 mod panel;
@@ -465,6 +472,16 @@ async fn create<S: KeyStoreAdmin>(
     let mut new = NewKey::from_parts(request.name, request.scopes);
     if let Some(at) = request.expires_at {
         new = new.expires_at(at);
+    }
+    let limits = request.limits;
+    if let Some(limit) = limits.rate_limit {
+        new = new.rate_limit(limit);
+    }
+    if let Some(quota) = limits.quota {
+        new = new.quota(quota);
+    }
+    if let Some(ips) = limits.allowed_ips {
+        new = new.allowed_ips(ips);
     }
     let created = manager.acting_as(&actor).create(new).await?;
     created_answer(&created, format!("keys/{}", created.record.id()))

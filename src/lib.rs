@@ -178,6 +178,9 @@ pub use record::{
     ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
     NameError,
 };
+pub use record::{
+    AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
+};
 pub use scope::scopes::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]

@@ -38,7 +38,9 @@ use crate::event::EventLog;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
-use crate::record::{KeyName, KeyRecord, KeyState, NameError};
+use crate::record::{
+    AllowedIps, KeyName, KeyRecord, KeyState, Limits, NameError, Quota, RateLimit,
+};
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
@@ -144,6 +146,7 @@ pub struct NewKey {
     name: Result<KeyName, NameError>,
     scopes: Result<Scopes, ScopeError>,
     expiry: Option<Expiry>,
+    limits: Limits,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +167,7 @@ impl NewKey {
             name: KeyName::new(name.as_ref()),
             scopes: Scopes::new(scopes),
             expiry: None,
+            limits: Limits::default(),
         }
     }
 
@@ -173,6 +177,7 @@ impl NewKey {
             name: Ok(name),
             scopes: Ok(scopes),
             expiry: None,
+            limits: Limits::default(),
         }
     }
 
@@ -185,6 +190,24 @@ impl NewKey {
     /// Live for `lifetime` instead: more than zero and at most 365 days.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.expiry = Some(Expiry::After(lifetime));
+        self
+    }
+
+    /// Limit the key's request rate (DESIGN §12); rotation keeps it.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.limits.rate_limit = Some(limit);
+        self
+    }
+
+    /// Give the key a quota per UTC day or month; rotation keeps it.
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.limits.quota = Some(quota);
+        self
+    }
+
+    /// Accept the key only from these addresses; rotation keeps them.
+    pub fn allowed_ips(mut self, ips: AllowedIps) -> Self {
+        self.limits.allowed_ips = Some(ips);
         self
     }
 }
@@ -340,7 +363,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         };
         let key = PlaintextKey::generate(&self.prefix);
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
-            .with_created_by(actor.map(|a| a.name().clone()));
+            .with_created_by(actor.map(|a| a.name().clone()))
+            .with_limits(new.limits);
         self.store.insert(&record).await?;
         self.record_created(&record).await;
         tracing::info!(
@@ -516,7 +540,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             now + successor_lifetime(&old),
         )
         .with_rotated_from(Some(*id))
-        .with_created_by(actor.map(|a| a.name().clone()));
+        .with_created_by(actor.map(|a| a.name().clone()))
+        // The successor answers to the same limits and addresses.
+        .with_limits(old.limits().clone());
         let end = match overlap {
             None => OldKeyEnd::Keep,
             Some(d) if d.is_zero() => OldKeyEnd::Revoke(now),

@@ -13,7 +13,8 @@
 //!    not [throttled](crate::FailureThrottle), the SHA-256 taken once), then the checks
 //!    once the store answered: proof (constant-time, against a dummy for an unknown id),
 //!    state (revoked, ended by rotation, expired: said only after the proof), then each
-//!    policy of `policy.rs` in order (the required scopes, and what comes next).
+//!    policy of `policy.rs` in order (the client's address, the key's rate limit and
+//!    quota, the required scopes); `limiter.rs` keeps the limits' state and consumes it.
 //! 4. `future.rs`: [`ResponseFuture`](crate::ResponseFuture), one state per step (waiting
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
@@ -33,6 +34,9 @@
 //! | malformed key, bad checksum | 401 | `invalid_token` | 16 |
 //! | unknown id or wrong secret (one answer for both) | 401 | `invalid_token` | 16 |
 //! | expired, ended by rotation, revoked (said only once the secret is proven) | 401 | `invalid_token` | 16 |
+//! | key restricted to other addresses, or no client address known (fail closed) | 403 | (none; problem `"error":"address_not_allowed"`) | 7 PERMISSION_DENIED |
+//! | key over its rate limit | 429 + `Retry-After` + `RateLimit` headers | (none; problem `"error":"rate_limited"`) | 8 RESOURCE_EXHAUSTED |
+//! | key's quota used up for the UTC day or month | 429 + `Retry-After` + `RateLimit` headers | (none; problem `"error":"quota_exceeded"`) | 8 RESOURCE_EXHAUSTED |
 //! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
 //! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
@@ -45,6 +49,14 @@
 //! scopes included) and an empty body, which tonic and every other gRPC client read as a
 //! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
 //!
+//! Limits and restrictions (DESIGN §12) are checked in the order of the table: address,
+//! rate limit, quota, scopes. A request refused for its address, rate or quota consumes
+//! nothing; one refused for its scopes has used its rate and quota. Answers to a key
+//! with a rate limit or a quota carry `RateLimit-Policy` and `RateLimit` (see
+//! `limiter.rs` for what each item says). The limits' state is in memory and belongs
+//! to the layer: every service it makes, and every clone of it, shares it; two layers
+//! built separately count separately.
+//!
 //! A store that cannot answer gets every request refused with 503; its errors are logged
 //! at ERROR, at most one line per second for each kind of error, each line counting
 //! (`suppressed`) those left out since the previous one.
@@ -53,6 +65,7 @@ mod config;
 pub(crate) mod future;
 mod interned;
 pub(crate) mod layer;
+pub(crate) mod limiter;
 mod policy;
 pub(crate) mod rejection;
 pub(crate) mod require_scopes;
@@ -64,5 +77,7 @@ mod verdict;
 
 pub use config::{DEFAULT_EXPIRY_WARNING, DEFAULT_LOOKUP_TIMEOUT};
 
+#[cfg(test)]
+mod limit_tests;
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,13 @@
 mod actor_name;
 mod hidden_text;
 mod identity;
+mod limits;
 
 pub use identity::ApiKeyIdentity;
+pub(crate) use limits::Limits;
+pub use limits::{
+    AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
+};
 
 use std::fmt;
 use std::sync::Arc;
@@ -166,6 +171,7 @@ pub(crate) struct RecordData {
     pub(crate) rotated_from: Option<KeyId>,
     pub(crate) created_by: Option<ActorName>,
     pub(crate) revoked_by: Option<ActorName>,
+    pub(crate) limits: Limits,
 }
 
 impl KeyRecord {
@@ -192,6 +198,7 @@ impl KeyRecord {
             rotated_from: None,
             created_by: None,
             revoked_by: None,
+            limits: Limits::default(),
         }))
     }
 
@@ -241,6 +248,48 @@ impl KeyRecord {
     pub fn with_ends_at(mut self, at: Option<SystemTime>) -> Self {
         self.data_mut().ends_at = at;
         self
+    }
+
+    /// Sets the key's rate limit (DESIGN §12); `None` for none.
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.data_mut().limits.rate_limit = limit;
+        self
+    }
+
+    /// Sets the key's quota per UTC day or month; `None` for none.
+    pub fn with_quota(mut self, quota: Option<Quota>) -> Self {
+        self.data_mut().limits.quota = quota;
+        self
+    }
+
+    /// Sets the addresses the key may be used from; `None` for any.
+    pub fn with_allowed_ips(mut self, ips: Option<AllowedIps>) -> Self {
+        self.data_mut().limits.allowed_ips = ips;
+        self
+    }
+
+    /// The key's rate limit, if it has one.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.0.limits.rate_limit
+    }
+
+    /// The key's quota, if it has one.
+    pub fn quota(&self) -> Option<Quota> {
+        self.0.limits.quota
+    }
+
+    /// The addresses the key may be used from, if it is restricted.
+    pub fn allowed_ips(&self) -> Option<&AllowedIps> {
+        self.0.limits.allowed_ips.as_ref()
+    }
+
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
+        self.data_mut().limits = limits;
+        self
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 
     /// The key's public id.
@@ -366,6 +415,9 @@ impl fmt::Debug for KeyRecord {
             .field("rotated_from", &self.rotated_from())
             .field("created_by", &self.created_by())
             .field("revoked_by", &self.revoked_by())
+            .field("rate_limit", &self.rate_limit())
+            .field("quota", &self.quota())
+            .field("allowed_ips", &self.allowed_ips())
             .finish()
     }
 }

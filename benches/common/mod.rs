@@ -243,6 +243,26 @@ impl Keys {
         }
     }
 
+    /// Adds a valid key (scope `reports:read`) to the store, its record shaped by
+    /// `limit` (limits, allowlists), and returns its `Authorization` value.
+    #[allow(dead_code)] // Only the benches of limits use it.
+    pub fn add_limited(&self, limit: impl FnOnce(KeyRecord) -> KeyRecord) -> HeaderValue {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let now = SystemTime::now();
+        let scopes = Scopes::new(["reports:read"]).unwrap();
+        let key = PlaintextKey::generate(&KeyPrefix::default());
+        let record = limit(record(
+            &key,
+            &scopes,
+            now,
+            now + Duration::from_secs(365 * 86_400),
+        ));
+        rt.block_on(self.store.insert(&record)).unwrap();
+        header(key.expose_secret())
+    }
+
     /// The layer over this store, tracking uses or not.
     pub fn layer(&self, tracking: bool) -> ApiKeyV2Layer {
         let layer = ApiKeyV2Layer::new(self.store.clone());

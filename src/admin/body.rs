@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::MAX_OVERLAP;
+use super::limits_body::{self, LimitsRequest};
 use super::problem::{AdminError, FieldError};
 use crate::manager::KeyManager;
 use crate::record::KeyName;
@@ -200,12 +201,14 @@ fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>)
     });
 }
 
-/// A checked create request: `{"name", "scopes", "expires_at"?}`.
+/// A checked create request: `{"name", "scopes", "expires_at"?}` and the optional
+/// limits (`rate_limit`, `quota`, `allowed_ips`, see [`limits_body`]).
 #[derive(Debug)]
 pub(super) struct CreateRequest {
     pub(super) name: KeyName,
     pub(super) scopes: Scopes,
     pub(super) expires_at: Option<SystemTime>,
+    pub(super) limits: LimitsRequest,
 }
 
 impl CreateRequest {
@@ -301,12 +304,20 @@ impl CreateRequest {
             }
         };
 
-        unknown_fields(&object, Self::FIELDS, &mut errors);
+        let limits = LimitsRequest::parse(&object, &mut errors);
+
+        let known: Vec<&str> = Self::FIELDS
+            .iter()
+            .chain(limits_body::FIELDS)
+            .copied()
+            .collect();
+        unknown_fields(&object, &known, &mut errors);
         match (name, scopes, expires_at) {
             (Some(name), Some(scopes), Some(expires_at)) if errors.is_empty() => Ok(Self {
                 name,
                 scopes,
                 expires_at,
+                limits,
             }),
             _ => Err(AdminError::Invalid(errors)),
         }

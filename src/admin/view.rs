@@ -33,6 +33,23 @@ pub(super) struct KeyView {
     rotated_from: Option<String>,
     created_by: Option<String>,
     revoked_by: Option<String>,
+    rate_limit: Option<RateLimitView>,
+    quota: Option<QuotaView>,
+    allowed_ips: Option<Vec<String>>,
+}
+
+/// `{"requests", "per_secs"}`, as create takes it.
+#[derive(Debug, Serialize)]
+struct RateLimitView {
+    requests: u32,
+    per_secs: u32,
+}
+
+/// `{"requests", "per": "day" | "month"}`, as create takes it.
+#[derive(Debug, Serialize)]
+struct QuotaView {
+    requests: u32,
+    per: &'static str,
 }
 
 impl KeyView {
@@ -49,6 +66,17 @@ impl KeyView {
             rotated_from: record.rotated_from().map(ToString::to_string),
             created_by: record.created_by().map(ToString::to_string),
             revoked_by: record.revoked_by().map(ToString::to_string),
+            rate_limit: record.rate_limit().map(|l| RateLimitView {
+                requests: l.requests(),
+                per_secs: l.per_secs(),
+            }),
+            quota: record.quota().map(|q| QuotaView {
+                requests: q.requests(),
+                per: q.per().as_str(),
+            }),
+            allowed_ips: record
+                .allowed_ips()
+                .map(|ips| ips.nets().iter().map(ToString::to_string).collect()),
         })
     }
 }
@@ -156,6 +184,13 @@ mod tests {
         .with_last_used_at(Some(created + Duration::from_millis(1_500)))
         .with_ends_at(Some(created + Duration::from_secs(3_600)))
         .with_created_by(Some(crate::ActorName::new("alice@example.com").unwrap()))
+        .with_rate_limit(Some(crate::RateLimit::new(100, 60).unwrap()))
+        .with_quota(Some(
+            crate::Quota::new(10_000, crate::QuotaPeriod::Month).unwrap(),
+        ))
+        .with_allowed_ips(Some(
+            crate::AllowedIps::new(["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
+        ))
     }
 
     #[test]
@@ -175,6 +210,9 @@ mod tests {
                 "rotated_from": null,
                 "created_by": "alice@example.com",
                 "revoked_by": null,
+                "rate_limit": {"requests": 100, "per_secs": 60},
+                "quota": {"requests": 10000, "per": "month"},
+                "allowed_ips": ["203.0.113.0/24", "2001:db8::/32"],
             })
         );
         let text = json.to_string();

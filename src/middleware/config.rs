@@ -10,6 +10,7 @@ use http::Request;
 use crate::client_addr::TrustedProxies;
 use crate::clock::{Clock, SystemClock};
 use crate::key::KeyPrefix;
+use crate::middleware::limiter::Limiter;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
 use crate::middleware::store_failure_log::StoreFailureLog;
 use crate::middleware::throttle::FailureThrottle;
@@ -39,6 +40,9 @@ pub(crate) struct Config {
     pub(crate) store_failures: Arc<StoreFailureLog>,
     pub(crate) throttle: Option<FailureThrottle>,
     pub(crate) proxies: TrustedProxies,
+    /// Per-key rate limits and quotas, shared by every clone so that they hold for the
+    /// layer as a whole.
+    pub(crate) limiter: Arc<Limiter>,
 }
 
 impl Config {
@@ -55,6 +59,7 @@ impl Config {
             store_failures: Arc::new(StoreFailureLog::new()),
             throttle: None,
             proxies: TrustedProxies::none(),
+            limiter: Arc::new(Limiter::new()),
         }
     }
 

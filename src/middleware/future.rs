@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::middleware::config::Config;
+use crate::middleware::limiter::Seen;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
 use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::{Decision, Presented};
@@ -65,6 +66,7 @@ pin_project! {
             #[pin]
             future: S::Future,
             expires: Option<SystemTime>,
+            limits: Option<Seen>,
         },
         // Refused: the answer is ready.
         Rejected {
@@ -77,9 +79,17 @@ impl<S, ReqBody, ResBody, R> ResponseFuture<S, ReqBody, ResBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn inner(future: S::Future, expires: Option<SystemTime>) -> Self {
+    pub(crate) fn inner(
+        future: S::Future,
+        expires: Option<SystemTime>,
+        limits: Option<Seen>,
+    ) -> Self {
         Self {
-            state: State::Inner { future, expires },
+            state: State::Inner {
+                future,
+                expires,
+                limits,
+            },
         }
     }
 
@@ -100,15 +110,23 @@ where
         R: OnRejection<ResBody>,
     {
         match decision {
-            Decision::Accept { identity, expires } => {
+            Decision::Accept {
+                identity,
+                expires,
+                limits,
+            } => {
                 if let Some(key) = req.headers_mut().get_mut(AUTHORIZATION) {
                     key.set_sensitive(true);
                 }
                 req.extensions_mut().insert(identity);
-                Self::inner(inner.call(req), expires)
+                Self::inner(inner.call(req), expires, limits)
             }
-            Decision::Reject(kind) => {
-                Self::rejected(on_rejection.on_rejection(config.rejection(kind, &mut req)))
+            Decision::Reject { kind, limits } => {
+                let mut rejection = config.rejection(kind, &mut req);
+                if let Some(limits) = limits {
+                    limits.write(rejection.headers_mut());
+                }
+                Self::rejected(on_rejection.on_rejection(rejection))
             }
         }
     }
@@ -167,12 +185,20 @@ where
                     } = *pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let decision = config.decide(found, &presented);
+                    let decision =
+                        config.decide(found, &presented, req.headers(), req.extensions());
                     let next = Self::decided(decision, req, &mut inner, &config, &on_rejection);
                     state.set(next.state);
                 }
-                StateProj::Inner { future, expires } => {
+                StateProj::Inner {
+                    future,
+                    expires,
+                    limits,
+                } => {
                     let mut response = ready!(future.poll(cx))?.map(ResponseBody::new);
+                    if let Some(limits) = limits.take() {
+                        limits.write(response.headers_mut());
+                    }
                     if let Some(expires_at) = expires.take() {
                         let date = httpdate::fmt_http_date(expires_at);
                         // An IMF-fixdate is always a valid header value.

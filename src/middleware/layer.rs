@@ -25,6 +25,11 @@ use crate::usage::UsageTracker;
 /// then goes into the request's extensions; otherwise the request is answered as
 /// [`middleware`](crate::middleware#refusals) describes and never reaches the inner service.
 ///
+/// Keys with a [`RateLimit`](crate::RateLimit), a [`Quota`](crate::Quota) or
+/// [`AllowedIps`](crate::AllowedIps) are held to them. The limits' state lives in the
+/// layer: clones of it (and the services it makes) share one budget per key, so build
+/// one layer and clone it for each route that needs other scopes.
+///
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Scopes};

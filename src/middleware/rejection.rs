@@ -52,6 +52,25 @@ pub enum RejectionKind {
         /// answer's `Retry-After`.
         retry_after: Duration,
     },
+    /// The key is valid but restricted to addresses ([`KeyRecord::allowed_ips`]) that
+    /// the client's is not among, or the server recorded no client address.
+    ///
+    /// [`KeyRecord::allowed_ips`]: crate::KeyRecord::allowed_ips
+    AddressNotAllowed,
+    /// The key is valid but over its [`RateLimit`](crate::RateLimit); nothing was
+    /// consumed.
+    RateLimited {
+        /// How long until a request would be admitted, in whole seconds rounded up: the
+        /// answer's `Retry-After`.
+        retry_after: Duration,
+    },
+    /// The key is valid but its [`Quota`](crate::Quota) for the current UTC period is
+    /// used up.
+    QuotaExceeded {
+        /// How long until the period ends and the quota resets, in whole seconds
+        /// rounded up: the answer's `Retry-After`.
+        retry_after: Duration,
+    },
     /// The key store could not answer; the request is refused, not let through.
     StoreUnavailable,
     /// The lookup was shed before it reached the store ([`StoreError::Overloaded`]): too
@@ -142,6 +161,15 @@ rows! {
         grpc: 16, "revoked", "the key has been revoked";
     InsufficientScope => FORBIDDEN, Some("insufficient_scope"), challenge: true, retry: false,
         grpc: 7, "insufficient_scope", "the key lacks a required scope";
+    AddressNotAllowed => FORBIDDEN, Some("address_not_allowed"), challenge: false,
+        retry: false, grpc: 7, "address_not_allowed",
+        "the key may not be used from this address";
+    RateLimited => TOO_MANY_REQUESTS, Some("rate_limited"), challenge: false, retry: true,
+        grpc: 8, "rate_limited",
+        "the key's rate limit is reached; try again after Retry-After seconds";
+    QuotaExceeded => TOO_MANY_REQUESTS, Some("quota_exceeded"), challenge: false,
+        retry: true, grpc: 8, "quota_exceeded",
+        "the key's quota for this period is used up; it resets after Retry-After seconds";
     Throttled => TOO_MANY_REQUESTS, Some("throttled"), challenge: false, retry: true,
         grpc: 8, "throttled",
         "too many invalid keys from this address; try again after Retry-After seconds";
@@ -180,8 +208,9 @@ impl RejectionKind {
     }
 
     /// The outcome's name, as logs (and metrics) call it: `missing`, `invalid_request`,
-    /// `invalid_key`, `expired`, `revoked`, `insufficient_scope`, `throttled`,
-    /// `overloaded`, `store_unavailable` (DESIGN §13).
+    /// `invalid_key`, `expired`, `revoked`, `insufficient_scope`, `address_not_allowed`,
+    /// `rate_limited`, `quota_exceeded`, `throttled`, `overloaded`, `store_unavailable`
+    /// (DESIGN §13).
     pub fn outcome(&self) -> &'static str {
         self.row().outcome
     }
@@ -206,6 +235,9 @@ impl RejectionKind {
             Self::Ended => Slot::Ended,
             Self::Revoked => Slot::Revoked,
             Self::InsufficientScope(_) => Slot::InsufficientScope,
+            Self::AddressNotAllowed => Slot::AddressNotAllowed,
+            Self::RateLimited { .. } => Slot::RateLimited,
+            Self::QuotaExceeded { .. } => Slot::QuotaExceeded,
             Self::Throttled { .. } => Slot::Throttled,
             Self::StoreUnavailable => Slot::StoreUnavailable,
             Self::Overloaded => Slot::Overloaded,
@@ -452,7 +484,10 @@ impl Rejection {
             _ => {
                 let prebuilt = &answers.fixed[kind.slot() as usize];
                 let mut headers = prebuilt.headers(grpc, reuse);
-                if let RejectionKind::Throttled { retry_after } = &kind {
+                if let RejectionKind::Throttled { retry_after }
+                | RejectionKind::RateLimited { retry_after }
+                | RejectionKind::QuotaExceeded { retry_after } = &kind
+                {
                     // The one part of a fixed answer that changes per request.
                     headers.insert(RETRY_AFTER, answers.retry_after(*retry_after));
                 }
@@ -485,6 +520,12 @@ impl Rejection {
     /// The headers of the default answer.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The headers, to add what the verdict knows beyond the kind (the `RateLimit`
+    /// headers of a limited key).
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
     }
 
     /// The RFC 9457 problem document (JSON) of the default HTTP answer.

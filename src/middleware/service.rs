@@ -93,7 +93,9 @@ where
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
-            let decision = self.config.decide(found, &presented);
+            let decision = self
+                .config
+                .decide(found, &presented, req.headers(), req.extensions());
             return ResponseFuture::decided(
                 decision,
                 req,

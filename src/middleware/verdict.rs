@@ -10,8 +10,12 @@
 //!    constant time with the record's, or with a dummy for an unknown id;
 //! 3. **state**: revoked, ended by rotation or expired, said only now that the secret is
 //!    proven; a proven key in a good state is a *use* (last-used tracking);
-//! 4. **policies**, in the order of [`policy::POLICIES`]: the required scopes, and what
-//!    comes next. A new policy is one file in `policy/` and one row in that list.
+//! 4. **policies**, in the order of [`policy::POLICIES`]: the client's address, the
+//!    key's rate limit and quota (read only), the required scopes. A new policy is one
+//!    file in `policy/` and one row in that list;
+//! 5. **limits consumed**: a request that passed the policies, or was refused only for
+//!    its scopes, takes one request of the key's rate limit and quota (both or neither;
+//!    see [`limiter`](super::limiter)).
 
 use std::time::SystemTime;
 
@@ -20,7 +24,8 @@ use http::{Extensions, HeaderMap};
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest, KeyFormatError, KeyId};
 use crate::middleware::config::Config;
-use crate::middleware::policy;
+use crate::middleware::limiter::Seen;
+use crate::middleware::policy::{self, Check};
 use crate::middleware::rejection::RejectionKind;
 use crate::middleware::throttle::{Bucket, FailureThrottle};
 use crate::record::ApiKeyIdentity;
@@ -36,6 +41,9 @@ pub(crate) struct Presented {
     pub(crate) bucket: Option<Bucket>,
 }
 
+/// A key that passed every check, the time it was judged at, and its limits' state.
+type Accepted = (KeyRecord, SystemTime, Option<Seen>);
+
 /// The verdict on a request.
 pub(crate) enum Decision {
     Accept {
@@ -44,8 +52,14 @@ pub(crate) enum Decision {
         /// is inside the warning window: the response then carries `ApiKey-Expires`
         /// (formatted only then, so the common case stays small).
         expires: Option<SystemTime>,
+        /// The state of a limited key's limits, for the `RateLimit` headers.
+        limits: Option<Seen>,
     },
-    Reject(RejectionKind),
+    Reject {
+        kind: RejectionKind,
+        /// As for `Accept`, when the limits were applied or refused the request.
+        limits: Option<Seen>,
+    },
 }
 
 impl Config {
@@ -106,20 +120,23 @@ impl Config {
         &self,
         found: Result<Option<KeyRecord>, StoreError>,
         presented: &Presented,
+        headers: &HeaderMap,
+        extensions: &Extensions,
     ) -> Decision {
-        match self.check(found, presented) {
-            Ok((record, now)) => {
+        match self.check(found, presented, headers, extensions) {
+            Ok((record, now, limits)) => {
                 tracing::trace!(key_id = %presented.id, outcome = "accepted", "API key accepted");
                 // A rotation's scheduled end is when the key stops working: warn of that.
                 let expires = self.expiry_warning(record.stops_at(), now);
                 Decision::Accept {
                     identity: record.into_identity(),
                     expires,
+                    limits,
                 }
             }
-            Err(kind) => {
+            Err((kind, limits)) => {
                 tracing::debug!(key_id = %presented.id, outcome = kind.outcome(), "API key refused");
-                Decision::Reject(kind)
+                Decision::Reject { kind, limits }
             }
         }
     }
@@ -129,8 +146,11 @@ impl Config {
         &self,
         found: Result<Option<KeyRecord>, StoreError>,
         presented: &Presented,
-    ) -> Result<(KeyRecord, SystemTime), RejectionKind> {
-        let record = self.proof(found, presented)?;
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Accepted, (RejectionKind, Option<Seen>)> {
+        let unlimited = |kind| (kind, None);
+        let record = self.proof(found, presented).map_err(unlimited)?;
         let now = self.clock.now();
         if let Err(kind) = state(&record, now) {
             // A proven attempt with a revoked or ended key: reported once per flush.
@@ -139,16 +159,47 @@ impl Config {
             {
                 tracker.record_ended(record.id(), now);
             }
-            return Err(kind);
+            return Err(unlimited(kind));
         }
         // A use is a proven key in a good state, whatever the policies say next.
         if let Some(tracker) = &self.tracker {
             tracker.record(record.id(), now);
         }
-        for policy in policy::POLICIES {
-            policy(self, &record, now)?;
+        let mut check = Check {
+            config: self,
+            record: &record,
+            now,
+            headers,
+            extensions,
+            entry: None,
+        };
+        let verdict = policy::POLICIES
+            .iter()
+            .try_for_each(|policy| policy(&mut check));
+        // The limits' policies only read; a request that passed them (whatever the
+        // scopes said) consumes its rate and quota here, both or neither.
+        let limits = match (&verdict, check.entry.take()) {
+            (Ok(()) | Err(RejectionKind::InsufficientScope(_)), Some(entry)) => {
+                match entry.commit(record.rate_limit(), record.quota(), now) {
+                    Ok(counted) => Some(self.limiter.seen(&entry, counted)),
+                    Err((kind, counted)) => {
+                        return Err((kind, Some(self.limiter.seen(&entry, counted))));
+                    }
+                }
+            }
+            (
+                Err(RejectionKind::RateLimited { .. } | RejectionKind::QuotaExceeded { .. }),
+                Some(entry),
+            ) => Some(
+                self.limiter
+                    .seen(&entry, entry.peek(record.rate_limit(), record.quota(), now)),
+            ),
+            _ => None,
+        };
+        match verdict {
+            Ok(()) => Ok((record, now, limits)),
+            Err(kind) => Err((kind, limits)),
         }
-        Ok((record, now))
     }
 
     /// The store's answer, and the secret proven against it.

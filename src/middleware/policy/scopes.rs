@@ -1,18 +1,11 @@
 //! The required scopes: the key must hold every scope the layer requires (a wildcard
 //! grants what is under it); otherwise 403 naming what is missing.
 
-use std::time::SystemTime;
-
-use crate::middleware::config::Config;
+use crate::middleware::policy::Check;
 use crate::middleware::rejection::RejectionKind;
-use crate::record::KeyRecord;
 
-pub(super) fn check(
-    config: &Config,
-    record: &KeyRecord,
-    _: SystemTime,
-) -> Result<(), RejectionKind> {
-    let required = &config.required;
+pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
+    let (required, record) = (&check.config.required, check.record);
     // One pass decides both questions: whether anything is missing, and whether it is
     // the whole requirement (the usual refusal, answered with the prebuilt answer).
     match record.scopes().missing(required).count() {

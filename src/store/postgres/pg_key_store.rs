@@ -253,6 +253,16 @@ impl KeyStore for PgKeyStore {
 #[async_trait]
 impl KeyStoreAdmin for PgKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        // Its table has no columns for per-key limits yet: refusing is safer than
+        // storing a key whose limits would silently not be enforced.
+        if record.rate_limit().is_some()
+            || record.quota().is_some()
+            || record.allowed_ips().is_some()
+        {
+            return Err(StoreError::unavailable(
+                "PgKeyStore does not store rate_limit, quota or allowed_ips yet; create the key without them",
+            ));
+        }
         let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), record)?
             .execute(&self.pool)
             .await

@@ -1,0 +1,17 @@
+//! The quota: the key's [`Quota`](crate::Quota) per UTC day or month; used up, 429
+//! `quota_exceeded` until the period ends. Only reads the state: the verdict consumes
+//! it (see [`limiter`](crate::middleware::limiter)).
+
+use crate::middleware::policy::Check;
+use crate::middleware::rejection::RejectionKind;
+
+pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
+    let Some(quota) = check.record.quota() else {
+        return Ok(());
+    };
+    let now = check.now;
+    check
+        .entry()
+        .check_quota(quota, now)
+        .map_err(|retry_after| RejectionKind::QuotaExceeded { retry_after })
+}

@@ -1,0 +1,17 @@
+//! The rate limit: GCRA with the key's [`RateLimit`](crate::RateLimit); over it, 429
+//! `rate_limited`. Only reads the state: the verdict consumes it (see
+//! [`limiter`](crate::middleware::limiter)).
+
+use crate::middleware::policy::Check;
+use crate::middleware::rejection::RejectionKind;
+
+pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
+    let Some(limit) = check.record.rate_limit() else {
+        return Ok(());
+    };
+    let now = check.now;
+    check
+        .entry()
+        .check_rate(limit, now)
+        .map_err(|retry_after| RejectionKind::RateLimited { retry_after })
+}

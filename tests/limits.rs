@@ -1,0 +1,227 @@
+//! Per-key limits and restrictions (DESIGN §12) through a real axum server on loopback,
+//! called by real clients bound to different local addresses; time is a manual clock,
+//! so that nothing depends on how fast the machine is.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use common::Answer;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower_apikey::{
+    AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
+    QuotaPeriod, RateLimit, admin,
+};
+
+struct Server {
+    addr: SocketAddr,
+    manager: KeyManager<InMemoryKeyStore>,
+    clock: ManualClock,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let store = InMemoryKeyStore::new();
+        // 2027-01-15T08:00:00Z.
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let app = Router::new()
+            .route("/ping", get(|| async { "pong" }))
+            .route_layer(ApiKeyV2Layer::new(store.clone()).clock(clock.clone()))
+            .nest("/admin", admin::router(manager.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
+        Self {
+            addr,
+            manager,
+            clock,
+        }
+    }
+
+    async fn key(&self, new: NewKey) -> String {
+        let created = self.manager.create(new).await.unwrap();
+        created.key.expose_secret().to_owned()
+    }
+
+    /// `POST /admin/keys` with `body`, as a key holding `admin:keys`.
+    async fn create(&self, body: serde_json::Value) -> Answer {
+        let admin = self.key(NewKey::new("admin", ["admin:keys", "a:b"])).await;
+        let client: Client<_, http_body_util::Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::post(format!("http://{}/admin/keys", self.addr))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {admin}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
+    }
+
+    /// `GET /ping` with `key`, from a client bound to the local address `from`.
+    async fn ping(&self, from: &str, key: &str) -> Answer {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(from.parse::<IpAddr>().unwrap()));
+        let client: Client<_, Empty<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(connector);
+        let request = Request::get(format!("http://{}/ping", self.addr))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {key}"))
+            .body(Empty::new())
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_key_gets_its_burst_then_429_with_the_ratelimit_headers() {
+    let server = Server::start().await;
+    let key = server
+        .key(NewKey::new("burst", ["a:b"]).rate_limit(RateLimit::new(3, 30).unwrap()))
+        .await;
+    for left in ["2", "1", "0"] {
+        let answer = server.ping("127.0.0.1", &key).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.headers["ratelimit-policy"], r#""rate";q=3;w=30"#);
+        assert_eq!(
+            answer.headers["ratelimit"],
+            format!(r#""rate";r={left};t=10"#).as_str()
+        );
+    }
+    let refused = server.ping("127.0.0.1", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers[RETRY_AFTER], "10");
+    assert_eq!(refused.headers["ratelimit"], r#""rate";r=0;t=10"#);
+    assert_eq!(refused.headers[CONTENT_TYPE], "application/problem+json");
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(problem["error"], "rate_limited");
+    assert_eq!(problem["status"], 429);
+
+    server.clock.advance(Duration::from_secs(10));
+    assert_eq!(server.ping("127.0.0.1", &key).await.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.1", &key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_monthly_quota_is_spent_then_refused_until_the_month_ends() {
+    let server = Server::start().await;
+    let key = server
+        .key(NewKey::new("monthly", ["a:b"]).quota(Quota::new(2, QuotaPeriod::Month).unwrap()))
+        .await;
+    for _ in 0..2 {
+        let answer = server.ping("127.0.0.1", &key).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        // January: 31 days.
+        assert_eq!(
+            answer.headers["ratelimit-policy"],
+            r#""quota";q=2;w=2678400"#
+        );
+    }
+    let refused = server.ping("127.0.0.1", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(problem["error"], "quota_exceeded");
+    // From Jan 15 08:00 to Feb 1 00:00: 16 days and 16 hours.
+    let wait = 16 * 86_400 + 16 * 3_600;
+    assert_eq!(refused.headers[RETRY_AFTER], wait.to_string().as_str());
+    server.clock.advance(Duration::from_secs(wait));
+    let february = server.ping("127.0.0.1", &key).await;
+    assert_eq!(february.status, StatusCode::OK);
+    assert_eq!(
+        february.headers["ratelimit-policy"],
+        r#""quota";q=2;w=2419200"#
+    );
+}
+
+#[tokio::test]
+async fn a_key_restricted_to_an_address_is_refused_from_another() {
+    let server = Server::start().await;
+    let key = server
+        .key(NewKey::new("office", ["a:b"]).allowed_ips(AllowedIps::new(["127.0.0.1"]).unwrap()))
+        .await;
+    assert_eq!(server.ping("127.0.0.1", &key).await.status, StatusCode::OK);
+    let refused = server.ping("127.0.0.2", &key).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(problem["error"], "address_not_allowed");
+    assert_eq!(problem["status"], 403);
+}
+
+#[tokio::test]
+async fn the_admin_api_creates_a_key_with_limits_and_shows_them() {
+    let server = Server::start().await;
+    let created = server
+        .create(serde_json::json!({
+            "name": "metered",
+            "scopes": ["a:b"],
+            "rate_limit": {"requests": 1, "per_secs": 60},
+            "quota": {"requests": 1000, "per": "month"},
+            "allowed_ips": ["127.0.0.1", "::ffff:10.0.0.0/104"],
+        }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let record: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    assert_eq!(
+        record["rate_limit"],
+        serde_json::json!({"requests": 1, "per_secs": 60})
+    );
+    assert_eq!(
+        record["quota"],
+        serde_json::json!({"requests": 1000, "per": "month"})
+    );
+    assert_eq!(
+        record["allowed_ips"],
+        serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"])
+    );
+    let key = record["key"].as_str().unwrap();
+    assert_eq!(server.ping("127.0.0.1", key).await.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.1", key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        server.ping("127.0.0.2", key).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn invalid_limits_get_a_422_naming_each_field() {
+    let server = Server::start().await;
+    let refused = server
+        .create(serde_json::json!({
+            "name": "metered",
+            "scopes": ["a:b"],
+            "rate_limit": {"requests": 0, "per_secs": 60},
+            "quota": {"requests": 10, "per": "week"},
+            "allowed_ips": ["not an address"],
+        }))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    let text = problem.to_string();
+    for field in ["rate_limit.requests", "quota.per", "allowed_ips"] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    assert!(
+        text.contains("203.0.113.0/24"),
+        "says what to write: {text}"
+    );
+}
