@@ -653,7 +653,12 @@ impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
     /// # }).unwrap();
     /// ```
     pub fn layer_with_tracker(&self) -> (ApiKeyV2Layer, UsageTracker) {
-        let tracker = UsageTracker::new(self.store.clone());
+        let mut builder = UsageTracker::builder(self.store.clone());
+        // `first_used` and `ended_key_used` go where this manager's events go.
+        if let Some(events) = &self.events {
+            builder = builder.events(events.clone());
+        }
+        let tracker = builder.build();
         (self.layer().usage_tracker(tracker.clone()), tracker)
     }
 }

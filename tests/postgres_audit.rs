@@ -256,7 +256,7 @@ impl tower_apikey::UsageSink for CommittedThenTimedOut {
 }
 
 #[tokio::test]
-async fn counts_survive_a_restart_and_a_retried_flush_and_first_used_fires_once() {
+async fn counts_survive_a_restart_and_a_retried_flush() {
     use tower_apikey::event::EventStore;
     use tower_apikey::{UsageDay, UsageTracker};
     let store = fresh_store(pool().await).await;
@@ -301,16 +301,6 @@ async fn counts_survive_a_restart_and_a_retried_flush_and_first_used_fires_once(
         .await
         .unwrap();
     assert_eq!(counts, [(day, 25), (day.next(), 5)]);
-    // The retried batch stored the first use once.
-    let first_used = EventLog::new(restarted)
-        .events(&EventQuery::new().key(id))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| e.kind() == EventType::FirstUsed)
-        .count();
-    assert!(first_used <= 1, "first_used at most once");
     // 30 days up to a day after: zero days included.
     clock.advance(DAY);
     let days = log
@@ -326,4 +316,47 @@ async fn counts_survive_a_restart_and_a_retried_flush_and_first_used_fires_once(
 fn clock_now(clock: &ManualClock) -> SystemTime {
     use tower_apikey::Clock;
     clock.now()
+}
+
+#[tokio::test]
+async fn first_used_and_ended_key_used_appear_once_per_occasion() {
+    use tower_apikey::UsageTracker;
+    let store = fresh_store(pool().await).await;
+    let log = EventLog::new(store.clone());
+    let manager = KeyManager::new(store.clone())
+        .with_clock(ManualClock::new(start()))
+        .with_events(log.clone());
+    let key = manager
+        .create(NewKey::new("feed", ["reports:read"]))
+        .await
+        .unwrap();
+    let id = *key.record.id();
+    let tracker = UsageTracker::builder(store.clone())
+        .events(log.clone())
+        .build();
+    let kinds = || async {
+        log.events(&EventQuery::new().key(id))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.kind())
+            .collect::<Vec<_>>()
+    };
+    for i in 0..3 {
+        tracker.record(&id, start() + Duration::from_secs(i));
+    }
+    tracker.flush().await.unwrap();
+    tracker.record(&id, start() + Duration::from_secs(10));
+    tracker.flush().await.unwrap();
+    assert_eq!(kinds().await, [EventType::FirstUsed, EventType::Created]);
+    for _ in 0..5 {
+        tracker.record_ended(&id, start() + Duration::from_secs(20));
+    }
+    tracker.flush().await.unwrap();
+    tracker.flush().await.unwrap();
+    let events = log.events(&EventQuery::new().key(id)).await.unwrap().items;
+    assert_eq!(events[0].kind(), EventType::EndedKeyUsed);
+    assert_eq!(events[0].detail().attempts, Some(5));
+    assert_eq!(events.len(), 3, "one ended_key_used for the period");
 }

@@ -63,6 +63,16 @@
 //! A later release adds columns as nullable ones, which `migrate` adds to an existing
 //! table.
 //!
+//! Beside it, `migrate` creates and verifies, with the same checks as below, the audit
+//! trail's tables: `<table>_events` (the [`EventStore`](crate::EventStore); indexes
+//! `<table>_ev_key` on `(key_id, id DESC)`, `<table>_ev_at` on `at` for pruning, and the
+//! unique `<table>_ev_once` on `(key_id, days)` for `expiring`, which makes it fire once
+//! across instances), `<table>_usage` (daily request counts, primary key `(key_id,
+//! day)`) and `<table>_ubatch` (the ids of usage batches already counted, so that a
+//! retried flush counts once). The serving role needs `SELECT`, `INSERT`, `DELETE` on
+//! them, and `UPDATE` on `<table>_usage`. Rows older than the retention are deleted by
+//! [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring).
+//!
 //! # Trusting an existing table
 //!
 //! Whoever owns the table can plant keys in it, and a trigger on it can undo
