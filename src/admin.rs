@@ -69,8 +69,7 @@
 //!   The limits are optional (DESIGN §12): `"rate_limit": {"requests": N, "per_secs": S}`
 //!   (S at most 86400), `"quota": {"requests": N, "per": "day" | "month"}`, and
 //!   `"allowed_ips"`, 1 to 64 addresses or CIDR networks; each problem is a 422 naming the
-//!   field (`rate_limit.requests`, `quota.per`, …). `PgKeyStore` cannot store limits yet
-//!   and refuses such a key (503, nothing stored).
+//!   field (`rate_limit.requests`, `quota.per`, …).
 //!   Any other field is refused, so that a typo such as `"expires"` cannot silently give
 //!   a key the longest life.
 //! - **Rotate**: no body (or an empty one) keeps the old key working until it is revoked,
