@@ -13,8 +13,9 @@
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
-//! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by`, `revoked_by`,
-//! `rate_limit`, `quota` and `allowed_ips` (as create takes them, `null` when unset);
+//! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
+//! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
+//! takes them);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
@@ -68,8 +69,7 @@
 //!   The limits are optional (DESIGN §12): `"rate_limit": {"requests": N, "per_secs": S}`
 //!   (S at most 86400), `"quota": {"requests": N, "per": "day" | "month"}`, and
 //!   `"allowed_ips"`, 1 to 64 addresses or CIDR networks; each problem is a 422 naming the
-//!   field (`rate_limit.requests`, `quota.per`, …). `PgKeyStore` cannot store limits yet
-//!   and refuses such a key (503, nothing stored).
+//!   field (`rate_limit.requests`, `quota.per`, …).
 //!   Any other field is refused, so that a typo such as `"expires"` cannot silently give
 //!   a key the longest life.
 //! - **Rotate**: no body (or an empty one) keeps the old key working until it is revoked,

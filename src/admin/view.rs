@@ -33,8 +33,12 @@ pub(super) struct KeyView {
     rotated_from: Option<String>,
     created_by: Option<String>,
     revoked_by: Option<String>,
+    // Left out when unset, so that records of keys without limits read as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit: Option<RateLimitView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<QuotaView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     allowed_ips: Option<Vec<String>>,
 }
 

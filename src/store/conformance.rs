@@ -22,7 +22,9 @@ mod paging;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
-use crate::record::{ActorName, KeyName, KeyRecord, KeyState};
+use crate::record::{
+    ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit,
+};
 use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 
@@ -119,6 +121,24 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         "revoked_by of {}",
         expected.id()
     );
+    assert_eq!(
+        actual.rate_limit(),
+        expected.rate_limit(),
+        "rate_limit of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.quota(),
+        expected.quota(),
+        "quota of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.allowed_ips(),
+        expected.allowed_ips(),
+        "allowed_ips of {}",
+        expected.id()
+    );
 }
 
 async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
@@ -160,7 +180,13 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
         .with_ends_at(Some(t(3_600) + Duration::from_micros(1)))
         .with_revoked_at(Some(t(30)))
         .with_created_by(Some(ActorName::of_key(first.id())))
-        .with_revoked_by(Some(actor("Zoë Ünal <zoe@example.com>")));
+        .with_revoked_by(Some(actor("Zoë Ünal <zoe@example.com>")))
+        // Per-key limits (DESIGN §12), the largest counts included.
+        .with_rate_limit(Some(RateLimit::new(u32::MAX, 86_400).expect("valid")))
+        .with_quota(Some(Quota::new(10_000, QuotaPeriod::Month).expect("valid")))
+        .with_allowed_ips(Some(
+            AllowedIps::new(["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"]).expect("valid"),
+        ));
     store.insert(&first).await.expect("insert");
     store.insert(&record).await.expect("insert");
     for expected in [&first, &record] {

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::key::{KeyDigest, KeyId};
-use crate::record::{ActorName, KeyName, KeyRecord};
+use crate::record::{ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit};
 use crate::scope::Scopes;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
@@ -253,16 +253,6 @@ impl KeyStore for PgKeyStore {
 #[async_trait]
 impl KeyStoreAdmin for PgKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        // Its table has no columns for per-key limits yet: refusing is safer than
-        // storing a key whose limits would silently not be enforced.
-        if record.rate_limit().is_some()
-            || record.quota().is_some()
-            || record.allowed_ips().is_some()
-        {
-            return Err(StoreError::unavailable(
-                "PgKeyStore does not store rate_limit, quota or allowed_ips yet; create the key without them",
-            ));
-        }
         let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), record)?
             .execute(&self.pool)
             .await
@@ -451,7 +441,63 @@ pub(super) fn bind_record<'q>(
         .bind(record.rotated_from().map(KeyId::as_str))
         .bind(record.ends_at().map(to_db).transpose()?)
         .bind(record.created_by().map(ActorName::as_str))
-        .bind(record.revoked_by().map(ActorName::as_str)))
+        .bind(record.revoked_by().map(ActorName::as_str))
+        .bind(record.rate_limit().map(|l| i64::from(l.requests())))
+        .bind(record.rate_limit().map(|l| i64::from(l.per_secs())))
+        .bind(record.quota().map(|q| i64::from(q.requests())))
+        .bind(record.quota().map(|q| q.per().as_str()))
+        .bind(record.allowed_ips().map(|ips| {
+            ips.nets()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        })))
+}
+
+/// A row's rate limit, quota and allowlist.
+type RowLimits = (Option<RateLimit>, Option<Quota>, Option<AllowedIps>);
+
+/// The limits of a row (columns 12 to 16), checked as when they were made.
+fn limits_from_row(row: &PgRow, id: KeyId) -> Result<RowLimits, StoreError> {
+    let count = |index| -> Result<Option<u32>, StoreError> {
+        column::<Option<i64>>(row, index)?
+            .map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| corrupt(id, format_args!("{}: {n}", sql::COLUMNS[index].name)))
+            })
+            .transpose()
+    };
+    let rate_limit = match (count(12)?, count(13)?) {
+        (None, None) => None,
+        (Some(requests), Some(per_secs)) => {
+            Some(RateLimit::new(requests, per_secs).map_err(|e| corrupt(id, e))?)
+        }
+        _ => {
+            return Err(corrupt(
+                id,
+                "only one of its rate limit's two columns is set",
+            ));
+        }
+    };
+    let per: Option<&str> = column(row, 15)?;
+    let quota = match (count(14)?, per) {
+        (None, None) => None,
+        (Some(requests), Some(per)) => {
+            let per = match per {
+                "day" => QuotaPeriod::Day,
+                "month" => QuotaPeriod::Month,
+                other => return Err(corrupt(id, format_args!("quota_per: {other:?}"))),
+            };
+            Some(Quota::new(requests, per).map_err(|e| corrupt(id, e))?)
+        }
+        _ => return Err(corrupt(id, "only one of its quota's two columns is set")),
+    };
+    let ips: Option<Vec<String>> = column(row, 16)?;
+    let allowed_ips = ips
+        .map(AllowedIps::new)
+        .transpose()
+        .map_err(|e| corrupt(id, e))?;
+    Ok((rate_limit, quota, allowed_ips))
 }
 
 /// Reads a row of `sql::COLUMNS` back into a record.
@@ -487,6 +533,7 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
             .transpose()
             .map_err(|e| corrupt(id, format_args!("{}: {e}", sql::COLUMNS[index].name)))
     };
+    let (rate_limit, quota, allowed_ips) = limits_from_row(row, id)?;
     Ok(KeyRecord::new(
         id,
         name,
@@ -500,7 +547,10 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_rotated_from(rotated_from)
     .with_ends_at(optional_time(9)?)
     .with_created_by(actor(10)?)
-    .with_revoked_by(actor(11)?))
+    .with_revoked_by(actor(11)?)
+    .with_rate_limit(rate_limit)
+    .with_quota(quota)
+    .with_allowed_ips(allowed_ips))
 }
 
 pub(super) fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

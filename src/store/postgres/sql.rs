@@ -68,6 +68,13 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("ends_at", "timestamptz"),
     Column::nullable("created_by", "text"),
     Column::nullable("revoked_by", "text"),
+    // Per-key limits (DESIGN §12): both rate columns or neither, both quota columns or
+    // neither; `bigint` because a count may be up to 2^32 - 1.
+    Column::nullable("rate_limit_requests", "bigint"),
+    Column::nullable("rate_limit_per_secs", "bigint"),
+    Column::nullable("quota_requests", "bigint"),
+    Column::nullable("quota_per", "text"),
+    Column::nullable("allowed_ips", "text[]"),
 ];
 
 pub(super) struct Sql {
