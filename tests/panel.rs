@@ -1461,8 +1461,9 @@ async fn the_panel_finds_filters_sorts_and_exports_among_ten_thousand_keys() {
 async fn until_rows(page: &mut Page, what: &str, names: &[String]) {
     page.until(
         what,
+        // The name is the header cell's first text: the History button follows it.
         "return JSON.stringify([...document.querySelectorAll('#key-rows th[scope=row]')]\
-         .map(th => th.textContent)) === JSON.stringify(arguments[0]);",
+         .map(th => th.firstChild.textContent)) === JSON.stringify(arguments[0]);",
         vec![json!(names)],
     )
     .await;
