@@ -236,19 +236,31 @@ impl Step<'_> {
     /// before anything is done to it.
     async fn table(&self, tx: &mut Transaction<'_, Postgres>) -> Result<Oid, MigrateError> {
         let sql = &self.store.sql;
-        let name = self.table_name();
-        let relation = match relation(tx, &sql.schema, &sql.table).await? {
+        self.trusted_table(tx, &sql.schema, &sql.table, &sql.create_table)
+            .await
+    }
+
+    /// Creates `schema.table` with `create` if it is missing, or checks that the one
+    /// found is an ordinary table, owned by a trusted role, with no triggers, rules or
+    /// row security: the checks every table of the store gets, the key table and the
+    /// audit trail's alike.
+    pub(super) async fn trusted_table(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+        table: &str,
+        create: &str,
+    ) -> Result<Oid, MigrateError> {
+        let name = format!("{schema}.{table}");
+        let relation = match relation(tx, schema, table).await? {
             Some(relation) => relation,
             None => {
-                self.ddl(tx, &sql.create_table, format!("create table {name}"))
-                    .await?;
-                relation(tx, &sql.schema, &sql.table)
-                    .await?
-                    .ok_or_else(|| {
-                        backend(sqlx::Error::Protocol(format!(
-                            "table {name} is not in the catalog after CREATE TABLE"
-                        )))
-                    })?
+                self.ddl(tx, create, format!("create table {name}")).await?;
+                relation(tx, schema, table).await?.ok_or_else(|| {
+                    backend(sqlx::Error::Protocol(format!(
+                        "table {name} is not in the catalog after CREATE TABLE"
+                    )))
+                })?
             }
         };
         if relation.kind != "r" {

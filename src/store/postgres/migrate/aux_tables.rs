@@ -7,10 +7,7 @@
 use sqlx::postgres::types::Oid;
 use sqlx::{Postgres, Transaction};
 
-use super::{
-    CANONICAL_TYPES, INDEX_ON, POLICIES, RULES, Step, TRIGGERS, found_columns, kind_name, names,
-    relation,
-};
+use super::{CANONICAL_TYPES, INDEX_ON, Step, found_columns, relation};
 use crate::store::postgres::aux_sql::{AuxTable, aux_tables};
 use crate::store::postgres::backend;
 use crate::store::postgres::migrate_error::MigrateError;
@@ -37,48 +34,8 @@ impl Step<'_> {
         table: &AuxTable,
     ) -> Result<Oid, MigrateError> {
         let schema = &self.store.sql.schema;
-        let name = format!("{schema}.{}", table.name);
-        let relation = match relation(tx, schema, &table.name).await? {
-            Some(relation) => relation,
-            None => {
-                self.ddl(tx, &table.create, format!("create table {name}"))
-                    .await?;
-                relation(tx, schema, &table.name).await?.ok_or_else(|| {
-                    backend(sqlx::Error::Protocol(format!(
-                        "table {name} is not in the catalog after CREATE TABLE"
-                    )))
-                })?
-            }
-        };
-        if relation.kind != "r" {
-            return Err(MigrateError::NotATable {
-                object: format!("table {name}"),
-                kind: kind_name(&relation.kind),
-            });
-        }
-        if !self.trusted(&relation.owner) {
-            return Err(self.untrusted(format!("table {name}"), relation.owner));
-        }
-        let triggers = names(tx, TRIGGERS, relation.oid).await?;
-        if !triggers.is_empty() {
-            return Err(MigrateError::Triggers {
-                table: name,
-                triggers,
-            });
-        }
-        let rules = names(tx, RULES, relation.oid).await?;
-        if !rules.is_empty() {
-            return Err(MigrateError::Rules { table: name, rules });
-        }
-        let policies = names(tx, POLICIES, relation.oid).await?;
-        if relation.row_security || !policies.is_empty() {
-            return Err(MigrateError::RowSecurity {
-                table: name,
-                enabled: relation.row_security,
-                policies,
-            });
-        }
-        Ok(relation.oid)
+        self.trusted_table(tx, schema, &table.name, &table.create)
+            .await
     }
 
     async fn aux_columns(
