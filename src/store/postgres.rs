@@ -100,6 +100,7 @@
 //! | migrates, the first time | `CREATE` on the schema (or on the database, to create the schema); it then owns the table |
 //! | migrates later, after an upgrade that adds a column or an index | the table's ownership |
 //! | serves (lookups, create, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
+//! | serves with the audit trail ([`EventStore`](crate::EventStore), daily counts) | also `SELECT`, `INSERT`, `DELETE` on `<table>_events`, `<table>_usage` and `<table>_ubatch`, and `UPDATE` on `<table>_usage` |
 //! | follows created and revoked keys ([`KeyFeedListener`]) | `SELECT` on the table, for its snapshot of ids; `LISTEN` and `pg_notify` need no privilege |
 //! | verifies ([`PgKeyStore::migrate`] when everything exists) | nothing more: it reads the catalog |
 //!

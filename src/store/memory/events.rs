@@ -44,8 +44,8 @@ impl Events {
 
 #[async_trait]
 impl EventStore for InMemoryKeyStore {
-    /// Keeps the [`MAX_EVENTS`] (100 000) most recent events, and for each key its
-    /// [`MAX_EVENTS_PER_KEY`] (256) most recent ones, whichever holds longer.
+    /// Keeps the 100 000 most recent events, and for each key its
+    /// 256 most recent ones, whichever holds longer.
     async fn record_event(&self, event: &NewEvent) -> Result<Option<KeyEvent>, StoreError> {
         let mut ring = self.inner.events.ring();
         if event.kind() == EventType::Expiring {
