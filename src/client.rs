@@ -26,7 +26,9 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let key = PlaintextKey::parse(std::env::var("API_KEY")?)?;
 //! let layer = SelfRotateLayer::new("http://127.0.0.1:3000/admin", key, |new: PlaintextKey| async move {
-//!     // Keep it where the next start finds it, before the layer switches to it.
+//!     // Keep it where the next start finds it, before the layer switches to it. In
+//!     // production, a secret store, or a file only this user can read (mode 0600, as
+//!     // examples/self_rotate.rs writes it): `fs::write` uses the umask.
 //!     tokio::fs::write("api.key", new.expose_secret()).await
 //! })?;
 //! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
