@@ -75,6 +75,12 @@ pub use tracing_sink::TracingEventSink;
 /// key can live, so a key's whole history outlives it by a month.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
+/// The shortest retention an [`EventLog`] keeps: 31 days. The stored `expiring` event
+/// is what keeps the pass from firing it again (across instances too), and the first
+/// one comes 30 days before a key's end: kept any shorter, it would be pruned while the
+/// key still lives, and fire a second time.
+pub const MIN_RETENTION: Duration = Duration::from_secs(31 * 24 * 60 * 60);
+
 /// The days before a key's end at which `expiring` fires, once each.
 pub const EXPIRING_DAYS: [u32; 3] = [30, 7, 1];
 

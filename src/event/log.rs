@@ -14,8 +14,8 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::event::{
-    DEFAULT_RETENTION, EventQuery, EventSink, EventSinkError, EventStore, KeyEvent, NewEvent,
-    TracingEventSink,
+    DEFAULT_RETENTION, EventQuery, EventSink, EventSinkError, EventStore, KeyEvent, MIN_RETENTION,
+    NewEvent, TracingEventSink,
 };
 use crate::page::Page;
 use crate::store::StoreError;
@@ -123,10 +123,11 @@ impl EventLogBuilder {
     }
 
     /// How long events and usage counts are kept (default [`DEFAULT_RETENTION`], 400
-    /// days): older ones are deleted by the pass of
+    /// days; at least [`MIN_RETENTION`], 31 days, so that a stored `expiring` event
+    /// outlives its key and never fires twice): older ones are deleted by the pass of
     /// [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring).
     pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.retention = retention.max(MIN_RETENTION);
         self
     }
 
@@ -393,6 +394,18 @@ mod tests {
     use crate::event::EventType;
     use crate::key::{KeyId, KeyPrefix, PlaintextKey};
     use crate::store::memory::InMemoryKeyStore;
+
+    #[test]
+    fn a_retention_shorter_than_an_expiring_warning_is_raised_to_the_minimum() {
+        let log = EventLog::builder(InMemoryKeyStore::new())
+            .retention(Duration::from_secs(60))
+            .build();
+        assert_eq!(log.inner.retention, MIN_RETENTION);
+        let log = EventLog::builder(InMemoryKeyStore::new())
+            .retention(MIN_RETENTION * 2)
+            .build();
+        assert_eq!(log.inner.retention, MIN_RETENTION * 2);
+    }
 
     /// A sink that hangs until told otherwise, then records.
     #[derive(Debug, Default)]

@@ -138,7 +138,9 @@ impl Limiter {
         }
         if entries.len() >= self.sweep_at.load(Ordering::Relaxed) {
             let now = nanos(now);
-            entries.retain(|_, entry| !entry.is_stale(now));
+            // An entry a request in flight still holds stays: removing it would let that
+            // request commit into a copy no later request sees.
+            entries.retain(|_, entry| !entry.is_stale(now) || Arc::strong_count(entry) > 1);
             self.policies.pin().clear();
             self.sweep_at
                 .store((entries.len() * 2).max(MIN_SWEEP), Ordering::Relaxed);
@@ -241,7 +243,7 @@ impl Entry {
         let mut left = None;
         if let (Some(quota), Some(period)) = (quota, period) {
             match self.take_unit(quota, period) {
-                Ok(count) => left = Some(quota.requests() - count),
+                Ok(count) => left = Some(quota.requests().saturating_sub(count)),
                 Err(()) => {
                     let seen = Counted {
                         rate: rate
@@ -274,7 +276,7 @@ impl Entry {
                         Some(quota_seen(
                             q,
                             period?,
-                            q.requests() - self.count(period?),
+                            q.requests().saturating_sub(self.count(period?)),
                             now,
                         ))
                     }),
