@@ -79,6 +79,7 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
+//! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
 //! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
 //! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
@@ -150,10 +151,12 @@ pub use client_addr::trusted_proxies::{TrustedProxies, TrustedProxiesError};
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
-pub use event::{
-    EventLog, EventLogBuilder, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
-    NewEvent, TracingEventSink,
+pub use event::key_event::{
+    EventDetail, EventId, EventQuery, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
+    NewEvent,
 };
+pub use event::log::{EventLog, EventLogBuilder, EventLogStats};
+pub use event::tracing_sink::TracingEventSink;
 pub use header::HeaderError;
 pub use key::format::{
     KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,

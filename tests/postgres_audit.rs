@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tower_apikey::event::EventQuery;
+use tower_apikey::EventQuery;
 use tower_apikey::{EventLog, EventType, KeyManager, ManualClock, NewKey, PgKeyStore};
 
 const SCHEMA: &str = "apikey_tests";
@@ -257,7 +257,7 @@ impl tower_apikey::UsageSink for CommittedThenTimedOut {
 
 #[tokio::test]
 async fn counts_survive_a_restart_and_a_retried_flush() {
-    use tower_apikey::event::EventStore;
+    use tower_apikey::EventStore;
     use tower_apikey::{UsageDay, UsageTracker};
     let store = fresh_store(pool().await).await;
     let clock = ManualClock::new(start());
