@@ -7,15 +7,16 @@
 //! | `POST /keys` `{"name", "scopes", "expires_at"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | create | 201, the record and `"key"` (shown once) |
 //! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
-//! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
+//! | `POST /keys/{id}/rotate` `{"overlap_secs"?}`, `{"until_first_use": true, "grace_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
-//! | `POST /self/rotate` `{"overlap_secs"?}` or no body | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
+//! | `POST /self/rotate` the rotate body, or none for `until_first_use` with 300 s of grace | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
 //! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
-//! takes them);
+//! takes them) and `predecessor_grace_secs` (the successor of an `until_first_use`
+//! rotation: its first use ends `rotated_from` that many seconds later);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
@@ -78,6 +79,16 @@
 //!   `expires_at` stays as it was; from then on it is refused as "ended by rotation".
 //!   `0` revokes it at once, for a leaked key. N is at most 365 days. A revoked,
 //!   expired or ended key cannot be rotated (409).
+//!   `{"until_first_use": true, "grace_secs": N}` keeps the old key working until N
+//!   seconds (default 300, at most 7 days) after the new key's first proven use, then
+//!   ends it (`ends_at` is set then): the integration switches when it is ready, and the
+//!   old key goes only once the new one has worked. The first use is what the usage
+//!   tracker writes, so it is seen within one flush period; with several instances the
+//!   end holds everywhere within one flush period plus the grace plus the cache's
+//!   revocation bound. Refused with 409 where no usage tracker writes the store (the
+//!   end would never come; see [`KeyManager::with_usage_tracker`]); combined with
+//!   `overlap_secs`, 422. The new key's record shows `predecessor_grace_secs`. A new
+//!   key that is never used leaves the old one to its own end.
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
 //!   and at most [`MAX_BODY_BYTES`]. A field given twice (`{"overlap_secs": 0,
 //!   "overlap_secs": null}`) is refused rather than resolved one way or the other.
@@ -123,6 +134,7 @@
 //! | unknown key id, or a path segment that is not a key id | 404 |
 //! | `POST /self/rotate` with a key lacking `keys:rotate-self` | 403 `insufficient_scope`, from the middleware |
 //! | rotating a revoked, expired or ended key, or one with a live successor | 409 |
+//! | `until_first_use` where no usage tracker writes the store | 409 |
 //! | the store is unavailable | 503 with `Retry-After` |
 //!
 //! A 422 lists every invalid field at once in `errors`, each `{"field", "detail"}`, and
@@ -142,8 +154,9 @@
 //!
 //! `POST /self/rotate` takes the rotate body and answers like rotate; the key in the
 //! `Authorization` header is the one rotated, and the record's `created_by` is its own
-//! id. Without a body the old key keeps working until it is revoked or reaches its
-//! own end, as in a plain rotation. The route authenticates by key even
+//! id. Without a body (or with one that names no end) the old key ends 300 s after the
+//! new key's first use, as `{"until_first_use": true}` asks; `{"overlap_secs": null}`
+//! keeps it until it is revoked, as a plain rotation. The route authenticates by key even
 //! [behind the application's login](#behind-the-applications-login), with the guard's
 //! settings (realm, usage tracker, throttle, proxies): it is for machines, so the
 //! application's login layer must let requests to it through without a session.
@@ -243,6 +256,7 @@ mod acting;
 mod body;
 mod cross_origin;
 mod events;
+mod first_use_body;
 mod limits_body;
 mod list;
 mod page;
@@ -265,7 +279,7 @@ use axum::routing::{get, post};
 
 use crate::client_addr::TrustedProxies;
 use crate::key::KeyId;
-use crate::manager::{CreatedKey, KeyManager, NewKey, ScopeCatalogue};
+use crate::manager::{CreatedKey, KeyManager, NewKey, OldKeyPlan, ScopeCatalogue};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::middleware::throttle::FailureThrottle;
 use crate::scope::Scopes;
@@ -287,7 +301,8 @@ pub const ADMIN_SCOPE: &str = "admin:keys";
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The key-management router with the defaults: guarded by [`ApiKeyV2Layer`] over the
-/// manager's store (same prefix and clock), realm `api`, no usage tracking.
+/// manager's store (same prefix and clock), realm `api`, recording uses in the
+/// manager's usage tracker if one is attached.
 ///
 /// See the [module docs](self) for routes, bodies and errors.
 pub fn router<S>(manager: KeyManager<S>) -> Router
@@ -315,6 +330,9 @@ pub struct AdminRouter<S> {
     /// The application's login authenticates instead of `guard`.
     behind_login: bool,
     panel: bool,
+    /// Whether [`usage_tracker`](Self::usage_tracker) gave the guard its tracker;
+    /// otherwise it gets the manager's, if one is attached.
+    tracker_given: bool,
 }
 
 impl<S> AdminRouter<S>
@@ -332,6 +350,7 @@ where
             guard,
             behind_login: false,
             panel: true,
+            tracker_given: false,
         }
     }
 
@@ -372,9 +391,17 @@ where
     }
 
     /// Records the uses of admin keys in the application's tracker, so their
-    /// `last_used_at` moves like every other key's.
+    /// `last_used_at` moves like every other key's, and attaches it to the manager
+    /// ([`KeyManager::with_usage_tracker`]) if none is, which makes
+    /// `until_first_use` rotations possible.
+    ///
+    /// Without this call the guard uses the tracker attached to the manager, if any
+    /// ([`KeyManager::layer_with_tracker`] attaches its own): call that before
+    /// [`into_router`](Self::into_router).
     pub fn usage_tracker(mut self, tracker: UsageTracker) -> Self {
+        self.manager.attach_tracker(tracker.clone());
         self.guard = self.guard.usage_tracker(tracker);
+        self.tracker_given = true;
         self
     }
 
@@ -402,7 +429,12 @@ where
     }
 
     /// The router, ready to `nest` (for example at `/admin`).
-    pub fn into_router(self) -> Router {
+    pub fn into_router(mut self) -> Router {
+        if !self.tracker_given
+            && let Some(tracker) = self.manager.usage_tracker()
+        {
+            self.guard = self.guard.usage_tracker(tracker.clone());
+        }
         let api = Router::new()
             .route("/keys", post(create::<S>).get(list::list::<S>))
             .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
@@ -456,6 +488,7 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
             .field("guard", &self.guard)
             .field("behind_login", &self.behind_login)
             .field("panel", &self.panel)
+            .field("tracker_given", &self.tracker_given)
             .finish()
     }
 }
@@ -506,11 +539,12 @@ async fn rotate<S: KeyStoreAdmin>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AdminError> {
     let id = key_id(id)?;
-    let overlap = match body::read_optional_json(&headers, body)? {
-        None => None,
-        Some(json) => RotateRequest::parse(json)?.overlap,
-    };
-    let created = manager.acting_as(&actor).rotate(&id, overlap).await?;
+    let request = body::read_optional_json(&headers, body)?
+        .map(RotateRequest::parse)
+        .transpose()?;
+    // Without a body, the old key keeps working until it is revoked.
+    let plan = RotateRequest::plan(request, OldKeyPlan::Overlap(None));
+    let created = manager.acting_as(&actor).rotate_planned(&id, plan).await?;
     // Relative to `…/keys/{old}/rotate`, this names `…/keys/{new}` wherever the router
     // is mounted.
     created_answer(&created, format!("../{}", created.record.id()))

@@ -162,9 +162,9 @@ pub use key::format::{
     KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
 };
 pub use manager::{
-    ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, ExpiryError, KeyManager,
-    MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_LIFETIME, ManagerError, NewKey,
-    ScopeCatalogue,
+    ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
+    ExpiryError, KeyManager, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,
+    MAX_LIFETIME, ManagerError, NewKey, ScopeCatalogue,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
@@ -208,7 +208,7 @@ pub use store::postgres::migrate_error::MigrateError;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
-pub use usage::batch::{UsageBatch, UsageBatchId, UsageOutcome};
+pub use usage::batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
 pub use usage::counts::UsageDay;
 pub use usage::sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageError, UsageSink};
 pub use usage::tracing_sink::TracingSink;

@@ -28,6 +28,7 @@ mod actor;
 mod catalogue;
 mod events;
 mod expiring;
+mod first_use;
 
 use std::fmt;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ use actor::ActorLog;
 pub use catalogue::{
     CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };
+pub(crate) use first_use::OldKeyPlan;
+use first_use::TrackerSlot;
+pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
 
 /// The longest a key may live: 365 days.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -130,6 +134,21 @@ pub enum ManagerError {
          do not grant; ask an administrator who holds them"
     )]
     CannotRevoke(KeyId, Scopes),
+    /// An `until_first_use` rotation of this key was asked for, but no usage tracker
+    /// writes the store's usage, so the new key's first use, and with it the old key's
+    /// end, would never be seen. Attach one ([`KeyManager::layer_with_tracker`],
+    /// [`KeyManager::with_usage_tracker`]), or rotate with a fixed overlap.
+    #[error(
+        "key {0} cannot rotate until the new key's first use: no usage tracker writes \
+         this store, so that use would never be seen and the old key would never end; \
+         attach a UsageTracker (KeyManager::layer_with_tracker or with_usage_tracker), \
+         or rotate with overlap_secs instead"
+    )]
+    UsageNotTracked(KeyId),
+    /// The grace of an `until_first_use` rotation is longer than
+    /// [`MAX_FIRST_USE_GRACE`].
+    #[error("grace_secs is at most 604800 (7 days); {0:?} was asked for")]
+    GraceTooLong(Duration),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -254,6 +273,8 @@ pub struct KeyManager<S> {
     catalogue: Option<ScopeCatalogue>,
     /// Where `created`, `rotated` and `revoked` are recorded, if anywhere.
     events: Option<EventLog>,
+    /// The tracker that writes the store's usage, if one is attached.
+    tracker: TrackerSlot,
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
@@ -266,6 +287,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             prefix: KeyPrefix::default(),
             catalogue: None,
             events: None,
+            tracker: TrackerSlot::default(),
         }
     }
 
@@ -491,7 +513,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         id: &KeyId,
         overlap: Option<Duration>,
     ) -> Result<CreatedKey, ManagerError> {
-        self.rotate_as(id, overlap, None).await
+        self.rotate_as(id, OldKeyPlan::Overlap(overlap), None).await
     }
 
     /// Refuses a self-rotation of `id` while the key it replaced is still active at the
@@ -513,9 +535,12 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     pub(crate) async fn rotate_as(
         &self,
         id: &KeyId,
-        overlap: Option<Duration>,
+        plan: OldKeyPlan,
         actor: Option<&Actor>,
     ) -> Result<CreatedKey, ManagerError> {
+        if let OldKeyPlan::UntilFirstUse(grace) = plan {
+            self.check_until_first_use(id, grace)?;
+        }
         let old = self.get(id).await?;
         if let Some(actor) = actor {
             let beyond = actor.may_grant().missing_set(old.scopes());
@@ -543,10 +568,16 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         .with_created_by(actor.map(|a| a.name().clone()))
         // The successor answers to the same limits and addresses.
         .with_limits(old.limits().clone());
-        let end = match overlap {
-            None => OldKeyEnd::Keep,
-            Some(d) if d.is_zero() => OldKeyEnd::Revoke(now),
-            Some(d) => OldKeyEnd::EndAt(whole_micros(now + d)),
+        let end = match plan {
+            OldKeyPlan::Overlap(None) => OldKeyEnd::Keep,
+            OldKeyPlan::Overlap(Some(d)) if d.is_zero() => OldKeyEnd::Revoke(now),
+            OldKeyPlan::Overlap(Some(d)) => OldKeyEnd::EndAt(whole_micros(now + d)),
+            OldKeyPlan::UntilFirstUse(grace) => OldKeyEnd::UntilFirstUse(grace),
+        };
+        // As the store keeps it, so that the answer shows what was stored.
+        let record = match end {
+            OldKeyEnd::UntilFirstUse(grace) => record.with_predecessor_grace(Some(grace)),
+            _ => record,
         };
         match self.store.rotate(id, &record, end).await? {
             RotateOutcome::Rotated(ended) => {
@@ -659,6 +690,7 @@ impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
             builder = builder.events(events.clone());
         }
         let tracker = builder.build();
+        self.attach_tracker(tracker.clone());
         (self.layer().usage_tracker(tracker.clone()), tracker)
     }
 }
@@ -671,6 +703,7 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
             .field("prefix", &self.prefix)
             .field("catalogue", &self.catalogue)
             .field("events", &self.events)
+            .field("tracks_usage", &self.tracker.get().is_some())
             .finish()
     }
 }

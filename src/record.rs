@@ -24,7 +24,7 @@ pub use limits::{
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::key::{KeyDigest, KeyId};
 use crate::scope::Scopes;
@@ -172,6 +172,9 @@ pub(crate) struct RecordData {
     pub(crate) created_by: Option<ActorName>,
     pub(crate) revoked_by: Option<ActorName>,
     pub(crate) limits: Limits,
+    /// Set on the successor of an `until_first_use` rotation: its first use ends the
+    /// key it replaced this long after.
+    pub(crate) predecessor_grace: Option<Duration>,
 }
 
 impl KeyRecord {
@@ -199,6 +202,7 @@ impl KeyRecord {
             created_by: None,
             revoked_by: None,
             limits: Limits::default(),
+            predecessor_grace: None,
         }))
     }
 
@@ -247,6 +251,13 @@ impl KeyRecord {
     /// Sets the end a rotation scheduled for the key, if any.
     pub fn with_ends_at(mut self, at: Option<SystemTime>) -> Self {
         self.data_mut().ends_at = at;
+        self
+    }
+
+    /// Sets how long after this key's first use the key it replaced ends, for the
+    /// successor of an `until_first_use` rotation ([`predecessor_grace`](Self::predecessor_grace)).
+    pub fn with_predecessor_grace(mut self, grace: Option<Duration>) -> Self {
+        self.data_mut().predecessor_grace = grace;
         self
     }
 
@@ -341,6 +352,16 @@ impl KeyRecord {
         self.0.stops_at()
     }
 
+    /// For the successor of an `until_first_use` rotation (DESIGN §11): how long after
+    /// this key's first proven use the key it replaced ([`rotated_from`](Self::rotated_from))
+    /// ends. The store applies it when it records that first use: the old key's
+    /// `ends_at` becomes the recorded use plus this grace, unless it stops sooner
+    /// anyway. `None` for every other key. The field stays after the end is applied,
+    /// as a record of how the rotation was made.
+    pub fn predecessor_grace(&self) -> Option<Duration> {
+        self.0.predecessor_grace
+    }
+
     /// The latest recorded use, written periodically rather than on every request.
     pub fn last_used_at(&self) -> Option<SystemTime> {
         self.0.last_used_at
@@ -418,6 +439,7 @@ impl fmt::Debug for KeyRecord {
             .field("rate_limit", &self.rate_limit())
             .field("quota", &self.quota())
             .field("allowed_ips", &self.allowed_ips())
+            .field("predecessor_grace", &self.predecessor_grace())
             .finish()
     }
 }

@@ -37,7 +37,7 @@ mod striped;
 pub(crate) mod tracing_sink;
 pub(crate) mod tracker;
 
-pub(crate) use batch::{UsageBatch, UsageBatchId, UsageOutcome};
+pub(crate) use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
 pub(crate) use counts::UsageDay;
 pub(crate) use sink::*;
 pub(crate) use tracker::UsageTracker;

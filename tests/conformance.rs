@@ -2,6 +2,7 @@
 
 mod in_memory {
     tower_apikey::store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+    tower_apikey::rotation_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
 }
 
 mod shared_in_memory {
@@ -14,6 +15,9 @@ mod shared_in_memory {
 #[cfg(feature = "cache")]
 mod cached_in_memory {
     tower_apikey::store_conformance_tests!(async {
+        tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
+    });
+    tower_apikey::rotation_conformance_tests!(async {
         tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
     });
 }

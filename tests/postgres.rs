@@ -121,10 +121,16 @@ fn same_table(store: &PgKeyStore, pool: PgPool) -> PgKeyStore {
 
 mod pg_conformance {
     tower_apikey::store_conformance_tests!(async { super::fresh_store(super::pool().await).await });
+    tower_apikey::rotation_conformance_tests!(async {
+        super::fresh_store(super::pool().await).await
+    });
 }
 
 mod cached_pg_conformance {
     tower_apikey::store_conformance_tests!(async {
+        tower_apikey::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
+    });
+    tower_apikey::rotation_conformance_tests!(async {
         tower_apikey::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
     });
 }

@@ -1,6 +1,6 @@
-//! Rotation that cannot grow power or life, and keys that rotate themselves (DESIGN §11),
-//! over HTTP: the admin router behind a real server on loopback, a real client, and a
-//! manual clock.
+//! Rotation that cannot grow power or life or cause an outage, and keys that rotate
+//! themselves (DESIGN §11), over HTTP: the admin router and an API route behind a real
+//! server on loopback, a real client, a manual clock and flushes driven by the test.
 
 mod common;
 
@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::get;
 use common::Answer;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{Method, StatusCode};
@@ -22,7 +23,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::AdminRouter;
-use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Scopes};
+use tower_apikey::{
+    Actor, Clock, EventLog, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Scopes, UsageTracker,
+};
 
 /// 2026-05-01T12:00:00Z.
 const START_SECS: u64 = 1_777_636_800;
@@ -35,6 +38,9 @@ struct Server {
     /// The application's own manager, acting unrestricted.
     app: KeyManager<InMemoryKeyStore>,
     store: InMemoryKeyStore,
+    /// The tracker behind `GET /api/ping` (and the admin guard), if the server tracks
+    /// usage; flushed by the tests, never by a loop.
+    tracker: Option<UsageTracker>,
 }
 
 /// A key the application made: its plaintext and id.
@@ -44,17 +50,35 @@ struct Made {
 }
 
 impl Server {
+    /// With usage tracking, as applications run (`layer_with_tracker`).
     async fn start() -> Self {
-        Self::start_with(|admin| admin.into_router()).await
+        Self::start_with(true, |admin| admin.into_router()).await
+    }
+
+    /// Without any usage tracker.
+    async fn start_untracked() -> Self {
+        Self::start_with(false, |admin| admin.into_router()).await
     }
 
     async fn start_with(
+        tracked: bool,
         router: impl FnOnce(AdminRouter<InMemoryKeyStore>) -> axum::Router,
     ) -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
-        let app = KeyManager::new(store.clone()).with_clock(clock.clone());
-        let router = router(AdminRouter::new(app.clone()));
+        let app = KeyManager::new(store.clone())
+            .with_clock(clock.clone())
+            .with_events(EventLog::new(store.clone()));
+        let (layer, tracker) = if tracked {
+            let (layer, tracker) = app.layer_with_tracker();
+            (layer, Some(tracker))
+        } else {
+            (app.layer(), None)
+        };
+        let api = axum::Router::new()
+            .route("/api/ping", get(|| async { "pong" }))
+            .route_layer(layer);
+        let router = api.merge(router(AdminRouter::new(app.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -64,7 +88,38 @@ impl Server {
             clock,
             app,
             store,
+            tracker,
         }
+    }
+
+    /// Writes the uses recorded so far, as the tracker's loop would at the end of a
+    /// flush period.
+    async fn flush(&self) {
+        self.tracker
+            .as_ref()
+            .expect("a tracked server")
+            .flush()
+            .await
+            .unwrap();
+    }
+
+    async fn ping(&self, key: &str) -> StatusCode {
+        self.send(Method::GET, "/api/ping", Some(key), "")
+            .await
+            .status
+    }
+
+    async fn record(&self, admin: &Made, id: &str) -> Value {
+        let answer = self
+            .send(Method::GET, &format!("/keys/{id}"), Some(&admin.key), "")
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        json_of(&answer)
+    }
+
+    /// Now on the server's clock, as RFC 3339 reads it.
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::from(self.clock.now())
     }
 
     async fn make(&self, name: &str, scopes: &[&str], lifetime: Duration) -> Made {
@@ -216,7 +271,8 @@ async fn self_rotation_needs_keys_rotate_self_and_admin_keys_is_not_enough() {
         rotated.headers[LOCATION],
         format!("../keys/{}", record["id"].as_str().unwrap())
     );
-    // The new key works, and so does the old one: a plain rotation keeps it.
+    // By default the old key ends 300 s after the new key's first use.
+    assert_eq!(record["predecessor_grace_secs"], 300, "{record}");
     let new_key = record["key"].as_str().unwrap();
     let own = server.send(Method::GET, "/scopes", Some(new_key), "").await;
     assert_eq!(own.status, StatusCode::FORBIDDEN, "not an admin key");
@@ -313,7 +369,7 @@ async fn signed_in_as_alice(mut request: Request, next: Next) -> Response {
 
 #[tokio::test]
 async fn behind_a_login_self_rotation_still_authenticates_by_key() {
-    let server = Server::start_with(|admin| {
+    let server = Server::start_with(true, |admin| {
         admin
             .behind_login()
             .into_router()
@@ -338,4 +394,277 @@ async fn behind_a_login_self_rotation_still_authenticates_by_key() {
     // The rest of the router still follows the login.
     let listed = server.send(Method::GET, "/keys", None, "").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+}
+
+/// `GET /keys/{id}/events`, newest first.
+async fn events_of(server: &Server, admin: &Made, id: &str) -> Vec<Value> {
+    let answer = server
+        .send(
+            Method::GET,
+            &format!("/keys/{id}/events"),
+            Some(&admin.key),
+            "",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    json_of(&answer).as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn until_first_use_keeps_the_old_key_until_a_grace_after_the_new_keys_first_use() {
+    let server = Server::start().await;
+    let admin = server
+        .make("root", &["admin:keys", "reports:read"], 365 * 24 * HOUR)
+        .await;
+    let old = server
+        .make("billing-sync", &["reports:read"], 24 * HOUR)
+        .await;
+    let path = format!("/keys/{}/rotate", old.id);
+    let rotated = server
+        .send(
+            Method::POST,
+            &path,
+            Some(&admin.key),
+            r#"{"until_first_use": true, "grace_secs": 120}"#,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    let new = json_of(&rotated);
+    assert_eq!(new["predecessor_grace_secs"], 120, "{new}");
+    let new_key = new["key"].as_str().unwrap();
+
+    // Before the new key's first use the old key works, however long that takes.
+    assert_eq!(server.ping(&old.key).await, StatusCode::OK);
+    server.flush().await;
+    server.clock.advance(3 * HOUR);
+    assert_eq!(server.ping(&old.key).await, StatusCode::OK);
+    server.flush().await;
+    assert_eq!(server.record(&admin, &old.id).await["ends_at"], Value::Null);
+
+    // The new key's first use is known when the tracker writes it.
+    let first_use = server.now();
+    assert_eq!(server.ping(new_key).await, StatusCode::OK);
+    server.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        server.ping(&old.key).await,
+        StatusCode::OK,
+        "not written yet: the old key still works"
+    );
+    server.flush().await;
+    let ended = server.record(&admin, &old.id).await;
+    assert_eq!(
+        at(&ended["ends_at"]),
+        first_use + time::Duration::seconds(120),
+        "the old key ends 120 s after the new key's first use: {ended}"
+    );
+    assert_eq!(ended["revoked_at"], Value::Null);
+
+    // It works until the grace runs out, and not after.
+    server.clock.advance(Duration::from_secs(89));
+    assert_eq!(
+        server.ping(&old.key).await,
+        StatusCode::OK,
+        "within the grace"
+    );
+    server.clock.advance(Duration::from_secs(1));
+    let refused = server
+        .send(Method::GET, "/api/ping", Some(&old.key), "")
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(
+        refused.body.contains("ended") || refused.body.contains("rotat"),
+        "says the key was ended by rotation: {}",
+        refused.body
+    );
+    assert_eq!(
+        server.ping(new_key).await,
+        StatusCode::OK,
+        "the new key works"
+    );
+
+    // The old key's trail shows the rotation, then the end its successor's use set.
+    let events = events_of(&server, &admin, &old.id).await;
+    let rotated: Vec<&Value> = events.iter().filter(|e| e["type"] == "rotated").collect();
+    assert_eq!(rotated.len(), 2, "{events:?}");
+    assert_eq!(
+        at(&rotated[0]["detail"]["ends_at"]),
+        first_use + time::Duration::seconds(120),
+        "the newer `rotated` event carries the end: {events:?}"
+    );
+    assert_eq!(rotated[0]["detail"]["related_key_id"], new["id"]);
+    assert_eq!(rotated[1]["detail"]["ends_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_new_key_never_used_leaves_the_old_key_to_its_own_end() {
+    let server = Server::start().await;
+    let admin = server
+        .make("root", &["admin:keys", "reports:read"], 365 * 24 * HOUR)
+        .await;
+    let old = server.make("nightly", &["reports:read"], 10 * HOUR).await;
+    let rotated = server
+        .send(
+            Method::POST,
+            &format!("/keys/{}/rotate", old.id),
+            Some(&admin.key),
+            r#"{"until_first_use": true}"#,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    assert_eq!(json_of(&rotated)["predecessor_grace_secs"], 300);
+    for _ in 0..9 {
+        server.clock.advance(HOUR);
+        assert_eq!(server.ping(&old.key).await, StatusCode::OK);
+        server.flush().await;
+    }
+    assert_eq!(server.record(&admin, &old.id).await["ends_at"], Value::Null);
+    server.clock.advance(HOUR - Duration::from_secs(1));
+    assert_eq!(
+        server.ping(&old.key).await,
+        StatusCode::OK,
+        "until its expiry"
+    );
+    server.clock.advance(Duration::from_secs(1));
+    let expired = server
+        .send(Method::GET, "/api/ping", Some(&old.key), "")
+        .await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert!(expired.body.contains("expired"), "{}", expired.body);
+}
+
+#[tokio::test]
+async fn self_rotation_ends_the_old_key_300_s_after_the_new_keys_first_use_by_default() {
+    let server = Server::start().await;
+    let admin = server.make("root", &["admin:keys"], 365 * 24 * HOUR).await;
+    let sync = server
+        .make("sync", &["reports:read", "keys:rotate-self"], 24 * HOUR)
+        .await;
+    let rotated = server.rotate_self(&sync.key).await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    let new = json_of(&rotated);
+    assert_eq!(new["predecessor_grace_secs"], 300, "{new}");
+    server.clock.advance(HOUR);
+    assert_eq!(server.ping(&sync.key).await, StatusCode::OK);
+    let first_use = server.now();
+    assert_eq!(
+        server.ping(new["key"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    server.flush().await;
+    assert_eq!(
+        at(&server.record(&admin, &sync.id).await["ends_at"]),
+        first_use + time::Duration::seconds(300)
+    );
+    server.clock.advance(Duration::from_secs(299));
+    assert_eq!(server.ping(&sync.key).await, StatusCode::OK);
+    server.clock.advance(Duration::from_secs(1));
+    assert_eq!(server.ping(&sync.key).await, StatusCode::UNAUTHORIZED);
+
+    // Any other end can still be asked for.
+    let other = server.make("other", &["keys:rotate-self"], 24 * HOUR).await;
+    let plain = server
+        .send(
+            Method::POST,
+            "/self/rotate",
+            Some(&other.key),
+            r#"{"overlap_secs": null}"#,
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+    assert!(
+        json_of(&plain).get("predecessor_grace_secs").is_none(),
+        "a plain rotation: {}",
+        plain.body
+    );
+}
+
+#[tokio::test]
+async fn until_first_use_without_a_usage_tracker_is_409() {
+    let server = Server::start_untracked().await;
+    let admin = server
+        .make("root", &["admin:keys", "reports:read"], 365 * 24 * HOUR)
+        .await;
+    let old = server
+        .make("sync", &["reports:read", "keys:rotate-self"], 24 * HOUR)
+        .await;
+    let refused = server
+        .send(
+            Method::POST,
+            &format!("/keys/{}/rotate", old.id),
+            Some(&admin.key),
+            r#"{"until_first_use": true}"#,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.headers[CONTENT_TYPE], "application/problem+json");
+    let detail = json_of(&refused)["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("UsageTracker") && detail.contains("overlap_secs"),
+        "says what to attach, or what to send instead: {detail}"
+    );
+    // Self-rotation's default needs the tracker too; a plain rotation does not.
+    let default = server.rotate_self(&old.key).await;
+    assert_eq!(default.status, StatusCode::CONFLICT, "{}", default.body);
+    assert_eq!(server.store.len(), 2, "nothing stored");
+    let plain = server
+        .send(
+            Method::POST,
+            "/self/rotate",
+            Some(&old.key),
+            r#"{"overlap_secs": null}"#,
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+}
+
+#[tokio::test]
+async fn until_first_use_bodies_are_checked_field_by_field() {
+    let server = Server::start().await;
+    let admin = server
+        .make("root", &["admin:keys", "reports:read"], 365 * 24 * HOUR)
+        .await;
+    let old = server.make("sync", &["reports:read"], 24 * HOUR).await;
+    let path = format!("/keys/{}/rotate", old.id);
+    for (body, field) in [
+        (
+            r#"{"until_first_use": true, "grace_secs": 604801}"#,
+            "grace_secs",
+        ),
+        (
+            r#"{"until_first_use": true, "grace_secs": -1}"#,
+            "grace_secs",
+        ),
+        (
+            r#"{"until_first_use": true, "grace_secs": "300"}"#,
+            "grace_secs",
+        ),
+        (r#"{"grace_secs": 300}"#, "grace_secs"),
+        (r#"{"until_first_use": "yes"}"#, "until_first_use"),
+        (
+            r#"{"until_first_use": true, "overlap_secs": 60}"#,
+            "until_first_use",
+        ),
+    ] {
+        let answer = server
+            .send(Method::POST, &path, Some(&admin.key), body)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.body
+        );
+        assert_eq!(json_of(&answer)["field"], field, "{body}: {}", answer.body);
+    }
+    assert_eq!(server.store.len(), 2, "nothing stored");
+    // Seven days exactly is allowed.
+    let longest = server
+        .send(
+            Method::POST,
+            &path,
+            Some(&admin.key),
+            r#"{"until_first_use": true, "grace_secs": 604800}"#,
+        )
+        .await;
+    assert_eq!(longest.status, StatusCode::CREATED, "{}", longest.body);
 }

@@ -24,9 +24,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::MAX_OVERLAP;
+use super::first_use_body;
 use super::limits_body::{self, LimitsRequest};
 use super::problem::{AdminError, FieldError};
-use crate::manager::KeyManager;
+use crate::manager::{KeyManager, OldKeyPlan};
 use crate::record::KeyName;
 use crate::scope::Scopes;
 use crate::store::KeyStoreAdmin;
@@ -331,15 +332,36 @@ fn not_rfc3339() -> FieldError {
     )
 }
 
-/// A checked rotate request: `{"overlap_secs"?}`.
+/// A checked rotate request: `{"overlap_secs"?}` or `{"until_first_use"?, "grace_secs"?}`.
 #[derive(Debug)]
 pub(super) struct RotateRequest {
     /// `None`: the old key keeps working until revoked.
     pub(super) overlap: Option<Duration>,
+    /// `Some(grace)`: the old key ends `grace` after the new key's first use.
+    pub(super) until_first_use: Option<Duration>,
+    /// Whether the body said anything about the old key's end (`overlap_secs`, even
+    /// `null`, or `until_first_use`), or leaves it to the route's default.
+    pub(super) end_given: bool,
 }
 
 impl RotateRequest {
     const FIELDS: &[&str] = &["overlap_secs"];
+
+    /// The plan the body asks for, or `default` when it asks for none.
+    pub(super) fn plan(body: Option<Self>, default: OldKeyPlan) -> OldKeyPlan {
+        match body {
+            Some(Self {
+                until_first_use: Some(grace),
+                ..
+            }) => OldKeyPlan::UntilFirstUse(grace),
+            Some(Self {
+                overlap,
+                end_given: true,
+                ..
+            }) => OldKeyPlan::Overlap(overlap),
+            _ => default,
+        }
+    }
 
     pub(super) fn parse(object: Object) -> Result<Self, AdminError> {
         let mut errors = Vec::new();
@@ -366,9 +388,20 @@ impl RotateRequest {
                 }
             },
         };
-        unknown_fields(&object, Self::FIELDS, &mut errors);
+        let until_first_use = first_use_body::parse(&object, &mut errors);
+        let end_given = object.contains_key("overlap_secs") || until_first_use.is_some();
+        let known: Vec<&str> = Self::FIELDS
+            .iter()
+            .chain(first_use_body::FIELDS)
+            .copied()
+            .collect();
+        unknown_fields(&object, &known, &mut errors);
         if errors.is_empty() {
-            Ok(Self { overlap })
+            Ok(Self {
+                overlap,
+                until_first_use,
+                end_given,
+            })
         } else {
             Err(AdminError::Invalid(errors))
         }

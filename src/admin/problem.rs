@@ -111,7 +111,11 @@ impl From<ManagerError> for AdminError {
             | ManagerError::Expired(_)
             | ManagerError::Ended(_)
             | ManagerError::HasLiveSuccessor(..)
-            | ManagerError::PredecessorActive(..)) => Self::NotRotatable(e),
+            | ManagerError::PredecessorActive(..)
+            | ManagerError::UsageNotTracked(_)) => Self::NotRotatable(e),
+            e @ ManagerError::GraceTooLong(_) => {
+                Self::Invalid(vec![FieldError::new("grace_secs", e.to_string())])
+            }
             ManagerError::UndeclaredScopes(scopes) => {
                 Self::Invalid(vec![FieldError::undeclared(&scopes)])
             }

@@ -9,11 +9,13 @@
 //! and `"key"` once). The key itself is the actor: the new record's `created_by` is its
 //! id.
 //!
-//! Without a body, the old key keeps working until it is revoked or reaches its own
-//! end, as in a plain rotation, so the integration switches and an administrator
-//! revokes the old key once the new one shows a last-used time. (DESIGN §11 makes
-//! "end the old key 300 s after the new key's first use" the default here; that comes
-//! with first-use tracking.)
+//! Unless the body says otherwise (`overlap_secs`, or `until_first_use` with its own
+//! `grace_secs`), the old key keeps working until 300 s
+//! ([`DEFAULT_FIRST_USE_GRACE`](crate::DEFAULT_FIRST_USE_GRACE)) after the new key's
+//! first proven use, then ends: the integration switches when it is ready, and nobody
+//! has to revoke the old key. That needs a usage tracker writing the store (see
+//! [`KeyManager::with_usage_tracker`]); without one the default is refused with 409,
+//! and `{"overlap_secs": null}` asks for a plain rotation instead.
 //!
 //! A key that replaced another by rotating itself may not rotate itself again while
 //! the key it replaced still works (409): a leaked copy cannot chain heirs, each one
@@ -33,7 +35,7 @@ use axum::response::Response;
 use super::acting::Acting;
 use super::body::{self, RotateRequest};
 use super::problem::AdminError;
-use crate::manager::KeyManager;
+use crate::manager::{DEFAULT_FIRST_USE_GRACE, KeyManager, OldKeyPlan};
 use crate::store::KeyStoreAdmin;
 
 /// The scope a key needs to rotate itself with `POST /self/rotate`. `admin:keys` does
@@ -52,12 +54,13 @@ pub(super) async fn rotate_self<S: KeyStoreAdmin>(
     let Some(id) = actor.key_id().copied() else {
         return Err(AdminError::NoActor);
     };
-    let overlap = match body::read_optional_json(&headers, body)? {
-        None => None,
-        Some(json) => RotateRequest::parse(json)?.overlap,
-    };
+    let request = body::read_optional_json(&headers, body)?
+        .map(RotateRequest::parse)
+        .transpose()?;
+    // DESIGN §11: by default the old key ends 300 s after the new key's first use.
+    let plan = RotateRequest::plan(request, OldKeyPlan::UntilFirstUse(DEFAULT_FIRST_USE_GRACE));
     manager.check_self_rotation(&id).await?;
-    let created = manager.acting_as(&actor).rotate(&id, overlap).await?;
+    let created = manager.acting_as(&actor).rotate_planned(&id, plan).await?;
     // Relative to `…/self/rotate`, this names `…/keys/{new}` wherever the router is
     // mounted.
     super::created_answer(&created, format!("../keys/{}", created.record.id()))

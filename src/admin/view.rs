@@ -40,6 +40,9 @@ pub(super) struct KeyView {
     quota: Option<QuotaView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed_ips: Option<Vec<String>>,
+    /// On the successor of an `until_first_use` rotation only (DESIGN §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predecessor_grace_secs: Option<u64>,
 }
 
 /// `{"requests", "per_secs"}`, as create takes it.
@@ -81,6 +84,7 @@ impl KeyView {
             allowed_ips: record
                 .allowed_ips()
                 .map(|ips| ips.nets().iter().map(ToString::to_string).collect()),
+            predecessor_grace_secs: record.predecessor_grace().map(|g| g.as_secs()),
         })
     }
 }

@@ -24,7 +24,10 @@ pub enum EventType {
     /// it replaces).
     Created,
     /// The key was rotated: `detail.related_key_id` is its successor, and
-    /// `detail.ends_at` the end the rotation set, if any.
+    /// `detail.ends_at` the end the rotation set, if any. An `until_first_use` rotation
+    /// sets no end at first; a second `rotated` event, with the same successor and
+    /// `detail.ends_at`, follows when the successor's first use sets it (recorded by
+    /// the usage tracker, at that use, with no actor).
     Rotated,
     /// The key was revoked (by a rotation with no overlap too).
     Revoked,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
+use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey, OldKeyPlan};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
 use crate::store::KeyStoreAdmin;
@@ -45,7 +45,30 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
         id: &KeyId,
         overlap: Option<Duration>,
     ) -> Result<CreatedKey, ManagerError> {
-        self.manager.rotate_as(id, overlap, Some(self.actor)).await
+        self.manager
+            .rotate_as(id, OldKeyPlan::Overlap(overlap), Some(self.actor))
+            .await
+    }
+
+    /// Rotates a key, as [`KeyManager::rotate_until_first_use`], if the actor may grant
+    /// its scopes.
+    pub async fn rotate_until_first_use(
+        &self,
+        id: &KeyId,
+        grace: Duration,
+    ) -> Result<CreatedKey, ManagerError> {
+        self.manager
+            .rotate_as(id, OldKeyPlan::UntilFirstUse(grace), Some(self.actor))
+            .await
+    }
+
+    /// Rotates as the admin router's body asks.
+    pub(crate) async fn rotate_planned(
+        &self,
+        id: &KeyId,
+        plan: OldKeyPlan,
+    ) -> Result<CreatedKey, ManagerError> {
+        self.manager.rotate_as(id, plan, Some(self.actor)).await
     }
 
     /// Revokes a key, as [`KeyManager::revoke`], if the actor may grant its scopes.

@@ -18,6 +18,7 @@
 
 pub mod events;
 mod paging;
+pub mod rotation;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -72,9 +72,8 @@ pub trait KeyStore: fmt::Debug + Send + Sync + 'static {
 
 /// What happens to the old key when a key is rotated.
 ///
-/// `#[non_exhaustive]`: rotation will learn new ends (DESIGN §11: "until first use").
-/// A store that meets one it does not know should answer with an error rather than
-/// guess.
+/// `#[non_exhaustive]`: rotation may learn new ends. A store that meets one it does not
+/// know should answer with an error rather than guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OldKeyEnd {
@@ -87,6 +86,16 @@ pub enum OldKeyEnd {
     /// the time is what `revoked_at` records, not when the revocation takes effect, and
     /// the new key's `created_by` is what `revoked_by` records.
     Revoke(SystemTime),
+    /// It keeps working until this long after the new key's first proven use, then
+    /// ends (DESIGN §11, `until_first_use`). The store stores the new record with this
+    /// [`predecessor_grace`](KeyRecord::predecessor_grace), whatever `new` says, and
+    /// leaves the old key as it is; when it later records the new key's first use
+    /// ([`UsageSink::record_usage_batch`](crate::UsageSink::record_usage_batch)), it
+    /// sets the old key's `ends_at` to that use plus the grace, as
+    /// [`EndAt`](Self::EndAt) would, in the same write as the use, and reports it in
+    /// [`UsageOutcome::ended`](crate::UsageOutcome::ended). A new key that is never
+    /// used leaves the old one to its own end.
+    UntilFirstUse(Duration),
 }
 
 /// The result of [`KeyStoreAdmin::rotate`].
@@ -173,7 +182,8 @@ pub trait KeyStoreAdmin: KeyStore {
     ///
     /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both
     /// the old key's current `ends_at` (if any) and its `expires_at`; `expires_at` never
-    /// changes.
+    /// changes. For [`OldKeyEnd::UntilFirstUse`], see there: the end comes with the
+    /// usage write of the new key's first use.
     async fn rotate(
         &self,
         old: &KeyId,

@@ -14,7 +14,7 @@ use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
+use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.
@@ -97,20 +97,23 @@ impl UsageSink for InMemoryKeyStore {
 
     /// As `record_usage`, reporting the keys whose `last_used_at` was unset.
     async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
-        let first = self.raise_last_used(batch.usages());
+        let (first, ended) = self.raise_last_used(batch.usages());
         // A retried batch (same id) adds its counts once.
         self.inner.counts.add(Some(batch.id()), batch.usages());
-        Ok(UsageOutcome::new(first))
+        Ok(UsageOutcome::new(first).with_ended(ended))
     }
 }
 
 impl InMemoryKeyStore {
-    /// Raises `last_used_at` of each key in `batch`; returns those that had none. Under
-    /// the write lock, so that of two concurrent writes only one sees a key's first use.
-    fn raise_last_used(&self, batch: &[KeyUsage]) -> Vec<KeyId> {
+    /// Raises `last_used_at` of each key in `batch`; returns those that had none, and
+    /// the ends their first uses set for the keys they replaced (`until_first_use`).
+    /// Under the write lock, so that of two concurrent writes only one sees a key's
+    /// first use, and the end is applied with it.
+    fn raise_last_used(&self, batch: &[KeyUsage]) -> (Vec<KeyId>, Vec<RotationEnd>) {
         let _write = self.write_lock();
         let keys = self.inner.keys.pin();
         let mut first = Vec::new();
+        let mut firsts = Vec::new();
         for usage in batch {
             let at = usage.last_used_at;
             // Skip the copy-on-write when the stored time is already as new.
@@ -120,6 +123,11 @@ impl InMemoryKeyStore {
             };
             if record.last_used_at().is_none() {
                 first.push(usage.key_id);
+                if let (Some(old), Some(grace)) =
+                    (record.rotated_from(), record.predecessor_grace())
+                {
+                    firsts.push((*old, usage.key_id, at + grace));
+                }
             }
             if newer(record) {
                 keys.update(usage.key_id, |r| {
@@ -131,7 +139,27 @@ impl InMemoryKeyStore {
                 });
             }
         }
-        first
+        // After the loop: the old key may be in this batch too, and its own use must
+        // not overwrite the end.
+        let ended = firsts
+            .into_iter()
+            .filter_map(|(old, successor, end)| {
+                let end = whole_micros(end);
+                let ends = |r: &KeyRecord| r.revoked_at().is_none() && end < r.stops_at();
+                if !keys.get(&old).is_some_and(ends) {
+                    return None;
+                }
+                keys.update(old, |r| {
+                    if ends(r) {
+                        r.clone().with_ends_at(Some(end))
+                    } else {
+                        r.clone()
+                    }
+                });
+                Some(RotationEnd::new(old, successor, end))
+            })
+            .collect();
+        (first, ended)
     }
 }
 
@@ -228,6 +256,10 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         if let Some(heir) = heir {
             return Ok(RotateOutcome::HasLiveSuccessor(*heir.id()));
         }
+        let new = match end {
+            OldKeyEnd::UntilFirstUse(grace) => new.clone().with_predecessor_grace(Some(grace)),
+            _ => new.clone(),
+        };
         if keys.try_insert(*new.id(), new.clone()).is_err() {
             return Err(StoreError::Duplicate(*new.id()));
         }
@@ -237,6 +269,8 @@ impl KeyStoreAdmin for InMemoryKeyStore {
                 OldKeyEnd::EndAt(at) if at < r.stops_at() => r.clone().with_ends_at(Some(at)),
                 OldKeyEnd::EndAt(_) => r.clone(),
                 OldKeyEnd::Revoke(at) => revoked(r, at, new.created_by()),
+                // The end comes with the new key's first use (`raise_last_used`).
+                OldKeyEnd::UntilFirstUse(_) => r.clone(),
             })
             .cloned();
         // Writers are serialised and nothing removes records, so the old record is
@@ -251,4 +285,16 @@ fn revoked(record: &KeyRecord, at: SystemTime, by: Option<&ActorName>) -> KeyRec
         .clone()
         .with_revoked_at(Some(at))
         .with_revoked_by(by.cloned())
+}
+
+/// Truncates to whole microseconds, as PostgreSQL keeps times, so that an end set here
+/// reads back as the same time from every shipped store.
+fn whole_micros(time: SystemTime) -> SystemTime {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => {
+            std::time::UNIX_EPOCH
+                + std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000)
+        }
+        Err(_) => time,
+    }
 }

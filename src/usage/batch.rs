@@ -1,6 +1,7 @@
 //! What the tracker hands a sink in one flush, and what the sink reports back.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use crate::key::KeyId;
 use crate::usage::KeyUsage;
@@ -77,11 +78,48 @@ impl<'a> UsageBatch<'a> {
 pub struct UsageOutcome {
     /// Keys whose stored `last_used_at` this write moved from none: their first use.
     pub first_used: Vec<KeyId>,
+    /// The ends this write set: old keys of `until_first_use` rotations
+    /// ([`OldKeyEnd::UntilFirstUse`](crate::OldKeyEnd::UntilFirstUse)) whose successor's
+    /// first use it stored. A cache in front of the store evicts them; the tracker
+    /// records each as a `rotated` event.
+    pub ended: Vec<RotationEnd>,
 }
 
 impl UsageOutcome {
     /// An outcome reporting `first_used`.
     pub fn new(first_used: Vec<KeyId>) -> Self {
-        Self { first_used }
+        Self {
+            first_used,
+            ended: Vec::new(),
+        }
+    }
+
+    /// Also reports `ended`.
+    pub fn with_ended(mut self, ended: Vec<RotationEnd>) -> Self {
+        self.ended = ended;
+        self
+    }
+}
+
+/// An old key's end, set by its successor's first use (an `until_first_use` rotation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationEnd {
+    /// The old key, which now ends.
+    pub key_id: KeyId,
+    /// The successor whose first use ended it.
+    pub successor: KeyId,
+    /// The old key's `ends_at`: the successor's recorded use plus the grace.
+    pub ends_at: SystemTime,
+}
+
+impl RotationEnd {
+    /// `key_id` ends at `ends_at` because `successor` was first used.
+    pub fn new(key_id: KeyId, successor: KeyId, ends_at: SystemTime) -> Self {
+        Self {
+            key_id,
+            successor,
+            ends_at,
+        }
     }
 }

@@ -318,6 +318,27 @@ impl UsageTracker {
                     .emit(NewEvent::new(EventType::FirstUsed, *id, at))
                     .await;
             }
+            // The old key of an `until_first_use` rotation now ends: its trail says
+            // when, as a rotation with an overlap says it.
+            for end in &outcome.ended {
+                let at = batch
+                    .iter()
+                    .find(|u| u.key_id == end.successor)
+                    .map_or(UNIX_EPOCH, |u| u.last_used_at);
+                let detail = EventDetail::default()
+                    .with_related_key_id(Some(end.successor))
+                    .with_ends_at(Some(end.ends_at));
+                let _ = events
+                    .emit(NewEvent::new(EventType::Rotated, end.key_id, at).with_detail(detail))
+                    .await;
+            }
+        }
+        for end in &outcome.ended {
+            tracing::info!(
+                old_key_id = %end.key_id,
+                key_id = %end.successor,
+                "the new key of a rotation was first used; the old key ends after the grace"
+            );
         }
         let slots = inner.slots.pin();
         for usage in &batch {

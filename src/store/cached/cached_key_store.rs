@@ -253,11 +253,19 @@ impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
         self.store.record_usage(batch).await
     }
 
+    /// Forwards to the wrapped store, then evicts the old keys the write ended (the
+    /// first use of an `until_first_use` rotation's new key), so that this instance
+    /// refuses them from their end on; other instances hear of it through the store's
+    /// feed, as of a revocation.
     async fn record_usage_batch(
         &self,
         batch: &crate::usage::UsageBatch<'_>,
     ) -> Result<crate::usage::UsageOutcome, UsageError> {
-        self.store.record_usage_batch(batch).await
+        let outcome = self.store.record_usage_batch(batch).await?;
+        for end in &outcome.ended {
+            self.cache.invalidate(&end.key_id);
+        }
+        Ok(outcome)
     }
 }
 

@@ -343,6 +343,16 @@ impl KeyStoreAdmin for PgKeyStore {
             let heir = KeyId::new(&heir).map_err(|e| corrupt(&heir, e))?;
             return Ok(RotateOutcome::HasLiveSuccessor(heir));
         }
+        // The successor of an `until_first_use` rotation carries the grace; its first
+        // use (`record_usage_batch`) ends the old key.
+        let graced;
+        let new = match end {
+            OldKeyEnd::UntilFirstUse(grace) => {
+                graced = new.clone().with_predecessor_grace(Some(grace));
+                &graced
+            }
+            _ => new,
+        };
         let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), new)?
             .execute(&mut *tx)
             .await
@@ -351,7 +361,7 @@ impl KeyStoreAdmin for PgKeyStore {
             return Err(StoreError::Duplicate(*new.id()));
         }
         let (statement, at) = match end {
-            OldKeyEnd::Keep => (&self.sql.select, None),
+            OldKeyEnd::Keep | OldKeyEnd::UntilFirstUse(_) => (&self.sql.select, None),
             OldKeyEnd::EndAt(at) => (&self.sql.end_at, Some(to_db(at)?)),
             OldKeyEnd::Revoke(at) => (&self.sql.revoke, Some(to_db(at)?)),
         };
@@ -367,7 +377,7 @@ impl KeyStoreAdmin for PgKeyStore {
         let ended = record_from_row(&row)?;
         // An old key that is now revoked or ends must be evicted from every instance's
         // cache.
-        if end != OldKeyEnd::Keep {
+        if !matches!(end, OldKeyEnd::Keep | OldKeyEnd::UntilFirstUse(_)) {
             self.notify(&mut tx, old).await?;
         }
         tx.commit().await.map_err(|e| self.error(e))?;
@@ -451,7 +461,24 @@ pub(super) fn bind_record<'q>(
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-        })))
+        }))
+        .bind(record.predecessor_grace().map(grace_to_db)))
+}
+
+/// A grace in whole microseconds, as `predecessor_grace_us` keeps it.
+fn grace_to_db(grace: Duration) -> i64 {
+    i64::try_from(grace.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// `predecessor_grace_us` read back; negative is corrupt.
+fn grace_from_row(row: &PgRow, id: KeyId) -> Result<Option<Duration>, StoreError> {
+    column::<Option<i64>>(row, 17)?
+        .map(|us| {
+            u64::try_from(us)
+                .map(Duration::from_micros)
+                .map_err(|_| corrupt(id, format_args!("predecessor_grace_us: {us}")))
+        })
+        .transpose()
 }
 
 /// A row's rate limit, quota and allowlist.
@@ -550,7 +577,8 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_revoked_by(actor(11)?)
     .with_rate_limit(rate_limit)
     .with_quota(quota)
-    .with_allowed_ips(allowed_ips))
+    .with_allowed_ips(allowed_ips)
+    .with_predecessor_grace(grace_from_row(row, id)?))
 }
 
 pub(super) fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

@@ -75,6 +75,9 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("quota_requests", "bigint"),
     Column::nullable("quota_per", "text"),
     Column::nullable("allowed_ips", "text[]"),
+    // DESIGN §11: on the successor of an `until_first_use` rotation, the grace its
+    // first use gives the key it replaced, in whole microseconds.
+    Column::nullable("predecessor_grace_us", "bigint"),
 ];
 
 pub(super) struct Sql {
@@ -113,6 +116,12 @@ pub(super) struct Sql {
     pub(super) end_at: Arc<str>,
     /// `$1` ids, `$2` times.
     pub(super) record_usage: Arc<str>,
+    /// `$1` ids, `$2` times: sets the first use of keys never used, returning each
+    /// one's id, predecessor, grace and the use.
+    pub(super) first_use: Arc<str>,
+    /// `$1` old ids, `$2` successors, `$3` ends: the ends of `until_first_use`
+    /// rotations, where they end a key that is not revoked sooner than it stops.
+    pub(super) end_predecessors: Arc<str>,
 }
 
 impl Sql {
@@ -187,6 +196,25 @@ impl Sql {
             )
             .into(),
             record_usage: record_usage.into(),
+            first_use: format!(
+                "UPDATE {t} AS k SET last_used_at = u.at
+                 FROM (SELECT id, max(at) AS at
+                       FROM UNNEST($1::text[], $2::timestamptz[]) AS b(id, at)
+                       GROUP BY id) AS u
+                 WHERE k.id = u.id AND k.last_used_at IS NULL
+                 RETURNING k.id, k.rotated_from, k.predecessor_grace_us, u.at"
+            )
+            .into(),
+            // A separate statement from `first_use`: the old key may be first used in
+            // the same batch, and one statement cannot update a row twice.
+            end_predecessors: format!(
+                "UPDATE {t} AS o SET ends_at = e.at
+                 FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS e(id, successor, at)
+                 WHERE o.id = e.id AND o.revoked_at IS NULL
+                   AND e.at < LEAST(o.expires_at, o.ends_at)
+                 RETURNING o.id, e.successor, o.ends_at"
+            )
+            .into(),
             schema,
             table,
             channel,

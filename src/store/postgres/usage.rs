@@ -3,10 +3,14 @@
 use sqlx::AssertSqlSafe;
 
 use super::aux_sql::{batches_table, quoted, usage_table};
-use super::{PgKeyStore, to_db};
+use super::{PgKeyStore, from_db, to_db};
 use crate::key::KeyId;
 use crate::usage::UsageDay;
-use crate::usage::{UsageBatch, UsageError, UsageOutcome};
+use crate::usage::{RotationEnd, UsageBatch, UsageError, UsageOutcome};
+
+/// A first use as `first_use` returns it: the key, its predecessor, the grace (µs) its
+/// first use gives that predecessor, and the use.
+type FirstUse = (String, Option<String>, Option<i64>, time::OffsetDateTime);
 
 impl PgKeyStore {
     /// In `tx`: records the batch id in `<table>_ubatch`; only if it is new, adds the
@@ -70,7 +74,8 @@ impl PgKeyStore {
 
     /// One transaction: keys with no `last_used_at` get theirs first (their ids are the
     /// first uses; a concurrent instance's write re-checks `IS NULL` on the row it
-    /// waited for, so only one reports each), then every other key's time moves forward.
+    /// waited for, so only one reports each), then every other key's time moves forward,
+    /// then the first uses end the keys they replaced by `until_first_use` rotations.
     pub(super) async fn record_usage_reporting(
         &self,
         batch: &UsageBatch<'_>,
@@ -86,17 +91,8 @@ impl PgKeyStore {
             times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
         }
         let sink_error = |e| UsageError::sink(self.error(e));
-        let t = format!("\"{}\".\"{}\"", self.sql.schema, self.sql.table);
-        let first_use = format!(
-            "UPDATE {t} AS k SET last_used_at = u.at
-             FROM (SELECT id, max(at) AS at
-                   FROM UNNEST($1::text[], $2::timestamptz[]) AS b(id, at)
-                   GROUP BY id) AS u
-             WHERE k.id = u.id AND k.last_used_at IS NULL
-             RETURNING k.id"
-        );
         let mut tx = self.pool.begin().await.map_err(sink_error)?;
-        let first: Vec<String> = sqlx::query_scalar(AssertSqlSafe(first_use))
+        let first: Vec<FirstUse> = sqlx::query_as(AssertSqlSafe(self.sql.first_use.clone()))
             .bind(&ids)
             .bind(&times)
             .fetch_all(&mut *tx)
@@ -108,11 +104,72 @@ impl PgKeyStore {
             .execute(&mut *tx)
             .await
             .map_err(sink_error)?;
+        let ended = self.end_predecessors(&mut tx, &first).await?;
         self.add_counts(&mut tx, batch).await.map_err(sink_error)?;
         tx.commit().await.map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.
-        let first_used = first.iter().filter_map(|id| KeyId::new(id).ok()).collect();
-        Ok(UsageOutcome::new(first_used))
+        let first_used = first
+            .iter()
+            .filter_map(|(id, ..)| KeyId::new(id).ok())
+            .collect();
+        Ok(UsageOutcome::new(first_used).with_ended(ended))
+    }
+
+    /// In `tx`, with the first uses just stored: ends the old keys of `until_first_use`
+    /// rotations (`ends_at` = the use plus the grace, where that ends the key sooner)
+    /// and notifies `<table>_revoked` for each, so that every instance's cache drops
+    /// its copy when the transaction commits, as for a revocation.
+    async fn end_predecessors(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        first: &[FirstUse],
+    ) -> Result<Vec<RotationEnd>, UsageError> {
+        let sink_error = |e| UsageError::sink(self.error(e));
+        let mut olds = Vec::new();
+        let mut successors = Vec::new();
+        let mut ends = Vec::new();
+        for (id, old, grace_us, at) in first {
+            let (Some(old), Some(grace_us)) = (old, grace_us) else {
+                continue;
+            };
+            // A negative grace is a corrupt row: it ends nothing.
+            if *grace_us < 0 {
+                continue;
+            }
+            let Some(end) = at.checked_add(time::Duration::microseconds(*grace_us)) else {
+                continue;
+            };
+            olds.push(old.as_str());
+            successors.push(id.as_str());
+            ends.push(end);
+        }
+        if olds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, time::OffsetDateTime)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.end_predecessors.clone()))
+                .bind(&olds)
+                .bind(&successors)
+                .bind(&ends)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(sink_error)?;
+        let mut ended = Vec::with_capacity(rows.len());
+        for (old, successor, at) in rows {
+            let (Ok(old), Ok(successor), Ok(at)) =
+                (KeyId::new(&old), KeyId::new(&successor), from_db(at))
+            else {
+                continue;
+            };
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.sql.channel)
+                .bind(old.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(sink_error)?;
+            ended.push(RotationEnd::new(old, successor, at));
+        }
+        Ok(ended)
     }
 }
 

@@ -1,0 +1,126 @@
+//! `until_first_use` rotation (DESIGN §11): the old key ends a grace after the new
+//! key's first proven use, which only usage tracking can see.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::key::KeyId;
+use crate::manager::{CreatedKey, KeyManager, ManagerError};
+use crate::store::KeyStoreAdmin;
+use crate::usage::UsageTracker;
+
+/// The grace an `until_first_use` rotation gives the old key after the new key's first
+/// use when none is asked for: 5 minutes, the default of `POST /self/rotate`.
+pub const DEFAULT_FIRST_USE_GRACE: Duration = Duration::from_secs(300);
+
+/// The longest grace an `until_first_use` rotation may give: 7 days.
+pub const MAX_FIRST_USE_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The tracker that writes a manager's store's usage, if the application said which.
+/// Shared by the manager's clones, so that a tracker attached after a clone was handed
+/// to the admin router still counts.
+pub(super) type TrackerSlot = Arc<OnceLock<UsageTracker>>;
+
+/// What a rotation does with the old key, as the manager is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OldKeyPlan {
+    /// `None`: keep it until it is revoked; `Some(ZERO)`: revoke it now; `Some(d)`:
+    /// end it `d` from now.
+    Overlap(Option<Duration>),
+    /// End it this grace after the new key's first proven use.
+    UntilFirstUse(Duration),
+}
+
+impl<S: KeyStoreAdmin> KeyManager<S> {
+    /// Tells the manager that `tracker` writes the usage of this manager's store, here
+    /// or on another instance (an instance that serves only the admin router can hand
+    /// it the tracker it builds, even one it never runs, when other instances' trackers
+    /// write the same database). That is what makes
+    /// [`rotate_until_first_use`](Self::rotate_until_first_use) possible, and the
+    /// admin router's guard then records admin keys' uses in it by default.
+    ///
+    /// [`layer_with_tracker`](Self::layer_with_tracker) and
+    /// [`AdminRouter::usage_tracker`](crate::admin::AdminRouter::usage_tracker) attach
+    /// their tracker themselves. The first tracker attached stays.
+    pub fn with_usage_tracker(self, tracker: UsageTracker) -> Self {
+        self.attach_tracker(tracker);
+        self
+    }
+
+    /// Whether a [`UsageTracker`] is attached ([`with_usage_tracker`](Self::with_usage_tracker),
+    /// [`layer_with_tracker`](Self::layer_with_tracker)): without one,
+    /// [`rotate_until_first_use`](Self::rotate_until_first_use) is refused.
+    pub fn tracks_usage(&self) -> bool {
+        self.tracker.get().is_some()
+    }
+
+    /// The attached tracker, if any.
+    pub(crate) fn usage_tracker(&self) -> Option<&UsageTracker> {
+        self.tracker.get()
+    }
+
+    pub(crate) fn attach_tracker(&self, tracker: UsageTracker) {
+        // The first one stays: a second attach is the same application saying it again.
+        let _ = self.tracker.set(tracker);
+    }
+
+    /// Rotates a key, as the application, so that the old key keeps working until
+    /// `grace` after the new key's first proven use, then ends (its `ends_at` is set).
+    /// The integration switches when it likes; the old key goes only once the new one
+    /// has been seen to work, so that rotation cannot cause an outage.
+    ///
+    /// Everything else is as [`rotate`](Self::rotate): the same successor, the same
+    /// refusals. The first use is what last-used tracking records, so it is known when
+    /// the tracker flushes: on one instance the old key ends within one flush period of
+    /// the new key's first use plus `grace`; with several instances behind a cache,
+    /// within that plus the cache's revocation bound (see
+    /// [`PgKeyStore`](crate::store::postgres)). A new key that is never used leaves the
+    /// old one to its own end.
+    ///
+    /// Refused with [`ManagerError::UsageNotTracked`] when no tracker is attached
+    /// ([`tracks_usage`](Self::tracks_usage)): the end would never come. `grace` is at
+    /// most [`MAX_FIRST_USE_GRACE`] ([`ManagerError::GraceTooLong`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// let (layer, tracker) = manager.layer_with_tracker(); // attaches the tracker
+    /// let old = manager.create(NewKey::new("billing-sync", ["reports:read"])).await?;
+    /// let new = manager
+    ///     .rotate_until_first_use(old.record.id(), Duration::from_secs(300))
+    ///     .await?;
+    /// assert_eq!(new.record.predecessor_grace(), Some(Duration::from_secs(300)));
+    /// // The old key has no end until the tracker writes the new key's first use.
+    /// assert_eq!(manager.get(old.record.id()).await?.ends_at(), None);
+    /// # drop((layer, tracker));
+    /// # Ok::<(), tower_apikey::ManagerError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn rotate_until_first_use(
+        &self,
+        id: &KeyId,
+        grace: Duration,
+    ) -> Result<CreatedKey, ManagerError> {
+        self.rotate_as(id, OldKeyPlan::UntilFirstUse(grace), None)
+            .await
+    }
+
+    /// Refuses an `until_first_use` rotation that could never end the old key, or
+    /// whose grace is too long.
+    pub(super) fn check_until_first_use(
+        &self,
+        id: &KeyId,
+        grace: Duration,
+    ) -> Result<(), ManagerError> {
+        if grace > MAX_FIRST_USE_GRACE {
+            return Err(ManagerError::GraceTooLong(grace));
+        }
+        if !self.tracks_usage() {
+            return Err(ManagerError::UsageNotTracked(*id));
+        }
+        Ok(())
+    }
+}
