@@ -562,6 +562,7 @@ async fn an_administrator_manages_keys_in_the_panel_with_a_real_browser() {
         admin,
         idle_id,
         partner_id,
+        clock: clock.clone(),
     };
 
     let shots = screenshots("e2e-screenshots");
@@ -784,6 +785,8 @@ struct History {
     idle_id: String,
     /// Last used 40 days ago.
     partner_id: String,
+    /// The demo's clock: the flow moves it past a rotation's grace.
+    clock: ManualClock,
 }
 
 /// Creates a key through the admin API; returns (key, id).
@@ -802,6 +805,7 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         admin,
         idle_id,
         partner_id,
+        clock,
     } = history;
     // The page and its assets: public, with the security headers.
     for path in ["/admin/", "/admin", "/admin/panel.js", "/admin/panel.css"] {
@@ -1204,6 +1208,99 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     page.screenshot("narrow-screen").await;
     page.client.set_window_size(1280, 900).await.unwrap();
 
+    // 10b. Rotate until first use, with a short grace: the dialog explains it, the old
+    // key's row says its end waits for the new key's first use, then shows the end the
+    // first use set, and the old key is refused once the grace is over.
+    page.click(&format!("#key-{new_id} button[aria-label^='Rotate']"))
+        .await;
+    page.until(
+        "the rotate confirmation",
+        "return document.getElementById('confirm').open;",
+        vec![],
+    )
+    .await;
+    assert!(
+        page.text("#overlap-help").await.contains("first use"),
+        "the dialog explains the choices"
+    );
+    page.click("#overlap option[value='first-use']").await;
+    page.until(
+        "the grace field",
+        "return !document.getElementById('confirm-grace').hidden \
+           && document.getElementById('grace').value === '300';",
+        vec![],
+    )
+    .await;
+    page.type_into("#grace", "2").await;
+    page.screenshot("rotate-until-first-use").await;
+    page.click("#confirm-ok").await;
+    let next_key = page.one_time_key().await;
+    let next_id = next_key.split('_').nth(1).unwrap().to_owned();
+    page.click("#once-done").await;
+    page.wait_dismissed().await;
+    page.until(
+        "the pending end",
+        "const c = document.querySelector(arguments[0]); \
+         return c !== null && c.textContent.includes(\"ends 2 s after the new key's first use\");",
+        vec![json!(row_cell(&new_id, "Expires"))],
+    )
+    .await;
+    assert!(
+        page.text(&row_cell(&new_id, "ID"))
+            .await
+            .contains(&format!("replaced by {next_id}")),
+        "the list shows the pair"
+    );
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&next_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The first use is written on the next flush, and the old key's end with it.
+    page.reload_until_used(&next_id).await;
+    let old_answer = request(
+        addr,
+        Method::GET,
+        &format!("/admin/keys/{new_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let old_record: Value = serde_json::from_str(&old_answer.body).unwrap();
+    let ends_at = old_record["ends_at"]
+        .as_str()
+        .expect("the first use set the old key's end")
+        .to_owned();
+    let expires = page.text(&row_cell(&new_id, "Expires")).await;
+    assert!(
+        expires.contains(&format!("{} {} UTC", &ends_at[..10], &ends_at[11..16]))
+            && !expires.contains("after the new key's first use"),
+        "the old key's end is shown: {expires}"
+    );
+    page.screenshot("ended-after-first-use").await;
+    // The demo's clock stands still: within the grace the old key still works on it,
+    // and after it not.
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&new_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&new_key), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        request(addr, Method::GET, "/ping", Some(&next_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
     // 11. Forget the admin key: it leaves sessionStorage, the list leaves the page.
     page.click("#forget").await;
     page.until(
@@ -1278,7 +1375,7 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         )
         .await;
     assert_eq!(enabled, json!(["admin:keys"]));
-    page.click(&format!("#key-{new_id} button[aria-label^='Rotate']"))
+    page.click(&format!("#key-{next_id} button[aria-label^='Rotate']"))
         .await;
     page.until(
         "the rotate confirmation",
@@ -1312,7 +1409,7 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     // key without the scope, invalid name, rotation beyond the ceiling), and all it may
     // note.
     page.assert_console_clean(
-        &[&key, &new_key, &reader_key, &admin, &limited].map(String::as_str),
+        &[&key, &new_key, &next_key, &reader_key, &admin, &limited].map(String::as_str),
         &[401, 403, 422],
     )
     .await;

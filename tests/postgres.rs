@@ -600,6 +600,94 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
     b.stop_listening().await;
 }
 
+/// DESIGN §11 on two instances, each a cache over its own pool with a tracker and a
+/// listener, on one database: the new key is first used on B, B's flush ends the old
+/// key, and from the end on both instances refuse it. The end holds everywhere within
+/// one flush period (driven here) plus the grace plus the revocation bound (the
+/// listener's eviction, awaited within `DEADLINE`); before it both accept the old key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_first_use_ends_the_old_key_on_every_instance_after_the_grace() {
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let mut a = Instance::with_clock(fresh_store(pool().await).await, clock.clone());
+    let mut b = Instance::with_clock(same_table(a.store.get_ref(), pool().await), clock.clone());
+    let tracker_a = tower_apikey::UsageTracker::new(a.store.clone());
+    let tracker_b = tower_apikey::UsageTracker::new(b.store.clone());
+    a.layer = a.layer.clone().usage_tracker(tracker_a.clone());
+    b.layer = b.layer.clone().usage_tracker(tracker_b.clone());
+    a.manager = a.manager.clone().with_usage_tracker(tracker_a.clone());
+    a.listen().await;
+    b.listen().await;
+
+    let old = a.create("billing-sync").await;
+    for instance in [&a, &b] {
+        instance.wait_for(&old, StatusCode::OK).await;
+        assert!(
+            instance.store.contains(old.id()),
+            "each instance caches the old key"
+        );
+    }
+    const GRACE: Duration = Duration::from_secs(60);
+    let new = a
+        .manager
+        .rotate_until_first_use(old.id(), GRACE)
+        .await
+        .expect("rotate on A")
+        .key;
+    // Until the new key is used, and however often the trackers flush, nothing ends.
+    clock.advance(Duration::from_secs(3_600));
+    assert_eq!(a.call(&old).await, StatusCode::OK);
+    tracker_a.flush().await.unwrap();
+    tracker_b.flush().await.unwrap();
+    assert_eq!(a.manager.get(old.id()).await.unwrap().ends_at(), None);
+
+    let first_use = clock.now();
+    b.wait_for(&new, StatusCode::OK).await;
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        b.call(&old).await,
+        StatusCode::OK,
+        "B has not flushed: the old key still works"
+    );
+    tracker_b.flush().await.unwrap();
+    let ends_at = a.manager.get(old.id()).await.unwrap().ends_at();
+    assert_eq!(
+        ends_at,
+        Some(first_use + GRACE),
+        "B's flush ended the old key at its first use plus the grace"
+    );
+    assert!(
+        !b.store.contains(old.id()),
+        "B's cache dropped the old record in the write itself"
+    );
+    // A hears of it through the listener, as of a revocation.
+    let start = Instant::now();
+    while a.store.contains(old.id()) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "A's listener must evict the ended key within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Within the grace both still accept it; at its end both refuse it.
+    clock.set(first_use + GRACE - Duration::from_secs(1));
+    assert_eq!(a.call(&old).await, StatusCode::OK, "A, within the grace");
+    assert_eq!(b.call(&old).await, StatusCode::OK, "B, within the grace");
+    clock.set(first_use + GRACE);
+    assert_eq!(
+        a.call(&old).await,
+        StatusCode::UNAUTHORIZED,
+        "A, at the end"
+    );
+    assert_eq!(
+        b.call(&old).await,
+        StatusCode::UNAUTHORIZED,
+        "B, at the end"
+    );
+    assert_eq!(a.call(&new).await, StatusCode::OK, "the new key works on A");
+    a.stop_listening().await;
+    b.stop_listening().await;
+}
+
 /// Instance A's clock runs 120 s ahead of B's and C's: the revocation time A writes
 /// lies in their future, and must not matter. B had the keys cached (the listener
 /// evicts them); C reads them from the database for the first time.

@@ -123,6 +123,19 @@
 //! lost: the listener empties its caches at once, keeps records for the stale hit TTL
 //! (1 s) while it reconnects, and empties them again once it is back.
 //!
+//! # Rotation until first use across instances
+//!
+//! An `until_first_use` rotation ([`OldKeyEnd::UntilFirstUse`](crate::OldKeyEnd::UntilFirstUse))
+//! ends the old key in the transaction that writes its successor's first use: whichever
+//! instance's [`UsageTracker`](crate::UsageTracker) flushes that use sets the old key's
+//! `ends_at` (the recorded use plus the grace) and notifies `<table>_revoked` in the
+//! same transaction, so every listener evicts the old record as it would a revoked one
+//! (the flushing instance's [`CachedKeyStore`] evicts it at once). The old key thus
+//! stops everywhere at most one flush period (the tracker's, 5 minutes by default) plus
+//! the grace plus the revocation bound above after the new key's first proven use, and
+//! never before the recorded use plus the grace. A new key that is never used leaves
+//! the old one to its own end.
+//!
 //! # Clocks
 //!
 //! Times are always the application's: the store writes the times it is given, never

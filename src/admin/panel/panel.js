@@ -22,6 +22,8 @@
   const NEVER_USED_DAYS = 7;
   /** The longest life of a key. */
   const MAX_DAYS = 365;
+  /** The API's default grace for a rotation that ends the old key after the new key's first use. */
+  const DEFAULT_GRACE_SECS = 300;
 
   // The API sits beside this script, wherever the application mounts the router, so
   // every URL is resolved against the script's own address.
@@ -63,6 +65,8 @@
     confirmText: $('confirm-text'),
     confirmOverlap: $('confirm-overlap'),
     overlap: $('overlap'),
+    confirmGrace: $('confirm-grace'),
+    grace: $('grace'),
     confirmCancel: $('confirm-cancel'),
     confirmOk: $('confirm-ok'),
     find: $('find'),
@@ -331,10 +335,34 @@
     return parts;
   }
 
-  /** The expiry and, under it, the end a rotation scheduled (the key stops at the earlier). */
-  function expiresCell(record, now) {
+  /** "5 min", "30 s": a grace for people. */
+  function graceText(secs) {
+    if (secs % 86400 === 0) return `${secs / 86400} d`;
+    if (secs % 3600 === 0) return `${secs / 3600} h`;
+    if (secs % 60 === 0) return `${secs / 60} min`;
+    return `${secs} s`;
+  }
+
+  /**
+   * The expiry and, under it, the end a rotation scheduled (the key stops at the
+   * earlier), or the end an until-first-use rotation will set: `successor` is the key
+   * that replaced this one, if listed.
+   */
+  function expiresCell(record, now, successor) {
     const parts = timeCell(record.expires_at, now, true);
     const ends = endOf(record);
+    const pending =
+      ends === null && !record.revoked_at && successor && successor.predecessor_grace_secs != null
+        && !successor.last_used_at;
+    if (pending) {
+      parts.push(
+        el(
+          'span',
+          { class: 'ends pending' },
+          `ends ${graceText(successor.predecessor_grace_secs)} after the new key's first use`,
+        ),
+      );
+    }
     if (ends !== null) {
       parts.push(
         el(
@@ -439,6 +467,7 @@
     const replacedBy = new Map();
     for (const r of records) if (r.rotated_from) replacedBy.set(r.rotated_from, r.id);
     const listed = new Set(records.map((r) => r.id));
+    const byId = new Map(records.map((r) => [r.id, r]));
 
     const counts = { active: 0, expiring: 0, expired: 0, ended: 0, revoked: 0, dormant: 0 };
     const rows = records.map((record) => {
@@ -493,7 +522,7 @@
           ...timeCell(record.created_at, now, false),
           byLine(record.created_by, listed),
         ),
-        expiresCell(record, now),
+        expiresCell(record, now, byId.get(replacedBy.get(record.id))),
         cell('Last used', ...timeCell(record.last_used_at, now, true)),
         stateCell,
         actions,
@@ -953,11 +982,13 @@
     ui.confirmOk.className = danger ? 'danger' : '';
     ui.confirmOverlap.hidden = !overlap;
     ui.overlap.value = '';
+    ui.confirmGrace.hidden = true;
+    ui.grace.value = String(DEFAULT_GRACE_SECS);
     return new Promise((resolve) => {
       let answer = null;
       const onSubmit = (event) => {
         event.preventDefault();
-        answer = { overlap: ui.overlap.value };
+        answer = { overlap: ui.overlap.value, grace: ui.grace.value };
         ui.confirm.close();
       };
       const onCancel = () => ui.confirm.close();
@@ -977,6 +1008,16 @@
     });
   }
 
+  /** The rotate body for the dialog's choice; the API checks the grace (422 if bad). */
+  function rotateBody(choice) {
+    if (choice.overlap === '') return undefined;
+    if (choice.overlap === 'first-use') {
+      const grace = choice.grace.trim() === '' ? DEFAULT_GRACE_SECS : Number(choice.grace);
+      return { until_first_use: true, grace_secs: grace };
+    }
+    return { overlap_secs: Number(choice.overlap) };
+  }
+
   async function onRotate(record, button) {
     const choice = await confirmAction({
       title: `Rotate “${record.name}” (${record.id})?`,
@@ -987,7 +1028,7 @@
       returnTo: button,
     });
     if (!choice) return;
-    const body = choice.overlap === '' ? undefined : { overlap_secs: Number(choice.overlap) };
+    const body = rotateBody(choice);
     try {
       const response = await api('POST', `keys/${encodeURIComponent(record.id)}/rotate`, body);
       if (response.status !== 201) {
@@ -1063,6 +1104,10 @@
   for (const button of document.querySelectorAll('#key-table button.sort-by')) {
     button.addEventListener('click', () => onSortBy(button.dataset.sort));
   }
+  // The grace applies only to an end after the new key's first use.
+  ui.overlap.addEventListener('change', () => {
+    ui.confirmGrace.hidden = ui.overlap.value !== 'first-use';
+  });
   ui.more.addEventListener('click', onMore);
   ui.exportCsv.addEventListener('click', onExport);
   limitExpiry();
