@@ -621,10 +621,6 @@ async fn until_first_use_ends_the_old_key_on_every_instance_after_the_grace() {
     let old = a.create("billing-sync").await;
     for instance in [&a, &b] {
         instance.wait_for(&old, StatusCode::OK).await;
-        assert!(
-            instance.store.contains(old.id()),
-            "each instance caches the old key"
-        );
     }
     const GRACE: Duration = Duration::from_secs(60);
     let new = a
@@ -648,6 +644,16 @@ async fn until_first_use_ends_the_old_key_on_every_instance_after_the_grace() {
         StatusCode::OK,
         "B has not flushed: the old key still works"
     );
+    // Both instances hold the old record without an end (long after the creation's
+    // own notification, which evicts a first cached copy), so that only the end's
+    // eviction can make them read it again.
+    for instance in [&a, &b] {
+        assert_eq!(instance.call(&old).await, StatusCode::OK);
+        assert!(
+            instance.store.contains(old.id()),
+            "each instance caches the old key"
+        );
+    }
     tracker_b.flush().await.unwrap();
     let ends_at = a.manager.get(old.id()).await.unwrap().ends_at();
     assert_eq!(
@@ -2119,8 +2125,9 @@ async fn a_longer_hit_ttl_while_followed_divides_the_lookups_that_reach_the_data
     assert!(long < short, "a longer TTL must not cost more lookups");
 }
 
-/// Two instances on one database, each serving the admin router: the same key rotating
-/// itself on both at once gets one successor (201) and one 409, over HTTP.
+/// Two instances on one database, each serving the admin router with its own usage
+/// tracker: the same key rotating itself on both at once (the default, until the new
+/// key's first use) gets one successor (201) and one 409, over HTTP.
 #[tokio::test]
 async fn one_key_rotating_itself_on_two_instances_at_once_gets_one_successor() {
     let first = fresh_store(pool().await).await;
@@ -2132,7 +2139,9 @@ async fn one_key_rotating_itself_on_two_instances_at_once_gets_one_successor() {
         .unwrap();
     let mut addrs = Vec::new();
     for store in [first.clone(), second] {
-        let router = tower_apikey::admin::router(KeyManager::new(store));
+        let tracker = tower_apikey::UsageTracker::new(store.clone());
+        let router =
+            tower_apikey::admin::router(KeyManager::new(store).with_usage_tracker(tracker));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
