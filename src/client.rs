@@ -14,6 +14,11 @@
 //!    the application keeps secrets (no secret store is assumed);
 //! 5. and only once that succeeded, sends the new key.
 //!
+//! The rotation sends no body, so the server ends the old key 300 s after the new key's
+//! first use (the route's default, `until_first_use`): the old key keeps working until
+//! the integration has switched and been seen using the new one, and needs no
+//! revocation afterwards.
+//!
 //! The key needs the scope `keys:rotate-self` (see the admin router's
 //! [self-rotation](crate::admin#self-rotation)).
 //!

@@ -504,6 +504,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     ///   after that time, as "ended by rotation".
     /// - `Some(Duration::ZERO)` revokes the old key at once, for a leaked key.
     ///
+    /// To end the old key only once the new one has been seen working, use
+    /// [`rotate_until_first_use`](Self::rotate_until_first_use).
+    ///
     /// Rotation never revives a key: a revoked, expired or ended key cannot be rotated
     /// ([`ManagerError::Revoked`], [`Expired`](ManagerError::Expired),
     /// [`Ended`](ManagerError::Ended)). The new key keeps the old key's scopes even if

@@ -124,3 +124,56 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::NewKey;
+    use crate::store::memory::InMemoryKeyStore;
+
+    #[tokio::test]
+    async fn without_a_tracker_or_with_too_long_a_grace_nothing_is_stored() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let old = manager.create(NewKey::new("sync", ["a:b"])).await.unwrap();
+        let refused = manager
+            .rotate_until_first_use(old.record.id(), DEFAULT_FIRST_USE_GRACE)
+            .await;
+        assert!(
+            matches!(refused, Err(ManagerError::UsageNotTracked(id)) if id == *old.record.id()),
+            "{refused:?}"
+        );
+        assert!(!manager.tracks_usage());
+
+        let manager = manager.with_usage_tracker(UsageTracker::new(InMemoryKeyStore::new()));
+        assert!(manager.tracks_usage());
+        let too_long = manager
+            .rotate_until_first_use(
+                old.record.id(),
+                MAX_FIRST_USE_GRACE + Duration::from_secs(1),
+            )
+            .await;
+        assert!(
+            matches!(too_long, Err(ManagerError::GraceTooLong(_))),
+            "{too_long:?}"
+        );
+        assert_eq!(manager.list().await.unwrap().len(), 1, "nothing rotated");
+
+        let rotated = manager
+            .rotate_until_first_use(old.record.id(), MAX_FIRST_USE_GRACE)
+            .await
+            .unwrap();
+        assert_eq!(
+            rotated.record.predecessor_grace(),
+            Some(MAX_FIRST_USE_GRACE)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clone_made_before_the_tracker_is_attached_sees_it() {
+        let store = InMemoryKeyStore::new();
+        let manager = KeyManager::new(store.clone());
+        let handed_to_the_router = manager.clone();
+        let (_layer, _tracker) = manager.layer_with_tracker();
+        assert!(handed_to_the_router.tracks_usage());
+    }
+}
