@@ -20,7 +20,8 @@
 //!   [client address](client_addr) is the connection's peer or what trusted proxies
 //!   forwarded.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
-//!   revoke, rotate with optional overlap, find expiring and dormant keys; over HTTP
+//!   revoke, rotate with an optional overlap or until the new key's first use, find
+//!   expiring and dormant keys; over HTTP
 //!   with the `admin` feature's router.
 //!
 //! # Quick start (axum)
