@@ -8,6 +8,7 @@
 //! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}` or no body | new key, same name and scopes | 201, like create |
+//! | `PATCH /keys/{id}` `{"name"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | change the name, limits or addresses | 200, the record |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
 //! | `POST /self/rotate` `{"overlap_secs"?}` or no body | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
@@ -34,8 +35,9 @@
 //!   a key holding `admin:keys` alone can create keys holding `admin:keys` or nothing;
 //!   to mint `reports:read` it must hold `reports:read` or `reports:*`. Otherwise 403,
 //!   and the problem document's `not_grantable` names the scopes;
-//! - rotating a key copies its scopes, and revoking a key can cut off the people who
-//!   hold more: both need the actor to grant every scope of that key (403 likewise);
+//! - rotating a key copies its scopes, revoking a key can cut off the people who
+//!   hold more, and changing a key's limits can lift them: all three need the actor
+//!   to grant every scope of that key (403 likewise);
 //! - with a [`ScopeCatalogue`] ([`AdminRouter::catalogue`]), create refuses any scope
 //!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
 //! - rotating a revoked, expired or ended key is refused (409): rotation never revives
@@ -78,6 +80,11 @@
 //!   `expires_at` stays as it was; from then on it is refused as "ended by rotation".
 //!   `0` revokes it at once, for a leaked key. N is at most 365 days. A revoked,
 //!   expired or ended key cannot be rotated (409).
+//! - **Change** (`PATCH`): `name`, `rate_limit`, `quota` and `allowed_ips`, as create
+//!   takes them; a field left out stays as it is, and `null` removes a limit or the
+//!   allowlist (a name cannot be removed). `scopes` cannot be changed (422 naming it):
+//!   a key keeps the scopes it was granted; create a new key instead. Every instance
+//!   enforces the change within the store's revocation bound.
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
 //!   and at most [`MAX_BODY_BYTES`]. A field given twice (`{"overlap_secs": 0,
 //!   "overlap_secs": null}`) is refused rather than resolved one way or the other.
@@ -199,7 +206,7 @@
 //! ```
 //!
 //! Sessions usually ride on cookies, which a browser sends with requests that other
-//! sites make it send. So behind a login the router refuses unsafe methods (`POST`,
+//! sites make it send. So behind a login the router refuses unsafe methods (`POST`, `PATCH`,
 //! `DELETE`) from another origin: a request whose `Sec-Fetch-Site` is `cross-site` or
 //! `same-site`, or, from a browser that does not send that header, whose `Origin` is
 //! not the request's own host, gets 403. Clients that are not browsers send neither
@@ -247,6 +254,7 @@ mod limits_body;
 mod list;
 mod page;
 mod panel;
+mod patch_body;
 mod problem;
 mod self_rotate;
 mod view;
@@ -405,7 +413,10 @@ where
     pub fn into_router(self) -> Router {
         let api = Router::new()
             .route("/keys", post(create::<S>).get(list::list::<S>))
-            .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
+            .route(
+                "/keys/{id}",
+                get(show::<S>).delete(revoke::<S>).patch(update::<S>),
+            )
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>))
             .route("/events", get(events::list::<S>))
@@ -494,6 +505,20 @@ async fn show<S: KeyStoreAdmin>(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let record = manager.get(&key_id(id)?).await?;
+    Ok(axum::Json(KeyView::new(&record)?).into_response())
+}
+
+/// `PATCH /keys/{id}`
+async fn update<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AdminError> {
+    let id = key_id(id)?;
+    let update = patch_body::parse(&body::read_json(&headers, body)?)?;
+    let record = manager.acting_as(&actor).update(&id, update).await?;
     Ok(axum::Json(KeyView::new(&record)?).into_response())
 }
 

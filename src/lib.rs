@@ -201,6 +201,7 @@ pub use store::key_query::{
     KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
 };
 pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+pub use store::key_update::KeyUpdate;
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -28,6 +28,7 @@ mod actor;
 mod catalogue;
 mod events;
 mod expiring;
+mod update;
 
 use std::fmt;
 use std::sync::Arc;
@@ -130,6 +131,14 @@ pub enum ManagerError {
          do not grant; ask an administrator who holds them"
     )]
     CannotRevoke(KeyId, Scopes),
+    /// The actor may not change this key's name, limits or addresses: it holds scopes
+    /// the actor's own scopes do not grant, and lifting its limits would give it power
+    /// beyond the actor's.
+    #[error(
+        "the actor may not change key {0}, which holds {1} that the actor's own scopes \
+         do not grant; ask an administrator who holds them"
+    )]
+    CannotChange(KeyId, Scopes),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -207,6 +207,12 @@ impl KeyRecord {
         Arc::make_mut(&mut self.0)
     }
 
+    /// Sets the key's name (a rename, [`KeyUpdate::name`](crate::KeyUpdate::name)).
+    pub fn with_name(mut self, name: KeyName) -> Self {
+        self.data_mut().name = name;
+        self
+    }
+
     /// Sets when the key was revoked; `Some` revokes it, whatever the time.
     pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
         self.data_mut().revoked_at = at;

@@ -1054,6 +1054,113 @@ async fn two_demo_instances_on_one_database_act_as_one_system() {
     }
 }
 
+/// Polls B with `key` until `path` answers `status`; how long it took.
+async fn wait_on(
+    instance: &DemoInstance,
+    path: &str,
+    key: &str,
+    status: StatusCode,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        if instance.send("GET", path, key, None).await.0 == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: no {status} within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `PATCH /keys/{id}` on A reaches B through the same notification as a revocation: B
+/// caches records for its 10-minute hit TTL, so only the notification can make it see
+/// the new limits within the test's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_on_one_instance_is_enforced_by_another_within_a_second() {
+    let a_store = fresh_store(pool().await).await;
+    let b_store = same_table(&a_store, pool().await);
+    let a = DemoInstance::start(a_store).await;
+    let b = DemoInstance::start(b_store).await;
+
+    // One request an hour: the second one on B is refused.
+    let (status, created) = a
+        .send(
+            "POST",
+            "/admin/keys",
+            &a.admin_key,
+            Some(
+                r#"{"name":"limited","scopes":["reports:read"],
+                    "rate_limit":{"requests":1,"per_secs":3600}}"#,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = json_field(&created, "key");
+    let id = json_field(&created, "id");
+    wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::OK,
+        "B accepts the new key",
+    )
+    .await;
+    assert_eq!(
+        b.send("GET", "/reports", &key, None).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "B enforces the rate limit it cached"
+    );
+
+    let patch = |json: &'static str| {
+        let path = format!("/admin/keys/{id}");
+        let a = &a;
+        async move {
+            let (status, body) = a.send("PATCH", &path, &a.admin_key, Some(json)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    // Lifting the limit on A lets B admit the key again.
+    let body = patch(r#"{"rate_limit": null, "name": "unlimited"}"#).await;
+    let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(record.get("rate_limit").is_none(), "{body}");
+    let lifted = wait_on(&b, "/reports", &key, StatusCode::OK, "B lifts the limit").await;
+    // Restricting the key to another address makes B refuse it (the test client is
+    // 127.0.0.1).
+    patch(r#"{"allowed_ips": ["192.0.2.0/24"]}"#).await;
+    let restricted = wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::FORBIDDEN,
+        "B restricts the key",
+    )
+    .await;
+    // And clearing the allowlist lets it through once more; B's records show the change.
+    patch(r#"{"allowed_ips": null}"#).await;
+    wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::OK,
+        "B clears the allowlist",
+    )
+    .await;
+    let (_, shown) = b
+        .send("GET", &format!("/admin/keys/{id}"), &b.admin_key, None)
+        .await;
+    assert_eq!(json_field(&shown, "name"), "unlimited", "{shown}");
+    println!("PATCH propagation A -> B: limit lifted in {lifted:?}, restricted in {restricted:?}");
+    for instance in [a, b] {
+        let (stop, task) = instance.listening;
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}
+
 /// A store that counts the lookups reaching PostgreSQL, and passes its feed through.
 #[derive(Debug, Clone)]
 struct Counted {

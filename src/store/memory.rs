@@ -13,7 +13,7 @@ use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 /// Keys held in process memory: the default store, and the one for tests and single
@@ -81,7 +81,11 @@ impl InMemoryKeyStore {
     }
 
     /// Applies `update` to the record of `id`, returning the new record.
-    fn update(&self, id: &KeyId, update: impl Fn(&KeyRecord) -> KeyRecord) -> Option<KeyRecord> {
+    fn update_record(
+        &self,
+        id: &KeyId,
+        update: impl Fn(&KeyRecord) -> KeyRecord,
+    ) -> Option<KeyRecord> {
         self.inner.keys.pin().update(*id, update).cloned()
     }
 }
@@ -203,7 +207,18 @@ impl KeyStoreAdmin for InMemoryKeyStore {
             None => return Ok(None),
             Some(_) => {}
         }
-        Ok(self.update(id, |r| revoked(r, at, by)))
+        Ok(self.update_record(id, |r| revoked(r, at, by)))
+    }
+
+    /// Under the write lock, so that it cannot interleave with a rotation or a usage
+    /// write; lookups after it see the new record at once.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _write = self.write_lock();
+        Ok(self.update_record(id, |r| update.apply_to(r)))
     }
 
     async fn rotate(

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::key::{KeyDigest, KeyId};
 use crate::record::{ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit};
 use crate::scope::Scopes;
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 use super::sql::{self, Sql};
@@ -311,6 +311,33 @@ impl KeyStoreAdmin for PgKeyStore {
         Ok(Some(record))
     }
 
+    /// One `UPDATE` that also notifies `<table>_revoked`, so that every instance's
+    /// cache drops the old record within the revocation bound.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let rate = update.rate_limit_change();
+        let quota = update.quota_change();
+        let ips = update.allowed_ips_change();
+        let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
+            .bind(id.as_str())
+            .bind(update.name_change().map(KeyName::as_str))
+            .bind(rate.is_some())
+            .bind(rate.flatten().map(|l| i64::from(l.requests())))
+            .bind(rate.flatten().map(|l| i64::from(l.per_secs())))
+            .bind(quota.is_some())
+            .bind(quota.flatten().map(|q| i64::from(q.requests())))
+            .bind(quota.flatten().map(|q| q.per().as_str()))
+            .bind(ips.is_some())
+            .bind(ips.flatten().map(allowlist_column))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
     async fn rotate(
         &self,
         old: &KeyId,
@@ -446,12 +473,12 @@ pub(super) fn bind_record<'q>(
         .bind(record.rate_limit().map(|l| i64::from(l.per_secs())))
         .bind(record.quota().map(|q| i64::from(q.requests())))
         .bind(record.quota().map(|q| q.per().as_str()))
-        .bind(record.allowed_ips().map(|ips| {
-            ips.nets()
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        })))
+        .bind(record.allowed_ips().map(allowlist_column)))
+}
+
+/// An allowlist as its `text[]` column holds it.
+fn allowlist_column(ips: &AllowedIps) -> Vec<String> {
+    ips.nets().iter().map(ToString::to_string).collect()
 }
 
 /// A row's rate limit, quota and allowlist.

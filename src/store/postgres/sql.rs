@@ -113,6 +113,10 @@ pub(super) struct Sql {
     pub(super) end_at: Arc<str>,
     /// `$1` ids, `$2` times.
     pub(super) record_usage: Arc<str>,
+    /// `$1` id, `$2` new name or NULL to keep it, then per limit whether it changes and
+    /// its new columns: `$3`-`$5` rate, `$6`-`$8` quota, `$9`-`$10` allowlist. Notifies
+    /// `<table>_revoked` in the same statement, so every cache drops the old record.
+    pub(super) update: Arc<str>,
 }
 
 impl Sql {
@@ -187,6 +191,22 @@ impl Sql {
             )
             .into(),
             record_usage: record_usage.into(),
+            // One statement: the notification is sent if and only if the change commits.
+            update: format!(
+                "WITH updated AS (
+                     UPDATE {t} SET
+                         name = COALESCE($2::text, name),
+                         rate_limit_requests = CASE WHEN $3 THEN $4::bigint ELSE rate_limit_requests END,
+                         rate_limit_per_secs = CASE WHEN $3 THEN $5::bigint ELSE rate_limit_per_secs END,
+                         quota_requests = CASE WHEN $6 THEN $7::bigint ELSE quota_requests END,
+                         quota_per = CASE WHEN $6 THEN $8::text ELSE quota_per END,
+                         allowed_ips = CASE WHEN $9 THEN $10::text[] ELSE allowed_ips END
+                     WHERE id = $1
+                     RETURNING {columns})
+                 SELECT {columns} FROM updated
+                 CROSS JOIN LATERAL (SELECT pg_notify('{channel}', updated.id)) AS notified"
+            )
+            .into(),
             schema,
             table,
             channel,
