@@ -16,7 +16,8 @@
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
 //! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
-//! takes them);
+//! takes them) and `recent_ips` (its last 5 client addresses, newest first, written
+//! with last-used times);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted

@@ -184,6 +184,7 @@ pub use record::{
 pub use record::{
     AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
 };
+pub use record::{MAX_RECENT_IPS, RecentIps};
 pub use scope::scopes::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]

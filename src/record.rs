@@ -15,12 +15,14 @@ mod actor_name;
 mod hidden_text;
 mod identity;
 mod limits;
+mod recent_ips;
 
 pub use identity::ApiKeyIdentity;
 pub(crate) use limits::Limits;
 pub use limits::{
     AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
 };
+pub use recent_ips::{MAX_RECENT_IPS, RecentIps};
 
 use std::fmt;
 use std::sync::Arc;
@@ -172,6 +174,7 @@ pub(crate) struct RecordData {
     pub(crate) created_by: Option<ActorName>,
     pub(crate) revoked_by: Option<ActorName>,
     pub(crate) limits: Limits,
+    pub(crate) recent_ips: RecentIps,
 }
 
 impl KeyRecord {
@@ -199,6 +202,7 @@ impl KeyRecord {
             created_by: None,
             revoked_by: None,
             limits: Limits::default(),
+            recent_ips: RecentIps::new(),
         }))
     }
 
@@ -287,6 +291,18 @@ impl KeyRecord {
     /// The addresses the key may be used from, if it is restricted.
     pub fn allowed_ips(&self) -> Option<&AllowedIps> {
         self.0.limits.allowed_ips.as_ref()
+    }
+
+    /// Sets the last client addresses the key was used from, newest first.
+    pub fn with_recent_ips(mut self, ips: RecentIps) -> Self {
+        self.data_mut().recent_ips = ips;
+        self
+    }
+
+    /// The last [`MAX_RECENT_IPS`] distinct client addresses of the key's proven
+    /// requests, newest first, as last-used tracking wrote them.
+    pub fn recent_ips(&self) -> &RecentIps {
+        &self.0.recent_ips
     }
 
     pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
@@ -424,6 +440,7 @@ impl fmt::Debug for KeyRecord {
             .field("rate_limit", &self.rate_limit())
             .field("quota", &self.quota())
             .field("allowed_ips", &self.allowed_ips())
+            .field("recent_ips", self.recent_ips())
             .finish()
     }
 }

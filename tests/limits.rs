@@ -19,13 +19,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
     AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
-    QuotaPeriod, RateLimit, admin,
+    QuotaPeriod, RateLimit, UsageTracker, admin,
 };
 
 struct Server {
     addr: SocketAddr,
     manager: KeyManager<InMemoryKeyStore>,
     clock: ManualClock,
+    /// Flushed by hand: the tests say when last uses and addresses are written.
+    tracker: UsageTracker,
 }
 
 impl Server {
@@ -34,9 +36,14 @@ impl Server {
         // 2027-01-15T08:00:00Z.
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let tracker = UsageTracker::new(store.clone());
         let app = Router::new()
             .route("/ping", get(|| async { "pong" }))
-            .route_layer(ApiKeyV2Layer::new(store.clone()).clock(clock.clone()))
+            .route_layer(
+                ApiKeyV2Layer::new(store.clone())
+                    .clock(clock.clone())
+                    .usage_tracker(tracker.clone()),
+            )
             .nest("/admin", admin::router(manager.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -52,6 +59,7 @@ impl Server {
             addr,
             manager,
             clock,
+            tracker,
         }
     }
 
@@ -379,4 +387,57 @@ async fn an_admin_key_cannot_lift_the_limits_of_a_key_beyond_its_scopes() {
         .await
         .unwrap();
     assert_eq!(kept.rate_limit(), Some(RateLimit::new(1, 60).unwrap()));
+}
+
+#[tokio::test]
+async fn a_record_shows_the_last_client_addresses_newest_first_after_a_flush() {
+    let server = Server::start().await;
+    let admin = server
+        .key(NewKey::new("admin", ["admin:keys", "a:b"]))
+        .await;
+    let key = server.key(NewKey::new("fleet", ["a:b"])).await;
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.4"] {
+        assert_eq!(server.ping(from, &key).await.status, StatusCode::OK);
+    }
+    let shown = |server: &Server| {
+        let id = id_of(&key).parse().unwrap();
+        let manager = server.manager.clone();
+        async move { manager.get(&id).await.unwrap() }
+    };
+    assert!(
+        shown(&server).await.recent_ips().is_empty(),
+        "not before the flush"
+    );
+    server.tracker.flush().await.unwrap();
+    // The admin API shows them too: PATCH with nothing answers the record.
+    let answer = server
+        .patch(&admin, id_of(&key), serde_json::json!({}))
+        .await;
+    let record: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        record["recent_ips"],
+        serde_json::json!(["127.0.0.4", "127.0.0.2", "127.0.0.3"])
+    );
+    // A refused request is not a use: its address is not recorded.
+    let restricted = server
+        .patch(
+            &admin,
+            id_of(&key),
+            serde_json::json!({"allowed_ips": ["127.0.0.2", "127.0.0.4"]}),
+        )
+        .await;
+    assert_eq!(restricted.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.5", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(server.ping("127.0.0.2", &key).await.status, StatusCode::OK);
+    server.tracker.flush().await.unwrap();
+    let addresses: Vec<String> = shown(&server)
+        .await
+        .recent_ips()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert_eq!(addresses, ["127.0.0.2", "127.0.0.4", "127.0.0.3"]);
 }

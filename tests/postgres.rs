@@ -559,6 +559,46 @@ async fn a_usage_batch_only_moves_last_used_forward() {
     assert_eq!(last_used(&k1).await, Some(at(500)));
 }
 
+#[tokio::test]
+async fn a_usage_batch_puts_newer_addresses_in_front_of_the_stored_ones() {
+    use tower_apikey::{RecentIps, UsageBatch, UsageBatchId};
+    let store = fresh_store(pool().await).await;
+    let ips = |texts: &[&str]| {
+        RecentIps::from_newest(texts.iter().map(|t| t.parse::<std::net::IpAddr>().unwrap()))
+    };
+    let key = sample_record("used", &[], 0).with_recent_ips(ips(&["10.0.0.1", "10.0.0.2"]));
+    let quiet = sample_record("quiet", &[], 1).with_recent_ips(ips(&["10.0.0.9"]));
+    store.insert(&key).await.unwrap();
+    store.insert(&quiet).await.unwrap();
+    let at = UNIX_EPOCH + Duration::from_secs(1_800_000_100);
+    let usages = [
+        KeyUsage::new(*key.id(), at).with_recent_ips(ips(&[
+            "2001:db8::1",
+            "10.0.0.2",
+            "192.0.2.1",
+            "192.0.2.2",
+        ])),
+        // No address: the stored ones stay as they are.
+        KeyUsage::new(*quiet.id(), at),
+    ];
+    let batch = UsageBatch::new(UsageBatchId::random(), &usages);
+    let expected = ips(&[
+        "2001:db8::1",
+        "10.0.0.2",
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.0.0.1",
+    ]);
+    for _ in 0..2 {
+        // The second time is a retry of the same batch: the list stays the same.
+        store.record_usage_batch(&batch).await.unwrap();
+        let found = store.get(key.id()).await.unwrap().unwrap();
+        assert_eq!(found.recent_ips(), &expected);
+        let same = store.get(quiet.id()).await.unwrap().unwrap();
+        assert_eq!(same.recent_ips(), quiet.recent_ips());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
     let a = Instance::new(fresh_store(pool().await).await);

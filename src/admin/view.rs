@@ -40,6 +40,9 @@ pub(super) struct KeyView {
     quota: Option<QuotaView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed_ips: Option<Vec<String>>,
+    /// The last client addresses, newest first; left out while there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    recent_ips: Vec<String>,
 }
 
 /// `{"requests", "per_secs"}`, as create takes it.
@@ -81,6 +84,11 @@ impl KeyView {
             allowed_ips: record
                 .allowed_ips()
                 .map(|ips| ips.nets().iter().map(ToString::to_string).collect()),
+            recent_ips: record
+                .recent_ips()
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
         })
     }
 }

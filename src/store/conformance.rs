@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::record::{
-    ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit,
+    ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
 use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
@@ -139,6 +139,12 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         "allowed_ips of {}",
         expected.id()
     );
+    assert_eq!(
+        actual.recent_ips(),
+        expected.recent_ips(),
+        "recent_ips of {}",
+        expected.id()
+    );
 }
 
 async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
@@ -186,6 +192,17 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
         .with_quota(Some(Quota::new(10_000, QuotaPeriod::Month).expect("valid")))
         .with_allowed_ips(Some(
             AllowedIps::new(["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"]).expect("valid"),
+        ))
+        // The last client addresses, newest first (at most five).
+        .with_recent_ips(RecentIps::from_newest(
+            [
+                "198.51.100.7",
+                "2001:db8::42",
+                "10.0.0.1",
+                "10.0.0.2",
+                "127.0.0.1",
+            ]
+            .map(|ip| ip.parse().expect("valid")),
         ));
     store.insert(&first).await.expect("insert");
     store.insert(&record).await.expect("insert");

@@ -109,8 +109,9 @@ impl UsageSink for InMemoryKeyStore {
 }
 
 impl InMemoryKeyStore {
-    /// Raises `last_used_at` of each key in `batch`; returns those that had none. Under
-    /// the write lock, so that of two concurrent writes only one sees a key's first use.
+    /// Raises `last_used_at` of each key in `batch` and puts its newer addresses in front
+    /// of its `recent_ips`; returns the keys that had no `last_used_at`. Under the write
+    /// lock, so that of two concurrent writes only one sees a key's first use.
     fn raise_last_used(&self, batch: &[KeyUsage]) -> Vec<KeyId> {
         let _write = self.write_lock();
         let keys = self.inner.keys.pin();
@@ -119,19 +120,24 @@ impl InMemoryKeyStore {
             let at = usage.last_used_at;
             // Skip the copy-on-write when the stored time is already as new.
             let newer = |r: &KeyRecord| r.last_used_at().is_none_or(|last| last < at);
+            let ips = usage.recent_ips();
             let Some(record) = keys.get(&usage.key_id) else {
                 continue;
             };
             if record.last_used_at().is_none() {
                 first.push(usage.key_id);
             }
-            if newer(record) {
+            if newer(record) || !ips.is_empty() {
                 keys.update(usage.key_id, |r| {
-                    if newer(r) {
-                        r.clone().with_last_used_at(Some(at))
-                    } else {
-                        r.clone()
+                    let mut r = r.clone();
+                    if newer(&r) {
+                        r = r.with_last_used_at(Some(at));
                     }
+                    if !ips.is_empty() {
+                        let merged = ips.and_older(r.recent_ips());
+                        r = r.with_recent_ips(merged);
+                    }
+                    r
                 });
             }
         }

@@ -174,6 +174,7 @@ mod list;
 mod migrate;
 pub(crate) mod migrate_error;
 pub(crate) mod pg_key_store;
+mod recent_ips;
 mod sql;
 mod usage;
 

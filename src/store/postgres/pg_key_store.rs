@@ -10,7 +10,9 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::key::{KeyDigest, KeyId};
-use crate::record::{ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit};
+use crate::record::{
+    ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit, RecentIps,
+};
 use crate::scope::Scopes;
 use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
@@ -473,7 +475,8 @@ pub(super) fn bind_record<'q>(
         .bind(record.rate_limit().map(|l| i64::from(l.per_secs())))
         .bind(record.quota().map(|q| i64::from(q.requests())))
         .bind(record.quota().map(|q| q.per().as_str()))
-        .bind(record.allowed_ips().map(allowlist_column)))
+        .bind(record.allowed_ips().map(allowlist_column))
+        .bind(super::recent_ips::column_value(record.recent_ips())))
 }
 
 /// An allowlist as its `text[]` column holds it.
@@ -561,6 +564,13 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
             .map_err(|e| corrupt(id, format_args!("{}: {e}", sql::COLUMNS[index].name)))
     };
     let (rate_limit, quota, allowed_ips) = limits_from_row(row, id)?;
+    let recent: Option<Vec<String>> = column(row, 17)?;
+    let recent_ips = recent
+        .unwrap_or_default()
+        .iter()
+        .map(|ip| ip.parse::<std::net::IpAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(id, format_args!("recent_ips: {e}")))?;
     Ok(KeyRecord::new(
         id,
         name,
@@ -577,7 +587,8 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_revoked_by(actor(11)?)
     .with_rate_limit(rate_limit)
     .with_quota(quota)
-    .with_allowed_ips(allowed_ips))
+    .with_allowed_ips(allowed_ips)
+    .with_recent_ips(RecentIps::from_newest(recent_ips)))
 }
 
 pub(super) fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

@@ -75,6 +75,8 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("quota_requests", "bigint"),
     Column::nullable("quota_per", "text"),
     Column::nullable("allowed_ips", "text[]"),
+    // The last client addresses, newest first (DESIGN §12), from usage writes.
+    Column::nullable("recent_ips", "text[]"),
 ];
 
 pub(super) struct Sql {

@@ -109,6 +109,9 @@ impl PgKeyStore {
             .await
             .map_err(sink_error)?;
         self.add_counts(&mut tx, batch).await.map_err(sink_error)?;
+        self.add_recent_ips(&mut tx, usages)
+            .await
+            .map_err(sink_error)?;
         tx.commit().await.map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.
         let first_used = first.iter().filter_map(|id| KeyId::new(id).ok()).collect();
