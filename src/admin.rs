@@ -218,7 +218,8 @@
 //!
 //! The router also serves "Connector Access Control", a key-management page for people:
 //! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
-//! and stylesheet at `GET /panel.js` and `GET /panel.css`. With the key guard, the
+//! and stylesheet at `GET /panel.js` and `GET /panel.css` (and its parts at
+//! `GET /history.js` and `GET /limits.js`). With the key guard, the
 //! administrator pastes an admin key once; the page keeps it in the tab's
 //! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
 //! the page asks for nothing: the browser's session cookie goes with each call. It finds
@@ -233,7 +234,10 @@
 //! scheduled, last-used time and rotation links,
 //! flags dormant keys (unused for 30 days, or never used and older than 7 days), shows
 //! who created and revoked each key, and creates, rotates and revokes keys, showing a
-//! new key once. With a catalogue, it offers the declared scopes as checkboxes with
+//! new key once. Each key's limits show beside its scopes and its recent addresses
+//! beside its last use; "Limits" edits the name, limits and allowed addresses through
+//! `PATCH /keys/{id}`, and "Restrict to recent addresses" fills the allowlist from
+//! `recent_ips`. With a catalogue, it offers the declared scopes as checkboxes with
 //! their descriptions, those the signed-in actor may not grant disabled.
 //!
 //! The page and its assets need no key (they hold no data), are compiled into the crate
