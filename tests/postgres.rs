@@ -597,6 +597,13 @@ async fn a_usage_batch_puts_newer_addresses_in_front_of_the_stored_ones() {
         let same = store.get(quiet.id()).await.unwrap().unwrap();
         assert_eq!(same.recent_ips(), quiet.recent_ips());
     }
+    // `record_usage` (without a batch id) keeps them too.
+    store
+        .record_usage(&[KeyUsage::new(*quiet.id(), at).with_recent_ips(ips(&["10.0.0.8"]))])
+        .await
+        .unwrap();
+    let found = store.get(quiet.id()).await.unwrap().unwrap();
+    assert_eq!(found.recent_ips(), &ips(&["10.0.0.8", "10.0.0.9"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

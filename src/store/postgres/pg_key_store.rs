@@ -423,8 +423,9 @@ impl PgKeyStore {
 
 #[async_trait]
 impl UsageSink for PgKeyStore {
-    /// One `UPDATE` for the whole batch. A stored `last_used_at` only moves forward: a
-    /// retried, older batch changes nothing. Unknown ids are skipped.
+    /// One `UPDATE` for the whole batch (and one for its client addresses, if any, in
+    /// the same transaction). A stored `last_used_at` only moves forward: a retried,
+    /// older batch changes nothing. Unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         if batch.is_empty() {
             return Ok(());
@@ -435,12 +436,19 @@ impl UsageSink for PgKeyStore {
             ids.push(usage.key_id.as_str());
             times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
         }
+        let sink_error = |e| UsageError::sink(self.error(e));
+        // One transaction, so that the times and the addresses are written together.
+        let mut tx = self.pool.begin().await.map_err(sink_error)?;
         sqlx::query(AssertSqlSafe(self.sql.record_usage.clone()))
             .bind(ids)
             .bind(times)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| UsageError::sink(self.error(e)))?;
+            .map_err(sink_error)?;
+        self.add_recent_ips(&mut tx, batch)
+            .await
+            .map_err(sink_error)?;
+        tx.commit().await.map_err(sink_error)?;
         Ok(())
     }
 
