@@ -8,6 +8,7 @@
 //! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}`, `{"until_first_use": true, "grace_secs"?}` or no body | new key, same name and scopes | 201, like create |
+//! | `PATCH /keys/{id}` `{"name"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | change the name, limits or addresses | 200, the record |
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
 //! | `POST /self/rotate` the rotate body, or none for `until_first_use` with 300 s of grace | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
@@ -17,6 +18,8 @@
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
 //! takes them) and `predecessor_grace_secs` (the successor of an `until_first_use`
 //! rotation: its first use ends `rotated_from` that many seconds later);
+//! takes them) and `recent_ips` (its last 5 client addresses, newest first, written
+//! with last-used times);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
@@ -35,8 +38,9 @@
 //!   a key holding `admin:keys` alone can create keys holding `admin:keys` or nothing;
 //!   to mint `reports:read` it must hold `reports:read` or `reports:*`. Otherwise 403,
 //!   and the problem document's `not_grantable` names the scopes;
-//! - rotating a key copies its scopes, and revoking a key can cut off the people who
-//!   hold more: both need the actor to grant every scope of that key (403 likewise);
+//! - rotating a key copies its scopes, revoking a key can cut off the people who
+//!   hold more, and changing a key's limits can lift them: all three need the actor
+//!   to grant every scope of that key (403 likewise);
 //! - with a [`ScopeCatalogue`] ([`AdminRouter::catalogue`]), create refuses any scope
 //!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
 //! - rotating a revoked, expired or ended key is refused (409): rotation never revives
@@ -89,6 +93,11 @@
 //!   end would never come; see [`KeyManager::with_usage_tracker`]); combined with
 //!   `overlap_secs`, 422. The new key's record shows `predecessor_grace_secs`. A new
 //!   key that is never used leaves the old one to its own end.
+//! - **Change** (`PATCH`): `name`, `rate_limit`, `quota` and `allowed_ips`, as create
+//!   takes them; a field left out stays as it is, and `null` removes a limit or the
+//!   allowlist (a name cannot be removed). `scopes` cannot be changed (422 naming it):
+//!   a key keeps the scopes it was granted; create a new key instead. Every instance
+//!   enforces the change within the store's revocation bound.
 //! - Bodies are JSON (`content-type: application/json`, or any `application/*+json`)
 //!   and at most [`MAX_BODY_BYTES`]. A field given twice (`{"overlap_secs": 0,
 //!   "overlap_secs": null}`) is refused rather than resolved one way or the other.
@@ -212,7 +221,7 @@
 //! ```
 //!
 //! Sessions usually ride on cookies, which a browser sends with requests that other
-//! sites make it send. So behind a login the router refuses unsafe methods (`POST`,
+//! sites make it send. So behind a login the router refuses unsafe methods (`POST`, `PATCH`,
 //! `DELETE`) from another origin: a request whose `Sec-Fetch-Site` is `cross-site` or
 //! `same-site`, or, from a browser that does not send that header, whose `Origin` is
 //! not the request's own host, gets 403. Clients that are not browsers send neither
@@ -223,7 +232,8 @@
 //!
 //! The router also serves "Connector Access Control", a key-management page for people:
 //! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
-//! and stylesheet at `GET /panel.js` and `GET /panel.css`. With the key guard, the
+//! and stylesheet at `GET /panel.js` and `GET /panel.css` (and its parts at
+//! `GET /history.js` and `GET /limits.js`). With the key guard, the
 //! administrator pastes an admin key once; the page keeps it in the tab's
 //! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
 //! the page asks for nothing: the browser's session cookie goes with each call. It finds
@@ -238,7 +248,10 @@
 //! scheduled, last-used time and rotation links,
 //! flags dormant keys (unused for 30 days, or never used and older than 7 days), shows
 //! who created and revoked each key, and creates, rotates and revokes keys, showing a
-//! new key once. With a catalogue, it offers the declared scopes as checkboxes with
+//! new key once. Each key's limits show beside its scopes and its recent addresses
+//! beside its last use; "Limits" edits the name, limits and allowed addresses through
+//! `PATCH /keys/{id}`, and "Restrict to recent addresses" fills the allowlist from
+//! `recent_ips`. With a catalogue, it offers the declared scopes as checkboxes with
 //! their descriptions, those the signed-in actor may not grant disabled.
 //!
 //! The page and its assets need no key (they hold no data), are compiled into the crate
@@ -261,6 +274,7 @@ mod limits_body;
 mod list;
 mod page;
 mod panel;
+mod patch_body;
 mod problem;
 mod self_rotate;
 mod view;
@@ -437,7 +451,10 @@ where
         }
         let api = Router::new()
             .route("/keys", post(create::<S>).get(list::list::<S>))
-            .route("/keys/{id}", get(show::<S>).delete(revoke::<S>))
+            .route(
+                "/keys/{id}",
+                get(show::<S>).delete(revoke::<S>).patch(update::<S>),
+            )
             .route("/keys/{id}/rotate", post(rotate::<S>))
             .route("/scopes", get(scopes::<S>))
             .route("/events", get(events::list::<S>))
@@ -527,6 +544,20 @@ async fn show<S: KeyStoreAdmin>(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let record = manager.get(&key_id(id)?).await?;
+    Ok(axum::Json(KeyView::new(&record)?).into_response())
+}
+
+/// `PATCH /keys/{id}`
+async fn update<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    Acting(actor): Acting,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AdminError> {
+    let id = key_id(id)?;
+    let update = patch_body::parse(&body::read_json(&headers, body)?)?;
+    let record = manager.acting_as(&actor).update(&id, update).await?;
     Ok(axum::Json(KeyView::new(&record)?).into_response())
 }
 

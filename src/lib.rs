@@ -185,6 +185,7 @@ pub use record::{
 pub use record::{
     AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
 };
+pub use record::{MAX_RECENT_IPS, RecentIps};
 pub use scope::scopes::{Scope, ScopeError, Scopes};
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
@@ -202,6 +203,7 @@ pub use store::key_query::{
     KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
 };
 pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+pub use store::key_update::KeyUpdate;
 pub use store::memory::InMemoryKeyStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

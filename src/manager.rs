@@ -29,6 +29,7 @@ mod catalogue;
 mod events;
 mod expiring;
 mod first_use;
+mod update;
 
 use std::fmt;
 use std::sync::Arc;
@@ -149,6 +150,14 @@ pub enum ManagerError {
     /// [`MAX_FIRST_USE_GRACE`].
     #[error("grace_secs is at most 604800 (7 days); {0:?} was asked for")]
     GraceTooLong(Duration),
+    /// The actor may not change this key's name, limits or addresses: it holds scopes
+    /// the actor's own scopes do not grant, and lifting its limits would give it power
+    /// beyond the actor's.
+    #[error(
+        "the actor may not change key {0}, which holds {1} that the actor's own scopes \
+         do not grant; ask an administrator who holds them"
+    )]
+    CannotChange(KeyId, Scopes),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -15,12 +15,14 @@ mod actor_name;
 mod hidden_text;
 mod identity;
 mod limits;
+mod recent_ips;
 
 pub use identity::ApiKeyIdentity;
 pub(crate) use limits::Limits;
 pub use limits::{
     AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
 };
+pub use recent_ips::{MAX_RECENT_IPS, RecentIps};
 
 use std::fmt;
 use std::sync::Arc;
@@ -175,6 +177,7 @@ pub(crate) struct RecordData {
     /// Set on the successor of an `until_first_use` rotation: its first use ends the
     /// key it replaced this long after.
     pub(crate) predecessor_grace: Option<Duration>,
+    pub(crate) recent_ips: RecentIps,
 }
 
 impl KeyRecord {
@@ -203,12 +206,19 @@ impl KeyRecord {
             revoked_by: None,
             limits: Limits::default(),
             predecessor_grace: None,
+            recent_ips: RecentIps::new(),
         }))
     }
 
     /// The fields, to change: copied first if another record or identity shares them.
     fn data_mut(&mut self) -> &mut RecordData {
         Arc::make_mut(&mut self.0)
+    }
+
+    /// Sets the key's name (a rename, [`KeyUpdate::name`](crate::KeyUpdate::name)).
+    pub fn with_name(mut self, name: KeyName) -> Self {
+        self.data_mut().name = name;
+        self
     }
 
     /// Sets when the key was revoked; `Some` revokes it, whatever the time.
@@ -292,6 +302,18 @@ impl KeyRecord {
     /// The addresses the key may be used from, if it is restricted.
     pub fn allowed_ips(&self) -> Option<&AllowedIps> {
         self.0.limits.allowed_ips.as_ref()
+    }
+
+    /// Sets the last client addresses the key was used from, newest first.
+    pub fn with_recent_ips(mut self, ips: RecentIps) -> Self {
+        self.data_mut().recent_ips = ips;
+        self
+    }
+
+    /// The last [`MAX_RECENT_IPS`] distinct client addresses of the key's proven
+    /// requests, newest first, as last-used tracking wrote them.
+    pub fn recent_ips(&self) -> &RecentIps {
+        &self.0.recent_ips
     }
 
     pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
@@ -440,6 +462,7 @@ impl fmt::Debug for KeyRecord {
             .field("quota", &self.quota())
             .field("allowed_ips", &self.allowed_ips())
             .field("predecessor_grace", &self.predecessor_grace())
+            .field("recent_ips", self.recent_ips())
             .finish()
     }
 }

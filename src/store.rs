@@ -44,7 +44,9 @@
 //!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
 //!   an optional trait; recording who revoked a key is
 //!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is
-//!   [`KeyStoreAdmin::list_page`], a default method over `list`; events and usage counts
+//!   [`KeyStoreAdmin::list_page`], a default method over `list`; changing a key's name
+//!   and limits is [`KeyStoreAdmin::update`], whose default refuses with
+//!   [`StoreError::Unsupported`] (there is nothing to build it from); events and usage counts
 //!   will come the same way,
 //!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
 //!   or as a trait of its own that only the stores that can offer it implement.
@@ -72,6 +74,7 @@ pub(crate) mod feed_listener;
 pub(crate) mod id_filter;
 pub(crate) mod key_query;
 pub(crate) mod key_store;
+pub(crate) mod key_update;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -82,3 +85,4 @@ pub use crate::error::BoxError;
 // this module documents them and holds the stores' own modules. The crate's own code
 // imports them from here.
 pub(crate) use key_store::*;
+pub(crate) use key_update::KeyUpdate;

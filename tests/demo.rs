@@ -351,22 +351,25 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             .map(String::as_str)
             .collect();
         fields.sort_unstable();
-        assert_eq!(
-            fields,
-            [
-                "created_at",
-                "created_by",
-                "ends_at",
-                "expires_at",
-                "id",
-                "last_used_at",
-                "name",
-                "revoked_at",
-                "revoked_by",
-                "rotated_from",
-                "scopes"
-            ]
-        );
+        let mut expected = vec![
+            "created_at",
+            "created_by",
+            "ends_at",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "name",
+            "revoked_at",
+            "revoked_by",
+            "rotated_from",
+            "scopes",
+        ];
+        // A key that was used shows the addresses it was used from: here, loopback.
+        if !record["last_used_at"].is_null() {
+            expected.insert(7, "recent_ips");
+            assert_eq!(record["recent_ips"], json!(["127.0.0.1"]), "{record}");
+        }
+        assert_eq!(fields, expected);
     }
 }
 

@@ -19,13 +19,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
     AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
-    QuotaPeriod, RateLimit, admin,
+    QuotaPeriod, RateLimit, UsageTracker, admin,
 };
 
 struct Server {
     addr: SocketAddr,
     manager: KeyManager<InMemoryKeyStore>,
     clock: ManualClock,
+    /// Flushed by hand: the tests say when last uses and addresses are written.
+    tracker: UsageTracker,
 }
 
 impl Server {
@@ -34,9 +36,14 @@ impl Server {
         // 2027-01-15T08:00:00Z.
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let tracker = UsageTracker::new(store.clone());
         let app = Router::new()
             .route("/ping", get(|| async { "pong" }))
-            .route_layer(ApiKeyV2Layer::new(store.clone()).clock(clock.clone()))
+            .route_layer(
+                ApiKeyV2Layer::new(store.clone())
+                    .clock(clock.clone())
+                    .usage_tracker(tracker.clone()),
+            )
             .nest("/admin", admin::router(manager.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -52,6 +59,7 @@ impl Server {
             addr,
             manager,
             clock,
+            tracker,
         }
     }
 
@@ -66,6 +74,18 @@ impl Server {
         let client: Client<_, http_body_util::Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let request = Request::post(format!("http://{}/admin/keys", self.addr))
+            .header(AUTHORIZATION, format!("ApiKey-v2 {admin}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        Answer::read(client.request(request).await.unwrap()).await
+    }
+
+    /// `PATCH /admin/keys/{id}` with `body`, as `admin`.
+    async fn patch(&self, admin: &str, id: &str, body: serde_json::Value) -> Answer {
+        let client: Client<_, http_body_util::Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::patch(format!("http://{}/admin/keys/{id}", self.addr))
             .header(AUTHORIZATION, format!("ApiKey-v2 {admin}"))
             .header(CONTENT_TYPE, "application/json")
             .body(http_body_util::Full::new(Bytes::from(body.to_string())))
@@ -224,4 +244,200 @@ async fn invalid_limits_get_a_422_naming_each_field() {
         text.contains("203.0.113.0/24"),
         "says what to write: {text}"
     );
+}
+
+/// The id part of a plaintext key (`mkc_<id>_…`).
+fn id_of(key: &str) -> &str {
+    key.split('_').nth(1).unwrap()
+}
+
+#[tokio::test]
+async fn a_patch_changes_limits_and_addresses_at_once_and_keeps_the_rest() {
+    let server = Server::start().await;
+    let admin = server
+        .key(NewKey::new("admin", ["admin:keys", "a:b"]))
+        .await;
+    let key = server
+        .key(NewKey::new("hourly", ["a:b"]).rate_limit(RateLimit::new(1, 3_600).unwrap()))
+        .await;
+    let id = id_of(&key);
+    assert_eq!(server.ping("127.0.0.1", &key).await.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.1", &key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let changed = server
+        .patch(
+            &admin,
+            id,
+            serde_json::json!({"rate_limit": null, "allowed_ips": ["127.0.0.2"], "name": "office"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let record: serde_json::Value = serde_json::from_str(&changed.body).unwrap();
+    assert_eq!(record["name"], "office");
+    assert_eq!(record["scopes"], serde_json::json!(["a:b"]), "scopes kept");
+    assert!(record.get("rate_limit").is_none(), "cleared: {record}");
+    assert_eq!(record["allowed_ips"], serde_json::json!(["127.0.0.2/32"]));
+    assert!(record.get("key").is_none(), "no key in a PATCH answer");
+    // In memory the change holds from the next request on.
+    assert_eq!(
+        server.ping("127.0.0.1", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(server.ping("127.0.0.2", &key).await.status, StatusCode::OK);
+
+    // Fields left out stay; `null` lifts the allowlist; a quota can be added.
+    let changed = server
+        .patch(
+            &admin,
+            id,
+            serde_json::json!({"allowed_ips": null, "quota": {"requests": 1, "per": "day"}}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let record: serde_json::Value = serde_json::from_str(&changed.body).unwrap();
+    assert_eq!(record["name"], "office", "left out, so kept");
+    assert!(record.get("allowed_ips").is_none(), "{record}");
+    assert_eq!(server.ping("127.0.0.1", &key).await.status, StatusCode::OK);
+    let spent = server.ping("127.0.0.1", &key).await;
+    assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
+    let problem: serde_json::Value = serde_json::from_str(&spent.body).unwrap();
+    assert_eq!(problem["error"], "quota_exceeded");
+}
+
+#[tokio::test]
+async fn a_bad_patch_names_each_field_refuses_scopes_and_changes_nothing() {
+    let server = Server::start().await;
+    let admin = server
+        .key(NewKey::new("admin", ["admin:keys", "a:b"]))
+        .await;
+    let key = server
+        .key(NewKey::new("k", ["a:b"]).rate_limit(RateLimit::new(5, 1).unwrap()))
+        .await;
+    let id = id_of(&key);
+    let refused = server
+        .patch(
+            &admin,
+            id,
+            serde_json::json!({
+                "name": "",
+                "rate_limit": {"requests": 1, "per_secs": 0},
+                "quota": {"requests": 1, "per": "week"},
+                "allowed_ips": ["10.0.0.0/33"],
+                "scopes": ["admin:keys"],
+                "ratelimit": 3,
+            }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "rate_limit.per_secs",
+            "quota.per",
+            "allowed_ips",
+            "scopes",
+            "ratelimit"
+        ]
+    );
+    assert!(
+        problem.to_string().contains("scopes cannot be changed"),
+        "{problem}"
+    );
+    let kept = server.manager.get(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(kept.name().as_str(), "k");
+    assert_eq!(kept.rate_limit(), Some(RateLimit::new(5, 1).unwrap()));
+
+    let unknown = server
+        .patch(&admin, "0000000000000000", serde_json::json!({"name": "x"}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_admin_key_cannot_lift_the_limits_of_a_key_beyond_its_scopes() {
+    let server = Server::start().await;
+    let admin_only = server.key(NewKey::new("junior", ["admin:keys"])).await;
+    let key = server
+        .key(NewKey::new("k", ["a:b"]).rate_limit(RateLimit::new(1, 60).unwrap()))
+        .await;
+    let refused = server
+        .patch(
+            &admin_only,
+            id_of(&key),
+            serde_json::json!({"rate_limit": null}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(problem["not_grantable"], serde_json::json!(["a:b"]));
+    let kept = server
+        .manager
+        .get(&id_of(&key).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(kept.rate_limit(), Some(RateLimit::new(1, 60).unwrap()));
+}
+
+#[tokio::test]
+async fn a_record_shows_the_last_client_addresses_newest_first_after_a_flush() {
+    let server = Server::start().await;
+    let admin = server
+        .key(NewKey::new("admin", ["admin:keys", "a:b"]))
+        .await;
+    let key = server.key(NewKey::new("fleet", ["a:b"])).await;
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.4"] {
+        assert_eq!(server.ping(from, &key).await.status, StatusCode::OK);
+    }
+    let shown = |server: &Server| {
+        let id = id_of(&key).parse().unwrap();
+        let manager = server.manager.clone();
+        async move { manager.get(&id).await.unwrap() }
+    };
+    assert!(
+        shown(&server).await.recent_ips().is_empty(),
+        "not before the flush"
+    );
+    server.tracker.flush().await.unwrap();
+    // The admin API shows them too: PATCH with nothing answers the record.
+    let answer = server
+        .patch(&admin, id_of(&key), serde_json::json!({}))
+        .await;
+    let record: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        record["recent_ips"],
+        serde_json::json!(["127.0.0.4", "127.0.0.2", "127.0.0.3"])
+    );
+    // A refused request is not a use: its address is not recorded.
+    let restricted = server
+        .patch(
+            &admin,
+            id_of(&key),
+            serde_json::json!({"allowed_ips": ["127.0.0.2", "127.0.0.4"]}),
+        )
+        .await;
+    assert_eq!(restricted.status, StatusCode::OK);
+    assert_eq!(
+        server.ping("127.0.0.5", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(server.ping("127.0.0.2", &key).await.status, StatusCode::OK);
+    server.tracker.flush().await.unwrap();
+    let addresses: Vec<String> = shown(&server)
+        .await
+        .recent_ips()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert_eq!(addresses, ["127.0.0.2", "127.0.0.4", "127.0.0.3"]);
 }

@@ -808,7 +808,13 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         clock,
     } = history;
     // The page and its assets: public, with the security headers.
-    for path in ["/admin/", "/admin", "/admin/panel.js", "/admin/panel.css"] {
+    for path in [
+        "/admin/",
+        "/admin",
+        "/admin/panel.js",
+        "/admin/panel.css",
+        "/admin/limits.js",
+    ] {
         let answer = request(addr, Method::GET, path, None, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
         let csp = answer.headers["content-security-policy"].to_str().unwrap();
@@ -1175,6 +1181,90 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
         StatusCode::OK
     );
     page.screenshot("revoked").await;
+
+    // 9b. Limits: partner-feed was used from loopback, which its row shows; its editor
+    // names a bad field, then "Restrict to recent addresses" fills the allowlist from
+    // its recent addresses, and saving sends a PATCH that the API then shows.
+    page.until(
+        "partner-feed's recent address",
+        "const e = document.querySelector(arguments[0]); return e && e.textContent;",
+        vec![json!(format!("#key-{partner_id} .recent-ips"))],
+    )
+    .await;
+    assert_eq!(
+        page.text(&format!("#key-{partner_id} .recent-ips")).await,
+        "from 127.0.0.1"
+    );
+    page.click(&format!("#key-{partner_id} button.limits"))
+        .await;
+    page.until(
+        "the limits editor",
+        "const d = document.getElementById('limits'); return d && d.open;",
+        vec![],
+    )
+    .await;
+    assert_eq!(page.focused_id().await, "limits-rate-requests");
+    assert_eq!(page.text("#limits-recent").await, "127.0.0.1");
+    page.type_here("0").await;
+    page.type_into("#limits-rate-per", "60").await;
+    page.click("#limits-save").await;
+    let refused = page
+        .until(
+            "the rate limit's error",
+            "const e = document.getElementById('limits-rate_limit-error'); return e && !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(
+        refused.as_str().unwrap().contains("rate_limit.requests"),
+        "{refused}"
+    );
+    assert_eq!(page.focused_id().await, "limits-rate-requests");
+    page.type_into("#limits-rate-requests", "100").await;
+    page.type_into("#limits-quota-requests", "10000").await;
+    page.click("#limits-restrict").await;
+    let filled = page
+        .js(
+            "return document.getElementById('limits-ips').value;",
+            vec![],
+        )
+        .await;
+    assert_eq!(filled, json!("127.0.0.1"));
+    assert_accessible(&page).await;
+    page.screenshot("limits-editor").await;
+    page.click("#limits-save").await;
+    page.until(
+        "the saved limits in the row",
+        "const d = document.getElementById('limits'); const e = document.querySelector(arguments[0]); \
+         return !d.open && e && e.textContent;",
+        vec![json!(format!("#key-{partner_id} ul.limits"))],
+    )
+    .await;
+    assert_eq!(
+        page.text(&format!("#key-{partner_id} ul.limits")).await,
+        "100 requests / 60 s10000 requests / dayonly from 127.0.0.1/32"
+    );
+    let shown = request(
+        addr,
+        Method::GET,
+        &format!("/admin/keys/{partner_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let record: Value = serde_json::from_str(&shown.body).unwrap();
+    assert_eq!(
+        record["rate_limit"],
+        json!({"requests": 100, "per_secs": 60})
+    );
+    assert_eq!(record["quota"], json!({"requests": 10000, "per": "day"}));
+    assert_eq!(record["allowed_ips"], json!(["127.0.0.1/32"]));
+    assert_eq!(
+        record["name"],
+        json!("partner-feed"),
+        "the name was left alone"
+    );
+    page.screenshot("limits-saved").await;
 
     // The panel as it opens now, for the README (docs/panel.png is made from it).
     page.client.set_window_size(1280, 1000).await.unwrap();

@@ -565,6 +565,53 @@ async fn a_usage_batch_only_moves_last_used_forward() {
     assert_eq!(last_used(&k1).await, Some(at(500)));
 }
 
+#[tokio::test]
+async fn a_usage_batch_puts_newer_addresses_in_front_of_the_stored_ones() {
+    use tower_apikey::{RecentIps, UsageBatch, UsageBatchId};
+    let store = fresh_store(pool().await).await;
+    let ips = |texts: &[&str]| {
+        RecentIps::from_newest(texts.iter().map(|t| t.parse::<std::net::IpAddr>().unwrap()))
+    };
+    let key = sample_record("used", &[], 0).with_recent_ips(ips(&["10.0.0.1", "10.0.0.2"]));
+    let quiet = sample_record("quiet", &[], 1).with_recent_ips(ips(&["10.0.0.9"]));
+    store.insert(&key).await.unwrap();
+    store.insert(&quiet).await.unwrap();
+    let at = UNIX_EPOCH + Duration::from_secs(1_800_000_100);
+    let usages = [
+        KeyUsage::new(*key.id(), at).with_recent_ips(ips(&[
+            "2001:db8::1",
+            "10.0.0.2",
+            "192.0.2.1",
+            "192.0.2.2",
+        ])),
+        // No address: the stored ones stay as they are.
+        KeyUsage::new(*quiet.id(), at),
+    ];
+    let batch = UsageBatch::new(UsageBatchId::random(), &usages);
+    let expected = ips(&[
+        "2001:db8::1",
+        "10.0.0.2",
+        "192.0.2.1",
+        "192.0.2.2",
+        "10.0.0.1",
+    ]);
+    for _ in 0..2 {
+        // The second time is a retry of the same batch: the list stays the same.
+        store.record_usage_batch(&batch).await.unwrap();
+        let found = store.get(key.id()).await.unwrap().unwrap();
+        assert_eq!(found.recent_ips(), &expected);
+        let same = store.get(quiet.id()).await.unwrap().unwrap();
+        assert_eq!(same.recent_ips(), quiet.recent_ips());
+    }
+    // `record_usage` (without a batch id) keeps them too.
+    store
+        .record_usage(&[KeyUsage::new(*quiet.id(), at).with_recent_ips(ips(&["10.0.0.8"]))])
+        .await
+        .unwrap();
+    let found = store.get(quiet.id()).await.unwrap().unwrap();
+    assert_eq!(found.recent_ips(), &ips(&["10.0.0.8", "10.0.0.9"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_instance_is_refused_by_another_within_a_second() {
     let a = Instance::new(fresh_store(pool().await).await);
@@ -1147,6 +1194,113 @@ async fn two_demo_instances_on_one_database_act_as_one_system() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    for instance in [a, b] {
+        let (stop, task) = instance.listening;
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}
+
+/// Polls B with `key` until `path` answers `status`; how long it took.
+async fn wait_on(
+    instance: &DemoInstance,
+    path: &str,
+    key: &str,
+    status: StatusCode,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        if instance.send("GET", path, key, None).await.0 == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: no {status} within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `PATCH /keys/{id}` on A reaches B through the same notification as a revocation: B
+/// caches records for its 10-minute hit TTL, so only the notification can make it see
+/// the new limits within the test's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_on_one_instance_is_enforced_by_another_within_a_second() {
+    let a_store = fresh_store(pool().await).await;
+    let b_store = same_table(&a_store, pool().await);
+    let a = DemoInstance::start(a_store).await;
+    let b = DemoInstance::start(b_store).await;
+
+    // One request an hour: the second one on B is refused.
+    let (status, created) = a
+        .send(
+            "POST",
+            "/admin/keys",
+            &a.admin_key,
+            Some(
+                r#"{"name":"limited","scopes":["reports:read"],
+                    "rate_limit":{"requests":1,"per_secs":3600}}"#,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = json_field(&created, "key");
+    let id = json_field(&created, "id");
+    wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::OK,
+        "B accepts the new key",
+    )
+    .await;
+    assert_eq!(
+        b.send("GET", "/reports", &key, None).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "B enforces the rate limit it cached"
+    );
+
+    let patch = |json: &'static str| {
+        let path = format!("/admin/keys/{id}");
+        let a = &a;
+        async move {
+            let (status, body) = a.send("PATCH", &path, &a.admin_key, Some(json)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    // Lifting the limit on A lets B admit the key again.
+    let body = patch(r#"{"rate_limit": null, "name": "unlimited"}"#).await;
+    let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(record.get("rate_limit").is_none(), "{body}");
+    let lifted = wait_on(&b, "/reports", &key, StatusCode::OK, "B lifts the limit").await;
+    // Restricting the key to another address makes B refuse it (the test client is
+    // 127.0.0.1).
+    patch(r#"{"allowed_ips": ["192.0.2.0/24"]}"#).await;
+    let restricted = wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::FORBIDDEN,
+        "B restricts the key",
+    )
+    .await;
+    // And clearing the allowlist lets it through once more; B's records show the change.
+    patch(r#"{"allowed_ips": null}"#).await;
+    wait_on(
+        &b,
+        "/reports",
+        &key,
+        StatusCode::OK,
+        "B clears the allowlist",
+    )
+    .await;
+    let (_, shown) = b
+        .send("GET", &format!("/admin/keys/{id}"), &b.admin_key, None)
+        .await;
+    assert_eq!(json_field(&shown, "name"), "unlimited", "{shown}");
+    println!("PATCH propagation A -> B: limit lifted in {lifted:?}, restricted in {restricted:?}");
     for instance in [a, b] {
         let (stop, task) = instance.listening;
         stop.send(()).unwrap();

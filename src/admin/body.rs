@@ -32,7 +32,7 @@ use crate::record::KeyName;
 use crate::scope::Scopes;
 use crate::store::KeyStoreAdmin;
 
-type Object = Map<String, Value>;
+pub(super) type Object = Map<String, Value>;
 
 /// The most unknown (or repeated) fields one answer lists.
 const MAX_LISTED_FIELDS: usize = 20;
@@ -192,7 +192,7 @@ fn shown_name(name: &str) -> String {
 }
 
 /// Unknown fields, named one by one (at most [`MAX_LISTED_FIELDS`]).
-fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>) {
+pub(super) fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>) {
     let unknown: Vec<&String> = object
         .keys()
         .filter(|f| !known.contains(&f.as_str()))

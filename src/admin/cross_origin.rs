@@ -100,6 +100,7 @@ mod tests {
         ] {
             assert!(!allowed(Method::POST, headers).await, "{headers:?}");
             assert!(!allowed(Method::DELETE, headers).await, "{headers:?}");
+            assert!(!allowed(Method::PATCH, headers).await, "{headers:?}");
         }
     }
 

@@ -34,7 +34,7 @@ impl LimitsRequest {
     }
 }
 
-fn rate_limit(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<RateLimit> {
+pub(super) fn rate_limit(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<RateLimit> {
     const SHAPE: &str =
         "rate_limit must be an object such as {\"requests\": 100, \"per_secs\": 60}, or null";
     let object = object_of(
@@ -55,7 +55,7 @@ fn rate_limit(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Rat
     }
 }
 
-fn quota(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Quota> {
+pub(super) fn quota(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Quota> {
     const SHAPE: &str =
         "quota must be an object such as {\"requests\": 10000, \"per\": \"day\"}, or null";
     let object = object_of(value, "quota", SHAPE, &["requests", "per"], errors)?;
@@ -80,7 +80,10 @@ fn quota(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Quota> {
     }
 }
 
-fn allowed_ips(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<AllowedIps> {
+pub(super) fn allowed_ips(
+    value: Option<&Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<AllowedIps> {
     const SHAPE: &str = "allowed_ips must be an array of addresses or CIDR networks such as [\"203.0.113.0/24\", \"2001:db8::/32\"], or null";
     let items = match value {
         None | Some(Value::Null) => return None,

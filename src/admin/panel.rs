@@ -34,6 +34,8 @@ const SCRIPT: &str = include_str!("panel/panel.js");
 const STYLE: &str = include_str!("panel/panel.css");
 /// The audit trail's part of the page: history, activity, usage charts.
 const HISTORY: &str = include_str!("panel/history.js");
+/// The limits' part of the page: each key's limits, recent addresses and editor.
+const LIMITS: &str = include_str!("panel/limits.js");
 
 /// Where the page names its assets; replaced by [`asset_base`] on every request.
 const BASE_PLACEHOLDER: &str = "{{base}}";
@@ -80,6 +82,12 @@ where
         .route("/panel.js", get(script))
         .route("/panel.css", get(style))
         .route("/history.js", get(history))
+        .route("/limits.js", get(limits))
+}
+
+/// `GET /limits.js`
+async fn limits() -> Response {
+    asset(LIMITS, "text/javascript; charset=utf-8", "no-cache")
 }
 
 /// `GET /history.js`

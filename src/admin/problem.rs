@@ -119,7 +119,9 @@ impl From<ManagerError> for AdminError {
             ManagerError::UndeclaredScopes(scopes) => {
                 Self::Invalid(vec![FieldError::undeclared(&scopes)])
             }
-            ManagerError::CannotGrant(ref scopes) | ManagerError::CannotRevoke(_, ref scopes) => {
+            ManagerError::CannotGrant(ref scopes)
+            | ManagerError::CannotRevoke(_, ref scopes)
+            | ManagerError::CannotChange(_, ref scopes) => {
                 let scopes = scopes.clone();
                 Self::CannotGrant(error, scopes)
             }
@@ -142,6 +144,7 @@ impl AdminError {
             Self::Store(
                 StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Overloaded,
             ) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(StoreError::Unsupported(_)) => StatusCode::NOT_IMPLEMENTED,
             Self::Store(StoreError::Duplicate(_) | StoreError::Corrupt(_))
             | Self::Unrepresentable => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,13 +167,18 @@ impl AdminError {
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
             Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
             Self::NoSuchRoute => {
-                "no such key-management route; see GET /keys, POST /keys, GET or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
+                "no such key-management route; see GET /keys, POST /keys, GET, PATCH or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
                     .to_owned()
             }
             Self::NotRotatable(error) => error.to_string(),
             Self::CannotGrant(ManagerError::CannotRevoke(id, scopes), _) => format!(
                 "you may not revoke key {id}: it holds {scopes}, which your own scopes do not \
                  grant; ask an administrator who holds them"
+            ),
+            Self::CannotGrant(ManagerError::CannotChange(id, scopes), _) => format!(
+                "you may not change key {id}: it holds {scopes}, which your own scopes do not \
+                 grant, and lifting its limits would give it more than you hold; ask an \
+                 administrator who holds them"
             ),
             Self::CannotGrant(_, scopes) => format!(
                 "you may not grant {scopes}: a key can only be given scopes your own scopes \
@@ -190,6 +198,9 @@ impl AdminError {
             Self::Store(StoreError::Unavailable(_) | StoreError::Timeout(_)) => {
                 "the key store is unavailable; try again shortly".to_owned()
             }
+            Self::Store(StoreError::Unsupported(what)) => format!(
+                "this server's key store cannot do this: it does not implement {what}"
+            ),
             Self::Store(StoreError::Overloaded) => {
                 "the key store is busy; try again shortly".to_owned()
             }

@@ -43,6 +43,9 @@ pub(super) struct KeyView {
     /// On the successor of an `until_first_use` rotation only (DESIGN §11).
     #[serde(skip_serializing_if = "Option::is_none")]
     predecessor_grace_secs: Option<u64>,
+    /// The last client addresses, newest first; left out while there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    recent_ips: Vec<String>,
 }
 
 /// `{"requests", "per_secs"}`, as create takes it.
@@ -85,6 +88,11 @@ impl KeyView {
                 .allowed_ips()
                 .map(|ips| ips.nets().iter().map(ToString::to_string).collect()),
             predecessor_grace_secs: record.predecessor_grace().map(|g| g.as_secs()),
+            recent_ips: record
+                .recent_ips()
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
         })
     }
 }

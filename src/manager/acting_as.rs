@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey, OldKeyPlan};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::KeyStoreAdmin;
+use crate::store::{KeyStoreAdmin, KeyUpdate};
 
 /// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
 ///
@@ -17,6 +17,7 @@ use crate::store::KeyStoreAdmin;
 /// | [`create`](Self::create) | the actor's scopes do not grant every scope asked for: [`ManagerError::CannotGrant`] | `created_by` |
 /// | [`rotate`](Self::rotate) | they do not grant every scope of the old key, which the new key copies: [`ManagerError::CannotGrant`] | the new key's `created_by`; the old key's `revoked_by` if the rotation revokes it |
 /// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by` |
+/// | [`update`](Self::update) | they do not grant every scope of the key: [`ManagerError::CannotChange`] | the log line only |
 ///
 /// Everything else is as the [`KeyManager`] method of the same name does it.
 pub struct ActingAs<'a, S> {
@@ -74,6 +75,12 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
     /// Revokes a key, as [`KeyManager::revoke`], if the actor may grant its scopes.
     pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
         self.manager.revoke_as(id, Some(self.actor)).await
+    }
+
+    /// Changes a key's name, limits or addresses, as [`KeyManager::update`], if the
+    /// actor may grant its scopes.
+    pub async fn update(&self, id: &KeyId, update: KeyUpdate) -> Result<KeyRecord, ManagerError> {
+        self.manager.update_as(id, update, Some(self.actor)).await
     }
 }
 

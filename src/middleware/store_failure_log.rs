@@ -28,7 +28,7 @@ use crate::store::StoreError;
 pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One [`Throttle`] per kind of [`StoreError`], in [`kind_index`] order.
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 /// Which store failures were logged when, for one layer and all its services.
 #[derive(Debug)]
@@ -96,6 +96,7 @@ fn kind_index(error: &StoreError) -> usize {
         StoreError::Duplicate(_) => 3,
         // Shed lookups are logged at DEBUG by the caller; counted apart all the same.
         StoreError::Overloaded => 4,
+        StoreError::Unsupported(_) => 5,
     }
 }
 
@@ -128,6 +129,7 @@ mod tests {
             StoreError::Corrupt(String::new()),
             StoreError::Duplicate(crate::KeyId::new("0000000000000000").unwrap()),
             StoreError::Overloaded,
+            StoreError::Unsupported("KeyStore::lookup"),
         ];
         let mut seen: Vec<usize> = kinds.iter().map(kind_index).collect();
         seen.sort_unstable();

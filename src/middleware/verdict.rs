@@ -161,10 +161,6 @@ impl Config {
             }
             return Err(unlimited(kind));
         }
-        // A use is a proven key in a good state, whatever the policies say next.
-        if let Some(tracker) = &self.tracker {
-            tracker.record(record.id(), now);
-        }
         let mut check = Check {
             config: self,
             record: &record,
@@ -176,6 +172,20 @@ impl Config {
         let verdict = policy::POLICIES
             .iter()
             .try_for_each(|policy| policy(&mut check));
+        // A use is a proven key in a good state, whatever the policies said. With the
+        // client's address, for the key's `recent_ips` (no allocation: the peer is read
+        // from the extensions, a forwarded hop only behind trusted proxies), unless the
+        // allowlist refused it: "restrict to recent addresses" must never add it.
+        if let Some(tracker) = &self.tracker {
+            let client = match verdict {
+                Err(RejectionKind::AddressNotAllowed) => None,
+                _ => self.proxies.client_addr(headers, extensions),
+            };
+            match client {
+                Some(client) => tracker.record_from(record.id(), now, client.ip()),
+                None => tracker.record(record.id(), now),
+            }
+        }
         // The limits' policies only read; a request that passed them (whatever the
         // scopes said) consumes its rate and quota here, both or neither.
         let limits = match (&verdict, check.entry.take()) {

@@ -24,10 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::record::{
-    ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit,
+    ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
 use crate::scope::Scopes;
-use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 
 pub use paging::{
     list_page_filters_by_scope, list_page_filters_by_state,
@@ -140,6 +140,12 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         "allowed_ips of {}",
         expected.id()
     );
+    assert_eq!(
+        actual.recent_ips(),
+        expected.recent_ips(),
+        "recent_ips of {}",
+        expected.id()
+    );
 }
 
 async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
@@ -187,6 +193,17 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
         .with_quota(Some(Quota::new(10_000, QuotaPeriod::Month).expect("valid")))
         .with_allowed_ips(Some(
             AllowedIps::new(["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"]).expect("valid"),
+        ))
+        // The last client addresses, newest first (at most five).
+        .with_recent_ips(RecentIps::from_newest(
+            [
+                "198.51.100.7",
+                "2001:db8::42",
+                "10.0.0.1",
+                "10.0.0.2",
+                "127.0.0.1",
+            ]
+            .map(|ip| ip.parse().expect("valid")),
         ));
     store.insert(&first).await.expect("insert");
     store.insert(&record).await.expect("insert");
@@ -637,6 +654,80 @@ pub async fn concurrent_rotations_make_one_successor<S: KeyStoreAdmin>(store: S)
     }
 }
 
+/// [`KeyStoreAdmin::update`] changes exactly what the update names: a field left out
+/// stays, `None` clears a limit, and every other field (scopes, times, actors) is kept;
+/// lookups see the change at once. An unknown id is `None`.
+pub async fn update_changes_only_what_it_names<S: KeyStoreAdmin>(store: S) {
+    let rate = RateLimit::new(100, 60).expect("valid");
+    let quota = Quota::new(10_000, QuotaPeriod::Day).expect("valid");
+    let record = sample_record("before", &["reports:read"], 0)
+        .with_last_used_at(Some(t(20)))
+        .with_ends_at(Some(t(3_600)))
+        .with_created_by(Some(actor("alice@example.com")))
+        .with_rate_limit(Some(rate))
+        .with_quota(Some(quota));
+    store.insert(&record).await.expect("insert");
+
+    let ips = AllowedIps::new(["198.51.100.0/24", "2001:db8::1"]).expect("valid");
+    let new_rate = RateLimit::new(u32::MAX, 1).expect("valid");
+    let update = KeyUpdate::new()
+        .name(KeyName::new("after — ü").expect("valid"))
+        .rate_limit(Some(new_rate))
+        .allowed_ips(Some(ips.clone()));
+    let expected = update.apply_to(&record);
+    assert_eq!(expected.quota(), Some(quota), "the quota is left out");
+    let answered = store
+        .update(record.id(), &update)
+        .await
+        .expect("update")
+        .expect("update finds the key");
+    assert_same_record(&answered, &expected);
+    let found = lookup(&store, record.id()).await.expect("lookup");
+    assert_same_record(&found, &expected);
+    let got = store.get(record.id()).await.expect("get").expect("get");
+    assert_same_record(&got, &expected);
+
+    // `None` clears; the name and the rate limit now stay as they are.
+    let clear = KeyUpdate::new().quota(None).allowed_ips(None);
+    let cleared = store
+        .update(record.id(), &clear)
+        .await
+        .expect("update")
+        .expect("update finds the key");
+    assert_same_record(&cleared, &clear.apply_to(&expected));
+    assert_eq!(cleared.quota(), None, "quota cleared");
+    assert_eq!(cleared.allowed_ips(), None, "allowed_ips cleared");
+    assert_eq!(cleared.rate_limit(), Some(new_rate), "rate limit kept");
+    assert_same_record(
+        &lookup(&store, record.id()).await.expect("lookup"),
+        &cleared,
+    );
+
+    // An empty update changes nothing; a revoked key may still change.
+    store.revoke(record.id(), t(30)).await.expect("revoke");
+    let revoked = store
+        .update(record.id(), &KeyUpdate::new())
+        .await
+        .expect("update")
+        .expect("update finds the key");
+    assert_eq!(revoked.revoked_at(), Some(t(30)), "revoked_at kept");
+    assert_eq!(revoked.rate_limit(), Some(new_rate));
+
+    let unknown = *sample_record("x", &[], 0).id();
+    assert!(
+        store
+            .update(&unknown, &KeyUpdate::new().rate_limit(None))
+            .await
+            .expect("update")
+            .is_none(),
+        "an unknown id updates as None"
+    );
+    assert!(
+        lookup(&store, &unknown).await.is_none(),
+        "and stores nothing"
+    );
+}
+
 /// Runs every check, each against a fresh store from `make`.
 pub async fn run_all<S, F, Fut>(mut make: F)
 where
@@ -658,6 +749,7 @@ where
     rotate_refuses_unknown_and_revoked_keys(make().await).await;
     rotate_refuses_a_key_with_a_live_successor(make().await).await;
     concurrent_rotations_make_one_successor(make().await).await;
+    update_changes_only_what_it_names(make().await).await;
     list_page_visits_every_key_once_in_each_sort(make().await).await;
     list_page_filters_by_state(make().await).await;
     list_page_searches_names_and_ids(make().await).await;
@@ -686,6 +778,7 @@ macro_rules! store_conformance_tests {
             rotate_refuses_unknown_and_revoked_keys,
             rotate_refuses_a_key_with_a_live_successor,
             concurrent_rotations_make_one_successor,
+            update_changes_only_what_it_names,
             list_page_visits_every_key_once_in_each_sort,
             list_page_filters_by_state,
             list_page_searches_names_and_ids,

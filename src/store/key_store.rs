@@ -11,6 +11,7 @@ use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::{ActorName, KeyRecord};
 use crate::store::key_query::KeyQuery;
+use crate::store::key_update::KeyUpdate;
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,10 @@ pub enum StoreError {
     /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
     #[error("too many key lookups are in flight; try again shortly")]
     Overloaded,
+    /// The store does not implement this operation (it names the method), such as a
+    /// store written before [`KeyStoreAdmin::update`] existed. Implement the method.
+    #[error("this key store does not implement {0}; implement it to use this operation")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -168,6 +173,29 @@ pub trait KeyStoreAdmin: KeyStore {
         self.revoke(id, at).await
     }
 
+    /// Changes the name, limits or addresses of `id` as `update` says, in one step
+    /// (no change made meanwhile may be lost), leaving every other field as it is.
+    /// Returns the record as it now stands, or `None` if there is no such key. Any
+    /// key may change, revoked and expired ones too.
+    ///
+    /// Like a revocation, the change must reach every instance within the store's
+    /// revocation bound: a store with a cache or a [`KeyIdFeed`](crate::KeyIdFeed)
+    /// announces the id as changed ([`KeyChange::Changed`](crate::KeyChange::Changed)),
+    /// so that other instances drop the stale record and enforce the new limits.
+    ///
+    /// The default refuses with [`StoreError::Unsupported`], so that a store written
+    /// before updates existed keeps compiling (`PATCH /keys/{id}` then answers 501);
+    /// the [conformance suite](crate::store::conformance) fails until it is
+    /// implemented. [`KeyUpdate::apply_to`] builds the record to write back.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _ = (id, update);
+        Err(StoreError::Unsupported("KeyStoreAdmin::update"))
+    }
+
     /// Atomically: if `old` exists, is not revoked and has no live successor, stores
     /// `new` and ends `old` as `end` says. Otherwise stores nothing. For
     /// [`OldKeyEnd::Revoke`], the old key's `revoked_by` becomes `new`'s `created_by`:
@@ -232,6 +260,14 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         (**self).revoke_by(id, at, by).await
+    }
+
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).update(id, update).await
     }
 
     async fn rotate(

@@ -13,7 +13,7 @@ use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 /// Keys held in process memory: the default store, and the one for tests and single
@@ -81,7 +81,11 @@ impl InMemoryKeyStore {
     }
 
     /// Applies `update` to the record of `id`, returning the new record.
-    fn update(&self, id: &KeyId, update: impl Fn(&KeyRecord) -> KeyRecord) -> Option<KeyRecord> {
+    fn update_record(
+        &self,
+        id: &KeyId,
+        update: impl Fn(&KeyRecord) -> KeyRecord,
+    ) -> Option<KeyRecord> {
         self.inner.keys.pin().update(*id, update).cloned()
     }
 }
@@ -105,10 +109,11 @@ impl UsageSink for InMemoryKeyStore {
 }
 
 impl InMemoryKeyStore {
-    /// Raises `last_used_at` of each key in `batch`; returns those that had none, and
-    /// the ends their first uses set for the keys they replaced (`until_first_use`).
-    /// Under the write lock, so that of two concurrent writes only one sees a key's
-    /// first use, and the end is applied with it.
+    /// Raises `last_used_at` of each key in `batch` and puts its newer addresses in front
+    /// of its `recent_ips`; returns the keys that had no `last_used_at`, and the ends
+    /// their first uses set for the keys they replaced (`until_first_use`). Under the
+    /// write lock, so that of two concurrent writes only one sees a key's first use,
+    /// and the end is applied with it.
     fn raise_last_used(&self, batch: &[KeyUsage]) -> (Vec<KeyId>, Vec<RotationEnd>) {
         let _write = self.write_lock();
         let keys = self.inner.keys.pin();
@@ -118,6 +123,7 @@ impl InMemoryKeyStore {
             let at = usage.last_used_at;
             // Skip the copy-on-write when the stored time is already as new.
             let newer = |r: &KeyRecord| r.last_used_at().is_none_or(|last| last < at);
+            let ips = usage.recent_ips();
             let Some(record) = keys.get(&usage.key_id) else {
                 continue;
             };
@@ -129,13 +135,17 @@ impl InMemoryKeyStore {
                     firsts.push((*old, usage.key_id, at + grace));
                 }
             }
-            if newer(record) {
+            if newer(record) || !ips.is_empty() {
                 keys.update(usage.key_id, |r| {
-                    if newer(r) {
-                        r.clone().with_last_used_at(Some(at))
-                    } else {
-                        r.clone()
+                    let mut r = r.clone();
+                    if newer(&r) {
+                        r = r.with_last_used_at(Some(at));
                     }
+                    if !ips.is_empty() {
+                        let merged = ips.and_older(r.recent_ips());
+                        r = r.with_recent_ips(merged);
+                    }
+                    r
                 });
             }
         }
@@ -231,7 +241,18 @@ impl KeyStoreAdmin for InMemoryKeyStore {
             None => return Ok(None),
             Some(_) => {}
         }
-        Ok(self.update(id, |r| revoked(r, at, by)))
+        Ok(self.update_record(id, |r| revoked(r, at, by)))
+    }
+
+    /// Under the write lock, so that it cannot interleave with a rotation or a usage
+    /// write; lookups after it see the new record at once.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _write = self.write_lock();
+        Ok(self.update_record(id, |r| update.apply_to(r)))
     }
 
     async fn rotate(

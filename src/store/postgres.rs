@@ -99,7 +99,7 @@
 //! |---|---|
 //! | migrates, the first time | `CREATE` on the schema (or on the database, to create the schema); it then owns the table |
 //! | migrates later, after an upgrade that adds a column or an index | the table's ownership |
-//! | serves (lookups, create, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
+//! | serves (lookups, create, update, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
 //! | serves with the audit trail ([`EventStore`](crate::EventStore), daily counts) | also `SELECT`, `INSERT`, `DELETE` on `<table>_events`, `<table>_usage` and `<table>_ubatch`, and `UPDATE` on `<table>_usage` |
 //! | follows created and revoked keys ([`KeyFeedListener`]) | `SELECT` on the table, for its snapshot of ids; `LISTEN` and `pg_notify` need no privilege |
 //! | verifies ([`PgKeyStore::migrate`] when everything exists) | nothing more: it reads the catalog |
@@ -117,7 +117,9 @@
 //!
 //! A revocation, and a rotation that ends the old key early, runs in a transaction that
 //! also calls `pg_notify('<table>_revoked', '<key id>')`, so the notification is sent
-//! if and only if the change commits. Each instance's [`KeyFeedListener`] evicts the
+//! if and only if the change commits; so does a change of a key's name, limits or
+//! addresses ([`KeyStoreAdmin::update`](crate::KeyStoreAdmin::update), in the same
+//! statement as its `UPDATE`). Each instance's [`KeyFeedListener`] evicts the
 //! id from its caches; the next request reads the revoked record. If the listener's
 //! connection drops, or a heartbeat finds it dead, notifications sent meanwhile are
 //! lost: the listener empties its caches at once, keeps records for the stale hit TTL
@@ -185,6 +187,7 @@ mod list;
 mod migrate;
 pub(crate) mod migrate_error;
 pub(crate) mod pg_key_store;
+mod recent_ips;
 mod sql;
 mod usage;
 

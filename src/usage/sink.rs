@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::error::BoxError;
 use crate::key::KeyId;
+use crate::record::RecentIps;
 use crate::usage::batch::{UsageBatch, UsageOutcome};
 use crate::usage::counts::UsageDay;
 
@@ -24,6 +25,8 @@ pub struct KeyUsage {
     pub last_used_at: SystemTime,
     /// Requests counted since the last batch, per UTC day; zero counts are unused.
     requests: [(UsageDay, u64); MAX_DAYS_PER_USAGE],
+    /// Client addresses seen since the last batch, newest first.
+    recent_ips: RecentIps,
 }
 
 /// The most UTC days one [`KeyUsage`] counts: a flush period is at most a day, so a
@@ -37,7 +40,21 @@ impl KeyUsage {
             key_id,
             last_used_at,
             requests: [(UsageDay::from_days_since_epoch(0), 0); MAX_DAYS_PER_USAGE],
+            recent_ips: RecentIps::new(),
         }
+    }
+
+    /// Sets the client addresses seen since the last batch, newest first.
+    pub fn with_recent_ips(mut self, ips: RecentIps) -> Self {
+        self.recent_ips = ips;
+        self
+    }
+
+    /// The client addresses seen since the last batch, newest first. A sink puts them
+    /// in front of the key's stored [`recent_ips`](crate::KeyRecord::recent_ips)
+    /// ([`RecentIps::and_older`]), so that sending a batch twice changes nothing more.
+    pub fn recent_ips(&self) -> &RecentIps {
+        &self.recent_ips
     }
 
     /// Adds `n` requests on `day`. Past [`MAX_DAYS_PER_USAGE`] distinct days, the

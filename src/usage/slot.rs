@@ -1,7 +1,10 @@
 //! One key's last-used state, shared by the request path and the flush loop.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
+use crate::record::RecentIps;
 use crate::usage::counts::KeyCounts;
 
 /// A slot whose key was evicted; a use that finds it inserts a fresh slot.
@@ -17,6 +20,12 @@ pub(crate) struct Slot {
     pub(crate) written_in: AtomicU64,
     /// Requests per UTC day, one counter per thread.
     pub(crate) counts: KeyCounts,
+    /// Client addresses seen since the flusher last took them, newest first.
+    ips: Mutex<RecentIps>,
+    /// How many times the flusher took them: a thread that noted an address in an
+    /// earlier round notes it again, so that a key used from one address keeps
+    /// reporting it, once per flush.
+    pub(crate) ips_round: AtomicU64,
 }
 
 impl Slot {
@@ -26,7 +35,27 @@ impl Slot {
             written: AtomicU64::new(0),
             written_in: AtomicU64::new(0),
             counts: KeyCounts::default(),
+            ips: Mutex::new(RecentIps::new()),
+            ips_round: AtomicU64::new(0),
         }
+    }
+
+    /// Notes `ip` as the newest address. Off the common path: each thread calls it
+    /// once per flush round per address change (see `recent`), so the lock is rare.
+    pub(crate) fn note_ip(&self, ip: IpAddr) {
+        self.ips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ip);
+    }
+
+    /// Takes the addresses noted since the last take, and starts a new round.
+    pub(crate) fn take_ips(&self) -> RecentIps {
+        let mut ips = self.ips.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock, so that a thread that sees the new round notes its address
+        // after this take, into the next one.
+        self.ips_round.fetch_add(1, Relaxed);
+        std::mem::take(&mut *ips)
     }
 
     /// Raises `latest` to `ms`. False if the slot was evicted, so the caller inserts a

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -217,20 +218,37 @@ impl UsageTracker {
     /// A key this thread used recently is found in a small per-thread cache without a
     /// lock, a locked instruction or a shared write; others go through the lock-free map.
     pub fn record(&self, id: &KeyId, at: SystemTime) {
+        self.record_use(id, at, recent::NoAddress);
+    }
+
+    /// Records a proven use of `id` at `at` from the client address `ip`, as
+    /// [`record`](Self::record) does; the key's
+    /// [`recent_ips`](crate::KeyRecord::recent_ips) then show `ip`, from the next flush.
+    /// The layer calls this when it knows the client's address.
+    ///
+    /// As cheap as `record` while a thread keeps seeing a key from one address: the
+    /// address is compared with the one this thread last noted for the key, and noted
+    /// (under a per-key lock) only when it changes, or once per flush.
+    pub fn record_from(&self, id: &KeyId, at: SystemTime, ip: IpAddr) {
+        self.record_use(id, at, ip);
+    }
+
+    #[inline(always)]
+    fn record_use(&self, id: &KeyId, at: SystemTime, ip: impl recent::Address) {
         let inner = &*self.inner;
         inner.uses.add(1);
         let ms = to_millis(at);
-        if !recent::bump(inner.id, id, ms) {
-            self.record_in_map(id, ms);
+        if !recent::bump(inner.id, id, ms, ip) {
+            self.record_in_map(id, ms, ip.ip());
         }
     }
 
-    fn record_in_map(&self, id: &KeyId, ms: u64) {
+    fn record_in_map(&self, id: &KeyId, ms: u64, ip: Option<IpAddr>) {
         let inner = &*self.inner;
         let slots = inner.slots.pin();
         if let Some(slot) = slots.get(id) {
             if slot.bump(ms) {
-                recent::remember(inner.id, id, slot, ms);
+                recent::remember(inner.id, id, slot, ms, ip);
                 return;
             }
         } else if slots.len() >= inner.max_keys {
@@ -255,7 +273,7 @@ impl UsageTracker {
             Compute::Aborted(slot) => slot,
             Compute::Removed(..) => return,
         };
-        recent::remember(inner.id, id, &slot, ms);
+        recent::remember(inner.id, id, &slot, ms, ip);
     }
 
     /// Writes every pending time now and returns once the sink has them (or failed).
@@ -391,7 +409,10 @@ impl UsageTracker {
                 Vec::new()
             };
             if latest > written || !counts.is_empty() {
-                let mut usage = KeyUsage::new(*id, UNIX_EPOCH + Duration::from_millis(latest));
+                // Taken only with the key's time, so that no address waits in a slot
+                // the batch leaves out.
+                let mut usage = KeyUsage::new(*id, UNIX_EPOCH + Duration::from_millis(latest))
+                    .with_recent_ips(slot.take_ips());
                 for (day, n) in counts {
                     usage = usage.with_requests(day, n);
                 }
@@ -424,7 +445,12 @@ impl UsageTracker {
         };
         for fresh in self.pending(round, false) {
             match batch.iter_mut().find(|u| u.key_id == fresh.key_id) {
-                Some(usage) => usage.last_used_at = usage.last_used_at.max(fresh.last_used_at),
+                Some(usage) => {
+                    usage.last_used_at = usage.last_used_at.max(fresh.last_used_at);
+                    // Newer addresses first; a store applies the list once either way.
+                    *usage =
+                        usage.with_recent_ips(fresh.recent_ips().and_older(usage.recent_ips()));
+                }
                 None => batch.push(fresh),
             }
         }

@@ -530,7 +530,10 @@
     });
     ui.rows.replaceChildren(...rows);
     // history.js adds each key's history, chart and flags (the audit trail).
-    document.dispatchEvent(new CustomEvent('tower-apikey:rendered', { detail: { records, api } }));
+    // limits.js adds each key's limits, recent addresses and editor; `reload` shows a change.
+    document.dispatchEvent(
+      new CustomEvent('tower-apikey:rendered', { detail: { records, api, reload: loadKeys } }),
+    );
 
     const parts = [];
     for (const state of ['active', 'expiring', 'expired', 'ended', 'revoked']) {

@@ -231,6 +231,17 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         result
     }
 
+    /// Evicts the id here; other instances learn of it from the wrapped store's feed.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &crate::store::KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.update(id, update).await;
+        self.invalidate(id);
+        result
+    }
+
     async fn rotate(
         &self,
         old: &KeyId,
@@ -680,6 +691,7 @@ fn share_error(error: &Arc<StoreError>) -> StoreError {
         StoreError::Duplicate(id) => StoreError::Duplicate(*id),
         StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
         StoreError::Overloaded => StoreError::Overloaded,
+        StoreError::Unsupported(what) => StoreError::Unsupported(what),
         _ => StoreError::Unavailable(Box::new(SharedCause(Arc::clone(error)))),
     }
 }

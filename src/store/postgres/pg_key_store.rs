@@ -10,9 +10,11 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::key::{KeyDigest, KeyId};
-use crate::record::{ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit};
+use crate::record::{
+    ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit, RecentIps,
+};
 use crate::scope::Scopes;
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 use super::sql::{self, Sql};
@@ -311,6 +313,33 @@ impl KeyStoreAdmin for PgKeyStore {
         Ok(Some(record))
     }
 
+    /// One `UPDATE` that also notifies `<table>_revoked`, so that every instance's
+    /// cache drops the old record within the revocation bound.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let rate = update.rate_limit_change();
+        let quota = update.quota_change();
+        let ips = update.allowed_ips_change();
+        let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
+            .bind(id.as_str())
+            .bind(update.name_change().map(KeyName::as_str))
+            .bind(rate.is_some())
+            .bind(rate.flatten().map(|l| i64::from(l.requests())))
+            .bind(rate.flatten().map(|l| i64::from(l.per_secs())))
+            .bind(quota.is_some())
+            .bind(quota.flatten().map(|q| i64::from(q.requests())))
+            .bind(quota.flatten().map(|q| q.per().as_str()))
+            .bind(ips.is_some())
+            .bind(ips.flatten().map(allowlist_column))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
     async fn rotate(
         &self,
         old: &KeyId,
@@ -404,8 +433,9 @@ impl PgKeyStore {
 
 #[async_trait]
 impl UsageSink for PgKeyStore {
-    /// One `UPDATE` for the whole batch. A stored `last_used_at` only moves forward: a
-    /// retried, older batch changes nothing. Unknown ids are skipped.
+    /// One `UPDATE` for the whole batch (and one for its client addresses, if any, in
+    /// the same transaction). A stored `last_used_at` only moves forward: a retried,
+    /// older batch changes nothing. Unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         if batch.is_empty() {
             return Ok(());
@@ -416,12 +446,19 @@ impl UsageSink for PgKeyStore {
             ids.push(usage.key_id.as_str());
             times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
         }
+        let sink_error = |e| UsageError::sink(self.error(e));
+        // One transaction, so that the times and the addresses are written together.
+        let mut tx = self.pool.begin().await.map_err(sink_error)?;
         sqlx::query(AssertSqlSafe(self.sql.record_usage.clone()))
             .bind(ids)
             .bind(times)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| UsageError::sink(self.error(e)))?;
+            .map_err(sink_error)?;
+        self.add_recent_ips(&mut tx, batch)
+            .await
+            .map_err(sink_error)?;
+        tx.commit().await.map_err(sink_error)?;
         Ok(())
     }
 
@@ -456,13 +493,14 @@ pub(super) fn bind_record<'q>(
         .bind(record.rate_limit().map(|l| i64::from(l.per_secs())))
         .bind(record.quota().map(|q| i64::from(q.requests())))
         .bind(record.quota().map(|q| q.per().as_str()))
-        .bind(record.allowed_ips().map(|ips| {
-            ips.nets()
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        }))
-        .bind(record.predecessor_grace().map(grace_to_db)))
+        .bind(record.allowed_ips().map(allowlist_column))
+        .bind(record.predecessor_grace().map(grace_to_db))
+        .bind(super::recent_ips::column_value(record.recent_ips())))
+}
+
+/// An allowlist as its `text[]` column holds it.
+fn allowlist_column(ips: &AllowedIps) -> Vec<String> {
+    ips.nets().iter().map(ToString::to_string).collect()
 }
 
 /// A grace in whole microseconds, as `predecessor_grace_us` keeps it.
@@ -561,6 +599,13 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
             .map_err(|e| corrupt(id, format_args!("{}: {e}", sql::COLUMNS[index].name)))
     };
     let (rate_limit, quota, allowed_ips) = limits_from_row(row, id)?;
+    let recent: Option<Vec<String>> = column(row, 18)?;
+    let recent_ips = recent
+        .unwrap_or_default()
+        .iter()
+        .map(|ip| ip.parse::<std::net::IpAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(id, format_args!("recent_ips: {e}")))?;
     Ok(KeyRecord::new(
         id,
         name,
@@ -578,7 +623,8 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_rate_limit(rate_limit)
     .with_quota(quota)
     .with_allowed_ips(allowed_ips)
-    .with_predecessor_grace(grace_from_row(row, id)?))
+    .with_predecessor_grace(grace_from_row(row, id)?)
+    .with_recent_ips(RecentIps::from_newest(recent_ips)))
 }
 
 pub(super) fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

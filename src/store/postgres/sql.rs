@@ -78,6 +78,8 @@ pub(super) const COLUMNS: &[Column] = &[
     // DESIGN §11: on the successor of an `until_first_use` rotation, the grace its
     // first use gives the key it replaced, in whole microseconds.
     Column::nullable("predecessor_grace_us", "bigint"),
+    // The last client addresses, newest first (DESIGN §12), from usage writes.
+    Column::nullable("recent_ips", "text[]"),
 ];
 
 pub(super) struct Sql {
@@ -122,6 +124,10 @@ pub(super) struct Sql {
     /// `$1` old ids, `$2` successors, `$3` ends: the ends of `until_first_use`
     /// rotations, where they end a key that is not revoked sooner than it stops.
     pub(super) end_predecessors: Arc<str>,
+    /// `$1` id, `$2` new name or NULL to keep it, then per limit whether it changes and
+    /// its new columns: `$3`-`$5` rate, `$6`-`$8` quota, `$9`-`$10` allowlist. Notifies
+    /// `<table>_revoked` in the same statement, so every cache drops the old record.
+    pub(super) update: Arc<str>,
 }
 
 impl Sql {
@@ -213,6 +219,22 @@ impl Sql {
                  WHERE o.id = e.id AND o.revoked_at IS NULL
                    AND e.at < LEAST(o.expires_at, o.ends_at)
                  RETURNING o.id, e.successor, o.ends_at"
+            )
+            .into(),
+            // One statement: the notification is sent if and only if the change commits.
+            update: format!(
+                "WITH updated AS (
+                     UPDATE {t} SET
+                         name = COALESCE($2::text, name),
+                         rate_limit_requests = CASE WHEN $3 THEN $4::bigint ELSE rate_limit_requests END,
+                         rate_limit_per_secs = CASE WHEN $3 THEN $5::bigint ELSE rate_limit_per_secs END,
+                         quota_requests = CASE WHEN $6 THEN $7::bigint ELSE quota_requests END,
+                         quota_per = CASE WHEN $6 THEN $8::text ELSE quota_per END,
+                         allowed_ips = CASE WHEN $9 THEN $10::text[] ELSE allowed_ips END
+                     WHERE id = $1
+                     RETURNING {columns})
+                 SELECT {columns} FROM updated
+                 CROSS JOIN LATERAL (SELECT pg_notify('{channel}', updated.id)) AS notified"
             )
             .into(),
             schema,

@@ -106,6 +106,9 @@ impl PgKeyStore {
             .map_err(sink_error)?;
         let ended = self.end_predecessors(&mut tx, &first).await?;
         self.add_counts(&mut tx, batch).await.map_err(sink_error)?;
+        self.add_recent_ips(&mut tx, usages)
+            .await
+            .map_err(sink_error)?;
         tx.commit().await.map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.
         let first_used = first

@@ -1,0 +1,151 @@
+//! Changing a key's name, limits and addresses: [`KeyManager::update`] (DESIGN §12).
+
+use crate::key::KeyId;
+use crate::manager::actor::{Actor, ActorLog};
+use crate::manager::{KeyManager, ManagerError};
+use crate::record::KeyRecord;
+use crate::store::{KeyStoreAdmin, KeyUpdate};
+
+impl<S: KeyStoreAdmin> KeyManager<S> {
+    /// Changes a key's name, rate limit, quota or allowlist, as the application, and
+    /// returns the record as it now stands. Scopes never change (rotate into a new key
+    /// for that); neither do times or actors.
+    ///
+    /// The store announces the change like a revocation, so every instance enforces
+    /// the new limits within the store's revocation bound (in memory: at once).
+    ///
+    /// ```
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager, KeyUpdate, NewKey, Quota, QuotaPeriod};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// let created = manager.create(NewKey::new("export", ["reports:read"])).await?;
+    /// let quota = Quota::new(10_000, QuotaPeriod::Day)?;
+    /// let changed = manager
+    ///     .update(created.record.id(), KeyUpdate::new().quota(Some(quota)))
+    ///     .await?;
+    /// assert_eq!(changed.quota(), Some(quota));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update(&self, id: &KeyId, update: KeyUpdate) -> Result<KeyRecord, ManagerError> {
+        self.update_as(id, update, None).await
+    }
+
+    pub(crate) async fn update_as(
+        &self,
+        id: &KeyId,
+        update: KeyUpdate,
+        actor: Option<&Actor>,
+    ) -> Result<KeyRecord, ManagerError> {
+        if let Some(actor) = actor {
+            // Lifting a key's limits gives it power, as granting it scopes would: only
+            // an actor who could grant every scope of the key may change it. A key's
+            // scopes never change, so the check still holds when the update lands.
+            let target = self.get(id).await?;
+            let beyond = actor.may_grant().missing_set(target.scopes());
+            if !beyond.is_empty() {
+                return Err(ManagerError::CannotChange(*id, beyond));
+            }
+        }
+        let record = self
+            .store
+            .update(id, &update)
+            .await?
+            .ok_or(ManagerError::NotFound(*id))?;
+        if !update.is_empty() {
+            tracing::info!(
+                key_id = %id,
+                renamed = update.name_change().is_some(),
+                rate_limit = ?update.rate_limit_change(),
+                quota = ?update.quota_change(),
+                allowed_ips = ?update.allowed_ips_change(),
+                by = %ActorLog(actor),
+                "API key changed"
+            );
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::NewKey;
+    use crate::record::{AllowedIps, KeyName, RateLimit};
+    use crate::scope::Scopes;
+    use crate::store::memory::InMemoryKeyStore;
+
+    #[tokio::test]
+    async fn an_update_changes_name_and_limits_and_keeps_the_rest() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let rate = RateLimit::new(5, 1).unwrap();
+        let created = manager
+            .create(NewKey::new("old", ["reports:read"]).rate_limit(rate))
+            .await
+            .unwrap();
+        let id = *created.record.id();
+        let ips = AllowedIps::new(["192.0.2.0/24"]).unwrap();
+        let changed = manager
+            .update(
+                &id,
+                KeyUpdate::new()
+                    .name(KeyName::new("new").unwrap())
+                    .rate_limit(None)
+                    .allowed_ips(Some(ips.clone())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed.name().as_str(), "new");
+        assert_eq!(changed.rate_limit(), None);
+        assert_eq!(changed.allowed_ips(), Some(&ips));
+        assert_eq!(changed.scopes(), created.record.scopes());
+        assert_eq!(changed.expires_at(), created.record.expires_at());
+        let stored = manager.get(&id).await.unwrap();
+        assert_eq!(stored.name().as_str(), "new");
+        let unknown = KeyId::new("0000000000000000").unwrap();
+        assert!(matches!(
+            manager.update(&unknown, KeyUpdate::new()).await,
+            Err(ManagerError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_actor_changes_only_keys_whose_scopes_it_may_grant() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let billing = manager
+            .create(
+                NewKey::new("billing", ["billing:write", "reports:read"])
+                    .rate_limit(RateLimit::new(1, 60).unwrap()),
+            )
+            .await
+            .unwrap();
+        let id = *billing.record.id();
+        let reader = Actor::person("r@example.com", Scopes::new(["reports:*"]).unwrap()).unwrap();
+        match manager
+            .acting_as(&reader)
+            .update(&id, KeyUpdate::new().rate_limit(None))
+            .await
+        {
+            Err(ManagerError::CannotChange(key, beyond)) => {
+                assert_eq!((key, beyond.to_string()), (id, "billing:write".to_owned()))
+            }
+            other => panic!("expected CannotChange, got {other:?}"),
+        }
+        assert!(
+            manager.get(&id).await.unwrap().rate_limit().is_some(),
+            "nothing changed"
+        );
+        let owner = Actor::person(
+            "o@example.com",
+            Scopes::new(["billing:*", "reports:read"]).unwrap(),
+        )
+        .unwrap();
+        let changed = manager
+            .acting_as(&owner)
+            .update(&id, KeyUpdate::new().rate_limit(None))
+            .await
+            .unwrap();
+        assert_eq!(changed.rate_limit(), None);
+    }
+}
