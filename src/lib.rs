@@ -132,6 +132,7 @@ pub mod event;
 pub mod fuzzing;
 mod header;
 pub mod key;
+pub mod limits;
 mod manager;
 pub mod middleware;
 mod page;
@@ -159,6 +160,10 @@ pub use event::key_event::{
 pub use event::log::{EventLog, EventLogBuilder, EventLogStats};
 pub use event::tracing_sink::TracingEventSink;
 pub use header::HeaderError;
+pub use limits::{
+    Exhausted, InstanceId, Lease, LeaseRequest, LedgerOutcome, LedgerState, LimitBackend,
+    MemoryLimitBackend, SharedLimits, SharedLimitsStats,
+};
 pub use key::format::{
     KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
 };

@@ -154,3 +154,10 @@ mod update_default {
 mod in_memory_events {
     tower_apikey::event_store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
 }
+
+/// The shared limits' ledger in memory keeps the `LimitBackend` contract.
+mod memory_limit_backend {
+    tower_apikey::limit_backend_conformance_tests!(async {
+        tower_apikey::MemoryLimitBackend::new()
+    });
+}

@@ -126,6 +126,13 @@ mod pg_conformance {
     });
 }
 
+/// `PgKeyStore` as the shared limits' ledger keeps the `LimitBackend` contract.
+mod pg_limit_backend_conformance {
+    tower_apikey::limit_backend_conformance_tests!(async {
+        super::fresh_store(super::pool().await).await
+    });
+}
+
 mod cached_pg_conformance {
     tower_apikey::store_conformance_tests!(async {
         tower_apikey::CachedKeyStore::new(super::fresh_store(super::pool().await).await)

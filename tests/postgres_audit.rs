@@ -86,6 +86,8 @@ async fn migrate_twice_verifies_the_event_and_usage_tables() {
         [
             t.to_owned(),
             format!("{t}_events"),
+            format!("{t}_limits"),
+            format!("{t}_linst"),
             format!("{t}_ubatch"),
             format!("{t}_usage")
         ]

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::key::KeyPrefix;
+use crate::limits::SharedLimits;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{Answers, DefaultRejection};
 use crate::middleware::service::ApiKeyV2Service;
@@ -157,6 +158,15 @@ impl<R> ApiKeyV2Layer<R> {
     /// [`client_addr`](crate::client_addr#behind-reverse-proxies) first.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.config_mut().proxies = proxies;
+        self
+    }
+
+    /// Shares the per-key limits with other instances through `limits`' backend,
+    /// instead of keeping them for this layer alone (see [`SharedLimits`]). Give every
+    /// layer of the process the same `limits`, and spawn its
+    /// [`run`](SharedLimits::run) task: without it, keys stay on their local share.
+    pub fn shared_limits(mut self, limits: &SharedLimits) -> Self {
+        self.config_mut().limiter = limits.limiter();
         self
     }
 

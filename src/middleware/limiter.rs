@@ -55,6 +55,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::key::KeyId;
+use crate::limits::lease_slot::LeaseSlot;
+use crate::limits::shared_limits::{Shared, secs as epoch_secs};
 use crate::middleware::rejection::RejectionKind;
 use crate::record::{Quota, QuotaPeriod, RateLimit};
 
@@ -80,6 +82,9 @@ pub(crate) struct Limiter {
     policies: papaya::HashMap<PolicyKey, HeaderValue, Hasher>,
     /// The size at which the next insertion sweeps.
     sweep_at: AtomicUsize,
+    /// Set when the layers share their limits with other instances
+    /// ([`SharedLimits`](crate::limits::SharedLimits)).
+    shared: Option<Arc<Shared>>,
 }
 
 /// One key's state.
@@ -95,6 +100,8 @@ pub(crate) struct Entry {
     /// This key's `RateLimit-Policy` value, first formatted or found: read without
     /// hashing while the key's limits (and its quota's period length) stay the same.
     policy: std::sync::OnceLock<(PolicyKey, HeaderValue)>,
+    /// The leased tokens, when the limits are shared.
+    pub(crate) lease: LeaseSlot,
 }
 
 /// What the limits of a key looked like when they were applied: what the headers say.
@@ -115,12 +122,122 @@ pub(crate) struct Counted {
     quota: Option<(Quota, u64, u32, u64)>,
 }
 
+impl Counted {
+    /// The state as a refusal by the shared limits reports it: nothing left of the limit
+    /// that ran out, until its `Retry-After`.
+    fn exhausted(mut self, kind: &RejectionKind) -> Self {
+        match kind {
+            RejectionKind::QuotaExceeded { retry_after } => {
+                if let Some(q) = &mut self.quota {
+                    q.2 = 0;
+                    q.3 = retry_after.as_secs();
+                }
+            }
+            RejectionKind::RateLimited { retry_after } => {
+                if let Some(r) = &mut self.rate {
+                    r.1 = 0;
+                    r.2 = retry_after.as_secs();
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
 impl Limiter {
     pub(crate) fn new() -> Self {
         Self {
             entries: papaya::HashMap::builder().hasher(Hasher::default()).build(),
             policies: papaya::HashMap::builder().hasher(Hasher::default()).build(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
+            shared: None,
+        }
+    }
+
+    /// A limiter whose decisions lease from `shared`'s backend.
+    pub(crate) fn shared(shared: Arc<Shared>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new()
+        }
+    }
+
+    /// The limits that decide locally now: the key's own, or, for shared limits not
+    /// leased yet (a key new to this instance, or a failing backend), its local share.
+    #[inline]
+    pub(crate) fn local_limits(
+        &self,
+        entry: &Entry,
+        rate: Option<RateLimit>,
+        quota: Option<Quota>,
+    ) -> (Option<RateLimit>, Option<Quota>) {
+        match &self.shared {
+            Some(shared) if !(shared.is_healthy() && entry.lease.is_leased()) => {
+                let n = shared.instances();
+                (
+                    rate.map(|r| RateLimit::new((r.requests() / n).max(1), r.per_secs()).unwrap_or(r)),
+                    quota.map(|q| Quota::new((q.requests() / n).max(1), q.per()).unwrap_or(q)),
+                )
+            }
+            _ => (rate, quota),
+        }
+    }
+
+    /// Consumes one request of `entry`'s limits (`rate` and `quota` as
+    /// [`local_limits`](Self::local_limits) gave them) and, when the limits are shared,
+    /// one leased token, or owes one on the local share; the headers' state after.
+    #[inline]
+    pub(crate) fn consume(
+        &self,
+        id: &KeyId,
+        entry: &Arc<Entry>,
+        limits: (Option<RateLimit>, Option<Quota>),
+        own: (Option<RateLimit>, Option<Quota>),
+        now: SystemTime,
+    ) -> Result<Seen, (RejectionKind, Seen)> {
+        let (rate, quota) = limits;
+        let Some(shared) = &self.shared else {
+            return match entry.commit(rate, quota, now) {
+                Ok(counted) => Ok(self.seen(entry, counted)),
+                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
+            };
+        };
+        let ask = || shared.ask(id, entry, own.0, own.1);
+        if shared.is_healthy() && entry.lease.is_leased() {
+            let now_secs = epoch_secs(now);
+            let refill = match entry.lease.take(now_secs) {
+                Ok(refill) => refill,
+                Err(kind) => {
+                    if entry.lease.refill_after_refusal(now_secs) {
+                        ask();
+                    }
+                    let counted = entry.peek(rate, quota, now).exhausted(&kind);
+                    return Err((kind, self.seen(entry, counted)));
+                }
+            };
+            match entry.commit(rate, quota, now) {
+                Ok(counted) => {
+                    if refill {
+                        ask();
+                    }
+                    Ok(self.seen(entry, counted))
+                }
+                Err((kind, counted)) => {
+                    entry.lease.untake();
+                    Err((kind, self.seen(entry, counted)))
+                }
+            }
+        } else {
+            match entry.commit(rate, quota, now) {
+                Ok(counted) => {
+                    if entry.lease.owe() {
+                        ask();
+                    }
+                    Ok(self.seen(entry, counted))
+                }
+                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
+            }
         }
     }
 
@@ -153,6 +270,7 @@ impl Limiter {
                 stops_at,
                 per,
                 policy: std::sync::OnceLock::new(),
+                lease: LeaseSlot::default(),
             })
         }))
     }
@@ -200,7 +318,8 @@ impl Entry {
         let counting = self
             .per
             .is_some_and(|per| count > 0 && period == Period::of(per, now).index);
-        ended || (rested && !counting)
+        // Leased tokens and owed requests must reach the ledger first.
+        (ended || (rested && !counting)) && self.lease.is_settled()
     }
 
     /// The rate check, reading only: `Err(wait)` if the request would be over the limit.
@@ -495,15 +614,15 @@ static MONTH: AtomicU64 = AtomicU64::new(0);
 
 /// A UTC day or month: its number and its bounds.
 #[derive(Debug, Clone, Copy)]
-struct Period {
-    index: u32,
+pub(crate) struct Period {
+    pub(crate) index: u32,
     /// The end, in seconds since the epoch.
     end_secs: u64,
     len_secs: u64,
 }
 
 impl Period {
-    fn of(per: QuotaPeriod, now: u64) -> Self {
+    pub(crate) fn of(per: QuotaPeriod, now: u64) -> Self {
         let day = now / NANOS / DAY_SECS;
         match per {
             QuotaPeriod::Month => {
@@ -547,7 +666,7 @@ impl Period {
     }
 
     /// Seconds until the period ends, rounded up.
-    fn secs_left(&self, now: u64) -> u64 {
+    pub(crate) fn secs_left(&self, now: u64) -> u64 {
         ceil_secs((self.end_secs * NANOS).saturating_sub(now))
     }
 }
@@ -591,7 +710,7 @@ fn unpack(packed: u64) -> (u32, u32) {
     ((packed >> 32) as u32, packed as u32)
 }
 
-fn nanos(at: SystemTime) -> u64 {
+pub(crate) fn nanos(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
@@ -600,7 +719,7 @@ fn secs(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn ceil_secs(nanos: u64) -> u64 {
+pub(crate) fn ceil_secs(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS)
 }
 
@@ -621,6 +740,7 @@ mod tests {
             stops_at: u64::MAX,
             per: None,
             policy: std::sync::OnceLock::new(),
+            lease: LeaseSlot::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use http::{Extensions, HeaderMap};
 use crate::middleware::config::Config;
 use crate::middleware::limiter::Entry;
 use crate::middleware::rejection::RejectionKind;
-use crate::record::KeyRecord;
+use crate::record::{KeyRecord, Quota, RateLimit};
 
 /// What a policy sees: the layer's settings, the proven record, the request's time and
 /// headers, and the limits' state of the key once a policy fetched it.
@@ -51,6 +51,20 @@ impl Check<'_> {
                 *now,
             )
         })
+    }
+}
+
+impl Check<'_> {
+    /// The limits that decide on this instance now (the key's own, or its local share of
+    /// shared limits; see [`Limiter::local_limits`](crate::middleware::limiter::Limiter::local_limits)).
+    pub(crate) fn local_limits(&mut self) -> (Option<RateLimit>, Option<Quota>) {
+        let (rate, quota) = (self.record.rate_limit(), self.record.quota());
+        if rate.is_none() && quota.is_none() {
+            return (None, None);
+        }
+        let config = self.config;
+        let entry = self.entry();
+        config.limiter.local_limits(entry, rate, quota)
     }
 }
 

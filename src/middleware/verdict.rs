@@ -188,22 +188,22 @@ impl Config {
         }
         // The limits' policies only read; a request that passed them (whatever the
         // scopes said) consumes its rate and quota here, both or neither.
+        let local = match check.entry {
+            Some(_) => check.local_limits(),
+            None => (None, None),
+        };
         let limits = match (&verdict, check.entry.take()) {
             (Ok(()) | Err(RejectionKind::InsufficientScope(_)), Some(entry)) => {
-                match entry.commit(record.rate_limit(), record.quota(), now) {
-                    Ok(counted) => Some(self.limiter.seen(&entry, counted)),
-                    Err((kind, counted)) => {
-                        return Err((kind, Some(self.limiter.seen(&entry, counted))));
-                    }
+                let own = (record.rate_limit(), record.quota());
+                match self.limiter.consume(record.id(), &entry, local, own, now) {
+                    Ok(seen) => Some(seen),
+                    Err((kind, seen)) => return Err((kind, Some(seen))),
                 }
             }
             (
                 Err(RejectionKind::RateLimited { .. } | RejectionKind::QuotaExceeded { .. }),
                 Some(entry),
-            ) => Some(
-                self.limiter
-                    .seen(&entry, entry.peek(record.rate_limit(), record.quota(), now)),
-            ),
+            ) => Some(self.limiter.seen(&entry, entry.peek(local.0, local.1, now))),
             _ => None,
         };
         match verdict {

@@ -183,6 +183,7 @@
 mod aux_sql;
 mod events;
 mod feed;
+mod limits;
 mod list;
 mod migrate;
 pub(crate) mod migrate_error;

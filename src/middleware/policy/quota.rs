@@ -6,12 +6,12 @@ use crate::middleware::policy::Check;
 use crate::middleware::rejection::RejectionKind;
 
 pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
-    let Some(quota) = check.record.quota() else {
+    let Some(limit) = check.local_limits().1 else {
         return Ok(());
     };
     let now = check.now;
     check
         .entry()
-        .check_quota(quota, now)
+        .check_quota(limit, now)
         .map_err(|retry_after| RejectionKind::QuotaExceeded { retry_after })
 }

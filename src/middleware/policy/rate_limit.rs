@@ -6,7 +6,7 @@ use crate::middleware::policy::Check;
 use crate::middleware::rejection::RejectionKind;
 
 pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
-    let Some(limit) = check.record.rate_limit() else {
+    let Some(limit) = check.local_limits().0 else {
         return Ok(());
     };
     let now = check.now;

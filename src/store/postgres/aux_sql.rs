@@ -32,6 +32,26 @@ pub(super) fn batches_table(table: &str) -> String {
     format!("{table}_ubatch")
 }
 
+/// `<table>_limits`: the shared ledger of per-key limits.
+pub(super) fn limits_table(table: &str) -> String {
+    format!("{table}_limits")
+}
+
+/// `<table>_linst`: the instances sharing the limits, by their last lease call.
+pub(super) fn instances_table(table: &str) -> String {
+    format!("{table}_linst")
+}
+
+const LIMIT_COLUMNS: &[(&str, &str, bool)] = &[
+    ("key_id", "text", true),
+    ("tat_ns", "bigint", true),
+    ("period", "integer", true),
+    ("spent", "bigint", true),
+];
+
+const INSTANCE_COLUMNS: &[(&str, &str, bool)] =
+    &[("instance", "text", true), ("seen_at", "timestamptz", true)];
+
 const EVENT_COLUMNS: &[(&str, &str, bool)] = &[
     ("id", "bigint", true),
     ("type", "text", true),
@@ -57,6 +77,8 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
     let events = quoted(schema, &events_table(table));
     let usage = quoted(schema, &usage_table(table));
     let batches = quoted(schema, &batches_table(table));
+    let limits = quoted(schema, &limits_table(table));
+    let instances = quoted(schema, &instances_table(table));
     vec![
         AuxTable {
             name: events_table(table),
@@ -122,6 +144,30 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 format!("{table}_ub_at"),
                 format!("CREATE INDEX \"{table}_ub_at\" ON {batches} (at)"),
             )],
+        },
+        AuxTable {
+            name: limits_table(table),
+            create: format!(
+                "CREATE TABLE {limits} (
+                    key_id text NOT NULL CONSTRAINT \"{table}_li_pk\" PRIMARY KEY,
+                    tat_ns bigint NOT NULL,
+                    period integer NOT NULL,
+                    spent bigint NOT NULL
+                )"
+            ),
+            columns: LIMIT_COLUMNS,
+            indexes: vec![],
+        },
+        AuxTable {
+            name: instances_table(table),
+            create: format!(
+                "CREATE TABLE {instances} (
+                    instance text NOT NULL CONSTRAINT \"{table}_ln_pk\" PRIMARY KEY,
+                    seen_at timestamptz NOT NULL
+                )"
+            ),
+            columns: INSTANCE_COLUMNS,
+            indexes: vec![],
         },
     ]
 }

@@ -1,5 +1,6 @@
 //! The tables beside the key table: events (`<table>_events`), daily usage counts
-//! (`<table>_usage`) and the usage batches already counted (`<table>_usage_batches`).
+//! (`<table>_usage`), the usage batches already counted (`<table>_ubatch`), and the
+//! shared limits' ledger (`<table>_limits`) and instances (`<table>_linst`).
 //! Created when missing and verified when found, with the same checks as the key
 //! table: a trusted owner, no triggers, rules or row security, exactly our columns, and
 //! our index names on them.

@@ -1,0 +1,165 @@
+//! [`LeaseSlot`]: one key's leased tokens on this instance, spent on the request path
+//! with atomics only.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::limits::backend::Exhausted;
+use crate::middleware::rejection::RejectionKind;
+
+/// The lease state in one key's limiter entry. Written by the request path (spend,
+/// owe) and by [`SharedLimits`](crate::limits::SharedLimits)'s task (grant, return).
+#[derive(Debug, Default)]
+pub(crate) struct LeaseSlot {
+    /// Leased tokens not yet spent.
+    tokens: AtomicU32,
+    /// Requests admitted without a lease (under the local share), not yet charged.
+    owed: AtomicU32,
+    /// Tokens spent since the last lease answer: the key's traffic, for the batch size.
+    spent: AtomicU32,
+    /// When the last lease answer came, nanoseconds since the epoch; 0 for never (the
+    /// key is new to this instance, so it runs on the local share until one comes).
+    leased_at: AtomicU64,
+    /// Below this many tokens left, a refill is asked for.
+    low_water: AtomicU32,
+    /// `until_secs << 1 | is_quota` while the backend said a shared limit ran out; 0
+    /// otherwise.
+    exhausted: AtomicU64,
+    /// A refill is queued or in flight.
+    pending: AtomicBool,
+}
+
+impl LeaseSlot {
+    /// Whether the key has had a lease answer (else it runs on the local share).
+    pub(crate) fn is_leased(&self) -> bool {
+        self.leased_at.load(Ordering::Relaxed) != 0
+    }
+
+    /// Spends one leased token, or says why none can be: the shared limit ran out
+    /// (with the backend's wait) or the tokens ran out before the refill came.
+    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, RejectionKind> {
+        let taken = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        match taken {
+            Ok(before) => {
+                self.spent.fetch_add(1, Ordering::Relaxed);
+                let refill = before - 1 <= self.low_water.load(Ordering::Relaxed)
+                    && !self.is_exhausted(now_secs)
+                    && !self.pending.swap(true, Ordering::AcqRel);
+                Ok(refill)
+            }
+            Err(_) => {
+                let exhausted = self.exhausted.load(Ordering::Acquire);
+                let until = exhausted >> 1;
+                let wait = Duration::from_secs(until.saturating_sub(now_secs).max(1));
+                if exhausted & 1 == 1 && until > now_secs {
+                    Err(RejectionKind::QuotaExceeded { retry_after: wait })
+                } else {
+                    Err(RejectionKind::RateLimited { retry_after: wait })
+                }
+            }
+        }
+    }
+
+    /// Whether a refill should be asked for after a refusal for want of tokens: not
+    /// while the backend says the limit ran out, and not twice at once.
+    pub(crate) fn refill_after_refusal(&self, now_secs: u64) -> bool {
+        !self.is_exhausted(now_secs) && !self.pending.swap(true, Ordering::AcqRel)
+    }
+
+    fn is_exhausted(&self, now_secs: u64) -> bool {
+        self.exhausted.load(Ordering::Acquire) >> 1 > now_secs
+    }
+
+    /// Gives back a token taken by a request the local limits then refused.
+    pub(crate) fn untake(&self) {
+        self.tokens.fetch_add(1, Ordering::AcqRel);
+        let _ = self
+            .spent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Records a request admitted on the local share; whether to ask for a first lease
+    /// now.
+    pub(crate) fn owe(&self) -> bool {
+        self.owed.fetch_add(1, Ordering::AcqRel);
+        !self.is_leased() && !self.pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// What is owed, taken for a lease call (put back with [`restore`](Self::restore)
+    /// if the call fails).
+    pub(crate) fn take_owed(&self) -> u32 {
+        self.owed.swap(0, Ordering::AcqRel)
+    }
+
+    /// Puts back what a failed call was to charge, or give back.
+    pub(crate) fn restore(&self, owed: u32, returned: u32) {
+        self.owed.fetch_add(owed, Ordering::AcqRel);
+        self.tokens.fetch_add(returned, Ordering::AcqRel);
+    }
+
+    /// The unspent tokens, taken to give back or to drop.
+    pub(crate) fn take_tokens(&self) -> u32 {
+        self.tokens.swap(0, Ordering::AcqRel)
+    }
+
+    /// Tokens spent since the last answer, and that answer's time (0: none).
+    pub(crate) fn traffic(&self) -> (u32, u64) {
+        (
+            self.spent.swap(0, Ordering::AcqRel),
+            self.leased_at.load(Ordering::Acquire),
+        )
+    }
+
+    pub(crate) fn leased_at(&self) -> u64 {
+        self.leased_at.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn owed(&self) -> u32 {
+        self.owed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn tokens(&self) -> u32 {
+        self.tokens.load(Ordering::Acquire)
+    }
+
+    /// A lease answer: `granted` tokens for a batch of `batch`, at `now_nanos`.
+    pub(crate) fn granted(
+        &self,
+        granted: u32,
+        batch: u32,
+        exhausted: Option<Exhausted>,
+        now_nanos: u64,
+    ) {
+        self.tokens.fetch_add(granted, Ordering::AcqRel);
+        self.low_water.store(batch / 2, Ordering::Relaxed);
+        let now_secs = now_nanos / 1_000_000_000;
+        let packed = match exhausted {
+            None => 0,
+            Some(Exhausted::Rate { retry_after }) => (now_secs + retry_after.as_secs()) << 1,
+            Some(Exhausted::Quota { retry_after }) => {
+                ((now_secs + retry_after.as_secs()) << 1) | 1
+            }
+        };
+        self.exhausted.store(packed, Ordering::Release);
+        self.leased_at.store(now_nanos.max(1), Ordering::Release);
+        self.pending.store(false, Ordering::Release);
+    }
+
+    /// The refill could not be asked for, or failed: a later request may ask again.
+    pub(crate) fn not_pending(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+
+    /// Back to the local share: the lease lapsed with the key idle, or the backend
+    /// failed.
+    pub(crate) fn lapse(&self) {
+        self.leased_at.store(0, Ordering::Release);
+    }
+
+    /// Whether the slot holds nothing the ledger needs to hear of.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.tokens() == 0 && self.owed() == 0 && !self.pending.load(Ordering::Acquire)
+    }
+}

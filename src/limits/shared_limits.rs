@@ -1,0 +1,451 @@
+//! [`SharedLimits`]: the per-key limits of the layers given it, shared with other
+//! instances through a [`LimitBackend`]; its task takes the leases in the background.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::key::KeyId;
+use crate::limits::backend::{InstanceId, LeaseRequest, LimitBackend};
+use crate::middleware::limiter::{Entry, Limiter, nanos};
+use crate::record::{Quota, RateLimit};
+
+/// Default time a lease's tokens are kept unspent before they are given back (10 s).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// Default traffic a batch is sized for (2 s of the key's recent rate on this instance).
+pub const DEFAULT_BATCH_SPAN: Duration = Duration::from_secs(2);
+/// How often the task gives back lapsed leases and reports what was admitted on the
+/// local share (1 s).
+const TICK: Duration = Duration::from_secs(1);
+/// A lease call that takes longer counts as failed (2 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Refills queued at most; past this a request's refill is asked for again later.
+const QUEUE: usize = 4096;
+/// Calls per tick at most for returns and reports, so that a tick after an outage
+/// does not flood the recovering backend.
+const CALLS_PER_TICK: usize = 256;
+
+/// Per-key limits shared by many instances: build one per process, give it to every
+/// layer with [`ApiKeyV2Layer::shared_limits`](crate::ApiKeyV2Layer::shared_limits),
+/// and spawn [`run`](Self::run).
+///
+/// # How it works
+///
+/// The decision stays in memory and never waits: a request for a key with a
+/// [`RateLimit`] or [`Quota`] spends a *leased token* with one atomic operation. The
+/// task leases tokens in batches from the [`LimitBackend`], each token one request of
+/// the rate limit and one of the quota, asking for a refill when half a batch is
+/// left. A batch is the key's recent traffic on this instance over
+/// [`batch_span`](Self::batch_span) (2 s), at least 1 and at most 5 % of the smaller
+/// limit, so a busy key costs the backend one write per batch and a quiet key holds
+/// one token. Unspent tokens are given back after [`lease_ttl`](Self::lease_ttl) (10 s)
+/// idle (tokens of a key with only a rate limit are dropped instead: the rate
+/// recovers by itself, so returning them would cost a write for nothing).
+///
+/// A key new to this instance, and every key while the backend fails, runs on the
+/// **local share**: its limits divided by the number of instances the backend last
+/// reported (1 before any answer). What is admitted so is owed, and charged on the
+/// next successful call, so the shared count stays true. A failing backend is logged
+/// once, when it starts failing, and once when it recovers; it never refuses or 503s
+/// a valid key.
+///
+/// # What leasing costs (DESIGN §12)
+///
+/// - **Admitted beyond the limit**: at most what instances hold unspent plus what they
+///   admit on their local share before their first lease answer, so per instance at
+///   most one batch (5 % of the limit) plus one local share. While the backend fails,
+///   each instance admits its local share, which is the limit in total if the instance
+///   count was right.
+/// - **Refused within the limit**: at most the tokens other instances hold unspent
+///   (one batch each) at any time, plus the requests that find an instance's tokens
+///   spent while its refill is in flight (one backend round trip).
+///
+/// BENCHMARKS.md measures both with two instances and a limit of 100 per minute.
+#[derive(Clone)]
+pub struct SharedLimits {
+    shared: Arc<Shared>,
+    /// Made when the first layer asks, so that the builder methods can still change
+    /// `shared` before.
+    limiter: Arc<OnceLock<Arc<Limiter>>>,
+    receiver: Arc<Mutex<Option<mpsc::Receiver<Refill>>>>,
+}
+
+/// What the request path and the task share.
+pub(crate) struct Shared {
+    backend: Arc<dyn LimitBackend>,
+    instance: InstanceId,
+    clock: Arc<dyn Clock>,
+    sender: mpsc::Sender<Refill>,
+    healthy: AtomicBool,
+    instances: AtomicU32,
+    lease_ttl: Duration,
+    batch_span: Duration,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    granted: AtomicU64,
+}
+
+/// A key whose slot wants a lease call.
+pub(crate) struct Refill {
+    pub(crate) id: KeyId,
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) rate: Option<RateLimit>,
+    pub(crate) quota: Option<Quota>,
+}
+
+/// What [`SharedLimits::stats`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedLimitsStats {
+    /// Lease calls made (each one backend write).
+    pub calls: u64,
+    /// Lease calls that failed or timed out.
+    pub failures: u64,
+    /// Tokens granted in all.
+    pub granted: u64,
+    /// Whether the last call succeeded (the instance is not on local limits).
+    pub healthy: bool,
+    /// Instances the backend last reported.
+    pub instances: u32,
+}
+
+impl SharedLimits {
+    /// Limits shared through `backend`, with the defaults.
+    pub fn new(backend: impl LimitBackend) -> Self {
+        Self::from_shared_backend(Arc::new(backend))
+    }
+
+    /// Like [`new`](Self::new), for a backend already shared as `Arc<dyn LimitBackend>`.
+    pub fn from_shared_backend(backend: Arc<dyn LimitBackend>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared {
+            backend,
+            instance: InstanceId::random(),
+            clock: Arc::new(SystemClock),
+            sender,
+            healthy: AtomicBool::new(true),
+            instances: AtomicU32::new(1),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            batch_span: DEFAULT_BATCH_SPAN,
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            granted: AtomicU64::new(0),
+        });
+        Self {
+            limiter: Arc::new(OnceLock::new()),
+            shared,
+            receiver: Arc::new(Mutex::new(Some(receiver))),
+        }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect(
+            "configure SharedLimits before cloning it or giving it to a layer (builder methods \
+             come first)",
+        )
+    }
+
+    /// How long leased tokens are kept unspent before they are given back (default
+    /// [`DEFAULT_LEASE_TTL`]). Shorter holds less of the limit idle on this instance;
+    /// longer costs fewer writes for keys used in bursts.
+    ///
+    /// # Panics
+    ///
+    /// If called after the value was cloned or given to a layer.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.shared_mut().lease_ttl = ttl.max(TICK);
+        self
+    }
+
+    /// How much of a key's recent traffic a batch covers (default
+    /// [`DEFAULT_BATCH_SPAN`]); batches stay between 1 token and 5 % of the limit.
+    ///
+    /// # Panics
+    ///
+    /// If called after the value was cloned or given to a layer.
+    pub fn batch_span(mut self, span: Duration) -> Self {
+        self.shared_mut().batch_span = span;
+        self
+    }
+
+    /// The clock the task times leases by (default the system clock); give the layers
+    /// the same one.
+    ///
+    /// # Panics
+    ///
+    /// If called after the value was cloned or given to a layer.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.shared_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// This process's id in the backend.
+    pub fn instance(&self) -> InstanceId {
+        self.shared.instance
+    }
+
+    /// Counts of calls and tokens, and the backend's health.
+    pub fn stats(&self) -> SharedLimitsStats {
+        let s = &self.shared;
+        SharedLimitsStats {
+            calls: s.calls.load(Ordering::Relaxed),
+            failures: s.failures.load(Ordering::Relaxed),
+            granted: s.granted.load(Ordering::Relaxed),
+            healthy: s.healthy.load(Ordering::Relaxed),
+            instances: s.instances.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The limiter every layer given this value shares.
+    pub(crate) fn limiter(&self) -> Arc<Limiter> {
+        Arc::clone(
+            self.limiter
+                .get_or_init(|| Arc::new(Limiter::shared(Arc::clone(&self.shared)))),
+        )
+    }
+
+    /// The task: takes the leases requests ask for, gives back lapsed ones and reports
+    /// what was admitted on the local share, until `shutdown` completes; then gives
+    /// back every unspent token and reports what is owed, once. Spawn it once (a second
+    /// call returns at once, logging a warning).
+    pub fn run(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let receiver = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let Some(mut receiver) = receiver else {
+                tracing::warn!("SharedLimits::run was called twice; the second call does nothing");
+                return;
+            };
+            let mut held: HashMap<KeyId, Refill> = HashMap::new();
+            let mut shutdown = std::pin::pin!(shutdown);
+            let mut next_tick = tokio::time::Instant::now() + TICK;
+            loop {
+                let recv = std::pin::pin!(tokio::time::timeout_at(next_tick, receiver.recv()));
+                let next = futures_util::future::select(shutdown.as_mut(), recv).await;
+                match next {
+                    futures_util::future::Either::Left(_) => break,
+                    futures_util::future::Either::Right((Ok(Some(refill)), _)) => {
+                        shared.refill(&refill).await;
+                        held.insert(refill.id, refill);
+                    }
+                    futures_util::future::Either::Right((Ok(None), _)) => break,
+                    futures_util::future::Either::Right((Err(_), _)) => {
+                        shared.tick(&mut held).await;
+                        next_tick = tokio::time::Instant::now() + TICK;
+                    }
+                }
+            }
+            // Whatever is still queued joins the final settling.
+            while let Ok(refill) = receiver.try_recv() {
+                held.insert(refill.id, refill);
+            }
+            for refill in held.values() {
+                shared.settle(refill, true).await;
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The divisor of the local share.
+    pub(crate) fn instances(&self) -> u32 {
+        self.instances.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Whether leased tokens decide (else the local share does).
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Queues a lease call for `id`; if the queue is full, a later request asks again.
+    pub(crate) fn ask(
+        &self,
+        id: &KeyId,
+        entry: &Arc<Entry>,
+        rate: Option<RateLimit>,
+        quota: Option<Quota>,
+    ) {
+        let refill = Refill {
+            id: *id,
+            entry: Arc::clone(entry),
+            rate,
+            quota,
+        };
+        if self.sender.try_send(refill).is_err() {
+            entry.lease.not_pending();
+        }
+    }
+
+    /// The batch for a key with these limits and this traffic.
+    fn batch(&self, refill: &Refill, spent: u32, since: u64, now: u64) -> u32 {
+        let smaller = match (refill.rate, refill.quota) {
+            (Some(r), Some(q)) => r.requests().min(q.requests()),
+            (Some(r), None) => r.requests(),
+            (None, Some(q)) => q.requests(),
+            (None, None) => 1,
+        };
+        let cap = (smaller / 20).max(1);
+        let elapsed = now.saturating_sub(since).max(1);
+        let per_span = if since == 0 {
+            u64::from(refill.entry.lease.owed().max(1))
+        } else {
+            u64::from(spent)
+                .saturating_mul(u64::try_from(self.batch_span.as_nanos()).unwrap_or(u64::MAX))
+                / elapsed
+        };
+        u32::try_from(per_span).unwrap_or(u32::MAX).clamp(1, cap)
+    }
+
+    /// One lease call: charges what is owed, asks for a batch.
+    async fn refill(&self, refill: &Refill) {
+        let now = self.clock.now();
+        let now_nanos = nanos(now);
+        let slot = &refill.entry.lease;
+        let (spent, since) = slot.traffic();
+        let batch = self.batch(refill, spent, since, now_nanos);
+        let owed = slot.take_owed();
+        let request = LeaseRequest::new(refill.id, self.instance, refill.rate, refill.quota, batch, now)
+            .owing(owed);
+        match self.call(&request).await {
+            Some(lease) => {
+                self.granted.fetch_add(u64::from(lease.granted), Ordering::Relaxed);
+                slot.granted(lease.granted, batch, lease.exhausted, now_nanos);
+            }
+            None => {
+                slot.restore(owed, 0);
+                slot.not_pending();
+            }
+        }
+    }
+
+    /// Gives back (or drops) unspent tokens and reports what is owed; with `all`,
+    /// whatever the lease's age.
+    async fn settle(&self, refill: &Refill, all: bool) -> bool {
+        let now = self.clock.now();
+        let now_nanos = nanos(now);
+        let slot = &refill.entry.lease;
+        let lapsed = all
+            || now_nanos.saturating_sub(slot.leased_at())
+                >= u64::try_from(self.lease_ttl.as_nanos()).unwrap_or(u64::MAX);
+        let returned = if lapsed && slot.tokens() > 0 {
+            let tokens = slot.take_tokens();
+            slot.lapse();
+            // Rate tokens recover by themselves: only a quota's are worth a write.
+            if refill.quota.is_some() { tokens } else { 0 }
+        } else {
+            0
+        };
+        if returned == 0 && !all {
+            // Owed requests (admitted on the local share, during an outage say) are
+            // charged with a fresh batch, so that the key leases again at once.
+            if slot.owed() == 0 {
+                return false;
+            }
+            self.refill(refill).await;
+            return true;
+        }
+        let owed = slot.take_owed();
+        if owed == 0 && returned == 0 {
+            return false;
+        }
+        let request =
+            LeaseRequest::new(refill.id, self.instance, refill.rate, refill.quota, 0, now)
+                .owing(owed)
+                .returning(returned);
+        if self.call(&request).await.is_none() {
+            slot.restore(owed, returned);
+        }
+        true
+    }
+
+    /// Every second: lapsed leases and owed requests, at most [`CALLS_PER_TICK`] calls.
+    async fn tick(&self, held: &mut HashMap<KeyId, Refill>) {
+        let mut calls = 0;
+        for refill in held.values() {
+            if calls >= CALLS_PER_TICK {
+                break;
+            }
+            // While the backend fails, one call per tick finds out whether it is back.
+            if !self.is_healthy() && calls > 0 {
+                break;
+            }
+            if self.settle(refill, false).await {
+                calls += 1;
+            }
+        }
+        held.retain(|_, refill| !refill.entry.lease.is_settled());
+    }
+
+    /// The backend call, with a timeout; logs a change of health.
+    async fn call(&self, request: &LeaseRequest) -> Option<crate::limits::Lease> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let answer = tokio::time::timeout(CALL_TIMEOUT, self.backend.lease(request)).await;
+        match answer {
+            Ok(Ok(lease)) => {
+                self.instances.store(lease.instances.max(1), Ordering::Relaxed);
+                if !self.healthy.swap(true, Ordering::AcqRel) {
+                    tracing::info!(
+                        instances = lease.instances,
+                        "limit backend answers again; limits are shared again"
+                    );
+                }
+                Some(lease)
+            }
+            failed => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if self.healthy.swap(false, Ordering::AcqRel) {
+                    let instances = self.instances();
+                    match failed {
+                        Ok(Err(error)) => tracing::warn!(
+                            %error, instances,
+                            "limit backend failed; each key now gets its limits divided by the last known number of instances until it answers again"
+                        ),
+                        _ => tracing::warn!(
+                            timeout = ?CALL_TIMEOUT, instances,
+                            "limit backend did not answer in time; each key now gets its limits divided by the last known number of instances until it answers again"
+                        ),
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLimits")
+            .field("backend", &self.shared.backend)
+            .field("instance", &self.shared.instance)
+            .field("lease_ttl", &self.shared.lease_ttl)
+            .field("batch_span", &self.shared.batch_span)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch of `at`.
+pub(crate) fn secs(at: SystemTime) -> u64 {
+    nanos(at) / 1_000_000_000
+}
