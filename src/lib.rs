@@ -160,12 +160,12 @@ pub use event::key_event::{
 pub use event::log::{EventLog, EventLogBuilder, EventLogStats};
 pub use event::tracing_sink::TracingEventSink;
 pub use header::HeaderError;
+pub use key::format::{
+    KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
+};
 pub use limits::{
     Exhausted, InstanceId, Lease, LeaseRequest, LedgerOutcome, LedgerState, LimitBackend,
     MemoryLimitBackend, SharedLimits, SharedLimitsStats,
-};
-pub use key::format::{
-    KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
 };
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,

@@ -126,6 +126,9 @@ mod pg_conformance {
     });
 }
 
+#[path = "postgres/shared_limits.rs"]
+mod shared_limits;
+
 /// `PgKeyStore` as the shared limits' ledger keeps the `LimitBackend` contract.
 mod pg_limit_backend_conformance {
     tower_apikey::limit_backend_conformance_tests!(async {

@@ -30,14 +30,11 @@ pub(crate) struct LeaseSlot {
 }
 
 impl LeaseSlot {
-    /// Whether the key has had a lease answer (else it runs on the local share).
-    pub(crate) fn is_leased(&self) -> bool {
-        self.leased_at.load(Ordering::Relaxed) != 0
-    }
-
-    /// Spends one leased token, or says why none can be: the shared limit ran out
-    /// (with the backend's wait) or the tokens ran out before the refill came.
-    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, RejectionKind> {
+    /// Spends one leased token: `Ok(refill)` whether to ask for a refill now; or
+    /// `Err(Some((refusal, ask)))` if the backend's last answer was short (a shared limit
+    /// ran out; `ask` once its wait is over), `Err(None)` if the tokens ran out before a
+    /// refill came.
+    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, Option<(RejectionKind, bool)>> {
         let taken = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -51,21 +48,26 @@ impl LeaseSlot {
             }
             Err(_) => {
                 let exhausted = self.exhausted.load(Ordering::Acquire);
-                let until = exhausted >> 1;
-                let wait = Duration::from_secs(until.saturating_sub(now_secs).max(1));
-                if exhausted & 1 == 1 && until > now_secs {
-                    Err(RejectionKind::QuotaExceeded { retry_after: wait })
-                } else {
-                    Err(RejectionKind::RateLimited { retry_after: wait })
+                if exhausted == 0 {
+                    return Err(None);
                 }
+                // The last answer was short: refuse until the backend says otherwise,
+                // asking again once its wait is over (at most one call in flight).
+                let until = exhausted >> 1;
+                let retry_after = Duration::from_secs(until.saturating_sub(now_secs).max(1));
+                if until <= now_secs && !self.pending.swap(true, Ordering::AcqRel) {
+                    return Err(Some((RejectionKind::RateLimited { retry_after }, true)));
+                }
+                Err(Some((
+                    if exhausted & 1 == 1 {
+                        RejectionKind::QuotaExceeded { retry_after }
+                    } else {
+                        RejectionKind::RateLimited { retry_after }
+                    },
+                    false,
+                )))
             }
         }
-    }
-
-    /// Whether a refill should be asked for after a refusal for want of tokens: not
-    /// while the backend says the limit ran out, and not twice at once.
-    pub(crate) fn refill_after_refusal(&self, now_secs: u64) -> bool {
-        !self.is_exhausted(now_secs) && !self.pending.swap(true, Ordering::AcqRel)
     }
 
     fn is_exhausted(&self, now_secs: u64) -> bool {
@@ -80,11 +82,27 @@ impl LeaseSlot {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// Records a request admitted on the local share; whether to ask for a first lease
-    /// now.
+    /// Records a request admitted without a lease; whether to ask for a lease now.
     pub(crate) fn owe(&self) -> bool {
         self.owed.fetch_add(1, Ordering::AcqRel);
-        !self.is_leased() && !self.pending.swap(true, Ordering::AcqRel)
+        !self.pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Like [`owe`](Self::owe) while fewer than `cap` are owed; `None` past it.
+    pub(crate) fn owe_within(&self, cap: u32) -> Option<bool> {
+        self.owed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        Some(!self.pending.swap(true, Ordering::AcqRel))
+    }
+
+    /// Gives back an owed request the local limits then refused.
+    pub(crate) fn unowe(&self) {
+        let _ = self
+            .owed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// What is owed, taken for a lease call (put back with [`restore`](Self::restore)
@@ -138,9 +156,7 @@ impl LeaseSlot {
         let packed = match exhausted {
             None => 0,
             Some(Exhausted::Rate { retry_after }) => (now_secs + retry_after.as_secs()) << 1,
-            Some(Exhausted::Quota { retry_after }) => {
-                ((now_secs + retry_after.as_secs()) << 1) | 1
-            }
+            Some(Exhausted::Quota { retry_after }) => ((now_secs + retry_after.as_secs()) << 1) | 1,
         };
         self.exhausted.store(packed, Ordering::Release);
         self.leased_at.store(now_nanos.max(1), Ordering::Release);

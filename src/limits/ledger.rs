@@ -155,9 +155,7 @@ mod tests {
         let now = at(1_800_000_000);
         let out = LedgerState::default().lease(&request(Some(rate), Some(quota), 0).owing(8), now);
         assert_eq!((out.granted, out.state.spent), (0, 8));
-        let out = out
-            .state
-            .lease(&request(Some(rate), Some(quota), 10), now);
+        let out = out.state.lease(&request(Some(rate), Some(quota), 10), now);
         assert_eq!(out.granted, 2, "8 of the burst of 10 were owed");
         let out = out
             .state
@@ -178,9 +176,10 @@ mod tests {
                 retry_after: Duration::from_secs(10)
             })
         );
-        let out = out
-            .state
-            .lease(&request(None, Some(quota), 8), day_end + Duration::from_secs(10));
+        let out = out.state.lease(
+            &request(None, Some(quota), 8),
+            day_end + Duration::from_secs(10),
+        );
         assert_eq!(out.granted, 5, "a new UTC day");
     }
 }

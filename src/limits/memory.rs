@@ -51,7 +51,9 @@ impl LimitBackend for MemoryLimitBackend {
         let inner = &mut *inner;
         if inner.keys.len() >= inner.sweep_at.max(MIN_SWEEP) {
             let now_nanos = nanos(now);
-            inner.keys.retain(|_, state| state.tat_nanos > now_nanos || state.spent > 0);
+            inner
+                .keys
+                .retain(|_, state| state.tat_nanos > now_nanos || state.spent > 0);
             inner.sweep_at = inner.keys.len() * 2;
         }
         let state = inner.keys.entry(request.key).or_default();

@@ -291,13 +291,7 @@ impl Shared {
 
     /// The batch for a key with these limits and this traffic.
     fn batch(&self, refill: &Refill, spent: u32, since: u64, now: u64) -> u32 {
-        let smaller = match (refill.rate, refill.quota) {
-            (Some(r), Some(q)) => r.requests().min(q.requests()),
-            (Some(r), None) => r.requests(),
-            (None, Some(q)) => q.requests(),
-            (None, None) => 1,
-        };
-        let cap = (smaller / 20).max(1);
+        let cap = batch_cap(refill.rate, refill.quota);
         let elapsed = now.saturating_sub(since).max(1);
         let per_span = if since == 0 {
             u64::from(refill.entry.lease.owed().max(1))
@@ -317,11 +311,19 @@ impl Shared {
         let (spent, since) = slot.traffic();
         let batch = self.batch(refill, spent, since, now_nanos);
         let owed = slot.take_owed();
-        let request = LeaseRequest::new(refill.id, self.instance, refill.rate, refill.quota, batch, now)
-            .owing(owed);
+        let request = LeaseRequest::new(
+            refill.id,
+            self.instance,
+            refill.rate,
+            refill.quota,
+            batch,
+            now,
+        )
+        .owing(owed);
         match self.call(&request).await {
             Some(lease) => {
-                self.granted.fetch_add(u64::from(lease.granted), Ordering::Relaxed);
+                self.granted
+                    .fetch_add(u64::from(lease.granted), Ordering::Relaxed);
                 slot.granted(lease.granted, batch, lease.exhausted, now_nanos);
             }
             None => {
@@ -395,7 +397,8 @@ impl Shared {
         let answer = tokio::time::timeout(CALL_TIMEOUT, self.backend.lease(request)).await;
         match answer {
             Ok(Ok(lease)) => {
-                self.instances.store(lease.instances.max(1), Ordering::Relaxed);
+                self.instances
+                    .store(lease.instances.max(1), Ordering::Relaxed);
                 if !self.healthy.swap(true, Ordering::AcqRel) {
                     tracing::info!(
                         instances = lease.instances,
@@ -443,6 +446,18 @@ impl fmt::Debug for Shared {
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
+}
+
+/// The largest batch for a key with these limits: 5 % of the smaller, at least 1. Also
+/// what a key may owe while it waits for a lease.
+pub(crate) fn batch_cap(rate: Option<RateLimit>, quota: Option<Quota>) -> u32 {
+    let smaller = match (rate, quota) {
+        (Some(r), Some(q)) => r.requests().min(q.requests()),
+        (Some(r), None) => r.requests(),
+        (None, Some(q)) => q.requests(),
+        (None, None) => 1,
+    };
+    (smaller / 20).max(1)
 }
 
 /// Seconds since the epoch of `at`.

@@ -56,7 +56,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::key::KeyId;
 use crate::limits::lease_slot::LeaseSlot;
-use crate::limits::shared_limits::{Shared, secs as epoch_secs};
+use crate::limits::shared_limits::{Shared, batch_cap, secs as epoch_secs};
 use crate::middleware::rejection::RejectionKind;
 use crate::record::{Quota, QuotaPeriod, RateLimit};
 
@@ -163,20 +163,22 @@ impl Limiter {
         }
     }
 
-    /// The limits that decide locally now: the key's own, or, for shared limits not
-    /// leased yet (a key new to this instance, or a failing backend), its local share.
+    /// The limits that decide locally now: the key's own, or, while the shared limits'
+    /// backend fails, its local share (the limits divided by the instances the backend
+    /// last reported).
     #[inline]
     pub(crate) fn local_limits(
         &self,
-        entry: &Entry,
         rate: Option<RateLimit>,
         quota: Option<Quota>,
     ) -> (Option<RateLimit>, Option<Quota>) {
         match &self.shared {
-            Some(shared) if !(shared.is_healthy() && entry.lease.is_leased()) => {
+            Some(shared) if !shared.is_healthy() => {
                 let n = shared.instances();
                 (
-                    rate.map(|r| RateLimit::new((r.requests() / n).max(1), r.per_secs()).unwrap_or(r)),
+                    rate.map(|r| {
+                        RateLimit::new((r.requests() / n).max(1), r.per_secs()).unwrap_or(r)
+                    }),
                     quota.map(|q| Quota::new((q.requests() / n).max(1), q.per()).unwrap_or(q)),
                 )
             }
@@ -184,9 +186,10 @@ impl Limiter {
         }
     }
 
-    /// Consumes one request of `entry`'s limits (`rate` and `quota` as
-    /// [`local_limits`](Self::local_limits) gave them) and, when the limits are shared,
-    /// one leased token, or owes one on the local share; the headers' state after.
+    /// Consumes one request of `entry`'s limits (`limits` as
+    /// [`local_limits`](Self::local_limits) gave them, `own` the key's) and, when the
+    /// limits are shared, a leased token, or owes the request (see
+    /// [`SharedLimits`](crate::limits::SharedLimits)); the headers' state after.
     #[inline]
     pub(crate) fn consume(
         &self,
@@ -197,47 +200,59 @@ impl Limiter {
         now: SystemTime,
     ) -> Result<Seen, (RejectionKind, Seen)> {
         let (rate, quota) = limits;
+        let commit = |undo: &dyn Fn()| match entry.commit(rate, quota, now) {
+            Ok(counted) => Ok(self.seen(entry, counted)),
+            Err((kind, counted)) => {
+                undo();
+                Err((kind, self.seen(entry, counted)))
+            }
+        };
         let Some(shared) = &self.shared else {
-            return match entry.commit(rate, quota, now) {
-                Ok(counted) => Ok(self.seen(entry, counted)),
-                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
-            };
+            return commit(&|| {});
         };
         let ask = || shared.ask(id, entry, own.0, own.1);
-        if shared.is_healthy() && entry.lease.is_leased() {
-            let now_secs = epoch_secs(now);
-            let refill = match entry.lease.take(now_secs) {
-                Ok(refill) => refill,
-                Err(kind) => {
-                    if entry.lease.refill_after_refusal(now_secs) {
+        if !shared.is_healthy() {
+            // The local share decides; the backend hears of it when it is back.
+            let admitted = commit(&|| {});
+            if admitted.is_ok() && entry.lease.owe() {
+                ask();
+            }
+            return admitted;
+        }
+        let now_secs = epoch_secs(now);
+        match entry.lease.take(now_secs) {
+            Ok(refill) => {
+                let admitted = commit(&|| entry.lease.untake());
+                if refill {
+                    ask();
+                }
+                admitted
+            }
+            Err(Some((kind, again))) => {
+                if again {
+                    ask();
+                }
+                let counted = entry.peek(rate, quota, now).exhausted(&kind);
+                Err((kind, self.seen(entry, counted)))
+            }
+            // No token, and the backend did not say the limit ran out (the key is new
+            // here, or its refill is in flight): up to one batch is owed.
+            Err(None) => match entry.lease.owe_within(batch_cap(own.0, own.1)) {
+                Some(first) => {
+                    let admitted = commit(&|| entry.lease.unowe());
+                    if first {
                         ask();
                     }
+                    admitted
+                }
+                None => {
+                    let kind = RejectionKind::RateLimited {
+                        retry_after: Duration::from_secs(1),
+                    };
                     let counted = entry.peek(rate, quota, now).exhausted(&kind);
-                    return Err((kind, self.seen(entry, counted)));
-                }
-            };
-            match entry.commit(rate, quota, now) {
-                Ok(counted) => {
-                    if refill {
-                        ask();
-                    }
-                    Ok(self.seen(entry, counted))
-                }
-                Err((kind, counted)) => {
-                    entry.lease.untake();
                     Err((kind, self.seen(entry, counted)))
                 }
-            }
-        } else {
-            match entry.commit(rate, quota, now) {
-                Ok(counted) => {
-                    if entry.lease.owe() {
-                        ask();
-                    }
-                    Ok(self.seen(entry, counted))
-                }
-                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
-            }
+            },
         }
     }
 

@@ -62,9 +62,7 @@ impl Check<'_> {
         if rate.is_none() && quota.is_none() {
             return (None, None);
         }
-        let config = self.config;
-        let entry = self.entry();
-        config.limiter.local_limits(entry, rate, quota)
+        self.config.limiter.local_limits(rate, quota)
     }
 }
 

@@ -23,7 +23,14 @@ fn slow_rate() -> RateLimit {
 }
 
 fn ask(key: KeyId, instance: InstanceId, wanted: u32) -> LeaseRequest {
-    LeaseRequest::new(key, instance, Some(slow_rate()), None, wanted, SystemTime::now())
+    LeaseRequest::new(
+        key,
+        instance,
+        Some(slow_rate()),
+        None,
+        wanted,
+        SystemTime::now(),
+    )
 }
 
 /// Grants never exceed what is wanted, nor the burst; the answer names the rate.
@@ -46,7 +53,10 @@ pub async fn grants_at_most_the_burst<B: LimitBackend>(backend: B) {
 /// What an instance owes is charged before anything is granted.
 pub async fn owed_requests_are_charged<B: LimitBackend>(backend: B) {
     let (key, me) = (key(), InstanceId::random());
-    let lease = backend.lease(&ask(key, me, 0).owing(7)).await.expect("lease");
+    let lease = backend
+        .lease(&ask(key, me, 0).owing(7))
+        .await
+        .expect("lease");
     assert_eq!(lease.granted, 0, "nothing was wanted");
     let lease = backend.lease(&ask(key, me, 10)).await.expect("lease");
     assert_eq!(lease.granted, 3, "7 of the burst of 10 were owed");
@@ -55,8 +65,18 @@ pub async fn owed_requests_are_charged<B: LimitBackend>(backend: B) {
 /// Tokens given back can be leased again.
 pub async fn returned_tokens_are_credited<B: LimitBackend>(backend: B) {
     let (key, me) = (key(), InstanceId::random());
-    assert_eq!(backend.lease(&ask(key, me, 10)).await.expect("lease").granted, 10);
-    let lease = backend.lease(&ask(key, me, 0).returning(4)).await.expect("lease");
+    assert_eq!(
+        backend
+            .lease(&ask(key, me, 10))
+            .await
+            .expect("lease")
+            .granted,
+        10
+    );
+    let lease = backend
+        .lease(&ask(key, me, 0).returning(4))
+        .await
+        .expect("lease");
     assert_eq!(lease.granted, 0);
     let lease = backend.lease(&ask(key, me, 10)).await.expect("lease");
     assert_eq!(lease.granted, 4, "the 4 given back");
@@ -81,16 +101,43 @@ pub async fn the_quota_bounds_the_grant<B: LimitBackend>(backend: B) {
 pub async fn keys_are_separate<B: LimitBackend>(backend: B) {
     let me = InstanceId::random();
     let (a, b) = (key(), key());
-    assert_eq!(backend.lease(&ask(a, me, 10)).await.expect("lease").granted, 10);
-    assert_eq!(backend.lease(&ask(b, me, 10)).await.expect("lease").granted, 10);
+    assert_eq!(
+        backend.lease(&ask(a, me, 10)).await.expect("lease").granted,
+        10
+    );
+    assert_eq!(
+        backend.lease(&ask(b, me, 10)).await.expect("lease").granted,
+        10
+    );
 }
 
 /// The instances that called are counted, each once.
 pub async fn instances_are_counted<B: LimitBackend>(backend: B) {
     let (key, one, two) = (key(), InstanceId::random(), InstanceId::random());
-    assert_eq!(backend.lease(&ask(key, one, 1)).await.expect("lease").instances, 1);
-    assert_eq!(backend.lease(&ask(key, one, 1)).await.expect("lease").instances, 1);
-    assert_eq!(backend.lease(&ask(key, two, 1)).await.expect("lease").instances, 2);
+    assert_eq!(
+        backend
+            .lease(&ask(key, one, 1))
+            .await
+            .expect("lease")
+            .instances,
+        1
+    );
+    assert_eq!(
+        backend
+            .lease(&ask(key, one, 1))
+            .await
+            .expect("lease")
+            .instances,
+        1
+    );
+    assert_eq!(
+        backend
+            .lease(&ask(key, two, 1))
+            .await
+            .expect("lease")
+            .instances,
+        2
+    );
 }
 
 /// Concurrent leases of one key never grant more than the burst in all.

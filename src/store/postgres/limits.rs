@@ -69,4 +69,3 @@ impl LimitBackend for PgKeyStore {
         Ok(Lease::new(outcome.granted, outcome.exhausted, live))
     }
 }
-

@@ -1,0 +1,320 @@
+//! Limits shared by two instances through PostgreSQL (issue 20, DESIGN §12): each
+//! instance a real axum server on loopback with its own pool, cache and
+//! `SharedLimits`, called by a real client. The assertions are the documented bounds on
+//! counts (see `SharedLimits`), never times; the figures are printed for BENCHMARKS.md
+//! (`cargo test --all-features --test postgres shared_limits -- --nocapture`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use http::header::AUTHORIZATION;
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_apikey::{
+    ApiKeyV2Layer, CachedKeyStore, KeyManager, NewKey, PgKeyStore, RateLimit, SharedLimits,
+};
+
+use super::{SCHEMA, ThrowawayCluster, fresh_store, pool};
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// One API instance sharing its limits through `store`'s database.
+struct Instance {
+    addr: SocketAddr,
+    limits: SharedLimits,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Instance {
+    async fn start(store: PgKeyStore) -> Self {
+        let limits = SharedLimits::new(store.clone());
+        // A cache in front of the lookups, as a deployment runs it: during an outage it
+        // keeps proving keys, so that what is tested is the limits' fallback.
+        let layer = ApiKeyV2Layer::new(CachedKeyStore::new(store)).shared_limits(&limits);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(limits.run(async move {
+            let _ = stopped.await;
+        }));
+        let app = Router::new()
+            .route("/ping", get(|| async { "pong" }))
+            .layer(layer);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            addr,
+            limits,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the lease task, which gives back what it holds.
+    async fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// A store on its own pool: a second instance's view of the same tables.
+async fn same_tables(url: &str, store: &PgKeyStore) -> PgKeyStore {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .unwrap();
+    PgKeyStore::new(pool)
+        .with_schema(SCHEMA)
+        .unwrap()
+        .with_table(store.table())
+        .unwrap()
+}
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn call(client: &HttpClient, addr: SocketAddr, key: &str) -> StatusCode {
+    let request = Request::get(format!("http://{addr}/ping"))
+        .header(AUTHORIZATION, format!("ApiKey-v2 {key}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(request).await.unwrap().status()
+}
+
+/// What one run of traffic gave.
+#[derive(Debug, Default)]
+struct Tally {
+    admitted: u64,
+    refused: u64,
+}
+
+/// Sends `total` requests, `share_a` of every 10 to instance A and the rest to B.
+async fn traffic(instances: &[Instance; 2], key: &str, total: u64, share_a: u64) -> Tally {
+    let client = client();
+    let mut tally = Tally::default();
+    for i in 0..total {
+        let to = if i % 10 < share_a {
+            &instances[0]
+        } else {
+            &instances[1]
+        };
+        match call(&client, to.addr, key).await {
+            StatusCode::OK => tally.admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => tally.refused += 1,
+            other => panic!("a valid key got {other}: never a 503 or a 401 for want of a lease"),
+        }
+    }
+    tally
+}
+
+fn calls(instances: &[Instance; 2]) -> u64 {
+    instances.iter().map(|i| i.limits.stats().calls).sum()
+}
+
+#[tokio::test]
+async fn two_instances_admit_a_limit_of_100_per_minute_within_the_documented_bounds() {
+    let url = super::database_url();
+    let store = fresh_store(pool().await).await;
+    let manager = KeyManager::new(store.clone());
+    let rate = RateLimit::new(100, 60).unwrap();
+    // 5 % of 100: the most a batch holds, and the most an instance owes while it waits.
+    let cap = 5u64;
+    let interval = Duration::from_millis(600);
+    let mut instances = [
+        Instance::start(store.clone()).await,
+        Instance::start(same_tables(&url, &store).await).await,
+    ];
+    for (split, share_a) in [("50/50", 5), ("90/10", 9)] {
+        let key = manager
+            .create(NewKey::new(format!("split {split}"), ["reports:read"]).rate_limit(rate))
+            .await
+            .unwrap()
+            .key;
+        let calls_before = calls(&instances);
+        let started = Instant::now();
+        let tally = traffic(&instances, key.expose_secret(), 300, share_a).await;
+        let elapsed = started.elapsed();
+        // What one GCRA would have admitted over the same span.
+        let recovered = (elapsed.as_nanos() / interval.as_nanos()) as u64;
+        let ideal = (100 + recovered).min(300);
+        let over = tally.admitted.saturating_sub(ideal + 1);
+        let under = ideal.saturating_sub(tally.admitted);
+        println!(
+            "split {split}: 300 requests over {elapsed:?}: admitted {}, refused {}; one GCRA: {ideal}; \
+             admitted beyond it {over}, refused within it {under}; lease calls {}",
+            tally.admitted,
+            tally.refused,
+            calls(&instances) - calls_before,
+        );
+        assert_eq!(tally.admitted + tally.refused, 300);
+        // Beyond the limit: at most what each instance owes at once, charged or not yet
+        // charged (SharedLimits' first bound), two instances.
+        assert!(
+            tally.admitted <= ideal + 1 + 2 * 2 * cap,
+            "admitted {} of a bound of {}",
+            tally.admitted,
+            ideal + 1 + 4 * cap
+        );
+        // Within the limit: at most what the other instance holds unspent (a batch plus
+        // the half batch left when it asked for more) plus what each may owe.
+        assert!(
+            tally.admitted + 2 * (cap + cap / 2) + 2 * cap >= ideal,
+            "admitted {} where one GCRA admits {ideal}",
+            tally.admitted
+        );
+    }
+    for instance in &mut instances {
+        instance.shut_down().await;
+    }
+}
+
+#[tokio::test]
+async fn a_busy_key_costs_a_write_per_batch_and_a_quiet_key_holds_one_token() {
+    let url = super::database_url();
+    let store = fresh_store(pool().await).await;
+    let manager = KeyManager::new(store.clone());
+    let mut instances = [
+        Instance::start(store.clone()).await,
+        Instance::start(same_tables(&url, &store).await).await,
+    ];
+    // Busy: far below its limit, so that every request is admitted.
+    let busy = manager
+        .create(
+            NewKey::new("busy", ["reports:read"])
+                .rate_limit(RateLimit::new(1_000_000, 60).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let before = calls(&instances);
+    let tally = traffic(&instances, busy.expose_secret(), 10_000, 5).await;
+    let busy_calls = calls(&instances) - before;
+    assert_eq!(tally.admitted, 10_000);
+    // Quiet: one request every 200 ms on each instance in turn.
+    let quiet = manager
+        .create(NewKey::new("quiet", ["reports:read"]).rate_limit(RateLimit::new(100, 60).unwrap()))
+        .await
+        .unwrap()
+        .key;
+    let client = client();
+    let before = calls(&instances);
+    let mut quiet_admitted = 0u64;
+    for i in 0..20 {
+        let to = &instances[i % 2];
+        if call(&client, to.addr, quiet.expose_secret()).await == StatusCode::OK {
+            quiet_admitted += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let quiet_calls = calls(&instances) - before;
+    println!(
+        "busy key: {busy_calls} lease calls for 10,000 admitted; quiet key (5/s): {quiet_calls} \
+         for {quiet_admitted} admitted, {} per 10,000",
+        quiet_calls * 10_000 / quiet_admitted.max(1)
+    );
+    assert_eq!(quiet_admitted, 20, "5 a second is well within 100 a minute");
+    // A write per batch: far fewer than one per request for the busy key.
+    assert!(busy_calls * 20 <= tally.admitted, "{busy_calls} calls");
+    assert!(
+        quiet_calls <= quiet_admitted + 2,
+        "{quiet_calls} calls for {quiet_admitted}"
+    );
+    for instance in &mut instances {
+        instance.shut_down().await;
+    }
+}
+
+#[tokio::test]
+async fn with_postgresql_stopped_valid_keys_keep_working_on_local_limits_and_sharing_resumes() {
+    let cluster = ThrowawayCluster::create();
+    cluster.start();
+    let url = cluster.url();
+    let first = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = PgKeyStore::new(first)
+        .with_schema(SCHEMA)
+        .unwrap()
+        .with_table("outage_limits")
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {SCHEMA}"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let manager = KeyManager::new(store.clone());
+    let key = manager
+        .create(
+            NewKey::new("outage", ["reports:read"]).rate_limit(RateLimit::new(1000, 60).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let mut instances = [
+        Instance::start(store.clone()).await,
+        Instance::start(same_tables(&url, &store).await).await,
+    ];
+    let before = traffic(&instances, key.expose_secret(), 40, 5).await;
+    assert_eq!(before.admitted, 40);
+    assert!(instances.iter().all(|i| i.limits.stats().healthy));
+
+    cluster.stop();
+    // Each instance now admits its local share, 1000 ÷ 2 a minute: 100 requests are
+    // well within it, and none may be refused or answered 503.
+    let during = traffic(&instances, key.expose_secret(), 100, 5).await;
+    assert_eq!(
+        during.admitted, 100,
+        "valid keys keep working during the outage"
+    );
+    // The lease task finds the backend down within a tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while instances.iter().any(|i| i.limits.stats().healthy) {
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+        let _ = traffic(&instances, key.expose_secret(), 2, 5).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failures: u64 = instances.iter().map(|i| i.limits.stats().failures).sum();
+    assert!(failures > 0);
+
+    cluster.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !instances.iter().all(|i| i.limits.stats().healthy) {
+        assert!(Instant::now() < deadline, "sharing never resumed");
+        let _ = traffic(&instances, key.expose_secret(), 2, 5).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = traffic(&instances, key.expose_secret(), 40, 5).await;
+    assert_eq!(after.admitted, 40);
+    // What was admitted during the outage was charged when the backend came back.
+    let spent: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {SCHEMA}.outage_limits_limits"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(spent, 1, "one ledger row, for the one key");
+    for instance in &mut instances {
+        instance.shut_down().await;
+    }
+}
