@@ -22,8 +22,8 @@ use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slo
 use http::{HeaderValue, Request};
 use tower::Layer;
 use tower_apikey::{
-    AllowedIps, ApiKeyV2Layer, CachedKeyStore, FailureThrottle, KeyRecord, Quota, QuotaPeriod,
-    RateLimit, Scopes, TracingSink, UsageTracker,
+    AllowedIps, ApiKeyV2Layer, CachedKeyStore, FailureThrottle, KeyRecord, MemoryLimitBackend,
+    Quota, QuotaPeriod, RateLimit, Scopes, SharedLimits, TracingSink, UsageTracker,
 };
 
 /// A row's requests: `GET /` with `auth` (or no `Authorization`).
@@ -253,6 +253,37 @@ fn limits(rounds: &mut Rounds, keys: &Keys) {
     });
     row("reject_rate_limited", at_limit, 429);
     row("accept_allowlist_64", keys.add_limited(allowlist_64), 200);
+
+    // The same limited key with its limits shared (issue 20) and a warm lease: the
+    // lease task runs on a thread of its own, as it would in a server, on the in-memory
+    // ledger, so that the row is the request path's cost alone.
+    let limits = SharedLimits::new(MemoryLimitBackend::new());
+    let task = limits.run(std::future::pending());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(task)
+    });
+    let auth = keys.add_limited(unreachable_limits);
+    let mut service = keys.layer(true).shared_limits(&limits).layer(Ok200);
+    let from_peer = move || {
+        let mut req = request(Some(&auth));
+        req.extensions_mut().insert(peer);
+        req
+    };
+    // The first requests are owed while the first lease is awaited; once it came, the
+    // row spends leased tokens.
+    while limits.stats().granted == 0 {
+        assert_eq!(drive(&mut service, from_peer()).status(), 200);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(drive(&mut service, from_peer()).status(), 200);
+    rounds.row(
+        "limits/accept_rate_and_quota_shared_warm_lease",
+        serial(service, from_peer),
+    );
 
     // Two threads on two limited keys against one, as `threads` does for plain keys.
     let layer = keys.layer(true);

@@ -80,6 +80,7 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
+//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`) |
 //! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
 //! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
@@ -163,10 +164,10 @@ pub use header::HeaderError;
 pub use key::format::{
     KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
 };
-pub use limits::{
-    Exhausted, InstanceId, Lease, LeaseRequest, LedgerOutcome, LedgerState, LimitBackend,
-    MemoryLimitBackend, SharedLimits, SharedLimitsStats,
-};
+pub use limits::backend::{Exhausted, InstanceId, Lease, LeaseRequest, LimitBackend};
+pub use limits::ledger::{LedgerOutcome, LedgerState};
+pub use limits::memory::MemoryLimitBackend;
+pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
     ExpiryError, KeyManager, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,

@@ -20,20 +20,20 @@ use crate::record::{Quota, RateLimit};
 /// one of the quota, as much as both have room for. Everything a call changes, it
 /// changes atomically with respect to other calls for the same key, so that the tokens
 /// granted to all instances together never exceed what one GCRA and one counter would
-/// admit. [`ledger`](crate::limits::LedgerState) does the arithmetic, so that a backend
+/// admit. [`ledger`](crate::LedgerState) does the arithmetic, so that a backend
 /// only has to store three numbers per key and run it under a lock or in a
 /// transaction.
 ///
 /// [`PgKeyStore`](crate::PgKeyStore) implements it on the database it already uses
-/// (feature `postgres`), and [`MemoryLimitBackend`](crate::limits::MemoryLimitBackend)
+/// (feature `postgres`), and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
 /// for the layers of one process. For Redis or anything else, run
-/// [`LedgerState::lease`](crate::limits::LedgerState::lease) in a transaction (in
+/// [`LedgerState::lease`](crate::LedgerState::lease) in a transaction (in
 /// Redis, a Lua script), and check the implementation with
 /// `test_util::conformance::limit_backend` (feature `test-util`).
 ///
 /// The middleware never waits for a backend: leases are taken in the background, and
 /// while the backend fails the instance falls back to local limits (see
-/// [`SharedLimits`](crate::limits::SharedLimits)).
+/// [`SharedLimits`](crate::SharedLimits)).
 #[async_trait]
 pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     /// Charges, credits and grants for one key, as the trait's documentation says, and
@@ -46,7 +46,7 @@ pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     async fn lease(&self, request: &LeaseRequest) -> Result<Lease, BoxError>;
 }
 
-/// A process sharing a [`LimitBackend`]: random per [`SharedLimits`](crate::limits::SharedLimits),
+/// A process sharing a [`LimitBackend`]: random per [`SharedLimits`](crate::SharedLimits),
 /// so that a restarted process is a new instance and its predecessor's heartbeat ages out.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InstanceId(u64);

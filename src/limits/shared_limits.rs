@@ -392,7 +392,7 @@ impl Shared {
     }
 
     /// The backend call, with a timeout; logs a change of health.
-    async fn call(&self, request: &LeaseRequest) -> Option<crate::limits::Lease> {
+    async fn call(&self, request: &LeaseRequest) -> Option<crate::limits::backend::Lease> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = tokio::time::timeout(CALL_TIMEOUT, self.backend.lease(request)).await;
         match answer {

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::key::KeyPrefix;
-use crate::limits::SharedLimits;
+use crate::limits::shared_limits::SharedLimits;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{Answers, DefaultRejection};
 use crate::middleware::service::ApiKeyV2Service;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
-use crate::limits::{Exhausted, InstanceId, LeaseRequest, LimitBackend};
+use crate::limits::backend::{Exhausted, InstanceId, LeaseRequest, LimitBackend};
 use crate::record::{Quota, QuotaPeriod, RateLimit};
 
 fn key() -> KeyId {

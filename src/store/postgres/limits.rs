@@ -9,7 +9,8 @@ use sqlx::AssertSqlSafe;
 use super::PgKeyStore;
 use super::aux_sql::{instances_table, limits_table, quoted};
 use crate::error::BoxError;
-use crate::limits::{Lease, LeaseRequest, LedgerState, LimitBackend};
+use crate::limits::backend::{Lease, LeaseRequest, LimitBackend};
+use crate::limits::ledger::LedgerState;
 
 /// An instance counts as live for this long after its last lease call.
 const INSTANCE_TTL_SECS: i64 = 30;
