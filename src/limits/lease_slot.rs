@@ -7,6 +7,10 @@ use std::time::Duration;
 use crate::limits::backend::Exhausted;
 use crate::middleware::rejection::RejectionKind;
 
+/// After a short answer, the backend is asked again at most this often per key and
+/// instance while requests keep coming.
+const RECHECK_SECS: u64 = 2;
+
 /// The lease state in one key's limiter entry. Written by the request path (spend,
 /// owe) and by [`SharedLimits`](crate::SharedLimits)'s task (grant, return).
 #[derive(Debug, Default)]
@@ -25,6 +29,8 @@ pub(crate) struct LeaseSlot {
     /// `until_secs << 1 | is_quota` while the backend said a shared limit ran out; 0
     /// otherwise.
     exhausted: AtomicU64,
+    /// After a short answer, when to ask the backend again (seconds since the epoch).
+    recheck_at: AtomicU64,
     /// A refill is queued or in flight.
     pending: AtomicBool,
 }
@@ -51,20 +57,24 @@ impl LeaseSlot {
                 if exhausted == 0 {
                     return Err(None);
                 }
-                // The last answer was short: refuse until the backend says otherwise,
-                // asking again once its wait is over (at most one call in flight).
+                // The last answer was short: refuse, and ask again now and then (at
+                // most one call in flight), so that a limit raised meanwhile, or room
+                // given back by another instance, is seen before the wait is over.
                 let until = exhausted >> 1;
-                let retry_after = Duration::from_secs(until.saturating_sub(now_secs).max(1));
-                if until <= now_secs && !self.pending.swap(true, Ordering::AcqRel) {
-                    return Err(Some((RejectionKind::RateLimited { retry_after }, true)));
+                let ask = now_secs >= self.recheck_at.load(Ordering::Acquire)
+                    && !self.pending.swap(true, Ordering::AcqRel);
+                if until <= now_secs {
+                    let retry_after = Duration::from_secs(1);
+                    return Err(Some((RejectionKind::RateLimited { retry_after }, ask)));
                 }
+                let retry_after = Duration::from_secs(until - now_secs);
                 Err(Some((
                     if exhausted & 1 == 1 {
                         RejectionKind::QuotaExceeded { retry_after }
                     } else {
                         RejectionKind::RateLimited { retry_after }
                     },
-                    false,
+                    ask,
                 )))
             }
         }
@@ -159,6 +169,8 @@ impl LeaseSlot {
             Some(Exhausted::Quota { retry_after }) => ((now_secs + retry_after.as_secs()) << 1) | 1,
         };
         self.exhausted.store(packed, Ordering::Release);
+        self.recheck_at
+            .store(now_secs + RECHECK_SECS, Ordering::Release);
         self.leased_at.store(now_nanos.max(1), Ordering::Release);
         self.pending.store(false, Ordering::Release);
     }

@@ -48,23 +48,29 @@ const CALLS_PER_TICK: usize = 256;
 /// idle (tokens of a key with only a rate limit are dropped instead: the rate
 /// recovers by itself, so returning them would cost a write for nothing).
 ///
-/// A key new to this instance, and every key while the backend fails, runs on the
+/// A key new to this instance, or whose tokens ran out before its refill came, may
+/// **owe** up to one batch while it waits: those requests are admitted and charged
+/// with the next call. Once an answer is short (the shared limit ran out), the key is
+/// refused on this instance until an answer grants again; the backend is asked again
+/// at most every 2 s while requests keep coming, so a limit raised meanwhile is seen.
+///
+/// While the backend fails (or the task is not running), every key runs on the
 /// **local share**: its limits divided by the number of instances the backend last
-/// reported (1 before any answer). What is admitted so is owed, and charged on the
-/// next successful call, so the shared count stays true. A failing backend is logged
-/// once, when it starts failing, and once when it recovers; it never refuses or 503s
-/// a valid key.
+/// reported (1 before any answer), and what is admitted is owed and charged once the
+/// backend answers again, so the shared count stays true. A failing backend is logged
+/// once when it starts failing and once when it recovers; it never makes a valid key
+/// refused for want of a lease, nor a 503.
 ///
 /// # What leasing costs (DESIGN §12)
 ///
-/// - **Admitted beyond the limit**: at most what instances hold unspent plus what they
-///   admit on their local share before their first lease answer, so per instance at
-///   most one batch (5 % of the limit) plus one local share. While the backend fails,
-///   each instance admits its local share, which is the limit in total if the instance
-///   count was right.
-/// - **Refused within the limit**: at most the tokens other instances hold unspent
-///   (one batch each) at any time, plus the requests that find an instance's tokens
-///   spent while its refill is in flight (one backend round trip).
+/// - **Admitted beyond the limit**: at most what each instance owes at once (one
+///   batch), charged late, plus, over windows shorter than a lease, the tokens it holds
+///   (a batch and a half): per instance at most 2.5 batches, 5 % of the limit each.
+///   While the backend fails, each instance admits its local share, which is the limit
+///   in total if the instance count was right.
+/// - **Refused within the limit**: at most what the other instances hold unspent (a
+///   batch and a half each), plus the requests an instance gets past its owed batch
+///   while a lease is in flight (one backend round trip).
 ///
 /// BENCHMARKS.md measures both with two instances and a limit of 100 per minute.
 #[derive(Clone)]
@@ -83,6 +89,9 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     sender: mpsc::Sender<Refill>,
     healthy: AtomicBool,
+    /// The task runs: without it nothing would ever be leased, so keys run on their
+    /// local share instead of being refused once they owe a batch.
+    running: AtomicBool,
     instances: AtomicU32,
     lease_ttl: Duration,
     batch_span: Duration,
@@ -130,6 +139,7 @@ impl SharedLimits {
             clock: Arc::new(SystemClock),
             sender,
             healthy: AtomicBool::new(true),
+            running: AtomicBool::new(false),
             instances: AtomicU32::new(1),
             lease_ttl: DEFAULT_LEASE_TTL,
             batch_span: DEFAULT_BATCH_SPAN,
@@ -229,6 +239,7 @@ impl SharedLimits {
                 tracing::warn!("SharedLimits::run was called twice; the second call does nothing");
                 return;
             };
+            shared.running.store(true, Ordering::Release);
             let mut held: HashMap<KeyId, Refill> = HashMap::new();
             let mut shutdown = std::pin::pin!(shutdown);
             let mut next_tick = tokio::time::Instant::now() + TICK;
@@ -252,6 +263,8 @@ impl SharedLimits {
             while let Ok(refill) = receiver.try_recv() {
                 held.insert(refill.id, refill);
             }
+            // From here on the layers decide on the local share.
+            shared.running.store(false, Ordering::Release);
             for refill in held.values() {
                 shared.settle(refill, true).await;
             }
@@ -265,9 +278,10 @@ impl Shared {
         self.instances.load(Ordering::Relaxed).max(1)
     }
 
-    /// Whether leased tokens decide (else the local share does).
+    /// Whether leased tokens decide (else the local share does): the task runs and
+    /// the backend's last answer was a success.
     pub(crate) fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.healthy.load(Ordering::Relaxed) && self.running.load(Ordering::Relaxed)
     }
 
     /// Queues a lease call for `id`; if the queue is full, a later request asks again.
