@@ -281,7 +281,7 @@ fn limits(rounds: &mut Rounds, keys: &Keys) {
     }
     assert_eq!(drive(&mut service, from_peer()).status(), 200);
     rounds.row(
-        "limits/accept_rate_and_quota_shared_warm_lease",
+        "limits/shared_warm_lease_accept",
         serial(service, from_peer),
     );
 

@@ -173,15 +173,7 @@ impl Limiter {
         quota: Option<Quota>,
     ) -> (Option<RateLimit>, Option<Quota>) {
         match &self.shared {
-            Some(shared) if !shared.is_healthy() => {
-                let n = shared.instances();
-                (
-                    rate.map(|r| {
-                        RateLimit::new((r.requests() / n).max(1), r.per_secs()).unwrap_or(r)
-                    }),
-                    quota.map(|q| Quota::new((q.requests() / n).max(1), q.per()).unwrap_or(q)),
-                )
-            }
+            Some(shared) if !shared.is_healthy() => local_share(rate, quota, shared.instances()),
             _ => (rate, quota),
         }
     }
@@ -200,15 +192,35 @@ impl Limiter {
         now: SystemTime,
     ) -> Result<Seen, (RejectionKind, Seen)> {
         let (rate, quota) = limits;
+        let Some(shared) = &self.shared else {
+            // One instance: the fast path, with nothing else to do.
+            return match entry.commit(rate, quota, now) {
+                Ok(counted) => Ok(self.seen(entry, counted)),
+                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
+            };
+        };
+        self.consume_shared(shared, id, entry, limits, own, now)
+    }
+
+    /// [`consume`](Self::consume) when the limits are shared: kept out of line, so that
+    /// one instance's path stays as small as it was.
+    #[inline(never)]
+    fn consume_shared(
+        &self,
+        shared: &Shared,
+        id: &KeyId,
+        entry: &Arc<Entry>,
+        limits: (Option<RateLimit>, Option<Quota>),
+        own: (Option<RateLimit>, Option<Quota>),
+        now: SystemTime,
+    ) -> Result<Seen, (RejectionKind, Seen)> {
+        let (rate, quota) = limits;
         let commit = |undo: &dyn Fn()| match entry.commit(rate, quota, now) {
             Ok(counted) => Ok(self.seen(entry, counted)),
             Err((kind, counted)) => {
                 undo();
                 Err((kind, self.seen(entry, counted)))
             }
-        };
-        let Some(shared) = &self.shared else {
-            return commit(&|| {});
         };
         let ask = || shared.ask(id, entry, own.0, own.1);
         if !shared.is_healthy() {
@@ -588,6 +600,19 @@ impl Buf {
         }
         self.bytes_in(&digits[i..]);
     }
+}
+
+/// `rate` and `quota` divided among `instances` (each at least 1 request).
+#[cold]
+fn local_share(
+    rate: Option<RateLimit>,
+    quota: Option<Quota>,
+    instances: u32,
+) -> (Option<RateLimit>, Option<Quota>) {
+    (
+        rate.map(|r| RateLimit::new((r.requests() / instances).max(1), r.per_secs()).unwrap_or(r)),
+        quota.map(|q| Quota::new((q.requests() / instances).max(1), q.per()).unwrap_or(q)),
+    )
 }
 
 /// GCRA at `now` from `tat`: the TAT after admitting one request, and 0; or the wait

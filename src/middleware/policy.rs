@@ -57,12 +57,11 @@ impl Check<'_> {
 impl Check<'_> {
     /// The limits that decide on this instance now (the key's own, or its local share of
     /// shared limits; see [`Limiter::local_limits`](crate::middleware::limiter::Limiter::local_limits)).
-    pub(crate) fn local_limits(&mut self) -> (Option<RateLimit>, Option<Quota>) {
-        let (rate, quota) = (self.record.rate_limit(), self.record.quota());
-        if rate.is_none() && quota.is_none() {
-            return (None, None);
-        }
-        self.config.limiter.local_limits(rate, quota)
+    #[inline]
+    pub(crate) fn local_limits(&self) -> (Option<RateLimit>, Option<Quota>) {
+        self.config
+            .limiter
+            .local_limits(self.record.rate_limit(), self.record.quota())
     }
 }
 
