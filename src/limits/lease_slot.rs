@@ -37,10 +37,10 @@ pub(crate) struct LeaseSlot {
 
 impl LeaseSlot {
     /// Spends one leased token: `Ok(refill)` whether to ask for a refill now; or
-    /// `Err(Some((refusal, ask)))` if the backend's last answer was short (a shared limit
-    /// ran out; `ask` once its wait is over), `Err(None)` if the tokens ran out before a
-    /// refill came.
-    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, Option<(RejectionKind, bool)>> {
+    /// `Err(Some((refusal, ask, current)))` if the backend's last answer was short (a
+    /// shared limit ran out; `ask` now and then; `current` while the backend's wait is
+    /// not over), `Err(None)` if the tokens ran out before a refill came.
+    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, Option<(RejectionKind, bool, bool)>> {
         let taken = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -64,8 +64,15 @@ impl LeaseSlot {
                 let ask = now_secs >= self.recheck_at.load(Ordering::Acquire)
                     && !self.pending.swap(true, Ordering::AcqRel);
                 if until <= now_secs {
+                    // The backend's wait is over but no new answer came yet: the limit
+                    // may have room again, so this refusal counts as one awaiting a
+                    // lease.
                     let retry_after = Duration::from_secs(1);
-                    return Err(Some((RejectionKind::RateLimited { retry_after }, ask)));
+                    return Err(Some((
+                        RejectionKind::RateLimited { retry_after },
+                        ask,
+                        false,
+                    )));
                 }
                 let retry_after = Duration::from_secs(until - now_secs);
                 Err(Some((
@@ -75,6 +82,7 @@ impl LeaseSlot {
                         RejectionKind::RateLimited { retry_after }
                     },
                     ask,
+                    true,
                 )))
             }
         }

@@ -70,7 +70,8 @@ const CALLS_PER_TICK: usize = 256;
 ///   in total if the instance count was right.
 /// - **Refused within the limit**: at most what the other instances hold unspent (a
 ///   batch and a half each), plus the requests an instance gets past its owed batch
-///   while a lease is in flight (one backend round trip).
+///   while a lease is in flight (one backend round trip), which
+///   [`SharedLimitsStats::refused_awaiting_lease`] counts.
 ///
 /// BENCHMARKS.md measures both with two instances and a limit of 100 per minute.
 #[derive(Clone)]
@@ -98,6 +99,7 @@ pub(crate) struct Shared {
     calls: AtomicU64,
     failures: AtomicU64,
     granted: AtomicU64,
+    awaiting: AtomicU64,
 }
 
 /// A key whose slot wants a lease call.
@@ -118,6 +120,13 @@ pub struct SharedLimitsStats {
     pub failures: u64,
     /// Tokens granted in all.
     pub granted: u64,
+    /// Requests refused with no token at hand while no answer of the backend said the
+    /// limit had run out: the key owed a batch already and its lease was in flight, or
+    /// the backend's last wait was over and its next answer had not come. These are
+    /// the refusals leasing may add within the limit besides the tokens other
+    /// instances hold; a high count says a batch is too small for the traffic, or the
+    /// backend slow (see [`SharedLimits::batch_span`]).
+    pub refused_awaiting_lease: u64,
     /// Whether the last call succeeded (the instance is not on local limits).
     pub healthy: bool,
     /// Instances the backend last reported.
@@ -146,6 +155,7 @@ impl SharedLimits {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             granted: AtomicU64::new(0),
+            awaiting: AtomicU64::new(0),
         });
         Self {
             limiter: Arc::new(OnceLock::new()),
@@ -207,6 +217,7 @@ impl SharedLimits {
             calls: s.calls.load(Ordering::Relaxed),
             failures: s.failures.load(Ordering::Relaxed),
             granted: s.granted.load(Ordering::Relaxed),
+            refused_awaiting_lease: s.awaiting.load(Ordering::Relaxed),
             healthy: s.healthy.load(Ordering::Relaxed),
             instances: s.instances.load(Ordering::Relaxed),
         }
@@ -276,6 +287,12 @@ impl Shared {
     /// The divisor of the local share.
     pub(crate) fn instances(&self) -> u32 {
         self.instances.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Counts a refusal for want of a lease (see
+    /// [`SharedLimitsStats::refused_awaiting_lease`]).
+    pub(crate) fn refused_awaiting_lease(&self) {
+        self.awaiting.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether leased tokens decide (else the local share does): the task runs and

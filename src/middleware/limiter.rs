@@ -240,9 +240,12 @@ impl Limiter {
                 }
                 admitted
             }
-            Err(Some((kind, again))) => {
+            Err(Some((kind, again, current))) => {
                 if again {
                     ask();
+                }
+                if !current {
+                    shared.refused_awaiting_lease();
                 }
                 let counted = entry.peek(rate, quota, now).exhausted(&kind);
                 Err((kind, self.seen(entry, counted)))
@@ -258,6 +261,7 @@ impl Limiter {
                     admitted
                 }
                 None => {
+                    shared.refused_awaiting_lease();
                     let kind = RejectionKind::RateLimited {
                         retry_after: Duration::from_secs(1),
                     };
