@@ -57,11 +57,13 @@ impl LeaseSlot {
                 if exhausted == 0 {
                     return Err(None);
                 }
-                // The last answer was short: refuse, and ask again now and then (at
-                // most one call in flight), so that a limit raised meanwhile, or room
-                // given back by another instance, is seen before the wait is over.
+                // The last answer was short: refuse, and ask again once its wait is
+                // over, and now and then before (at most one call in flight), so that a
+                // limit raised meanwhile, or room given back by another instance, is
+                // seen before a long wait (a quota's) is over.
                 let until = exhausted >> 1;
-                let ask = now_secs >= self.recheck_at.load(Ordering::Acquire)
+                let ask = (until <= now_secs
+                    || now_secs >= self.recheck_at.load(Ordering::Acquire))
                     && !self.pending.swap(true, Ordering::AcqRel);
                 if until <= now_secs {
                     // The backend's wait is over but no new answer came yet: the limit

@@ -122,10 +122,11 @@ pub struct SharedLimitsStats {
     pub granted: u64,
     /// Requests refused with no token at hand while no answer of the backend said the
     /// limit had run out: the key owed a batch already and its lease was in flight, or
-    /// the backend's last wait was over and its next answer had not come. These are
-    /// the refusals leasing may add within the limit besides the tokens other
-    /// instances hold; a high count says a batch is too small for the traffic, or the
-    /// backend slow (see [`SharedLimits::batch_span`]).
+    /// the backend's last wait was over and its next answer had not come. They bound
+    /// from above the refusals leasing may add within the limit besides the tokens
+    /// other instances hold (many of them would have been refused anyway: waits are
+    /// whole seconds). A count that grows with traffic below the limit says a batch is
+    /// too small for it, or the backend slow (see [`SharedLimits::batch_span`]).
     pub refused_awaiting_lease: u64,
     /// Whether the last call succeeded (the instance is not on local limits).
     pub healthy: bool,

@@ -70,6 +70,31 @@ impl Instance {
     }
 }
 
+/// Warms both instances up (their pools' connections opened, a first lease taken) with
+/// a key of their own, as a running deployment is: what is measured next is a key new
+/// to the instances, not a process that just started.
+async fn warm_up(instances: &[Instance; 2], manager: &KeyManager<PgKeyStore>) {
+    let key = manager
+        .create(
+            NewKey::new("warm-up", ["reports:read"]).rate_limit(RateLimit::new(1000, 60).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let client = client();
+    for instance in instances {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while instance.limits.stats().granted == 0 {
+            assert!(Instant::now() < deadline, "no lease within 20 s");
+            assert_eq!(
+                call(&client, instance.addr, key.expose_secret()).await,
+                StatusCode::OK
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// A store on its own pool: a second instance's view of the same tables.
 async fn same_tables(url: &str, store: &PgKeyStore) -> PgKeyStore {
     let pool = PgPoolOptions::new()
@@ -147,6 +172,7 @@ async fn two_instances_admit_a_limit_of_100_per_minute_within_the_documented_bou
         Instance::start(store.clone()).await,
         Instance::start(same_tables(&url, &store).await).await,
     ];
+    warm_up(&instances, &manager).await;
     for (split, share_a) in [("50/50", 5), ("90/10", 9)] {
         let key = manager
             .create(NewKey::new(format!("split {split}"), ["reports:read"]).rate_limit(rate))
@@ -214,6 +240,7 @@ async fn sustained(share_a: u64) -> (u64, u64, u64) {
         Instance::start(store.clone()).await,
         Instance::start(same_tables(&url, &store).await).await,
     ];
+    warm_up(&instances, &manager).await;
     let client = client();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
