@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, Clock, EventLog, EventStore, FailureThrottle, KeyManager,
+    SharedLimits,
     KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
     UsageSink, UsageTracker,
 };
@@ -111,6 +112,7 @@ where
         clock,
         admin_key,
         failures_per_minute,
+        None,
     ))
 }
 
@@ -127,13 +129,15 @@ pub async fn mint_admin_key<S: KeyStoreAdmin>(
 
 /// Builds the demo over `store`, for an operator holding `admin_key`: the usage tracker
 /// (writing last-used times into the store every `usage_flush`) and the routes, with
-/// wrong keys throttled at `failures_per_minute` per client address (0: off).
+/// wrong keys throttled at `failures_per_minute` per client address (0: off), and the
+/// keys' limits shared with other demos through `shared_limits` if given.
 pub fn build_with_admin_key<S>(
     store: S,
     usage_flush: Duration,
     clock: Arc<dyn Clock>,
     admin_key: PlaintextKey,
     failures_per_minute: u32,
+    shared_limits: Option<&SharedLimits>,
 ) -> Demo
 where
     S: KeyStoreAdmin + UsageSink + EventStore + Clone,
@@ -161,6 +165,10 @@ where
         .realm(REALM)
         .clock(clock.clone())
         .usage_tracker(tracker.clone());
+    let layer = match shared_limits {
+        Some(limits) => layer.shared_limits(limits),
+        None => layer,
+    };
     let mut admin = AdminRouter::new(manager)
         .realm(REALM)
         .usage_tracker(tracker.clone());

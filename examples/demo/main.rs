@@ -20,8 +20,8 @@
 //!
 //! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
 //! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
-//! processes on one database act as one system: keys, revocations and last-used times
-//! are shared. The admin key then lives in a file (`--admin-key-file`, see
+//! processes on one database act as one system: keys, revocations, last-used times and
+//! the keys' rate limits and quotas (a `SharedLimits` on the database) are shared. The admin key then lives in a file (`--admin-key-file`, see
 //! `admin_key.rs`), so restarts print the same key instead of minting another.
 
 #[cfg(feature = "postgres")]
@@ -204,7 +204,7 @@ async fn serve_postgres(
     url: &str,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_apikey::{CachedKeyStore, KeyManager, PgKeyStore};
+    use tower_apikey::{CachedKeyStore, KeyManager, PgKeyStore, SharedLimits};
 
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(args.database_pool_size)
@@ -224,10 +224,16 @@ async fn serve_postgres(
         &SystemClock,
     )
     .await?;
+    // Demos on one database share their keys' rate limits and quotas through it.
+    let limits = SharedLimits::new(store.clone());
     let store = CachedKeyStore::new(store);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let following = tokio::spawn(store.feed_listener().run(async {
         let _ = stopped.await;
+    }));
+    let (stop_leasing, leasing_stopped) = tokio::sync::oneshot::channel::<()>();
+    let leasing = tokio::spawn(limits.run(async {
+        let _ = leasing_stopped.await;
     }));
     let demo = app::build_with_admin_key(
         store,
@@ -235,10 +241,14 @@ async fn serve_postgres(
         Arc::new(SystemClock),
         admin_key,
         args.failures_per_minute,
+        Some(&limits),
     );
     let served = serve(listener, demo, args).await;
     let _ = stop.send(());
     following.await?;
+    // Unspent quota tokens go back to the database for the other demos.
+    let _ = stop_leasing.send(());
+    leasing.await?;
     served
 }
 
