@@ -19,9 +19,8 @@ use time::format_description::well_known::Rfc3339;
 use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, Clock, EventLog, EventStore, FailureThrottle, KeyManager,
-    SharedLimits,
     KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
-    UsageSink, UsageTracker,
+    SharedLimits, UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
