@@ -2031,6 +2031,36 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
     b.wait_for(&key, StatusCode::UNAUTHORIZED).await;
     b.stop_listening().await;
 
+    // Sharing limits needs what the README's table says on the ledger's two tables.
+    let lease = tower_apikey::LeaseRequest::new(
+        *successor.id(),
+        tower_apikey::InstanceId::random(),
+        Some(tower_apikey::RateLimit::new(10, 60).unwrap()),
+        None,
+        3,
+        SystemTime::now(),
+    );
+    assert!(
+        tower_apikey::LimitBackend::lease(&serving, &lease)
+            .await
+            .is_err(),
+        "no privilege on the ledger yet"
+    );
+    let (schema_name, table) = (&schema, migrated.table());
+    exec(
+        &owner_pool,
+        format!(
+            "GRANT SELECT, INSERT, UPDATE ON \"{schema_name}\".\"{table}_limits\" TO \"{app}\";
+             GRANT SELECT, INSERT, UPDATE, DELETE ON \"{schema_name}\".\"{table}_linst\" TO \"{app}\"",
+            app = app.name
+        ),
+    )
+    .await;
+    let granted = tower_apikey::LimitBackend::lease(&serving, &lease)
+        .await
+        .expect("lease as the app");
+    assert_eq!(granted.granted, 3);
+
     // A column a newer release adds needs the owner: the app's migration says so.
     exec(
         &owner_pool,
