@@ -212,9 +212,13 @@ pub(super) struct CreateRequest {
     pub(super) limits: LimitsRequest,
 }
 
-impl CreateRequest {
-    const FIELDS: &[&str] = &["name", "scopes", "expires_at"];
+/// The fields of a create request besides the limits ([`limits_body::FIELDS`]).
+pub(super) const CREATE_FIELDS: &[&str] = &["name", "scopes", "expires_at"];
 
+/// The fields of a rotate request besides `until_first_use` ([`first_use_body::FIELDS`]).
+pub(super) const ROTATE_FIELDS: &[&str] = &["overlap_secs"];
+
+impl CreateRequest {
     /// Checks every field, with the manager's clock for `expires_at`, and reports every
     /// problem at once.
     pub(super) fn parse<S: KeyStoreAdmin>(
@@ -307,7 +311,7 @@ impl CreateRequest {
 
         let limits = LimitsRequest::parse(&object, &mut errors);
 
-        let known: Vec<&str> = Self::FIELDS
+        let known: Vec<&str> = CREATE_FIELDS
             .iter()
             .chain(limits_body::FIELDS)
             .copied()
@@ -345,8 +349,6 @@ pub(super) struct RotateRequest {
 }
 
 impl RotateRequest {
-    const FIELDS: &[&str] = &["overlap_secs"];
-
     /// The plan the body asks for, or `default` when it asks for none.
     pub(super) fn plan(body: Option<Self>, default: OldKeyPlan) -> OldKeyPlan {
         match body {
@@ -390,7 +392,7 @@ impl RotateRequest {
         };
         let until_first_use = first_use_body::parse(&object, &mut errors);
         let end_given = object.contains_key("overlap_secs") || until_first_use.is_some();
-        let known: Vec<&str> = Self::FIELDS
+        let known: Vec<&str> = ROTATE_FIELDS
             .iter()
             .chain(first_use_body::FIELDS)
             .copied()
