@@ -669,7 +669,7 @@ async fn update<S: KeyStoreAdmin>(
         expired or ended key, or one with a live successor, cannot be rotated (409); nor can \
         `until_first_use` be asked where no usage tracker writes the store (409).",
     params(openapi::KeyIdParam),
-    request_body(content = Option<openapi::RotateBody>, content_type = "application/json"),
+    request_body(content = openapi::RotateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the new key's record and, this once, the key",
             body = CreatedView<'_>, content_type = "application/json",

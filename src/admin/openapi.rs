@@ -519,6 +519,12 @@ fn limits_properties() -> Map<String, Value> {
 
 fn ip_network_schema() -> Value {
     const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    // The IPv6 forms without an embedded IPv4 address: eight groups, or fewer around `::`.
+    const IPV6: &str = "(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|\
+        (?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|\
+        (?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|\
+        (?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|\
+        :(?:(?::[0-9A-Fa-f]{1,4}){1,7}|:))";
     json!({
         "type": "string",
         "description": "An IP address or a CIDR network, such as `203.0.113.7`, \
@@ -527,7 +533,7 @@ fn ip_network_schema() -> Value {
             {"format": "ipv4"},
             {"format": "ipv6"},
             {"pattern": format!("^{OCTET}(?:\\.{OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])$")},
-            {"pattern": "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])$"},
+            {"pattern": format!("^{IPV6}/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])$")},
         ],
     })
 }
@@ -733,6 +739,11 @@ fn finish(doc: &mut Value) {
             for &status in statuses.iter().chain(if public { &[][..] } else { GUARD }) {
                 responses[status.to_string()] = problem_response(status);
             }
+            if matches!(id.as_str(), "rotateKey" | "rotateSelf") {
+                // No body (or an empty one) asks for the route's default end.
+                operation["requestBody"]["required"] = false.into();
+            }
+            let responses = &mut operation["responses"];
             if matches!(id.as_str(), "createKey" | "rotateKey" | "rotateSelf") {
                 responses["201"]["links"] = created_links.clone();
             }

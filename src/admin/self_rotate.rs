@@ -53,7 +53,7 @@ pub const ROTATE_SELF_SCOPE: &str = "keys:rotate-self";
         Without a body the old key ends 300 s after the new key's first use. Refused (409) for \
         a key with a live successor, for a key that replaced another which still works, and \
         for `until_first_use` where no usage tracker writes the store.",
-    request_body(content = Option<super::openapi::RotateBody>, content_type = "application/json"),
+    request_body(content = super::openapi::RotateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the new key's record and, this once, the key",
             body = super::view::CreatedView<'_>, content_type = "application/json",

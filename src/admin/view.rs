@@ -83,10 +83,13 @@ pub(super) struct KeyView {
 }
 
 /// A rate limit: `requests` per `per_secs` seconds, as create takes it.
+// `deny_unknown_fields` only for the schema: create and PATCH take this very shape, and
+// refuse other members.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = RateLimit)]
 struct RateLimitView {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
     #[schema(minimum = 1, maximum = 86400)]
     per_secs: u32,
@@ -94,9 +97,10 @@ struct RateLimitView {
 
 /// A quota: `requests` per UTC calendar day or month, as create takes it.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = Quota)]
 struct QuotaView {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
     #[schema(value_type = QuotaPeriodName)]
     per: &'static str,
