@@ -12,14 +12,14 @@
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
 //! | `POST /self/rotate` the rotate body, or none for `until_first_use` with 300 s of grace | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([OpenAPI](#openapi)) | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
 //! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
 //! takes them) and `predecessor_grace_secs` (the successor of an `until_first_use`
-//! rotation: its first use ends `rotated_from` that many seconds later);
-//! takes them) and `recent_ips` (its last 5 client addresses, newest first, written
-//! with last-used times);
+//! rotation: its first use ends `rotated_from` that many seconds later) and `recent_ips`
+//! (its last 5 client addresses, newest first, written with last-used times);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
@@ -158,6 +158,28 @@
 //!
 //! A malformed id in a path (`/keys/not-an-id`) is 404, like an unknown one: either way
 //! no key is there, and one answer keeps clients simple.
+//!
+//! # OpenAPI
+//!
+//! `GET /openapi.json` answers an OpenAPI 3.1 document of every route above (and the
+//! panel's), generated from the code: each route is registered from its handler's
+//! `#[utoipa::path]`, the answers' schemas are derived from the types the handlers
+//! serialise, and the bodies' schemas sit beside their parsers, checked against them by
+//! tests. It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
+//! `apiKey` in the `Authorization` header), every parameter, body, answer and header
+//! (`Location`, `Link`, `Retry-After`, `WWW-Authenticate`), every problem document, and
+//! links from each created key to the operations on it. With a [`ScopeCatalogue`], the
+//! scopes a key may be given are the catalogue's `enum`. Rules a schema cannot state (an
+//! `expires_at` in the future and at most 365 days ahead, the scopes the actor may grant,
+//! a cursor made for this `sort`, a key that may still be rotated) are described, with
+//! their 422, 403 and 409.
+//!
+//! The document sits behind the same guard as the API (or the application's login):
+//! it holds no key, but it maps a key-management endpoint, which nobody without a key
+//! needs to see. Tools that read it send the admin key as they would to the API; an
+//! application that wants it public serves [`AdminRouter::openapi_json`] on a route of
+//! its own. Paths are relative to where the router is mounted (`servers` is `.`).
+//! The document is built once, when the router is.
 //!
 //! # Self-rotation
 //!
