@@ -19,10 +19,13 @@ use serde_json::Value;
 use tower_apikey::admin::AdminRouter;
 use tower_apikey::{EventLog, InMemoryKeyStore, KeyManager, NewKey, ScopeCatalogue};
 
-/// Every route of the admin router, as this test knows it. A route added to the router
-/// without being documented fails `the_router_serves_what_the_document_lists` (the
-/// router registers routes from their documentation); one documented but left out
-/// here fails `the_document_lists_every_route`.
+/// Every route of the admin router, as this test knows it. The router registers its
+/// routes from their `#[utoipa::path]`, and the crate's unit test
+/// `the_router_serves_exactly_the_documented_operations` compares what it registered
+/// with the document; here, a route documented but left out of this list fails
+/// `the_document_lists_every_route`, and one documented but not served, or a method
+/// served on a documented path but not documented, fails
+/// `the_router_serves_what_the_document_lists`.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/events"),
