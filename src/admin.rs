@@ -12,14 +12,14 @@
 //! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
 //! | `POST /self/rotate` the rotate body, or none for `until_first_use` with 300 s of grace | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([OpenAPI](#openapi)) | 200 |
 //!
 //! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
 //! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
 //! takes them) and `predecessor_grace_secs` (the successor of an `until_first_use`
-//! rotation: its first use ends `rotated_from` that many seconds later);
-//! takes them) and `recent_ips` (its last 5 client addresses, newest first, written
-//! with last-used times);
+//! rotation: its first use ends `rotated_from` that many seconds later) and `recent_ips`
+//! (its last 5 client addresses, newest first, written with last-used times);
 //! times are RFC 3339 in UTC (`2026-05-01T12:00:00Z`), absent ones `null`.
 //! `created_by` and `revoked_by` say who acted: the admin key's id, the name the
 //! application's login gives a person, or `null` when the application itself acted
@@ -159,6 +159,28 @@
 //! A malformed id in a path (`/keys/not-an-id`) is 404, like an unknown one: either way
 //! no key is there, and one answer keeps clients simple.
 //!
+//! # OpenAPI
+//!
+//! `GET /openapi.json` answers an OpenAPI 3.1 document of every route above (and the
+//! panel's), generated from the code: each route is registered from its handler's
+//! `#[utoipa::path]`, the answers' schemas are derived from the types the handlers
+//! serialise, and the bodies' schemas sit beside their parsers, checked against them by
+//! tests. It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
+//! `apiKey` in the `Authorization` header), every parameter, body, answer and header
+//! (`Location`, `Link`, `Retry-After`, `WWW-Authenticate`), every problem document, and
+//! links from each created key to the operations on it. With a [`ScopeCatalogue`], the
+//! scopes a key may be given are the catalogue's `enum`. Rules a schema cannot state (an
+//! `expires_at` in the future and at most 365 days ahead, the scopes the actor may grant,
+//! a cursor made for this `sort`, a key that may still be rotated) are described, with
+//! their 422, 403 and 409.
+//!
+//! The document sits behind the same guard as the API (or the application's login):
+//! it holds no key, but it maps a key-management endpoint, which nobody without a key
+//! needs to see. Tools that read it send the admin key as they would to the API; an
+//! application that wants it public serves [`AdminRouter::openapi_json`] on a route of
+//! its own. Paths are relative to where the router is mounted (`servers` is `.`).
+//! The document is built once, when the router is.
+//!
 //! # Self-rotation
 //!
 //! `POST /self/rotate` takes the rotate body and answers like rotate; the key in the
@@ -272,6 +294,7 @@ mod events;
 mod first_use_body;
 mod limits_body;
 mod list;
+mod openapi;
 mod page;
 mod panel;
 mod patch_body;
@@ -289,7 +312,6 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
 use axum::middleware::map_request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 
 use crate::client_addr::TrustedProxies;
 use crate::key::KeyId;
@@ -301,6 +323,7 @@ use crate::store::KeyStoreAdmin;
 use crate::usage::UsageTracker;
 use acting::Acting;
 use body::{CreateRequest, RotateRequest};
+use openapi::Documented;
 use panel::PanelAuth;
 use problem::AdminError;
 use view::{CreatedView, KeyView, ScopesView};
@@ -442,6 +465,22 @@ where
         self
     }
 
+    /// The OpenAPI 3.1 document the router serves at `GET /openapi.json` (behind its
+    /// guard), as JSON text: for an application that wants to serve it on a public route
+    /// of its own, merge it into its own document, or check it in CI.
+    ///
+    /// ```
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    ///
+    /// let admin = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()));
+    /// let document: serde_json::Value = serde_json::from_str(&admin.openapi_json()).unwrap();
+    /// assert_eq!(document["openapi"], "3.1.0");
+    /// ```
+    pub fn openapi_json(&self) -> String {
+        let document = openapi::document(self.manager.catalogue());
+        String::from_utf8(document.to_vec()).expect("serde_json writes UTF-8")
+    }
+
     /// The router, ready to `nest` (for example at `/admin`).
     pub fn into_router(mut self) -> Router {
         if !self.tracker_given
@@ -449,37 +488,74 @@ where
         {
             self.guard = self.guard.usage_tracker(tracker.clone());
         }
-        let api = Router::new()
-            .route("/keys", post(create::<S>).get(list::list::<S>))
-            .route(
-                "/keys/{id}",
-                get(show::<S>).delete(revoke::<S>).patch(update::<S>),
-            )
-            .route("/keys/{id}/rotate", post(rotate::<S>))
-            .route("/scopes", get(scopes::<S>))
-            .route("/events", get(events::list::<S>))
-            .route("/keys/{id}/events", get(events::of_key::<S>))
-            .route("/keys/{id}/usage", get(events::usage::<S>));
+        let manager = self.manager.clone();
+        let (routes, _served) = self.documented_routes();
+        routes
+            .fallback(|| async { AdminError::NoSuchRoute })
+            // Set here, inside the application's own limit, so that this one applies.
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(manager)
+    }
+}
+
+impl<S> AdminRouter<S>
+where
+    S: KeyStoreAdmin + Clone,
+{
+    /// The routes, each registered where its `#[utoipa::path]` says (see
+    /// [`openapi`]), and the `(path, method)` pairs served, which the document lists.
+    fn documented_routes(
+        self,
+    ) -> (
+        Router<KeyManager<S>>,
+        Vec<(String, utoipa::openapi::HttpMethod)>,
+    ) {
+        // Built once per router, with its catalogue; each request clones the bytes.
+        let document = openapi::document(self.manager.catalogue());
+        let api = Documented::new()
+            .route(__path_create, create::<S>)
+            .route(list::__path_list, list::list::<S>)
+            .route(__path_show, show::<S>)
+            .route(__path_update, update::<S>)
+            .route(__path_revoke, revoke::<S>)
+            .route(__path_rotate, rotate::<S>)
+            .route(__path_scopes, scopes::<S>)
+            .route(events::__path_list, events::list::<S>)
+            .route(events::__path_of_key, events::of_key::<S>)
+            .route(events::__path_usage, events::usage::<S>)
+            .route(openapi::__path_openapi_json, move || {
+                let document = document.clone();
+                async move { openapi::openapi_json(document) }
+            });
         // A key rotating itself needs only `keys:rotate-self`, behind a login too:
         // machines have no session. Layers added later run first.
         let own_scope = Scopes::new([ROTATE_SELF_SCOPE]).expect("a valid scope");
-        let own = Router::new()
-            .route("/self/rotate", post(self_rotate::rotate_self::<S>))
-            .route_layer(map_request(acting::key_acts))
-            .route_layer(self.guard.clone().require_scopes(own_scope));
-        // `route_layer`: unknown paths get the 404 below without a key, like any
-        // other route the application does not have.
+        let guard = self.guard.clone();
+        let own = Documented::new()
+            .route(
+                self_rotate::__path_rotate_self,
+                self_rotate::rotate_self::<S>,
+            )
+            .map(|own| {
+                own.route_layer(map_request(acting::key_acts))
+                    .route_layer(guard.require_scopes(own_scope))
+            });
+        // `route_layer`: unknown paths get the 404 of `into_router` without a key, like
+        // any other route the application does not have.
         let (api, auth) = if self.behind_login {
             // The application's layer outside inserts the `Actor`; cookies make
             // cross-site requests possible, so those are refused first.
-            let api = api.route_layer(map_request(cross_origin::refuse_unsafe_cross_origin));
+            let api = api
+                .map(|api| api.route_layer(map_request(cross_origin::refuse_unsafe_cross_origin)));
             (api, PanelAuth::Session)
         } else {
             // Layers added later run first: the guard, then the key as the actor,
             // replacing any `Actor` from outside.
-            let api = api
-                .route_layer(map_request(acting::key_acts))
-                .route_layer(self.guard);
+            let guard = self.guard;
+            let api = api.map(|api| {
+                api.route_layer(map_request(acting::key_acts))
+                    .route_layer(guard)
+            });
             (api, PanelAuth::Key)
         };
         // Merged after the guard, so that the page and its assets, which hold no data,
@@ -490,11 +566,7 @@ where
         } else {
             api
         };
-        routes
-            .fallback(|| async { AdminError::NoSuchRoute })
-            // Set here, inside the application's own limit, so that this one applies.
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(self.manager)
+        routes.into_parts()
     }
 }
 
@@ -511,6 +583,26 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
 }
 
 /// `POST /keys`
+#[utoipa::path(
+    post,
+    path = "/keys",
+    operation_id = "createKey",
+    tag = "keys",
+    summary = "Create a key",
+    description = "Creates a key and answers its record with the plaintext `key`, shown this \
+        once. Only scopes the acting key's own scopes grant may be given (403 otherwise), and \
+        with a scope catalogue only declared ones (422). `expires_at` must lie in the future and \
+        at most 365 days ahead (422 otherwise); left out, it is the 365-day maximum.",
+    request_body(content = openapi::CreateKeyBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created: the record and, this once, the key",
+            body = CreatedView<'_>, content_type = "application/json",
+            headers(
+                ("Location" = String, description = "The new key's record, relative to this request: `keys/{id}`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a secret"),
+            )),
+    ),
+)]
 async fn create<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
@@ -538,6 +630,18 @@ async fn create<S: KeyStoreAdmin>(
 }
 
 /// `GET /keys/{id}`
+#[utoipa::path(
+    get,
+    path = "/keys/{id}",
+    operation_id = "getKey",
+    tag = "keys",
+    summary = "One key's record",
+    params(openapi::KeyIdParam),
+    responses(
+        (status = 200, description = "The record; a revoked key's too, since revocation keeps it",
+            body = KeyView, content_type = "application/json"),
+    ),
+)]
 async fn show<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     _: Acting,
@@ -548,6 +652,21 @@ async fn show<S: KeyStoreAdmin>(
 }
 
 /// `PATCH /keys/{id}`
+#[utoipa::path(
+    patch,
+    path = "/keys/{id}",
+    operation_id = "updateKey",
+    tag = "keys",
+    summary = "Change a key's name, limits or allowed addresses",
+    description = "A field left out stays as it is; `null` removes a limit or the allowlist. \
+        Scopes cannot be changed (422). The acting key must grant every scope of the key (403).",
+    params(openapi::KeyIdParam),
+    request_body(content = openapi::UpdateKeyBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed record", body = KeyView,
+            content_type = "application/json"),
+    ),
+)]
 async fn update<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
@@ -562,6 +681,26 @@ async fn update<S: KeyStoreAdmin>(
 }
 
 /// `POST /keys/{id}/rotate`
+#[utoipa::path(
+    post,
+    path = "/keys/{id}/rotate",
+    operation_id = "rotateKey",
+    tag = "keys",
+    summary = "Rotate a key: a new key with the same name, scopes and limits",
+    description = "Without a body the old key keeps working until it is revoked. A revoked, \
+        expired or ended key, or one with a live successor, cannot be rotated (409); nor can \
+        `until_first_use` be asked where no usage tracker writes the store (409).",
+    params(openapi::KeyIdParam),
+    request_body(content = openapi::RotateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created: the new key's record and, this once, the key",
+            body = CreatedView<'_>, content_type = "application/json",
+            headers(
+                ("Location" = String, description = "The new key's record, relative to this request: `../{id}`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a secret"),
+            )),
+    ),
+)]
 async fn rotate<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
@@ -582,6 +721,17 @@ async fn rotate<S: KeyStoreAdmin>(
 }
 
 /// `DELETE /keys/{id}`
+#[utoipa::path(
+    delete,
+    path = "/keys/{id}",
+    operation_id = "revokeKey",
+    tag = "keys",
+    summary = "Revoke a key",
+    description = "Revoking twice is 204 again. The record stays (with `revoked_at` and \
+        `revoked_by`): `GET /keys/{id}` still answers it.",
+    params(openapi::KeyIdParam),
+    responses((status = 204, description = "Revoked")),
+)]
 async fn revoke<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
@@ -592,6 +742,17 @@ async fn revoke<S: KeyStoreAdmin>(
 }
 
 /// `GET /scopes`
+#[utoipa::path(
+    get,
+    path = "/scopes",
+    operation_id = "listScopes",
+    tag = "keys",
+    summary = "The scope catalogue, and what the caller may grant",
+    responses(
+        (status = 200, description = "The catalogue (`null` without one) and the caller",
+            body = ScopesView<'_>, content_type = "application/json"),
+    ),
+)]
 async fn scopes<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,

@@ -13,6 +13,9 @@
 
 mod actor_name;
 mod hidden_text;
+// The admin router's OpenAPI document writes the name rule as a pattern from this table.
+#[cfg(feature = "admin")]
+pub(crate) use hidden_text::HIDDEN;
 mod identity;
 mod limits;
 mod recent_ips;

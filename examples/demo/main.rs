@@ -9,7 +9,8 @@
 //! - `GET /whoami`: the caller's key id, name, scopes and expiry as JSON;
 //! - `GET /reports` (scope `reports:read`), `POST /reports` (scope `reports:write`);
 //! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
-//! - `/admin/`: the same in a browser, the "Connector Access Control" panel.
+//! - `/admin/`: the same in a browser, the "Connector Access Control" panel;
+//! - `/admin/openapi.json`: the admin API as an OpenAPI 3.1 document (with the admin key).
 //!
 //! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
 //! timeout, a request timeout and a connection cap, each with a flag. A client address

@@ -191,6 +191,28 @@ fn shown_name(name: &str) -> String {
     }
 }
 
+/// A whole number of `value`: `300`, and also `300.0` or `3e2`, which JSON (and JSON
+/// Schema's `integer`) count as the same number, so a client whose JSON library writes
+/// numbers as floats is not refused. Fractions and negatives are `None`; a whole number
+/// beyond 2^53, where a float is no longer exact, saturates, so range checks refuse it as
+/// too large.
+pub(super) fn whole_number(value: &Value) -> Option<u64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let float = value.as_f64()?;
+    if float.fract() != 0.0 || float < 0.0 {
+        return None;
+    }
+    // `as` saturates; below 2^53 it is exact.
+    Some(if float <= EXACT {
+        float as u64
+    } else {
+        u64::MAX
+    })
+}
+
 /// Unknown fields, named one by one (at most [`MAX_LISTED_FIELDS`]).
 pub(super) fn unknown_fields(object: &Object, known: &[&str], errors: &mut Vec<FieldError>) {
     let unknown: Vec<&String> = object
@@ -212,9 +234,13 @@ pub(super) struct CreateRequest {
     pub(super) limits: LimitsRequest,
 }
 
-impl CreateRequest {
-    const FIELDS: &[&str] = &["name", "scopes", "expires_at"];
+/// The fields of a create request besides the limits ([`limits_body::FIELDS`]).
+pub(super) const CREATE_FIELDS: &[&str] = &["name", "scopes", "expires_at"];
 
+/// The fields of a rotate request besides `until_first_use` ([`first_use_body::FIELDS`]).
+pub(super) const ROTATE_FIELDS: &[&str] = &["overlap_secs"];
+
+impl CreateRequest {
     /// Checks every field, with the manager's clock for `expires_at`, and reports every
     /// problem at once.
     pub(super) fn parse<S: KeyStoreAdmin>(
@@ -307,7 +333,7 @@ impl CreateRequest {
 
         let limits = LimitsRequest::parse(&object, &mut errors);
 
-        let known: Vec<&str> = Self::FIELDS
+        let known: Vec<&str> = CREATE_FIELDS
             .iter()
             .chain(limits_body::FIELDS)
             .copied()
@@ -345,8 +371,6 @@ pub(super) struct RotateRequest {
 }
 
 impl RotateRequest {
-    const FIELDS: &[&str] = &["overlap_secs"];
-
     /// The plan the body asks for, or `default` when it asks for none.
     pub(super) fn plan(body: Option<Self>, default: OldKeyPlan) -> OldKeyPlan {
         match body {
@@ -367,7 +391,7 @@ impl RotateRequest {
         let mut errors = Vec::new();
         let overlap = match object.get("overlap_secs") {
             None | Some(Value::Null) => None,
-            Some(value) => match value.as_u64() {
+            Some(value) => match whole_number(value) {
                 Some(secs) if secs <= MAX_OVERLAP.as_secs() => Some(Duration::from_secs(secs)),
                 Some(_) => {
                     errors.push(FieldError::new(
@@ -390,7 +414,7 @@ impl RotateRequest {
         };
         let until_first_use = first_use_body::parse(&object, &mut errors);
         let end_given = object.contains_key("overlap_secs") || until_first_use.is_some();
-        let known: Vec<&str> = Self::FIELDS
+        let known: Vec<&str> = ROTATE_FIELDS
             .iter()
             .chain(first_use_body::FIELDS)
             .copied()
@@ -616,8 +640,23 @@ mod tests {
                 .overlap,
             Some(Duration::ZERO)
         );
+        // Found by Schemathesis: JSON Schema's `integer` includes `60.0`.
+        assert_eq!(
+            parse(serde_json::json!({"overlap_secs": 60.0, "until_first_use": false}))
+                .unwrap()
+                .overlap,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse(serde_json::json!({"until_first_use": true, "grace_secs": 6e1}))
+                .unwrap()
+                .until_first_use,
+            Some(Duration::from_secs(60))
+        );
         for bad in [
             serde_json::json!({"overlap_secs": -1}),
+            serde_json::json!({"overlap_secs": -1.0}),
+            serde_json::json!({"overlap_secs": 1e300}),
             serde_json::json!({"overlap_secs": 1.5}),
             serde_json::json!({"overlap_secs": "60"}),
             serde_json::json!({"overlap_secs": u64::MAX}),

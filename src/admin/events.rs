@@ -6,6 +6,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::acting::Acting;
 use super::page::{QueryParams, paged};
@@ -16,33 +17,63 @@ use crate::key::KeyId;
 use crate::manager::KeyManager;
 use crate::store::KeyStoreAdmin;
 
-/// One event as JSON: `{"id", "type", "key_id", "actor", "at", "detail"}`.
-#[derive(Debug, Serialize)]
+/// One lifecycle event of a key (`{"id", "type", "key_id", "actor", "at", "detail"}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyEvent)]
 pub(super) struct EventView {
     /// A string, so that clients treat it as the opaque, orderable id it is.
     id: String,
+    /// What happened.
     #[serde(rename = "type")]
+    #[schema(value_type = EventType)]
     kind: &'static str,
+    /// The key it happened to.
     key_id: String,
+    /// Who acted, as a record's `created_by`; `null` for the application itself.
+    #[schema(required = true)]
     actor: Option<String>,
+    /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     at: OffsetDateTime,
     detail: DetailView,
 }
 
-/// The fields of the detail that apply; the others are left out.
-#[derive(Debug, Serialize)]
+/// An event's type.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used: `EventView::kind` is the type's name.
+enum EventType {
+    Created,
+    Rotated,
+    Revoked,
+    FirstUsed,
+    Expiring,
+    EndedKeyUsed,
+}
+
+/// The members of an event's detail that apply to its type; the others are left out.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyEventDetail)]
 struct DetailView {
+    /// The other key of a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     related_key_id: Option<String>,
+    /// `expiring`: the days left.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     days: Option<u32>,
+    /// The end a rotation scheduled for the old key.
     #[serde(
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = String, format = DateTime)]
     ends_at: Option<OffsetDateTime>,
+    /// `ended_key_used`: the attempts seen.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     attempts: Option<u64>,
 }
 
@@ -66,6 +97,21 @@ impl EventView {
 }
 
 /// `GET /events?key_id=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/events",
+    operation_id = "listEvents",
+    tag = "events",
+    summary = "The audit trail, newest first, one page at a time",
+    description = "404 where the application keeps no event log. A `cursor` is refused (422) \
+        unless a `Link` gave it.",
+    params(super::openapi::EventsParams),
+    responses(
+        (status = 200, description = "A page of events", body = Vec<EventView>,
+            content_type = "application/json",
+            headers(("Link" = String, description = "`<?…&cursor=…>; rel=\"next\"` (RFC 8288), relative to the request; absent on the last page"))),
+    ),
+)]
 pub(super) async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     _: Acting,
@@ -83,6 +129,20 @@ pub(super) async fn list<S: KeyStoreAdmin>(
 }
 
 /// `GET /keys/{id}/events?limit=&cursor=`: 404 for a key that does not exist.
+#[utoipa::path(
+    get,
+    path = "/keys/{id}/events",
+    operation_id = "listKeyEvents",
+    tag = "events",
+    summary = "One key's events, newest first, one page at a time",
+    description = "404 for an unknown key, or where the application keeps no event log.",
+    params(super::openapi::KeyIdParam, super::openapi::PageParams),
+    responses(
+        (status = 200, description = "A page of the key's events", body = Vec<EventView>,
+            content_type = "application/json",
+            headers(("Link" = String, description = "`<?…&cursor=…>; rel=\"next\"` (RFC 8288), relative to the request; absent on the last page"))),
+    ),
+)]
 pub(super) async fn of_key<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     _: Acting,
@@ -130,21 +190,36 @@ const MAX_USAGE_DAYS: u32 = 90;
 /// The days it answers by default.
 const DEFAULT_USAGE_DAYS: u32 = 30;
 
-/// One day of `GET /keys/{id}/usage`.
-#[derive(Debug, Serialize)]
+/// One UTC day of a key's proven requests.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageDay)]
 struct DayView {
+    #[schema(format = Date)]
     date: String,
     requests: u64,
 }
 
-/// `{"days": [...]}`, oldest first.
-#[derive(Debug, Serialize)]
-struct UsageView {
+/// A key's proven requests per UTC day, oldest first, zero days included.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyUsage)]
+pub(super) struct UsageView {
     days: Vec<DayView>,
 }
 
 /// `GET /keys/{id}/usage?days=N` (N from 1 to 90, default 30): the key's proven
 /// requests per UTC day up to today (the manager's clock), zero days included.
+#[utoipa::path(
+    get,
+    path = "/keys/{id}/usage",
+    operation_id = "getKeyUsage",
+    tag = "events",
+    summary = "A key's proven requests per UTC day",
+    params(super::openapi::KeyIdParam, super::openapi::UsageParams),
+    responses(
+        (status = 200, description = "Oldest day first, zero days included", body = UsageView,
+            content_type = "application/json"),
+    ),
+)]
 pub(super) async fn usage<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     _: Acting,

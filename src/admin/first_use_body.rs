@@ -35,7 +35,7 @@ pub(super) fn parse(object: &Map<String, Value>, errors: &mut Vec<FieldError>) -
     };
     let grace = match object.get("grace_secs") {
         None | Some(Value::Null) => None,
-        Some(value) => match value.as_u64() {
+        Some(value) => match super::body::whole_number(value) {
             Some(secs) if secs <= MAX_FIRST_USE_GRACE.as_secs() => Some(Duration::from_secs(secs)),
             Some(_) => {
                 errors.push(FieldError::new(

@@ -144,7 +144,7 @@ fn count(
 ) -> Option<u32> {
     let found = object
         .get(member)
-        .and_then(Value::as_u64)
+        .and_then(super::body::whole_number)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|&n| n > 0);
     if found.is_none() {
@@ -185,6 +185,33 @@ mod tests {
             Some(Quota::new(10_000, QuotaPeriod::Month).unwrap())
         );
         assert_eq!(limits.allowed_ips.unwrap().nets().len(), 3);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_read() {
+        // Found by Schemathesis: JSON Schema's `integer` includes `100.0`.
+        let (limits, errors) = parse(serde_json::json!({
+            "rate_limit": {"requests": 100.0, "per_secs": 6e1},
+            "quota": {"requests": 10000.0, "per": "day"},
+        }));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(limits.rate_limit, Some(RateLimit::new(100, 60).unwrap()));
+        assert_eq!(
+            limits.quota,
+            Some(Quota::new(10_000, QuotaPeriod::Day).unwrap())
+        );
+        let (_, errors) = parse(serde_json::json!({
+            "rate_limit": {"requests": 1.5, "per_secs": 1e30},
+            "quota": {"requests": -1.0, "per": "day"},
+        }));
+        assert_eq!(
+            errors,
+            [
+                "rate_limit.requests",
+                "rate_limit.per_secs",
+                "quota.requests"
+            ]
+        );
     }
 
     #[test]

@@ -21,6 +21,22 @@ use crate::store::key_query::{KeyFilter, KeyQuery, KeySort};
 const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
 
 /// `GET /keys`
+#[utoipa::path(
+    get,
+    path = "/keys",
+    operation_id = "listKeys",
+    tag = "keys",
+    summary = "One page of keys, filtered, searched and sorted",
+    description = "Each parameter at most once; an unknown one is 422. The next page is named \
+        in `Link`; the last page has none. A `cursor` is refused (422) unless a `Link` gave it \
+        for the same `sort`.",
+    params(super::openapi::ListKeysParams),
+    responses(
+        (status = 200, description = "A page of records, newest first by default",
+            body = Vec<KeyView>, content_type = "application/json",
+            headers(("Link" = String, description = "`<?…&cursor=…>; rel=\"next\"` (RFC 8288), relative to the request; absent on the last page"))),
+    ),
+)]
 pub(super) async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     _: Acting,

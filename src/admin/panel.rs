@@ -19,7 +19,6 @@
 //! assets relative to the address it was asked for (`./admin/panel.js` from `/admin`,
 //! `panel.js` from `/admin/`), which also holds behind a proxy that strips a prefix.
 
-use axum::Router;
 use axum::extract::OriginalUri;
 use axum::http::HeaderValue;
 use axum::http::header::{
@@ -27,7 +26,8 @@ use axum::http::header::{
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+
+use super::openapi::Documented;
 
 const PAGE: &str = include_str!("panel/index.html");
 const SCRIPT: &str = include_str!("panel/panel.js");
@@ -70,32 +70,58 @@ pub(super) const POLICY: &str = "default-src 'none'; script-src 'self'; style-sr
      frame-ancestors 'none'";
 
 /// The page and its assets, to merge *outside* the router's key guard.
-pub(super) fn routes<S>(auth: PanelAuth, audit: bool) -> Router<S>
+pub(super) fn routes<S>(auth: PanelAuth, audit: bool) -> Documented<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route(
-            "/",
-            get(move |uri: OriginalUri| async move { page(uri, auth, audit) }),
-        )
-        .route("/panel.js", get(script))
-        .route("/panel.css", get(style))
-        .route("/history.js", get(history))
-        .route("/limits.js", get(limits))
+    Documented::new()
+        .route(__path_page, move |uri: OriginalUri| async move {
+            page(uri, auth, audit)
+        })
+        .route(__path_script, script)
+        .route(__path_style, style)
+        .route(__path_history, history)
+        .route(__path_limits, limits)
 }
 
 /// `GET /limits.js`
+#[utoipa::path(
+    get,
+    path = "/limits.js",
+    operation_id = "panelLimitsScript",
+    tag = "panel",
+    summary = "The panel's limits editor (no key needed: it holds no data)",
+    security(()),
+    responses((status = 200, description = "The panel's limits editor (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
+)]
 async fn limits() -> Response {
     asset(LIMITS, "text/javascript; charset=utf-8", "no-cache")
 }
 
 /// `GET /history.js`
+#[utoipa::path(
+    get,
+    path = "/history.js",
+    operation_id = "panelHistoryScript",
+    tag = "panel",
+    summary = "The panel's history view (no key needed: it holds no data)",
+    security(()),
+    responses((status = 200, description = "The panel's history view (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
+)]
 async fn history() -> Response {
     asset(HISTORY, "text/javascript; charset=utf-8", "no-cache")
 }
 
 /// `GET /`: the page, naming its assets relative to the address it was asked for.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "panelPage",
+    tag = "panel",
+    summary = "The key-management panel, a page for people (no key needed: it holds no data)",
+    security(()),
+    responses((status = 200, description = "The key-management panel, a page for people (no key needed: it holds no data)", body = String, content_type = "text/html")),
+)]
 fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth, audit: bool) -> Response {
     let html = PAGE
         .replace(BASE_PLACEHOLDER, &asset_base(uri.path()))
@@ -108,11 +134,29 @@ fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth, audit: bool) -> Response
 }
 
 /// `GET /panel.js`
+#[utoipa::path(
+    get,
+    path = "/panel.js",
+    operation_id = "panelScript",
+    tag = "panel",
+    summary = "The panel's script (no key needed: it holds no data)",
+    security(()),
+    responses((status = 200, description = "The panel's script (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
+)]
 async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8", "no-cache")
 }
 
 /// `GET /panel.css`
+#[utoipa::path(
+    get,
+    path = "/panel.css",
+    operation_id = "panelStyle",
+    tag = "panel",
+    summary = "The panel's stylesheet (no key needed: it holds no data)",
+    security(()),
+    responses((status = 200, description = "The panel's stylesheet (no key needed: it holds no data)", body = String, content_type = "text/css")),
+)]
 async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8", "no-cache")
 }
@@ -174,6 +218,7 @@ mod tests {
     use crate::admin::{AdminRouter, router};
     use crate::manager::KeyManager;
     use crate::store::memory::InMemoryKeyStore;
+    use axum::Router;
     use axum::body::{Body, to_bytes};
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;

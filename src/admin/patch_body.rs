@@ -13,7 +13,7 @@ use crate::record::KeyName;
 use crate::store::KeyUpdate;
 
 /// The fields a PATCH may carry.
-const FIELDS: &[&str] = &["name", "rate_limit", "quota", "allowed_ips"];
+pub(super) const FIELDS: &[&str] = &["name", "rate_limit", "quota", "allowed_ips"];
 
 /// Checks every field of a PATCH body and reports every problem at once.
 pub(super) fn parse(object: &Object) -> Result<KeyUpdate, AdminError> {

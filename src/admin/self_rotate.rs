@@ -43,6 +43,26 @@ use crate::store::KeyStoreAdmin;
 pub const ROTATE_SELF_SCOPE: &str = "keys:rotate-self";
 
 /// `POST /self/rotate`
+#[utoipa::path(
+    post,
+    path = "/self/rotate",
+    operation_id = "rotateSelf",
+    tag = "keys",
+    summary = "The calling key rotates itself",
+    description = "Authenticated by the key being rotated, which needs only `keys:rotate-self`. \
+        Without a body the old key ends 300 s after the new key's first use. Refused (409) for \
+        a key with a live successor, for a key that replaced another which still works, and \
+        for `until_first_use` where no usage tracker writes the store.",
+    request_body(content = super::openapi::RotateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created: the new key's record and, this once, the key",
+            body = super::view::CreatedView<'_>, content_type = "application/json",
+            headers(
+                ("Location" = String, description = "The new key's record, relative to this request: `../keys/{id}`"),
+                ("Cache-Control" = String, description = "`no-store`: the answer holds a secret"),
+            )),
+    ),
+)]
 pub(super) async fn rotate_self<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,

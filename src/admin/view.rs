@@ -8,58 +8,113 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::problem::AdminError;
 use crate::key::PlaintextKey;
 use crate::manager::{Actor, ScopeCatalogue};
 use crate::record::KeyRecord;
 
-/// A key record as JSON: everything but the digest, times in RFC 3339 UTC.
-#[derive(Debug, Serialize)]
+// The doc comments on these views are also their descriptions in the OpenAPI document
+// (`GET /openapi.json`), which `ToSchema` derives from the very types serialised here.
+
+/// A key record: everything but the digest, times in RFC 3339 UTC.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyRecord)]
 pub(super) struct KeyView {
+    /// The key's public id: 16 base62 characters, safe to log and show.
+    #[schema(pattern = "^[0-9A-Za-z]{16}$")]
     id: String,
+    /// What uses the key.
     name: String,
+    /// The scopes the key holds, sorted.
     scopes: Vec<String>,
+    /// When the key was created.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
+    /// When the key expires: at and after this time it is refused.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     expires_at: OffsetDateTime,
+    /// The end a rotation scheduled for this key, if any (before `expires_at`).
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     ends_at: Option<OffsetDateTime>,
+    /// When the key was revoked, if it was.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     revoked_at: Option<OffsetDateTime>,
+    /// The key's latest proven use, written about once per usage-flush period.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     last_used_at: Option<OffsetDateTime>,
+    /// The id of the key this one was rotated from, if any.
+    #[schema(required = true)]
     rotated_from: Option<String>,
+    /// Who created the key: an admin key's id, a person's name, or `null` for the
+    /// application itself.
+    #[schema(required = true)]
     created_by: Option<String>,
+    /// Who revoked the key, as `created_by`; `null` while it is not revoked.
+    #[schema(required = true)]
     revoked_by: Option<String>,
+    /// The key's rate limit; absent for a key without one.
     // Left out when unset, so that records of keys without limits read as before.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     rate_limit: Option<RateLimitView>,
+    /// The key's quota; absent for a key without one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     quota: Option<QuotaView>,
+    /// The addresses and networks the key is accepted from; absent for any address.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     allowed_ips: Option<Vec<String>>,
-    /// On the successor of an `until_first_use` rotation only (DESIGN §11).
+    /// On the successor of an `until_first_use` rotation only (DESIGN §11): its first
+    /// use ends `rotated_from` this many seconds later.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     predecessor_grace_secs: Option<u64>,
     /// The last client addresses, newest first; left out while there is none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     recent_ips: Vec<String>,
 }
 
-/// `{"requests", "per_secs"}`, as create takes it.
-#[derive(Debug, Serialize)]
+/// A rate limit: `requests` per `per_secs` seconds, as create takes it.
+// `deny_unknown_fields` only for the schema: create and PATCH take this very shape, and
+// refuse other members.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RateLimit)]
 struct RateLimitView {
+    #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
+    #[schema(minimum = 1, maximum = 86400)]
     per_secs: u32,
 }
 
-/// `{"requests", "per": "day" | "month"}`, as create takes it.
-#[derive(Debug, Serialize)]
+/// A quota: `requests` per UTC calendar day or month, as create takes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Quota)]
 struct QuotaView {
+    #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
+    #[schema(value_type = QuotaPeriodName)]
     per: &'static str,
+}
+
+/// A quota's period: a UTC calendar day or month.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used: `QuotaView::per` is the period's name.
+pub(super) enum QuotaPeriodName {
+    /// A UTC calendar day.
+    Day,
+    /// A UTC calendar month.
+    Month,
 }
 
 impl KeyView {
@@ -101,10 +156,13 @@ impl KeyView {
 ///
 /// `Debug` shows the record and no key: the view lives only to be serialised into the
 /// one answer that carries the key.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedKey)]
 pub(super) struct CreatedView<'a> {
     #[serde(flatten)]
     record: KeyView,
+    /// The new key's plaintext, shown in this answer only: store it now.
+    #[schema(pattern = "^[a-z0-9]{1,8}_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}$")]
     key: &'a str,
 }
 
@@ -128,21 +186,28 @@ impl fmt::Debug for CreatedView<'_> {
 
 /// `GET /scopes`: the catalogue, which of its scopes the caller may grant, and who the
 /// caller is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ScopeCatalogue)]
 pub(super) struct ScopesView<'a> {
-    /// `None` without a catalogue: any valid scope may be asked for.
+    /// The scopes the application declares; `null` without a catalogue, when any
+    /// valid scope may be asked for.
+    #[schema(required = true)]
     catalogue: Option<Vec<CatalogueView<'a>>>,
     actor: ActorView<'a>,
 }
 
-#[derive(Debug, Serialize)]
+/// One declared scope, and whether the caller may grant it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CatalogueEntry)]
 struct CatalogueView<'a> {
     scope: &'a str,
     description: &'a str,
     grantable: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// Who the caller is, and the scopes it may grant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CallingActor)]
 struct ActorView<'a> {
     name: &'a str,
     may_grant: Vec<&'a str>,

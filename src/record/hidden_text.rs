@@ -19,7 +19,7 @@
 //! check, with their own error.
 
 /// The ranges, inclusive, sorted, of the code points refused here.
-const HIDDEN: &[(char, char)] = &[
+pub(crate) const HIDDEN: &[(char, char)] = &[
     ('\u{00AD}', '\u{00AD}'),   // soft hyphen
     ('\u{034F}', '\u{034F}'),   // combining grapheme joiner
     ('\u{061C}', '\u{061C}'),   // Arabic letter mark (bidi)
