@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::metrics;
 use crate::store::cached::Cache;
 use crate::store::cached::CachedKeyStore;
 use crate::store::feed::{KeyChange, KeyIdFeed};
@@ -98,6 +99,7 @@ impl KeyFeedListener {
 
     /// Follows the feed until `shutdown` completes or the feed is closed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        metrics::feed_listening();
         // Whichever way this future ends, dropped included, the filters go: a filter
         // no one updates would refuse new keys for good.
         let _clear = ClearOnDrop(&self.caches, &self.health);
@@ -212,7 +214,11 @@ impl FeedHealth {
     }
 
     fn set(&self, up: bool) {
-        self.0.store(up, std::sync::atomic::Ordering::SeqCst);
+        // The gauge moves on changes only, so that it counts the listeners that are up
+        // (a listener resubscribing for a larger filter stays up).
+        if self.0.swap(up, std::sync::atomic::Ordering::SeqCst) != up {
+            metrics::feed_up(up);
+        }
     }
 }
 
