@@ -471,3 +471,6 @@ mod off {
     #[inline(always)]
     pub(crate) fn feed_up(_: bool) {}
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests;
