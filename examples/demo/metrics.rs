@@ -8,7 +8,6 @@
 //! served without a key. A production service would still serve them on an internal
 //! port, or behind its network policy, rather than to the internet.
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
@@ -59,12 +58,10 @@ pub fn router(handle: PrometheusHandle) -> Router {
 }
 
 /// The upkeep loop: spawn it; it runs until aborted.
-pub fn upkeep(handle: PrometheusHandle) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let mut every = tokio::time::interval(UPKEEP_EVERY);
-        loop {
-            every.tick().await;
-            handle.run_upkeep();
-        }
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
     }
 }
