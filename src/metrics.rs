@@ -61,8 +61,8 @@
 //! two clock reads off every cached request; the cache's hit counter says how many
 //! there were. Requests refused before any lookup (`missing`, `invalid_request`,
 //! `invalid_key` for a malformed key, `throttled`) are not timed either. The recorder
-//! chooses the buckets: durations are in seconds, from tens of microseconds (a hit
-//! answered by a coalesced load) to the lookup timeout (3 s by default).
+//! chooses the buckets: durations are in seconds, from microseconds (a caller joining a
+//! load already under way) to the lookup timeout (3 s by default).
 
 // Within this module `metrics` is also our own name at the crate root, so the facade is
 // always named `::metrics`.

@@ -293,3 +293,120 @@ fn no_label_value_is_taken_from_a_request() {
         }
     }
 }
+
+/// A usage sink that fails while `failing` is set.
+#[derive(Debug, Default)]
+struct FlakySink {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl crate::usage::UsageSink for FlakySink {
+    async fn record_usage(
+        &self,
+        _: &[crate::usage::KeyUsage],
+    ) -> Result<(), crate::usage::UsageError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(crate::usage::UsageError::sink("down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An event sink that always fails.
+#[derive(Debug)]
+struct RefusingSink;
+
+#[async_trait]
+impl crate::event::EventSink for RefusingSink {
+    async fn deliver(
+        &self,
+        _: &crate::event::KeyEvent,
+    ) -> Result<(), crate::event::EventSinkError> {
+        Err(crate::event::EventSinkError::sink("down"))
+    }
+}
+
+#[tokio::test]
+async fn usage_flushes_failures_and_drops_and_event_sink_failures_are_counted() {
+    let (recorder, handle) = recorder();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let sink = std::sync::Arc::new(FlakySink::default());
+    let tracker = crate::usage::UsageTracker::builder(std::sync::Arc::clone(&sink))
+        .max_keys(1)
+        .build();
+    let store = InMemoryKeyStore::new();
+    let manager = KeyManager::new(store.clone());
+    let one = manager
+        .create(NewKey::new("one", ["a:b"]))
+        .await
+        .unwrap()
+        .record;
+    let two = manager
+        .create(NewKey::new("two", ["a:b"]))
+        .await
+        .unwrap()
+        .record;
+    let now = std::time::SystemTime::now();
+    tracker.record(one.id(), now);
+    tracker.record(two.id(), now); // past max_keys: dropped
+    sink.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(tracker.flush().await.is_err());
+    sink.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    tracker.flush().await.unwrap();
+    tracker.flush().await.unwrap(); // nothing pending: not a flush that wrote
+    let scraped = scrape(&handle);
+    assert_eq!(scraped["apikey_usage_dropped_total"], 1.0, "{scraped:?}");
+    assert_eq!(
+        scraped["apikey_usage_flush_failures_total"], 1.0,
+        "{scraped:?}"
+    );
+    assert_eq!(scraped["apikey_usage_flushes_total"], 1.0, "{scraped:?}");
+
+    let events = crate::event::EventLog::builder(store)
+        .sink(RefusingSink)
+        .build();
+    let forwarding = events.run();
+    events
+        .emit(crate::event::NewEvent::new(
+            crate::event::EventType::Created,
+            *one.id(),
+            now,
+        ))
+        .await
+        .unwrap();
+    let stopping = events.shutdown();
+    let ((), ()) = tokio::join!(forwarding, stopping);
+    assert_eq!(scrape(&handle)["apikey_event_sink_failures_total"], 1.0);
+}
+
+#[test]
+fn id_filter_refusals_are_counted_by_reason() {
+    use crate::store::id_filter::{Admission, IdFilter};
+    let (recorder, handle) = recorder();
+    ::metrics::with_local_recorder(&recorder, || {
+        let filter = IdFilter::new(0);
+        let id = KeyId::generate();
+        assert_eq!(
+            filter.admit(&id),
+            Admission::Ask,
+            "no filter yet: not a refusal"
+        );
+        filter.replace(&[]);
+        assert_eq!(filter.admit(&id), Admission::Absent);
+        filter.mark_stale();
+        assert_eq!(filter.admit(&id), Admission::Shed);
+    });
+    let scraped = scrape(&handle);
+    assert_eq!(
+        scraped[r#"apikey_id_filter_refusals_total{reason="absent"}"#],
+        1.0
+    );
+    assert_eq!(
+        scraped[r#"apikey_id_filter_refusals_total{reason="shed"}"#],
+        1.0
+    );
+}

@@ -248,3 +248,36 @@ impl<S: KeyIdFeed + crate::KeyStore + Clone> CachedKeyStore<S> {
         KeyFeedListener::new(self.get_ref().clone()).evict_from(self)
     }
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::FeedHealth;
+
+    #[test]
+    fn the_feed_gauge_follows_changes_only_so_it_counts_listeners_up() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let gauge = || {
+            handle
+                .render()
+                .lines()
+                .find_map(|line| line.strip_prefix("apikey_feed_connected "))
+                .map(|value| value.parse::<f64>().unwrap())
+        };
+        ::metrics::with_local_recorder(&recorder, || {
+            crate::metrics::feed_listening();
+            assert_eq!(
+                gauge(),
+                Some(0.0),
+                "a listener that has not connected shows 0"
+            );
+            let health = FeedHealth::default();
+            health.set(true);
+            health.set(true); // resubscribed for a larger filter: still one up
+            assert_eq!(gauge(), Some(1.0));
+            health.set(false);
+            health.set(false);
+            assert_eq!(gauge(), Some(0.0));
+        });
+    }
+}
