@@ -76,13 +76,16 @@ pub use on::{
 
 // The crate's call sites: the same names with the feature and without, so that each is
 // one line, and compiles to nothing without it.
+// The cache's and the listener's are used only with the `cache` feature.
 #[cfg(not(feature = "metrics"))]
+#[allow(unused_imports)]
 pub(crate) use off::{
     Accepted, LookupTimer, cache_hit, cache_miss, event_sink_dropped, event_sink_failed,
     feed_listening, feed_up, id_filter_refused, refused, scope_refused, usage_dropped,
     usage_flush_failed, usage_flushed,
 };
 #[cfg(feature = "metrics")]
+#[cfg_attr(not(feature = "cache"), allow(unused_imports))]
 pub(crate) use on::{
     Accepted, LookupTimer, cache_hit, cache_miss, event_sink_dropped, event_sink_failed,
     feed_listening, feed_up, id_filter_refused, refused, scope_refused, usage_dropped,
@@ -91,6 +94,7 @@ pub(crate) use on::{
 
 /// Why the id filter refused an id (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "cache"), allow(dead_code))] // the id filter is the cache's
 pub(crate) enum FilterRefusal {
     /// The filter is fresh and does not hold the id.
     Absent,
@@ -99,6 +103,7 @@ pub(crate) enum FilterRefusal {
 }
 
 #[cfg(feature = "metrics")]
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 mod on {
     use std::time::Instant;
 
