@@ -1326,6 +1326,65 @@ mod with_a_database {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{key}\n"));
         setup.clean().await;
     }
+
+    /// The Prometheus text's value of `series` (a name, with its labels if any).
+    fn metric(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn metrics_show_the_feed_listener_up_and_the_cache_in_front_of_the_database() {
+        let setup = Setup::new().await;
+        let demo = setup.start().await;
+        let scrape = || async {
+            request_demo(demo.addr, Method::GET, "/metrics", None, None)
+                .await
+                .body
+        };
+        // The listener connects on its own task: up within the guard.
+        let up = tokio::time::timeout(GUARD, async {
+            while metric(&scrape().await, "apikey_feed_connected") != Some(1.0) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(up.is_ok(), "{}", scrape().await);
+
+        let admin = Some(format!("ApiKey-v2 {}", demo.admin_key));
+        for _ in 0..2 {
+            let answer = request_demo(demo.addr, Method::GET, "/ping", admin.clone(), None).await;
+            assert_eq!(answer.status, StatusCode::OK);
+        }
+        let text = scrape().await;
+        // The first asks the database (and is timed), the second is answered from memory.
+        assert_eq!(
+            metric(&text, "apikey_cache_misses_total"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "apikey_cache_hits_total"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "apikey_lookup_duration_seconds_count"),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_lookup_duration_seconds_bucket{le=\"0.001\"}"),
+            "a histogram with the demo's buckets: {text}"
+        );
+        assert_eq!(
+            metric(&text, r#"apikey_requests_total{outcome="accepted"}"#),
+            Some(2.0)
+        );
+        demo.stop().await;
+        setup.clean().await;
+    }
 }
 
 /// One request to a running demo: `method path` with `Authorization: ApiKey-v2 <key>`
