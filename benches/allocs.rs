@@ -134,6 +134,21 @@ fn main() {
             assert!(cached.contains(&keys.valid_id), "the rows were cache hits");
             counted
         }),
+        // A `RequireScopesLayer` inside the layer refusing the key: its answer carries
+        // the metrics' mark in the request's own extension map, reused.
+        (
+            "route_missing_scope",
+            per_request(
+                keys.layer(true).layer(
+                    tower_apikey::RequireScopesLayer::new(
+                        tower_apikey::Scopes::new(["reports:write"]).unwrap(),
+                    )
+                    .layer(Ok200),
+                ),
+                valid,
+                403,
+            ),
+        ),
         (
             "peer_throttle_off",
             per_request(from_peer(keys.layer(true).layer(Ok200)), valid, 200),

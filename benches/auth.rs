@@ -1,5 +1,6 @@
 //! The auth path, side by side in one run: the bare service, the floor of key
-//! authentication, what people use today, and `ApiKeyV2Layer`'s accept and reject paths.
+//! authentication, what people use today, and `ApiKeyV2Layer`'s accept and reject paths;
+//! the cost of the `metrics` facade calls with no recorder, and with Prometheus's.
 //!
 //! Rows are interleaved round by round (see `common/rounds.rs` for why this is not
 //! criterion): every row is measured once in round 1, then once in round 2, and so on,
@@ -313,6 +314,65 @@ fn limits(rounds: &mut Rounds, keys: &Keys) {
     rounds.row("limits/limited_two_threads", sample(limited.to_vec()));
 }
 
+/// The accept path counts one `apikey_requests_total{outcome="accepted"}` (the bench is
+/// built with the `metrics` feature, as dev-dependencies enable it). The rows: that path
+/// with no recorder installed; the same with the same facade call made a second time
+/// in front of it (so `accept_call_again − accept_no_recorder` is what one call costs
+/// without a recorder); and with a Prometheus recorder installed for the row's thread.
+fn metrics_rows(rounds: &mut Rounds, keys: &Keys) {
+    let valid = Some(&keys.valid);
+    let mut service = keys.layer(true).layer(Ok200);
+    expect_status(&mut service, valid, 200);
+    rounds.row("metrics/accept_no_recorder", serial(service, with(valid)));
+
+    let mut again = CountAgain(keys.layer(true).layer(Ok200));
+    expect_status(&mut again, valid, 200);
+    rounds.row("metrics/accept_call_again", serial(again, with(valid)));
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let mut service = keys.layer(true).layer(Ok200);
+    expect_status(&mut service, valid, 200);
+    let mut sample = serial(service, with(valid));
+    rounds.row(
+        "metrics/accept_prometheus",
+        Box::new(move |iters| {
+            // The recorder for this thread only, and only while this row's sample runs.
+            let _installed = metrics::set_default_local_recorder(&recorder);
+            let took = sample(iters);
+            // Keeps the histograms drained, as an exporter's upkeep does.
+            handle.run_upkeep();
+            took
+        }),
+    );
+}
+
+/// `inner` with the accept path's one facade call made again before each request: the
+/// same name and static label, so the same prebuilt key and no allocation.
+#[derive(Clone)]
+struct CountAgain<S>(S);
+
+impl<S, B> tower::Service<Request<B>> for CountAgain<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        metrics::counter!("apikey_requests_total", "outcome" => "accepted").increment(1);
+        self.0.call(req)
+    }
+}
+
 fn main() {
     let mut rounds = Rounds::new(Settings::from_args());
     let keys = Keys::new(10_000);
@@ -322,5 +382,6 @@ fn main() {
     rejections(&mut rounds, &keys);
     threads(&mut rounds, &keys);
     limits(&mut rounds, &keys);
+    metrics_rows(&mut rounds, &keys);
     rounds.run("auth");
 }

@@ -64,6 +64,7 @@
 //! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
 //! | `client` | `client::SelfRotateLayer`: an integration's HTTP client sends its key and rotates it itself before it expires |
 //! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
+//! | `metrics` | `metrics`: outcome counts, lookup latency, cache, usage-flush, event-sink and feed-listener health through the `metrics` facade |
 //!
 //! # Where names live
 //!
@@ -87,6 +88,7 @@
 //! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
 //! | `admin` | key management over HTTP (feature `admin`) |
 //! | `client` | the integration's side: sending a key and rotating it (feature `client`) |
+//! | `metrics` | the metrics' names and `describe` (feature `metrics`) |
 //! | `test_util` | test aids (feature `test-util`) |
 //!
 //! Defaults and limits are public constants beside what they configure, each named in
@@ -135,6 +137,13 @@ mod header;
 pub mod key;
 pub mod limits;
 mod manager;
+// Public with the feature (names and `describe`); without it, only the crate's no-op
+// call sites, so that a build without `metrics` has neither the code nor the dependency.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod middleware;
 mod page;
 mod problem;

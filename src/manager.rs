@@ -531,6 +531,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// Refuses a self-rotation of `id` while the key it replaced is still active at the
     /// manager's clock ([`ManagerError::PredecessorActive`]): at most two live keys per
     /// self-rotating integration, the one in use and the one it is switching from.
+    // Only the admin router calls this.
+    #[cfg(feature = "admin")]
     pub(crate) async fn check_self_rotation(&self, id: &KeyId) -> Result<(), ManagerError> {
         let key = self.get(id).await?;
         let Some(predecessor) = key.rotated_from() else {

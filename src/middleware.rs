@@ -66,6 +66,7 @@ pub(crate) mod future;
 mod interned;
 pub(crate) mod layer;
 pub(crate) mod limiter;
+pub(crate) mod outcome;
 mod policy;
 pub(crate) mod rejection;
 pub(crate) mod require_scopes;

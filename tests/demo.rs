@@ -1326,4 +1326,228 @@ mod with_a_database {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{key}\n"));
         setup.clean().await;
     }
+
+    /// The Prometheus text's value of `series` (a name, with its labels if any).
+    fn metric(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn metrics_show_the_feed_listener_up_and_the_cache_in_front_of_the_database() {
+        let setup = Setup::new().await;
+        let demo = setup.start().await;
+        let scrape = || async {
+            request_demo(demo.addr, Method::GET, "/metrics", None, None)
+                .await
+                .body
+        };
+        // The listener connects on its own task: up within the guard.
+        let up = tokio::time::timeout(GUARD, async {
+            while metric(&scrape().await, "apikey_feed_connected") != Some(1.0) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(up.is_ok(), "{}", scrape().await);
+
+        let admin = Some(format!("ApiKey-v2 {}", demo.admin_key));
+        for _ in 0..2 {
+            let answer = request_demo(demo.addr, Method::GET, "/ping", admin.clone(), None).await;
+            assert_eq!(answer.status, StatusCode::OK);
+        }
+        let text = scrape().await;
+        // The first asks the database (and is timed), the second is answered from memory.
+        assert_eq!(
+            metric(&text, "apikey_cache_misses_total"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "apikey_cache_hits_total"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "apikey_lookup_duration_seconds_count"),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_lookup_duration_seconds_bucket{le=\"0.001\"}"),
+            "a histogram with the demo's buckets: {text}"
+        );
+        assert_eq!(
+            metric(&text, r#"apikey_requests_total{outcome="accepted"}"#),
+            Some(2.0)
+        );
+        demo.stop().await;
+        setup.clean().await;
+    }
+}
+
+/// One request to a running demo: `method path` with `Authorization: ApiKey-v2 <key>`
+/// (or the raw `authorization`, or none) and a JSON body if any.
+async fn request_demo(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    authorization: Option<String>,
+    body: Option<Value>,
+) -> Answer {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let bytes = match body {
+        Some(json) => {
+            request = request.header(CONTENT_TYPE, "application/json");
+            json.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let response = client
+        .request(request.body(Full::new(Bytes::from(bytes))).unwrap())
+        .await
+        .unwrap();
+    Answer::read(response).await
+}
+
+/// `apikey_requests_total` by outcome, scraped from the demo's `GET /metrics` (no key).
+async fn scrape_outcomes(addr: SocketAddr) -> std::collections::BTreeMap<String, u64> {
+    let answer = request_demo(addr, Method::GET, "/metrics", None, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.header(CONTENT_TYPE).starts_with("text/plain"),
+        "Prometheus text"
+    );
+    answer
+        .body
+        .lines()
+        .filter_map(|line| line.strip_prefix("apikey_requests_total{outcome=\""))
+        .map(|rest| {
+            let (outcome, value) = rest.split_once("\"} ").expect("one label");
+            (outcome.to_owned(), value.parse().expect("a whole count"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_serves_metrics_without_a_key_counting_each_request_once_by_outcome() {
+    let demo = DemoProcess::start(&[]).await;
+    let addr = demo.addr;
+    let before = scrape_outcomes(addr).await;
+    let outcomes = tower_apikey::metrics::OUTCOMES;
+    assert_eq!(
+        before
+            .keys()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>(),
+        outcomes.iter().copied().collect(),
+        "every outcome of DESIGN §13 is there from the start"
+    );
+    assert!(before.values().all(|&n| n == 0), "{before:?}");
+
+    let admin = Some(format!("ApiKey-v2 {}", demo.admin_key));
+    let create = |body: Value| {
+        let admin = admin.clone();
+        async move {
+            let answer = request_demo(addr, Method::POST, "/admin/keys", admin, Some(body)).await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+            let created = answer.json();
+            (
+                created["key"].as_str().unwrap().to_owned(),
+                created["id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (reader, _) = create(json!({"name": "reader", "scopes": ["reports:read"]})).await;
+    let (limited, _) = create(json!({
+        "name": "limited", "scopes": ["reports:read"],
+        "rate_limit": {"requests": 1, "per_secs": 3600},
+    }))
+    .await;
+    let (gone, gone_id) = create(json!({"name": "gone", "scopes": ["reports:read"]})).await;
+    let revoked = request_demo(
+        addr,
+        Method::DELETE,
+        &format!("/admin/keys/{gone_id}"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+
+    let with = |key: &str| Some(format!("ApiKey-v2 {key}"));
+    let wrong = tower_apikey::test_util::with_wrong_secret(&reader);
+    let mix: [(Method, &str, Option<String>, StatusCode); 11] = [
+        (Method::GET, "/ping", with(&reader), StatusCode::OK),
+        (Method::GET, "/reports", with(&reader), StatusCode::OK),
+        // Refused by the route's `RequireScopesLayer`, inside the API's layer.
+        (
+            Method::POST,
+            "/reports",
+            with(&reader),
+            StatusCode::FORBIDDEN,
+        ),
+        (Method::GET, "/ping", None, StatusCode::UNAUTHORIZED),
+        (
+            Method::GET,
+            "/ping",
+            Some("Bearer abc".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (Method::GET, "/ping", with(&wrong), StatusCode::UNAUTHORIZED),
+        (Method::GET, "/ping", with(&gone), StatusCode::UNAUTHORIZED),
+        (Method::GET, "/ping", with(&limited), StatusCode::OK),
+        (
+            Method::GET,
+            "/ping",
+            with(&limited),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        // Not behind the layer: not counted.
+        (Method::GET, "/health", None, StatusCode::OK),
+        (
+            Method::GET,
+            "/nowhere",
+            with(&reader),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (method, path, authorization, status) in mix {
+        let answer = request_demo(addr, method.clone(), path, authorization, None).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+    }
+
+    let after = scrape_outcomes(addr).await;
+    let expected: std::collections::BTreeMap<String, u64> = outcomes
+        .iter()
+        .map(|&outcome| {
+            let n = match outcome {
+                // Four admin calls (three creates, a revoke), then /ping, /reports, the
+                // limited key's first /ping.
+                "accepted" => 7,
+                "insufficient_scope" | "missing" | "invalid_request" | "invalid_key"
+                | "revoked" | "rate_limited" => 1,
+                _ => 0,
+            };
+            (outcome.to_owned(), n)
+        })
+        .collect();
+    assert_eq!(after, expected);
+    // The scrape carries the other metrics too, with their help text.
+    let text = request_demo(addr, Method::GET, "/metrics", None, None)
+        .await
+        .body;
+    for name in ["apikey_requests_total", "apikey_usage_flushes_total"] {
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+    }
+    assert!(!text.contains(&reader) && !text.contains(&demo.admin_key));
+    demo.stop().await;
 }

@@ -11,6 +11,8 @@
 //! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
 //! - `/admin/`: the same in a browser, the "Connector Access Control" panel;
 //! - `/admin/openapi.json`: the admin API as an OpenAPI 3.1 document (with the admin key).
+//! - `GET /metrics`: the outcome metrics in Prometheus text, without a key (see
+//!   `metrics.rs`).
 //!
 //! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
 //! timeout, a request timeout and a connection cap, each with a flag. A client address
@@ -30,6 +32,7 @@ mod admin_key;
 mod app;
 #[cfg(feature = "postgres")]
 mod key_file;
+mod metrics;
 mod serve;
 
 use std::error::Error;
@@ -39,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_apikey::{InMemoryKeyStore, SystemClock};
 
@@ -179,10 +183,12 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind(&args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    // Before anything records: the admin key's creation is counted from here on.
+    let metrics = metrics::install()?;
 
     #[cfg(feature = "postgres")]
     if let Some(url) = &args.database_url {
-        return serve_postgres(listener, url, &args).await;
+        return serve_postgres(listener, url, &args, metrics).await;
     }
     // In memory, every start has a new store, hence a new admin key.
     let demo = app::build(
@@ -192,7 +198,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         args.failures_per_minute,
     )
     .await?;
-    serve(listener, demo, &args).await
+    serve(listener, demo, &args, metrics).await
 }
 
 /// Serves the demo over PostgreSQL: the store behind a cache, with a listener that
@@ -204,6 +210,7 @@ async fn serve_postgres(
     listener: TcpListener,
     url: &str,
     args: &Args,
+    metrics: PrometheusHandle,
 ) -> Result<(), Box<dyn Error>> {
     use tower_apikey::{CachedKeyStore, KeyManager, PgKeyStore, SharedLimits};
 
@@ -244,7 +251,7 @@ async fn serve_postgres(
         args.failures_per_minute,
         Some(&limits),
     );
-    let served = serve(listener, demo, args).await;
+    let served = serve(listener, demo, args, metrics).await;
     let _ = stop.send(());
     following.await?;
     // Unspent quota tokens go back to the database for the other demos.
@@ -253,8 +260,14 @@ async fn serve_postgres(
     served
 }
 
-/// Serves `demo` until Ctrl-C or SIGTERM, then writes pending last-used times.
-async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<(), Box<dyn Error>> {
+/// Serves `demo`, and `GET /metrics` from `metrics`, until Ctrl-C or SIGTERM, then
+/// writes pending last-used times.
+async fn serve(
+    listener: TcpListener,
+    demo: app::Demo,
+    args: &Args,
+    metrics: PrometheusHandle,
+) -> Result<(), Box<dyn Error>> {
     let app::Demo {
         router,
         tracker,
@@ -264,6 +277,8 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
         admin_key,
     } = demo;
 
+    let router = router.merge(metrics::router(metrics.clone()));
+    let upkeep = tokio::spawn(metrics::upkeep(metrics));
     let flushing = tokio::spawn(tracker.run());
     let forwarding = tokio::spawn(events.run());
     let expiring = tokio::spawn(expiring);
@@ -294,6 +309,7 @@ async fn serve(listener: TcpListener, demo: app::Demo, args: &Args) -> Result<()
     expiring.await?;
     events.shutdown().await;
     forwarding.await?;
+    upkeep.abort();
     tracing::info!("demo stopped");
     Ok(())
 }

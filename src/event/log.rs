@@ -17,6 +17,7 @@ use crate::event::{
     DEFAULT_RETENTION, EventQuery, EventSink, EventSinkError, EventStore, KeyEvent, MIN_RETENTION,
     NewEvent, TracingEventSink,
 };
+use crate::metrics;
 use crate::page::Page;
 use crate::store::StoreError;
 use crate::usage::UsageDay;
@@ -209,6 +210,7 @@ impl EventLog {
         inner.stored.fetch_add(1, Relaxed);
         if inner.queue.try_send(stored.clone()).is_err() {
             inner.dropped.fetch_add(1, Relaxed);
+            metrics::event_sink_dropped();
             if let Some(suppressed) = inner.warned.admit() {
                 tracing::warn!(
                     suppressed,
@@ -340,6 +342,7 @@ impl EventLog {
             }
             Err(error) => {
                 inner.sink_failures.fetch_add(1, Relaxed);
+                metrics::event_sink_failed();
                 if let Some(suppressed) = inner.warned.admit() {
                     tracing::warn!(
                         %error,

@@ -252,6 +252,11 @@ impl SharedLimits {
                 return;
             };
             shared.running.store(true, Ordering::Release);
+            crate::metrics::limit_backend_up(if shared.healthy.load(Ordering::Acquire) {
+                1.0
+            } else {
+                0.0
+            });
             let mut held: HashMap<KeyId, Refill> = HashMap::new();
             let mut shutdown = std::pin::pin!(shutdown);
             let mut next_tick = tokio::time::Instant::now() + TICK;
@@ -277,6 +282,9 @@ impl SharedLimits {
             }
             // From here on the layers decide on the local share.
             shared.running.store(false, Ordering::Release);
+            if shared.healthy.load(Ordering::Acquire) {
+                crate::metrics::limit_backend_up(-1.0);
+            }
             for refill in held.values() {
                 shared.settle(refill, true).await;
             }
@@ -440,8 +448,12 @@ impl Shared {
                 Some(lease)
             }
             failed => {
+                crate::metrics::limit_leased(true);
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 if self.healthy.swap(false, Ordering::AcqRel) {
+                    if self.running.load(Ordering::Acquire) {
+                        crate::metrics::limit_backend_up(-1.0);
+                    }
                     let instances = self.instances();
                     match failed {
                         Ok(Err(error)) => tracing::warn!(

@@ -64,6 +64,8 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
     }
 
     /// Rotates as the admin router's body asks.
+    // Only the admin router calls this.
+    #[cfg(feature = "admin")]
     pub(crate) async fn rotate_planned(
         &self,
         id: &KeyId,

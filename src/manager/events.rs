@@ -19,6 +19,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// Now, on this manager's clock: what "today" is for usage counts over HTTP.
+    // Only the admin router calls this.
+    #[cfg(feature = "admin")]
     pub(crate) fn now_for_views(&self) -> std::time::SystemTime {
         self.clock.now()
     }

@@ -55,6 +55,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// The attached tracker, if any.
+    // Only the admin router calls this.
+    #[cfg(feature = "admin")]
     pub(crate) fn usage_tracker(&self) -> Option<&UsageTracker> {
         self.tracker.get()
     }

@@ -10,6 +10,7 @@ use http::Request;
 use crate::client_addr::TrustedProxies;
 use crate::clock::{Clock, SystemClock};
 use crate::key::KeyPrefix;
+use crate::metrics;
 use crate::middleware::limiter::Limiter;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
 use crate::middleware::store_failure_log::StoreFailureLog;
@@ -64,9 +65,11 @@ impl Config {
     }
 
     /// The rejection of `req` (a gRPC call gets a gRPC answer). The request is refused,
-    /// so its header map is taken to carry the answer's headers.
+    /// so its header map is taken to carry the answer's headers. Every refusal of the
+    /// layer, before or after the lookup, passes here: it is counted here, once.
     #[inline]
     pub(crate) fn rejection<B>(&self, kind: RejectionKind, req: &mut Request<B>) -> Rejection {
+        metrics::refused(kind.outcome_kind());
         let grpc = is_grpc(req.version(), req.headers());
         Rejection::new(kind, grpc, &self.answers, std::mem::take(req.headers_mut()))
     }

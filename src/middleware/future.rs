@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::metrics;
 use crate::middleware::config::Config;
 use crate::middleware::limiter::Seen;
 use crate::middleware::rejection::{DefaultRejection, OnRejection};
@@ -67,6 +68,9 @@ pin_project! {
             future: S::Future,
             expires: Option<SystemTime>,
             limits: Option<Seen>,
+            // Counts the request once its answer is ready (or it is dropped): a
+            // `RequireScopesLayer` inside may still refuse it.
+            accepted: metrics::Accepted,
         },
         // Refused: the answer is ready.
         Rejected {
@@ -89,6 +93,7 @@ where
                 future,
                 expires,
                 limits,
+                accepted: metrics::Accepted::new(),
             },
         }
     }
@@ -194,8 +199,10 @@ where
                     future,
                     expires,
                     limits,
+                    accepted,
                 } => {
                     let mut response = ready!(future.poll(cx))?.map(ResponseBody::new);
+                    accepted.answered(&mut response);
                     if let Some(limits) = limits.take() {
                         limits.write(response.headers_mut());
                     }

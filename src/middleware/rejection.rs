@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 use crate::header::{HeaderError, SCHEME};
 use crate::key::KeyFormatError;
 use crate::middleware::interned;
+use crate::middleware::outcome::Outcome;
 use crate::middleware::response_body::ResponseBody;
 use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::scope::Scopes;
@@ -105,8 +106,8 @@ struct Row {
     /// Whether the answer carries `Retry-After`.
     retry: bool,
     grpc: u16,
-    /// The outcome's name, in logs (DESIGN §13).
-    outcome: &'static str,
+    /// The outcome, in logs and metrics (DESIGN §13).
+    outcome: Outcome,
     /// A short sentence for the caller. It never contains the key.
     description: &'static str,
 }
@@ -116,7 +117,7 @@ struct Row {
 /// fall out of step.
 macro_rules! rows {
     ($($slot:ident => $status:ident, $code:expr, challenge: $challenge:expr, retry: $retry:expr,
-        grpc: $grpc:expr, $outcome:expr, $description:expr;)*) => {
+        grpc: $grpc:expr, $outcome:ident, $description:expr;)*) => {
         /// A row of [`ROWS`], by name.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         enum Slot { $($slot),* }
@@ -127,56 +128,56 @@ macro_rules! rows {
             challenge: $challenge,
             retry: $retry,
             grpc: $grpc,
-            outcome: $outcome,
+            outcome: Outcome::$outcome,
             description: $description,
         }),*];
     };
 }
 
 rows! {
-    Missing => UNAUTHORIZED, None, challenge: true, retry: false, grpc: 16, "missing",
+    Missing => UNAUTHORIZED, None, challenge: true, retry: false, grpc: 16, Missing,
         "an API key is required: send Authorization: ApiKey-v2 <key>";
     MultipleHeaders => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
-        grpc: 16, "invalid_request", "send exactly one Authorization header";
+        grpc: 16, InvalidRequest, "send exactly one Authorization header";
     HeaderTooLong => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
-        grpc: 16, "invalid_request", "the Authorization header is too long";
+        grpc: 16, InvalidRequest, "the Authorization header is too long";
     OtherScheme => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
-        grpc: 16, "invalid_request", "the Authorization header must use the ApiKey-v2 scheme";
+        grpc: 16, InvalidRequest, "the Authorization header must use the ApiKey-v2 scheme";
     MalformedHeader => UNAUTHORIZED, Some("invalid_request"), challenge: true, retry: false,
-        grpc: 16, "invalid_request", "the Authorization header must be ApiKey-v2 <key>";
+        grpc: 16, InvalidRequest, "the Authorization header must be ApiKey-v2 <key>";
     BadChecksum => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "invalid_key",
+        grpc: 16, InvalidKey,
         "the key's checksum does not match; check that it was copied whole";
     WrongPrefix => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "invalid_key", "the key's prefix is not one this service issues";
+        grpc: 16, InvalidKey, "the key's prefix is not one this service issues";
     MalformedKey => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "invalid_key", "the key is malformed";
+        grpc: 16, InvalidKey, "the key is malformed";
     InvalidKey => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "invalid_key", "the key is not valid";
+        grpc: 16, InvalidKey, "the key is not valid";
     Expired => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "expired", "the key has expired";
+        grpc: 16, Expired, "the key has expired";
     Ended => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "expired", "the key was ended by rotation; use the key that replaced it";
+        grpc: 16, Expired, "the key was ended by rotation; use the key that replaced it";
     Revoked => UNAUTHORIZED, Some("invalid_token"), challenge: true, retry: false,
-        grpc: 16, "revoked", "the key has been revoked";
+        grpc: 16, Revoked, "the key has been revoked";
     InsufficientScope => FORBIDDEN, Some("insufficient_scope"), challenge: true, retry: false,
-        grpc: 7, "insufficient_scope", "the key lacks a required scope";
+        grpc: 7, InsufficientScope, "the key lacks a required scope";
     AddressNotAllowed => FORBIDDEN, Some("address_not_allowed"), challenge: false,
-        retry: false, grpc: 7, "address_not_allowed",
+        retry: false, grpc: 7, AddressNotAllowed,
         "the key may not be used from this address";
     RateLimited => TOO_MANY_REQUESTS, Some("rate_limited"), challenge: false, retry: true,
-        grpc: 8, "rate_limited",
+        grpc: 8, RateLimited,
         "the key's rate limit is reached; try again after Retry-After seconds";
     QuotaExceeded => TOO_MANY_REQUESTS, Some("quota_exceeded"), challenge: false,
-        retry: true, grpc: 8, "quota_exceeded",
+        retry: true, grpc: 8, QuotaExceeded,
         "the key's quota for this period is used up; it resets after Retry-After seconds";
     Throttled => TOO_MANY_REQUESTS, Some("throttled"), challenge: false, retry: true,
-        grpc: 8, "throttled",
+        grpc: 8, Throttled,
         "too many invalid keys from this address; try again after Retry-After seconds";
     StoreUnavailable => SERVICE_UNAVAILABLE, None, challenge: false, retry: true,
-        grpc: 14, "store_unavailable", "the key store is unavailable; try again shortly";
+        grpc: 14, StoreUnavailable, "the key store is unavailable; try again shortly";
     Overloaded => SERVICE_UNAVAILABLE, None, challenge: false, retry: true,
-        grpc: 14, "overloaded", "the service is busy; try again shortly";
+        grpc: 14, Overloaded, "the service is busy; try again shortly";
 }
 
 impl Slot {
@@ -211,7 +212,17 @@ impl RejectionKind {
     /// `invalid_key`, `expired`, `revoked`, `insufficient_scope`, `address_not_allowed`,
     /// `rate_limited`, `quota_exceeded`, `throttled`, `overloaded`, `store_unavailable`
     /// (DESIGN §13).
+    ///
+    /// Some kinds share an outcome: a key ended by rotation ([`Ended`](Self::Ended)) is
+    /// `expired`, a malformed key or a bad checksum is `invalid_key`, every header
+    /// problem is `invalid_request`.
     pub fn outcome(&self) -> &'static str {
+        self.row().outcome.as_str()
+    }
+
+    /// The outcome, for the metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn outcome_kind(&self) -> Outcome {
         self.row().outcome
     }
 

@@ -24,6 +24,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::metrics;
+use crate::middleware::outcome::Outcome;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
 use crate::middleware::response_body::ResponseBody;
 use crate::record::ApiKeyIdentity;
@@ -130,15 +132,25 @@ where
         };
         // The request is refused: its header map carries the answer's headers.
         let grpc = is_grpc(req.version(), req.headers());
+        let scopes = matches!(kind, RejectionKind::InsufficientScope(_));
         let rejection = Rejection::new(
             kind,
             grpc,
             &self.layer.answers,
             std::mem::take(req.headers_mut()),
         );
+        let mut response = rejection.into_response();
+        if scopes {
+            // The authentication layer outside accepted the key and counts the request
+            // when this answer reaches it; marked, it counts a refusal instead.
+            metrics::scope_refused(&mut response, req.extensions_mut());
+        } else {
+            // No identity: no authentication layer decided on this request.
+            metrics::refused(Outcome::Missing);
+        }
         RequireScopesFuture {
             state: ScopeState::Rejected {
-                response: Some(rejection.into_response()),
+                response: Some(response),
             },
         }
     }

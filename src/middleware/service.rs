@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::metrics;
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
 use crate::middleware::layer::ApiKeyV2Layer;
@@ -141,12 +142,16 @@ impl<S, R> ApiKeyV2Service<S, R> {
         let timeout = self.config.lookup_timeout;
         let id = presented.id;
         Box::pin(async move {
-            match timeout {
+            // Only lookups that wait are timed: see `metrics`.
+            let timer = metrics::LookupTimer::start();
+            let found = match timeout {
                 Some(limit) => tokio::time::timeout(limit, store.lookup(&id))
                     .await
                     .unwrap_or(Err(StoreError::Timeout(limit))),
                 None => store.lookup(&id).await,
-            }
+            };
+            timer.finished();
+            found
         })
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::metrics;
 use crate::store::cached::Cache;
 use crate::store::cached::CachedKeyStore;
 use crate::store::feed::{KeyChange, KeyIdFeed};
@@ -98,6 +99,7 @@ impl KeyFeedListener {
 
     /// Follows the feed until `shutdown` completes or the feed is closed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        metrics::feed_listening();
         // Whichever way this future ends, dropped included, the filters go: a filter
         // no one updates would refuse new keys for good.
         let _clear = ClearOnDrop(&self.caches, &self.health);
@@ -212,7 +214,11 @@ impl FeedHealth {
     }
 
     fn set(&self, up: bool) {
-        self.0.store(up, std::sync::atomic::Ordering::SeqCst);
+        // The gauge moves on changes only, so that it counts the listeners that are up
+        // (a listener resubscribing for a larger filter stays up).
+        if self.0.swap(up, std::sync::atomic::Ordering::SeqCst) != up {
+            metrics::feed_up(up);
+        }
     }
 }
 
@@ -240,5 +246,38 @@ impl<S: KeyIdFeed + crate::KeyStore + Clone> CachedKeyStore<S> {
     /// spawn its [`run`](KeyFeedListener::run).
     pub fn feed_listener(&self) -> KeyFeedListener {
         KeyFeedListener::new(self.get_ref().clone()).evict_from(self)
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::FeedHealth;
+
+    #[test]
+    fn the_feed_gauge_follows_changes_only_so_it_counts_listeners_up() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let gauge = || {
+            handle
+                .render()
+                .lines()
+                .find_map(|line| line.strip_prefix("apikey_feed_connected "))
+                .map(|value| value.parse::<f64>().unwrap())
+        };
+        ::metrics::with_local_recorder(&recorder, || {
+            crate::metrics::feed_listening();
+            assert_eq!(
+                gauge(),
+                Some(0.0),
+                "a listener that has not connected shows 0"
+            );
+            let health = FeedHealth::default();
+            health.set(true);
+            health.set(true); // resubscribed for a larger filter: still one up
+            assert_eq!(gauge(), Some(1.0));
+            health.set(false);
+            health.set(false);
+            assert_eq!(gauge(), Some(0.0));
+        });
     }
 }

@@ -26,6 +26,7 @@ use arc_swap::ArcSwapOption;
 use fastbloom::AtomicBloomFilter;
 
 use crate::key::KeyId;
+use crate::metrics::{self, FilterRefusal};
 
 /// The largest share of absent ids a fresh filter lets through (0.1 %).
 pub(crate) const FALSE_POSITIVE_RATE: f64 = 0.001;
@@ -100,10 +101,12 @@ impl IdFilter {
         if bloom.bits.contains(id.as_bytes()) {
             Admission::Ask
         } else if bloom.fresh.load(Ordering::Acquire) {
+            metrics::id_filter_refused(FilterRefusal::Absent);
             Admission::Absent
         } else if self.stale_passes.try_take() {
             Admission::Ask
         } else {
+            metrics::id_filter_refused(FilterRefusal::Shed);
             Admission::Shed
         }
     }

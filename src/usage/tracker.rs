@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, watch};
 
 use crate::event::{EventDetail, EventLog, EventType, NewEvent};
 use crate::key::KeyId;
+use crate::metrics;
 use crate::usage::batch::{UsageBatch, UsageBatchId};
 use crate::usage::ended::EndedUses;
 use crate::usage::recent;
@@ -253,6 +254,7 @@ impl UsageTracker {
             }
         } else if slots.len() >= inner.max_keys {
             inner.dropped.add(1);
+            metrics::usage_dropped();
             if !inner.drop_logged.swap(true, Relaxed) {
                 tracing::warn!(
                     max_keys = inner.max_keys,
@@ -316,6 +318,7 @@ impl UsageTracker {
             Ok(outcome) => outcome,
             Err(error) => {
                 inner.failures.fetch_add(1, Relaxed);
+                metrics::usage_flush_failed();
                 tracing::warn!(%error, keys = batch.len(), "writing last-used times failed; they will be retried");
                 return Err(error);
             }
@@ -367,6 +370,7 @@ impl UsageTracker {
             }
         }
         inner.writes.fetch_add(batch.len() as u64, Relaxed);
+        metrics::usage_flushed();
         tracing::debug!(keys = batch.len(), "last-used times written");
         Ok(())
     }

@@ -28,6 +28,7 @@ const FEATURES: &[(&str, bool)] = &[
     ("test-util", cfg!(feature = "test-util")),
     ("cache", cfg!(feature = "cache")),
     ("postgres", cfg!(feature = "postgres")),
+    ("metrics", cfg!(feature = "metrics")),
     ("fuzzing", cfg!(feature = "fuzzing")),
 ];
 

@@ -16,6 +16,7 @@ use super::{
     DEFAULT_STALE_FILTER_PASSES, DEFAULT_STALE_HIT_TTL, DEFAULT_UNFOLLOWED_HIT_TTL,
 };
 use crate::key::KeyId;
+use crate::metrics;
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
@@ -169,6 +170,9 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         if let Some(answer) = self.cache.answer_at_once(id) {
             return answer;
         }
+        // A miss is counted where the wrapped store is asked, here or below: the
+        // middleware tries `lookup_ready` first, and one request must count once.
+        metrics::cache_miss();
         self.load_coalesced(id).await
     }
 
@@ -179,6 +183,7 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         // A wrapped store that answers at once (in memory) needs no coalescing.
         let seen = self.cache.generation();
         let ready = self.store.lookup_ready(id)?;
+        metrics::cache_miss();
         if let Ok(answer) = &ready {
             self.cache.found(*id, answer, seen);
         }
@@ -427,6 +432,7 @@ impl Cache {
     /// rules out, or a shed lookup. `None`: ask the store.
     fn answer_at_once(&self, id: &KeyId) -> Option<Result<Answer, StoreError>> {
         if let Some(answer) = self.entries.get(id, cache_map::now()) {
+            metrics::cache_hit();
             return Some(Ok(answer));
         }
         match self.ids.admit(id) {
