@@ -3,8 +3,8 @@
 //!
 //! - [`KeyEvent`]: one thing that happened to a key, of an [`EventType`]: `created`,
 //!   `rotated`, `revoked`, `first_used`, `expiring` (30, 7 and 1 days before the key's
-//!   end, once each) and `ended_key_used` (a proven attempt with a key after it was
-//!   revoked or ended by rotation). An event names the key by id and the actor by name;
+//!   end, once each), `ended_key_used` (a proven attempt with a key after it was
+//!   revoked or ended by rotation) and `changed` (name, limits or addresses). An event names the key by id and the actor by name;
 //!   it never holds a key or its digest.
 //! - [`EventStore`]: where events are kept and paged, newest first. Both shipped stores
 //!   implement it: [`InMemoryKeyStore`](crate::InMemoryKeyStore) keeps a bounded ring,
@@ -12,7 +12,7 @@
 //! - [`EventSink`]: where events are forwarded (chat, e-mail, a SIEM); the default,
 //!   [`TracingEventSink`], logs them.
 //! - [`EventLog`]: ties a store and a sink together. [`KeyManager::with_events`]
-//!   records `created`, `rotated` and `revoked`; [`UsageTrackerBuilder::events`] records
+//!   records `created`, `rotated`, `revoked` and `changed`; [`UsageTrackerBuilder::events`] records
 //!   `first_used` and `ended_key_used` from the request path's debounce;
 //!   [`KeyManager::watch_expiring`] records `expiring`.
 //!

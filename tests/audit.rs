@@ -233,3 +233,33 @@ async fn bad_event_queries_are_422_and_unknown_keys_404() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_patch_is_a_changed_event_with_its_actor_and_an_empty_patch_is_none() {
+    let server = Server::start().await;
+    let (_, made) = server
+        .json(
+            Method::POST,
+            "/keys",
+            Some(r#"{"name":"metered","scopes":["reports:read"]}"#),
+        )
+        .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let (patched, _) = server
+        .json(
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            Some(r#"{"rate_limit":{"requests":100,"per_secs":60}}"#),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    // A patch that names nothing changes nothing, and is no event.
+    let (empty, _) = server
+        .json(Method::PATCH, &format!("/keys/{id}"), Some("{}"))
+        .await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+    let events = server.all_events(&format!("/keys/{id}/events")).await;
+    assert_eq!(types(&events), ["changed", "created"]);
+    let (_, admin) = server.json(Method::GET, "/keys?q=root", None).await;
+    assert_eq!(events[0]["actor"], admin[0]["id"], "who lifted the limit");
+}

@@ -50,6 +50,7 @@ enum EventType {
     FirstUsed,
     Expiring,
     EndedKeyUsed,
+    Changed,
 }
 
 /// The members of an event's detail that apply to its type; the others are left out.

@@ -39,21 +39,26 @@ pub enum EventType {
     /// integration that never switched, or a leaked copy. At most once per flush period
     /// per key.
     EndedKeyUsed,
+    /// The key's name, limits or allowed addresses were changed (`PATCH /keys/{id}`,
+    /// [`KeyManager::update`](crate::KeyManager::update)); the record shows what they
+    /// are now. Lifting a limit gives a key power, so who did it is kept.
+    Changed,
 }
 
 impl EventType {
     /// Every type, in the order of the list above.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         Self::Created,
         Self::Rotated,
         Self::Revoked,
         Self::FirstUsed,
         Self::Expiring,
         Self::EndedKeyUsed,
+        Self::Changed,
     ];
 
     /// The name in JSON and in the PostgreSQL table: `created`, `rotated`, `revoked`,
-    /// `first_used`, `expiring`, `ended_key_used`.
+    /// `first_used`, `expiring`, `ended_key_used`, `changed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",
@@ -62,6 +67,7 @@ impl EventType {
             Self::FirstUsed => "first_used",
             Self::Expiring => "expiring",
             Self::EndedKeyUsed => "ended_key_used",
+            Self::Changed => "changed",
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::event::{EventDetail, EventLog, EventType, NewEvent};
 use crate::manager::KeyManager;
-use crate::record::KeyRecord;
+use crate::record::{ActorName, KeyRecord};
 use crate::store::{KeyStoreAdmin, OldKeyEnd};
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
@@ -54,6 +54,12 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
                 .with_actor(record.revoked_by().cloned()),
         )
         .await;
+    }
+
+    /// A change of name, limits or addresses, by `actor`, at this manager's time.
+    pub(super) async fn record_changed(&self, record: &KeyRecord, actor: Option<ActorName>) {
+        self.emit(NewEvent::new(EventType::Changed, *record.id(), self.now()).with_actor(actor))
+            .await;
     }
 
     /// `old` as the rotation left it, `new` the successor.

@@ -63,6 +63,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
                 by = %ActorLog(actor),
                 "API key changed"
             );
+            self.record_changed(&record, actor.map(|a| a.name().clone()))
+                .await;
         }
         Ok(record)
     }

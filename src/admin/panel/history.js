@@ -90,6 +90,8 @@
         return `ends within ${d.days} day${d.days === 1 ? '' : 's'} (${d.ends_at})`;
       case 'ended_key_used':
         return `used after it ended (${d.attempts} attempt${d.attempts === 1 ? '' : 's'})`;
+      case 'changed':
+        return 'name, limits or addresses changed';
       default:
         return event.type;
     }
