@@ -104,7 +104,11 @@ impl LeaseSlot {
 
     /// Records a request admitted without a lease; whether to ask for a lease now.
     pub(crate) fn owe(&self) -> bool {
-        self.owed.fetch_add(1, Ordering::AcqRel);
+        // Saturating: an outage long enough to owe 4 billion requests must not wrap
+        // the count to nothing.
+        let _ = self
+            .owed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_add(1));
         !self.pending.swap(true, Ordering::AcqRel)
     }
 
@@ -133,7 +137,11 @@ impl LeaseSlot {
 
     /// Puts back what a failed call was to charge, or give back.
     pub(crate) fn restore(&self, owed: u32, returned: u32) {
-        self.owed.fetch_add(owed, Ordering::AcqRel);
+        let _ = self
+            .owed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_add(owed))
+            });
         self.tokens.fetch_add(returned, Ordering::AcqRel);
     }
 

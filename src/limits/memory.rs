@@ -11,7 +11,8 @@ use crate::error::BoxError;
 use crate::key::KeyId;
 use crate::limits::backend::{InstanceId, Lease, LeaseRequest, LimitBackend};
 use crate::limits::ledger::LedgerState;
-use crate::middleware::limiter::nanos;
+use crate::middleware::limiter::{Period, nanos};
+use crate::record::QuotaPeriod;
 
 /// How long an instance counts as live after its last call.
 pub(crate) const INSTANCE_TTL: Duration = Duration::from_secs(30);
@@ -21,7 +22,8 @@ const MIN_SWEEP: usize = 1024;
 
 /// A [`LimitBackend`] in memory, on the time each request carries. Its map holds only
 /// keys that were leased, and is swept of keys whose state says nothing (rate fully
-/// recovered, quota counting an earlier period or nothing) whenever it has doubled.
+/// recovered, quota counting an earlier period or nothing) whenever it has doubled, so
+/// it is bounded by the keys leased in the current quota period or rate window.
 #[derive(Debug, Default)]
 pub struct MemoryLimitBackend {
     inner: Mutex<Inner>,
@@ -29,7 +31,9 @@ pub struct MemoryLimitBackend {
 
 #[derive(Debug, Default)]
 struct Inner {
-    keys: HashMap<KeyId, LedgerState>,
+    /// Each key's state, and the quota period it was last leased with (to tell a count
+    /// of a past period, which a sweep may drop).
+    keys: HashMap<KeyId, (LedgerState, Option<QuotaPeriod>)>,
     instances: HashMap<InstanceId, SystemTime>,
     sweep_at: usize,
 }
@@ -51,19 +55,57 @@ impl LimitBackend for MemoryLimitBackend {
         let inner = &mut *inner;
         if inner.keys.len() >= inner.sweep_at.max(MIN_SWEEP) {
             let now_nanos = nanos(now);
-            inner
-                .keys
-                .retain(|_, state| state.tat_nanos > now_nanos || state.spent > 0);
+            inner.keys.retain(|_, (state, per)| {
+                let counting = per.is_some_and(|per| {
+                    state.spent > 0 && state.period == Period::of(per, now_nanos).index
+                });
+                state.tat_nanos > now_nanos || counting
+            });
             inner.sweep_at = inner.keys.len() * 2;
         }
-        let state = inner.keys.entry(request.key).or_default();
+        let (state, per) = inner.keys.entry(request.key).or_default();
         let outcome = state.lease(request, now);
         *state = outcome.state;
+        *per = request.quota.map(|q| q.per());
         inner.instances.insert(request.instance, now);
         inner
             .instances
             .retain(|_, seen| now.duration_since(*seen).unwrap_or_default() < INSTANCE_TTL);
         let instances = u32::try_from(inner.instances.len()).unwrap_or(u32::MAX);
         Ok(Lease::new(outcome.granted, outcome.exhausted, instances))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::key::{KeyPrefix, PlaintextKey};
+    use crate::limits::backend::InstanceId;
+    use crate::record::Quota;
+
+    #[tokio::test]
+    async fn counts_of_a_past_period_are_swept_once_the_map_has_doubled() {
+        let backend = MemoryLimitBackend::new();
+        let me = InstanceId::random();
+        let quota = Quota::new(10, QuotaPeriod::Day).unwrap();
+        let day = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let lease = |at| {
+            let key = *PlaintextKey::generate(&KeyPrefix::default()).id();
+            LeaseRequest::new(key, me, None, Some(quota), 1, at)
+        };
+        for _ in 0..MIN_SWEEP {
+            backend.lease(&lease(day)).await.unwrap();
+        }
+        // Still counting today: nothing may go.
+        backend.lease(&lease(day)).await.unwrap();
+        assert_eq!(backend.inner.lock().unwrap().keys.len(), MIN_SWEEP + 1);
+        // Tomorrow every count is of a past period.
+        let tomorrow = day + Duration::from_secs(86_400);
+        for _ in 0..MIN_SWEEP {
+            backend.lease(&lease(tomorrow)).await.unwrap();
+        }
+        assert!(backend.inner.lock().unwrap().keys.len() <= MIN_SWEEP);
     }
 }

@@ -23,8 +23,11 @@ pub const DEFAULT_BATCH_SPAN: Duration = Duration::from_secs(2);
 /// How often the task gives back lapsed leases and reports what was admitted on the
 /// local share (1 s).
 const TICK: Duration = Duration::from_secs(1);
-/// A lease call that takes longer counts as failed (2 s).
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// A lease call that takes longer counts as failed (500 ms). Short, because while a
+/// call hangs (a black-holed database), a key past its owed batch is refused: this is
+/// the longest a silent outage can refuse valid keys before the local share takes over.
+/// A lease is one small transaction; a healthy database answers it in milliseconds.
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// Refills queued at most; past this a request's refill is asked for again later.
 const QUEUE: usize = 4096;
 /// Calls per tick at most for returns and reports, so that a tick after an outage
@@ -54,7 +57,8 @@ const CALLS_PER_TICK: usize = 256;
 /// refused on this instance until an answer grants again; the backend is asked again
 /// at most every 2 s while requests keep coming, so a limit raised meanwhile is seen.
 ///
-/// While the backend fails (or the task is not running), every key runs on the
+/// While the backend fails or takes longer than 500 ms to answer (or the task is not
+/// running), every key runs on the
 /// **local share**: its limits divided by the number of instances the backend last
 /// reported (1 before any answer), and what is admitted is owed and charged once the
 /// backend answers again, so the shared count stays true. A failing backend is logged

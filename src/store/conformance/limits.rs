@@ -114,30 +114,10 @@ pub async fn keys_are_separate<B: LimitBackend>(backend: B) {
 /// The instances that called are counted, each once.
 pub async fn instances_are_counted<B: LimitBackend>(backend: B) {
     let (key, one, two) = (key(), InstanceId::random(), InstanceId::random());
-    assert_eq!(
-        backend
-            .lease(&ask(key, one, 1))
-            .await
-            .expect("lease")
-            .instances,
-        1
-    );
-    assert_eq!(
-        backend
-            .lease(&ask(key, one, 1))
-            .await
-            .expect("lease")
-            .instances,
-        1
-    );
-    assert_eq!(
-        backend
-            .lease(&ask(key, two, 1))
-            .await
-            .expect("lease")
-            .instances,
-        2
-    );
+    for (caller, live) in [(one, 1), (one, 1), (two, 2)] {
+        let lease = backend.lease(&ask(key, caller, 1)).await.expect("lease");
+        assert_eq!(lease.instances, live, "instances after a call by {caller}");
+    }
 }
 
 /// Concurrent leases of one key never grant more than the burst in all.
