@@ -13,6 +13,7 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1636,6 +1637,89 @@ async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
     assert!(
         asked as u64 <= 5 * (seconds + 1),
         "{asked} forged ids reached the database in about {seconds} s"
+    );
+    stop.send(()).unwrap();
+    listening.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l10_a_flood_of_forged_ids_during_a_feed_outage_does_not_starve_a_new_key() {
+    let a = Instance::new(fresh_store(pool().await).await);
+    let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
+    let b = CachedKeyStore::builder(counted.clone())
+        .filter_passes_per_sec(0)
+        .build();
+    let (stop, stopped) = oneshot::channel::<()>();
+    // A long backoff keeps the feed down once its connection is killed.
+    let listening = tokio::spawn(
+        b.feed_listener()
+            .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
+            .run(async {
+                let _ = stopped.await;
+            }),
+    );
+    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    let pid = listener_pid(&counted.store, None).await;
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(a.store.get_ref().pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+    wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+
+    // No passes at all: as if a flood took every one of them, so that only the
+    // listener's check of the shed ids can let the new key in. And forged ids for as
+    // long as the test runs, which that check must not let crowd the key out.
+    let flooding = Arc::new(AtomicBool::new(true));
+    let flood = {
+        let (b, flooding) = (b.clone(), Arc::clone(&flooding));
+        tokio::spawn(async move {
+            // 1,000 every 50 ms: 20,000 a second.
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let mut sent = 0u64;
+            while flooding.load(Ordering::Relaxed) {
+                tick.tick().await;
+                for _ in 0..1_000 {
+                    let _ = b.lookup(forged().id()).await;
+                }
+                sent += 1_000;
+            }
+            sent
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A key created during the outage, retried as a client told "Retry-After" would.
+    let key = a.create("created during the outage, under a flood").await;
+    let start = Instant::now();
+    let mut tries = 0;
+    let found = loop {
+        tries += 1;
+        match b.lookup(key.id()).await {
+            Ok(Some(_)) => break true,
+            Err(StoreError::Overloaded) => {}
+            other => panic!("a key created while the feed is down got {other:?}"),
+        }
+        // The shed ids are checked every 100 ms, from a sample that keeps each with a
+        // fair chance: a few tries, never starved for seconds.
+        if tries >= 30 {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    flooding.store(false, Ordering::Relaxed);
+    let sent = flood.await.unwrap();
+    let seconds = start.elapsed().as_secs_f64() + 0.3;
+    println!(
+        "L10: {sent} forged ids in {seconds:.1} s; the new key got through after {tries} tries"
+    );
+    assert!(
+        found,
+        "the new key was starved by {sent} forged ids ({tries} tries)"
+    );
+    assert!(
+        sent as f64 > 1_000.0 * seconds,
+        "the flood outran the passes"
     );
     stop.send(()).unwrap();
     listening.await.unwrap();

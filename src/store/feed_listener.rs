@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 
+use crate::key::KeyId;
 use crate::metrics;
 use crate::store::cached::Cache;
 use crate::store::cached::CachedKeyStore;
@@ -17,6 +18,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The most created ids checked against the store in one call.
 const MAX_CHECK_BATCH: usize = 256;
+/// How often, while the feed is down, the ids the stale filters shed are checked.
+const SUSPECT_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// A subscription's stream of changes.
 type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate::StoreError>>;
@@ -35,7 +38,9 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// - When the feed fails (database restart, failover, a dead connection), it logs a
 ///   warning, marks the filters stale (ids they do not hold then reach the store at a
 ///   bounded rate, so a key created meanwhile is not locked out) and subscribes again
-///   with exponential backoff (100 ms doubling up to 5 s by default).
+///   with exponential backoff (100 ms doubling up to 5 s by default). While it waits,
+///   it checks a sample of the ids the filters shed against the store every 100 ms, so
+///   that a flood of forged ids taking every pass cannot starve a key created meanwhile.
 /// - Created ids are checked against the store ([`KeyIdFeed::existing`], one query per
 ///   batch) before any filter holds them: a forged notification changes nothing.
 /// - When a filter holds more ids than it was sized for, it subscribes again at once
@@ -144,7 +149,7 @@ impl KeyFeedListener {
                                 retry_in = ?backoff,
                                 "cannot follow key changes; cached keys stay valid up to their TTL"
                             );
-                            tokio::time::sleep(backoff).await;
+                            self.wait_checking_suspects(backoff).await;
                             backoff = (backoff * 2).min(self.max_backoff);
                             continue;
                         }
@@ -190,8 +195,44 @@ impl KeyFeedListener {
                 error = %why,
                 "key feed lost; id filter stale until it is back"
             );
-            tokio::time::sleep(backoff).await;
+            self.wait_checking_suspects(backoff).await;
             backoff = (backoff * 2).min(self.max_backoff);
+        }
+    }
+
+    /// Waits `wait` before subscribing again, meanwhile checking against the store,
+    /// every [`SUSPECT_CHECK_EVERY`], a sample of the ids the stale filters shed: a key
+    /// created while the feed is down joins the filter within that period of its first
+    /// refusal (if it is sampled, and the store answers), and its retry gets through,
+    /// however many forged ids arrive with it (DESIGN §6, red team L10).
+    async fn wait_checking_suspects(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let next = (tokio::time::Instant::now() + SUSPECT_CHECK_EVERY).min(until);
+            tokio::time::sleep_until(next).await;
+            let mut suspects: Vec<KeyId> = self
+                .caches
+                .iter()
+                .flat_map(|cache| cache.ids.take_suspects())
+                .collect();
+            suspects.sort_unstable();
+            suspects.dedup();
+            for batch in suspects.chunks(MAX_CHECK_BATCH) {
+                match self.feed.existing(batch).await {
+                    Ok(found) => {
+                        for id in &found {
+                            for cache in &self.caches {
+                                cache.created(id);
+                            }
+                        }
+                    }
+                    // The store is down too: nothing to learn until it is back.
+                    Err(_) => break,
+                }
+            }
+            if next >= until {
+                return;
+            }
         }
     }
 
@@ -320,11 +361,11 @@ impl FeedHealth {
 /// are settled when it is dropped, whether the check answered, failed or was cancelled.
 struct Announced<'a> {
     caches: &'a [Arc<Cache>],
-    ids: &'a [crate::key::KeyId],
+    ids: &'a [KeyId],
 }
 
 impl<'a> Announced<'a> {
-    fn new(caches: &'a [Arc<Cache>], ids: &'a [crate::key::KeyId]) -> Self {
+    fn new(caches: &'a [Arc<Cache>], ids: &'a [KeyId]) -> Self {
         for cache in caches {
             cache.announced(ids);
         }

@@ -46,6 +46,9 @@ const MIN_CAPACITY: usize = 4096;
 
 type Hasher = foldhash::fast::RandomState;
 
+/// The most shed ids kept for the listener to check between two of its checks.
+const MAX_SUSPECTS: usize = 1024;
+
 /// How long a filter that grew still consults the one it replaced: far longer than a
 /// subscription's backlog takes to apply.
 const KEEP_PREVIOUS: Duration = Duration::from_secs(10);
@@ -90,6 +93,18 @@ pub(crate) struct IdFilter {
     /// Whether `announced` may hold anything, so that a flood of forged ids does not
     /// take its lock while there is nothing to find.
     any_announced: AtomicBool,
+    /// While stale: a uniform sample of the ids shed since the listener last checked
+    /// them against the store, so that a key created during the outage is found on a
+    /// retry however many forged ids share its second.
+    suspects: Mutex<Suspects>,
+}
+
+/// At most [`MAX_SUSPECTS`] ids, each of the `offered` ones equally likely to be kept
+/// (reservoir sampling): a flood cannot crowd a real key out by arriving first.
+#[derive(Debug, Default)]
+struct Suspects {
+    ids: Vec<KeyId>,
+    offered: u64,
 }
 
 /// One generation of the filter, built from one snapshot.
@@ -140,6 +155,7 @@ impl IdFilter {
             hasher: Hasher::default(),
             announced: Mutex::default(),
             any_announced: AtomicBool::new(false),
+            suspects: Mutex::default(),
         }
     }
 
@@ -160,6 +176,33 @@ impl IdFilter {
         }
         self.any_announced
             .store(!announced.is_empty(), Ordering::Release);
+    }
+
+    /// Offers a shed id to the sample the listener checks while the feed is down.
+    fn suspect(&self, id: &KeyId) {
+        let mut suspects = self.suspects.lock().unwrap_or_else(PoisonError::into_inner);
+        suspects.offered += 1;
+        if suspects.ids.len() < MAX_SUSPECTS {
+            suspects.ids.push(*id);
+            return;
+        }
+        // Keep it with probability MAX_SUSPECTS / offered, in place of a random one. The
+        // hash is keyed per process, so the choice cannot be predicted from outside.
+        let offered = suspects.offered;
+        let slot = self.hasher.hash_one((offered, id.as_bytes())) % offered;
+        if let Some(kept) = usize::try_from(slot)
+            .ok()
+            .and_then(|slot| suspects.ids.get_mut(slot))
+        {
+            *kept = *id;
+        }
+    }
+
+    /// The ids shed since the last call, to check against the store.
+    pub(crate) fn take_suspects(&self) -> Vec<KeyId> {
+        let mut suspects = self.suspects.lock().unwrap_or_else(PoisonError::into_inner);
+        suspects.offered = 0;
+        std::mem::take(&mut suspects.ids)
     }
 
     /// Whether the filter holds `id` or it was announced, spending no pass.
@@ -206,6 +249,7 @@ impl IdFilter {
             Admission::Absent
         } else {
             metrics::id_filter_refused(FilterRefusal::Shed);
+            self.suspect(id);
             Admission::Shed
         }
     }
@@ -440,6 +484,29 @@ mod tests {
         filter.settle(&[announced]);
         assert_eq!(filter.admit(&announced, false), Admission::Absent);
         assert_eq!(filter.stats().unwrap().ids, 3);
+    }
+
+    #[test]
+    fn l10_shed_ids_are_sampled_uniformly_and_boundedly_for_the_listener_to_check() {
+        let filter = IdFilter::new(0);
+        filter.replace(&ids(3));
+        filter.mark_stale();
+        // A real key arrives after 2,047 forged ones: it is kept with probability
+        // 1,024 / 2,048 like any of them, not never, as first-come sampling would do.
+        let mut kept = 0;
+        for _ in 0..200 {
+            for _ in 0..2_047 {
+                assert_eq!(filter.admit(&random_id(), false), Admission::Shed);
+            }
+            let real = random_id();
+            assert_eq!(filter.admit(&real, false), Admission::Shed);
+            let sample = filter.take_suspects();
+            assert_eq!(sample.len(), MAX_SUSPECTS, "bounded");
+            kept += usize::from(sample.contains(&real));
+        }
+        // Binomial(200, 0.5): 100 ± 7; 60..=140 leaves room for chance only.
+        assert!((60..=140).contains(&kept), "{kept} of 200");
+        assert!(filter.take_suspects().is_empty());
     }
 
     #[test]
