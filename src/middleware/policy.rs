@@ -44,12 +44,7 @@ impl Check<'_> {
             ..
         } = self;
         entry.get_or_insert_with(|| {
-            config.limiter.entry(
-                record.id(),
-                record.stops_at(),
-                record.quota().map(|q| q.per()),
-                *now,
-            )
+            config.limiter.entry(record.id(), record.stops_at(), *now)
         })
     }
 }
