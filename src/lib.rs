@@ -81,7 +81,7 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
-//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`) |
+//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`, `DEFAULT_EXPECTED_INSTANCES`) |
 //! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
 //! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |

@@ -436,3 +436,107 @@ async fn with_postgresql_stopped_valid_keys_keep_working_on_local_limits_and_sha
         instance.shut_down().await;
     }
 }
+
+/// Sends requests with `key` to `instance` until its lease task has found the backend
+/// failing (bounded): how many were admitted meanwhile.
+async fn until_unhealthy(client: &HttpClient, instance: &Instance, key: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut admitted = 0;
+    while instance.limits.stats().healthy {
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+        match call(client, instance.addr, key).await {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("a valid key got {other} during an outage of the ledger"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admitted
+}
+
+/// L2 (red team, 2026-12-07) on PostgreSQL, as the red team ran it: three instances,
+/// A and B serving a key with a quota of 20 a day, C started but idle; then the ledger
+/// table is locked (lock contention, a slow migration), while keys are still proven.
+/// C had never leased, believed it was alone and admitted the whole quota by itself (26
+/// of 20 in all). Now every instance heartbeats, so each divides by three.
+#[tokio::test]
+async fn l2_three_instances_one_idle_admit_at_most_the_quota_while_the_ledger_is_locked() {
+    let url = super::database_url();
+    let store = fresh_store(pool().await).await;
+    let manager = KeyManager::new(store.clone());
+    let mut instances = [
+        Instance::start(same_tables(&url, &store).await).await,
+        Instance::start(same_tables(&url, &store).await).await,
+        Instance::start(same_tables(&url, &store).await).await,
+    ];
+    // Their heartbeats, the first at once. Waited for with a bound, not asserted: what
+    // is asserted is the total below.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while instances.iter().any(|i| i.limits.stats().instances != 3) && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let key = manager
+        .create(
+            NewKey::new("metered", ["reports:read"])
+                .quota(tower_apikey::Quota::new(20, tower_apikey::QuotaPeriod::Day).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let key = key.expose_secret();
+    let client = client();
+    let mut total = 0;
+    for instance in &instances[..2] {
+        for _ in 0..3 {
+            if call(&client, instance.addr, key).await == StatusCode::OK {
+                total += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(total >= 2, "the key was served before the outage: {total}");
+    // C proves the key once the ledger is locked: its first lookup reads the key table,
+    // which the lock leaves alone.
+    let mut lock = store.pool().begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {SCHEMA}.\"{}_limits\" IN ACCESS EXCLUSIVE MODE",
+        store.table()
+    )))
+    .execute(&mut *lock)
+    .await
+    .unwrap();
+    let mut during = Vec::new();
+    for instance in &instances {
+        let mut admitted = until_unhealthy(&client, instance, key).await;
+        for _ in 0..30 {
+            match call(&client, instance.addr, key).await {
+                StatusCode::OK => admitted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("a valid key got {other} during an outage of the ledger"),
+            }
+        }
+        during.push(admitted);
+    }
+    total += during.iter().sum::<u64>();
+    println!(
+        "ledger locked, quota 20 on 3 instances (one idle before): admitted {total} in all, \
+         during the outage {during:?}; instances heard {:?}",
+        instances
+            .iter()
+            .map(|i| i.limits.stats().instances)
+            .collect::<Vec<_>>()
+    );
+    lock.rollback().await.unwrap();
+    assert!(
+        total <= 20,
+        "admitted {total} of a quota of 20 (during the outage: {during:?})"
+    );
+    assert!(
+        during.iter().all(|&n| n > 0),
+        "every instance kept serving the key: {during:?}"
+    );
+    for instance in &mut instances {
+        instance.shut_down().await;
+    }
+}
