@@ -59,6 +59,38 @@ impl Instance {
         }
     }
 
+    /// The demo's app (`examples/demo`) over `store` behind a cache, with its limits
+    /// shared through `store`'s database as `--database-url` runs it: the API and the
+    /// admin routes.
+    async fn demo(store: PgKeyStore) -> Self {
+        let limits = SharedLimits::new(store.clone());
+        let admin_key = super::app::mint_admin_key(&KeyManager::new(store.clone()))
+            .await
+            .unwrap();
+        let demo = super::app::build_with_admin_key(
+            CachedKeyStore::new(store),
+            Duration::from_secs(300),
+            std::sync::Arc::new(tower_apikey::SystemClock),
+            admin_key,
+            0,
+            Some(&limits),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(limits.run(async move {
+            let _ = stopped.await;
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = demo.router;
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            addr,
+            limits,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Stops the lease task, which gives back what it holds.
     async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -115,7 +147,11 @@ fn client() -> HttpClient {
 }
 
 async fn call(client: &HttpClient, addr: SocketAddr, key: &str) -> StatusCode {
-    let request = Request::get(format!("http://{addr}/ping"))
+    call_path(client, addr, "/ping", key).await
+}
+
+async fn call_path(client: &HttpClient, addr: SocketAddr, path: &str, key: &str) -> StatusCode {
+    let request = Request::get(format!("http://{addr}{path}"))
         .header(AUTHORIZATION, format!("ApiKey-v2 {key}"))
         .body(Empty::new())
         .unwrap();
@@ -538,5 +574,62 @@ async fn l2_three_instances_one_idle_admit_at_most_the_quota_while_the_ledger_is
     );
     for instance in &mut instances {
         instance.shut_down().await;
+    }
+}
+
+/// L3 (red team, 2026-12-07) on two demos sharing one database: the admin routes'
+/// guard counted a key's limits apart from the API's, and per instance, so an admin key
+/// limited to 2 an hour got 10 answers on three instances. Now the API and the admin
+/// routes of both demos spend one budget, within the bounds of leasing (`SharedLimits`:
+/// at most 2.5 batches per instance beyond the limit; a batch is 1 here).
+#[tokio::test]
+async fn l3_a_key_limited_to_10_an_hour_gets_10_answers_across_the_api_and_admin_routes_of_two_demos()
+ {
+    let url = super::database_url();
+    let store = fresh_store(pool().await).await;
+    let manager = KeyManager::new(store.clone());
+    let mut demos = [
+        Instance::demo(same_tables(&url, &store).await).await,
+        Instance::demo(same_tables(&url, &store).await).await,
+    ];
+    let key = manager
+        .create(
+            NewKey::new("limited admin", ["admin:keys", "reports:read"])
+                .rate_limit(RateLimit::new(10, 3600).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let client = client();
+    let mut admitted = std::collections::BTreeMap::new();
+    for _ in 0..10 {
+        for (name, demo) in ["A", "B"].iter().zip(&demos) {
+            for path in ["/ping", "/admin/keys"] {
+                let status = call_path(&client, demo.addr, path, key.expose_secret()).await;
+                assert!(
+                    [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(&status),
+                    "{name} {path}: {status}"
+                );
+                if status == StatusCode::OK {
+                    *admitted.entry(format!("{name} {path}")).or_insert(0u64) += 1;
+                }
+                // Paced, so that leases come back between requests.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let total: u64 = admitted.values().sum();
+    let waited = demos
+        .iter()
+        .map(|d| d.limits.stats().refused_awaiting_lease)
+        .sum::<u64>();
+    println!("10 an hour, two demos, API and admin routes: {admitted:?}, {total} in all");
+    assert!(total <= 10 + 2 * 2, "admitted {total}: {admitted:?}");
+    assert!(
+        total + waited + 2 * 2 >= 10,
+        "admitted only {total} ({waited} refused awaiting a lease): {admitted:?}"
+    );
+    for demo in &mut demos {
+        demo.shut_down().await;
     }
 }
