@@ -41,6 +41,13 @@
 //! - rotating a key copies its scopes, revoking a key can cut off the people who
 //!   hold more, and changing a key's limits can lift them: all three need the actor
 //!   to grant every scope of that key (403 likewise);
+//! - restrictions are part of the ceiling (DESIGN §12): an admin key with a rate limit,
+//!   a quota or an allowlist may not loosen its own, and every key it creates, rotates
+//!   (the new key copies the old key's limits) or changes must be at least as
+//!   restricted as itself: a rate limit with a burst and a rate no higher, a quota over
+//!   the same period with no more requests, an allowlist inside its own; a missing limit
+//!   is looser than any. Otherwise 403, and the problem document's `too_loose` names the
+//!   fields, its `detail` the loosest value each may have;
 //! - with a [`ScopeCatalogue`] ([`AdminRouter::catalogue`]), create refuses any scope
 //!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
 //! - rotating a revoked, expired or ended key is refused (409): rotation never revives
@@ -135,6 +142,7 @@
 //! | behind a login: no [`Actor`](crate::Actor) in the request | 401 |
 //! | behind a login: an unsafe method from another site | 403 |
 //! | a scope the actor may not grant, or a key beyond what it may grant | 403, with `not_grantable` |
+//! | a key less restricted than the acting key, or the acting key loosening itself | 403, with `too_loose` |
 //! | too many wrong keys from the client's address (with a [`FailureThrottle`]) | 429 with `Retry-After`, from the middleware |
 //! | not JSON (`content-type`) | 415 |
 //! | body over [`MAX_BODY_BYTES`] | 413 |

@@ -179,8 +179,8 @@ pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
-    ExpiryError, KeyManager, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,
-    MAX_LIFETIME, ManagerError, NewKey, ScopeCatalogue,
+    ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS,
+    MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, Restriction, ScopeCatalogue,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
