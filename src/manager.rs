@@ -58,8 +58,8 @@ pub use catalogue::{
 pub(crate) use first_use::OldKeyPlan;
 use first_use::TrackerSlot;
 pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
-pub use restrictions::{Loosened, Restriction};
 pub(crate) use restrictions::Change;
+pub use restrictions::{Loosened, Restriction};
 
 /// The longest a key may live: 365 days.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);

@@ -796,7 +796,9 @@ async fn l3_a_key_limited_to_3_an_hour_gets_3_answers_in_all_across_the_api_and_
     let admitted = answers.iter().filter(|(_, status)| *status == 200).count();
     assert_eq!(admitted, 3, "{answers:?}");
     assert!(
-        answers.iter().all(|(_, status)| [200, 429].contains(status)),
+        answers
+            .iter()
+            .all(|(_, status)| [200, 429].contains(status)),
         "{answers:?}"
     );
 }

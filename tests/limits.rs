@@ -478,11 +478,18 @@ async fn l1_a_quota_added_by_patch_survives_the_limiters_sweep() {
         let other = server
             .key(NewKey::new(format!("other {i}"), ["a:b"]).rate_limit(rate))
             .await;
-        assert_eq!(server.ping("127.0.0.1", &other).await.status, StatusCode::OK);
+        assert_eq!(
+            server.ping("127.0.0.1", &other).await.status,
+            StatusCode::OK
+        );
     }
     let mut after = Vec::new();
     for _ in 0..3 {
         after.push(server.ping("127.0.0.1", &key).await.status.as_u16());
     }
-    assert_eq!(after, [429, 429, 429], "the day's quota is spent, sweep or not");
+    assert_eq!(
+        after,
+        [429, 429, 429],
+        "the day's quota is spent, sweep or not"
+    );
 }

@@ -543,7 +543,11 @@ fn rate_and_quota(new: NewKey) -> NewKey {
 async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them() {
     let server = Server::start().await;
     let limited = server
-        .restricted_admin("limited admin", &["admin:keys", "reports:read"], rate_and_quota)
+        .restricted_admin(
+            "limited admin",
+            &["admin:keys", "reports:read"],
+            rate_and_quota,
+        )
         .await;
     let id = limited.id.clone();
     let refused = server
@@ -552,7 +556,11 @@ async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them(
     assert_too_loose(
         &refused,
         &["rate_limit", "quota"],
-        &["your own key", "at most 10 requests per 3600 s", "per day of at most 100"],
+        &[
+            "your own key",
+            "at most 10 requests per 3600 s",
+            "per day of at most 100",
+        ],
     );
     // Looser in one way only is looser: a higher burst at a slower rate, a month of the
     // same count, or a bigger day.
@@ -562,10 +570,18 @@ async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them(
         json!({"quota": {"requests": 101, "per": "day"}}),
     ] {
         let answer = server.patch(&limited, &id, body.clone()).await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{body}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            answer.body
+        );
     }
     let stored = server.get(&limited, &format!("/keys/{id}")).await;
-    assert_eq!(stored["rate_limit"], json!({"requests": 10, "per_secs": 3600}));
+    assert_eq!(
+        stored["rate_limit"],
+        json!({"requests": 10, "per_secs": 3600})
+    );
     assert_eq!(stored["quota"], json!({"requests": 100, "per": "day"}));
     // Tightening, adding an allowlist and renaming stay allowed.
     let tightened = server
@@ -578,11 +594,18 @@ async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them(
         .await;
     assert_eq!(tightened.status, StatusCode::OK, "{}", tightened.body);
     let record = json_of(&tightened);
-    assert_eq!(record["rate_limit"], json!({"requests": 9, "per_secs": 3600}));
+    assert_eq!(
+        record["rate_limit"],
+        json!({"requests": 9, "per_secs": 3600})
+    );
     assert_eq!(record["allowed_ips"], json!(["127.0.0.0/8"]));
     // Now tighter, it may not go back to what it was.
     let back = server
-        .patch(&limited, &id, json!({"rate_limit": {"requests": 10, "per_secs": 3600}}))
+        .patch(
+            &limited,
+            &id,
+            json!({"rate_limit": {"requests": 10, "per_secs": 3600}}),
+        )
         .await;
     assert_too_loose(&back, &["rate_limit"], &["at most 9 requests per 3600 s"]);
     // The application (unrestricted) still may.
@@ -628,7 +651,12 @@ async fn m2_an_allowlisted_key_cannot_mint_an_unrestricted_twin_but_may_mint_a_n
         json!({"name": "unlimited", "scopes": [], "allowed_ips": ["127.0.0.1"]}),
     ] {
         let answer = server.create(&office, body.clone()).await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{body}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            answer.body
+        );
     }
     assert_eq!(server.store.len(), before, "nothing was stored");
     // Its own restrictions, or tighter ones, it may give.
@@ -640,11 +668,20 @@ async fn m2_an_allowlisted_key_cannot_mint_an_unrestricted_twin_but_may_mint_a_n
                "quota": {"requests": 5, "per": "month"}, "allowed_ips": ["::ffff:127.0.0.1"]}),
     ] {
         let answer = server.create(&office, body.clone()).await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{body}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{body}: {}",
+            answer.body
+        );
     }
     // Nor may it PATCH its own allowlist and rate away.
     let own = server
-        .patch(&office, &office.id, json!({"allowed_ips": null, "rate_limit": null}))
+        .patch(
+            &office,
+            &office.id,
+            json!({"allowed_ips": null, "rate_limit": null}),
+        )
         .await;
     assert_too_loose(&own, &["rate_limit", "allowed_ips"], &["your own key"]);
 }
@@ -682,8 +719,14 @@ async fn m2_no_rotation_or_change_by_a_restricted_key_leaves_a_key_looser_than_i
     );
     assert_eq!(server.store.len(), before, "nothing was rotated");
     // Nor may it touch that key without bringing it within its own restrictions.
-    let rename = server.patch(&limited, &loose.id, json!({"name": "renamed"})).await;
-    assert_too_loose(&rename, &["rate_limit", "quota"], &["less restricted than your own"]);
+    let rename = server
+        .patch(&limited, &loose.id, json!({"name": "renamed"}))
+        .await;
+    assert_too_loose(
+        &rename,
+        &["rate_limit", "quota"],
+        &["less restricted than your own"],
+    );
     let within = server
         .patch(
             &limited,

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
-    ApiKeyV2Layer, InstanceId, InMemoryKeyStore, KeyManager, Lease, LeaseRequest, LimitBackend,
+    ApiKeyV2Layer, InMemoryKeyStore, InstanceId, KeyManager, Lease, LeaseRequest, LimitBackend,
     ManualClock, MemoryLimitBackend, NewKey, Quota, QuotaPeriod, RateLimit, SharedLimits,
 };
 
@@ -260,7 +260,9 @@ async fn l2_three_instances_one_idle_admit_at_most_the_quota_during_an_outage() 
         during.push(admitted(&client, *addr, key, 30).await);
     }
     total += during.iter().sum::<usize>();
-    println!("quota 20, 3 instances: admitted before and during the outage {total}, during: {during:?}");
+    println!(
+        "quota 20, 3 instances: admitted before and during the outage {total}, during: {during:?}"
+    );
     assert!(
         total <= 20,
         "admitted {total} of a quota of 20 (during the outage: {during:?})"
@@ -287,7 +289,10 @@ async fn l2_an_instance_that_never_reached_the_backend_divides_by_expected_insta
         .unwrap()
         .key;
     let client = client();
-    for (expected, share) in [(None, 20 / tower_apikey::limits::DEFAULT_EXPECTED_INSTANCES), (Some(4), 5)] {
+    for (expected, share) in [
+        (None, 20 / tower_apikey::limits::DEFAULT_EXPECTED_INSTANCES),
+        (Some(4), 5),
+    ] {
         let limits =
             SharedLimits::from_shared_backend(Arc::clone(&backend) as Arc<dyn LimitBackend>)
                 .clock(clock.clone());

@@ -272,7 +272,11 @@ mod tests {
     fn an_unrestricted_ceiling_allows_anything() {
         let none = Limits::default();
         assert!(loosened(&none, &none).is_empty());
-        let some = limits(Some((1, 1)), Some((1, QuotaPeriod::Day)), Some(&["10.0.0.1"]));
+        let some = limits(
+            Some((1, 1)),
+            Some((1, QuotaPeriod::Day)),
+            Some(&["10.0.0.1"]),
+        );
         assert!(loosened(&none, &some).is_empty());
     }
 
@@ -351,7 +355,10 @@ mod tests {
             Some(&["127.0.0.1"]),
         );
         let refused = loosened(&ceiling, &Limits::default());
-        assert_eq!(fields(refused.clone()), ["rate_limit", "quota", "allowed_ips"]);
+        assert_eq!(
+            fields(refused.clone()),
+            ["rate_limit", "quota", "allowed_ips"]
+        );
         let text: Vec<String> = refused.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,

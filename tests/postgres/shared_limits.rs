@@ -508,8 +508,7 @@ async fn l2_three_instances_one_idle_admit_at_most_the_quota_while_the_ledger_is
     // Their heartbeats, the first at once. Waited for with a bound, not asserted: what
     // is asserted is the total below.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while instances.iter().any(|i| i.limits.stats().instances != 3) && Instant::now() < deadline
-    {
+    while instances.iter().any(|i| i.limits.stats().instances != 3) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let key = manager
