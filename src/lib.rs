@@ -81,7 +81,7 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
-//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`) |
+//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`, `DEFAULT_EXPECTED_INSTANCES`) |
 //! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
 //! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
@@ -179,8 +179,8 @@ pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
-    ExpiryError, KeyManager, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,
-    MAX_LIFETIME, ManagerError, NewKey, ScopeCatalogue,
+    ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS,
+    MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, Restriction, ScopeCatalogue,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;

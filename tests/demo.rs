@@ -775,6 +775,42 @@ async fn guessing_keys_is_throttled_across_the_api_and_the_admin_routes() {
     assert_eq!(demo.get("/health", None).await.status, StatusCode::OK);
 }
 
+/// L3 (red team, 2026-12-07): the admin routes' guard counted a key's limits apart from
+/// the API's, so an admin key limited to 2 an hour got 2 on the API and 2 more from the
+/// admin routes (10 on three instances). In the demo they share one budget.
+#[tokio::test]
+async fn l3_a_key_limited_to_3_an_hour_gets_3_answers_in_all_across_the_api_and_admin_routes() {
+    let demo = Demo::start().await;
+    let created = demo
+        .admin(
+            Method::POST,
+            "/keys",
+            Body::Json(json!({
+                "name": "limited admin",
+                "scopes": ["admin:keys", "reports:read"],
+                "rate_limit": {"requests": 3, "per_secs": 3600},
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        for path in ["/ping", "/admin/keys", "/reports", "/admin/scopes"] {
+            let answer = demo.get(path, Some(&key)).await;
+            answers.push((path, answer.status.as_u16()));
+        }
+    }
+    let admitted = answers.iter().filter(|(_, status)| *status == 200).count();
+    assert_eq!(admitted, 3, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, status)| [200, 429].contains(status)),
+        "{answers:?}"
+    );
+}
+
 // The demo binary from outside: the limits of a server that faces the internet
 // (`examples/demo/serve.rs`), through its flags, with real sockets.
 

@@ -1503,12 +1503,59 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     );
     page.screenshot("beyond-the-ceiling").await;
 
+    // A rate-limited admin key (DESIGN §12): the form sets no limits, so the key it would
+    // make is less restricted than itself. The panel says so, and keeps it signed in.
+    let (restricted, restricted_id) = create(
+        addr,
+        &admin,
+        json!({"name": "limited admin", "scopes": ["admin:keys"],
+               "rate_limit": {"requests": 1000, "per_secs": 3600}}),
+    )
+    .await;
+    page.click("#forget").await;
+    page.until(
+        "the sign-in form for the limited admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{restricted}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    page.type_into("#create-name", &format!("unlimited twin{}", Key::Enter))
+        .await;
+    let refused = page
+        .until(
+            "the restriction's refusal",
+            "const e = document.getElementById('create-error'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    let refused = refused.as_str().unwrap();
+    assert!(
+        refused.contains("403") && refused.contains("less restricted than your own key"),
+        "{refused}"
+    );
+    assert!(
+        page.text("#session-key").await.contains(&restricted_id),
+        "still signed in as the limited admin"
+    );
+
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
     // The browser notes each refused API call; those are the flow's own (wrong key,
-    // key without the scope, invalid name, rotation beyond the ceiling), and all it may
-    // note.
+    // key without the scope, invalid name, rotation beyond the ceiling, a key less
+    // restricted than its maker), and all it may note.
     page.assert_console_clean(
-        &[&key, &new_key, &next_key, &reader_key, &admin, &limited].map(String::as_str),
+        &[
+            &key,
+            &new_key,
+            &next_key,
+            &reader_key,
+            &admin,
+            &limited,
+            &restricted,
+        ]
+        .map(String::as_str),
         &[401, 403, 422],
     )
     .await;

@@ -178,10 +178,14 @@ where
         Some(limits) => layer.shared_limits(limits),
         None => layer,
     };
+    // The admin routes count a key's limits with the API's (and through the same
+    // `SharedLimits`): a key limited to N requests an hour gets N in all, not N more
+    // from the admin routes of every demo.
     let mut admin = AdminRouter::new(manager)
         .realm(REALM)
         .usage_tracker(tracker.clone())
-        .trusted_proxies(trusted_proxies);
+        .trusted_proxies(trusted_proxies)
+        .share_limits_with(&layer);
     let layer = match &throttle {
         Some(throttle) => {
             admin = admin.throttle_failures(throttle.clone());

@@ -211,9 +211,10 @@
       throw new Shown();
     }
     if (response.status === 403) {
-      // A key beyond what the signed-in actor may grant: the caller says so.
+      // A key beyond what the signed-in actor may grant, or less restricted than the
+      // acting key (DESIGN §12): the caller says so.
       const problem = await problemOf(response.clone());
-      if (Array.isArray(problem.not_grantable)) return response;
+      if (Array.isArray(problem.not_grantable) || Array.isArray(problem.too_loose)) return response;
       if (AUTH === 'session') {
         warn(describe(response, problem));
         throw new Shown();
@@ -953,6 +954,12 @@
         const problem = await problemOf(response);
         ui.createError.textContent = describe(response, problem);
         ui.createError.hidden = false;
+        if (Array.isArray(problem.too_loose)) {
+          // The form sets no limits; the API takes them (see the README).
+          warn('The key was not created: it would be less restricted than your own key.');
+          focusTarget(ui.name).focus();
+          return;
+        }
         warn('The key was not created: it would hold scopes you may not grant.');
         focusTarget(ui.scopeChoices.hidden ? ui.scopes : ui.scopeChoices).focus();
         return;
