@@ -74,6 +74,7 @@ impl Instance {
             admin_key,
             0,
             Some(&limits),
+            tower_apikey::TrustedProxies::none(),
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(limits.run(async move {
