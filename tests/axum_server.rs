@@ -262,7 +262,8 @@ async fn l7_only_grpc_content_types_get_a_trailers_only_answer_over_http2() {
     let lacks_scope = auth(&reader);
     // (path, headers, the HTTP status, the gRPC status): the layer's refusal, the
     // per-route scope check's, the extractor's on a route without the layer.
-    let refusals: [(&str, &[(&str, &str)], u16, &str); 3] = [
+    type Refusal<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let refusals: [Refusal; 3] = [
         ("/ping", &[], 401, "16"),
         ("/reports", &[("authorization", &lacks_scope)], 403, "7"),
         ("/misconfigured", &[], 401, "16"),
@@ -344,7 +345,9 @@ async fn l7_every_refusal_carries_cache_control_no_store() {
     let any_key = PlaintextKey::generate(&KeyPrefix::default());
 
     let bad = "ApiKey-v2 mkc_0000000000000000_not-a-key";
-    let cases: [(SocketAddr, &str, String, u16, &str); 8] = [
+    // (server, path, `Authorization`, HTTP status, gRPC status)
+    type Case = (SocketAddr, &'static str, String, u16, &'static str);
+    let cases: [Case; 8] = [
         (server.addr, "/ping", String::new(), 401, "16"),
         (server.addr, "/ping", bad.to_owned(), 401, "16"),
         (server.addr, "/ping", auth(&revoked), 401, "16"),
