@@ -263,8 +263,10 @@
 //! each answered by `GET /keys` one page (100 keys) at a time, with "Show more keys"
 //! following its `Link` header, and "Export CSV" of every key the search and filter
 //! match (name, id, scopes, created, expires, ends, last used, state, created_by; never
-//! a key or digest; cells a spreadsheet would take for formulas start with `'`), built
-//! in the browser from pages of 1000. It lists
+//! a key or digest; every cell quoted, and a `'` before any `=`, `+`, `-` or `@` that
+//! starts a cell or follows a `,`, `;` or tab inside it, so that no spreadsheet runs a
+//! formula whatever its list separator), built in the browser from pages of 1000. It
+//! lists
 //! the keys with their state (active,
 //! expiring within 30 days, expired, ended by rotation, revoked), the end a rotation
 //! scheduled, last-used time and rotation links,
@@ -272,8 +274,9 @@
 //! who created and revoked each key, and creates, rotates and revokes keys, showing a
 //! new key once. Each key's limits show beside its scopes and its recent addresses
 //! beside its last use; "Limits" edits the name, limits and allowed addresses through
-//! `PATCH /keys/{id}`, and "Restrict to recent addresses" fills the allowlist from
-//! `recent_ips`. With a catalogue, it offers the declared scopes as checkboxes with
+//! `PATCH /keys/{id}`; its `recent_ips` are listed newest first (the newest with the
+//! key's last use), unchecked, and "Restrict to checked addresses" fills the allowlist
+//! with those checked once a confirmation has listed them. With a catalogue, it offers the declared scopes as checkboxes with
 //! their descriptions, those the signed-in actor may not grant disabled.
 //!
 //! The page and its assets need no key (they hold no data), are compiled into the crate

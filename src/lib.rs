@@ -100,7 +100,7 @@
 //! | [`MAX_NAME_CHARS`] | the longest key name |
 //! | [`middleware::DEFAULT_LOOKUP_TIMEOUT`] | 3 s for one store lookup, then 503 |
 //! | [`middleware::DEFAULT_EXPIRY_WARNING`] | 30 days of `ApiKey-Expires` before a key's end |
-//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_STALE_FILTER_PASSES` | the cache (feature `cache`) |
+//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_FILTER_PASSES` | the cache (feature `cache`) |
 //! | `store::postgres::DEFAULT_HEARTBEAT_EVERY`, `DEFAULT_HEARTBEAT_TIMEOUT` | the LISTEN connection's heartbeat (feature `postgres`) |
 //!
 //! # Security notes

@@ -1208,7 +1208,7 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     )
     .await;
     assert_eq!(page.focused_id().await, "limits-rate-requests");
-    assert_eq!(page.text("#limits-recent").await, "127.0.0.1");
+    assert_eq!(page.text("#limits-recent code").await, "127.0.0.1");
     page.type_here("0").await;
     page.type_into("#limits-rate-per", "60").await;
     page.click("#limits-save").await;
@@ -1226,7 +1226,16 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     assert_eq!(page.focused_id().await, "limits-rate-requests");
     page.type_into("#limits-rate-requests", "100").await;
     page.type_into("#limits-quota-requests", "10000").await;
+    // The recent address is not checked until the person checks it; then a confirmation.
+    page.click("#limits-recent input[type=checkbox]").await;
     page.click("#limits-restrict").await;
+    page.until(
+        "the confirmation before restricting",
+        "const d = document.getElementById('limits-pin'); return d && d.open;",
+        vec![],
+    )
+    .await;
+    page.click("#limits-pin-ok").await;
     let filled = page
         .js(
             "return document.getElementById('limits-ips').value;",
@@ -2071,15 +2080,23 @@ async fn scale_flow(
     };
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
-        lines[0],
-        "name,id,scopes,created,expires,ends,last used,state,created_by"
+        csv_fields(lines[0], ','),
+        [
+            "name",
+            "id",
+            "scopes",
+            "created",
+            "expires",
+            "ends",
+            "last used",
+            "state",
+            "created_by"
+        ]
     );
     assert_eq!(lines.len(), 1 + revoked.len(), "one row per revoked key");
-    let names: Vec<String> = lines[1..]
-        .iter()
-        .map(|l| l.split(',').next().unwrap().to_owned())
-        .collect();
-    let formula = "\"'=HYPERLINK(\"\"http://evil.example\"\")\"";
+    let rows: Vec<Vec<String>> = lines[1..].iter().map(|l| csv_fields(l, ',')).collect();
+    let names: Vec<String> = rows.iter().map(|row| row[0].clone()).collect();
+    let formula = "'=HYPERLINK(\"http://evil.example\")";
     let expected: Vec<String> = oldest_revoked
         .iter()
         .map(|n| {
@@ -2095,10 +2112,10 @@ async fn scale_flow(
         "the rows of the current filter, in its order"
     );
     assert!(
-        lines[1..].iter().all(|l| l.contains(",revoked,")),
+        rows.iter().all(|row| row[7] == "revoked"),
         "every row is revoked"
     );
-    assert!(lines[1].contains(",0000000000000000,reports:read,"));
+    assert_eq!(rows[0][1..3], ["0000000000000000", "reports:read"]);
     assert!(!csv.contains("mkc_"), "no key in the export");
     page.screenshot("exported").await;
 
@@ -2117,4 +2134,360 @@ async fn scale_flow(
         .collect();
     until_rows(&mut page, "revoked keys named service 04…", &both).await;
     page.screenshot("search-and-filters").await;
+}
+
+/// The cells of one CSV line as a spreadsheet whose list separator is `separator` reads
+/// them: a cell that opens with `"` runs to the closing quote (`""` inside is one `"`),
+/// and text after the closing quote joins the cell, as Excel does.
+fn csv_fields(line: &str, separator: char) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut fresh = true;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().unwrap();
+        if quoted {
+            if c != '"' {
+                field.push(c);
+            } else if chars.peek() == Some(&'"') {
+                chars.next();
+                field.push('"');
+            } else {
+                quoted = false;
+            }
+        } else if c == separator {
+            fields.push(String::new());
+            fresh = true;
+            continue;
+        } else if c == '"' && fresh {
+            quoted = true;
+        } else {
+            field.push(c);
+        }
+        fresh = false;
+    }
+    fields
+}
+
+// ---- the red team's findings on the panel (issue 28) -------------------------------
+
+/// The demo over `store` on loopback, on the system clock, as the other tests serve
+/// it; its address and admin key.
+async fn serve_demo(store: InMemoryKeyStore) -> (SocketAddr, String) {
+    let demo = app::build(
+        store,
+        FLUSH,
+        Arc::new(tower_apikey::SystemClock),
+        app::FAILURES_PER_MINUTE,
+    )
+    .await
+    .unwrap();
+    let admin = demo.admin_key.expose_secret().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = demo.router;
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap()
+    });
+    (addr, admin)
+}
+
+/// Runs `flow` in the browser (one at a time) against `addr`, with screenshots in
+/// `target/<name>` and downloads in the directory it is given; the browser closes
+/// however the flow ends, and the flow's failure is raised here.
+async fn in_browser<F, Fut>(name: &str, addr: SocketAddr, flow: F)
+where
+    F: FnOnce(Page, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let shots = screenshots(name);
+    let profile = std::env::temp_dir().join(format!("tower-apikey-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(profile.join("downloads")).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots,
+        shot: 0,
+        console: Vec::new(),
+    };
+    let outcome = tokio::spawn(flow(page, profile.join("downloads"))).await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Opens the panel and signs in with `admin`, until the key list shows.
+async fn sign_in(page: &mut Page, admin: &str) {
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", admin).await;
+    page.click("#signin-form button[type=submit]").await;
+    page.wait_for_panel().await;
+}
+
+/// Names a spreadsheet in a `;` locale (or a tool that ignores quotes) would split into
+/// a formula cell, and the name cell the export writes for each.
+const FORMULA_NAMES: [(&str, &str); 5] = [
+    (
+        "Q3 export;=cmd|' /C calc'!A0",
+        "Q3 export;'=cmd|' /C calc'!A0",
+    ),
+    (
+        "Q3 export;@SUM(1+1)*cmd|' /C calc'!A0",
+        "Q3 export;'@SUM(1+1)*cmd|' /C calc'!A0",
+    ),
+    ("totals, -2+3", "totals, '-2+3"),
+    ("net; +1", "net; '+1"),
+    (
+        "=HYPERLINK(\"http://evil.example\")",
+        "'=HYPERLINK(\"http://evil.example\")",
+    ),
+];
+
+/// Whether a spreadsheet would run `cell` (spaces and, for tools that ignore quoting,
+/// quotes before it skipped).
+fn runs_as_formula(cell: &str) -> bool {
+    cell.trim_start_matches(|c: char| c.is_whitespace() || c == '"')
+        .starts_with(['=', '+', '-', '@'])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_the_csv_export_starts_no_cell_with_a_formula_whatever_the_separator() {
+    let (addr, admin) = serve_demo(InMemoryKeyStore::new()).await;
+    for (name, _) in FORMULA_NAMES {
+        create(addr, &admin, json!({"name": name, "scopes": []})).await;
+    }
+    in_browser(
+        "e2e-l4-screenshots",
+        addr,
+        move |mut page, downloads| async move {
+            sign_in(&mut page, &admin).await;
+            page.click("#export").await;
+            let deadline = Instant::now() + PATIENCE;
+            let csv = loop {
+                let done = fs::read_dir(&downloads)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "csv"));
+                if let Some(path) = done {
+                    break fs::read_to_string(&path).unwrap();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no CSV downloaded within {PATIENCE:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            page.screenshot("exported").await;
+
+            let lines: Vec<&str> = csv.lines().collect();
+            assert_eq!(lines.len(), 2 + FORMULA_NAMES.len(), "{csv}");
+            // With `,`, `;` or tab as the list separator, quotes honoured or not, no
+            // cell starts with a formula character ...
+            for line in &lines {
+                for separator in [',', ';', '\t'] {
+                    for cell in csv_fields(line, separator)
+                        .iter()
+                        .map(String::as_str)
+                        .chain(line.split(separator))
+                    {
+                        assert!(
+                            !runs_as_formula(cell),
+                            "split on {separator:?}, {cell:?} is a formula: {line}"
+                        );
+                    }
+                }
+            }
+            // ... and read with `,`, as the file is written, each name is whole, with
+            // a `'` before each formula character, and every cell is quoted, the
+            // header's too (no `sep=` line).
+            let names: Vec<String> = lines[1..]
+                .iter()
+                .map(|l| csv_fields(l, ',')[0].clone())
+                .collect();
+            for (name, cell) in FORMULA_NAMES {
+                assert!(names.contains(&cell.to_owned()), "{name:?} -> {names:?}");
+            }
+            assert!(lines[0].starts_with("\"name\",\"id\","), "{csv}");
+        },
+    )
+    .await;
+}
+
+/// `2026-05-01 12:00 UTC`, as the panel writes a time.
+fn panel_utc(at: SystemTime) -> String {
+    let at = OffsetDateTime::from(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_restricting_to_recent_addresses_shows_their_recency_and_asks_first() {
+    use tower_apikey::{KeyDigest, KeyId, KeyName, KeyRecord, KeyStoreAdmin, RecentIps, Scopes};
+    // A key last used two hours ago from 203.0.113.66 (a thief, say), before that from
+    // its owner's two addresses.
+    let store = InMemoryKeyStore::new();
+    let now = SystemTime::now();
+    let last_used = now - Duration::from_secs(2 * 3600);
+    let id = "L110000000000001";
+    let record = KeyRecord::new(
+        KeyId::new(id).unwrap(),
+        KeyName::new("partner-feed").unwrap(),
+        Scopes::new(["reports:read"]).unwrap(),
+        KeyDigest::from_bytes([0x5a; 32]),
+        now - DAY,
+        now + 300 * DAY,
+    )
+    .with_last_used_at(Some(last_used))
+    .with_recent_ips(RecentIps::from_newest(
+        ["203.0.113.66", "192.0.2.10", "2001:db8::10"].map(|ip| ip.parse().unwrap()),
+    ));
+    store.insert(&record).await.unwrap();
+    let (addr, admin) = serve_demo(store).await;
+
+    in_browser("e2e-l11-screenshots", addr, move |mut page, _| async move {
+        sign_in(&mut page, &admin).await;
+        page.click(&format!("#key-{id} button.limits")).await;
+        page.until(
+            "the limits editor",
+            "const d = document.getElementById('limits'); return d && d.open;",
+            vec![],
+        )
+        .await;
+
+        // Each address with when it was seen, newest first, none checked.
+        let listed = page
+            .js(
+                "return [...document.querySelectorAll('#limits-recent li')].map(li => [\
+                 li.querySelector('label').textContent, li.querySelector('input').checked, \
+                 li.querySelector('.seen').textContent]);",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            listed,
+            json!([
+                [
+                    "203.0.113.66",
+                    false,
+                    format!("newest: the key's last use, {}", panel_utc(last_used))
+                ],
+                [
+                    "192.0.2.10",
+                    false,
+                    "2nd newest: seen before the one above; no time recorded"
+                ],
+                [
+                    "2001:db8::10",
+                    false,
+                    "3rd newest: seen before the one above; no time recorded"
+                ],
+            ])
+        );
+        let help = page.text("#limits-recent-help").await;
+        assert!(help.contains("no time for the others"), "{help}");
+        assert_accessible(&page).await;
+        page.screenshot("recent-addresses").await;
+
+        // Nothing checked: nothing to pin, and the page says so.
+        page.click("#limits-restrict").await;
+        let refused = page
+            .until(
+                "the ask to check addresses",
+                "const e = document.getElementById('limits-restrict-error'); return !e.hidden && e.textContent;",
+                vec![],
+            )
+            .await;
+        assert!(refused.as_str().unwrap().contains("Check the addresses"));
+        assert_eq!(page.focused_id().await, "limits-recent-0");
+        let ips = "return document.getElementById('limits-ips').value;";
+        assert_eq!(page.js(ips, vec![]).await, json!(""));
+
+        // The owner's two addresses: a confirmation lists exactly them, and names the
+        // one left out. Cancel changes nothing.
+        page.click("#limits-recent-1").await;
+        page.click("#limits-recent-2").await;
+        let pin_open = "const d = document.getElementById('limits-pin'); return !!(d && d.open);";
+        for confirm in [false, true] {
+            page.click("#limits-restrict").await;
+            page.until("the confirmation", pin_open, vec![]).await;
+            let pinned = page
+                .js(
+                    "return [...document.querySelectorAll('#limits-pin-list li')].map(li => li.textContent);",
+                    vec![],
+                )
+                .await;
+            assert_eq!(pinned, json!(["192.0.2.10", "2001:db8::10"]));
+            let others = page.text("#limits-pin-others").await;
+            assert!(others.contains("203.0.113.66"), "{others}");
+            assert_eq!(page.focused_id().await, "limits-pin-cancel");
+            if confirm {
+                page.screenshot("confirm-restrict").await;
+                page.click("#limits-pin-ok").await;
+            } else {
+                page.click("#limits-pin-cancel").await;
+            }
+            page.until(
+                "the confirmation to close",
+                "const d = document.getElementById('limits-pin'); return !d.open;",
+                vec![],
+            )
+            .await;
+            let expected = if confirm { "192.0.2.10\n2001:db8::10" } else { "" };
+            assert_eq!(page.js(ips, vec![]).await, json!(expected));
+        }
+
+        page.click("#limits-save").await;
+        page.until(
+            "the saved allowlist in the row",
+            "const d = document.getElementById('limits'); const e = document.querySelector(arguments[0]); \
+             return !d.open && e && e.textContent;",
+            vec![json!(format!("#key-{id} ul.limits"))],
+        )
+        .await;
+        let shown = request(
+            addr,
+            Method::GET,
+            &format!("/admin/keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        let record: Value = serde_json::from_str(&shown.body).unwrap();
+        assert_eq!(
+            record["allowed_ips"],
+            json!(["192.0.2.10/32", "2001:db8::10/128"])
+        );
+        page.screenshot("restricted").await;
+    })
+    .await;
 }

@@ -137,7 +137,9 @@ impl AdminError {
             Self::Body(rejection) => rejection.status(),
             Self::Syntax(_) => StatusCode::BAD_REQUEST,
             Self::NotAnObject | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound | Self::NoSuchRoute => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchRoute | Self::Store(StoreError::RuledOut) => {
+                StatusCode::NOT_FOUND
+            }
             Self::NotRotatable(_) => StatusCode::CONFLICT,
             Self::CannotGrant(..) | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::NoActor => StatusCode::UNAUTHORIZED,
@@ -165,7 +167,9 @@ impl AdminError {
                     .to_owned()
             }
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
-            Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
+            Self::NotFound | Self::Store(StoreError::RuledOut) => {
+                "no key has this id; GET /keys lists them".to_owned()
+            }
             Self::NoSuchRoute => {
                 "no such key-management route; see GET /keys, POST /keys, GET, PATCH or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
                     .to_owned()

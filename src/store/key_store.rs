@@ -36,6 +36,14 @@ pub enum StoreError {
     /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
     #[error("too many key lookups are in flight; try again shortly")]
     Overloaded,
+    /// The id was ruled out without asking the backend: a filter in front of it (a
+    /// `CachedKeyStore`'s id filter, feature `cache`) knows no key with this id.
+    /// The middleware answers it as an unknown id (401 `invalid_token`), but, since no
+    /// store was asked and the filter may not yet have heard of a key created a moment
+    /// ago elsewhere, it is not a failed proof: the
+    /// [`FailureThrottle`](crate::FailureThrottle) does not count it.
+    #[error("no key with this id is known here (ruled out without asking the key store)")]
+    RuledOut,
     /// The store does not implement this operation (it names the method), such as a
     /// store written before [`KeyStoreAdmin::update`] existed. Implement the method.
     #[error("this key store does not implement {0}; implement it to use this operation")]
