@@ -17,12 +17,16 @@
 //! A second flow runs `examples/admin_behind_login.rs`: a person signs in to the
 //! application with a password, and the same page manages keys through the session
 //! cookie, asking for no key, naming the person as the keys' creator and revoker, and
-//! saying so when the session has ended. The two flows take turns with the browser.
+//! saying so when the session has ended. Another runs axe-core in the page, at phone
+//! and at desktop width, over each view an administrator opens, and fails on any
+//! serious or critical violation. The flows take turns with the browser.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`, which `scripts/test` installs), or `CHROMIUM` and `CHROMEDRIVER`
-//! naming others; without them the test fails and says so. Each step's screenshot is
-//! saved as `target/e2e-screenshots/NN-step.png`.
+//! naming others; the accessibility test also needs axe-core's `axe.min.js`
+//! (`scripts/lib/axe.sh`, which `scripts/test` runs, or `AXE_CORE` naming one). Without
+//! them the tests fail and say so. Each step's screenshot is saved as
+//! `target/e2e-screenshots/NN-step.png`.
 
 #[path = "../examples/demo/app.rs"]
 mod app;
@@ -1595,6 +1599,278 @@ async fn assert_accessible(page: &Page) {
         json!(true),
         "each row is named by its key's name"
     );
+}
+
+// ---- axe-core: no serious accessibility violation, at phone and desktop width --------
+
+/// The widths the panel is checked at: a phone (the card layout) and a desktop.
+const WIDTHS: [(&str, u32, u32); 2] = [("phone", 375, 812), ("desktop", 1280, 900)];
+
+/// axe-core's `axe.min.js`: `AXE_CORE`, or where `scripts/lib/axe.sh` (which
+/// `scripts/test` runs) puts the pinned release, under the target directory.
+fn axe_source() -> String {
+    let path = std::env::var_os("AXE_CORE").map_or_else(
+        || {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("the target directory")
+                .join("axe-core/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the panel's accessibility test needs axe-core at {} ({e}); run \
+             scripts/lib/axe.sh (scripts/test does), or set AXE_CORE to an axe.min.js",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on the page as it stands and returns its serious and critical
+/// violations, one line each: the view, the rule, what it asks, and the nodes.
+async fn axe_violations(page: &mut Page, axe: &str, view: &str) -> Vec<String> {
+    // Injected once per page load; WebDriver scripts are not bound by the page's CSP.
+    let loaded = page.js("return typeof axe === 'object';", vec![]).await;
+    if loaded != json!(true) {
+        page.js(&format!("{axe}\nreturn true;"), vec![]).await;
+    }
+    let found = page
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, { resultTypes: ['violations'] })\
+               .then((r) => done(r.violations\
+                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')\
+                 .map((v) => `${v.id} (${v.impact}): ${v.help}: \
+                   ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)))\
+               .catch((e) => done([`axe-core failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("axe-core did not run on {view}: {e}"));
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of violations");
+    if !found.is_empty() {
+        page.screenshot(&format!("axe-{}", view.replace(' ', "-")))
+            .await;
+    }
+    found.into_iter().map(|v| format!("{view}: {v}")).collect()
+}
+
+/// Resizes the window and waits until the page has the width asked for.
+async fn resize(page: &mut Page, width: u32, height: u32) {
+    page.client.set_window_size(width, height).await.unwrap();
+    page.until(
+        "the new width",
+        "return window.innerWidth <= arguments[0] && window.innerWidth > arguments[0] - 40;",
+        vec![json!(width)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_has_no_serious_accessibility_violations_at_phone_and_desktop_width() {
+    let axe = axe_source();
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let demo = app::build(
+        InMemoryKeyStore::new(),
+        FLUSH,
+        Arc::new(tower_apikey::SystemClock),
+        app::FAILURES_PER_MINUTE,
+    )
+    .await
+    .unwrap();
+    let admin = demo.admin_key.expose_secret().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = demo.router;
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap()
+    });
+    // What an administrator's page holds after a while: keys of every kind, with
+    // limits and restrictions, and more events than the activity list shows at once.
+    let (_, limited) = create(
+        addr,
+        &admin,
+        json!({"name": "partner-feed", "scopes": ["reports:read"],
+               "rate_limit": {"requests": 10, "per_secs": 60},
+               "quota": {"requests": 1000, "per": "day"},
+               "allowed_ips": ["192.0.2.0/24"]}),
+    )
+    .await;
+    // Enough changes that its history overflows its list too.
+    for i in 0..24 {
+        let renamed = request(
+            addr,
+            Method::PATCH,
+            &format!("/admin/keys/{limited}"),
+            Some(&admin),
+            Some(json!({"name": format!("partner-feed v{i}")})),
+        )
+        .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    }
+    for i in 0..24 {
+        let (_, id) = create(
+            addr,
+            &admin,
+            json!({"name": format!("integration {i:02}"), "scopes": ["reports:read"]}),
+        )
+        .await;
+        if i % 8 == 0 {
+            let revoked = request(
+                addr,
+                Method::DELETE,
+                &format!("/admin/keys/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+            assert!(revoked.status.is_success(), "{}", revoked.body);
+        }
+    }
+
+    let profile =
+        std::env::temp_dir().join(format!("tower-apikey-panel-axe-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots: screenshots("e2e-axe-screenshots"),
+        shot: 0,
+        console: Vec::new(),
+    };
+    let flow = tokio::spawn(axe_flow(page, admin, limited, axe));
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    match outcome {
+        Ok(violations) => assert!(
+            violations.is_empty(),
+            "axe-core found serious or critical violations (screenshots in \
+             target/e2e-axe-screenshots):\n{}",
+            violations.join("\n")
+        ),
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// Signs in, then at each width runs axe-core on the sign-in form, the key list, a
+/// key's history, its limits, a revocation's confirmation and a new key's one-time
+/// dialog; returns every serious or critical violation.
+async fn axe_flow(mut page: Page, admin: String, limited: String, axe: String) -> Vec<String> {
+    let mut violations = Vec::new();
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    for (width_name, width, height) in WIDTHS {
+        resize(&mut page, width, height).await;
+        let view = format!("{width_name} sign-in");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+    }
+    page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+
+    let row = format!("#key-{limited}");
+    for (width_name, width, height) in WIDTHS {
+        resize(&mut page, width, height).await;
+        // The list, with the activity list filled in and the limits shown.
+        page.until(
+            "the activity list and the limits",
+            "return document.querySelectorAll('#activity-events li').length >= 20 \
+             && document.querySelector(arguments[0] + ' button.limits') !== null;",
+            vec![json!(row)],
+        )
+        .await;
+        let view = format!("{width_name} key list");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        // The activity list scrolls, so the keyboard reaches it: Tab from the list's
+        // last control lands on it, and the focus shows.
+        page.js(
+            "const all = document.querySelectorAll('#keys button:not([hidden]), #keys input, #keys select'); \
+             all[all.length - 1].focus();",
+            vec![],
+        )
+        .await;
+        page.type_here(&Key::Tab.to_string()).await;
+        let focused = page
+            .js(
+                "const e = document.activeElement; \
+                 return [e.id, e.scrollHeight > e.clientHeight, getComputedStyle(e).outlineStyle];",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            focused,
+            json!(["activity-events", true, "solid"]),
+            "{width_name}: Tab reaches the scrolling activity list, with a visible focus"
+        );
+
+        page.click(&format!("{row} button.history")).await;
+        page.until(
+            "the key's history",
+            "const d = document.getElementById('history'); \
+             return d && d.open && document.querySelectorAll('#history-events li').length > 20;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} key history");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.js("document.getElementById('history').close();", vec![])
+            .await;
+
+        page.click(&format!("{row} button.limits")).await;
+        page.until(
+            "the limits dialog",
+            "const d = document.getElementById('limits'); return d && d.open;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} key limits");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.js("document.getElementById('limits').close();", vec![])
+            .await;
+
+        page.click(&format!("{row} button.danger")).await;
+        page.until(
+            "the revocation's confirmation",
+            "return document.getElementById('confirm').open;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} revoke confirmation");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.click("#confirm-cancel").await;
+
+        page.click("#new-key").await;
+        page.type_into("#create-name", &format!("a11y {width_name}{}", Key::Enter))
+            .await;
+        page.one_time_key().await;
+        let view = format!("{width_name} new key's one-time dialog");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.click("#once-done").await;
+        page.wait_dismissed().await;
+    }
+    violations
 }
 
 // ---- the panel at scale (issue 21) ------------------------------------------------

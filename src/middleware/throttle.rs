@@ -54,7 +54,7 @@ const SATURATION_EVERY: Duration = Duration::from_secs(1);
 ///
 /// - a missing header, a malformed key or a bad checksum (refused without a lookup: a
 ///   broken client is not a guesser, and such requests cost the store nothing);
-/// - an id that a [`CachedKeyStore`](crate::CachedKeyStore)'s id filter rules out
+/// - an id that a `CachedKeyStore`'s id filter (feature `cache`) rules out
 ///   without asking the store ([`StoreError::RuledOut`](crate::StoreError::RuledOut)):
 ///   it cost nothing, and the filter may not yet know a key created a millisecond ago
 ///   on another instance, whose first use must not lock its client out;
