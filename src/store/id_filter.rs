@@ -214,6 +214,15 @@ impl IdFilter {
         bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id)
     }
 
+    /// Whether a filter is in use and holds `id` or it was announced (an id created
+    /// after a miss was read); unlike [`holds`](Self::holds), `false` without a filter.
+    pub(crate) fn knows(&self, id: &KeyId) -> bool {
+        self.bloom
+            .load()
+            .as_deref()
+            .is_some_and(|bloom| bloom.bits.contains(id.as_bytes()) || self.is_announced(id))
+    }
+
     fn is_announced(&self, id: &KeyId) -> bool {
         self.any_announced.load(Ordering::Acquire) && self.announced_ids().contains(id)
     }

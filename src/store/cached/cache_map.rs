@@ -145,6 +145,11 @@ impl<V: Clone> CacheMap<V> {
         self.map.pin().remove(id);
     }
 
+    /// Removes `id`'s entry if its value is one `stale` says no longer holds.
+    pub(super) fn remove_if(&self, id: &KeyId, stale: impl Fn(&V) -> bool) {
+        let _ = self.map.pin().remove_if(id, |_, entry| stale(&entry.value));
+    }
+
     pub(super) fn clear(&self) {
         self.map.pin().clear();
     }

@@ -532,6 +532,15 @@ impl Cache {
         if self.generation() != seen {
             self.entries.remove(&id);
         }
+        self.drop_miss_of_a_known_id(&id, answer);
+    }
+
+    /// Drops a just-cached "no such key" for an id announced or in the filter: it was
+    /// read before the key's creation committed (see `announced`).
+    fn drop_miss_of_a_known_id(&self, id: &KeyId, answer: &Answer) {
+        if answer.is_none() && self.ids.knows(id) {
+            self.entries.remove(id);
+        }
     }
 
     /// Caches the answer of the load `cell` of `id`, unless an invalidation of `id` (or
@@ -554,6 +563,8 @@ impl Cache {
         if !current {
             self.entries.remove(&id);
         }
+        fence(Ordering::SeqCst);
+        self.drop_miss_of_a_known_id(&id, answer);
     }
 
     pub(crate) fn invalidate(&self, id: &KeyId) {
@@ -603,12 +614,16 @@ impl Cache {
     /// Keys were announced as created (by any instance, this one included), not yet
     /// confirmed by the store: ask for them at once, and forget a cached "no such key".
     pub(crate) fn announced(&self, ids: &[KeyId]) {
-        // Evict first, then admit: a load the filter lets through from now on starts
-        // after this invalidation, so its answer is kept.
-        for id in ids {
-            self.invalidate(id);
-        }
+        // Only a cached "no such key" goes: a record found for this id (through a pass,
+        // before the notification came) is the key itself, and stays.
+        // A load under way is left alone: if it finds nothing (it read before the
+        // commit), it drops its own "no such key" once it sees the announcement (see
+        // `drop_miss_of_a_known_id`); the fence orders the two sides.
         self.ids.announce(ids);
+        fence(Ordering::SeqCst);
+        for id in ids {
+            self.entries.remove_if(id, Option::is_none);
+        }
         self.announcements.notify_waiters();
     }
 
