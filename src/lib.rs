@@ -220,6 +220,7 @@ pub use store::key_query::{
 pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use store::key_update::KeyUpdate;
 pub use store::memory::InMemoryKeyStore;
+pub use store::revocation::Revocation;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::migrate_error::MigrateError;

@@ -79,6 +79,7 @@ pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+pub(crate) mod revocation;
 pub use crate::error::BoxError;
 
 // The traits and their types are named from the crate root (`tower_apikey::KeyStore`);
@@ -86,3 +87,4 @@ pub use crate::error::BoxError;
 // imports them from here.
 pub(crate) use key_store::*;
 pub(crate) use key_update::KeyUpdate;
+pub(crate) use revocation::Revocation;

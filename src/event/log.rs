@@ -207,8 +207,24 @@ impl EventLog {
         let Some(stored) = stored else {
             return Ok(None);
         };
+        self.queue(stored.clone());
+        Ok(Some(stored))
+    }
+
+    /// Queues for the sink events a store already stored together with the change they
+    /// describe (DESIGN §10), without waiting for the sink; counted as stored.
+    pub(crate) fn forward(&self, stored: &[KeyEvent]) {
+        for event in stored {
+            self.queue(event.clone());
+        }
+    }
+
+    /// Counts a stored event and queues it for the sink, or drops it (counted) when the
+    /// queue is full.
+    fn queue(&self, stored: KeyEvent) {
+        let inner = &*self.inner;
         inner.stored.fetch_add(1, Relaxed);
-        if inner.queue.try_send(stored.clone()).is_err() {
+        if inner.queue.try_send(stored).is_err() {
             inner.dropped.fetch_add(1, Relaxed);
             metrics::event_sink_dropped();
             if let Some(suppressed) = inner.warned.admit() {
@@ -218,7 +234,6 @@ impl EventLog {
                 );
             }
         }
-        Ok(Some(stored))
     }
 
     /// A page of stored events, newest first.

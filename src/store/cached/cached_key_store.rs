@@ -19,7 +19,7 @@ use crate::key::KeyId;
 use crate::metrics;
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
@@ -257,6 +257,68 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         let result = self.store.rotate(old, new, end).await;
         self.invalidate(old);
         self.invalidate(new.id());
+        result
+    }
+
+    // The changes that carry their events (DESIGN §10): to the wrapped store, which
+    // stores each change with its events in one write, and evicted here as above.
+
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Vec<crate::event::KeyEvent>, StoreError> {
+        self.cache.ids.insert(record.id());
+        let result = self.store.insert_with_events(record, events).await;
+        self.invalidate(record.id());
+        result
+    }
+
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &crate::store::KeyUpdate,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<crate::event::KeyEvent>)>, StoreError> {
+        let result = self.store.update_with_events(id, update, events).await;
+        self.invalidate(id);
+        result
+    }
+
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[crate::event::NewEvent],
+    ) -> Result<(RotateOutcome, Vec<crate::event::KeyEvent>), StoreError> {
+        self.cache.ids.insert(new.id());
+        let result = self.store.rotate_with_events(old, new, end, events).await;
+        self.invalidate(old);
+        self.invalidate(new.id());
+        result
+    }
+
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.live_heirs(id, at).await
+    }
+
+    /// Evicts the key and every heir revoked with it here; other instances learn of
+    /// them from the wrapped store's feed.
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        let result = self.store.revoke_with_heirs(id, at, by, events).await;
+        self.invalidate(id);
+        if let Ok(Some(revocation)) = &result {
+            for heir in &revocation.heirs {
+                self.invalidate(heir.id());
+            }
+        }
         result
     }
 }
