@@ -882,7 +882,7 @@ mod tests {
             .revoke(heir.record.id())
             .await
             .unwrap();
-        assert_eq!(revoked.revoked_by(), Some(billing.name()));
+        assert_eq!(revoked.record.revoked_by(), Some(billing.name()));
         // The application acting records no actor.
         let plain = manager.create(NewKey::new("p", ["x:y"])).await.unwrap();
         assert_eq!(
@@ -890,6 +890,7 @@ mod tests {
                 .revoke(plain.record.id())
                 .await
                 .unwrap()
+                .record
                 .revoked_by(),
             None
         );
