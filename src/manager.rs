@@ -468,8 +468,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     }
 
     /// The keys that revoking `id` now would revoke with it: its live heirs if it
-    /// still works (see [`revoke`](Self::revoke)), parents before their heirs; none
-    /// if it no longer works.
+    /// still works (see [`revoke`](Self::revoke)), oldest first; none if it no longer
+    /// works.
     pub async fn heirs(&self, id: &KeyId) -> Result<Vec<KeyRecord>, ManagerError> {
         let now = self.clock.now();
         let key = self.get(id).await?;

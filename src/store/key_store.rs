@@ -261,7 +261,10 @@ pub trait KeyStoreAdmin: KeyStore {
         if !events.is_empty() {
             return Err(StoreError::Unsupported("KeyStoreAdmin::update_with_events"));
         }
-        Ok(self.update(id, update).await?.map(|record| (record, Vec::new())))
+        Ok(self
+            .update(id, update)
+            .await?
+            .map(|record| (record, Vec::new())))
     }
 
     /// Rotates as [`rotate`](Self::rotate) does and stores `events` with the rotation,
@@ -286,8 +289,8 @@ pub trait KeyStoreAdmin: KeyStore {
     /// The keys that revoking `id` at `at` would revoke with it, if `id` still works
     /// then: its heirs (records whose `rotated_from` is `id` and whose `created_by` is
     /// `id` itself: keys it minted by rotating itself, and theirs in turn, at any
-    /// depth) that are active at `at`. An heir that no longer works is looked through.
-    /// Parents come before their heirs. See [`Revocation`] and DESIGN §10.
+    /// depth) that are active at `at`, oldest first (by `created_at`, then id). An heir
+    /// that no longer works is looked through. See [`Revocation`] and DESIGN §10.
     ///
     /// The default scans [`list`](Self::list); override it to ask the backend.
     async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {

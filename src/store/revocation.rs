@@ -31,8 +31,7 @@ pub struct Revocation {
     /// Whether this call revoked the key. `false` when it was revoked already: then
     /// nothing changed, no heir was revoked and no event was stored.
     pub revoked_now: bool,
-    /// The heirs revoked with the key, as they now stand, parents before their own
-    /// heirs. Empty when the key no longer worked (revoked, expired or ended by its
+    /// The heirs revoked with the key, as they now stand, oldest first. Empty when the key no longer worked (revoked, expired or ended by its
     /// rotation) before this call.
     pub heirs: Vec<KeyRecord>,
     /// The events stored in the same write, in the order they were stored.
@@ -79,9 +78,9 @@ pub(crate) fn is_heir_of(record: &KeyRecord, parent: &KeyId) -> bool {
             .is_some_and(|by| by.as_str() == parent.as_str())
 }
 
-/// The heirs of `id` among `records` that are active at `at`, at any depth, parents
-/// before their heirs. An heir that no longer works is looked through: the keys it
-/// minted are still heirs of `id`.
+/// The heirs of `id` among `records` that are active at `at`, at any depth, oldest
+/// first (by `created_at`, then id), as PostgreSQL orders them. An heir that no longer
+/// works is looked through: the keys it minted are still heirs of `id`.
 pub(crate) fn live_heirs_in<'a>(
     records: impl IntoIterator<Item = &'a KeyRecord>,
     id: &KeyId,
@@ -113,6 +112,11 @@ pub(crate) fn live_heirs_in<'a>(
             next.push(*child.id());
         }
     }
+    live.sort_by(|a, b| {
+        a.created_at()
+            .cmp(&b.created_at())
+            .then_with(|| a.id().cmp(b.id()))
+    });
     live
 }
 
@@ -155,7 +159,16 @@ mod tests {
         let ended = key(Some(&a), Some(&a)).with_ends_at(Some(t(5)));
         let under_ended = key(Some(&ended), Some(&ended));
         let revoked = key(Some(&c), Some(&c)).with_revoked_at(Some(t(1)));
-        let all = [&admin, &a, &b, &c, &by_admin, &ended, &under_ended, &revoked];
+        let all = [
+            &admin,
+            &a,
+            &b,
+            &c,
+            &by_admin,
+            &ended,
+            &under_ended,
+            &revoked,
+        ];
         let ids = |heirs: Vec<KeyRecord>| {
             let mut ids: Vec<KeyId> = heirs.iter().map(|r| *r.id()).collect();
             ids.sort();

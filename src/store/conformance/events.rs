@@ -252,7 +252,9 @@ pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>
     // The key rotates itself: its successor is its heir.
     let heir = super::sample_record("audited", &["a:b"], 2)
         .with_rotated_from(Some(id))
-        .with_created_by(Some(ActorName::new(id.as_str()).expect("a key id is a name")));
+        .with_created_by(Some(
+            ActorName::new(id.as_str()).expect("a key id is a name"),
+        ));
     let rotation = [
         NewEvent::new(EventType::Created, *heir.id(), t(2)),
         NewEvent::new(EventType::Rotated, id, t(2))
@@ -322,7 +324,11 @@ pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>
         kinds(heir_events.clone()),
         [EventType::Revoked, EventType::Created]
     );
-    assert_eq!(heir_events[0].actor(), Some(&by), "revoked by the same actor");
+    assert_eq!(
+        heir_events[0].actor(),
+        Some(&by),
+        "revoked by the same actor"
+    );
     assert!(
         all(&store, EventQuery::new().key(unknown)).await.is_empty()
             && all(&store, EventQuery::new().key(*second.id()))

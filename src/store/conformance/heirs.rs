@@ -55,11 +55,21 @@ pub async fn revoke_with_heirs_revokes_live_self_minted_heirs<S: KeyStoreAdmin>(
     // An heir that ended before the revocation, and its own live heir.
     let expired = heir_of(&leaked, 4).with_ends_at(Some(t(5)));
     let under_expired = heir_of(&expired, 6);
-    for record in [&leaked, &heir, &grandchild, &by_admin, &expired, &under_expired] {
+    for record in [
+        &leaked,
+        &heir,
+        &grandchild,
+        &by_admin,
+        &expired,
+        &under_expired,
+    ] {
         store.insert(record).await.expect("insert");
     }
     assert_eq!(
-        ids(&store.live_heirs(leaked.id(), t(10)).await.expect("live_heirs")),
+        ids(&store
+            .live_heirs(leaked.id(), t(10))
+            .await
+            .expect("live_heirs")),
         [*heir.id(), *grandchild.id(), *under_expired.id()],
         "live heirs at any depth, oldest first, looking through one that ended"
     );
@@ -104,7 +114,11 @@ pub async fn revoke_with_heirs_revokes_live_self_minted_heirs<S: KeyStoreAdmin>(
         .expect("the key exists");
     assert!(!again.revoked_now, "a repeat revokes nothing");
     assert!(again.heirs.is_empty());
-    assert_eq!(again.record.revoked_at(), Some(t(10)), "the first time stays");
+    assert_eq!(
+        again.record.revoked_at(),
+        Some(t(10)),
+        "the first time stays"
+    );
 
     let unknown = *sample_record("u", &[], 0).id();
     assert!(

@@ -95,7 +95,10 @@ impl EventStore for InMemoryKeyStore {
         Ok(self.inner.events.ring().push(event))
     }
 
+    /// Under the write lock as well, so that a page never shows a key change's events
+    /// half-stored: a reader that saw a change (lookups take no lock) finds its events.
     async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError> {
+        let _writes = self.write_lock();
         let ring = self.inner.events.ring();
         let newest_first = |events: &VecDeque<KeyEvent>| {
             query.page(events.iter().rev().filter(|e| query.matches(e)).cloned())

@@ -9,12 +9,12 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+use crate::event::{KeyEvent, NewEvent};
 use crate::key::{KeyDigest, KeyId};
 use crate::record::{
     ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
 use crate::scope::Scopes;
-use crate::event::{KeyEvent, NewEvent};
 use crate::store::{
     KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
 };
@@ -477,7 +477,10 @@ impl PgKeyStore {
             // Revoked by whoever rotated it.
             query = query.bind(new.created_by().map(ActorName::as_str));
         }
-        let row = query.fetch_one(&mut **tx).await.map_err(|e| self.error(e))?;
+        let row = query
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
         // An old key that is now revoked or ends must be evicted from every instance's
         // cache.
@@ -487,7 +490,6 @@ impl PgKeyStore {
         Ok(RotateOutcome::Rotated(ended))
     }
 }
-
 
 impl PgKeyStore {
     /// The `UPDATE` of `update`, through `executor` (the pool, or a transaction).
