@@ -288,7 +288,7 @@ impl<S: KeyStoreAdmin + EventStore + Clone> Server<S> {
         // How far the clients got before giving up: shown, not asserted, as it
         // depends on the machine's speed.
         eprintln!(
-            "of {TRIES} each, most given up on halfway: {} renames, {} revocations, {} \
+            "of {TRIES} each, given up on at 0-2x their usual time: {} renames, {} revocations, {} \
              rotations, {} creations made, each with its event",
             made[0], made[1], made[2], made[3]
         );
