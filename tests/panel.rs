@@ -1842,3 +1842,175 @@ async fn scale_flow(
     until_rows(&mut page, "revoked keys named service 04…", &both).await;
     page.screenshot("search-and-filters").await;
 }
+
+/// M4 (DESIGN §10, heirs): before confirming, the revoke dialog says which keys the
+/// revocation takes with it, the keys a key minted for itself by rotating itself (here
+/// a thief's copy), and the page says what went; a key that minted none asks as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let demo = app::build(
+        InMemoryKeyStore::new(),
+        FLUSH,
+        Arc::new(tower_apikey::SystemClock),
+        app::FAILURES_PER_MINUTE,
+    )
+    .await
+    .unwrap();
+    let admin = demo.admin_key.expose_secret().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = demo.router;
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap()
+    });
+
+    // A self-rotating integration key, and a thief's heir of it.
+    let (leaked, leaked_id) = create(
+        addr,
+        &admin,
+        json!({"name": "billing-sync", "scopes": ["reports:read", "keys:rotate-self"]}),
+    )
+    .await;
+    let stolen = request(
+        addr,
+        Method::POST,
+        "/admin/self/rotate",
+        Some(&leaked),
+        Some(json!({"overlap_secs": null})),
+    )
+    .await;
+    assert_eq!(stolen.status, StatusCode::CREATED);
+    let stolen: Value = serde_json::from_str(&stolen.body).unwrap();
+    let (heir, heir_id) = (
+        stolen["key"].as_str().unwrap().to_owned(),
+        stolen["id"].as_str().unwrap().to_owned(),
+    );
+    let (_, plain_id) = create(
+        addr,
+        &admin,
+        json!({"name": "plain", "scopes": ["reports:read"]}),
+    )
+    .await;
+
+    let shots = screenshots("e2e-heirs-screenshots");
+    let profile =
+        std::env::temp_dir().join(format!("tower-apikey-panel-heirs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots,
+        shot: 0,
+        console: Vec::new(),
+    };
+    let flow = tokio::spawn(async move {
+        let mut page = page;
+        page.client
+            .goto(&format!("{}/admin/", page.base))
+            .await
+            .unwrap();
+        page.until(
+            "the sign-in form",
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+            .await;
+        page.wait_for_panel().await;
+
+        // A key that minted nothing: the dialog says nothing of heirs.
+        page.click(&format!("#key-{plain_id} button[aria-label^='Revoke']"))
+            .await;
+        page.until(
+            "the revoke confirmation",
+            "return document.getElementById('confirm').open;",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            page.js("return document.getElementById('confirm-heirs').hidden;", vec![])
+                .await,
+            json!(true),
+            "no heirs, nothing said of them"
+        );
+        page.click("#confirm-cancel").await;
+
+        // The leaked key: the dialog names the thief's key before anything is revoked.
+        page.click(&format!("#key-{leaked_id} button[aria-label^='Revoke']"))
+            .await;
+        page.until(
+            "the revoke confirmation with the heirs",
+            "return document.getElementById('confirm').open \
+             && !document.getElementById('confirm-heirs').hidden;",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            page.text("#confirm-heirs-text").await,
+            "This also revokes 1 key that this key created for itself:"
+        );
+        assert_eq!(
+            page.text("#confirm-heirs-list li").await,
+            format!("“billing-sync” ({heir_id})")
+        );
+        assert_eq!(page.focused_id().await, "confirm-cancel");
+        page.screenshot("revoke-with-heirs").await;
+        assert_eq!(
+            request(page_addr(&page), Method::POST, "/admin/self/rotate", Some(&heir), None)
+                .await
+                .status,
+            StatusCode::CONFLICT,
+            "asking revoked nothing: the heir still works (and may not rotate itself yet)"
+        );
+
+        page.click("#confirm-ok").await;
+        page.until(
+            "the message naming the heir",
+            "return document.getElementById('status').textContent.includes(arguments[0]);",
+            vec![json!(format!("and 1 key it created for itself: “billing-sync” ({heir_id})"))],
+        )
+        .await;
+        page.until(
+            "the heir's row, revoked",
+            "const b = document.querySelector(arguments[0]); return b && b.textContent === 'revoked';",
+            vec![json!(format!("{} .badge", row_cell(&heir_id, "State")))],
+        )
+        .await;
+        page.screenshot("revoked-with-heirs").await;
+        for key in [&leaked, &heir] {
+            assert_eq!(
+                request(page_addr(&page), Method::GET, "/ping", Some(key), None)
+                    .await
+                    .status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    });
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// The server a page talks to.
+fn page_addr(page: &Page) -> SocketAddr {
+    page.base
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("the page's base is http://<address>")
+}
