@@ -830,30 +830,79 @@ mod postgres {
             .await;
     }
 
-    #[tokio::test]
-    async fn m3_when_the_event_table_fails_no_change_is_made_on_postgresql() {
-        let store = fresh_store().await;
-        let server = Server::start(store.clone()).await;
-        // The event table refuses every row from now on, as a table the serving role
-        // may no longer insert into, or a full disk, would.
+    /// Makes the event table refuse every row, as a table the serving role may no
+    /// longer insert into, or a full disk, would; `false` lets it take them again.
+    async fn refuse_events(store: &PgKeyStore, refuse: bool) {
         let events = format!("\"{SCHEMA}\".\"{}_events\"", store.table());
         let function = format!("\"{SCHEMA}\".\"{}_refuse\"", store.table());
-        for statement in [
-            format!(
-                "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN RAISE EXCEPTION 'events refused (test)'; END $$"
-            ),
-            format!(
-                "CREATE TRIGGER refuse BEFORE INSERT ON {events} \
-                 FOR EACH ROW EXECUTE FUNCTION {function}()"
-            ),
-        ] {
+        let statements = if refuse {
+            vec![
+                format!(
+                    "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'events refused (test)'; END $$"
+                ),
+                format!(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON {events} \
+                     FOR EACH ROW EXECUTE FUNCTION {function}()"
+                ),
+            ]
+        } else {
+            vec![format!("DROP TRIGGER refuse ON {events}")]
+        };
+        for statement in statements {
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(store.pool())
                 .await
                 .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn m3_when_the_event_table_fails_no_change_is_made_on_postgresql() {
+        let store = fresh_store().await;
+        let server = Server::start(store.clone()).await;
+        refuse_events(&store, true).await;
         super::no_change_without_its_event(&server).await;
+    }
+
+    /// The usage tracker's write: a key's first use (and the end it sets for the key
+    /// it replaced) is stored with its event, or not at all, and retried.
+    #[tokio::test]
+    async fn m3_a_first_use_is_written_with_its_event_or_not_at_all_on_postgresql() {
+        let store = fresh_store().await;
+        let log = EventLog::new(store.clone());
+        let manager = KeyManager::new(store.clone()).with_events(log.clone());
+        let tracker = tower_apikey::UsageTracker::builder(store.clone())
+            .events(log.clone())
+            .build();
+        let key = manager
+            .create(NewKey::new("first", ["reports:read"]))
+            .await
+            .unwrap();
+        let id = *key.record.id();
+        refuse_events(&store, true).await;
+        tracker.record(&id, SystemTime::now());
+        assert!(
+            tracker.flush().await.is_err(),
+            "the write fails, since its event cannot be kept"
+        );
+        assert_eq!(
+            manager.get(&id).await.unwrap().last_used_at(),
+            None,
+            "and the first use is not written without its event"
+        );
+        refuse_events(&store, false).await;
+        tracker.flush().await.unwrap();
+        assert!(manager.get(&id).await.unwrap().last_used_at().is_some());
+        let events = log.events(&EventQuery::new().key(id)).await.unwrap().items;
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind() == EventType::FirstUsed)
+                .count(),
+            1,
+            "the retried write stores the use and its event: {events:?}"
+        );
     }
 
     #[tokio::test]

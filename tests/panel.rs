@@ -1940,8 +1940,11 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         )
         .await;
         assert_eq!(
-            page.js("return document.getElementById('confirm-heirs').hidden;", vec![])
-                .await,
+            page.js(
+                "return document.getElementById('confirm-heirs').hidden;",
+                vec![]
+            )
+            .await,
             json!(true),
             "no heirs, nothing said of them"
         );
@@ -1968,9 +1971,15 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         assert_eq!(page.focused_id().await, "confirm-cancel");
         page.screenshot("revoke-with-heirs").await;
         assert_eq!(
-            request(page_addr(&page), Method::POST, "/admin/self/rotate", Some(&heir), None)
-                .await
-                .status,
+            request(
+                page_addr(&page),
+                Method::POST,
+                "/admin/self/rotate",
+                Some(&heir),
+                None
+            )
+            .await
+            .status,
             StatusCode::CONFLICT,
             "asking revoked nothing: the heir still works (and may not rotate itself yet)"
         );
@@ -1979,7 +1988,9 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         page.until(
             "the message naming the heir",
             "return document.getElementById('status').textContent.includes(arguments[0]);",
-            vec![json!(format!("and 1 key it created for itself: “billing-sync” ({heir_id})"))],
+            vec![json!(format!(
+                "and 1 key it created for itself: “billing-sync” ({heir_id})"
+            ))],
         )
         .await;
         page.until(
