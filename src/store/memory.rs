@@ -101,16 +101,19 @@ impl UsageSink for InMemoryKeyStore {
     /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         // Counts are kept by `record_usage_batch`, whose id makes a retry count once.
-        self.raise_last_used(batch);
+        self.raise_last_used(batch, None);
         Ok(())
     }
 
-    /// As `record_usage`, reporting the keys whose `last_used_at` was unset.
+    /// As `record_usage`, reporting the keys whose `last_used_at` was unset, and
+    /// storing their events with the write when the batch wants them.
     async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
-        let (first, ended) = self.raise_last_used(batch.usages());
+        let (first, ended, events) = self.raise_last_used(batch.usages(), Some(batch));
         // A retried batch (same id) adds its counts once.
         self.inner.counts.add(Some(batch.id()), batch.usages());
-        Ok(UsageOutcome::new(first).with_ended(ended))
+        Ok(UsageOutcome::new(first)
+            .with_ended(ended)
+            .with_events(events))
     }
 }
 
@@ -119,8 +122,13 @@ impl InMemoryKeyStore {
     /// of its `recent_ips`; returns the keys that had no `last_used_at`, and the ends
     /// their first uses set for the keys they replaced (`until_first_use`). Under the
     /// write lock, so that of two concurrent writes only one sees a key's first use,
-    /// and the end is applied with it.
-    fn raise_last_used(&self, batch: &[KeyUsage]) -> (Vec<KeyId>, Vec<RotationEnd>) {
+    /// and the end is applied with it, and their events (if `events` wants them) are
+    /// stored in the same step.
+    fn raise_last_used(
+        &self,
+        batch: &[KeyUsage],
+        events: Option<&UsageBatch<'_>>,
+    ) -> (Vec<KeyId>, Vec<RotationEnd>, Vec<KeyEvent>) {
         let _write = self.write_lock();
         let keys = self.inner.keys.pin();
         let mut first = Vec::new();
@@ -174,8 +182,14 @@ impl InMemoryKeyStore {
                 });
                 Some(RotationEnd::new(old, successor, end))
             })
-            .collect();
-        (first, ended)
+            .collect::<Vec<_>>();
+        let stored = match events {
+            Some(batch) if batch.wants_events() => {
+                self.inner.events.push_all(&batch.events_of(&first, &ended))
+            }
+            _ => Vec::new(),
+        };
+        (first, ended, stored)
     }
 }
 

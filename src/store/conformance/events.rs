@@ -338,6 +338,81 @@ pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>
     );
 }
 
+/// A usage write that wants events stores them in the same write: `first_used` for
+/// each first use, and `rotated` (with the end) for each old key an `until_first_use`
+/// rotation ends, as [`UsageBatch::events_of`] makes them; a retry stores none again,
+/// and a batch that wants none stores none.
+pub async fn usage_writes_store_their_events_with_them<
+    S: EventStore + UsageSink + KeyStoreAdmin,
+>(
+    store: S,
+) {
+    use crate::store::OldKeyEnd;
+
+    let old = super::sample_record("old", &["a:b"], 0);
+    store.insert(&old).await.expect("insert");
+    let new = super::sample_record("old", &["a:b"], 10).with_rotated_from(Some(*old.id()));
+    store
+        .rotate(
+            old.id(),
+            &new,
+            OldKeyEnd::UntilFirstUse(Duration::from_secs(300)),
+        )
+        .await
+        .expect("rotate");
+    let quiet = super::sample_record("quiet", &["a:b"], 0);
+    store.insert(&quiet).await.expect("insert");
+
+    let used = [KeyUsage::new(*new.id(), t(20))];
+    let batch = UsageBatch::new(UsageBatchId::random(), &used).with_events(true);
+    let outcome = store.record_usage_batch(&batch).await.expect("record");
+    assert_eq!(outcome.first_used, [*new.id()]);
+    assert_eq!(outcome.ended.len(), 1, "the old key ends");
+    let kinds: Vec<(EventType, KeyId)> = outcome
+        .events
+        .iter()
+        .map(|e| (e.kind(), *e.key_id()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::FirstUsed, *new.id()),
+            (EventType::Rotated, *old.id())
+        ],
+        "the events of the write, as stored"
+    );
+    let rotated = &outcome.events[1];
+    assert_eq!(rotated.detail().related_key_id, Some(*new.id()));
+    assert_eq!(rotated.detail().ends_at, Some(t(320)));
+    assert_eq!(rotated.at(), t(20));
+    assert_eq!(
+        all(&store, EventQuery::new().key(*new.id())).await,
+        outcome.events[..1],
+        "kept in the store"
+    );
+    let again = store.record_usage_batch(&batch).await.expect("record");
+    assert!(
+        again.events.is_empty(),
+        "a retry changes nothing and stores no event"
+    );
+
+    let plain = [KeyUsage::new(*quiet.id(), t(30))];
+    let outcome = store
+        .record_usage_batch(&UsageBatch::new(UsageBatchId::random(), &plain))
+        .await
+        .expect("record");
+    assert_eq!(outcome.first_used, [*quiet.id()]);
+    assert!(
+        outcome.events.is_empty(),
+        "a batch that wants no events gets none"
+    );
+    assert!(
+        all(&store, EventQuery::new().key(*quiet.id()))
+            .await
+            .is_empty()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
 /// the given `async` expression: a store that is also a [`UsageSink`] and a
 /// [`KeyStoreAdmin`], as both shipped stores are.
@@ -351,6 +426,7 @@ macro_rules! event_store_conformance_tests {
             prune_deletes_only_older_events,
             usage_counts_are_added_once_per_batch,
             changes_store_their_events_with_them,
+            usage_writes_store_their_events_with_them,
         );
     };
     (@tests $make:expr; $($check:ident,)*) => {
