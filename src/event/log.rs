@@ -79,7 +79,8 @@ pub struct EventLogStats {
     pub dropped: u64,
     /// Events the sink failed (or timed out) on.
     pub sink_failures: u64,
-    /// Events the store could not take (logged; the change they describe stands).
+    /// Events [`EventLog::emit`] could not store (logged). Events stored with a change
+    /// fail with it instead, and are not counted here.
     pub store_failures: u64,
 }
 
@@ -181,7 +182,10 @@ impl EventLog {
         }
     }
 
-    /// Stores `event` and queues it for the sink, without waiting for the sink.
+    /// Stores `event` and queues it for the sink, without waiting for the sink: for an
+    /// event that is no change of its own (`expiring`, `ended_key_used`), or whose change
+    /// a store could not keep with it. A key change's events are stored with the change
+    /// instead (see [`KeyManager::with_events`](crate::KeyManager::with_events)).
     ///
     /// Returns the stored event, or `None` when the store declined it (an `expiring`
     /// event another instance already stored): then the sink does not get it either.
@@ -199,7 +203,7 @@ impl EventLog {
                     %error,
                     kind = event.kind().as_str(),
                     key_id = %event.key_id(),
-                    "an API key event could not be stored; the change it describes stands"
+                    "an API key event could not be stored"
                 );
                 return Err(error);
             }

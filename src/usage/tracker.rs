@@ -110,10 +110,15 @@ pub struct UsageTrackerBuilder {
 }
 
 impl UsageTrackerBuilder {
-    /// Records `first_used` (when the sink reports a key's first stored use) and
-    /// `ended_key_used` (proven attempts with revoked or ended keys, once per key per
-    /// flush, with a warning line) in `events`. Both ride on the flush: nothing is
-    /// added to the request path.
+    /// Records `first_used` (a key's first stored use), the `rotated` of an
+    /// `until_first_use` rotation's end, and `ended_key_used` (proven attempts with
+    /// revoked or ended keys, once per key per flush, with a warning line) in `events`.
+    /// All ride on the flush: nothing is added to the request path.
+    ///
+    /// The first two are changes, stored in the same write as the usage that makes them
+    /// ([`UsageBatch::wants_events`](crate::UsageBatch::wants_events)): if the store
+    /// cannot keep them, the write fails and is retried with the next flush. `events`
+    /// must keep its events in the sink's store.
     pub fn events(mut self, events: EventLog) -> Self {
         self.events = Some(events);
         self
