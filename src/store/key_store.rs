@@ -159,7 +159,8 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
     /// it: an admin key's id or a person's name; `None` when the application did) as
     /// its `revoked_by`. A repeated revocation keeps the first actor with the first
-    /// time. [`KeyManager`](crate::KeyManager) revokes through this method.
+    /// time. The default [`revoke_with_heirs`](Self::revoke_with_heirs) revokes through
+    /// this method.
     ///
     /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
     /// a store written before actors existed keeps compiling and keeps revoking; the
