@@ -2000,6 +2000,18 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         )
         .await;
         page.screenshot("revoked-with-heirs").await;
+        // The heir's history says what revoked it.
+        page.click(&format!("#key-{heir_id} button.history")).await;
+        page.until(
+            "the heir's history naming the leaked key",
+            "const d = document.getElementById('history'); \
+             return d && d.open && [...document.querySelectorAll('#history-events li')] \
+               .some(li => li.dataset.type === 'revoked' && li.textContent.includes(arguments[0]));",
+            vec![json!(format!("revoked with {leaked_id}, the key it descends from"))],
+        )
+        .await;
+        page.js("document.getElementById('history').close();", vec![])
+            .await;
         for key in [&leaked, &heir] {
             assert_eq!(
                 request(page_addr(&page), Method::GET, "/ping", Some(key), None)

@@ -364,7 +364,10 @@ async fn a_second_self_rotation_is_409_while_the_first_successor_lives() {
     // is the old key's heir, DESIGN §10. Revoking it once it has ended spares it.)
     server.clock.advance(Duration::from_secs(61));
     let tidied = server.app.revoke(&sync.id.parse().unwrap()).await.unwrap();
-    assert!(tidied.heirs.is_empty(), "an ended key takes no heir with it");
+    assert!(
+        tidied.heirs.is_empty(),
+        "an ended key takes no heir with it"
+    );
     let heir = json_of(&again);
     let next = server.rotate_self(heir["key"].as_str().unwrap()).await;
     assert_eq!(next.status, StatusCode::CREATED, "{}", next.body);
