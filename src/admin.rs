@@ -42,6 +42,13 @@
 //! - rotating a key copies its scopes, revoking a key can cut off the people who
 //!   hold more, and changing a key's limits can lift them: all three need the actor
 //!   to grant every scope of that key (403 likewise);
+//! - restrictions are part of the ceiling (DESIGN §12): an admin key with a rate limit,
+//!   a quota or an allowlist may not loosen its own, and every key it creates, rotates
+//!   (the new key copies the old key's limits) or changes must be at least as
+//!   restricted as itself: a rate limit with a burst and a rate no higher, a quota over
+//!   the same period with no more requests, an allowlist inside its own; a missing limit
+//!   is looser than any. Otherwise 403, and the problem document's `too_loose` names the
+//!   fields, its `detail` the loosest value each may have;
 //! - with a [`ScopeCatalogue`] ([`AdminRouter::catalogue`]), create refuses any scope
 //!   it does not declare (422 naming it); rotation keeps a key's scopes as they are;
 //! - rotating a revoked, expired or ended key is refused (409): rotation never revives
@@ -136,6 +143,7 @@
 //! | behind a login: no [`Actor`](crate::Actor) in the request | 401 |
 //! | behind a login: an unsafe method from another site | 403 |
 //! | a scope the actor may not grant, or a key beyond what it may grant | 403, with `not_grantable` |
+//! | a key less restricted than the acting key, or the acting key loosening itself | 403, with `too_loose` |
 //! | too many wrong keys from the client's address (with a [`FailureThrottle`]) | 429 with `Retry-After`, from the middleware |
 //! | not JSON (`content-type`) | 415 |
 //! | body over [`MAX_BODY_BYTES`] | 413 |
@@ -223,18 +231,24 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
 //!
 //! let store = InMemoryKeyStore::new();
 //! let manager = KeyManager::new(store.clone());
+//! let layer = ApiKeyV2Layer::new(store);
+//! // An admin key's requests here and to the API spend one rate limit and one quota.
+//! let admin = AdminRouter::new(manager).share_limits_with(&layer).into_router();
 //! let app: Router = Router::new()
 //!     .route("/ping", get(|| async { "pong" }))
-//!     .route_layer(ApiKeyV2Layer::new(store))
-//!     .nest("/admin", admin::router(manager));
+//!     .route_layer(layer)
+//!     .nest("/admin", admin);
 //! ```
 //!
 //! [`AdminRouter`] sets the realm, the usage tracker, the failure throttle and the
-//! trusted proxies of that guard.
+//! trusted proxies of that guard, and the limits it counts: give it the application's
+//! layer ([`AdminRouter::share_limits_with`]) or [`SharedLimits`]
+//! ([`AdminRouter::shared_limits`]), or a key's requests here spend limits of their own,
+//! apart from the API's and per instance ([`router`] does that).
 //!
 //! # Behind the application's login
 //!
@@ -283,8 +297,10 @@
 //! each answered by `GET /keys` one page (100 keys) at a time, with "Show more keys"
 //! following its `Link` header, and "Export CSV" of every key the search and filter
 //! match (name, id, scopes, created, expires, ends, last used, state, created_by; never
-//! a key or digest; cells a spreadsheet would take for formulas start with `'`), built
-//! in the browser from pages of 1000. It lists
+//! a key or digest; every cell quoted, and a `'` before any `=`, `+`, `-` or `@` that
+//! starts a cell or follows a `,`, `;` or tab inside it, so that no spreadsheet runs a
+//! formula whatever its list separator), built in the browser from pages of 1000. It
+//! lists
 //! the keys with their state (active,
 //! expiring within 30 days, expired, ended by rotation, revoked), the end a rotation
 //! scheduled, last-used time and rotation links,
@@ -292,8 +308,9 @@
 //! who created and revoked each key, and creates, rotates and revokes keys, showing a
 //! new key once. Each key's limits show beside its scopes and its recent addresses
 //! beside its last use; "Limits" edits the name, limits and allowed addresses through
-//! `PATCH /keys/{id}`, and "Restrict to recent addresses" fills the allowlist from
-//! `recent_ips`. With a catalogue, it offers the declared scopes as checkboxes with
+//! `PATCH /keys/{id}`; its `recent_ips` are listed newest first (the newest with the
+//! key's last use), unchecked, and "Restrict to checked addresses" fills the allowlist
+//! with those checked once a confirmation has listed them. With a catalogue, it offers the declared scopes as checkboxes with
 //! their descriptions, those the signed-in actor may not grant disabled.
 //!
 //! The page and its assets need no key (they hold no data), are compiled into the crate
@@ -336,6 +353,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::client_addr::TrustedProxies;
 use crate::key::KeyId;
+use crate::limits::shared_limits::SharedLimits;
 use crate::manager::{CreatedKey, KeyManager, NewKey, OldKeyPlan, ScopeCatalogue};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::middleware::throttle::FailureThrottle;
@@ -360,7 +378,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The key-management router with the defaults: guarded by [`ApiKeyV2Layer`] over the
 /// manager's store (same prefix and clock), realm `api`, recording uses in the
-/// manager's usage tracker if one is attached.
+/// manager's usage tracker if one is attached, counting admin keys' limits apart from
+/// the application's (see [`AdminRouter::share_limits_with`]).
 ///
 /// See the [module docs](self) for routes, bodies and errors.
 pub fn router<S>(manager: KeyManager<S>) -> Router
@@ -469,6 +488,43 @@ where
     /// [`ApiKeyV2Layer::throttle_failures`].
     pub fn throttle_failures(mut self, throttle: FailureThrottle) -> Self {
         self.guard = self.guard.throttle_failures(throttle);
+        self
+    }
+
+    /// Counts admin keys' limits together with the application's layer: give it the
+    /// layer that guards the API, after its [`shared_limits`](ApiKeyV2Layer::shared_limits)
+    /// if it has one. A key's requests to the API and to these routes then spend one
+    /// rate limit and one quota, in this process and, through the layer's
+    /// [`SharedLimits`], across instances.
+    ///
+    /// Without this call (or [`shared_limits`](Self::shared_limits)) the guard keeps
+    /// limits of its own, for this router alone and this instance alone: a key limited
+    /// to 2 requests an hour could make 2 more here on every instance, besides its 2 on
+    /// the API.
+    ///
+    /// ```
+    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    ///
+    /// let store = InMemoryKeyStore::new();
+    /// let layer = ApiKeyV2Layer::new(store.clone());
+    /// let admin = AdminRouter::new(KeyManager::new(store))
+    ///     .share_limits_with(&layer)
+    ///     .into_router();
+    /// # drop((layer, admin));
+    /// ```
+    pub fn share_limits_with<R>(mut self, layer: &ApiKeyV2Layer<R>) -> Self {
+        self.guard = self.guard.limits_of(layer);
+        self
+    }
+
+    /// Shares admin keys' limits through `limits`, as
+    /// [`ApiKeyV2Layer::shared_limits`] does: give it the [`SharedLimits`] the
+    /// application's layers use, so that a key's requests to the API and to these routes
+    /// spend one budget, on every instance. (Or use
+    /// [`share_limits_with`](Self::share_limits_with), which takes the application's
+    /// layer as it is.)
+    pub fn shared_limits(mut self, limits: &SharedLimits) -> Self {
+        self.guard = self.guard.shared_limits(limits);
         self
     }
 

@@ -81,7 +81,7 @@
 //! | [`scope`] | the scope grammar and what grants what |
 //! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
 //! | [`usage`] | last-used tracking |
-//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`) |
+//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`, `DEFAULT_EXPECTED_INSTANCES`) |
 //! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
 //! | [`middleware`] | a request's path through the layer, one row per refusal |
 //! | [`client_addr`] | the client's address, and trusting proxies |
@@ -100,7 +100,7 @@
 //! | [`MAX_NAME_CHARS`] | the longest key name |
 //! | [`middleware::DEFAULT_LOOKUP_TIMEOUT`] | 3 s for one store lookup, then 503 |
 //! | [`middleware::DEFAULT_EXPIRY_WARNING`] | 30 days of `ApiKey-Expires` before a key's end |
-//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_STALE_FILTER_PASSES` | the cache (feature `cache`) |
+//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_FILTER_PASSES` | the cache (feature `cache`) |
 //! | `store::postgres::DEFAULT_HEARTBEAT_EVERY`, `DEFAULT_HEARTBEAT_TIMEOUT` | the LISTEN connection's heartbeat (feature `postgres`) |
 //!
 //! # Security notes
@@ -179,8 +179,8 @@ pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
     ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
-    ExpiryError, KeyManager, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,
-    MAX_LIFETIME, ManagerError, NewKey, ScopeCatalogue,
+    ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS,
+    MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, Restriction, ScopeCatalogue,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;

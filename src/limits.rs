@@ -35,4 +35,4 @@ pub(crate) mod ledger;
 pub(crate) mod memory;
 pub(crate) mod shared_limits;
 
-pub use shared_limits::{DEFAULT_BATCH_SPAN, DEFAULT_LEASE_TTL};
+pub use shared_limits::{DEFAULT_BATCH_SPAN, DEFAULT_EXPECTED_INSTANCES, DEFAULT_LEASE_TTL};

@@ -29,6 +29,7 @@ mod catalogue;
 mod events;
 mod expiring;
 mod first_use;
+mod restrictions;
 mod update;
 
 use std::fmt;
@@ -57,6 +58,8 @@ pub use catalogue::{
 pub(crate) use first_use::OldKeyPlan;
 use first_use::TrackerSlot;
 pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
+pub(crate) use restrictions::Change;
+pub use restrictions::{Loosened, Restriction};
 
 /// The longest a key may live: 365 days.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -158,6 +161,12 @@ pub enum ManagerError {
          do not grant; ask an administrator who holds them"
     )]
     CannotChange(KeyId, Scopes),
+    /// A restricted actor would leave a key less restricted than itself, or loosen its
+    /// own key (DESIGN §12): the key created, the successor a rotation would make (it
+    /// copies the old key's limits), or the key after a change, lacks a restriction the
+    /// actor has, or has a looser one. [`Loosened`] names each.
+    #[error("{0}")]
+    CannotLoosen(Loosened),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -268,6 +277,10 @@ pub struct CreatedKey {
 ///   a key (which copies its scopes) and revoking such a key (which could cut off the
 ///   administrators above the actor) fail with [`ManagerError::CannotGrant`] or
 ///   [`ManagerError::CannotRevoke`], naming the scopes, and nothing is stored;
+/// - no key is left less restricted than a restricted actor (an admin key with a rate
+///   limit, a quota or an allowlist): the keys it creates, rotates or changes keep its
+///   restrictions, and it may not loosen its own ([`ManagerError::CannotLoosen`], naming
+///   each [`Restriction`]; DESIGN §12);
 /// - the actor's name is recorded as the new key's `created_by`, or the revoked key's
 ///   `revoked_by`, and logged.
 ///
@@ -377,6 +390,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotGrant(beyond));
             }
+            restrictions::check(actor, None, Change::Create, &new.limits)
+                .map_err(ManagerError::CannotLoosen)?;
         }
         let now = self.now();
         let expires_at = match new.expiry {
@@ -588,6 +603,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotGrant(beyond));
             }
+            // The successor copies these limits, and the actor gets its plaintext.
+            restrictions::check(actor, Some(*id), Change::Rotate, old.limits())
+                .map_err(ManagerError::CannotLoosen)?;
         }
         match old.state_at(self.clock.now()) {
             KeyState::Active => {}

@@ -36,6 +36,7 @@
 //! | [`apikey_limit_leases_total`](LIMIT_LEASES_TOTAL) | counter | | [`SharedLimits`](crate::SharedLimits)' calls to its [`LimitBackend`](crate::LimitBackend) (each one write) |
 //! | [`apikey_limit_lease_failures_total`](LIMIT_LEASE_FAILURES_TOTAL) | counter | | those calls that failed or timed out |
 //! | [`apikey_limit_backend_up`](LIMIT_BACKEND_UP) | gauge | | running `SharedLimits` tasks whose backend answers: 1 while the (usual single) one shares its limits, 0 while its keys run on their local share |
+//! | [`apikey_throttle_saturation`](THROTTLE_SATURATION) | gauge | | the share (0 to 1) of a [`FailureThrottle`](crate::FailureThrottle)'s address cells that would refuse on their own ([`FailureThrottle::saturation`](crate::FailureThrottle::saturation)); computed at most once a second, when failures are counted or refused. Near 1, addresses that never failed are throttled too (a distributed flood) |
 //!
 //! Label values are a fixed set of static names. No metric is ever labelled with a key,
 //! a key id, a digest, a key name or a client address: those would make one series per
@@ -74,8 +75,8 @@
 pub use on::{
     CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL, EVENT_SINK_DROPPED_TOTAL, EVENT_SINK_FAILURES_TOTAL,
     FEED_CONNECTED, ID_FILTER_REFUSALS_TOTAL, LIMIT_BACKEND_UP, LIMIT_LEASE_FAILURES_TOTAL,
-    LIMIT_LEASES_TOTAL, LOOKUP_DURATION_SECONDS, OUTCOMES, REQUESTS_TOTAL, USAGE_DROPPED_TOTAL,
-    USAGE_FLUSH_FAILURES_TOTAL, USAGE_FLUSHES_TOTAL, describe,
+    LIMIT_LEASES_TOTAL, LOOKUP_DURATION_SECONDS, OUTCOMES, REQUESTS_TOTAL, THROTTLE_SATURATION,
+    USAGE_DROPPED_TOTAL, USAGE_FLUSH_FAILURES_TOTAL, USAGE_FLUSHES_TOTAL, describe,
 };
 
 // The crate's call sites: the same names with the feature and without, so that each is
@@ -86,14 +87,14 @@ pub use on::{
 pub(crate) use off::{
     Accepted, LookupTimer, cache_hit, cache_miss, event_sink_dropped, event_sink_failed,
     feed_listening, feed_up, id_filter_refused, limit_backend_up, limit_leased, refused,
-    scope_refused, usage_dropped, usage_flush_failed, usage_flushed,
+    scope_refused, throttle_saturation, usage_dropped, usage_flush_failed, usage_flushed,
 };
 #[cfg(feature = "metrics")]
 #[cfg_attr(not(feature = "cache"), allow(unused_imports))]
 pub(crate) use on::{
     Accepted, LookupTimer, cache_hit, cache_miss, event_sink_dropped, event_sink_failed,
     feed_listening, feed_up, id_filter_refused, limit_backend_up, limit_leased, refused,
-    scope_refused, usage_dropped, usage_flush_failed, usage_flushed,
+    scope_refused, throttle_saturation, usage_dropped, usage_flush_failed, usage_flushed,
 };
 
 /// Why the id filter refused an id (the `reason` label).
@@ -145,6 +146,8 @@ mod on {
     pub const LIMIT_LEASE_FAILURES_TOTAL: &str = "apikey_limit_lease_failures_total";
     /// Running `SharedLimits` tasks whose backend answers (gauge).
     pub const LIMIT_BACKEND_UP: &str = "apikey_limit_backend_up";
+    /// The share of a failure throttle's cells that would refuse on their own (gauge).
+    pub const THROTTLE_SATURATION: &str = "apikey_throttle_saturation";
 
     macro_rules! outcome_names {
         ($($variant:ident => $name:literal),* $(,)?) => {
@@ -180,6 +183,7 @@ mod on {
     static LIMIT_LEASES_KEY: Key = Key::from_static_name(LIMIT_LEASES_TOTAL);
     static LIMIT_LEASE_FAILURES_KEY: Key = Key::from_static_name(LIMIT_LEASE_FAILURES_TOTAL);
     static LIMIT_BACKEND_UP_KEY: Key = Key::from_static_name(LIMIT_BACKEND_UP);
+    static THROTTLE_SATURATION_KEY: Key = Key::from_static_name(THROTTLE_SATURATION);
 
     /// What recorders that filter by target or level see: this crate, at INFO.
     static METADATA: Metadata<'static> =
@@ -262,6 +266,11 @@ mod on {
             LIMIT_BACKEND_UP,
             Unit::Count,
             "Shared-limits tasks whose backend answers (1 up, 0 on local limits for the usual one)."
+        );
+        ::metrics::describe_gauge!(
+            THROTTLE_SATURATION,
+            Unit::Count,
+            "Share of the failure throttle's address cells that would refuse on their own (0 to 1)."
         );
         let counters = REQUEST_KEYS.iter().chain(&ID_FILTER_KEYS).chain([
             &LIMIT_LEASES_KEY,
@@ -450,6 +459,14 @@ mod on {
         })
         .increment(change);
     }
+
+    /// A failure throttle's saturation, freshly computed.
+    pub(crate) fn throttle_saturation(share: f64) {
+        ::metrics::with_recorder(|recorder| {
+            recorder.register_gauge(&THROTTLE_SATURATION_KEY, &METADATA)
+        })
+        .set(share);
+    }
 }
 
 /// The same names without the feature: nothing, inlined away.
@@ -528,6 +545,8 @@ mod off {
 
     #[inline(always)]
     pub(crate) fn limit_backend_up(_: f64) {}
+
+    pub(crate) fn throttle_saturation(_: f64) {}
 }
 
 #[cfg(all(test, feature = "metrics"))]

@@ -44,10 +44,12 @@
 //!
 //! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
 //! the inner service's body type: the answer travels in a [`ResponseBody`](crate::ResponseBody). HTTP/2 requests whose
-//! `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
-//! 200 with `grpc-status` and `grpc-message` (what the HTTP answer says, the missing
-//! scopes included) and an empty body, which tonic and every other gRPC client read as a
-//! proper status. Over HTTP/1.1 the same header gets the plain HTTP answer.
+//! `content-type` is `application/grpc`, or starts with `application/grpc+` or
+//! `application/grpc;`, get a gRPC trailers-only answer: HTTP 200 with `grpc-status`
+//! and `grpc-message` (what the HTTP answer says, the missing scopes included) and an
+//! empty body, which tonic and every other gRPC client read as a proper status. Over
+//! HTTP/1.1, or with any other content type (`application/grpc-web`, …), the plain
+//! HTTP answer. Every refusal, gRPC ones too, carries `Cache-Control: no-store`.
 //!
 //! Limits and restrictions (DESIGN §12) are checked in the order of the table: address,
 //! rate limit, quota, scopes. A request refused for its address, rate or quota consumes

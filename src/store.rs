@@ -37,11 +37,11 @@
 //!   constructor and `with_…` setters, so a new field is a new setter with a default.
 //! - **What users match or build is `#[non_exhaustive]`**: [`StoreError`],
 //!   [`OldKeyEnd`], [`RotateOutcome`], [`KeyUsage`](crate::KeyUsage) (built with
-//!   [`KeyUsage::new`](crate::KeyUsage::new)), [`KeyChange`](crate::KeyChange),
+//!   [`KeyUsage::new`](crate::KeyUsage::new)), `KeyChange` (feature `cache`),
 //!   [`KeyState`](crate::KeyState). A store that meets a variant it does not know
 //!   answers with an error rather than guess.
 //! - **New capabilities are optional traits or default methods**, never new required
-//!   methods: [`KeyIdFeed`](crate::KeyIdFeed) (the id filter and push invalidation) is
+//!   methods: `KeyIdFeed` (feature `cache`: the id filter and push invalidation) is
 //!   an optional trait; recording who revoked a key is
 //!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is
 //!   [`KeyStoreAdmin::list_page`], a default method over `list`; changing a key's name
@@ -62,6 +62,14 @@
 //! and [`KeyStoreAdmin::revoke_with_heirs`], and the store writes both in one
 //! transaction (PostgreSQL) or under one lock (memory), so that neither a failure nor a
 //! caller giving up halfway can keep one without the other.
+//!
+//! # Conformance
+//!
+//! The conformance suite, `store::conformance` (feature `test-util`), is the contract
+//! of these traits as checks to run against your own store (times kept as given, one
+//! successor per rotation, paging that visits every key once, …);
+//! `store_conformance_tests!` turns them into one test each.
+// Named, not linked: a link to a feature-gated module breaks `cargo doc` without it.
 //!
 //! # Failing closed
 //!

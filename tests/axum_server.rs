@@ -8,15 +8,16 @@ use axum::Router;
 use axum::routing::get;
 use common::Answer;
 use http::Request;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_apikey::test_util::FailingStore;
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey,
-    RequireScopesLayer, Scopes,
+    AllowedIps, ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, KeyPrefix, NewKey,
+    PlaintextKey, RateLimit, RequireScopesLayer, Scopes,
 };
 
 struct Server {
@@ -225,4 +226,157 @@ async fn grpc_requests_get_a_grpc_status_over_http2_and_the_http_answer_over_htt
         .await;
     assert_eq!(answer.status, 401);
     assert!(!answer.headers.contains_key("grpc-status"));
+}
+
+/// How a test calls: the HTTP version, and the `content-type` sent.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Http1,
+    Http2,
+    Http2With(&'static str),
+}
+
+/// `GET addr/path` with `headers`, over a new connection of `call`'s HTTP version.
+async fn call(addr: SocketAddr, call: Call, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(!matches!(call, Call::Http1))
+        .build_http::<Empty<Bytes>>();
+    let mut request = Request::get(format!("http://{addr}{path}"));
+    if let Call::Http2With(content_type) = call {
+        request = request.header(CONTENT_TYPE, content_type);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    Answer::read(response).await
+}
+
+#[tokio::test]
+async fn l7_only_grpc_content_types_get_a_trailers_only_answer_over_http2() {
+    let server = Server::start().await;
+    let reader = server.key(&["reports:write"]).await;
+    let lacks_scope = auth(&reader);
+    // (path, headers, the HTTP status, the gRPC status): the layer's refusal, the
+    // per-route scope check's, the extractor's on a route without the layer.
+    type Refusal<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let refusals: [Refusal; 3] = [
+        ("/ping", &[], 401, "16"),
+        ("/reports", &[("authorization", &lacks_scope)], 403, "7"),
+        ("/misconfigured", &[], 401, "16"),
+    ];
+    for content_type in [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc+json",
+        "application/grpc;charset=utf-8",
+    ] {
+        for (path, headers, _, grpc_status) in refusals {
+            let answer = call(server.addr, Call::Http2With(content_type), path, headers).await;
+            assert_eq!(answer.status, 200, "{content_type} {path}");
+            assert_eq!(answer.headers["grpc-status"], grpc_status, "{content_type}");
+            assert_eq!(answer.headers[CONTENT_TYPE], "application/grpc");
+            assert!(answer.body.is_empty());
+        }
+    }
+    // Anything else is not gRPC, however it starts: the plain refusal, never a 200.
+    for content_type in [
+        "application/grpcXYZ",
+        "application/grpc-web",
+        "application/grpc-web+proto",
+        "application/grpcx+proto",
+        "application/grp",
+        "Application/gRPC",
+    ] {
+        for (path, headers, status, _) in refusals {
+            let answer = call(server.addr, Call::Http2With(content_type), path, headers).await;
+            assert_eq!(answer.status, status, "{content_type} {path}");
+            assert!(
+                !answer.headers.contains_key("grpc-status"),
+                "{content_type}"
+            );
+            assert_eq!(answer.headers[CONTENT_TYPE], "application/problem+json");
+            let problem: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            assert_eq!(problem["status"], status);
+        }
+    }
+}
+
+#[tokio::test]
+async fn l7_every_refusal_carries_cache_control_no_store() {
+    let server = Server::start().await;
+    let revoked = server.key(&[]).await;
+    server.manager.revoke(revoked.id()).await.unwrap();
+    let limited = server
+        .manager
+        .create(
+            NewKey::new("limited", ["reports:read"]).rate_limit(RateLimit::new(1, 3600).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    // A key restricted to addresses: this server records none, so it is refused
+    // (fail closed).
+    let pinned = server
+        .manager
+        .create(
+            NewKey::new("pinned", ["reports:read"])
+                .allowed_ips(AllowedIps::new(["192.0.2.0/24"]).unwrap()),
+        )
+        .await
+        .unwrap()
+        .key;
+    let lacks_scope = server.key(&["reports:write"]).await;
+    let used = server
+        .get("/ping", &[("authorization", &auth(&limited))])
+        .await;
+    assert_eq!(used.status, 200, "the limited key's one request");
+
+    // A store that is down, behind the same layer.
+    let failing = Router::new()
+        .route("/ping", get(|| async { "pong" }))
+        .layer(ApiKeyV2Layer::new(FailingStore));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, failing).await.unwrap() });
+    let any_key = PlaintextKey::generate(&KeyPrefix::default());
+
+    let bad = "ApiKey-v2 mkc_0000000000000000_not-a-key";
+    // (server, path, `Authorization`, HTTP status, gRPC status)
+    type Case = (SocketAddr, &'static str, String, u16, &'static str);
+    let cases: [Case; 8] = [
+        (server.addr, "/ping", String::new(), 401, "16"),
+        (server.addr, "/ping", bad.to_owned(), 401, "16"),
+        (server.addr, "/ping", auth(&revoked), 401, "16"),
+        (server.addr, "/reports", auth(&lacks_scope), 403, "7"),
+        (server.addr, "/ping", auth(&pinned), 403, "7"),
+        (server.addr, "/ping", auth(&limited), 429, "8"),
+        (server.addr, "/misconfigured", String::new(), 401, "16"),
+        (failing_addr, "/ping", auth(&any_key), 503, "14"),
+    ];
+    for (addr, path, authorization, status, grpc_status) in cases {
+        let headers: &[(&str, &str)] = if authorization.is_empty() {
+            &[]
+        } else {
+            &[("authorization", &authorization)]
+        };
+        for how in [
+            Call::Http1,
+            Call::Http2,
+            Call::Http2With("application/grpc"),
+        ] {
+            let answer = call(addr, how, path, headers).await;
+            if let Call::Http2With(_) = how {
+                assert_eq!(answer.status, 200, "{path} {how:?}");
+                assert_eq!(answer.headers["grpc-status"], grpc_status, "{path}");
+            } else {
+                assert_eq!(answer.status, status, "{path} {how:?}");
+            }
+            let cache_control: Vec<_> = answer.headers.get_all(CACHE_CONTROL).iter().collect();
+            assert_eq!(cache_control, ["no-store"], "{status} at {path} {how:?}");
+        }
+    }
 }

@@ -761,19 +761,65 @@ async fn guessing_keys_is_throttled_across_the_api_and_the_admin_routes() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");
     }
     for path in ["/ping", "/admin/keys"] {
-        let answer = demo.get(path, Some(&key)).await;
+        let answer = demo.get(path, Some(&wrong)).await;
         assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
         assert_eq!(answer.problem()["error"], "throttled");
         let retry_after: u64 = answer.header(RETRY_AFTER).parse().unwrap();
         assert!((1..=60).contains(&retry_after), "{retry_after}");
+        // The right key, proven from memory, is never throttled (DESIGN §6): the API
+        // lets it in, the admin routes refuse it only for its scopes.
+        let expected = if path == "/ping" {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(demo.get(path, Some(&key)).await.status, expected, "{path}");
     }
     // Requests that need no key are not refused.
     assert_eq!(demo.get("/health", None).await.status, StatusCode::OK);
 }
 
+/// L3 (red team, 2026-12-07): the admin routes' guard counted a key's limits apart from
+/// the API's, so an admin key limited to 2 an hour got 2 on the API and 2 more from the
+/// admin routes (10 on three instances). In the demo they share one budget.
+#[tokio::test]
+async fn l3_a_key_limited_to_3_an_hour_gets_3_answers_in_all_across_the_api_and_admin_routes() {
+    let demo = Demo::start().await;
+    let created = demo
+        .admin(
+            Method::POST,
+            "/keys",
+            Body::Json(json!({
+                "name": "limited admin",
+                "scopes": ["admin:keys", "reports:read"],
+                "rate_limit": {"requests": 3, "per_secs": 3600},
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        for path in ["/ping", "/admin/keys", "/reports", "/admin/scopes"] {
+            let answer = demo.get(path, Some(&key)).await;
+            answers.push((path, answer.status.as_u16()));
+        }
+    }
+    let admitted = answers.iter().filter(|(_, status)| *status == 200).count();
+    assert_eq!(admitted, 3, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, status)| [200, 429].contains(status)),
+        "{answers:?}"
+    );
+}
+
 // The demo binary from outside: the limits of a server that faces the internet
 // (`examples/demo/serve.rs`), through its flags, with real sockets.
 
+#[path = "../examples/demo/client_slots.rs"]
+mod client_slots;
 #[path = "common/demo_process.rs"]
 mod demo_process;
 #[path = "../examples/demo/serve.rs"]
@@ -1038,11 +1084,18 @@ async fn each_request_carries_its_peer_address_as_connect_info() {
         idle_timeout: Duration::from_secs(60),
         request_timeout: Duration::from_secs(30),
         max_connections: 8,
+        max_connections_per_client: 8,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::serve(listener, router, limits, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(serve::serve(
+        listener,
+        router,
+        limits,
+        tower_apikey::TrustedProxies::none(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     for _ in 0..2 {
         let stream = TcpStream::connect(addr).await.unwrap();
@@ -1341,9 +1394,12 @@ mod with_a_database {
     #[tokio::test]
     async fn metrics_show_the_feed_listener_up_and_the_cache_in_front_of_the_database() {
         let setup = Setup::new().await;
-        let demo = setup.start().await;
+        let mut args = setup.args();
+        args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
+        let demo = DemoProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        let metrics = demo.metrics_addr();
         let scrape = || async {
-            request_demo(demo.addr, Method::GET, "/metrics", None, None)
+            request_demo(metrics, Method::GET, "/metrics", None, None)
                 .await
                 .body
         };
@@ -1422,9 +1478,10 @@ async fn request_demo(
     Answer::read(response).await
 }
 
-/// `apikey_requests_total` by outcome, scraped from the demo's `GET /metrics` (no key).
-async fn scrape_outcomes(addr: SocketAddr) -> std::collections::BTreeMap<String, u64> {
-    let answer = request_demo(addr, Method::GET, "/metrics", None, None).await;
+/// `apikey_requests_total` by outcome, scraped from `GET /metrics` (no key) on the
+/// demo's metrics listener at `metrics`.
+async fn scrape_outcomes(metrics: SocketAddr) -> std::collections::BTreeMap<String, u64> {
+    let answer = request_demo(metrics, Method::GET, "/metrics", None, None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(
         answer.header(CONTENT_TYPE).starts_with("text/plain"),
@@ -1443,9 +1500,10 @@ async fn scrape_outcomes(addr: SocketAddr) -> std::collections::BTreeMap<String,
 
 #[tokio::test]
 async fn the_demo_serves_metrics_without_a_key_counting_each_request_once_by_outcome() {
-    let demo = DemoProcess::start(&[]).await;
+    let demo = DemoProcess::start(&["--metrics-addr", "127.0.0.1:0"]).await;
     let addr = demo.addr;
-    let before = scrape_outcomes(addr).await;
+    let metrics = demo.metrics_addr();
+    let before = scrape_outcomes(metrics).await;
     let outcomes = tower_apikey::metrics::OUTCOMES;
     assert_eq!(
         before
@@ -1529,7 +1587,7 @@ async fn the_demo_serves_metrics_without_a_key_counting_each_request_once_by_out
         assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
     }
 
-    let after = scrape_outcomes(addr).await;
+    let after = scrape_outcomes(metrics).await;
     let expected: std::collections::BTreeMap<String, u64> = outcomes
         .iter()
         .map(|&outcome| {
@@ -1546,12 +1604,260 @@ async fn the_demo_serves_metrics_without_a_key_counting_each_request_once_by_out
         .collect();
     assert_eq!(after, expected);
     // The scrape carries the other metrics too, with their help text.
-    let text = request_demo(addr, Method::GET, "/metrics", None, None)
+    let text = request_demo(metrics, Method::GET, "/metrics", None, None)
         .await
         .body;
     for name in ["apikey_requests_total", "apikey_usage_flushes_total"] {
         assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
     }
     assert!(!text.contains(&reader) && !text.contains(&demo.admin_key));
+    demo.stop().await;
+}
+
+// DESIGN §7's flags from outside: trusted proxies, the cap per client, and the metrics
+// on a listener of their own.
+
+/// `GET path` on a running demo with `Authorization: ApiKey-v2 <key>` and `header`, as
+/// a proxy in front of the demo would send it.
+async fn get_with(addr: SocketAddr, path: &str, key: &str, header: Option<(&str, &str)>) -> Answer {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::get(format!("http://{addr}{path}"))
+        .header("authorization", format!("ApiKey-v2 {key}"));
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let response = client
+        .request(request.body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    Answer::read(response).await
+}
+
+/// Creates a key on a running demo with the admin key; returns the key.
+async fn create_on(demo: &DemoProcess, body: Value) -> String {
+    let admin = Some(format!("ApiKey-v2 {}", demo.admin_key));
+    let answer = request_demo(demo.addr, Method::POST, "/admin/keys", admin, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    answer.json()["key"].as_str().unwrap().to_owned()
+}
+
+fn xff(addr: &str) -> Option<(&'static str, &str)> {
+    Some(("x-forwarded-for", addr))
+}
+
+#[tokio::test]
+async fn h1_behind_trusted_proxies_the_throttle_and_allowlists_see_the_forwarded_address() {
+    // The test's client, on loopback, plays the proxy.
+    let demo = DemoProcess::start(&["--trusted-proxies", "192.0.2.0/24,127.0.0.1"]).await;
+    let key = create_on(
+        &demo,
+        json!({"name": "partner", "scopes": ["reports:read"], "allowed_ips": ["203.0.113.7"]}),
+    )
+    .await;
+
+    // The key's allowlist matches the forwarded address, not the proxy's.
+    let allowed = get_with(demo.addr, "/ping", &key, xff("203.0.113.7")).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    for refused_from in [None, xff("203.0.113.8"), xff("203.0.113.7, 198.51.100.1")] {
+        // Without the header the client is the proxy itself; with a client's own entry
+        // on the left, the client is the entry the proxy appended.
+        let refused = get_with(demo.addr, "/ping", &key, refused_from).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused_from:?}");
+        assert_eq!(refused.problem()["error"], "address_not_allowed");
+    }
+
+    // Wrong keys forwarded for 203.0.113.7 throttle 203.0.113.7 ...
+    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    for i in 0..app::FAILURES_PER_MINUTE {
+        let answer = get_with(demo.addr, "/ping", &wrong, xff("203.0.113.7")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let throttled = get_with(demo.addr, "/ping", &wrong, xff("203.0.113.7")).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.problem()["error"], "throttled");
+    // ... through a chain of trusted proxies too ...
+    let chained = get_with(
+        demo.addr,
+        "/ping",
+        &wrong,
+        xff("198.51.100.1, 203.0.113.7, 192.0.2.9"),
+    )
+    .await;
+    assert_eq!(chained.status, StatusCode::TOO_MANY_REQUESTS);
+    // ... and neither another forwarded address nor the proxy.
+    for other in [xff("203.0.113.8"), None] {
+        let answer = get_with(demo.addr, "/ping", &wrong, other).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{other:?}");
+    }
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_the_demo_ignores_forwarding_headers() {
+    let demo = DemoProcess::start(&[]).await;
+    let key = create_on(
+        &demo,
+        json!({"name": "partner", "scopes": ["reports:read"], "allowed_ips": ["203.0.113.7"]}),
+    )
+    .await;
+    for claim in [xff("203.0.113.7"), Some(("forwarded", "for=203.0.113.7"))] {
+        let answer = get_with(demo.addr, "/ping", &key, claim).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{claim:?}");
+    }
+    // Every guess counts against the peer, whatever address it claims.
+    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    for i in 0..app::FAILURES_PER_MINUTE {
+        let answer = get_with(demo.addr, "/ping", &wrong, xff(&format!("203.0.113.{i}"))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let answer = get_with(demo.addr, "/ping", &wrong, xff("198.51.100.9")).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn with_proxy_header_forwarded_only_forwarded_is_read() {
+    let demo = DemoProcess::start(&[
+        "--trusted-proxies",
+        "127.0.0.1",
+        "--proxy-header",
+        "forwarded",
+    ])
+    .await;
+    let key = create_on(
+        &demo,
+        json!({"name": "partner", "scopes": [], "allowed_ips": ["203.0.113.7", "2001:db8::7"]}),
+    )
+    .await;
+    for from in ["for=203.0.113.7", "for=\"[2001:db8::7]:4711\";proto=https"] {
+        let answer = get_with(demo.addr, "/ping", &key, Some(("forwarded", from))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{from}: {}", answer.body);
+    }
+    // The header the proxies do not write is a client's, and not read.
+    let answer = get_with(demo.addr, "/ping", &key, xff("203.0.113.7")).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_that_is_no_address_or_network_stops_the_start() {
+    for (flag, entry) in [
+        ("10.0.0.0/8,10.0.0.0/33", "\"10.0.0.0/33\""),
+        ("proxy.internal", "\"proxy.internal\""),
+        ("", "\"\""),
+    ] {
+        let log = DemoProcess::fail(&["--trusted-proxies", flag]).await;
+        assert!(log.contains("--trusted-proxies"), "{log}");
+        assert!(log.contains(entry), "{log}");
+        assert!(log.contains("10.0.0.0/8 or 2001:db8::/32"), "{log}");
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (Linux routes all of
+/// 127.0.0.0/8 to the loopback interface): another client, as the demo sees it.
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn l5_one_client_cannot_hold_every_connection() {
+    let demo = DemoProcess::start(&[
+        "--max-connections",
+        "6",
+        "--max-connections-per-client",
+        "3",
+        "--idle-timeout-secs",
+        NEVER,
+        "--header-read-timeout-secs",
+        NEVER,
+    ])
+    .await;
+    // One client (127.0.0.1) holds its 3 connections, each served.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (mut sender, connection) = http1(demo.addr).await;
+        let answer = sender.send_request(get_health(demo.addr)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        held.push((sender, connection));
+    }
+    // It opens more than the whole server's cap: each is closed at once, unanswered,
+    // while the client keeps its end open.
+    let mut extra = Vec::new();
+    for _ in 0..8 {
+        extra.push(TcpStream::connect(demo.addr).await.unwrap());
+    }
+    for stream in &mut extra {
+        assert_eq!(read_until_closed(stream).await, "");
+    }
+    // Another client is served at once, and the first one's connections still work.
+    let stream = connect_from("127.0.0.2", demo.addr).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let answer = tokio::time::timeout(GUARD, sender.send_request(get_health(demo.addr)))
+        .await
+        .expect("a new client is served while another holds its share")
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    for (sender, _) in &mut held {
+        let answer = sender.send_request(get_health(demo.addr)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    // A connection the client gives up makes room for one more of its own.
+    drop(held.pop());
+    let reopened = tokio::time::timeout(GUARD, async {
+        loop {
+            let (mut sender, _connection) = http1(demo.addr).await;
+            if let Ok(answer) = sender.send_request(get_health(demo.addr)).await {
+                return answer.status();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the client's next connection is served once it closed one");
+    assert_eq!(reopened, StatusCode::OK);
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn l9_metrics_are_served_only_on_their_own_listener() {
+    let demo = DemoProcess::start(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics = demo.metrics_addr();
+    assert_ne!(metrics, demo.addr);
+    let admin = Some(format!("ApiKey-v2 {}", demo.admin_key));
+    // Not on the main listener, with a key or without.
+    for authorization in [None, admin.clone()] {
+        let answer = request_demo(demo.addr, Method::GET, "/metrics", authorization, None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+        assert!(!answer.body.contains("apikey_"), "{}", answer.body);
+    }
+    // On its own listener, without a key ...
+    let answer = request_demo(metrics, Method::GET, "/metrics", None, None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.header(CONTENT_TYPE).starts_with("text/plain"));
+    assert!(
+        answer.body.contains("apikey_requests_total"),
+        "{}",
+        answer.body
+    );
+    // ... which serves nothing else.
+    for path in ["/health", "/ping", "/admin/keys", "/admin/"] {
+        let answer = request_demo(metrics, Method::GET, path, admin.clone(), None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    demo.stop().await;
+
+    // Without the flag there is no second listener, and still no /metrics.
+    let demo = DemoProcess::start(&[]).await;
+    assert!(!demo.log().contains("metrics listening"), "{}", demo.log());
+    let answer = request_demo(demo.addr, Method::GET, "/metrics", None, None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
     demo.stop().await;
 }

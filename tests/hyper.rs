@@ -107,9 +107,12 @@ async fn the_peer_address_reaches_the_throttle() {
         let (status, ..) = get(&client, addr, Some(&wrong)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, _, headers, body) = get(&client, addr, Some(good.key.expose_secret())).await;
+    let (status, _, headers, body) = get(&client, addr, Some(&wrong)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(headers.contains_key(http::header::RETRY_AFTER));
     let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(problem["error"], "throttled");
+    // The right key, proven from memory, is never throttled (DESIGN §6).
+    let (status, ..) = get(&client, addr, Some(good.key.expose_secret())).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -441,3 +441,55 @@ async fn a_record_shows_the_last_client_addresses_newest_first_after_a_flush() {
         .collect();
     assert_eq!(addresses, ["127.0.0.2", "127.0.0.4", "127.0.0.3"]);
 }
+
+/// L1 (red team, 2026-12-07): the limiter's sweep decided whether an entry still
+/// counted a quota from the quota the key had when its entry was made. A quota added
+/// by PATCH afterwards was then swept as "nothing counted", and the key got its quota
+/// again the same day.
+#[tokio::test]
+async fn l1_a_quota_added_by_patch_survives_the_limiters_sweep() {
+    let server = Server::start().await;
+    let admin = server
+        .key(NewKey::new("admin", ["admin:keys", "a:b"]))
+        .await;
+    // A rate limit alone: the key's entry is made with no quota.
+    let rate = RateLimit::new(100, 1).unwrap();
+    let key = server
+        .key(NewKey::new("metered later", ["a:b"]).rate_limit(rate))
+        .await;
+    assert_eq!(server.ping("127.0.0.1", &key).await.status, StatusCode::OK);
+    let patched = server
+        .patch(
+            &admin,
+            id_of(&key),
+            serde_json::json!({"quota": {"requests": 3, "per": "day"}}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let mut today = Vec::new();
+    for _ in 0..4 {
+        today.push(server.ping("127.0.0.1", &key).await.status.as_u16());
+    }
+    assert_eq!(today, [200, 200, 200, 429]);
+    // Two seconds on, the same UTC day: the rate has recovered, and 1,100 other limited
+    // keys, each used once, make the limiter's map double, so that it sweeps.
+    server.clock.advance(Duration::from_secs(2));
+    for i in 0..1100 {
+        let other = server
+            .key(NewKey::new(format!("other {i}"), ["a:b"]).rate_limit(rate))
+            .await;
+        assert_eq!(
+            server.ping("127.0.0.1", &other).await.status,
+            StatusCode::OK
+        );
+    }
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        after.push(server.ping("127.0.0.1", &key).await.status.as_u16());
+    }
+    assert_eq!(
+        after,
+        [429, 429, 429],
+        "the day's quota is spent, sweep or not"
+    );
+}

@@ -17,12 +17,16 @@
 //! A second flow runs `examples/admin_behind_login.rs`: a person signs in to the
 //! application with a password, and the same page manages keys through the session
 //! cookie, asking for no key, naming the person as the keys' creator and revoker, and
-//! saying so when the session has ended. The two flows take turns with the browser.
+//! saying so when the session has ended. Another runs axe-core in the page, at phone
+//! and at desktop width, over each view an administrator opens, and fails on any
+//! serious or critical violation. The flows take turns with the browser.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`, which `scripts/test` installs), or `CHROMIUM` and `CHROMEDRIVER`
-//! naming others; without them the test fails and says so. Each step's screenshot is
-//! saved as `target/e2e-screenshots/NN-step.png`.
+//! naming others; the accessibility test also needs axe-core's `axe.min.js`
+//! (`scripts/lib/axe.sh`, which `scripts/test` runs, or `AXE_CORE` naming one). Without
+//! them the tests fail and say so. Each step's screenshot is saved as
+//! `target/e2e-screenshots/NN-step.png`.
 
 #[path = "../examples/demo/app.rs"]
 mod app;
@@ -1204,7 +1208,7 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     )
     .await;
     assert_eq!(page.focused_id().await, "limits-rate-requests");
-    assert_eq!(page.text("#limits-recent").await, "127.0.0.1");
+    assert_eq!(page.text("#limits-recent code").await, "127.0.0.1");
     page.type_here("0").await;
     page.type_into("#limits-rate-per", "60").await;
     page.click("#limits-save").await;
@@ -1222,7 +1226,16 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     assert_eq!(page.focused_id().await, "limits-rate-requests");
     page.type_into("#limits-rate-requests", "100").await;
     page.type_into("#limits-quota-requests", "10000").await;
+    // The recent address is not checked until the person checks it; then a confirmation.
+    page.click("#limits-recent input[type=checkbox]").await;
     page.click("#limits-restrict").await;
+    page.until(
+        "the confirmation before restricting",
+        "const d = document.getElementById('limits-pin'); return d && d.open;",
+        vec![],
+    )
+    .await;
+    page.click("#limits-pin-ok").await;
     let filled = page
         .js(
             "return document.getElementById('limits-ips').value;",
@@ -1494,12 +1507,59 @@ async fn flow(mut page: Page, addr: SocketAddr, history: History) {
     );
     page.screenshot("beyond-the-ceiling").await;
 
+    // A rate-limited admin key (DESIGN §12): the form sets no limits, so the key it would
+    // make is less restricted than itself. The panel says so, and keeps it signed in.
+    let (restricted, restricted_id) = create(
+        addr,
+        &admin,
+        json!({"name": "limited admin", "scopes": ["admin:keys"],
+               "rate_limit": {"requests": 1000, "per_secs": 3600}}),
+    )
+    .await;
+    page.click("#forget").await;
+    page.until(
+        "the sign-in form for the limited admin",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", &format!("{restricted}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+    page.type_into("#create-name", &format!("unlimited twin{}", Key::Enter))
+        .await;
+    let refused = page
+        .until(
+            "the restriction's refusal",
+            "const e = document.getElementById('create-error'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    let refused = refused.as_str().unwrap();
+    assert!(
+        refused.contains("403") && refused.contains("less restricted than your own key"),
+        "{refused}"
+    );
+    assert!(
+        page.text("#session-key").await.contains(&restricted_id),
+        "still signed in as the limited admin"
+    );
+
     // Nothing reached the browser's console: no key, no blocked script or style, no error.
     // The browser notes each refused API call; those are the flow's own (wrong key,
-    // key without the scope, invalid name, rotation beyond the ceiling), and all it may
-    // note.
+    // key without the scope, invalid name, rotation beyond the ceiling, a key less
+    // restricted than its maker), and all it may note.
     page.assert_console_clean(
-        &[&key, &new_key, &next_key, &reader_key, &admin, &limited].map(String::as_str),
+        &[
+            &key,
+            &new_key,
+            &next_key,
+            &reader_key,
+            &admin,
+            &limited,
+            &restricted,
+        ]
+        .map(String::as_str),
         &[401, 403, 422],
     )
     .await;
@@ -1539,6 +1599,278 @@ async fn assert_accessible(page: &Page) {
         json!(true),
         "each row is named by its key's name"
     );
+}
+
+// ---- axe-core: no serious accessibility violation, at phone and desktop width --------
+
+/// The widths the panel is checked at: a phone (the card layout) and a desktop.
+const WIDTHS: [(&str, u32, u32); 2] = [("phone", 375, 812), ("desktop", 1280, 900)];
+
+/// axe-core's `axe.min.js`: `AXE_CORE`, or where `scripts/lib/axe.sh` (which
+/// `scripts/test` runs) puts the pinned release, under the target directory.
+fn axe_source() -> String {
+    let path = std::env::var_os("AXE_CORE").map_or_else(
+        || {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("the target directory")
+                .join("axe-core/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the panel's accessibility test needs axe-core at {} ({e}); run \
+             scripts/lib/axe.sh (scripts/test does), or set AXE_CORE to an axe.min.js",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on the page as it stands and returns its serious and critical
+/// violations, one line each: the view, the rule, what it asks, and the nodes.
+async fn axe_violations(page: &mut Page, axe: &str, view: &str) -> Vec<String> {
+    // Injected once per page load; WebDriver scripts are not bound by the page's CSP.
+    let loaded = page.js("return typeof axe === 'object';", vec![]).await;
+    if loaded != json!(true) {
+        page.js(&format!("{axe}\nreturn true;"), vec![]).await;
+    }
+    let found = page
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, { resultTypes: ['violations'] })\
+               .then((r) => done(r.violations\
+                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')\
+                 .map((v) => `${v.id} (${v.impact}): ${v.help}: \
+                   ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)))\
+               .catch((e) => done([`axe-core failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("axe-core did not run on {view}: {e}"));
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of violations");
+    if !found.is_empty() {
+        page.screenshot(&format!("axe-{}", view.replace(' ', "-")))
+            .await;
+    }
+    found.into_iter().map(|v| format!("{view}: {v}")).collect()
+}
+
+/// Resizes the window and waits until the page has the width asked for.
+async fn resize(page: &mut Page, width: u32, height: u32) {
+    page.client.set_window_size(width, height).await.unwrap();
+    page.until(
+        "the new width",
+        "return window.innerWidth <= arguments[0] && window.innerWidth > arguments[0] - 40;",
+        vec![json!(width)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_has_no_serious_accessibility_violations_at_phone_and_desktop_width() {
+    let axe = axe_source();
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let demo = app::build(
+        InMemoryKeyStore::new(),
+        FLUSH,
+        Arc::new(tower_apikey::SystemClock),
+        app::FAILURES_PER_MINUTE,
+    )
+    .await
+    .unwrap();
+    let admin = demo.admin_key.expose_secret().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = demo.router;
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap()
+    });
+    // What an administrator's page holds after a while: keys of every kind, with
+    // limits and restrictions, and more events than the activity list shows at once.
+    let (_, limited) = create(
+        addr,
+        &admin,
+        json!({"name": "partner-feed", "scopes": ["reports:read"],
+               "rate_limit": {"requests": 10, "per_secs": 60},
+               "quota": {"requests": 1000, "per": "day"},
+               "allowed_ips": ["192.0.2.0/24"]}),
+    )
+    .await;
+    // Enough changes that its history overflows its list too.
+    for i in 0..24 {
+        let renamed = request(
+            addr,
+            Method::PATCH,
+            &format!("/admin/keys/{limited}"),
+            Some(&admin),
+            Some(json!({"name": format!("partner-feed v{i}")})),
+        )
+        .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    }
+    for i in 0..24 {
+        let (_, id) = create(
+            addr,
+            &admin,
+            json!({"name": format!("integration {i:02}"), "scopes": ["reports:read"]}),
+        )
+        .await;
+        if i % 8 == 0 {
+            let revoked = request(
+                addr,
+                Method::DELETE,
+                &format!("/admin/keys/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+            assert!(revoked.status.is_success(), "{}", revoked.body);
+        }
+    }
+
+    let profile =
+        std::env::temp_dir().join(format!("tower-apikey-panel-axe-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots: screenshots("e2e-axe-screenshots"),
+        shot: 0,
+        console: Vec::new(),
+    };
+    let flow = tokio::spawn(axe_flow(page, admin, limited, axe));
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    match outcome {
+        Ok(violations) => assert!(
+            violations.is_empty(),
+            "axe-core found serious or critical violations (screenshots in \
+             target/e2e-axe-screenshots):\n{}",
+            violations.join("\n")
+        ),
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// Signs in, then at each width runs axe-core on the sign-in form, the key list, a
+/// key's history, its limits, a revocation's confirmation and a new key's one-time
+/// dialog; returns every serious or critical violation.
+async fn axe_flow(mut page: Page, admin: String, limited: String, axe: String) -> Vec<String> {
+    let mut violations = Vec::new();
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    for (width_name, width, height) in WIDTHS {
+        resize(&mut page, width, height).await;
+        let view = format!("{width_name} sign-in");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+    }
+    page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
+        .await;
+    page.wait_for_panel().await;
+
+    let row = format!("#key-{limited}");
+    for (width_name, width, height) in WIDTHS {
+        resize(&mut page, width, height).await;
+        // The list, with the activity list filled in and the limits shown.
+        page.until(
+            "the activity list and the limits",
+            "return document.querySelectorAll('#activity-events li').length >= 20 \
+             && document.querySelector(arguments[0] + ' button.limits') !== null;",
+            vec![json!(row)],
+        )
+        .await;
+        let view = format!("{width_name} key list");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        // The activity list scrolls, so the keyboard reaches it: Tab from the list's
+        // last control lands on it, and the focus shows.
+        page.js(
+            "const all = document.querySelectorAll('#keys button:not([hidden]), #keys input, #keys select'); \
+             all[all.length - 1].focus();",
+            vec![],
+        )
+        .await;
+        page.type_here(&Key::Tab.to_string()).await;
+        let focused = page
+            .js(
+                "const e = document.activeElement; \
+                 return [e.id, e.scrollHeight > e.clientHeight, getComputedStyle(e).outlineStyle];",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            focused,
+            json!(["activity-events", true, "solid"]),
+            "{width_name}: Tab reaches the scrolling activity list, with a visible focus"
+        );
+
+        page.click(&format!("{row} button.history")).await;
+        page.until(
+            "the key's history",
+            "const d = document.getElementById('history'); \
+             return d && d.open && document.querySelectorAll('#history-events li').length > 20;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} key history");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.js("document.getElementById('history').close();", vec![])
+            .await;
+
+        page.click(&format!("{row} button.limits")).await;
+        page.until(
+            "the limits dialog",
+            "const d = document.getElementById('limits'); return d && d.open;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} key limits");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.js("document.getElementById('limits').close();", vec![])
+            .await;
+
+        page.click(&format!("{row} button.danger")).await;
+        page.until(
+            "the revocation's confirmation",
+            "return document.getElementById('confirm').open;",
+            vec![],
+        )
+        .await;
+        let view = format!("{width_name} revoke confirmation");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.click("#confirm-cancel").await;
+
+        page.click("#new-key").await;
+        page.type_into("#create-name", &format!("a11y {width_name}{}", Key::Enter))
+            .await;
+        page.one_time_key().await;
+        let view = format!("{width_name} new key's one-time dialog");
+        violations.extend(axe_violations(&mut page, &axe, &view).await);
+        page.click("#once-done").await;
+        page.wait_dismissed().await;
+    }
+    violations
 }
 
 // ---- the panel at scale (issue 21) ------------------------------------------------
@@ -1795,15 +2127,23 @@ async fn scale_flow(
     };
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
-        lines[0],
-        "name,id,scopes,created,expires,ends,last used,state,created_by"
+        csv_fields(lines[0], ','),
+        [
+            "name",
+            "id",
+            "scopes",
+            "created",
+            "expires",
+            "ends",
+            "last used",
+            "state",
+            "created_by"
+        ]
     );
     assert_eq!(lines.len(), 1 + revoked.len(), "one row per revoked key");
-    let names: Vec<String> = lines[1..]
-        .iter()
-        .map(|l| l.split(',').next().unwrap().to_owned())
-        .collect();
-    let formula = "\"'=HYPERLINK(\"\"http://evil.example\"\")\"";
+    let rows: Vec<Vec<String>> = lines[1..].iter().map(|l| csv_fields(l, ',')).collect();
+    let names: Vec<String> = rows.iter().map(|row| row[0].clone()).collect();
+    let formula = "'=HYPERLINK(\"http://evil.example\")";
     let expected: Vec<String> = oldest_revoked
         .iter()
         .map(|n| {
@@ -1819,10 +2159,10 @@ async fn scale_flow(
         "the rows of the current filter, in its order"
     );
     assert!(
-        lines[1..].iter().all(|l| l.contains(",revoked,")),
+        rows.iter().all(|row| row[7] == "revoked"),
         "every row is revoked"
     );
-    assert!(lines[1].contains(",0000000000000000,reports:read,"));
+    assert_eq!(rows[0][1..3], ["0000000000000000", "reports:read"]);
     assert!(!csv.contains("mkc_"), "no key in the export");
     page.screenshot("exported").await;
 
@@ -1843,20 +2183,46 @@ async fn scale_flow(
     page.screenshot("search-and-filters").await;
 }
 
-/// M4 (DESIGN §10, heirs): before confirming, the revoke dialog says which keys the
-/// revocation takes with it, the keys a key minted for itself by rotating itself (here
-/// a thief's copy), and the page says what went; a key that minted none asks as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
-    let _turn = BROWSER.lock().await;
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
-    let chromedriver = tool(
-        "CHROMEDRIVER",
-        "/usr/bin/chromedriver",
-        "Debian package chromium-driver",
-    );
+/// The cells of one CSV line as a spreadsheet whose list separator is `separator` reads
+/// them: a cell that opens with `"` runs to the closing quote (`""` inside is one `"`),
+/// and text after the closing quote joins the cell, as Excel does.
+fn csv_fields(line: &str, separator: char) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut fresh = true;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().unwrap();
+        if quoted {
+            if c != '"' {
+                field.push(c);
+            } else if chars.peek() == Some(&'"') {
+                chars.next();
+                field.push('"');
+            } else {
+                quoted = false;
+            }
+        } else if c == separator {
+            fields.push(String::new());
+            fresh = true;
+            continue;
+        } else if c == '"' && fresh {
+            quoted = true;
+        } else {
+            field.push(c);
+        }
+        fresh = false;
+    }
+    fields
+}
+
+// ---- the red team's findings on the panel (issue 28) -------------------------------
+
+/// The demo over `store` on loopback, on the system clock, as the other tests serve
+/// it; its address and admin key.
+async fn serve_demo(store: InMemoryKeyStore) -> (SocketAddr, String) {
     let demo = app::build(
-        InMemoryKeyStore::new(),
+        store,
         FLUSH,
         Arc::new(tower_apikey::SystemClock),
         app::FAILURES_PER_MINUTE,
@@ -1871,7 +2237,314 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await.unwrap()
     });
+    (addr, admin)
+}
 
+/// Runs `flow` in the browser (one at a time) against `addr`, with screenshots in
+/// `target/<name>` and downloads in the directory it is given; the browser closes
+/// however the flow ends, and the flow's failure is raised here.
+async fn in_browser<F, Fut>(name: &str, addr: SocketAddr, flow: F)
+where
+    F: FnOnce(Page, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let shots = screenshots(name);
+    let profile = std::env::temp_dir().join(format!("tower-apikey-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(profile.join("downloads")).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let page = Page {
+        client: client.clone(),
+        base: format!("http://{addr}"),
+        shots,
+        shot: 0,
+        console: Vec::new(),
+    };
+    let outcome = tokio::spawn(flow(page, profile.join("downloads"))).await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Opens the panel and signs in with `admin`, until the key list shows.
+async fn sign_in(page: &mut Page, admin: &str) {
+    page.client
+        .goto(&format!("{}/admin/", page.base))
+        .await
+        .unwrap();
+    page.until(
+        "the sign-in form",
+        "return !document.getElementById('signin').hidden;",
+        vec![],
+    )
+    .await;
+    page.type_into("#admin-key", admin).await;
+    page.click("#signin-form button[type=submit]").await;
+    page.wait_for_panel().await;
+}
+
+/// Names a spreadsheet in a `;` locale (or a tool that ignores quotes) would split into
+/// a formula cell, and the name cell the export writes for each.
+const FORMULA_NAMES: [(&str, &str); 5] = [
+    (
+        "Q3 export;=cmd|' /C calc'!A0",
+        "Q3 export;'=cmd|' /C calc'!A0",
+    ),
+    (
+        "Q3 export;@SUM(1+1)*cmd|' /C calc'!A0",
+        "Q3 export;'@SUM(1+1)*cmd|' /C calc'!A0",
+    ),
+    ("totals, -2+3", "totals, '-2+3"),
+    ("net; +1", "net; '+1"),
+    (
+        "=HYPERLINK(\"http://evil.example\")",
+        "'=HYPERLINK(\"http://evil.example\")",
+    ),
+];
+
+/// Whether a spreadsheet would run `cell` (spaces and, for tools that ignore quoting,
+/// quotes before it skipped).
+fn runs_as_formula(cell: &str) -> bool {
+    cell.trim_start_matches(|c: char| c.is_whitespace() || c == '"')
+        .starts_with(['=', '+', '-', '@'])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_the_csv_export_starts_no_cell_with_a_formula_whatever_the_separator() {
+    let (addr, admin) = serve_demo(InMemoryKeyStore::new()).await;
+    for (name, _) in FORMULA_NAMES {
+        create(addr, &admin, json!({"name": name, "scopes": []})).await;
+    }
+    in_browser(
+        "e2e-l4-screenshots",
+        addr,
+        move |mut page, downloads| async move {
+            sign_in(&mut page, &admin).await;
+            page.click("#export").await;
+            let deadline = Instant::now() + PATIENCE;
+            let csv = loop {
+                let done = fs::read_dir(&downloads)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "csv"));
+                if let Some(path) = done {
+                    break fs::read_to_string(&path).unwrap();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no CSV downloaded within {PATIENCE:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            page.screenshot("exported").await;
+
+            let lines: Vec<&str> = csv.lines().collect();
+            assert_eq!(lines.len(), 2 + FORMULA_NAMES.len(), "{csv}");
+            // With `,`, `;` or tab as the list separator, quotes honoured or not, no
+            // cell starts with a formula character ...
+            for line in &lines {
+                for separator in [',', ';', '\t'] {
+                    for cell in csv_fields(line, separator)
+                        .iter()
+                        .map(String::as_str)
+                        .chain(line.split(separator))
+                    {
+                        assert!(
+                            !runs_as_formula(cell),
+                            "split on {separator:?}, {cell:?} is a formula: {line}"
+                        );
+                    }
+                }
+            }
+            // ... and read with `,`, as the file is written, each name is whole, with
+            // a `'` before each formula character, and every cell is quoted, the
+            // header's too (no `sep=` line).
+            let names: Vec<String> = lines[1..]
+                .iter()
+                .map(|l| csv_fields(l, ',')[0].clone())
+                .collect();
+            for (name, cell) in FORMULA_NAMES {
+                assert!(names.contains(&cell.to_owned()), "{name:?} -> {names:?}");
+            }
+            assert!(lines[0].starts_with("\"name\",\"id\","), "{csv}");
+        },
+    )
+    .await;
+}
+
+/// `2026-05-01 12:00 UTC`, as the panel writes a time.
+fn panel_utc(at: SystemTime) -> String {
+    let at = OffsetDateTime::from(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_restricting_to_recent_addresses_shows_their_recency_and_asks_first() {
+    use tower_apikey::{KeyDigest, KeyId, KeyName, KeyRecord, KeyStoreAdmin, RecentIps, Scopes};
+    // A key last used two hours ago from 203.0.113.66 (a thief, say), before that from
+    // its owner's two addresses.
+    let store = InMemoryKeyStore::new();
+    let now = SystemTime::now();
+    let last_used = now - Duration::from_secs(2 * 3600);
+    let id = "L110000000000001";
+    let record = KeyRecord::new(
+        KeyId::new(id).unwrap(),
+        KeyName::new("partner-feed").unwrap(),
+        Scopes::new(["reports:read"]).unwrap(),
+        KeyDigest::from_bytes([0x5a; 32]),
+        now - DAY,
+        now + 300 * DAY,
+    )
+    .with_last_used_at(Some(last_used))
+    .with_recent_ips(RecentIps::from_newest(
+        ["203.0.113.66", "192.0.2.10", "2001:db8::10"].map(|ip| ip.parse().unwrap()),
+    ));
+    store.insert(&record).await.unwrap();
+    let (addr, admin) = serve_demo(store).await;
+
+    in_browser("e2e-l11-screenshots", addr, move |mut page, _| async move {
+        sign_in(&mut page, &admin).await;
+        page.click(&format!("#key-{id} button.limits")).await;
+        page.until(
+            "the limits editor",
+            "const d = document.getElementById('limits'); return d && d.open;",
+            vec![],
+        )
+        .await;
+
+        // Each address with when it was seen, newest first, none checked.
+        let listed = page
+            .js(
+                "return [...document.querySelectorAll('#limits-recent li')].map(li => [\
+                 li.querySelector('label').textContent, li.querySelector('input').checked, \
+                 li.querySelector('.seen').textContent]);",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            listed,
+            json!([
+                [
+                    "203.0.113.66",
+                    false,
+                    format!("newest: the key's last use, {}", panel_utc(last_used))
+                ],
+                [
+                    "192.0.2.10",
+                    false,
+                    "2nd newest: seen before the one above; no time recorded"
+                ],
+                [
+                    "2001:db8::10",
+                    false,
+                    "3rd newest: seen before the one above; no time recorded"
+                ],
+            ])
+        );
+        let help = page.text("#limits-recent-help").await;
+        assert!(help.contains("no time for the others"), "{help}");
+        assert_accessible(&page).await;
+        page.screenshot("recent-addresses").await;
+
+        // Nothing checked: nothing to pin, and the page says so.
+        page.click("#limits-restrict").await;
+        let refused = page
+            .until(
+                "the ask to check addresses",
+                "const e = document.getElementById('limits-restrict-error'); return !e.hidden && e.textContent;",
+                vec![],
+            )
+            .await;
+        assert!(refused.as_str().unwrap().contains("Check the addresses"));
+        assert_eq!(page.focused_id().await, "limits-recent-0");
+        let ips = "return document.getElementById('limits-ips').value;";
+        assert_eq!(page.js(ips, vec![]).await, json!(""));
+
+        // The owner's two addresses: a confirmation lists exactly them, and names the
+        // one left out. Cancel changes nothing.
+        page.click("#limits-recent-1").await;
+        page.click("#limits-recent-2").await;
+        let pin_open = "const d = document.getElementById('limits-pin'); return !!(d && d.open);";
+        for confirm in [false, true] {
+            page.click("#limits-restrict").await;
+            page.until("the confirmation", pin_open, vec![]).await;
+            let pinned = page
+                .js(
+                    "return [...document.querySelectorAll('#limits-pin-list li')].map(li => li.textContent);",
+                    vec![],
+                )
+                .await;
+            assert_eq!(pinned, json!(["192.0.2.10", "2001:db8::10"]));
+            let others = page.text("#limits-pin-others").await;
+            assert!(others.contains("203.0.113.66"), "{others}");
+            assert_eq!(page.focused_id().await, "limits-pin-cancel");
+            if confirm {
+                page.screenshot("confirm-restrict").await;
+                page.click("#limits-pin-ok").await;
+            } else {
+                page.click("#limits-pin-cancel").await;
+            }
+            page.until(
+                "the confirmation to close",
+                "const d = document.getElementById('limits-pin'); return !d.open;",
+                vec![],
+            )
+            .await;
+            let expected = if confirm { "192.0.2.10\n2001:db8::10" } else { "" };
+            assert_eq!(page.js(ips, vec![]).await, json!(expected));
+        }
+
+        page.click("#limits-save").await;
+        page.until(
+            "the saved allowlist in the row",
+            "const d = document.getElementById('limits'); const e = document.querySelector(arguments[0]); \
+             return !d.open && e && e.textContent;",
+            vec![json!(format!("#key-{id} ul.limits"))],
+        )
+        .await;
+        let shown = request(
+            addr,
+            Method::GET,
+            &format!("/admin/keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        let record: Value = serde_json::from_str(&shown.body).unwrap();
+        assert_eq!(
+            record["allowed_ips"],
+            json!(["192.0.2.10/32", "2001:db8::10/128"])
+        );
+        page.screenshot("restricted").await;
+    })
+    .await;
+}
+
+/// M4 (DESIGN §10, heirs): before confirming, the revoke dialog says which keys the
+/// revocation takes with it, the keys a key minted for itself by rotating itself (here
+/// a thief's copy), and the page says what went; a key that minted none asks as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
+    let (addr, admin) = serve_demo(InMemoryKeyStore::new()).await;
     // A self-rotating integration key, and a thief's heir of it.
     let (leaked, leaked_id) = create(
         addr,
@@ -1900,35 +2573,8 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
     )
     .await;
 
-    let shots = screenshots("e2e-heirs-screenshots");
-    let profile =
-        std::env::temp_dir().join(format!("tower-apikey-panel-heirs-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&profile);
-    fs::create_dir_all(&profile).unwrap();
-    let mut driver = Chromedriver::start(&chromedriver);
-    let client = driver.session(&chromium, &profile).await;
-    let page = Page {
-        client: client.clone(),
-        base: format!("http://{addr}"),
-        shots,
-        shot: 0,
-        console: Vec::new(),
-    };
-    let flow = tokio::spawn(async move {
-        let mut page = page;
-        page.client
-            .goto(&format!("{}/admin/", page.base))
-            .await
-            .unwrap();
-        page.until(
-            "the sign-in form",
-            "return !document.getElementById('signin').hidden;",
-            vec![],
-        )
-        .await;
-        page.type_into("#admin-key", &format!("{admin}{}", Key::Enter))
-            .await;
-        page.wait_for_panel().await;
+    in_browser("e2e-heirs-screenshots", addr, move |mut page, _| async move {
+        sign_in(&mut page, &admin).await;
 
         // A key that minted nothing: the dialog says nothing of heirs.
         page.click(&format!("#key-{plain_id} button[aria-label^='Revoke']"))
@@ -1971,15 +2617,9 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
         assert_eq!(page.focused_id().await, "confirm-cancel");
         page.screenshot("revoke-with-heirs").await;
         assert_eq!(
-            request(
-                page_addr(&page),
-                Method::POST,
-                "/admin/self/rotate",
-                Some(&heir),
-                None
-            )
-            .await
-            .status,
+            request(addr, Method::POST, "/admin/self/rotate", Some(&heir), None)
+                .await
+                .status,
             StatusCode::CONFLICT,
             "asking revoked nothing: the heir still works (and may not rotate itself yet)"
         );
@@ -2007,33 +2647,21 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
             "const d = document.getElementById('history'); \
              return d && d.open && [...document.querySelectorAll('#history-events li')] \
                .some(li => li.dataset.type === 'revoked' && li.textContent.includes(arguments[0]));",
-            vec![json!(format!("revoked with {leaked_id}, the key it descends from"))],
+            vec![json!(format!(
+                "revoked with {leaked_id}, the key it descends from"
+            ))],
         )
         .await;
         page.js("document.getElementById('history').close();", vec![])
             .await;
         for key in [&leaked, &heir] {
             assert_eq!(
-                request(page_addr(&page), Method::GET, "/ping", Some(key), None)
+                request(addr, Method::GET, "/ping", Some(key), None)
                     .await
                     .status,
                 StatusCode::UNAUTHORIZED
             );
         }
-    });
-    let outcome = flow.await;
-    let _ = client.close().await;
-    drop(driver);
-    let _ = fs::remove_dir_all(&profile);
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
-}
-
-/// The server a page talks to.
-fn page_addr(page: &Page) -> SocketAddr {
-    page.base
-        .strip_prefix("http://")
-        .and_then(|a| a.parse().ok())
-        .expect("the page's base is http://<address>")
+    })
+    .await;
 }

@@ -18,7 +18,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_apikey::admin::AdminRouter;
-use tower_apikey::{InMemoryKeyStore, KeyManager, ManualClock, NewKey, ScopeCatalogue};
+use tower_apikey::{
+    AllowedIps, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota, QuotaPeriod, RateLimit,
+    ScopeCatalogue,
+};
 
 /// 2026-05-01T12:00:00Z.
 const START_SECS: u64 = 1_777_636_800;
@@ -55,7 +58,11 @@ impl Server {
             .into_router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        // With each connection's peer address: keys with an allowlist need it.
+        tokio::spawn(async move {
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).await.unwrap()
+        });
         Self {
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -76,6 +83,34 @@ impl Server {
             key: created.key.expose_secret().to_owned(),
             id: created.record.id().to_string(),
         }
+    }
+
+    /// A key the application makes, holding `scopes`, with the limits `limit` sets.
+    async fn restricted_admin(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        limit: impl FnOnce(NewKey) -> NewKey,
+    ) -> Admin {
+        let created = self
+            .app
+            .create(limit(NewKey::new(name, scopes.iter().copied())))
+            .await
+            .unwrap();
+        Admin {
+            key: created.key.expose_secret().to_owned(),
+            id: created.record.id().to_string(),
+        }
+    }
+
+    async fn patch(&self, admin: &Admin, id: &str, body: Value) -> Answer {
+        self.send(
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            &admin.key,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     async fn send(&self, method: Method, path: &str, key: &str, body: Option<Vec<u8>>) -> Answer {
@@ -127,6 +162,21 @@ fn assert_not_grantable(answer: &Answer, scopes: &[&str]) {
     let detail = problem["detail"].as_str().unwrap();
     for scope in scopes {
         assert!(detail.contains(scope), "{detail}");
+    }
+}
+
+/// A 403 of the restrictions' ceiling: a problem document naming the fields `too_loose`
+/// and, in its detail, each restriction's loosest value.
+#[track_caller]
+fn assert_too_loose(answer: &Answer, fields: &[&str], detail_says: &[&str]) {
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert_eq!(answer.headers[CONTENT_TYPE], "application/problem+json");
+    let problem = json_of(answer);
+    assert_eq!(problem["status"], 403);
+    assert_eq!(problem["too_loose"], json!(fields), "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    for says in detail_says {
+        assert!(detail.contains(says), "{says:?} not in {detail:?}");
     }
 }
 
@@ -479,4 +529,252 @@ async fn a_field_given_twice_is_refused_and_changes_nothing() {
     assert_eq!(create.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json_of(&create)["field"], "name");
     assert_eq!(server.store.len(), 2);
+}
+
+/// The PoC's admin key: limited to 10 requests an hour and 100 a day.
+fn rate_and_quota(new: NewKey) -> NewKey {
+    new.rate_limit(RateLimit::new(10, 3600).unwrap())
+        .quota(Quota::new(100, QuotaPeriod::Day).unwrap())
+}
+
+/// M2 (red team, 2026-12-07): a rate-limited admin key PATCHed its own limits away
+/// (`{"rate_limit": null, "quota": null}` → 200). Now it may tighten them, never loosen.
+#[tokio::test]
+async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them() {
+    let server = Server::start().await;
+    let limited = server
+        .restricted_admin(
+            "limited admin",
+            &["admin:keys", "reports:read"],
+            rate_and_quota,
+        )
+        .await;
+    let id = limited.id.clone();
+    let refused = server
+        .patch(&limited, &id, json!({"rate_limit": null, "quota": null}))
+        .await;
+    assert_too_loose(
+        &refused,
+        &["rate_limit", "quota"],
+        &[
+            "your own key",
+            "at most 10 requests per 3600 s",
+            "per day of at most 100",
+        ],
+    );
+    // Looser in one way only is looser: a higher burst at a slower rate, a month of the
+    // same count, or a bigger day.
+    for body in [
+        json!({"rate_limit": {"requests": 20, "per_secs": 86400}}),
+        json!({"quota": {"requests": 100, "per": "month"}}),
+        json!({"quota": {"requests": 101, "per": "day"}}),
+    ] {
+        let answer = server.patch(&limited, &id, body.clone()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            answer.body
+        );
+    }
+    let stored = server.get(&limited, &format!("/keys/{id}")).await;
+    assert_eq!(
+        stored["rate_limit"],
+        json!({"requests": 10, "per_secs": 3600})
+    );
+    assert_eq!(stored["quota"], json!({"requests": 100, "per": "day"}));
+    // Tightening, adding an allowlist and renaming stay allowed.
+    let tightened = server
+        .patch(
+            &limited,
+            &id,
+            json!({"name": "tighter", "rate_limit": {"requests": 9, "per_secs": 3600},
+                   "quota": {"requests": 50, "per": "day"}, "allowed_ips": ["127.0.0.0/8"]}),
+        )
+        .await;
+    assert_eq!(tightened.status, StatusCode::OK, "{}", tightened.body);
+    let record = json_of(&tightened);
+    assert_eq!(
+        record["rate_limit"],
+        json!({"requests": 9, "per_secs": 3600})
+    );
+    assert_eq!(record["allowed_ips"], json!(["127.0.0.0/8"]));
+    // Now tighter, it may not go back to what it was.
+    let back = server
+        .patch(
+            &limited,
+            &id,
+            json!({"rate_limit": {"requests": 10, "per_secs": 3600}}),
+        )
+        .await;
+    assert_too_loose(&back, &["rate_limit"], &["at most 9 requests per 3600 s"]);
+    // The application (unrestricted) still may.
+    let lifted = server
+        .app
+        .update(
+            &id.parse().unwrap(),
+            tower_apikey::KeyUpdate::new().rate_limit(None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lifted.rate_limit(), None);
+}
+
+/// M2: an allowlisted admin key (127.0.0.1 only, 10 an hour) minted a twin with the
+/// same scopes and no restriction, usable from anywhere. Now its keys are at least as
+/// restricted as itself.
+#[tokio::test]
+async fn m2_an_allowlisted_key_cannot_mint_an_unrestricted_twin_but_may_mint_a_narrower_key() {
+    let server = Server::start().await;
+    let office = server
+        .restricted_admin("office only", &["admin:keys", "reports:read"], |new| {
+            new.rate_limit(RateLimit::new(10, 3600).unwrap())
+                .allowed_ips(AllowedIps::new(["127.0.0.1/32"]).unwrap())
+        })
+        .await;
+    let before = server.store.len();
+    let twin = server
+        .create(
+            &office,
+            json!({"name": "twin", "scopes": ["admin:keys", "reports:read"]}),
+        )
+        .await;
+    assert_too_loose(
+        &twin,
+        &["rate_limit", "allowed_ips"],
+        &["create a key less restricted", "inside one of 127.0.0.1/32"],
+    );
+    // A wider allowlist, or the right allowlist without the rate limit: refused too.
+    for body in [
+        json!({"name": "wide", "scopes": [], "rate_limit": {"requests": 1, "per_secs": 3600},
+               "allowed_ips": ["127.0.0.1", "192.0.2.1"]}),
+        json!({"name": "unlimited", "scopes": [], "allowed_ips": ["127.0.0.1"]}),
+    ] {
+        let answer = server.create(&office, body.clone()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(server.store.len(), before, "nothing was stored");
+    // Its own restrictions, or tighter ones, it may give.
+    for body in [
+        json!({"name": "same", "scopes": ["reports:read"],
+               "rate_limit": {"requests": 10, "per_secs": 3600}, "allowed_ips": ["127.0.0.1"]}),
+        json!({"name": "tighter", "scopes": ["reports:read"],
+               "rate_limit": {"requests": 2, "per_secs": 720},
+               "quota": {"requests": 5, "per": "month"}, "allowed_ips": ["::ffff:127.0.0.1"]}),
+    ] {
+        let answer = server.create(&office, body.clone()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{body}: {}",
+            answer.body
+        );
+    }
+    // Nor may it PATCH its own allowlist and rate away.
+    let own = server
+        .patch(
+            &office,
+            &office.id,
+            json!({"allowed_ips": null, "rate_limit": null}),
+        )
+        .await;
+    assert_too_loose(&own, &["rate_limit", "allowed_ips"], &["your own key"]);
+}
+
+/// M2, the rest of the class: a restricted key may not rotate a looser key (the
+/// successor copies its limits, and the actor gets its plaintext), nor leave another
+/// key looser than itself; rotating itself, or a key within its restrictions, keeps
+/// the restrictions and is allowed.
+#[tokio::test]
+async fn m2_no_rotation_or_change_by_a_restricted_key_leaves_a_key_looser_than_it() {
+    let server = Server::start().await;
+    let limited = server
+        .restricted_admin(
+            "limited admin",
+            &["admin:keys", "reports:read", "keys:rotate-self"],
+            rate_and_quota,
+        )
+        .await;
+    // A key the application made, unrestricted: rotating it would hand the limited key
+    // an unrestricted copy.
+    let loose = server.admin("loose", &["reports:read"]).await;
+    let before = server.store.len();
+    let rotate = server
+        .send(
+            Method::POST,
+            &format!("/keys/{}/rotate", loose.id),
+            &limited.key,
+            None,
+        )
+        .await;
+    assert_too_loose(
+        &rotate,
+        &["rate_limit", "quota"],
+        &[&format!("rotate key {}", loose.id), "copy its limits"],
+    );
+    assert_eq!(server.store.len(), before, "nothing was rotated");
+    // Nor may it touch that key without bringing it within its own restrictions.
+    let rename = server
+        .patch(&limited, &loose.id, json!({"name": "renamed"}))
+        .await;
+    assert_too_loose(
+        &rename,
+        &["rate_limit", "quota"],
+        &["less restricted than your own"],
+    );
+    let within = server
+        .patch(
+            &limited,
+            &loose.id,
+            json!({"rate_limit": {"requests": 1, "per_secs": 360}, "quota": {"requests": 100, "per": "day"}}),
+        )
+        .await;
+    assert_eq!(within.status, StatusCode::OK, "{}", within.body);
+    // A key it made within its restrictions: it may not loosen it, and may rotate it.
+    let made = server
+        .create(
+            &limited,
+            json!({"name": "made", "scopes": ["reports:read"],
+                   "rate_limit": {"requests": 5, "per_secs": 3600},
+                   "quota": {"requests": 10, "per": "day"}}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let made_id = json_of(&made)["id"].as_str().unwrap().to_owned();
+    let loosen = server
+        .patch(&limited, &made_id, json!({"quota": null}))
+        .await;
+    assert_too_loose(&loosen, &["quota"], &[&format!("key {made_id}")]);
+    let rotated = server
+        .send(
+            Method::POST,
+            &format!("/keys/{made_id}/rotate"),
+            &limited.key,
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    assert_eq!(
+        json_of(&rotated)["quota"],
+        json!({"requests": 10, "per": "day"})
+    );
+    // Rotating itself (as an admin, or through /self/rotate) keeps its own limits.
+    let itself = server
+        .send(
+            Method::POST,
+            "/self/rotate",
+            &limited.key,
+            Some(json!({"overlap_secs": null}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(itself.status, StatusCode::CREATED, "{}", itself.body);
+    assert_eq!(
+        json_of(&itself)["rate_limit"],
+        json!({"requests": 10, "per_secs": 3600})
+    );
 }

@@ -1,14 +1,16 @@
 //! Limits shared by two layers through the in-memory ledger (`MemoryLimitBackend`),
 //! each layer a real axum server on loopback, time a manual clock that does not move:
 //! so one GCRA would admit exactly the burst, and the counts are checked against the
-//! bounds `SharedLimits` documents. (Two instances on PostgreSQL, and an outage, are in
+//! bounds `SharedLimits` documents. An outage is the in-memory ledger taken down
+//! ([`Outage`]). (Instances on PostgreSQL, and its outages, are in
 //! `tests/postgres/shared_limits.rs`.)
 
 mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::routing::get;
@@ -20,8 +22,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyManager, LimitBackend, ManualClock, MemoryLimitBackend,
-    NewKey, Quota, QuotaPeriod, RateLimit, SharedLimits,
+    ApiKeyV2Layer, InMemoryKeyStore, InstanceId, KeyManager, Lease, LeaseRequest, LimitBackend,
+    ManualClock, MemoryLimitBackend, NewKey, Quota, QuotaPeriod, RateLimit, SharedLimits,
 };
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
@@ -99,12 +101,16 @@ async fn two_layers_on_one_ledger_admit_one_burst_within_the_documented_bounds()
 }
 
 #[tokio::test]
-async fn without_its_task_a_layer_decides_on_the_keys_own_limits() {
+async fn without_its_task_a_layer_decides_on_its_local_share_and_never_waits_for_a_lease() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
     let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
-    // `run` never spawned: nothing is leased, and no valid key may be refused for it.
-    let limits = SharedLimits::new(MemoryLimitBackend::new()).clock(clock.clone());
+    // `run` never spawned: nothing is leased, and no valid key may be refused for want
+    // of a lease. With no count ever heard, the local share divides by the expected
+    // number of instances: here one, so the key's own limits decide.
+    let limits = SharedLimits::new(MemoryLimitBackend::new())
+        .expected_instances(1)
+        .clock(clock.clone());
     let addr = serve(&store, &clock, &limits).await;
     let key = manager
         .create(
@@ -162,4 +168,142 @@ async fn a_used_up_shared_quota_is_refused_as_quota_exceeded_until_the_day_ends(
     assert_eq!(problem["error"], "quota_exceeded", "{problem}");
     // 08:00 UTC: 16 hours to the end of the day.
     assert_eq!(refused.headers[RETRY_AFTER], "57600");
+}
+
+/// The in-memory ledger, which can be taken down: while it is, every call fails at once,
+/// as a database that refuses connections does.
+#[derive(Debug, Default)]
+struct Outage {
+    ledger: MemoryLimitBackend,
+    down: AtomicBool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Outage {
+    fn check(&self) -> Result<(), BoxError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("the limit backend is down".into());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl LimitBackend for Outage {
+    async fn lease(&self, request: &LeaseRequest) -> Result<Lease, BoxError> {
+        self.check()?;
+        self.ledger.lease(request).await
+    }
+
+    async fn heartbeat(&self, instance: InstanceId, now: SystemTime) -> Result<u32, BoxError> {
+        self.check()?;
+        self.ledger.heartbeat(instance, now).await
+    }
+}
+
+/// Sends `n` requests with `key` to `addr`: how many were admitted. Every answer is a
+/// 200 or a 429: an outage never makes a valid key 503 or 401.
+async fn admitted(client: &HttpClient, addr: SocketAddr, key: &str, n: usize) -> usize {
+    let mut admitted = 0;
+    for _ in 0..n {
+        match call(client, addr, key).await.status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("a valid key got {other} during an outage of the limit backend"),
+        }
+    }
+    admitted
+}
+
+/// L2 (red team, 2026-12-07): an instance that had never leased believed it was alone
+/// (its count of instances started at 1), so during an outage it admitted a key's whole
+/// quota by itself: 26 admitted of a quota of 20 on three instances. Now every instance
+/// heartbeats, so the idle one knows there are three, and the others count it.
+#[tokio::test]
+async fn l2_three_instances_one_idle_admit_at_most_the_quota_during_an_outage() {
+    let store = InMemoryKeyStore::new();
+    let clock = clock();
+    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let backend = Arc::new(Outage::default());
+    let instances = [(), (), ()].map(|_| {
+        SharedLimits::from_shared_backend(Arc::clone(&backend) as Arc<dyn LimitBackend>)
+            .clock(clock.clone())
+    });
+    let mut addrs = Vec::new();
+    for limits in &instances {
+        tokio::spawn(limits.run(std::future::pending()));
+        addrs.push(serve(&store, &clock, limits).await);
+    }
+    // Their first heartbeats, at once. Waited for with a bound and not asserted: what
+    // is asserted is the total below.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while instances.iter().any(|i| i.stats().instances != 3) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let key = manager
+        .create(NewKey::new("metered", ["a:b"]).quota(Quota::new(20, QuotaPeriod::Day).unwrap()))
+        .await
+        .unwrap()
+        .key;
+    let key = key.expose_secret();
+    let client = client();
+    // A and B serve the key; C stays idle.
+    let mut total = 0;
+    for addr in &addrs[..2] {
+        total += admitted(&client, *addr, key, 3).await;
+    }
+    assert!(total >= 2, "the key was served before the outage: {total}");
+    backend.down.store(true, Ordering::SeqCst);
+    let mut during = Vec::new();
+    for addr in &addrs {
+        during.push(admitted(&client, *addr, key, 30).await);
+    }
+    total += during.iter().sum::<usize>();
+    println!(
+        "quota 20, 3 instances: admitted before and during the outage {total}, during: {during:?}"
+    );
+    assert!(
+        total <= 20,
+        "admitted {total} of a quota of 20 (during the outage: {during:?})"
+    );
+    assert!(
+        during.iter().all(|&n| n > 0),
+        "every instance kept serving the key: {during:?}"
+    );
+    assert!(instances.iter().all(|i| !i.stats().healthy));
+}
+
+/// L2: an instance that never heard a count (the backend was down since it started)
+/// divides by `expected_instances`.
+#[tokio::test]
+async fn l2_an_instance_that_never_reached_the_backend_divides_by_expected_instances() {
+    let store = InMemoryKeyStore::new();
+    let clock = clock();
+    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let backend = Arc::new(Outage::default());
+    backend.down.store(true, Ordering::SeqCst);
+    let key = manager
+        .create(NewKey::new("metered", ["a:b"]).quota(Quota::new(20, QuotaPeriod::Day).unwrap()))
+        .await
+        .unwrap()
+        .key;
+    let client = client();
+    for (expected, share) in [
+        (None, 20 / tower_apikey::limits::DEFAULT_EXPECTED_INSTANCES),
+        (Some(4), 5),
+    ] {
+        let limits =
+            SharedLimits::from_shared_backend(Arc::clone(&backend) as Arc<dyn LimitBackend>)
+                .clock(clock.clone());
+        let limits = match expected {
+            Some(n) => limits.expected_instances(n),
+            None => limits,
+        };
+        tokio::spawn(limits.run(std::future::pending()));
+        let addr = serve(&store, &clock, &limits).await;
+        let admitted = admitted(&client, addr, key.expose_secret(), 30).await;
+        assert_eq!(admitted as u32, share, "expected_instances {expected:?}");
+        assert_eq!(limits.stats().instances, 0, "no count was ever heard");
+    }
 }

@@ -179,13 +179,16 @@ async fn after_n_failures_an_address_gets_429_without_a_lookup() {
     let looked_up = server.store.lookups();
     assert_eq!(looked_up, 4);
 
-    // Every further key from that address, the right one too, is refused unlooked-up.
-    for key in [unknown_key(), wrong.clone(), good.clone()] {
+    // Every further key from that address that the store cannot prove at once is
+    // refused (this store answers at once, so it is read, but never asked to wait)…
+    for key in [unknown_key(), wrong.clone()] {
         let retry_after = assert_throttled(&server.ping("127.0.0.1", &key, &[]).await);
         // Three a minute: one more failure is allowed 20 s after the third.
         assert!((1..=20).contains(&retry_after), "{retry_after}");
     }
-    assert_eq!(server.store.lookups(), looked_up, "the store was asked");
+    // …while the right key, proven from memory, is never throttled (DESIGN §6).
+    assert_eq!(server.ping("127.0.0.1", &good, &[]).await.status, 200);
+    assert_eq!(server.store.lookups(), looked_up + 3);
 
     // Another address is someone else.
     assert_eq!(server.ping("127.0.0.2", &good, &[]).await.status, 200);
@@ -208,7 +211,8 @@ async fn an_untrusted_x_forwarded_for_is_ignored() {
     }
     for claimed in ["203.0.113.3", "127.0.0.2"] {
         let headers = [("x-forwarded-for", claimed), ("forwarded", "for=192.0.2.1")];
-        assert_throttled(&server.ping("127.0.0.1", &good, &headers).await);
+        assert_throttled(&server.ping("127.0.0.1", &unknown_key(), &headers).await);
+        assert_eq!(server.ping("127.0.0.1", &good, &headers).await.status, 200);
     }
 }
 
@@ -228,20 +232,33 @@ async fn a_trusted_proxys_x_forwarded_for_names_the_client() {
         let answer = server.ping("127.0.0.1", &unknown_key(), &guesser).await;
         assert_eq!(answer.status, 401);
     }
-    assert_throttled(&server.ping("127.0.0.1", &good, &guesser).await);
+    assert_throttled(&server.ping("127.0.0.1", &unknown_key(), &guesser).await);
     // Through the same proxy, another client is let in…
     let other = [("x-forwarded-for", "203.0.113.8")];
     assert_eq!(server.ping("127.0.0.1", &good, &other).await.status, 200);
+    assert_eq!(
+        server
+            .ping("127.0.0.1", &unknown_key(), &other)
+            .await
+            .status,
+        401
+    );
     // …and the forged entry was never counted.
     let forged = [("x-forwarded-for", "198.51.100.1")];
-    assert_eq!(server.ping("127.0.0.1", &good, &forged).await.status, 200);
+    assert_eq!(
+        server
+            .ping("127.0.0.1", &unknown_key(), &forged)
+            .await
+            .status,
+        401
+    );
     // A peer that is not the proxy cannot borrow the header.
     let spoofed = [("x-forwarded-for", "203.0.113.8")];
     for _ in 0..2 {
         let answer = server.ping("127.0.0.2", &unknown_key(), &spoofed).await;
         assert_eq!(answer.status, 401);
     }
-    assert_throttled(&server.ping("127.0.0.2", &good, &spoofed).await);
+    assert_throttled(&server.ping("127.0.0.2", &unknown_key(), &spoofed).await);
     assert_eq!(server.ping("127.0.0.1", &good, &other).await.status, 200);
 }
 
@@ -259,9 +276,16 @@ async fn ipv4_mapped_peers_are_their_ipv4_addresses() {
     let first = [("x-forwarded-for", "203.0.113.1")];
     let answer = server.ping("127.0.0.1", &unknown_key(), &first).await;
     assert_eq!(answer.status, 401);
-    assert_throttled(&server.ping("127.0.0.1", &good, &first).await);
+    assert_throttled(&server.ping("127.0.0.1", &unknown_key(), &first).await);
     let second = [("x-forwarded-for", "203.0.113.2")];
-    assert_eq!(server.ping("127.0.0.1", &good, &second).await.status, 200);
+    assert_eq!(
+        server
+            .ping("127.0.0.1", &unknown_key(), &second)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(server.ping("127.0.0.1", &good, &first).await.status, 200);
 }
 
 #[tokio::test]
@@ -272,7 +296,8 @@ async fn an_ipv6_peer_is_throttled() {
     .await;
     let good = server.key().await;
     assert_eq!(server.ping("::1", &unknown_key(), &[]).await.status, 401);
-    assert_throttled(&server.ping("::1", &good, &[]).await);
+    assert_throttled(&server.ping("::1", &unknown_key(), &[]).await);
+    assert_eq!(server.ping("::1", &good, &[]).await.status, 200);
 }
 
 // In-process: the layer over a `service_fn`, the peer inserted as servers do.
@@ -341,14 +366,17 @@ async fn ipv6_addresses_are_counted_per_64() {
     let answer = call(
         &layer,
         "2001:db8:1:2:ffff:ffff:ffff:ffff",
-        Some(&auth(&good)),
+        Some(&auth(&unknown_key())),
     )
     .await;
     assert_eq!(answer.status(), 429);
     for neighbour in ["2001:db8:1:3::1", "2001:db8:1:1:ffff:ffff:ffff:ffff"] {
-        let answer = call(&layer, neighbour, Some(&auth(&good))).await;
-        assert_eq!(answer.status(), 200, "{neighbour}");
+        let answer = call(&layer, neighbour, Some(&auth(&unknown_key()))).await;
+        assert_eq!(answer.status(), 401, "{neighbour}");
     }
+    // The throttled /64's own valid key, proven from memory, still gets through.
+    let answer = call(&layer, "2001:db8:1:2::7", Some(&auth(&good))).await;
+    assert_eq!(answer.status(), 200);
 }
 
 #[tokio::test]
@@ -365,15 +393,12 @@ async fn ipv4_mapped_and_plain_ipv4_are_one_address() {
     );
     assert_eq!(call(&layer, "192.0.2.9", Some(&wrong)).await.status(), 401);
     assert_eq!(
-        call(&layer, "::ffff:192.0.2.9", Some(&auth(&good)))
+        call(&layer, "::ffff:192.0.2.9", Some(&wrong))
             .await
             .status(),
         429
     );
-    assert_eq!(
-        call(&layer, "192.0.2.9", Some(&auth(&good))).await.status(),
-        429
-    );
+    assert_eq!(call(&layer, "192.0.2.9", Some(&wrong)).await.status(), 429);
 }
 
 #[tokio::test]
@@ -409,10 +434,7 @@ async fn only_unknown_ids_and_wrong_secrets_count() {
     // One wrong secret is the one failure allowed.
     let wrong = auth(&with_wrong_secret(&good));
     assert_eq!(call(&layer, "192.0.2.1", Some(&wrong)).await.status(), 401);
-    assert_eq!(
-        call(&layer, "192.0.2.1", Some(&auth(&good))).await.status(),
-        429
-    );
+    assert_eq!(call(&layer, "192.0.2.1", Some(&wrong)).await.status(), 429);
     // A throttled address still hears 401 for what needs no lookup.
     assert_eq!(call(&layer, "192.0.2.1", None).await.status(), 401);
 }
@@ -436,7 +458,7 @@ async fn a_success_does_not_forgive_earlier_failures() {
         401
     );
     assert_eq!(
-        call(&layer, "192.0.2.1", Some(&auth(&good))).await.status(),
+        call(&layer, "192.0.2.1", Some(&unknown)).await.status(),
         429
     );
 }
@@ -474,23 +496,25 @@ async fn the_allowance_refills_one_failure_per_interval() {
             401
         );
     }
-    let refused = call(&layer, "192.0.2.1", Some(&auth(&good))).await;
+    // Refused requests are not counted, so probing with the unknown key is free.
+    let refused = call(&layer, "192.0.2.1", Some(&unknown)).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()[RETRY_AFTER], "15");
-
-    tokio::time::advance(Duration::from_secs(14)).await;
-    let refused = call(&layer, "192.0.2.1", Some(&auth(&good))).await;
-    assert_eq!(refused.headers()[RETRY_AFTER], "1");
-    tokio::time::advance(Duration::from_secs(1)).await;
+    // The right key, proven from memory, is never throttled.
     assert_eq!(
         call(&layer, "192.0.2.1", Some(&auth(&good))).await.status(),
         200
     );
+
+    tokio::time::advance(Duration::from_secs(14)).await;
+    let refused = call(&layer, "192.0.2.1", Some(&unknown)).await;
+    assert_eq!(refused.headers()[RETRY_AFTER], "1");
+    tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(
         call(&layer, "192.0.2.1", Some(&unknown)).await.status(),
         401
     );
-    let refused = call(&layer, "192.0.2.1", Some(&auth(&good))).await;
+    let refused = call(&layer, "192.0.2.1", Some(&unknown)).await;
     assert_eq!(refused.headers()[RETRY_AFTER], "15");
 
     // Refused requests do not count: after a minute of being refused, all is refilled.
@@ -519,10 +543,12 @@ async fn grpc_calls_get_resource_exhausted() {
     let grpc = [(CONTENT_TYPE.as_str(), "application/grpc")];
     let answer = call_with(&layer, "192.0.2.1", Some(&auth(&unknown_key())), &grpc).await;
     assert_eq!(answer.headers()["grpc-status"], "16");
-    let answer = call_with(&layer, "192.0.2.1", Some(&auth(&good)), &grpc).await;
+    let answer = call_with(&layer, "192.0.2.1", Some(&auth(&unknown_key())), &grpc).await;
     assert_eq!(answer.status(), 200, "gRPC refusals are trailers-only");
     assert_eq!(answer.headers()["grpc-status"], "8");
     assert!(answer.headers().contains_key(RETRY_AFTER));
+    let answer = call_with(&layer, "192.0.2.1", Some(&auth(&good)), &grpc).await;
+    assert!(!answer.headers().contains_key("grpc-status"), "let through");
 }
 
 #[tokio::test]
@@ -560,7 +586,16 @@ async fn a_custom_rejection_handler_sees_the_throttle() {
         .unwrap();
     assert_eq!(answer.status(), 401);
     assert!(!answer.headers().contains_key("x-wait"));
-    let answer = service.oneshot(request(auth(&good))).await.unwrap();
+    let answer = service.clone().oneshot(request(auth(&good))).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        200,
+        "a key proven from memory is never throttled"
+    );
+    let answer = service
+        .oneshot(request(auth(&unknown_key())))
+        .await
+        .unwrap();
     assert_eq!(answer.status(), 429);
     let wait: u64 = answer.headers()["x-wait"]
         .to_str()

@@ -20,7 +20,7 @@ use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, Clock, EventLog, EventStore, FailureThrottle, KeyManager,
     KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
-    SharedLimits, UsageSink, UsageTracker,
+    SharedLimits, TrustedProxies, UsageSink, UsageTracker,
 };
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
@@ -93,7 +93,11 @@ pub const ADMIN_KEY_SCOPES: [&str; 4] = [
     ADMIN_SCOPE,
 ];
 
-/// Builds the demo over `store` with a new admin key: see [`build_with_admin_key`].
+/// Builds the demo over `store` with a new admin key, trusting no proxy: see
+/// [`build_with_admin_key`].
+// For the tests that include this file; main.rs passes its flags to
+// `build_with_admin_key`.
+#[allow(dead_code)]
 pub async fn build<S>(
     store: S,
     usage_flush: Duration,
@@ -112,6 +116,7 @@ where
         admin_key,
         failures_per_minute,
         None,
+        TrustedProxies::none(),
     ))
 }
 
@@ -129,7 +134,9 @@ pub async fn mint_admin_key<S: KeyStoreAdmin>(
 /// Builds the demo over `store`, for an operator holding `admin_key`: the usage tracker
 /// (writing last-used times into the store every `usage_flush`) and the routes, with
 /// wrong keys throttled at `failures_per_minute` per client address (0: off), and the
-/// keys' limits shared with other demos through `shared_limits` if given.
+/// keys' limits shared with other demos through `shared_limits` if given. The client
+/// address, for the throttle, allowlists and recent addresses, is the peer's, or the one
+/// `trusted_proxies` forward.
 pub fn build_with_admin_key<S>(
     store: S,
     usage_flush: Duration,
@@ -137,6 +144,7 @@ pub fn build_with_admin_key<S>(
     admin_key: PlaintextKey,
     failures_per_minute: u32,
     shared_limits: Option<&SharedLimits>,
+    trusted_proxies: TrustedProxies,
 ) -> Demo
 where
     S: KeyStoreAdmin + UsageSink + EventStore + Clone,
@@ -155,22 +163,29 @@ where
         let _ = stopped.await;
     }));
     // One throttle for the API and the admin routes, so that guesses at either count
-    // together. The client address is the connection's peer: `main.rs` serves with
-    // `ConnectInfo<SocketAddr>`.
+    // together. The client address is the connection's peer (`main.rs` serves with
+    // `ConnectInfo<SocketAddr>`), or what the trusted proxies forward: both guards read
+    // it the same way.
     let throttle =
         (failures_per_minute > 0).then(|| FailureThrottle::per_minute(failures_per_minute));
 
     let layer = ApiKeyV2Layer::new(store)
         .realm(REALM)
         .clock(clock.clone())
-        .usage_tracker(tracker.clone());
+        .usage_tracker(tracker.clone())
+        .trusted_proxies(trusted_proxies.clone());
     let layer = match shared_limits {
         Some(limits) => layer.shared_limits(limits),
         None => layer,
     };
+    // The admin routes count a key's limits with the API's (and through the same
+    // `SharedLimits`): a key limited to N requests an hour gets N in all, not N more
+    // from the admin routes of every demo.
     let mut admin = AdminRouter::new(manager)
         .realm(REALM)
-        .usage_tracker(tracker.clone());
+        .usage_tracker(tracker.clone())
+        .trusted_proxies(trusted_proxies)
+        .share_limits_with(&layer);
     let layer = match &throttle {
         Some(throttle) => {
             admin = admin.throttle_failures(throttle.clone());

@@ -11,15 +11,18 @@
 //! - `/admin/keys…`: create, list, show, rotate and revoke keys (see `tower_apikey::admin`);
 //! - `/admin/`: the same in a browser, the "Connector Access Control" panel;
 //! - `/admin/openapi.json`: the admin API as an OpenAPI 3.1 document (with the admin key).
-//! - `GET /metrics`: the outcome metrics in Prometheus text, without a key (see
-//!   `metrics.rs`).
+//!
+//! With `--metrics-addr HOST:PORT` it also serves `GET /metrics`, the outcome metrics in
+//! Prometheus text without a key, on that second listener only (see `metrics.rs`); the
+//! main listener answers 404 there.
 //!
 //! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
-//! timeout, a request timeout and a connection cap, each with a flag. A client address
-//! that sends 10 wrong keys in a row, then more than 10 a minute, gets 429 with
-//! `Retry-After` until it slows down (see `tower_apikey::FailureThrottle`). Ctrl-C or
-//! SIGTERM stops it gracefully: in-flight requests finish, then pending last-used times
-//! are written.
+//! timeout, a request timeout, a connection cap and a cap per client, each with a flag.
+//! A client address that sends 10 wrong keys in a row, then more than 10 a minute, gets
+//! 429 with `Retry-After` until it slows down (see `tower_apikey::FailureThrottle`).
+//! Behind reverse proxies named with `--trusted-proxies`, the client address is the one
+//! they forward. Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then
+//! pending last-used times are written.
 //!
 //! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
 //! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
@@ -30,6 +33,7 @@
 #[cfg(feature = "postgres")]
 mod admin_key;
 mod app;
+mod client_slots;
 #[cfg(feature = "postgres")]
 mod key_file;
 mod metrics;
@@ -41,10 +45,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower_apikey::{InMemoryKeyStore, SystemClock};
+use tower_apikey::{InMemoryKeyStore, KeyManager, SystemClock, TrustedProxies};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.
@@ -110,6 +114,48 @@ struct Args {
     )]
     max_connections: u32,
 
+    /// Connections one client address may hold (IPv6: one /64); its connections beyond
+    /// that are closed at once, while other clients are served. Connections from
+    /// --trusted-proxies are not capped: cap them at the proxy.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    max_connections_per_client: u32,
+
+    /// Reverse proxies whose forwarding header the demo believes (default: none), as IP
+    /// addresses or CIDR networks: 10.0.0.0/8,::1. A request from one of them counts,
+    /// for the failure throttle, keys' allowlists and recent addresses, as coming from
+    /// the address the header names (read from the right, past the trusted hops). Name
+    /// only proxies you run: anyone else can write any address there.
+    #[arg(
+        long,
+        value_name = "CIDR[,CIDR…]",
+        value_delimiter = ',',
+        value_parser = trusted_proxy
+    )]
+    trusted_proxies: Vec<String>,
+
+    /// The header --trusted-proxies write: `x-forwarded-for`, or `forwarded` (RFC 7239's
+    /// `for=`). Only that one is read; a client can send the other, which no proxy
+    /// touched.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HEADER",
+        default_value_t = ProxyHeader::XForwardedFor,
+        requires = "trusted_proxies"
+    )]
+    proxy_header: ProxyHeader,
+
+    /// Serve `GET /metrics` (Prometheus text, without a key) on this second listener,
+    /// as HOST:PORT; keep it internal, as 127.0.0.1:9100. Default: no listener and no
+    /// metrics. The main listener answers 404 at /metrics either way.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
+
     /// Keep keys in this PostgreSQL database (postgres://user:password@host/db) instead
     /// of in memory; the table is created if missing.
     #[cfg(feature = "postgres")]
@@ -150,6 +196,21 @@ struct Args {
     admin_key_file: std::path::PathBuf,
 }
 
+/// The header trusted proxies write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy, most load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
+}
+
+/// One entry of `--trusted-proxies`, checked as the library will read it.
+fn trusted_proxy(entry: &str) -> Result<String, String> {
+    TrustedProxies::x_forwarded_for([entry]).map_err(|e| e.to_string())?;
+    Ok(entry.to_owned())
+}
+
 impl Args {
     fn limits(&self) -> serve::Limits {
         serve::Limits {
@@ -157,7 +218,17 @@ impl Args {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_connections: self.max_connections as usize,
+            max_connections_per_client: self.max_connections_per_client as usize,
         }
+    }
+
+    /// The proxies of `--trusted-proxies`, with the header of `--proxy-header`.
+    fn trusted_proxies(&self) -> TrustedProxies {
+        let proxies = match self.proxy_header {
+            ProxyHeader::XForwardedFor => TrustedProxies::x_forwarded_for(&self.trusted_proxies),
+            ProxyHeader::Forwarded => TrustedProxies::forwarded(&self.trusted_proxies),
+        };
+        proxies.expect("each entry was checked when the flags were parsed")
     }
 }
 
@@ -178,27 +249,48 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The listeners: the main one, and the metrics one if `--metrics-addr` was given.
+struct Listeners {
+    main: TcpListener,
+    metrics: Option<(TcpListener, PrometheusHandle)>,
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     // Bind first: a taken port fails before any key exists.
-    let listener = TcpListener::bind(&args.addr)
+    let main = TcpListener::bind(&args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    // Before anything records: the admin key's creation is counted from here on.
-    let metrics = metrics::install()?;
+    let metrics = match &args.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--metrics-addr): {e}"))?;
+            // Before anything records: the admin key's creation is counted from here on.
+            Some((listener, metrics::install()?))
+        }
+        None => None,
+    };
+    let listeners = Listeners { main, metrics };
 
     #[cfg(feature = "postgres")]
     if let Some(url) = &args.database_url {
-        return serve_postgres(listener, url, &args, metrics).await;
+        return serve_postgres(listeners, url, &args).await;
     }
     // In memory, every start has a new store, hence a new admin key.
-    let demo = app::build(
-        InMemoryKeyStore::new(),
+    let store = InMemoryKeyStore::new();
+    let clock = Arc::new(SystemClock);
+    let admin_key =
+        app::mint_admin_key(&KeyManager::new(store.clone()).with_clock(SystemClock)).await?;
+    let demo = app::build_with_admin_key(
+        store,
         Duration::from_secs(args.usage_flush_secs),
-        Arc::new(SystemClock),
+        clock,
+        admin_key,
         args.failures_per_minute,
-    )
-    .await?;
-    serve(listener, demo, &args, metrics).await
+        None,
+        args.trusted_proxies(),
+    );
+    serve(listeners, demo, &args).await
 }
 
 /// Serves the demo over PostgreSQL: the store behind a cache, with a listener that
@@ -207,12 +299,11 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 /// evicted.
 #[cfg(feature = "postgres")]
 async fn serve_postgres(
-    listener: TcpListener,
+    listeners: Listeners,
     url: &str,
     args: &Args,
-    metrics: PrometheusHandle,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_apikey::{CachedKeyStore, KeyManager, PgKeyStore, SharedLimits};
+    use tower_apikey::{CachedKeyStore, PgKeyStore, SharedLimits};
 
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(args.database_pool_size)
@@ -250,8 +341,9 @@ async fn serve_postgres(
         admin_key,
         args.failures_per_minute,
         Some(&limits),
+        args.trusted_proxies(),
     );
-    let served = serve(listener, demo, args, metrics).await;
+    let served = serve(listeners, demo, args).await;
     let _ = stop.send(());
     following.await?;
     // Unspent quota tokens go back to the database for the other demos.
@@ -260,14 +352,9 @@ async fn serve_postgres(
     served
 }
 
-/// Serves `demo`, and `GET /metrics` from `metrics`, until Ctrl-C or SIGTERM, then
-/// writes pending last-used times.
-async fn serve(
-    listener: TcpListener,
-    demo: app::Demo,
-    args: &Args,
-    metrics: PrometheusHandle,
-) -> Result<(), Box<dyn Error>> {
+/// Serves `demo` on the main listener, and `GET /metrics` on the metrics listener if
+/// any, until Ctrl-C or SIGTERM, then writes pending last-used times.
+async fn serve(listeners: Listeners, demo: app::Demo, args: &Args) -> Result<(), Box<dyn Error>> {
     let app::Demo {
         router,
         tracker,
@@ -277,18 +364,45 @@ async fn serve(
         admin_key,
     } = demo;
 
-    let router = router.merge(metrics::router(metrics.clone()));
-    let upkeep = tokio::spawn(metrics::upkeep(metrics));
     let flushing = tokio::spawn(tracker.run());
     let forwarding = tokio::spawn(events.run());
     let expiring = tokio::spawn(expiring);
-    let stop = stop_signal();
+    // One signal stops both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let signal = stop_signal();
+    tokio::spawn(async move {
+        signal.await;
+        stop.send_replace(true);
+    });
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            // An error means the sender is gone, which only the process's end does.
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let limits = args.limits();
+    let proxies = args.trusted_proxies();
+    let (metrics_served, upkeep) = match listeners.metrics {
+        Some((listener, handle)) => {
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let served = tokio::spawn(serve::serve(
+                listener,
+                metrics::router(handle.clone()),
+                limits,
+                proxies.clone(),
+                stopped(),
+            ));
+            (Some(served), Some(tokio::spawn(metrics::upkeep(handle))))
+        }
+        None => (None, None),
+    };
+    let listener = listeners.main;
 
     // Printed once, after the listener is bound, so that the server answers as soon as
     // this line appears. The plaintext is dropped (and zeroed) right after.
     println!("admin key: {}", admin_key.expose_secret());
     drop(admin_key);
-    let limits = args.limits();
     tracing::info!(
         addr = %listener.local_addr()?,
         usage_flush_secs = args.usage_flush_secs,
@@ -296,10 +410,15 @@ async fn serve(
         idle_timeout_secs = args.idle_timeout_secs,
         request_timeout_secs = args.request_timeout_secs,
         max_connections = args.max_connections,
+        max_connections_per_client = args.max_connections_per_client,
+        trusted_proxies = args.trusted_proxies.len(),
         "demo listening"
     );
 
-    serve::serve(listener, router, limits, stop).await;
+    serve::serve(listener, router, limits, proxies, stopped()).await;
+    if let Some(metrics_served) = metrics_served {
+        metrics_served.await?;
+    }
 
     tracing::info!("stopped taking requests; writing pending last-used times");
     tracker.shutdown().await?;
@@ -309,7 +428,9 @@ async fn serve(
     expiring.await?;
     events.shutdown().await;
     forwarding.await?;
-    upkeep.abort();
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
     tracing::info!("demo stopped");
     Ok(())
 }

@@ -3,10 +3,13 @@
 //! rendered from its handle into an axum route, so the exporter opens no listener of
 //! its own and pushes nowhere.
 //!
-//! The figures are counts and durations with fixed labels: no key, key id or client
-//! address is ever a label (see `tower_apikey::metrics`), which is why they can be
-//! served without a key. A production service would still serve them on an internal
-//! port, or behind its network policy, rather than to the internet.
+//! The demo serves this route only on its second listener, `--metrics-addr` (DESIGN
+//! §7), never on the main one, which answers 404 at `/metrics`. The figures are counts
+//! and durations with fixed labels: no key, key id or client address is ever a label
+//! (see `tower_apikey::metrics`), so they hold no secret. They still tell an attacker
+//! when the service runs on its fallbacks (`apikey_limit_backend_up 0`: limits on local
+//! shares; `apikey_feed_connected 0`: a stale id filter), which is why they belong on
+//! an internal address (`--metrics-addr 127.0.0.1:9100`), not on the internet.
 
 use std::time::Duration;
 
@@ -28,7 +31,8 @@ const LOOKUP_BUCKETS: [f64; 12] = [
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Installs the process's recorder and describes the crate's metrics; call it before
-/// anything records, once per process.
+/// anything records, once per process. Without a recorder (no `--metrics-addr`), the
+/// crate's metric calls do nothing.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -40,7 +44,8 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
-/// `GET /metrics` over `handle`.
+/// `GET /metrics` over `handle`: the whole router of the metrics listener, so every
+/// other path there is 404.
 pub fn router(handle: PrometheusHandle) -> Router {
     Router::new().route(
         "/metrics",

@@ -19,6 +19,10 @@
 //!   late instead of failing, while the connections an attacker holds cost little and
 //!   expire through the timeouts above; the kernel bounds the backlog, and clients past
 //!   it see their connection attempts time out.
+//! - **Connections per client**: one client (an IPv4 address, an IPv6 /64) may hold
+//!   this many connections; one more is closed as soon as it is accepted, so that one
+//!   client cannot take every slot under the cap while others wait (see
+//!   `client_slots.rs`). Trusted proxies are not capped per client.
 //! - **Graceful shutdown**: when `shutdown` resolves, the listener closes, idle
 //!   connections close, and requests in flight get up to the request timeout to finish
 //!   (none may take longer); connections still open after that are closed.
@@ -50,7 +54,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::ServiceExt;
 use tower::util::Oneshot;
+use tower_apikey::TrustedProxies;
 use tower_http::timeout::TimeoutLayer;
+
+use crate::client_slots::{ClientSlot, ClientSlots};
 
 /// The limits of [`serve`]; see the module's docs for what each one bounds.
 #[derive(Debug, Clone, Copy)]
@@ -63,20 +70,25 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How many connections are served at once.
     pub max_connections: usize,
+    /// How many connections one client may hold.
+    pub max_connections_per_client: usize,
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then shuts
-/// down gracefully and returns once every connection is closed.
+/// down gracefully and returns once every connection is closed. Connections from
+/// `proxies` are not capped per client.
 ///
 /// Dropping the returned future closes the listener and every connection at once.
 ///
 /// # Panics
 ///
-/// If `max_connections` is 0 or above [`Semaphore::MAX_PERMITS`].
+/// If `max_connections` is 0 or above [`Semaphore::MAX_PERMITS`], or
+/// `max_connections_per_client` is 0.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    proxies: TrustedProxies,
     shutdown: impl Future<Output = ()>,
 ) {
     assert!(
@@ -84,6 +96,11 @@ pub async fn serve(
         "max_connections must be between 1 and {}",
         Semaphore::MAX_PERMITS
     );
+    assert!(
+        limits.max_connections_per_client > 0,
+        "max_connections_per_client must be at least 1"
+    );
+    let clients = ClientSlots::new(limits.max_connections_per_client, proxies);
     let router = router.layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout,
@@ -123,13 +140,19 @@ pub async fn serve(
                 }
             },
         };
+        // Past its client's cap, the connection is closed at once: dropping the stream
+        // sends FIN, and the slot under the server's cap is free for someone else.
+        let Some(client_slot) = clients.take(peer.ip()) else {
+            tracing::debug!(%peer, "closing a connection past its client's cap");
+            continue;
+        };
         connections.spawn(serve_connection(
             stream,
             peer,
             router.clone(),
             limits,
             stopping.clone(),
-            slot,
+            (slot, client_slot),
         ));
     }
 
@@ -174,14 +197,15 @@ async fn accept_failed(error: io::Error) {
 }
 
 /// Serves one connection until it closes, the idle or header-read timeout closes it, or
-/// the server stops. `_slot` is its place under the connection cap, freed on return.
+/// the server stops. `_slots` are its places under the connection cap and its client's
+/// cap, freed on return.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, ClientSlot),
 ) {
     let activity = Arc::new(Activity::new());
     let service = PeerService {

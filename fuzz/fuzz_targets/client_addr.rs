@@ -68,7 +68,12 @@ fn oracle_node(text: &str) -> Option<IpAddr> {
     text[..colon].parse::<Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-fn oracle(values: &[Vec<u8>], forwarded: bool, peer: IpAddr, trusts: &dyn Fn(IpAddr) -> bool) -> IpAddr {
+fn oracle(
+    values: &[Vec<u8>],
+    forwarded: bool,
+    peer: IpAddr,
+    trusts: &dyn Fn(IpAddr) -> bool,
+) -> IpAddr {
     let mut client = peer.to_canonical();
     if !trusts(client) {
         return client;
@@ -122,7 +127,11 @@ fuzz_target!(|input: Input| {
         TrustedProxies::x_forwarded_for(&nets)
     }
     .expect("every address/prefix written here is valid");
-    let name = if input.forwarded { "forwarded" } else { "x-forwarded-for" };
+    let name = if input.forwarded {
+        "forwarded"
+    } else {
+        "x-forwarded-for"
+    };
     let mut headers = HeaderMap::new();
     let mut values = Vec::new();
     for value in input.values.iter().take(8) {
@@ -135,7 +144,11 @@ fuzz_target!(|input: Input| {
     let client = proxies.client_behind(ClientAddr::new(peer), &headers);
     let trusts = |ip: IpAddr| proxies.trusts(ClientAddr::new(ip));
     if !trusts(peer) {
-        assert_eq!(client, ClientAddr::new(peer), "an untrusted peer is the client");
+        assert_eq!(
+            client,
+            ClientAddr::new(peer),
+            "an untrusted peer is the client"
+        );
     }
     let expected = oracle(&values, input.forwarded, peer, &trusts);
     assert_eq!(client.ip(), expected, "{headers:?}");

@@ -314,6 +314,11 @@ pub(super) struct Problem {
     /// 403: the scopes the actor may not grant.
     #[schema(nullable = false)]
     not_grantable: Option<Vec<String>>,
+    /// 403: the fields (`rate_limit`, `quota`, `allowed_ips`) that would leave the key
+    /// less restricted than the acting key, or loosen the acting key itself; `detail`
+    /// says the loosest value each may have.
+    #[schema(nullable = false)]
+    too_loose: Option<Vec<String>>,
 }
 
 /// One invalid field of a request, and what to do about it.
@@ -358,9 +363,11 @@ fn problem_description(status: u16) -> &'static str {
         }
         403 => {
             "The key lacks the route's scope (`insufficient_scope`, from the guard), the \
-                client's address is not in the key's allowlist, or the actor may not grant \
-                the scopes asked for or held by the key (`not_grantable`); behind a login, an \
-                unsafe request from another site"
+                client's address is not in the key's allowlist, the actor may not grant \
+                the scopes asked for or held by the key (`not_grantable`), or the key would \
+                be less restricted than the acting key, or the acting key would loosen its \
+                own restrictions (`too_loose`); behind a login, an unsafe request from \
+                another site"
         }
         404 => {
             "No key has this id (a path segment that is not a key id included), or the \
@@ -490,14 +497,16 @@ fn limits_properties() -> Map<String, Value> {
         "rate_limit".into(),
         nullable_ref(
             "RateLimit",
-            "`requests` per `per_secs` seconds (GCRA, burst `requests`); `null` for none",
+            "`requests` per `per_secs` seconds (GCRA, burst `requests`); `null` for none. No \
+             looser than the acting key's own, if it has one (403, `too_loose`)",
         ),
     );
     properties.insert(
         "quota".into(),
         nullable_ref(
             "Quota",
-            "`requests` per UTC calendar day or month; `null` for none",
+            "`requests` per UTC calendar day or month; `null` for none. No looser than the \
+             acting key's own, if it has one (403, `too_loose`)",
         ),
     );
     properties.insert(
@@ -513,7 +522,7 @@ fn limits_properties() -> Map<String, Value> {
                 {"type": "null"},
             ],
             "description": "The addresses and CIDR networks the key is accepted from (1 to 64); \
-                `null` for any",
+                `null` for any. Inside the acting key's own, if it has one (403, `too_loose`)",
         }),
     );
     properties

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::MAX_BODY_BYTES;
-use crate::manager::{ExpiryError, ManagerError};
+use crate::manager::{Change, ExpiryError, Loosened, ManagerError};
 use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::record::NameError;
 use crate::scope::{ScopeError, Scopes};
@@ -90,6 +90,9 @@ pub(super) enum AdminError {
     /// The actor may not grant these scopes (create, rotate) or may not revoke a key
     /// holding them.
     CannotGrant(ManagerError, Scopes),
+    /// A restricted actor would leave a key less restricted than itself, or loosen its
+    /// own (DESIGN §12).
+    CannotLoosen(Loosened),
     /// Behind the application's login, the request carried no actor.
     NoActor,
     /// Behind the application's login, an unsafe request came from another site.
@@ -125,6 +128,7 @@ impl From<ManagerError> for AdminError {
                 let scopes = scopes.clone();
                 Self::CannotGrant(error, scopes)
             }
+            ManagerError::CannotLoosen(loosened) => Self::CannotLoosen(loosened),
             ManagerError::Store(e) => Self::Store(e),
         }
     }
@@ -137,9 +141,13 @@ impl AdminError {
             Self::Body(rejection) => rejection.status(),
             Self::Syntax(_) => StatusCode::BAD_REQUEST,
             Self::NotAnObject | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound | Self::NoSuchRoute => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchRoute | Self::Store(StoreError::RuledOut) => {
+                StatusCode::NOT_FOUND
+            }
             Self::NotRotatable(_) => StatusCode::CONFLICT,
-            Self::CannotGrant(..) | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::CannotGrant(..) | Self::CannotLoosen(_) | Self::CrossOrigin => {
+                StatusCode::FORBIDDEN
+            }
             Self::NoActor => StatusCode::UNAUTHORIZED,
             Self::Store(
                 StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Overloaded,
@@ -165,7 +173,9 @@ impl AdminError {
                     .to_owned()
             }
             Self::Invalid(_) => "the request has invalid fields; see errors".to_owned(),
-            Self::NotFound => "no key has this id; GET /keys lists them".to_owned(),
+            Self::NotFound | Self::Store(StoreError::RuledOut) => {
+                "no key has this id; GET /keys lists them".to_owned()
+            }
             Self::NoSuchRoute => {
                 "no such key-management route; see GET /keys, POST /keys, GET, PATCH or DELETE /keys/{id}, POST /keys/{id}/rotate, POST /self/rotate, GET /scopes"
                     .to_owned()
@@ -185,6 +195,7 @@ impl AdminError {
                  grant, and rotating a key gives the new key its scopes; ask an \
                  administrator who holds them"
             ),
+            Self::CannotLoosen(loosened) => loosened_detail(loosened),
             Self::NoActor => {
                 "sign in first: key management sits behind the application's login, and this \
                  request carries no signed-in person"
@@ -208,6 +219,33 @@ impl AdminError {
                 "the key store failed; the server's log says why".to_owned()
             }
         }
+    }
+}
+
+/// What a restriction refusal says, to the actor: which key, and each restriction it
+/// would not keep, with the loosest value allowed.
+fn loosened_detail(loosened: &Loosened) -> String {
+    let listed = loosened.listed();
+    let key = loosened.key().map(ToString::to_string).unwrap_or_default();
+    match loosened.change {
+        Change::Create => format!(
+            "you may not create a key less restricted than your own key: it needs {listed}. A \
+             missing limit is looser than any; ask an administrator without these \
+             restrictions for a looser key"
+        ),
+        Change::Rotate => format!(
+            "you may not rotate key {key}: the new key would copy its limits, which are \
+             looser than your own; it would need {listed}. Ask an administrator without \
+             these restrictions"
+        ),
+        Change::Update => format!(
+            "you may not leave key {key} less restricted than your own key: after this \
+             change it would need {listed}. A missing limit is looser than any"
+        ),
+        Change::UpdateOwn => format!(
+            "you may not loosen your own key's restrictions: it must keep {listed}. Ask \
+             an administrator without these restrictions"
+        ),
     }
 }
 
@@ -238,6 +276,12 @@ impl IntoResponse for AdminError {
         }
         if let Self::CannotGrant(_, scopes) = &self {
             document = document.strings("not_grantable", scopes.iter().map(|s| s.as_str()));
+        }
+        if let Self::CannotLoosen(loosened) = &self {
+            document = document.strings(
+                "too_loose",
+                loosened.restrictions().iter().map(|r| r.field()),
+            );
         }
         let mut response = (status, document.finish()).into_response();
         let headers = response.headers_mut();

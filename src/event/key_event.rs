@@ -348,7 +348,7 @@ impl EventQuery {
 }
 
 /// Where events are kept: an optional capability of a key store, like
-/// [`KeyIdFeed`](crate::KeyIdFeed). Both shipped stores implement it.
+/// `KeyIdFeed` (feature `cache`). Both shipped stores implement it.
 #[async_trait]
 pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     /// Stores `event` with the next id and returns it as stored.

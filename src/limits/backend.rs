@@ -24,8 +24,7 @@ use crate::record::{Quota, RateLimit};
 /// only has to store three numbers per key and run it under a lock or in a
 /// transaction.
 ///
-/// [`PgKeyStore`](crate::PgKeyStore) implements it on the database it already uses
-/// (feature `postgres`), and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
+/// `PgKeyStore` (feature `postgres`) implements it on the database it already uses, and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
 /// for the layers of one process. For Redis or anything else, run
 /// [`LedgerState::lease`](crate::LedgerState::lease) in a transaction (in
 /// Redis, a Lua script), and check the implementation with
@@ -44,6 +43,22 @@ pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     /// A backend error. The instance keeps what it owes and reports it on the next
     /// successful call, so a failing call must change nothing.
     async fn lease(&self, request: &LeaseRequest) -> Result<Lease, BoxError>;
+
+    /// Records that `instance` is live at `now` (the backend may use its own clock
+    /// instead, as for [`lease`](Self::lease)), and answers how many instances were
+    /// heard from recently (by a heartbeat or a lease; 30 s in the shipped backends),
+    /// the caller included: at least 1.
+    ///
+    /// [`SharedLimits`](crate::SharedLimits) calls it every second, leases or not, so
+    /// that every instance that ever reached the backend knows how many share it, and
+    /// an idle instance is counted by the others: while the backend fails, each
+    /// instance admits its limits divided by that count, and the instances together
+    /// admit at most the limit.
+    ///
+    /// # Errors
+    ///
+    /// A backend error; the instance keeps the count it last heard.
+    async fn heartbeat(&self, instance: InstanceId, now: SystemTime) -> Result<u32, BoxError>;
 }
 
 /// A process sharing a [`LimitBackend`]: random per [`SharedLimits`](crate::SharedLimits),

@@ -67,12 +67,24 @@ impl LimitBackend for MemoryLimitBackend {
         let outcome = state.lease(request, now);
         *state = outcome.state;
         *per = request.quota.map(|q| q.per());
-        inner.instances.insert(request.instance, now);
-        inner
-            .instances
-            .retain(|_, seen| now.duration_since(*seen).unwrap_or_default() < INSTANCE_TTL);
-        let instances = u32::try_from(inner.instances.len()).unwrap_or(u32::MAX);
+        let instances = inner.beat(request.instance, now);
         Ok(Lease::new(outcome.granted, outcome.exhausted, instances))
+    }
+
+    async fn heartbeat(&self, instance: InstanceId, now: SystemTime) -> Result<u32, BoxError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(inner.beat(instance, now))
+    }
+}
+
+impl Inner {
+    /// Records `instance` as live at `now`, forgets those silent for [`INSTANCE_TTL`],
+    /// and counts the rest (bounded by the instances live at once).
+    fn beat(&mut self, instance: InstanceId, now: SystemTime) -> u32 {
+        self.instances.insert(instance, now);
+        self.instances
+            .retain(|_, seen| now.duration_since(*seen).unwrap_or_default() < INSTANCE_TTL);
+        u32::try_from(self.instances.len()).unwrap_or(u32::MAX)
     }
 }
 

@@ -20,8 +20,11 @@ use crate::record::{Quota, RateLimit};
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 /// Default traffic a batch is sized for (2 s of the key's recent rate on this instance).
 pub const DEFAULT_BATCH_SPAN: Duration = Duration::from_secs(2);
-/// How often the task gives back lapsed leases and reports what was admitted on the
-/// local share (1 s).
+/// Default number of instances an instance assumes while it has never heard a count
+/// from the backend (8); see [`SharedLimits::expected_instances`].
+pub const DEFAULT_EXPECTED_INSTANCES: u32 = 8;
+/// How often the task gives back lapsed leases, reports what was admitted on the
+/// local share and sends its heartbeat (1 s).
 const TICK: Duration = Duration::from_secs(1);
 /// A lease call that takes longer counts as failed (500 ms). Short, because while a
 /// call hangs (a black-holed database), a key past its owed batch is refused: this is
@@ -60,18 +63,32 @@ const CALLS_PER_TICK: usize = 256;
 /// While the backend fails or takes longer than 500 ms to answer (or the task is not
 /// running), every key runs on the
 /// **local share**: its limits divided by the number of instances the backend last
-/// reported (1 before any answer), and what is admitted is owed and charged once the
-/// backend answers again, so the shared count stays true. A failing backend is logged
-/// once when it starts failing and once when it recovers; it never makes a valid key
-/// refused for want of a lease, nor a 503.
+/// reported, and what is admitted is owed and charged once the backend answers again,
+/// so the shared count stays true. A failing backend is logged once when it starts
+/// failing and once when it recovers; it never makes a valid key refused for want of a
+/// lease, nor a 503.
+///
+/// The task sends a heartbeat every second ([`LimitBackend::heartbeat`]), leases or
+/// not, so every instance that ever reached the backend knows the count, and an idle
+/// instance is counted by the others. One that has never heard a count (it started
+/// while the backend failed) divides by
+/// [`expected_instances`](Self::expected_instances) instead (default
+/// [`DEFAULT_EXPECTED_INSTANCES`], 8).
 ///
 /// # What leasing costs (DESIGN §12)
 ///
 /// - **Admitted beyond the limit**: at most what each instance owes at once (one
 ///   batch), charged late, plus, over windows shorter than a lease, the tokens it holds
 ///   (a batch and a half): per instance at most 2.5 batches, 5 % of the limit each.
-///   While the backend fails, each instance admits its local share, which is the limit
-///   in total if the instance count was right.
+/// - **While the backend fails**: each instance admits its local share of each limit,
+///   counting what it admitted itself earlier in the period (the rate's window, the
+///   quota's day or month), so the requests admitted during the outage total at most
+///   the limit, as long as each instance's divisor is at least the number of instances
+///   running: true for the count heard from the heartbeats (it counts for 30 s an
+///   instance that stopped), and for an instance started during the outage if
+///   `expected_instances` is at least that number. Each instance admits at least one
+///   request, so a limit smaller than the number of instances admits one per
+///   instance.
 /// - **Refused within the limit**: at most what the other instances hold unspent (a
 ///   batch and a half each), plus the requests an instance gets past its owed batch
 ///   while a lease is in flight (one backend round trip), which
@@ -97,7 +114,10 @@ pub(crate) struct Shared {
     /// The task runs: without it nothing would ever be leased, so keys run on their
     /// local share instead of being refused once they owe a batch.
     running: AtomicBool,
+    /// The count of instances the backend last reported; 0 until it reports one.
     instances: AtomicU32,
+    /// The divisor of the local share until the backend reports a count.
+    expected_instances: u32,
     lease_ttl: Duration,
     batch_span: Duration,
     calls: AtomicU64,
@@ -134,7 +154,9 @@ pub struct SharedLimitsStats {
     pub refused_awaiting_lease: u64,
     /// Whether the last call succeeded (the instance is not on local limits).
     pub healthy: bool,
-    /// Instances the backend last reported.
+    /// Instances the backend last reported, by a heartbeat or a lease; 0 before it
+    /// reported any (the local share then divides by
+    /// [`SharedLimits::expected_instances`]).
     pub instances: u32,
 }
 
@@ -154,7 +176,8 @@ impl SharedLimits {
             sender,
             healthy: AtomicBool::new(true),
             running: AtomicBool::new(false),
-            instances: AtomicU32::new(1),
+            instances: AtomicU32::new(0),
+            expected_instances: DEFAULT_EXPECTED_INSTANCES,
             lease_ttl: DEFAULT_LEASE_TTL,
             batch_span: DEFAULT_BATCH_SPAN,
             calls: AtomicU64::new(0),
@@ -199,6 +222,26 @@ impl SharedLimits {
         self
     }
 
+    /// How many instances this one assumes share the limits while it has never heard a
+    /// count from the backend (default [`DEFAULT_EXPECTED_INSTANCES`], 8; at least 1):
+    /// the divisor of its local share if the backend fails before its first heartbeat
+    /// is answered. Set it to the most instances you run (your autoscaler's maximum), so
+    /// that an instance started during an outage cannot tip the total over the limit.
+    ///
+    /// Why 8 and not 1: an instance that assumed it was alone would admit each key's
+    /// whole limit by itself during such an outage, on top of what the others admit
+    /// (the red team measured 26 admitted of a quota of 20 on three instances). 8 covers
+    /// most deployments, and what it costs a smaller one is bounded: a process started
+    /// during an outage admits an eighth of each limit until the backend answers once.
+    ///
+    /// # Panics
+    ///
+    /// If called after the value was cloned or given to a layer.
+    pub fn expected_instances(mut self, instances: u32) -> Self {
+        self.shared_mut().expected_instances = instances.max(1);
+        self
+    }
+
     /// The clock the task times leases by (default the system clock); give the layers
     /// the same one.
     ///
@@ -236,10 +279,10 @@ impl SharedLimits {
         )
     }
 
-    /// The task: takes the leases requests ask for, gives back lapsed ones and reports
-    /// what was admitted on the local share, until `shutdown` completes; then gives
-    /// back every unspent token and reports what is owed, once. Spawn it once (a second
-    /// call returns at once, logging a warning).
+    /// The task: takes the leases requests ask for, gives back lapsed ones, reports
+    /// what was admitted on the local share and sends a heartbeat every second, until
+    /// `shutdown` completes; then gives back every unspent token and reports what is
+    /// owed, once. Spawn it once (a second call returns at once, logging a warning).
     pub fn run(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -250,7 +293,8 @@ impl SharedLimits {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         let shared = Arc::clone(&self.shared);
-        async move {
+        let beating = Arc::clone(&self.shared);
+        let leasing = async move {
             let Some(mut receiver) = receiver else {
                 tracing::warn!("SharedLimits::run was called twice; the second call does nothing");
                 return;
@@ -292,14 +336,44 @@ impl SharedLimits {
             for refill in held.values() {
                 shared.settle(refill, true).await;
             }
+        };
+        async move {
+            // The heartbeats run beside the leases, in the same task, so that a slow
+            // lease never delays them nor they a lease; they stop when the leasing does.
+            let leasing = std::pin::pin!(leasing);
+            let beating = std::pin::pin!(beating.heartbeats());
+            futures_util::future::select(leasing, beating).await;
         }
     }
 }
 
 impl Shared {
-    /// The divisor of the local share.
+    /// The divisor of the local share: the count the backend last reported, or the
+    /// expected count before it reported any.
     pub(crate) fn instances(&self) -> u32 {
-        self.instances.load(Ordering::Relaxed).max(1)
+        match self.instances.load(Ordering::Relaxed) {
+            0 => self.expected_instances,
+            heard => heard,
+        }
+    }
+
+    /// A heartbeat every [`TICK`], the first at once, forever (the caller stops it). A
+    /// failed or slow one keeps the count last heard, and says nothing of health: the
+    /// ledger can fail while the heartbeats pass (a lock on the ledger's table), and
+    /// only the leases decide whether keys are on their local share.
+    async fn heartbeats(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = self.clock.now();
+            let answer =
+                tokio::time::timeout(CALL_TIMEOUT, self.backend.heartbeat(self.instance, now))
+                    .await;
+            if let Ok(Ok(instances)) = answer {
+                self.instances.store(instances.max(1), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts a refusal for want of a lease (see
@@ -483,6 +557,7 @@ impl fmt::Debug for SharedLimits {
             .field("instance", &self.shared.instance)
             .field("lease_ttl", &self.shared.lease_ttl)
             .field("batch_span", &self.shared.batch_span)
+            .field("expected_instances", &self.shared.expected_instances)
             .field("stats", &self.stats())
             .finish()
     }

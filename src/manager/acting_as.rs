@@ -14,10 +14,15 @@ use crate::store::{KeyStoreAdmin, KeyUpdate, Revocation};
 ///
 /// | method | refused (nothing stored) when | records |
 /// |---|---|---|
-/// | [`create`](Self::create) | the actor's scopes do not grant every scope asked for: [`ManagerError::CannotGrant`] | `created_by` |
-/// | [`rotate`](Self::rotate) | they do not grant every scope of the old key, which the new key copies: [`ManagerError::CannotGrant`] | the new key's `created_by`; the old key's `revoked_by` if the rotation revokes it |
+/// | [`create`](Self::create) | the actor's scopes do not grant every scope asked for: [`ManagerError::CannotGrant`]; the new key is less restricted than the actor: [`ManagerError::CannotLoosen`] | `created_by` |
+/// | [`rotate`](Self::rotate) | they do not grant every scope of the old key, which the new key copies: [`ManagerError::CannotGrant`]; its limits, which the new key copies too, are less restricted than the actor: [`ManagerError::CannotLoosen`] | the new key's `created_by`; the old key's `revoked_by` if the rotation revokes it |
 /// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by`, on the key and the heirs revoked with it |
-/// | [`update`](Self::update) | they do not grant every scope of the key: [`ManagerError::CannotChange`] | the log line only |
+/// | [`update`](Self::update) | they do not grant every scope of the key: [`ManagerError::CannotChange`]; the key after the change is less restricted than the actor, or than itself before when it is the actor's own: [`ManagerError::CannotLoosen`] | the log line only |
+///
+/// "Less restricted" is DESIGN §12's order, per [`Restriction`](crate::Restriction): an
+/// actor with a rate limit, a quota or an allowlist (an admin key that has them; a
+/// person has none) passes each on as a bound. A restricted actor may therefore not
+/// rotate or change a key that is looser than itself without bringing it within.
 ///
 /// Everything else is as the [`KeyManager`] method of the same name does it.
 pub struct ActingAs<'a, S> {

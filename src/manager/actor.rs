@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::key::KeyId;
-use crate::record::{ActorName, ActorNameError, ApiKeyIdentity};
+use crate::record::{ActorName, ActorNameError, ApiKeyIdentity, Limits};
 use crate::scope::Scopes;
 
 /// Who is acting on keys through [`KeyManager::acting_as`](crate::KeyManager::acting_as):
@@ -12,11 +12,13 @@ use crate::scope::Scopes;
 /// its ceiling.
 ///
 /// - [`Actor::key`]: an admin key acting; its name is the key's id and its ceiling the
-///   key's own scopes. The admin router's key guard acts this way.
+///   key's own scopes and restrictions: the keys it creates, rotates or changes must be
+///   at least as restricted as itself (its rate limit, quota and allowlist; DESIGN
+///   §12), and it may not loosen its own. The admin router's key guard acts this way.
 /// - [`Actor::person`]: a person the application's own login signed in; its name is
 ///   what the login calls them (such as an e-mail address), and the application says
 ///   what they may grant. Behind a login, the admin router reads this from the
-///   request's extensions (see [`AdminRouter::behind_login`](crate::admin::AdminRouter::behind_login)).
+///   request's extensions (see `AdminRouter::behind_login`, feature `admin`).
 ///
 /// ```
 /// use tower_apikey::{Actor, Scopes};
@@ -31,16 +33,21 @@ pub struct Actor {
     name: ActorName,
     may_grant: Scopes,
     key: Option<KeyId>,
+    /// The acting key's limits and allowlist, as the guard applied them; none for a
+    /// person.
+    limits: Limits,
 }
 
 impl Actor {
-    /// A key acting: named by its id, and granting at most its own scopes (wildcards
-    /// included, so a key holding `reports:*` may grant `reports:read`).
+    /// A key acting: named by its id, granting at most its own scopes (wildcards
+    /// included, so a key holding `reports:*` may grant `reports:read`), and bounded by
+    /// its own restrictions (see [`Restriction`](crate::Restriction)).
     pub fn key(identity: &ApiKeyIdentity) -> Self {
         Self {
             name: ActorName::of_key(identity.key_id()),
             may_grant: identity.scopes().clone(),
             key: Some(*identity.key_id()),
+            limits: identity.limits().clone(),
         }
     }
 
@@ -60,6 +67,7 @@ impl Actor {
             name,
             may_grant,
             key: None,
+            limits: Limits::default(),
         })
     }
 
@@ -78,6 +86,12 @@ impl Actor {
     pub fn key_id(&self) -> Option<&KeyId> {
         self.key.as_ref()
     }
+
+    /// The restrictions the keys this actor manages must keep: the acting key's limits
+    /// and allowlist.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 impl fmt::Debug for Actor {
@@ -86,6 +100,7 @@ impl fmt::Debug for Actor {
             .field("name", &self.name)
             .field("may_grant", &self.may_grant)
             .field("is_key", &self.key.is_some())
+            .field("restrictions", &self.limits)
             .finish()
     }
 }

@@ -47,6 +47,12 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotChange(*id, beyond));
             }
+            // And the key as changed must be at least as restricted as the actor (and
+            // as itself, if it is the actor's own). The fields the update sets are
+            // exactly as checked when it lands; the others are whatever a concurrent
+            // change, itself checked, left.
+            super::restrictions::check_update(actor, &target, &update.apply_to(&target))
+                .map_err(ManagerError::CannotLoosen)?;
         }
         let events = self.audit(|| {
             if update.is_empty() {

@@ -170,6 +170,16 @@ impl<R> ApiKeyV2Layer<R> {
         self
     }
 
+    /// Counts each key's limits in `other`'s state (and so through its
+    /// [`SharedLimits`], if it has one), so that a key's requests through both layers
+    /// spend one budget. For the admin router's guard
+    /// ([`AdminRouter::share_limits_with`](crate::admin::AdminRouter::share_limits_with)).
+    #[cfg(feature = "admin")]
+    pub(crate) fn limits_of<R2>(mut self, other: &ApiKeyV2Layer<R2>) -> Self {
+        self.config_mut().limiter = Arc::clone(&other.config.limiter);
+        self
+    }
+
     /// Replaces the answer to refused requests; see [`OnRejection`](crate::OnRejection).
     pub fn on_rejection<R2>(self, on_rejection: R2) -> ApiKeyV2Layer<R2> {
         ApiKeyV2Layer {

@@ -95,8 +95,6 @@ pub(crate) struct Entry {
     quota: AtomicU64,
     /// When the key stops working (seconds since the epoch): after that the entry can go.
     stops_at: u64,
-    /// The quota's period when the entry was made, to tell a count of a past period.
-    per: Option<QuotaPeriod>,
     /// This key's `RateLimit-Policy` value, first formatted or found: read without
     /// hashing while the key's limits (and its quota's period length) stay the same.
     policy: std::sync::OnceLock<(PolicyKey, HeaderValue)>,
@@ -273,13 +271,7 @@ impl Limiter {
     }
 
     /// The entry of key `id`, made if it has none (the one allocation, per key).
-    pub(crate) fn entry(
-        &self,
-        id: &KeyId,
-        stops_at: SystemTime,
-        per: Option<QuotaPeriod>,
-        now: SystemTime,
-    ) -> Arc<Entry> {
+    pub(crate) fn entry(&self, id: &KeyId, stops_at: SystemTime, now: SystemTime) -> Arc<Entry> {
         let entries = self.entries.pin();
         if let Some(entry) = entries.get(id) {
             return Arc::clone(entry);
@@ -299,7 +291,6 @@ impl Limiter {
                 tat: AtomicU64::new(0),
                 quota: AtomicU64::new(0),
                 stops_at,
-                per,
                 policy: std::sync::OnceLock::new(),
                 lease: LeaseSlot::default(),
             })
@@ -342,13 +333,21 @@ impl Limiter {
 impl Entry {
     /// Whether the entry says nothing a fresh one would not: the key has ended, or its
     /// rate is fully recovered and it counts nothing in the current period.
+    ///
+    /// "Counting" is read from the period the count is packed with, not from the
+    /// limits the key had when the entry was made: a quota added or changed since (by
+    /// a PATCH) counts in this same entry, and must not be forgotten at a sweep. A
+    /// count of the current day or the current month is live; day and month numbers
+    /// cannot be told apart, so a count of a past day whose number is the current
+    /// month's is kept too, which only keeps an entry a little longer.
     fn is_stale(&self, now: u64) -> bool {
         let ended = self.stops_at <= now / NANOS;
         let rested = self.tat.load(Ordering::Relaxed) <= now;
         let (period, count) = unpack(self.quota.load(Ordering::Relaxed));
-        let counting = self
-            .per
-            .is_some_and(|per| count > 0 && period == Period::of(per, now).index);
+        let counting = count > 0
+            && [QuotaPeriod::Day, QuotaPeriod::Month]
+                .into_iter()
+                .any(|per| period == Period::of(per, now).index);
         // Leased tokens and owed requests must reach the ledger first.
         (ended || (rested && !counting)) && self.lease.is_settled()
     }
@@ -782,7 +781,6 @@ mod tests {
             tat: AtomicU64::new(0),
             quota: AtomicU64::new(0),
             stops_at: u64::MAX,
-            per: None,
             policy: std::sync::OnceLock::new(),
             lease: LeaseSlot::default(),
         }
@@ -952,14 +950,14 @@ mod tests {
         let rate = RateLimit::new(1, 1).unwrap();
         for i in 0..MIN_SWEEP {
             let id = KeyId::new(&format!("{i:0>16}")).unwrap();
-            let e = limiter.entry(&id, now + Duration::from_secs(3600), None, now);
+            let e = limiter.entry(&id, now + Duration::from_secs(3600), now);
             e.commit(Some(rate), None, now).unwrap();
         }
         assert_eq!(limiter.len(), MIN_SWEEP);
         // Two seconds on, every entry's rate has recovered: the next insertion sweeps.
         let later = now + Duration::from_secs(2);
         let id = KeyId::new("zzzzzzzzzzzzzzzz").unwrap();
-        limiter.entry(&id, later + Duration::from_secs(3600), None, later);
+        limiter.entry(&id, later + Duration::from_secs(3600), later);
         assert_eq!(limiter.len(), 1);
     }
 

@@ -43,14 +43,7 @@ impl Check<'_> {
             entry,
             ..
         } = self;
-        entry.get_or_insert_with(|| {
-            config.limiter.entry(
-                record.id(),
-                record.stops_at(),
-                record.quota().map(|q| q.per()),
-                *now,
-            )
-        })
+        entry.get_or_insert_with(|| config.limiter.entry(record.id(), record.stops_at(), *now))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
@@ -84,13 +84,24 @@ pub enum RejectionKind {
 }
 
 /// Whether a request is a gRPC call, which gets a gRPC status answer: an HTTP/2 request
-/// whose `content-type` starts with `application/grpc`. gRPC runs only over HTTP/2; over
-/// HTTP/1.1 that header must not turn refusals into 200s in access logs (DESIGN §3).
+/// whose `content-type` is a gRPC one ([`is_grpc_content_type`]). gRPC runs only over
+/// HTTP/2; over HTTP/1.1, or with any other content type, a header must not turn
+/// refusals into 200s in access logs (DESIGN §3).
 pub(crate) fn is_grpc(version: Version, headers: &HeaderMap) -> bool {
     version == Version::HTTP_2
         && headers
             .get(CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+            .is_some_and(|ct| is_grpc_content_type(ct.as_bytes()))
+}
+
+/// `application/grpc`, alone or followed by `+` (a message format, as in
+/// `application/grpc+proto`) or `;` (parameters): the content types of the gRPC
+/// protocol. A mere prefix is not enough: `application/grpcXYZ` is not gRPC, and its
+/// refusals are plain HTTP ones.
+fn is_grpc_content_type(value: &[u8]) -> bool {
+    value
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
 }
 
 /// How one kind of refusal is answered: its row in the module's table. Every fact about
@@ -388,7 +399,10 @@ fn headers_for(
     grpc: bool,
     keep: Keep,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(4);
+    let mut headers = HeaderMap::with_capacity(6);
+    // A refusal answers this request only: no cache may keep it for the next
+    // (DESIGN §3), whether a challenge, a problem document or a gRPC status.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if grpc {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(
@@ -518,7 +532,8 @@ impl Rejection {
         &self.kind
     }
 
-    /// Whether the request was a gRPC call (`content-type: application/grpc…`).
+    /// Whether the request was a gRPC call: HTTP/2 with `content-type`
+    /// `application/grpc`, `application/grpc+…` or `application/grpc;…`.
     pub fn is_grpc(&self) -> bool {
         self.grpc
     }
@@ -692,6 +707,73 @@ mod tests {
                 assert!(!reused.headers().contains_key("cookie"));
             }
         }
+    }
+
+    #[test]
+    fn only_grpc_content_types_over_http2_are_grpc_calls() {
+        let cases: [(&[u8], bool); 11] = [
+            (b"application/grpc", true),
+            (b"application/grpc+proto", true),
+            (b"application/grpc+json", true),
+            (b"application/grpc;charset=utf-8", true),
+            (b"application/grpcXYZ", false),
+            (b"application/grpc-web", false),
+            (b"application/grpc-web+proto", false),
+            (b"application/grp", false),
+            (b"Application/gRPC", false),
+            (b" application/grpc", false),
+            (b"text/plain; application/grpc", false),
+        ];
+        for (value, grpc) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(is_grpc(Version::HTTP_2, &headers), grpc, "{value:?}");
+            assert!(
+                !is_grpc(Version::HTTP_11, &headers),
+                "{value:?} over HTTP/1.1"
+            );
+        }
+        assert!(!is_grpc(Version::HTTP_2, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_refusal_says_no_store() {
+        let answers = Answers::new("api").requiring(&Scopes::new(["a:b", "c:d"]).unwrap());
+        let wait = Duration::from_secs(3);
+        let kinds = [
+            RejectionKind::MissingCredentials,
+            RejectionKind::InvalidRequest(HeaderError::Multiple),
+            RejectionKind::InvalidRequest(HeaderError::TooLong),
+            RejectionKind::InvalidRequest(HeaderError::OtherScheme),
+            RejectionKind::InvalidRequest(HeaderError::Malformed),
+            RejectionKind::MalformedKey(KeyFormatError::Checksum),
+            RejectionKind::MalformedKey(KeyFormatError::Prefix),
+            RejectionKind::MalformedKey(KeyFormatError::Alphabet),
+            RejectionKind::InvalidKey,
+            RejectionKind::Expired,
+            RejectionKind::Ended,
+            RejectionKind::Revoked,
+            // Every scope missing (the prebuilt answer), and some (built per request).
+            RejectionKind::InsufficientScope(Scopes::new(["a:b", "c:d"]).unwrap()),
+            RejectionKind::InsufficientScope(Scopes::new(["c:d"]).unwrap()),
+            RejectionKind::AddressNotAllowed,
+            RejectionKind::RateLimited { retry_after: wait },
+            RejectionKind::QuotaExceeded { retry_after: wait },
+            RejectionKind::Throttled { retry_after: wait },
+            RejectionKind::StoreUnavailable,
+            RejectionKind::Overloaded,
+        ];
+        let mut rows = std::collections::HashSet::new();
+        for kind in kinds {
+            rows.insert(kind.slot() as usize);
+            for grpc in [false, true] {
+                let answer: Answer =
+                    Rejection::new(kind.clone(), grpc, &answers, HeaderMap::new()).into_response();
+                let values: Vec<_> = answer.headers().get_all(CACHE_CONTROL).iter().collect();
+                assert_eq!(values, ["no-store"], "{kind:?} grpc={grpc}");
+            }
+        }
+        assert_eq!(rows.len(), ROWS.len(), "every row is checked");
     }
 
     #[test]

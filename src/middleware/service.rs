@@ -94,6 +94,10 @@ where
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presented.id) {
+            if let Err(kind) = self.config.throttled(&presented, Some(&found)) {
+                tracing::debug!(outcome = ?kind, "API key refused before proof");
+                return self.reject(kind, &mut req);
+            }
             let decision = self
                 .config
                 .decide(found, &presented, req.headers(), req.extensions());
@@ -104,6 +108,10 @@ where
                 &self.config,
                 &self.on_rejection,
             );
+        }
+        if let Err(kind) = self.config.throttled(&presented, None) {
+            tracing::debug!(outcome = ?kind, "API key refused before lookup");
+            return self.reject(kind, &mut req);
         }
         // The store must wait. The future owns what it needs: the service made ready by
         // `poll_ready` goes with it, and a clone stays for the next call (tower's "be

@@ -95,7 +95,7 @@ fn kind_index(error: &StoreError) -> usize {
         StoreError::Corrupt(_) => 2,
         StoreError::Duplicate(_) => 3,
         // Shed lookups are logged at DEBUG by the caller; counted apart all the same.
-        StoreError::Overloaded => 4,
+        StoreError::Overloaded | StoreError::RuledOut => 4,
         StoreError::Unsupported(_) => 5,
     }
 }

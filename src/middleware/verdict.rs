@@ -4,8 +4,10 @@
 //! [`rejection`](super::rejection)):
 //!
 //! 1. **presented** ([`Config::presented`], before any lookup): one `Authorization`
-//!    field in the `ApiKey-v2` scheme, a well-formed key with a good checksum, the
-//!    client's address not [throttled](super::throttle), then the key's SHA-256;
+//!    field in the `ApiKey-v2` scheme, a well-formed key with a good checksum, then the
+//!    key's SHA-256; then ([`Config::throttled`]) the client's address not
+//!    [throttled](super::throttle), unless the store answered at once with a record
+//!    the digest matches;
 //! 2. **proof** ([`Config::decide`], once the store answered): the digest compared in
 //!    constant time with the record's, or with a dummy for an unknown id;
 //! 3. **state**: revoked, ended by rotation or expired, said only now that the secret is
@@ -84,9 +86,10 @@ impl Config {
                 RejectionKind::InvalidRequest(HeaderError::Malformed)
             }
         })?;
-        // Before the digest: a throttled request costs no hashing either.
+        // Where a failure would count; the check itself waits for the store's answer
+        // (`throttled`): a key proven from memory is never throttled.
         let bucket = match &self.throttle {
-            Some(throttle) => self.throttle_bucket(throttle, headers, extensions)?,
+            Some(throttle) => self.throttle_bucket(throttle, headers, extensions),
             None => None,
         };
         Ok(Presented {
@@ -96,23 +99,40 @@ impl Config {
         })
     }
 
-    /// The caller's bucket in `throttle`, or the refusal if it is throttled.
+    /// The caller's bucket in `throttle`, if the request carries an address.
     fn throttle_bucket(
         &self,
         throttle: &FailureThrottle,
         headers: &HeaderMap,
         extensions: &Extensions,
-    ) -> Result<Option<Bucket>, RejectionKind> {
+    ) -> Option<Bucket> {
         let Some(client) = self.proxies.client_addr(headers, extensions) else {
             throttle.warn_unaddressed();
-            return Ok(None);
+            return None;
         };
-        let bucket = throttle.bucket(client);
-        match throttle.check(bucket) {
-            Ok(()) => Ok(Some(bucket)),
-            // Logged by the caller, with every refusal before the lookup.
-            Err(retry_after) => Err(RejectionKind::Throttled { retry_after }),
+        Some(throttle.bucket(client))
+    }
+
+    /// The failure throttle's refusal of `presented`, checked before the store is asked
+    /// (`ready` is `None`) or once it answered at once: a key whose record the store
+    /// gave at once and whose digest matches costs nothing to verify, so it is never
+    /// throttled (DESIGN §6), whatever others' failures did to the throttle's cells.
+    pub(crate) fn throttled(
+        &self,
+        presented: &Presented,
+        ready: Option<&Result<Option<KeyRecord>, StoreError>>,
+    ) -> Result<(), RejectionKind> {
+        let (Some(throttle), Some(bucket)) = (&self.throttle, presented.bucket) else {
+            return Ok(());
+        };
+        if let Some(Ok(Some(record))) = ready
+            && presented.digest.matches(record.digest())
+        {
+            return Ok(());
         }
+        throttle
+            .check(bucket)
+            .map_err(|retry_after| RejectionKind::Throttled { retry_after })
     }
 
     /// Decides on a request once the store has answered: proof, state, policies.
@@ -222,6 +242,9 @@ impl Config {
             Ok(found) => found,
             // Shed on purpose, under a flood: not a fault to log at ERROR per request.
             Err(StoreError::Overloaded) => return Err(RejectionKind::Overloaded),
+            // The id filter knows no such id: an unknown id, but no failed proof (the
+            // store was not asked), so the throttle does not count it.
+            Err(StoreError::RuledOut) => return Err(RejectionKind::InvalidKey),
             Err(error) => {
                 // At most one line per second per kind of failure: a flood of requests
                 // during an outage must not become a flood of log lines.

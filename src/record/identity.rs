@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{KeyName, RecordData};
+use super::{KeyName, Limits, RecordData};
 use crate::key::KeyId;
 use crate::scope::Scopes;
 
@@ -61,6 +61,12 @@ impl ApiKeyIdentity {
     /// switch to the new key before then.
     pub fn ends_at(&self) -> Option<SystemTime> {
         self.0.ends_at
+    }
+
+    /// The key's limits and allowlist, as the layer applied them: an acting key's
+    /// restrictions, which bound the keys it manages (DESIGN §12).
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 }
 

@@ -101,10 +101,21 @@ pub const DEFAULT_MISS_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 /// How many distinct ids may be looked up in the wrapped store at once (32).
 pub const DEFAULT_MAX_LOADS: usize = 32;
-/// While the id filter is stale, how many ids it says are absent may still reach the
-/// wrapped store each second (20), so that a key created while the feed was down is
-/// not locked out.
-pub const DEFAULT_STALE_FILTER_PASSES: u32 = 20;
+/// How many ids the id filter does not hold may still reach the wrapped store each
+/// second (20), so that a key created on another instance a moment ago, or while the
+/// feed was down, is not refused.
+pub const DEFAULT_FILTER_PASSES: u32 = 20;
+/// How long a key created through a cache whose feed is up waits, at most, for the
+/// feed to announce it back before its creation answers (250 ms; about a millisecond
+/// normally), so that other instances following the same store already know it.
+pub(crate) const ECHO_WAIT: Duration = Duration::from_millis(250);
+/// How long a lookup of an id the filter rules out waits, while the feed is up, for a
+/// notification to announce it (20 ms): a key used here at once after its creation
+/// elsewhere may arrive before its notification.
+pub(crate) const ANNOUNCE_WAIT: Duration = Duration::from_millis(20);
+/// How many such lookups wait at once (256); past that, ruled-out ids are refused at
+/// once, so that a flood of forged ids holds no more than this many requests.
+pub(crate) const MAX_ANNOUNCE_WAITERS: usize = 256;
 
 // The types are named from the crate root (`tower_apikey::CachedKeyStore`); this module
 // documents the cache and holds its defaults. The crate's own code imports them from here.

@@ -8,7 +8,8 @@
 //!
 //! - the snapshot fills the cache's id filter, so ids that do not exist are refused
 //!   without a query;
-//! - [`KeyChange::Created`] adds an id to the filter;
+//! - [`KeyChange::Created`] adds an id to the filter, once
+//!   [`existing`](KeyIdFeed::existing) confirmed it;
 //! - [`KeyChange::Changed`] evicts an id (revoked, ended early), so the next request
 //!   reads the new record.
 //!
@@ -40,6 +41,16 @@ pub trait KeyIdFeed: fmt::Debug + Send + Sync + 'static {
     /// Starts following changes, then reads every id in the store (revoked and expired
     /// ones too: their records are needed to say "revoked" or "expired").
     async fn subscribe(&self) -> Result<KeyIdSubscription, StoreError>;
+
+    /// Which of `ids` exist in the store now (in any order), read from the store itself.
+    ///
+    /// The listener checks every batch of [`KeyChange::Created`] ids with this before
+    /// its id filters trust them: where anyone who can reach the change channel can
+    /// send a change (PostgreSQL's NOTIFY is open to every role that can connect), a
+    /// forged id must not fill the filter, let forged keys through to the store, or
+    /// force every instance to read all ids again. One call per batch (up to a few
+    /// hundred ids): answer it with one query.
+    async fn existing(&self, ids: &[KeyId]) -> Result<Vec<KeyId>, StoreError>;
 
     /// Whether this feed can never subscribe again (for example, its pool was closed),
     /// so that the listener stops instead of retrying. The default is `false`.

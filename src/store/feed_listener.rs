@@ -4,17 +4,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
+use crate::key::KeyId;
 use crate::metrics;
 use crate::store::cached::Cache;
 use crate::store::cached::CachedKeyStore;
-use crate::store::feed::{KeyChange, KeyIdFeed};
+use crate::store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 
 /// The first wait before subscribing again after the feed failed.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between attempts to subscribe.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most created ids checked against the store in one call.
+const MAX_CHECK_BATCH: usize = 256;
+/// How often, while the feed is down, the ids the stale filters shed are checked.
+const SUSPECT_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// A subscription's stream of changes.
+type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate::StoreError>>;
 
 /// Follows a [`KeyIdFeed`] and applies it to one or more [`CachedKeyStore`]s: fills
 /// their id filters, adds created ids, evicts changed (revoked) ones.
@@ -30,9 +38,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// - When the feed fails (database restart, failover, a dead connection), it logs a
 ///   warning, marks the filters stale (ids they do not hold then reach the store at a
 ///   bounded rate, so a key created meanwhile is not locked out) and subscribes again
-///   with exponential backoff (100 ms doubling up to 5 s by default).
+///   with exponential backoff (100 ms doubling up to 5 s by default). While it waits,
+///   it checks a sample of the ids the filters shed against the store every 100 ms, so
+///   that a flood of forged ids taking every pass cannot starve a key created meanwhile.
+/// - Created ids are checked against the store ([`KeyIdFeed::existing`], one query per
+///   batch) before any filter holds them: a forged notification changes nothing.
 /// - When a filter holds more ids than it was sized for, it subscribes again at once
-///   for a larger one.
+///   for a larger one, and keeps following the old subscription until the new one's
+///   snapshot is in: no key created meanwhile is refused, and the caches keep their
+///   entries.
 /// - When it stops, the filters are dropped: every id is asked for again.
 ///
 /// ```no_run
@@ -114,80 +128,201 @@ impl KeyFeedListener {
     /// the feed is closed.
     async fn follow(&self) {
         let mut backoff = self.first_backoff;
+        // A subscription taken while the one before was still followed (its filter was
+        // full): nothing was missed in between, so the caches keep their entries.
+        let mut regrown: Option<KeyIdSubscription> = None;
         loop {
-            if self.feed.is_closed() {
-                tracing::info!(feed = ?self.feed, "key feed closed: listener stops");
-                return;
-            }
-            match self.feed.subscribe().await {
-                Ok(subscription) => {
-                    let (snapshot, mut changes) = subscription.into_parts();
-                    for cache in &self.caches {
-                        cache.resync(&snapshot);
+            let (subscription, continuous) = match regrown.take() {
+                Some(subscription) => (subscription, true),
+                None => {
+                    if self.feed.is_closed() {
+                        tracing::info!(feed = ?self.feed, "key feed closed: listener stops");
+                        return;
                     }
-                    self.health.set(true);
-                    tracing::info!(
-                        feed = ?self.feed,
-                        ids = snapshot.len(),
-                        "following key changes; id filter rebuilt, caches cleared"
-                    );
-                    drop(snapshot);
-                    backoff = self.first_backoff;
-                    match self.apply(&mut changes).await {
-                        Lost::Full => {
-                            tracing::info!(feed = ?self.feed, "id filter full: taking a new snapshot");
-                            continue;
-                        }
-                        Lost::Failed(why) => {
+                    match self.feed.subscribe().await {
+                        Ok(subscription) => (subscription, false),
+                        Err(error) => {
                             self.mark_stale();
                             tracing::warn!(
                                 feed = ?self.feed,
-                                error = %why,
-                                "key feed lost; id filter stale until it is back"
+                                %error,
+                                retry_in = ?backoff,
+                                "cannot follow key changes; cached keys stay valid up to their TTL"
                             );
+                            self.wait_checking_suspects(backoff).await;
+                            backoff = (backoff * 2).min(self.max_backoff);
+                            continue;
                         }
                     }
                 }
-                Err(error) => {
-                    self.mark_stale();
-                    tracing::warn!(
-                        feed = ?self.feed,
-                        %error,
-                        retry_in = ?backoff,
-                        "cannot follow key changes; cached keys stay valid up to their TTL"
-                    );
+            };
+            let (snapshot, mut changes) = subscription.into_parts();
+            for cache in &self.caches {
+                if continuous {
+                    cache.regrow(&snapshot);
+                } else {
+                    cache.resync(&snapshot);
                 }
             }
-            tokio::time::sleep(backoff).await;
+            self.health.set(true);
+            if continuous {
+                tracing::info!(feed = ?self.feed, ids = snapshot.len(), "id filter rebuilt larger; caches kept");
+            } else {
+                tracing::info!(
+                    feed = ?self.feed,
+                    ids = snapshot.len(),
+                    "following key changes; id filter rebuilt, caches cleared"
+                );
+            }
+            drop(snapshot);
+            backoff = self.first_backoff;
+            let why = match self.apply(&mut changes, true).await {
+                Lost::Full => {
+                    tracing::info!(feed = ?self.feed, "id filter full: taking a new snapshot, still following");
+                    match self.resubscribe_following(&mut changes).await {
+                        Ok(next) => {
+                            regrown = Some(next);
+                            continue;
+                        }
+                        Err(why) => why,
+                    }
+                }
+                Lost::Failed(why) => why,
+            };
+            self.mark_stale();
+            tracing::warn!(
+                feed = ?self.feed,
+                error = %why,
+                "key feed lost; id filter stale until it is back"
+            );
+            self.wait_checking_suspects(backoff).await;
             backoff = (backoff * 2).min(self.max_backoff);
         }
     }
 
-    /// Applies changes until the feed fails or a filter is full.
-    async fn apply(
-        &self,
-        changes: &mut (impl futures_util::Stream<Item = Result<KeyChange, crate::StoreError>> + Unpin),
-    ) -> Lost {
-        while let Some(change) = changes.next().await {
-            match change {
-                Ok(KeyChange::Created(id)) => {
-                    for cache in &self.caches {
-                        cache.created(&id);
+    /// Waits `wait` before subscribing again, meanwhile checking against the store,
+    /// every [`SUSPECT_CHECK_EVERY`], a sample of the ids the stale filters shed: a key
+    /// created while the feed is down joins the filter within that period of its first
+    /// refusal (if it is sampled, and the store answers), and its retry gets through,
+    /// however many forged ids arrive with it (DESIGN §6, red team L10).
+    async fn wait_checking_suspects(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let next = (tokio::time::Instant::now() + SUSPECT_CHECK_EVERY).min(until);
+            tokio::time::sleep_until(next).await;
+            let mut suspects: Vec<KeyId> = self
+                .caches
+                .iter()
+                .flat_map(|cache| cache.ids.take_suspects())
+                .collect();
+            suspects.sort_unstable();
+            suspects.dedup();
+            for batch in suspects.chunks(MAX_CHECK_BATCH) {
+                match self.feed.existing(batch).await {
+                    Ok(found) => {
+                        for id in &found {
+                            for cache in &self.caches {
+                                cache.created(id);
+                            }
+                        }
                     }
-                    if self.caches.iter().any(|cache| cache.ids.is_full()) {
-                        return Lost::Full;
-                    }
+                    // The store is down too: nothing to learn until it is back.
+                    Err(_) => break,
                 }
-                Ok(KeyChange::Changed(id)) => {
-                    tracing::debug!(key_id = %id, "changed elsewhere: evicted from cache");
-                    for cache in &self.caches {
-                        cache.invalidate(&id);
-                    }
-                }
-                Err(error) => return Lost::Failed(error.to_string()),
+            }
+            if next >= until {
+                return;
             }
         }
-        Lost::Failed("the feed ended".to_owned())
+    }
+
+    /// Subscribes again while still applying the current subscription's changes, so
+    /// that the filters miss no key created meanwhile (DESIGN §6): the new subscription
+    /// listens before it reads its snapshot, so every change is in the old stream, the
+    /// snapshot or the new stream. Dropping the old stream's work halfway when the new
+    /// subscription is ready loses nothing, for the same reason.
+    async fn resubscribe_following(
+        &self,
+        changes: &mut Changes,
+    ) -> Result<KeyIdSubscription, String> {
+        let subscribing = self.feed.subscribe();
+        tokio::pin!(subscribing);
+        tokio::select! {
+            subscribed = &mut subscribing => subscribed.map_err(|error| error.to_string()),
+            // The old stream failed first: the gap is unknown, so start afresh.
+            lost = self.apply(changes, false) => Err(match lost {
+                Lost::Failed(why) => why,
+                Lost::Full => unreachable!("apply(_, false) never stops for a full filter"),
+            }),
+        }
+    }
+
+    /// Applies changes until the feed fails or, if `stop_when_full`, a filter is full.
+    /// Created ids are gathered (as many as have arrived, up to [`MAX_CHECK_BATCH`]) and
+    /// checked against the store before any filter holds them.
+    async fn apply(&self, changes: &mut Changes, stop_when_full: bool) -> Lost {
+        let mut created = Vec::new();
+        loop {
+            let mut next = changes.next().await;
+            let mut ended = None;
+            loop {
+                match next {
+                    None => {
+                        ended = Some("the feed ended".to_owned());
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        ended = Some(error.to_string());
+                        break;
+                    }
+                    Some(Ok(KeyChange::Created(id))) => created.push(id),
+                    Some(Ok(KeyChange::Changed(id))) => {
+                        tracing::debug!(key_id = %id, "changed elsewhere: evicted from cache");
+                        for cache in &self.caches {
+                            cache.invalidate(&id);
+                        }
+                    }
+                }
+                if created.len() >= MAX_CHECK_BATCH {
+                    break;
+                }
+                // What has already arrived joins this batch; nothing more is awaited.
+                match changes.next().now_or_never() {
+                    Some(more) => next = more,
+                    None => break,
+                }
+            }
+            if !created.is_empty() {
+                // Asked for at once, trusted only once the store confirms them; the
+                // guard forgets the announcement however this ends.
+                let announced = Announced::new(&self.caches, &created);
+                match self.feed.existing(announced.ids).await {
+                    Ok(found) => {
+                        if found.len() < created.len() {
+                            tracing::debug!(
+                                feed = ?self.feed,
+                                ignored = created.len() - found.len(),
+                                "ignored created-key notifications for ids that do not exist"
+                            );
+                        }
+                        for id in &found {
+                            for cache in &self.caches {
+                                cache.created(id);
+                            }
+                        }
+                    }
+                    Err(error) => return Lost::Failed(format!("checking created ids: {error}")),
+                }
+                drop(announced);
+                created.clear();
+            }
+            if let Some(why) = ended {
+                return Lost::Failed(why);
+            }
+            if stop_when_full && self.caches.iter().any(|cache| cache.ids.is_full()) {
+                return Lost::Full;
+            }
+        }
     }
 
     fn mark_stale(&self) {
@@ -218,6 +353,30 @@ impl FeedHealth {
         // (a listener resubscribing for a larger filter stays up).
         if self.0.swap(up, std::sync::atomic::Ordering::SeqCst) != up {
             metrics::feed_up(up);
+        }
+    }
+}
+
+/// A batch of created ids announced to the caches while the store checks them; they
+/// are settled when it is dropped, whether the check answered, failed or was cancelled.
+struct Announced<'a> {
+    caches: &'a [Arc<Cache>],
+    ids: &'a [KeyId],
+}
+
+impl<'a> Announced<'a> {
+    fn new(caches: &'a [Arc<Cache>], ids: &'a [KeyId]) -> Self {
+        for cache in caches {
+            cache.announced(ids);
+        }
+        Self { caches, ids }
+    }
+}
+
+impl Drop for Announced<'_> {
+    fn drop(&mut self) {
+        for cache in self.caches {
+            cache.settled(self.ids);
         }
     }
 }

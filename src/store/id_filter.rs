@@ -8,19 +8,29 @@
 //!
 //! The filter is a Bloom filter ([`fastbloom::AtomicBloomFilter`]: lock-free inserts and
 //! reads), filled from a [`KeyIdFeed`](super::feed::KeyIdFeed)'s snapshot and kept up to
-//! date by its stream of created ids. It has no false negatives: an id it has been told
-//! about is always let through. Its false positives (a forged id let through to the
-//! store) are at most [`FALSE_POSITIVE_RATE`] while it holds no more ids than it was
-//! sized for; it is sized for twice the snapshot, and the listener takes a new snapshot
-//! (and a filter twice as large) when that room runs out. Revoked and expired ids stay
-//! in it: the middleware needs their records to say "revoked" or "expired".
+//! date by its stream of created ids (each checked against the store first: any
+//! database role can send a notification). An id it has been told about is always let
+//! through. Its false positives (a forged id let through to the store) are at most
+//! [`FALSE_POSITIVE_RATE`] while it holds no more ids than it was sized for; it is sized
+//! for twice the snapshot, and the listener takes a new snapshot (and a filter twice as
+//! large) when that room runs out, following the old subscription until the new one is
+//! in place. Revoked and expired ids stay in it: the middleware needs their records to
+//! say "revoked" or "expired".
+//!
+//! A key created on another instance reaches this filter a few milliseconds after its
+//! creator answered (the notification's round trip). So that a key used at once is not
+//! refused meanwhile, ids the filter does not hold still reach the store at a small rate
+//! ([`PassWindow`], 20 a second by default): a new key costs one query, and its record
+//! then joins the filter; a flood of forged ids stays capped at that rate.
 //!
 //! The hash is foldhash with a per-process random seed, so an attacker cannot compute
 //! offline which forged ids the filter lets through.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use fastbloom::AtomicBloomFilter;
@@ -36,16 +46,29 @@ const MIN_CAPACITY: usize = 4096;
 
 type Hasher = foldhash::fast::RandomState;
 
+/// The most shed ids kept for the listener to check between two of its checks.
+const MAX_SUSPECTS: usize = 1024;
+
+/// How long a filter that grew still consults the one it replaced: far longer than a
+/// subscription's backlog takes to apply.
+const KEEP_PREVIOUS: Duration = Duration::from_secs(10);
+
+/// How many recent passes the filter remembers, so that a request that took one when
+/// asked at once is not charged again when it then waits for the store.
+const REMEMBERED_PASSES: usize = 16;
+
 /// What the filter says about an id before the store is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
-    /// It may exist (or there is no filter yet): ask the store.
+    /// It may exist (or there is no filter yet, or it took one of this second's passes):
+    /// ask the store.
     Ask,
-    /// It certainly does not exist: refuse it without a query.
+    /// The filter is fresh and holds no such id, and this second's passes are spent:
+    /// refuse it without a query.
     Absent,
-    /// The filter is stale and says it does not exist, and this second's budget of
-    /// store queries for such ids is spent: refuse it as overloaded (503), since it may
-    /// be a key created while the feed was down.
+    /// The filter is stale and holds no such id, and this second's passes are spent:
+    /// refuse it as overloaded (503), since it may be a key created while the feed was
+    /// down.
     Shed,
 }
 
@@ -55,14 +78,43 @@ pub(crate) struct IdFilter {
     /// `None` until a feed delivers its first snapshot, and after its listener stops:
     /// without a filter every id is asked for.
     bloom: ArcSwapOption<Bloom>,
-    /// While stale, how many ids the filter says are absent may still reach the store.
-    stale_passes: PassWindow,
+    /// How many ids the filter does not hold may still reach the store each second.
+    passes: PassWindow,
+    /// The last few ids that took a pass, by hash (0: none), so that the same request
+    /// asking again (at once, then waiting) takes one pass, not two.
+    passed: [AtomicU64; REMEMBERED_PASSES],
+    next_passed: AtomicUsize,
+    hasher: Hasher,
+    /// Ids a notification announced and the store has not confirmed yet: asked for at
+    /// once (a key used right after its creation elsewhere must not wait for the
+    /// check), but kept out of the Bloom filter until confirmed, so that a forged
+    /// notification leaves nothing behind. At most one batch of the listener's.
+    announced: Mutex<HashSet<KeyId, Hasher>>,
+    /// Whether `announced` may hold anything, so that a flood of forged ids does not
+    /// take its lock while there is nothing to find.
+    any_announced: AtomicBool,
+    /// While stale: a uniform sample of the ids shed since the listener last checked
+    /// them against the store, so that a key created during the outage is found on a
+    /// retry however many forged ids share its second.
+    suspects: Mutex<Suspects>,
+}
+
+/// At most [`MAX_SUSPECTS`] ids, each of the `offered` ones equally likely to be kept
+/// (reservoir sampling): a flood cannot crowd a real key out by arriving first.
+#[derive(Debug, Default)]
+struct Suspects {
+    ids: Vec<KeyId>,
+    offered: u64,
 }
 
 /// One generation of the filter, built from one snapshot.
 #[derive(Debug)]
 struct Bloom {
-    bits: AtomicBloomFilter<Hasher>,
+    bits: Arc<AtomicBloomFilter<Hasher>>,
+    /// The filter this one grew from, consulted until the given time: ids added to it
+    /// after the new snapshot was read (by the old subscription, a lookup, an insert
+    /// here) reach the new filter only when the new subscription's backlog is applied.
+    previous: Option<(Arc<AtomicBloomFilter<Hasher>>, Instant)>,
     /// How many ids it was sized for at [`FALSE_POSITIVE_RATE`].
     capacity: usize,
     /// How many ids were put in (an id created twice counts twice, which only makes the
@@ -71,6 +123,15 @@ struct Bloom {
     /// False while the feed is down: created ids may be missing, so its negatives are
     /// not trusted (see [`Admission::Shed`]).
     fresh: AtomicBool,
+}
+
+impl Bloom {
+    /// Whether the filter this one grew from holds `id`, while it is still consulted.
+    fn previously(&self, id: &KeyId) -> bool {
+        self.previous
+            .as_ref()
+            .is_some_and(|(bits, until)| bits.contains(id.as_bytes()) && Instant::now() < *until)
+    }
 }
 
 /// What [`IdFilter::stats`] reports.
@@ -83,32 +144,122 @@ pub(crate) struct FilterStats {
 }
 
 impl IdFilter {
-    /// An empty filter (every id is asked for) that lets `stale_passes_per_sec` ids it
-    /// says are absent through to the store each second while it is stale.
-    pub(crate) fn new(stale_passes_per_sec: u32) -> Self {
+    /// An empty filter (every id is asked for) that lets `passes_per_sec` ids it does
+    /// not hold through to the store each second.
+    pub(crate) fn new(passes_per_sec: u32) -> Self {
         Self {
             bloom: ArcSwapOption::empty(),
-            stale_passes: PassWindow::new(stale_passes_per_sec),
+            passes: PassWindow::new(passes_per_sec),
+            passed: Default::default(),
+            next_passed: AtomicUsize::new(0),
+            hasher: Hasher::default(),
+            announced: Mutex::default(),
+            any_announced: AtomicBool::new(false),
+            suspects: Mutex::default(),
         }
     }
 
-    /// Whether `id` may be asked for.
-    pub(crate) fn admit(&self, id: &KeyId) -> Admission {
+    /// Ids a notification announced, to be asked for until [`settle`](Self::settle).
+    pub(crate) fn announce(&self, ids: &[KeyId]) {
+        let mut announced = self.announced_ids();
+        announced.extend(ids.iter().copied());
+        self.any_announced
+            .store(!announced.is_empty(), Ordering::Release);
+    }
+
+    /// The store answered for the announced `ids`: those that exist were inserted, the
+    /// others were forged; neither needs the announcement any more.
+    pub(crate) fn settle(&self, ids: &[KeyId]) {
+        let mut announced = self.announced_ids();
+        for id in ids {
+            announced.remove(id);
+        }
+        self.any_announced
+            .store(!announced.is_empty(), Ordering::Release);
+    }
+
+    /// Offers a shed id to the sample the listener checks while the feed is down.
+    fn suspect(&self, id: &KeyId) {
+        let mut suspects = self.suspects.lock().unwrap_or_else(PoisonError::into_inner);
+        suspects.offered += 1;
+        if suspects.ids.len() < MAX_SUSPECTS {
+            suspects.ids.push(*id);
+            return;
+        }
+        // Keep it with probability MAX_SUSPECTS / offered, in place of a random one. The
+        // hash is keyed per process, so the choice cannot be predicted from outside.
+        let offered = suspects.offered;
+        let slot = self.hasher.hash_one((offered, id.as_bytes())) % offered;
+        if let Some(kept) = usize::try_from(slot)
+            .ok()
+            .and_then(|slot| suspects.ids.get_mut(slot))
+        {
+            *kept = *id;
+        }
+    }
+
+    /// The ids shed since the last call, to check against the store.
+    pub(crate) fn take_suspects(&self) -> Vec<KeyId> {
+        let mut suspects = self.suspects.lock().unwrap_or_else(PoisonError::into_inner);
+        suspects.offered = 0;
+        std::mem::take(&mut suspects.ids)
+    }
+
+    /// Whether the filter holds `id` or it was announced, spending no pass.
+    pub(crate) fn holds(&self, id: &KeyId) -> bool {
+        let bloom = self.bloom.load();
+        let Some(bloom) = bloom.as_deref() else {
+            return true;
+        };
+        bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id)
+    }
+
+    fn is_announced(&self, id: &KeyId) -> bool {
+        self.any_announced.load(Ordering::Acquire) && self.announced_ids().contains(id)
+    }
+
+    fn announced_ids(&self) -> std::sync::MutexGuard<'_, HashSet<KeyId, Hasher>> {
+        // One set operation per critical section: a panic cannot leave it half-done.
+        self.announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `id` may be asked for. `again`: the same request already asked (at
+    /// once, and now waits for the store), so a pass it took then still holds.
+    pub(crate) fn admit(&self, id: &KeyId, again: bool) -> Admission {
         let bloom = self.bloom.load();
         let Some(bloom) = bloom.as_deref() else {
             return Admission::Ask;
         };
-        if bloom.bits.contains(id.as_bytes()) {
-            Admission::Ask
-        } else if bloom.fresh.load(Ordering::Acquire) {
+        if bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id) {
+            return Admission::Ask;
+        }
+        let hash = self.hasher.hash_one(id.as_bytes()).max(1);
+        if again && self.take_remembered(hash) {
+            return Admission::Ask;
+        }
+        if self.passes.try_take() {
+            let slot = self.next_passed.fetch_add(1, Ordering::Relaxed) % REMEMBERED_PASSES;
+            self.passed[slot].store(hash, Ordering::Relaxed);
+            return Admission::Ask;
+        }
+        if bloom.fresh.load(Ordering::Acquire) {
             metrics::id_filter_refused(FilterRefusal::Absent);
             Admission::Absent
-        } else if self.stale_passes.try_take() {
-            Admission::Ask
         } else {
             metrics::id_filter_refused(FilterRefusal::Shed);
+            self.suspect(id);
             Admission::Shed
         }
+    }
+
+    /// Whether a recent pass was taken for `hash`; it is used up.
+    fn take_remembered(&self, hash: u64) -> bool {
+        self.passed.iter().any(|slot| {
+            slot.compare_exchange(hash, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        })
     }
 
     /// Adds an id that exists (created, or found by the store while the filter was
@@ -122,6 +273,22 @@ impl IdFilter {
 
     /// Replaces the filter by a fresh one holding exactly `ids`.
     pub(crate) fn replace(&self, ids: &[KeyId]) {
+        self.build(ids, None);
+    }
+
+    /// Replaces the filter by a larger one holding `ids`, a snapshot read while the
+    /// feed was followed without a gap; the one it replaces is still consulted for
+    /// [`KEEP_PREVIOUS`], until the new subscription has caught up.
+    pub(crate) fn regrow(&self, ids: &[KeyId]) {
+        let previous = self
+            .bloom
+            .load()
+            .as_deref()
+            .map(|bloom| (Arc::clone(&bloom.bits), Instant::now() + KEEP_PREVIOUS));
+        self.build(ids, previous);
+    }
+
+    fn build(&self, ids: &[KeyId], previous: Option<(Arc<AtomicBloomFilter<Hasher>>, Instant)>) {
         let capacity = ids.len().saturating_mul(2).max(MIN_CAPACITY);
         let bits = AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
             .hasher(Hasher::default())
@@ -130,7 +297,8 @@ impl IdFilter {
             bits.insert(id.as_bytes());
         }
         self.bloom.store(Some(Arc::new(Bloom {
-            bits,
+            bits: Arc::new(bits),
+            previous,
             capacity,
             len: AtomicUsize::new(ids.len()),
             fresh: AtomicBool::new(true),
@@ -170,7 +338,7 @@ impl IdFilter {
 }
 
 /// At most `per_sec` passes in each whole second since it was made: a fixed window,
-/// one atomic word, no lock. Only consulted while a filter is stale.
+/// one atomic word, no lock. Only consulted for ids the filter does not hold.
 #[derive(Debug)]
 struct PassWindow {
     per_sec: u32,
@@ -228,7 +396,7 @@ mod tests {
     #[test]
     fn without_a_snapshot_every_id_is_asked_for() {
         let filter = IdFilter::new(0);
-        assert_eq!(filter.admit(&random_id()), Admission::Ask);
+        assert_eq!(filter.admit(&random_id(), false), Admission::Ask);
         filter.insert(&random_id()); // no filter yet: nothing to add to
         assert!(filter.stats().is_none());
     }
@@ -238,10 +406,14 @@ mod tests {
         let known = ids(10_000);
         let filter = IdFilter::new(0);
         filter.replace(&known);
-        assert!(known.iter().all(|id| filter.admit(id) == Admission::Ask));
+        assert!(
+            known
+                .iter()
+                .all(|id| filter.admit(id, false) == Admission::Ask)
+        );
         let trials = 200_000;
         let passed = (0..trials)
-            .filter(|_| filter.admit(&random_id()) == Admission::Ask)
+            .filter(|_| filter.admit(&random_id(), false) == Admission::Ask)
             .count();
         // 0.1 % of 200,000 is 200; the filter is sized for twice what it holds, so it
         // does better. 400 leaves room for chance without hiding a broken filter.
@@ -254,7 +426,7 @@ mod tests {
         filter.replace(&ids(3));
         let new = random_id();
         filter.insert(&new);
-        assert_eq!(filter.admit(&new), Admission::Ask);
+        assert_eq!(filter.admit(&new, false), Admission::Ask);
     }
 
     #[test]
@@ -262,14 +434,79 @@ mod tests {
         let filter = IdFilter::new(5);
         filter.replace(&ids(3));
         filter.mark_stale();
-        let answers: Vec<_> = (0..50).map(|_| filter.admit(&random_id())).collect();
+        let answers: Vec<_> = (0..50).map(|_| filter.admit(&random_id(), false)).collect();
         let asked = answers.iter().filter(|a| **a == Admission::Ask).count();
         let shed = answers.iter().filter(|a| **a == Admission::Shed).count();
         // A second boundary may fall inside the loop: at most two windows' worth.
         assert!((5..=10).contains(&asked), "{asked} asked");
         assert_eq!(asked + shed, 50, "{answers:?}");
         filter.replace(&ids(3));
-        assert_eq!(filter.admit(&random_id()), Admission::Absent, "fresh again");
+        assert!(filter.stats().unwrap().fresh, "fresh again");
+    }
+
+    #[test]
+    fn m1_a_fresh_filter_still_passes_a_bounded_number_of_ids_it_does_not_hold() {
+        // A key created a moment ago on another instance is not in the filter yet: it
+        // must reach the store, while a flood of forged ids stays capped.
+        let filter = IdFilter::new(5);
+        filter.replace(&ids(3));
+        let answers: Vec<_> = (0..50).map(|_| filter.admit(&random_id(), false)).collect();
+        let asked = answers.iter().filter(|a| **a == Admission::Ask).count();
+        let absent = answers.iter().filter(|a| **a == Admission::Absent).count();
+        // A second boundary may fall inside the loop: at most two windows' worth.
+        assert!((5..=10).contains(&asked), "{asked} asked");
+        assert_eq!(asked + absent, 50, "{answers:?}");
+    }
+
+    #[test]
+    fn m1_a_request_that_asks_again_while_waiting_keeps_its_pass() {
+        let filter = IdFilter::new(1);
+        filter.replace(&ids(3));
+        let new = random_id();
+        assert_eq!(filter.admit(&new, false), Admission::Ask, "asked at once");
+        assert_eq!(
+            filter.admit(&new, true),
+            Admission::Ask,
+            "asked again, waiting"
+        );
+        // Only an id that took a pass is remembered.
+        let other = random_id();
+        assert!(!filter.take_remembered(filter.hasher.hash_one(other.as_bytes()).max(1)));
+    }
+
+    #[test]
+    fn l6_an_announced_id_is_asked_for_until_settled_and_never_joins_the_filter_by_itself() {
+        let filter = IdFilter::new(0);
+        filter.replace(&ids(3));
+        let announced = random_id();
+        filter.announce(&[announced]);
+        assert_eq!(filter.admit(&announced, false), Admission::Ask);
+        filter.settle(&[announced]);
+        assert_eq!(filter.admit(&announced, false), Admission::Absent);
+        assert_eq!(filter.stats().unwrap().ids, 3);
+    }
+
+    #[test]
+    fn l10_shed_ids_are_sampled_uniformly_and_boundedly_for_the_listener_to_check() {
+        let filter = IdFilter::new(0);
+        filter.replace(&ids(3));
+        filter.mark_stale();
+        // A real key arrives after 2,047 forged ones: it is kept with probability
+        // 1,024 / 2,048 like any of them, not never, as first-come sampling would do.
+        let mut kept = 0;
+        for _ in 0..200 {
+            for _ in 0..2_047 {
+                assert_eq!(filter.admit(&random_id(), false), Admission::Shed);
+            }
+            let real = random_id();
+            assert_eq!(filter.admit(&real, false), Admission::Shed);
+            let sample = filter.take_suspects();
+            assert_eq!(sample.len(), MAX_SUSPECTS, "bounded");
+            kept += usize::from(sample.contains(&real));
+        }
+        // Binomial(200, 0.5): 100 ± 7; 60..=140 leaves room for chance only.
+        assert!((60..=140).contains(&kept), "{kept} of 200");
+        assert!(filter.take_suspects().is_empty());
     }
 
     #[test]
@@ -291,7 +528,7 @@ mod tests {
         let filter = IdFilter::new(0);
         filter.replace(&ids(3));
         filter.clear();
-        assert_eq!(filter.admit(&random_id()), Admission::Ask);
+        assert_eq!(filter.admit(&random_id(), false), Admission::Ask);
     }
 
     #[test]

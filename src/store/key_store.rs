@@ -33,11 +33,19 @@ pub enum StoreError {
     #[error("the key store holds a record it cannot read: {0}")]
     Corrupt(String),
     /// The lookup was shed before reaching the backend: as many distinct lookups as a
-    /// [`CachedKeyStore`](crate::CachedKeyStore) allows were already in flight, or its
+    /// `CachedKeyStore` (feature `cache`) allows were already in flight, or its
     /// id filter is stale and this second's budget of unfiltered lookups is spent.
     /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
     #[error("too many key lookups are in flight; try again shortly")]
     Overloaded,
+    /// The id was ruled out without asking the backend: a filter in front of it (a
+    /// `CachedKeyStore`'s id filter, feature `cache`) knows no key with this id.
+    /// The middleware answers it as an unknown id (401 `invalid_token`), but, since no
+    /// store was asked and the filter may not yet have heard of a key created a moment
+    /// ago elsewhere, it is not a failed proof: the
+    /// [`FailureThrottle`](crate::FailureThrottle) does not count it.
+    #[error("no key with this id is known here (ruled out without asking the key store)")]
+    RuledOut,
     /// The store does not implement this operation (it names the method), such as a
     /// store written before [`KeyStoreAdmin::update`] existed. Implement the method.
     #[error("this key store does not implement {0}; implement it to use this operation")]
@@ -143,7 +151,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// The default reads [`list`](Self::list) and pages it in memory
     /// ([`KeyQuery::page_from`]), so a store written before paging keeps compiling and
     /// answers correctly; override it to page in the backend when there are many keys.
-    /// The [conformance suite](crate::store::conformance) checks either way.
+    /// The [conformance suite](crate::store#conformance) checks either way.
     async fn list_page(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
         Ok(query.page_from(self.list().await?))
     }
@@ -164,7 +172,7 @@ pub trait KeyStoreAdmin: KeyStore {
     ///
     /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
     /// a store written before actors existed keeps compiling and keeps revoking; the
-    /// [conformance suite](crate::store::conformance) fails until it keeps `revoked_by`.
+    /// [conformance suite](crate::store#conformance) fails until it keeps `revoked_by`.
     /// Override it to store the actor in the same write as the revocation.
     async fn revoke_by(
         &self,
@@ -182,13 +190,13 @@ pub trait KeyStoreAdmin: KeyStore {
     /// key may change, revoked and expired ones too.
     ///
     /// Like a revocation, the change must reach every instance within the store's
-    /// revocation bound: a store with a cache or a [`KeyIdFeed`](crate::KeyIdFeed)
-    /// announces the id as changed ([`KeyChange::Changed`](crate::KeyChange::Changed)),
+    /// revocation bound: a store with a cache or a `KeyIdFeed` (feature `cache`)
+    /// announces the id as changed (`KeyChange::Changed`),
     /// so that other instances drop the stale record and enforce the new limits.
     ///
     /// The default refuses with [`StoreError::Unsupported`], so that a store written
     /// before updates existed keeps compiling (`PATCH /keys/{id}` then answers 501);
-    /// the [conformance suite](crate::store::conformance) fails until it is
+    /// the [conformance suite](crate::store#conformance) fails until it is
     /// implemented. [`KeyUpdate::apply_to`] builds the record to write back.
     async fn update(
         &self,
@@ -208,7 +216,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// ([`KeyState::Active`](crate::KeyState::Active)) at `new.created_at()`, the
     /// rotating application's now: then answer [`RotateOutcome::HasLiveSuccessor`].
     /// The check and the insert must be one step: two concurrent rotations of one key
-    /// store exactly one successor (the [conformance suite](crate::store::conformance)
+    /// store exactly one successor (the [conformance suite](crate::store#conformance)
     /// checks it).
     ///
     /// For [`OldKeyEnd::EndAt`], `ends_at` becomes that time only if it is before both

@@ -126,6 +126,20 @@ impl DemoProcess {
         stderr.lock().unwrap().clone()
     }
 
+    /// Where it serves `GET /metrics`: the address of its `metrics listening` line,
+    /// logged before it listens when started with `--metrics-addr`. Panics without one.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let log = self.log();
+        log.lines()
+            .filter(|line| line.contains("metrics listening"))
+            .find_map(|line| {
+                line.split_whitespace()
+                    .find_map(|field| field.strip_prefix("addr="))
+                    .and_then(|addr| addr.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("the demo logged no metrics listener:\n{log}"))
+    }
+
     /// What it has printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()

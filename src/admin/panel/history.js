@@ -134,7 +134,9 @@
       dialog = el('dialog', { id: 'history', 'aria-labelledby': 'history-title' });
       document.body.append(dialog);
     }
-    const list = el('ol', { class: 'events', id: 'history-events' });
+    // A region that scrolls (panel.css): focusable and named, so that a keyboard can
+    // scroll it and a screen reader says what it is.
+    const list = el('ol', { class: 'events', id: 'history-events', tabindex: '0', 'aria-labelledby': 'history-title' });
     const more = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'More');
     const close = el('button', { type: 'button' }, 'Close');
     close.addEventListener('click', () => dialog.close());
@@ -156,7 +158,7 @@
 
   function activitySection(api) {
     if (!activity) {
-      const list = el('ol', { class: 'events', id: 'activity-events' });
+      const list = el('ol', { class: 'events', id: 'activity-events', tabindex: '0', 'aria-labelledby': 'activity-title' });
       const more = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'More');
       activity = el(
         'section',

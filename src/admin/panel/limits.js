@@ -3,10 +3,12 @@
 // Per-key limits in the panel (DESIGN §12): each row shows its rate limit, quota and
 // allowed addresses beside its scopes, and the addresses it was last used from beside
 // its last-used time; "Limits" opens an editor that changes them with
-// `PATCH keys/{id}`, and "Restrict to recent addresses" fills the allowlist from the
-// key's `recent_ips`, as Stripe suggests. Data reaches the page only as text. panel.js
-// announces each render of the key list with the records, its `api` function and
-// `reload`.
+// `PATCH keys/{id}`. Its recent addresses can fill the allowlist, as Stripe suggests;
+// but `recent_ips` holds every address that proved the key, a thief's included, so
+// each is shown with how recently it was seen, none is checked until the person checks
+// it, and a confirmation lists exactly the addresses that will be allowed. Data reaches
+// the page only as text. panel.js announces each render of the key list with the
+// records, its `api` function and `reload`.
 (() => {
   const el = (tag, attributes, ...children) => {
     const node = document.createElement(tag);
@@ -101,9 +103,15 @@
       recent: el('ul', { id: 'limits-recent', class: 'recent-list' }),
       restrict: el(
         'button',
-        { type: 'button', id: 'limits-restrict', class: 'secondary', 'aria-describedby': 'limits-restrict-help' },
-        'Restrict to recent addresses',
+        {
+          type: 'button',
+          id: 'limits-restrict',
+          class: 'secondary',
+          'aria-describedby': 'limits-restrict-help limits-restrict-error',
+        },
+        'Restrict to checked addresses…',
       ),
+      restrictError: el('p', { id: 'limits-restrict-error', class: 'field-error', hidden: true }),
       error: el('p', { id: 'limits-error', class: 'field-error', hidden: true }),
       save: el('button', { type: 'submit', id: 'limits-save' }, 'Save'),
       cancel: el('button', { type: 'button', id: 'limits-cancel', class: 'secondary' }, 'Cancel'),
@@ -145,15 +153,21 @@
       ),
       errorSlot('allowed_ips'),
       el(
-        'div',
-        { class: 'field recent' },
-        el('p', { class: 'label' }, 'Recently used from'),
+        'fieldset',
+        { class: 'recent', 'aria-describedby': 'limits-recent-help' },
+        el('legend', {}, 'Recently used from'),
+        el(
+          'p',
+          { class: 'help', id: 'limits-recent-help' },
+          'Newest first. The key\'s record keeps its last 5 addresses in the order they were last seen, with a time for the newest only (the key\'s last use); it keeps no time for the others. Every address that proved the key is here, a leaked copy\'s too: check only those you recognise.',
+        ),
         inputs.recent,
         inputs.restrict,
+        inputs.restrictError,
         el(
           'p',
           { class: 'help', id: 'limits-restrict-help' },
-          'Fills the allowed addresses with the addresses this key was last used from, so that a leaked copy stops working anywhere else. Check the list, then save.',
+          'Replaces the allowed addresses with the checked ones, after you confirm; then save. Any other address, a leaked copy\'s included, is then refused.',
         ),
       ),
       inputs.error,
@@ -163,6 +177,105 @@
     inputs.cancel.addEventListener('click', () => dialog.close());
     document.body.append(dialog);
     return dialog;
+  }
+
+  // ---- restricting to recent addresses ---------------------------------------------
+
+  const NEWEST = ['newest', '2nd newest', '3rd newest', '4th newest', '5th newest'];
+
+  /** `2026-05-01 12:00 UTC`. */
+  function utc(iso) {
+    const text = new Date(iso).toISOString();
+    return `${text.slice(0, 10)} ${text.slice(11, 16)} UTC`;
+  }
+
+  /**
+   * How recently the `index`th of the key's recent addresses was seen: the record holds
+   * their order and the time of the key's last use, which was the newest address's.
+   */
+  function seen(index, record) {
+    const rank = NEWEST[index] || `number ${index + 1}`;
+    if (index === 0) {
+      return record.last_used_at ? `${rank}: the key's last use, ${utc(record.last_used_at)}` : rank;
+    }
+    return `${rank}: seen before the one above; no time recorded`;
+  }
+
+  /** One recent address: a checkbox, unchecked, labelled by the address. */
+  function recentItem(ip, index, record) {
+    const id = `limits-recent-${index}`;
+    return el(
+      'li',
+      {},
+      el('input', { type: 'checkbox', id, value: ip, 'aria-describedby': `${id}-seen` }),
+      el('label', { for: id }, el('code', {}, ip)),
+      el('span', { class: 'seen', id: `${id}-seen` }, seen(index, record)),
+    );
+  }
+
+  let pin = null;
+
+  /** The confirmation before the allowlist is filled; built once. */
+  function pinDialog() {
+    if (pin) return pin;
+    const ok = el('button', { type: 'submit', id: 'limits-pin-ok' }, 'Allow only these');
+    const cancel = el('button', { type: 'button', id: 'limits-pin-cancel', class: 'secondary' }, 'Cancel');
+    const form = el(
+      'form',
+      { id: 'limits-pin-form', method: 'dialog', novalidate: true },
+      el('h2', { id: 'limits-pin-title' }, 'Allow only these addresses?'),
+      el(
+        'p',
+        { id: 'limits-pin-text' },
+        'Once you save, this key is accepted from these addresses only:',
+      ),
+      el('ul', { id: 'limits-pin-list', class: 'recent-list' }),
+      el('p', { id: 'limits-pin-others' }),
+      el('div', { class: 'actions' }, cancel, ok),
+    );
+    pin = {
+      dialog: el(
+        'dialog',
+        { id: 'limits-pin', 'aria-labelledby': 'limits-pin-title', 'aria-describedby': 'limits-pin-text' },
+        form,
+      ),
+      form,
+      list: form.querySelector('#limits-pin-list'),
+      others: form.querySelector('#limits-pin-others'),
+      cancel,
+    };
+    cancel.addEventListener('click', () => pin.dialog.close());
+    document.body.append(pin.dialog);
+    return pin;
+  }
+
+  /**
+   * Asks before the allowlist is replaced by `chosen`, naming the recent addresses left
+   * out; on confirmation fills it, else leaves it as it was.
+   */
+  function confirmPin(chosen, leftOut) {
+    const { dialog: asking, form, list, others, cancel } = pinDialog();
+    list.replaceChildren(...chosen.map((ip) => el('li', {}, el('code', {}, ip))));
+    others.textContent = leftOut.length
+      ? `Refused from then on, with every other address: ${leftOut.join(', ')}.`
+      : 'Every other address is refused from then on.';
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      inputs.ips.value = chosen.join('\n');
+      asking.close();
+      say(
+        `The allowed addresses now hold the ${chosen.length} checked address${chosen.length === 1 ? '' : 'es'}; save to apply.`,
+      );
+      inputs.ips.focus();
+    };
+    asking.onclose = () => {
+      if (document.activeElement === document.body || asking.contains(document.activeElement)) {
+        inputs.restrict.focus();
+      }
+    };
+    asking.showModal();
+    // Cancel first: pinning is what needs a decision.
+    cancel.focus();
   }
 
   function clearErrors() {
@@ -250,14 +363,24 @@
     const recent = record.recent_ips || [];
     inputs.recent.replaceChildren(
       ...(recent.length
-        ? recent.map((ip) => el('li', {}, el('code', {}, ip)))
+        ? recent.map((ip, index) => recentItem(ip, index, record))
         : [el('li', { class: 'none' }, 'No address recorded yet: use the key first.')]),
     );
     inputs.restrict.disabled = recent.length === 0;
+    inputs.restrictError.textContent = '';
+    inputs.restrictError.hidden = true;
     inputs.restrict.onclick = () => {
-      inputs.ips.value = recent.join('\n');
-      say(`The allowed addresses now hold the ${recent.length} recent address${recent.length === 1 ? '' : 'es'}; save to apply.`);
-      inputs.ips.focus();
+      const boxes = [...inputs.recent.querySelectorAll('input[type=checkbox]')];
+      const chosen = boxes.filter((box) => box.checked).map((box) => box.value);
+      if (!chosen.length) {
+        inputs.restrictError.textContent = 'Check the addresses to allow first: only those you recognise.';
+        inputs.restrictError.hidden = false;
+        boxes[0].focus();
+        return;
+      }
+      inputs.restrictError.textContent = '';
+      inputs.restrictError.hidden = true;
+      confirmPin(chosen, recent.filter((ip) => !chosen.includes(ip)));
     };
     const form = dialog.querySelector('form');
     form.onsubmit = async (event) => {

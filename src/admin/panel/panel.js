@@ -214,9 +214,10 @@
       throw new Shown();
     }
     if (response.status === 403) {
-      // A key beyond what the signed-in actor may grant: the caller says so.
+      // A key beyond what the signed-in actor may grant, or less restricted than the
+      // acting key (DESIGN §12): the caller says so.
       const problem = await problemOf(response.clone());
-      if (Array.isArray(problem.not_grantable)) return response;
+      if (Array.isArray(problem.not_grantable) || Array.isArray(problem.too_loose)) return response;
       if (AUTH === 'session') {
         warn(describe(response, problem));
         throw new Shown();
@@ -684,14 +685,19 @@
   ];
 
   /**
-   * One CSV cell. Text a spreadsheet would read as a formula (starting with `=`, `+`,
-   * `-`, `@`, a tab or a carriage return) gets a leading `'`, so that a key named
-   * `=HYPERLINK(…)` stays text; then RFC 4180 quoting.
+   * One CSV cell: quoted (RFC 4180), with nothing a spreadsheet would run. A cell is a
+   * formula when it starts with `=`, `+`, `-` or `@` (some tools strip a leading tab or
+   * CR first); and a spreadsheet whose list separator is `;` (Excel in de-DE, fr-FR,
+   * nl-NL…), or a tool that ignores quotes, starts a new cell at a `;`, `,` or tab
+   * inside the text. So a `'` goes before each of those characters that starts the text
+   * or follows a separator or line break (spaces between included), and before a
+   * leading tab or CR: `Q3;=cmd|…` becomes `Q3;'=cmd|…`, text in every locale. The file
+   * has no `sep=,` line: only Excel honours it, other tools read it as a row of data.
    */
   function csvCell(value) {
-    let text = value === null || value === undefined ? '' : String(value);
-    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    const text = value === null || value === undefined ? '' : String(value);
+    const inert = text.replace(/(^|[;,\t\r\n])(\s*)(?=[=+\-@])/g, "$1$2'").replace(/^(?=[\t\r])/, "'");
+    return `"${inert.replace(/"/g, '""')}"`;
   }
 
   function csvRow(record, now) {
@@ -716,7 +722,7 @@
     ui.exportCsv.disabled = true;
     try {
       const now = Date.now();
-      const lines = [CSV_COLUMNS.join(',')];
+      const lines = [CSV_COLUMNS.map(csvCell).join(',')];
       let url = listUrl(EXPORT_PAGE_SIZE);
       while (url) {
         const page = await fetchPage(url);
@@ -951,6 +957,12 @@
         const problem = await problemOf(response);
         ui.createError.textContent = describe(response, problem);
         ui.createError.hidden = false;
+        if (Array.isArray(problem.too_loose)) {
+          // The form sets no limits; the API takes them (see the README).
+          warn('The key was not created: it would be less restricted than your own key.');
+          focusTarget(ui.name).focus();
+          return;
+        }
         warn('The key was not created: it would hold scopes you may not grant.');
         focusTarget(ui.scopeChoices.hidden ? ui.scopes : ui.scopeChoices).focus();
         return;

@@ -3,17 +3,19 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 use super::cache_map::{self, CacheMap};
 use super::{
-    DEFAULT_HIT_TTL, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_LOADS, DEFAULT_MISS_TTL,
-    DEFAULT_STALE_FILTER_PASSES, DEFAULT_STALE_HIT_TTL, DEFAULT_UNFOLLOWED_HIT_TTL,
+    ANNOUNCE_WAIT, DEFAULT_FILTER_PASSES, DEFAULT_HIT_TTL, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_LOADS,
+    DEFAULT_MISS_TTL, DEFAULT_STALE_HIT_TTL, DEFAULT_UNFOLLOWED_HIT_TTL, ECHO_WAIT,
+    MAX_ANNOUNCE_WAITERS,
 };
 use crate::key::KeyId;
 use crate::metrics;
@@ -104,7 +106,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
             unfollowed_hit_ttl: DEFAULT_UNFOLLOWED_HIT_TTL,
             miss_ttl: DEFAULT_MISS_TTL,
             max_loads: DEFAULT_MAX_LOADS,
-            stale_filter_passes: DEFAULT_STALE_FILTER_PASSES,
+            filter_passes: DEFAULT_FILTER_PASSES,
         }
     }
 
@@ -167,8 +169,16 @@ impl<S: KeyStore> CachedKeyStore<S> {
 #[async_trait]
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     async fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        if let Some(answer) = self.cache.answer_at_once(id) {
-            return answer;
+        // The middleware asked `lookup_ready` first: a pass of the id filter it took
+        // there still holds.
+        let ruled_out = match self.cache.answer_at_once(id, true) {
+            // A key created elsewhere a moment ago may be announced any time now.
+            Some(Err(StoreError::RuledOut)) if self.cache.is_following() => true,
+            Some(answer) => return answer,
+            None => false,
+        };
+        if ruled_out && !self.cache.announcement_of(id).await {
+            return Err(StoreError::RuledOut);
         }
         // A miss is counted where the wrapped store is asked, here or below: the
         // middleware tries `lookup_ready` first, and one request must count once.
@@ -177,8 +187,12 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     }
 
     fn lookup_ready(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
-        if let Some(answer) = self.cache.answer_at_once(id) {
-            return Some(answer);
+        match self.cache.answer_at_once(id, false) {
+            // Ruled out while the feed is up: `lookup` waits a moment for its
+            // announcement (a key created elsewhere whose notification is on its way).
+            Some(Err(StoreError::RuledOut)) if self.cache.is_following() => return None,
+            Some(answer) => return Some(answer),
+            None => {}
         }
         // A wrapped store that answers at once (in memory) needs no coalescing.
         let seen = self.cache.generation();
@@ -198,7 +212,10 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         // it is stored; an insert that then fails leaves one harmless false positive.
         self.cache.ids.insert(record.id());
         // A "no such key" may be cached for this id (someone tried it before it existed).
-        let result = self.store.insert(record).await;
+        let result = self
+            .cache
+            .echo_of(record.id(), self.store.insert(record), |()| true)
+            .await;
         self.invalidate(record.id());
         result
     }
@@ -254,7 +271,13 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
         self.cache.ids.insert(new.id());
-        let result = self.store.rotate(old, new, end).await;
+        let rotating = self.store.rotate(old, new, end);
+        let result = self
+            .cache
+            .echo_of(new.id(), rotating, |outcome| {
+                matches!(outcome, RotateOutcome::Rotated(_))
+            })
+            .await;
         self.invalidate(old);
         self.invalidate(new.id());
         result
@@ -357,7 +380,7 @@ pub struct CachedKeyStoreBuilder<S> {
     unfollowed_hit_ttl: Duration,
     miss_ttl: Duration,
     max_loads: usize,
-    stale_filter_passes: u32,
+    filter_passes: u32,
 }
 
 impl<S: KeyStore> CachedKeyStoreBuilder<S> {
@@ -415,13 +438,15 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
-    /// While the id filter is stale (its feed is down), how many ids it says are absent
-    /// may still be looked up each second (default [`DEFAULT_STALE_FILTER_PASSES`]);
-    /// past that they get [`StoreError::Overloaded`]. A key created on another instance
-    /// while this one's feed was down gets through within a few tries, and is then
-    /// added to the filter.
-    pub fn stale_filter_passes_per_sec(mut self, passes: u32) -> Self {
-        self.stale_filter_passes = passes;
+    /// How many ids the id filter does not hold may still be looked up each second
+    /// (default [`DEFAULT_FILTER_PASSES`]): a key created on another instance a moment
+    /// ago, whose notification has not arrived yet, or while this one's feed was down,
+    /// costs one query and then joins the filter. Past that, such ids get
+    /// [`StoreError::RuledOut`] (401) while the feed is up, and
+    /// [`StoreError::Overloaded`] (503, try again) while it is down. Zero trusts the
+    /// filter entirely.
+    pub fn filter_passes_per_sec(mut self, passes: u32) -> Self {
+        self.filter_passes = passes;
         self
     }
 
@@ -441,10 +466,13 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
                 entries: CacheMap::new(bound),
                 loads: Mutex::default(),
                 max_loads: self.max_loads,
-                ids: IdFilter::new(self.stale_filter_passes),
+                ids: IdFilter::new(self.filter_passes),
                 generation: AtomicU64::new(0),
                 ttl,
                 max_entries: self.max_entries,
+                echoes: Mutex::default(),
+                announcements: Notify::new(),
+                announce_waiters: AtomicUsize::new(0),
             }),
         }
     }
@@ -469,6 +497,13 @@ pub(crate) struct Cache {
     generation: AtomicU64,
     ttl: Ttl,
     max_entries: u64,
+    /// Inserts through this cache waiting for the feed to announce their key back, by
+    /// id; one entry per insert in flight.
+    echoes: Mutex<HashMap<KeyId, Arc<Notify>, Hasher>>,
+    /// Woken by every announcement, for lookups of ruled-out ids waiting for theirs.
+    announcements: Notify,
+    /// How many lookups wait for an announcement.
+    announce_waiters: AtomicUsize,
 }
 
 impl fmt::Debug for Cache {
@@ -490,17 +525,18 @@ impl Cache {
         self.loads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The answer that needs no load: a cached one, "no such key" for an id the filter
-    /// rules out, or a shed lookup. `None`: ask the store.
-    fn answer_at_once(&self, id: &KeyId) -> Option<Result<Answer, StoreError>> {
+    /// The answer that needs no load: a cached one, [`StoreError::RuledOut`] for an id
+    /// the filter rules out, or a shed lookup. `None`: ask the store. `again`: see
+    /// [`IdFilter::admit`].
+    fn answer_at_once(&self, id: &KeyId, again: bool) -> Option<Result<Answer, StoreError>> {
         if let Some(answer) = self.entries.get(id, cache_map::now()) {
             metrics::cache_hit();
             return Some(Ok(answer));
         }
-        match self.ids.admit(id) {
+        match self.ids.admit(id, again) {
             Admission::Ask => None,
             // Not cached: the cache would fill with the flood.
-            Admission::Absent => Some(Ok(None)),
+            Admission::Absent => Some(Err(StoreError::RuledOut)),
             Admission::Shed => Some(Err(StoreError::Overloaded)),
         }
     }
@@ -605,6 +641,12 @@ impl Cache {
         self.invalidate_all();
     }
 
+    /// A new snapshot taken while the feed was followed without a gap (the filter was
+    /// full): a larger filter, and the cache stays, since no change was missed.
+    pub(crate) fn regrow(&self, ids: &[KeyId]) {
+        self.ids.regrow(ids);
+    }
+
     /// The feed is down: notifications may be lost, so cached records are dropped and
     /// new ones kept for the stale hit TTL only; the filter is kept, but stale.
     pub(crate) fn feed_down(&self) {
@@ -620,12 +662,93 @@ impl Cache {
         self.invalidate_all();
     }
 
-    /// A key was created elsewhere: let it through, and forget a cached "no such key".
-    pub(crate) fn created(&self, id: &KeyId) {
+    /// Keys were announced as created (by any instance, this one included), not yet
+    /// confirmed by the store: ask for them at once, and forget a cached "no such key".
+    pub(crate) fn announced(&self, ids: &[KeyId]) {
         // Evict first, then admit: a load the filter lets through from now on starts
         // after this invalidation, so its answer is kept.
-        self.invalidate(id);
+        for id in ids {
+            self.invalidate(id);
+        }
+        self.ids.announce(ids);
+        self.announcements.notify_waiters();
+    }
+
+    /// Whether a feed listener follows the store and its feed is up.
+    fn is_following(&self) -> bool {
+        self.ttl.follow.load(Ordering::SeqCst) == Follow::Up as u8
+    }
+
+    /// Waits, at most [`ANNOUNCE_WAIT`], for `id` to be announced; whether it was. A key
+    /// used on this instance as soon as another one created it can arrive before its
+    /// notification does. At most [`MAX_ANNOUNCE_WAITERS`] wait at once (past that, an
+    /// id is ruled out at once): a flood of forged ids holds no more than that.
+    async fn announcement_of(&self, id: &KeyId) -> bool {
+        let Some(_slot) = AnnounceWaiter::take(&self.announce_waiters) else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + ANNOUNCE_WAIT;
+        loop {
+            let notified = self.announcements.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.ids.holds(id) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.ids.holds(id);
+            }
+        }
+    }
+
+    /// A key was created (the store confirmed an announcement): into the filter, and
+    /// an insert through this cache waiting for its echo may answer.
+    pub(crate) fn created(&self, id: &KeyId) {
         self.ids.insert(id);
+        self.announcements.notify_waiters();
+        if let Some(echo) = self.echoes().get(id) {
+            echo.notify_one();
+        }
+    }
+
+    /// The announced `ids` were answered for; see [`IdFilter::settle`].
+    pub(crate) fn settled(&self, ids: &[KeyId]) {
+        self.ids.settle(ids);
+    }
+
+    fn echoes(&self) -> MutexGuard<'_, HashMap<KeyId, Arc<Notify>, Hasher>> {
+        // One map operation per critical section: a panic cannot leave it half-done.
+        self.echoes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits, at most [`ECHO_WAIT`], until the feed this cache follows has announced
+    /// `id` back, if it follows one: every other instance following the same store
+    /// hears of the key at about the same time, so a key used elsewhere at once after
+    /// its creation answered finds their filters ready. Dropping it halfway leaves no
+    /// waiter behind.
+    /// `write` stores the key; `stored` says from its answer whether it did.
+    async fn echo_of<T>(
+        &self,
+        id: &KeyId,
+        write: impl Future<Output = Result<T, StoreError>>,
+        stored: impl FnOnce(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        if self.ttl.follow.load(Ordering::SeqCst) != Follow::Up as u8 {
+            return write.await;
+        }
+        let echo = Arc::new(Notify::new());
+        self.echoes().insert(*id, Arc::clone(&echo));
+        let _waiting = EchoWaiter {
+            cache: self,
+            id: *id,
+        };
+        let answer = write.await?;
+        if stored(&answer) {
+            // Past the wait the key works all the same: other instances then find it
+            // through their filter's passes.
+            let _ = tokio::time::timeout(ECHO_WAIT, echo.notified()).await;
+        }
+        Ok(answer)
     }
 
     fn stats(&self) -> CacheStats {
@@ -642,6 +765,38 @@ impl Cache {
             filter_capacity: filter.map_or(0, |f| f.capacity),
             filter_bytes: filter.map_or(0, |f| f.bytes),
         }
+    }
+}
+
+/// One of the [`MAX_ANNOUNCE_WAITERS`] slots, given back however its future ends.
+struct AnnounceWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> AnnounceWaiter<'a> {
+    fn take(waiters: &'a AtomicUsize) -> Option<Self> {
+        waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_ANNOUNCE_WAITERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiters))
+    }
+}
+
+impl Drop for AnnounceWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Removes an insert's echo waiter however its future ends.
+struct EchoWaiter<'a> {
+    cache: &'a Cache,
+    id: KeyId,
+}
+
+impl Drop for EchoWaiter<'_> {
+    fn drop(&mut self) {
+        self.cache.echoes().remove(&self.id);
     }
 }
 
@@ -1163,14 +1318,19 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_filter_refuses_unknown_ids_without_a_query_or_an_entry() {
         let r = record();
-        let cache = CachedKeyStore::new(Counting::with(&[&r]));
+        let cache = CachedKeyStore::builder(Counting::with(&[&r]))
+            .filter_passes_per_sec(0)
+            .build();
         assert_eq!(cache.stats().filter, FilterState::Off);
         cache.cache.resync(&[*r.id()]);
         assert_eq!(cache.stats().filter, FilterState::Fresh);
         let mut refused = 0;
         for n in 0..10_000 {
-            if let Some(Ok(None)) = cache.lookup_ready(&id_of(n)) {
-                refused += 1;
+            match cache.cache.answer_at_once(&id_of(n), false) {
+                Some(Err(StoreError::RuledOut)) => refused += 1,
+                // A false positive: asked for.
+                None => assert!(cache.lookup(&id_of(n)).await.unwrap().is_none()),
+                other => panic!("{other:?}"),
             }
         }
         // At most 0.1 % false positives, which reach the (counting) store.
@@ -1190,21 +1350,41 @@ mod tests {
         let r = record();
         let cache = CachedKeyStore::builder(Counting::default())
             .miss_ttl(Duration::from_secs(3600))
+            .filter_passes_per_sec(0)
             .build();
         // No filter yet: the miss is asked for and cached.
         assert!(cache.lookup(r.id()).await.unwrap().is_none());
         cache.cache.resync(&[]);
-        assert!(matches!(cache.lookup_ready(r.id()), Some(Ok(None))));
+        // Ruled out: while the feed is up, the lookup waits a moment for an
+        // announcement, then refuses.
+        assert!(cache.lookup_ready(r.id()).is_none());
+        assert!(matches!(
+            cache.lookup(r.id()).await,
+            Err(StoreError::RuledOut)
+        ));
         cache.get_ref().put(&r);
         cache.cache.created(r.id());
         assert!(cache.lookup(r.id()).await.unwrap().is_some());
     }
 
     #[tokio::test]
-    async fn a_stale_filter_passes_a_bounded_number_and_learns_what_it_finds() {
+    async fn m1_a_key_the_fresh_filter_has_not_heard_of_yet_is_found_with_one_query() {
+        // Created on another instance; its notification is still on its way.
+        let r = record();
+        let cache = CachedKeyStore::new(Counting::with(&[&r]));
+        cache.cache.resync(&[]);
+        assert_eq!(cache.stats().filter, FilterState::Fresh);
+        assert!(cache.lookup(r.id()).await.unwrap().is_some());
+        assert_eq!(cache.get_ref().lookups(), 1, "one query");
+        // It joined the filter: later lookups need no pass.
+        assert_eq!(cache.cache.ids.admit(r.id(), false), Admission::Ask);
+    }
+
+    #[tokio::test]
+    async fn a_filter_passes_a_bounded_number_and_learns_what_it_finds() {
         let r = record();
         let cache = CachedKeyStore::builder(Counting::with(&[&r]))
-            .stale_filter_passes_per_sec(3)
+            .filter_passes_per_sec(3)
             .build();
         cache.cache.resync(&[]);
         cache.cache.ids.mark_stale();

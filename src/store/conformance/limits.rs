@@ -120,6 +120,27 @@ pub async fn instances_are_counted<B: LimitBackend>(backend: B) {
     }
 }
 
+/// A heartbeat counts its instance as a lease does, each instance once, and the
+/// count includes instances that only lease: an idle instance is counted.
+pub async fn heartbeats_count_instances_that_lease_nothing<B: LimitBackend>(backend: B) {
+    let (idle, other, leasing) = (
+        InstanceId::random(),
+        InstanceId::random(),
+        InstanceId::random(),
+    );
+    let now = SystemTime::now();
+    assert_eq!(backend.heartbeat(idle, now).await.expect("heartbeat"), 1);
+    assert_eq!(backend.heartbeat(idle, now).await.expect("heartbeat"), 1);
+    assert_eq!(backend.heartbeat(other, now).await.expect("heartbeat"), 2);
+    let lease = backend.lease(&ask(key(), leasing, 1)).await.expect("lease");
+    assert_eq!(lease.instances, 3, "the lease counts the idle instances");
+    assert_eq!(
+        backend.heartbeat(idle, now).await.expect("heartbeat"),
+        3,
+        "the heartbeat counts the leasing instance"
+    );
+}
+
 /// Concurrent leases of one key never grant more than the burst in all.
 pub async fn concurrent_leases_never_over_grant<B: LimitBackend>(backend: B) {
     let backend = Arc::new(backend);
@@ -159,6 +180,7 @@ macro_rules! limit_backend_conformance_tests {
             the_quota_bounds_the_grant,
             keys_are_separate,
             instances_are_counted,
+            heartbeats_count_instances_that_lease_nothing,
             concurrent_leases_never_over_grant,
         );
     };

@@ -24,7 +24,11 @@ const KEEPALIVES: &str =
 ///
 /// Every insert (create, and the new key of a rotation) notifies `<table>_created` in
 /// its own statement, and every revocation or early end notifies `<table>_revoked` in
-/// its transaction, so a change is notified if and only if it commits.
+/// its transaction, so a change is notified if and only if it commits. Any role that
+/// can connect to the database can also send these notifications: the listener checks
+/// created ids with [`existing`](KeyIdFeed::existing) before its filter trusts them,
+/// and a forged "changed" notification only evicts a cached record, which the next
+/// request reads again.
 ///
 /// The changes stream ends with an error when the connection closes, or when a
 /// heartbeat (`SELECT 1` on the LISTEN connection, see
@@ -73,6 +77,18 @@ impl KeyIdFeed for PgKeyStore {
         })
         .boxed();
         Ok(KeyIdSubscription::new(snapshot, changes))
+    }
+
+    /// One indexed query for the whole batch, on the pool (not the LISTEN connection).
+    async fn existing(&self, ids: &[KeyId]) -> Result<Vec<KeyId>, StoreError> {
+        let texts: Vec<&str> = ids.iter().map(KeyId::as_str).collect();
+        sqlx::query_scalar::<_, String>(AssertSqlSafe(self.sql.existing_ids.clone()))
+            .bind(texts)
+            .fetch(self.pool())
+            .map_err(|e| self.error(e))
+            .try_filter_map(|id| async move { Ok(KeyId::new(&id).ok()) })
+            .try_collect()
+            .await
     }
 
     fn is_closed(&self) -> bool {

@@ -1,7 +1,8 @@
 //! [`PgKeyStore`] as a [`LimitBackend`]: the shared ledger in `<table>_limits`, the
-//! instances' heartbeats in `<table>_linst`, one transaction per lease.
+//! instances' heartbeats in `<table>_linst`, one transaction per lease and one
+//! statement per heartbeat.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::AssertSqlSafe;
@@ -9,10 +10,10 @@ use sqlx::AssertSqlSafe;
 use super::PgKeyStore;
 use super::aux_sql::{instances_table, limits_table, quoted};
 use crate::error::BoxError;
-use crate::limits::backend::{Lease, LeaseRequest, LimitBackend};
+use crate::limits::backend::{InstanceId, Lease, LeaseRequest, LimitBackend};
 use crate::limits::ledger::LedgerState;
 
-/// An instance counts as live for this long after its last lease call.
+/// An instance counts as live for this long after its last lease call or heartbeat.
 const INSTANCE_TTL_SECS: i64 = 30;
 
 #[async_trait]
@@ -68,5 +69,28 @@ impl LimitBackend for PgKeyStore {
         tx.commit().await?;
         let live = u32::try_from(live).unwrap_or(u32::MAX);
         Ok(Lease::new(outcome.granted, outcome.exhausted, live))
+    }
+
+    /// One statement: this instance's heartbeat, on the database's clock, and the count
+    /// of live instances, as a lease writes and counts them, without touching the
+    /// ledger (so a lock on the ledger does not stop it).
+    async fn heartbeat(&self, instance: InstanceId, _now: SystemTime) -> Result<u32, BoxError> {
+        let instances = quoted(&self.sql.schema, &instances_table(&self.sql.table));
+        let live: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH beat AS (
+                 INSERT INTO {instances} AS i (instance, seen_at) VALUES ($1, clock_timestamp())
+                 ON CONFLICT (instance) DO UPDATE SET seen_at = EXCLUDED.seen_at
+             ), gone AS (
+                 DELETE FROM {instances}
+                 WHERE seen_at < clock_timestamp() - interval '1 hour' AND instance <> $1
+             )
+             SELECT count(*) FILTER (WHERE instance <> $1) + 1 FROM {instances}
+             WHERE seen_at > clock_timestamp() - make_interval(secs => $2)"
+        )))
+        .bind(instance.to_string())
+        .bind(INSTANCE_TTL_SECS as f64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(live).unwrap_or(u32::MAX).max(1))
     }
 }

@@ -108,6 +108,9 @@ pub(super) struct Sql {
     pub(super) list: Arc<str>,
     /// Every id, for the id filter's snapshot.
     pub(super) select_ids: Arc<str>,
+    /// `$1` ids; those of them that exist (a notification's ids, checked before the
+    /// id filter trusts them).
+    pub(super) existing_ids: Arc<str>,
     /// `$1` id, `$2` time, `$3` actor; keeps an earlier revocation and its actor.
     pub(super) revoke: Arc<str>,
     /// `$1` id; the old key of a rotation, locked for the transaction.
@@ -174,6 +177,7 @@ impl Sql {
             )
             .into(),
             select_ids: format!("SELECT id FROM {t}").into(),
+            existing_ids: format!("SELECT id FROM {t} WHERE id = ANY($1)").into(),
             list: format!("SELECT {columns} FROM {t} ORDER BY created_at DESC, id").into(),
             // The right-hand sides read the row as it was, so both keep a first revocation.
             revoke: format!(
