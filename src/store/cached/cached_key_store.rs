@@ -207,17 +207,10 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
 
 #[async_trait]
 impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
+    /// As [`insert_with_events`](KeyStoreAdmin::insert_with_events) with no events:
+    /// one path, so that the filter, the echo and the eviction are the same for both.
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        // Into the filter first, so that the key is never refused by this instance once
-        // it is stored; an insert that then fails leaves one harmless false positive.
-        self.cache.ids.insert(record.id());
-        // A "no such key" may be cached for this id (someone tried it before it existed).
-        let result = self
-            .cache
-            .echo_of(record.id(), self.store.insert(record), |()| true)
-            .await;
-        self.invalidate(record.id());
-        result
+        self.insert_with_events(record, &[]).await.map(|_| ())
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -264,23 +257,14 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         result
     }
 
+    /// As [`rotate_with_events`](KeyStoreAdmin::rotate_with_events) with no events.
     async fn rotate(
         &self,
         old: &KeyId,
         new: &KeyRecord,
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
-        self.cache.ids.insert(new.id());
-        let rotating = self.store.rotate(old, new, end);
-        let result = self
-            .cache
-            .echo_of(new.id(), rotating, |outcome| {
-                matches!(outcome, RotateOutcome::Rotated(_))
-            })
-            .await;
-        self.invalidate(old);
-        self.invalidate(new.id());
-        result
+        Ok(self.rotate_with_events(old, new, end, &[]).await?.0)
     }
 
     // The changes that carry their events (DESIGN §10): to the wrapped store, which
@@ -291,8 +275,12 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         record: &KeyRecord,
         events: &[crate::event::NewEvent],
     ) -> Result<Vec<crate::event::KeyEvent>, StoreError> {
+        // Into the filter first, so that the key is never refused by this instance once
+        // it is stored; an insert that then fails leaves one harmless false positive.
         self.cache.ids.insert(record.id());
-        let result = self.store.insert_with_events(record, events).await;
+        // A "no such key" may be cached for this id (someone tried it before it existed).
+        let inserting = self.store.insert_with_events(record, events);
+        let result = self.cache.echo_of(record.id(), inserting, |_| true).await;
         self.invalidate(record.id());
         result
     }
@@ -316,7 +304,13 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         events: &[crate::event::NewEvent],
     ) -> Result<(RotateOutcome, Vec<crate::event::KeyEvent>), StoreError> {
         self.cache.ids.insert(new.id());
-        let result = self.store.rotate_with_events(old, new, end, events).await;
+        let rotating = self.store.rotate_with_events(old, new, end, events);
+        let result = self
+            .cache
+            .echo_of(new.id(), rotating, |(outcome, _)| {
+                matches!(outcome, RotateOutcome::Rotated(_))
+            })
+            .await;
         self.invalidate(old);
         self.invalidate(new.id());
         result
