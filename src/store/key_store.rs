@@ -243,7 +243,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// with [`StoreError::Unsupported`], storing nothing: a store written before
     /// changes carried their events keeps working without an audit trail, and refuses
     /// the changes it could not record. The [event conformance
-    /// suite](crate::store::conformance::events) fails until it is implemented.
+    /// suite](crate::store#conformance) fails until it is implemented.
     async fn insert_with_events(
         &self,
         record: &KeyRecord,
@@ -319,7 +319,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// The heirs must be found in the same step as they are revoked, so that an heir
     /// rotating itself meanwhile cannot leave a live key behind: a store that cannot
     /// lock, search again until no live heir is left. [`KeyManager`](crate::KeyManager)
-    /// revokes through this method; the [conformance suite](crate::store::conformance)
+    /// revokes through this method; the [conformance suite](crate::store#conformance)
     /// checks it.
     ///
     /// The default, for stores written before heirs were revoked, refuses with
