@@ -9,7 +9,8 @@
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}`, `{"until_first_use": true, "grace_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `PATCH /keys/{id}` `{"name"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | change the name, limits or addresses | 200, the record |
-//! | `DELETE /keys/{id}` | revoke | 204; revoking twice is 204 again |
+//! | `DELETE /keys/{id}` | revoke, with the keys it minted for itself ([heirs](#heirs)) | 200, `{"record", "heirs"}`; revoking twice answers the record again, with no heirs |
+//! | `GET /keys/{id}/heirs` | the keys that revoking it now would revoke with it | 200, a JSON array of records |
 //! | `POST /self/rotate` the rotate body, or none for `until_first_use` with 300 s of grace | the calling key rotates itself; needs only [`keys:rotate-self`](ROTATE_SELF_SCOPE) | 201, like create |
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([OpenAPI](#openapi)) | 200 |
@@ -202,6 +203,25 @@
 //! The crate's client layer (feature `client`) calls it when responses start carrying
 //! `ApiKey-Expires`.
 //!
+//! # Heirs
+//!
+//! A key's heirs are the keys it minted for itself with `POST /self/rotate` (`rotated_from`
+//! and `created_by` are its own id), and theirs in turn. `DELETE /keys/{id}` of a key
+//! that still works revokes its live heirs with it, in the same step, as the same actor:
+//! whoever self-rotated a leaked copy first keeps nothing once the owner revokes the
+//! leaked key. A key that has already ended by its rotation (or expired) revokes nothing
+//! more, so an integration's new key survives when its owner tidies up the old one. The
+//! answer lists the heirs it revoked:
+//!
+//! ```json
+//! {"record": {"id": "RjNF98fThLsvFSDV", "revoked_at": "2026-05-01T12:00:00Z", …},
+//!  "heirs": [{"id": "Hs5ZZI1y4m5QeDYC", "rotated_from": "RjNF98fThLsvFSDV", …}]}
+//! ```
+//!
+//! and each heir's `revoked` event names the key whose revocation revoked it in
+//! `detail.related_key_id`. `GET /keys/{id}/heirs` answers beforehand the records a
+//! revocation now would take with it, as the panel's revoke dialog shows them.
+//!
 //! # Mounting
 //!
 //! The router authenticates its own requests with an [`ApiKeyV2Layer`] over the
@@ -309,6 +329,7 @@ mod body;
 mod cross_origin;
 mod events;
 mod first_use_body;
+mod heirs;
 mod limits_body;
 mod list;
 mod openapi;
@@ -574,6 +595,7 @@ where
             .route(__path_show, show::<S>)
             .route(__path_update, update::<S>)
             .route(__path_revoke, revoke::<S>)
+            .route(heirs::__path_heirs, heirs::heirs::<S>)
             .route(__path_rotate, rotate::<S>)
             .route(__path_scopes, scopes::<S>)
             .route(events::__path_list, events::list::<S>)
@@ -782,19 +804,27 @@ async fn rotate<S: KeyStoreAdmin>(
     path = "/keys/{id}",
     operation_id = "revokeKey",
     tag = "keys",
-    summary = "Revoke a key",
-    description = "Revoking twice is 204 again. The record stays (with `revoked_at` and \
+    summary = "Revoke a key, and the keys it minted for itself",
+    description = "Revokes the key and, if it still worked, every live key it minted for \
+        itself by `POST /self/rotate` (and theirs in turn), in one step: a thief who \
+        self-rotated a leaked key keeps nothing. A key that had already ended by its rotation \
+        (or expired) revokes nothing more, so an integration's new key survives when the old one \
+        is tidied up. `GET /keys/{id}/heirs` says beforehand which keys go with it. Revoking \
+        twice answers the record again, with no heirs. The record stays (with `revoked_at` and \
         `revoked_by`): `GET /keys/{id}` still answers it.",
     params(openapi::KeyIdParam),
-    responses((status = 204, description = "Revoked")),
+    responses(
+        (status = 200, description = "Revoked: the record and the heirs revoked with it",
+            body = heirs::RevokedView, content_type = "application/json"),
+    ),
 )]
 async fn revoke<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
-) -> Result<StatusCode, AdminError> {
-    manager.acting_as(&actor).revoke(&key_id(id)?).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, AdminError> {
+    let revocation = manager.acting_as(&actor).revoke(&key_id(id)?).await?;
+    Ok(axum::Json(heirs::RevokedView::new(&revocation)?).into_response())
 }
 
 /// `GET /scopes`

@@ -16,6 +16,12 @@
 //!   `first_used` and `ended_key_used` from the request path's debounce;
 //!   [`KeyManager::watch_expiring`] records `expiring`.
 //!
+//! A change and its events are stored together, in one write of the store (one
+//! transaction in PostgreSQL, one lock in memory): a key change, a first use, the end a
+//! first use sets. A request cancelled halfway leaves both or neither, and if the
+//! events cannot be stored the change fails with them. So the log's store must be the
+//! store the manager and the tracker write.
+//!
 //! A slow or failing sink never slows a request or a management call: events reach it
 //! through a bounded queue that [`EventLog::run`], a future the application spawns,
 //! drains. A full queue drops events for the sink (they stay in the store) and counts

@@ -226,6 +226,7 @@ pub use store::postgres::migrate_error::MigrateError;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
+pub use store::revocation::Revocation;
 pub use usage::batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
 pub use usage::counts::UsageDay;
 pub use usage::sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageError, UsageSink};

@@ -46,7 +46,7 @@ use crate::record::{
 };
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
-use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
 use crate::usage::{UsageSink, UsageTracker};
 
 pub use acting_as::ActingAs;
@@ -411,8 +411,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
             .with_created_by(actor.map(|a| a.name().clone()))
             .with_limits(new.limits);
-        self.store.insert(&record).await?;
-        self.record_created(&record).await;
+        let events = self.audit(|| vec![events::created(&record)]);
+        let stored = self.store.insert_with_events(&record, &events).await?;
+        self.forward(&stored);
         tracing::info!(
             key_id = %record.id(),
             name = %record.name(),
@@ -464,48 +465,74 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         Ok(self.store.list_page(&query).await?)
     }
 
-    /// Revokes a key at once, as the application. Revoking a revoked key succeeds and
-    /// keeps the first time (and actor).
+    /// Revokes a key at once, as the application, and the keys it minted for itself
+    /// (DESIGN §10, heirs): if the key still worked, every live key minted from it by
+    /// self-rotation (`POST /self/rotate`), and theirs in turn, is revoked in the same
+    /// step, so that a thief who rotated a leaked key keeps nothing once the owner
+    /// revokes it. A key that had already ended (by its rotation) or expired revokes
+    /// nothing more: the integration's new key survives when the old one is tidied up.
+    /// [`heirs`](Self::heirs) says beforehand which keys go with it.
+    ///
+    /// Revoking a revoked key succeeds, keeps the first time (and actor) and revokes
+    /// nothing more ([`Revocation::revoked_now`] is `false`).
     ///
     /// The key is refused from the moment the store has the revocation, on every clock:
     /// the time recorded (this manager's clock) is for people, not a condition.
-    pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+    pub async fn revoke(&self, id: &KeyId) -> Result<Revocation, ManagerError> {
         self.revoke_as(id, None).await
+    }
+
+    /// The keys that revoking `id` now would revoke with it: its live heirs if it
+    /// still works (see [`revoke`](Self::revoke)), oldest first; none if it no longer
+    /// works.
+    pub async fn heirs(&self, id: &KeyId) -> Result<Vec<KeyRecord>, ManagerError> {
+        let now = self.clock.now();
+        let key = self.get(id).await?;
+        if key.state_at(now) != KeyState::Active {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.live_heirs(id, now).await?)
     }
 
     pub(crate) async fn revoke_as(
         &self,
         id: &KeyId,
         actor: Option<&Actor>,
-    ) -> Result<KeyRecord, ManagerError> {
-        // Read first when it matters: for the ceiling, and to tell an event log whether
-        // this call is the one that revokes (a repeat in the same microsecond would
-        // otherwise look like the first).
-        let mut already_revoked = false;
-        if actor.is_some() || self.events.is_some() {
+    ) -> Result<Revocation, ManagerError> {
+        if let Some(actor) = actor {
+            // A key's scopes never change, and its heirs hold the same ones (rotation
+            // copies them), so checking them before the revocation holds for the
+            // revocation and its heirs too.
             let target = self.get(id).await?;
-            already_revoked = target.revoked_at().is_some();
-            if let Some(actor) = actor {
-                // A key's scopes never change, so checking them before the revocation
-                // holds for the revocation too.
-                let beyond = actor.may_grant().missing_set(target.scopes());
-                if !beyond.is_empty() {
-                    return Err(ManagerError::CannotRevoke(*id, beyond));
-                }
+            let beyond = actor.may_grant().missing_set(target.scopes());
+            if !beyond.is_empty() {
+                return Err(ManagerError::CannotRevoke(*id, beyond));
             }
         }
         let now = self.now();
-        let record = self
+        let by = actor.map(Actor::name);
+        // The store keeps these only if this call revokes the key, and tells each heir
+        // its own.
+        let events = self.audit(|| vec![events::revoked(*id, now, by)]);
+        let revocation = self
             .store
-            .revoke_by(id, now, actor.map(Actor::name))
+            .revoke_with_heirs(id, now, by, &events)
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
+        self.forward(&revocation.events);
         // A repeated revocation keeps the first time: log only the one that took effect.
-        if record.revoked_at() == Some(now) && !already_revoked {
-            self.record_revoked(&record).await;
-            tracing::info!(key_id = %id, by = %ActorLog(actor), "API key revoked");
+        if revocation.revoked_now {
+            tracing::info!(key_id = %id, heirs = revocation.heirs.len(), by = %ActorLog(actor), "API key revoked");
+            for heir in &revocation.heirs {
+                tracing::info!(
+                    key_id = %heir.id(),
+                    revoked_with = %id,
+                    by = %ActorLog(actor),
+                    "API key revoked with the key it was minted from by self-rotation"
+                );
+            }
         }
-        Ok(record)
+        Ok(revocation)
     }
 
     /// Rotates a key, as the application: a new key with the same name and scopes,
@@ -611,9 +638,14 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             OldKeyEnd::UntilFirstUse(grace) => record.with_predecessor_grace(Some(grace)),
             _ => record,
         };
-        match self.store.rotate(id, &record, end).await? {
-            RotateOutcome::Rotated(ended) => {
-                self.record_rotated(&ended, &record, end).await;
+        let events = self.audit(|| events::rotated(&old, &record, end));
+        let (outcome, stored) = self
+            .store
+            .rotate_with_events(id, &record, end, &events)
+            .await?;
+        match outcome {
+            RotateOutcome::Rotated(_) => {
+                self.forward(&stored);
                 tracing::info!(
                     old_key_id = %id,
                     key_id = %record.id(),
@@ -868,7 +900,7 @@ mod tests {
             .revoke(heir.record.id())
             .await
             .unwrap();
-        assert_eq!(revoked.revoked_by(), Some(billing.name()));
+        assert_eq!(revoked.record.revoked_by(), Some(billing.name()));
         // The application acting records no actor.
         let plain = manager.create(NewKey::new("p", ["x:y"])).await.unwrap();
         assert_eq!(
@@ -876,6 +908,7 @@ mod tests {
                 .revoke(plain.record.id())
                 .await
                 .unwrap()
+                .record
                 .revoked_by(),
             None
         );

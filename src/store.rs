@@ -46,10 +46,22 @@
 //!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is
 //!   [`KeyStoreAdmin::list_page`], a default method over `list`; changing a key's name
 //!   and limits is [`KeyStoreAdmin::update`], whose default refuses with
-//!   [`StoreError::Unsupported`] (there is nothing to build it from); events and usage counts
-//!   will come the same way,
-//!   each with a default that works (for example, paging over [`KeyStoreAdmin::list`])
-//!   or as a trait of its own that only the stores that can offer it implement.
+//!   [`StoreError::Unsupported`] (there is nothing to build it from); storing a change
+//!   together with its events is [`KeyStoreAdmin::insert_with_events`] and its
+//!   siblings, whose defaults work without events and refuse (`Unsupported`) when asked
+//!   to keep some, since no default could keep them in the same write; revoking a key
+//!   with its heirs is [`KeyStoreAdmin::revoke_with_heirs`], whose default works over
+//!   `get`, `list` and `revoke_by`. New capabilities come the same way, each with a
+//!   default that works (for example, paging over [`KeyStoreAdmin::list`]) or as a trait
+//!   of its own that only the stores that can offer it implement.
+//!
+//! # No change without its event
+//!
+//! A key change and the events that record it are stored together (DESIGN §10): the
+//! [`KeyManager`](crate::KeyManager) hands the events to the `…_with_events` methods
+//! and [`KeyStoreAdmin::revoke_with_heirs`], and the store writes both in one
+//! transaction (PostgreSQL) or under one lock (memory), so that neither a failure nor a
+//! caller giving up halfway can keep one without the other.
 //!
 //! # Conformance
 //!
@@ -87,6 +99,7 @@ pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+pub(crate) mod revocation;
 pub use crate::error::BoxError;
 
 // The traits and their types are named from the crate root (`tower_apikey::KeyStore`);
@@ -94,3 +107,4 @@ pub use crate::error::BoxError;
 // imports them from here.
 pub(crate) use key_store::*;
 pub(crate) use key_update::KeyUpdate;
+pub(crate) use revocation::Revocation;

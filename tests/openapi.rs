@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/keys/{id}"),
     ("PATCH", "/keys/{id}"),
     ("GET", "/keys/{id}/events"),
+    ("GET", "/keys/{id}/heirs"),
     ("POST", "/keys/{id}/rotate"),
     ("GET", "/keys/{id}/usage"),
     ("GET", "/limits.js"),

@@ -2538,3 +2538,130 @@ async fn l11_restricting_to_recent_addresses_shows_their_recency_and_asks_first(
     })
     .await;
 }
+
+/// M4 (DESIGN §10, heirs): before confirming, the revoke dialog says which keys the
+/// revocation takes with it, the keys a key minted for itself by rotating itself (here
+/// a thief's copy), and the page says what went; a key that minted none asks as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
+    let (addr, admin) = serve_demo(InMemoryKeyStore::new()).await;
+    // A self-rotating integration key, and a thief's heir of it.
+    let (leaked, leaked_id) = create(
+        addr,
+        &admin,
+        json!({"name": "billing-sync", "scopes": ["reports:read", "keys:rotate-self"]}),
+    )
+    .await;
+    let stolen = request(
+        addr,
+        Method::POST,
+        "/admin/self/rotate",
+        Some(&leaked),
+        Some(json!({"overlap_secs": null})),
+    )
+    .await;
+    assert_eq!(stolen.status, StatusCode::CREATED);
+    let stolen: Value = serde_json::from_str(&stolen.body).unwrap();
+    let (heir, heir_id) = (
+        stolen["key"].as_str().unwrap().to_owned(),
+        stolen["id"].as_str().unwrap().to_owned(),
+    );
+    let (_, plain_id) = create(
+        addr,
+        &admin,
+        json!({"name": "plain", "scopes": ["reports:read"]}),
+    )
+    .await;
+
+    in_browser("e2e-heirs-screenshots", addr, move |mut page, _| async move {
+        sign_in(&mut page, &admin).await;
+
+        // A key that minted nothing: the dialog says nothing of heirs.
+        page.click(&format!("#key-{plain_id} button[aria-label^='Revoke']"))
+            .await;
+        page.until(
+            "the revoke confirmation",
+            "return document.getElementById('confirm').open;",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            page.js(
+                "return document.getElementById('confirm-heirs').hidden;",
+                vec![]
+            )
+            .await,
+            json!(true),
+            "no heirs, nothing said of them"
+        );
+        page.click("#confirm-cancel").await;
+
+        // The leaked key: the dialog names the thief's key before anything is revoked.
+        page.click(&format!("#key-{leaked_id} button[aria-label^='Revoke']"))
+            .await;
+        page.until(
+            "the revoke confirmation with the heirs",
+            "return document.getElementById('confirm').open \
+             && !document.getElementById('confirm-heirs').hidden;",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            page.text("#confirm-heirs-text").await,
+            "This also revokes 1 key that this key created for itself:"
+        );
+        assert_eq!(
+            page.text("#confirm-heirs-list li").await,
+            format!("“billing-sync” ({heir_id})")
+        );
+        assert_eq!(page.focused_id().await, "confirm-cancel");
+        page.screenshot("revoke-with-heirs").await;
+        assert_eq!(
+            request(addr, Method::POST, "/admin/self/rotate", Some(&heir), None)
+                .await
+                .status,
+            StatusCode::CONFLICT,
+            "asking revoked nothing: the heir still works (and may not rotate itself yet)"
+        );
+
+        page.click("#confirm-ok").await;
+        page.until(
+            "the message naming the heir",
+            "return document.getElementById('status').textContent.includes(arguments[0]);",
+            vec![json!(format!(
+                "and 1 key it created for itself: “billing-sync” ({heir_id})"
+            ))],
+        )
+        .await;
+        page.until(
+            "the heir's row, revoked",
+            "const b = document.querySelector(arguments[0]); return b && b.textContent === 'revoked';",
+            vec![json!(format!("{} .badge", row_cell(&heir_id, "State")))],
+        )
+        .await;
+        page.screenshot("revoked-with-heirs").await;
+        // The heir's history says what revoked it.
+        page.click(&format!("#key-{heir_id} button.history")).await;
+        page.until(
+            "the heir's history naming the leaked key",
+            "const d = document.getElementById('history'); \
+             return d && d.open && [...document.querySelectorAll('#history-events li')] \
+               .some(li => li.dataset.type === 'revoked' && li.textContent.includes(arguments[0]));",
+            vec![json!(format!(
+                "revoked with {leaked_id}, the key it descends from"
+            ))],
+        )
+        .await;
+        page.js("document.getElementById('history').close();", vec![])
+            .await;
+        for key in [&leaked, &heir] {
+            assert_eq!(
+                request(addr, Method::GET, "/ping", Some(key), None)
+                    .await
+                    .status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    })
+    .await;
+}

@@ -65,6 +65,7 @@ const SCHEME: &str = "ApiKeyV2";
         super::show,
         super::update,
         super::revoke,
+        super::heirs::heirs,
         super::rotate,
         super::self_rotate::rotate_self,
         super::scopes,
@@ -337,6 +338,7 @@ const PROBLEMS: &[(&str, &[u16])] = &[
     ("getKey", &[404]),
     ("updateKey", &[400, 403, 404, 413, 415, 422]),
     ("revokeKey", &[403, 404]),
+    ("listKeyHeirs", &[404]),
     ("rotateKey", &[400, 403, 404, 409, 413, 415, 422]),
     ("rotateSelf", &[400, 403, 409, 413, 415, 422]),
     ("listScopes", &[]),
@@ -718,6 +720,7 @@ fn finish(doc: &mut Value) {
         "UpdateKey": {"operationId": "updateKey", "parameters": {"id": "$response.body#/id"}},
         "RotateKey": {"operationId": "rotateKey", "parameters": {"id": "$response.body#/id"}},
         "RevokeKey": {"operationId": "revokeKey", "parameters": {"id": "$response.body#/id"}},
+        "ListKeyHeirs": {"operationId": "listKeyHeirs", "parameters": {"id": "$response.body#/id"}},
         "ListKeyEvents": {"operationId": "listKeyEvents", "parameters": {"id": "$response.body#/id"}},
         "GetKeyUsage": {"operationId": "getKeyUsage", "parameters": {"id": "$response.body#/id"}},
     });

@@ -18,9 +18,12 @@
 //! and `{"overlap_secs": null}` asks for a plain rotation instead.
 //!
 //! A key that replaced another by rotating itself may not rotate itself again while
-//! the key it replaced still works (409): a leaked copy cannot chain heirs, each one
-//! outliving the revocation of the one before. The integration's own next rotation
-//! comes long after the old key ended.
+//! the key it replaced still works (409): a leaked copy cannot chain heirs. And the new
+//! key is the old key's heir: revoking the old key while it still works revokes the
+//! new one with it (DESIGN §10, [heirs](super#heirs)), so a thief who rotated a leaked
+//! copy first keeps nothing once the owner revokes it. The integration's own next
+//! rotation comes long after the old key ended, and revoking an ended key spares its
+//! heirs.
 //!
 //! The route always authenticates by key, also [behind the application's
 //! login](super#behind-the-applications-login): it is for machines, which have a key

@@ -29,7 +29,9 @@ pub enum EventType {
     /// `detail.ends_at`, follows when the successor's first use sets it (recorded by
     /// the usage tracker, at that use, with no actor).
     Rotated,
-    /// The key was revoked (by a rotation with no overlap too).
+    /// The key was revoked (by a rotation with no overlap too). An heir revoked with
+    /// the key it was minted from by self-rotation (DESIGN §10) names that key, whose
+    /// revocation revoked it, in `detail.related_key_id`.
     Revoked,
     /// The key's first proven use, as last-used tracking wrote it.
     FirstUsed,
@@ -121,7 +123,7 @@ impl fmt::Display for EventId {
 #[non_exhaustive]
 pub struct EventDetail {
     /// The other key of a rotation: the successor (on `rotated`) or the key replaced
-    /// (on `created`).
+    /// (on `created`); on the `revoked` of an heir, the key whose revocation revoked it.
     pub related_key_id: Option<KeyId>,
     /// For `expiring`: the threshold crossed, 30, 7 or 1 days.
     pub days: Option<u32>,
@@ -215,6 +217,18 @@ impl NewEvent {
     /// The detail.
     pub fn detail(&self) -> &EventDetail {
         &self.detail
+    }
+
+    /// This event told of `heir`, a key revoked together with this event's key because
+    /// it was minted from it by self-rotation (DESIGN §10): the same type, actor, time
+    /// and detail, about `heir`, with `detail.related_key_id` naming this event's key.
+    /// What [`KeyStoreAdmin::revoke_with_heirs`](crate::KeyStoreAdmin::revoke_with_heirs)
+    /// stores for each heir.
+    pub fn for_heir(&self, heir: KeyId) -> NewEvent {
+        let mut event = self.clone();
+        event.detail.related_key_id = Some(self.key_id);
+        event.key_id = heir;
+        event
     }
 
     /// The event as stored with `id`: for [`EventStore`] implementations.

@@ -79,7 +79,8 @@ pub struct EventLogStats {
     pub dropped: u64,
     /// Events the sink failed (or timed out) on.
     pub sink_failures: u64,
-    /// Events the store could not take (logged; the change they describe stands).
+    /// Events [`EventLog::emit`] could not store (logged). Events stored with a change
+    /// fail with it instead, and are not counted here.
     pub store_failures: u64,
 }
 
@@ -181,7 +182,10 @@ impl EventLog {
         }
     }
 
-    /// Stores `event` and queues it for the sink, without waiting for the sink.
+    /// Stores `event` and queues it for the sink, without waiting for the sink: for an
+    /// event that is no change of its own (`expiring`, `ended_key_used`), or whose change
+    /// a store could not keep with it. A key change's events are stored with the change
+    /// instead (see [`KeyManager::with_events`](crate::KeyManager::with_events)).
     ///
     /// Returns the stored event, or `None` when the store declined it (an `expiring`
     /// event another instance already stored): then the sink does not get it either.
@@ -199,7 +203,7 @@ impl EventLog {
                     %error,
                     kind = event.kind().as_str(),
                     key_id = %event.key_id(),
-                    "an API key event could not be stored; the change it describes stands"
+                    "an API key event could not be stored"
                 );
                 return Err(error);
             }
@@ -207,8 +211,24 @@ impl EventLog {
         let Some(stored) = stored else {
             return Ok(None);
         };
+        self.queue(stored.clone());
+        Ok(Some(stored))
+    }
+
+    /// Queues for the sink events a store already stored together with the change they
+    /// describe (DESIGN §10), without waiting for the sink; counted as stored.
+    pub(crate) fn forward(&self, stored: &[KeyEvent]) {
+        for event in stored {
+            self.queue(event.clone());
+        }
+    }
+
+    /// Counts a stored event and queues it for the sink, or drops it (counted) when the
+    /// queue is full.
+    fn queue(&self, stored: KeyEvent) {
+        let inner = &*self.inner;
         inner.stored.fetch_add(1, Relaxed);
-        if inner.queue.try_send(stored.clone()).is_err() {
+        if inner.queue.try_send(stored).is_err() {
             inner.dropped.fetch_add(1, Relaxed);
             metrics::event_sink_dropped();
             if let Some(suppressed) = inner.warned.admit() {
@@ -218,7 +238,6 @@ impl EventLog {
                 );
             }
         }
-        Ok(Some(stored))
     }
 
     /// A page of stored events, newest first.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey, OldKeyPlan};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStoreAdmin, KeyUpdate};
+use crate::store::{KeyStoreAdmin, KeyUpdate, Revocation};
 
 /// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
 ///
@@ -16,7 +16,7 @@ use crate::store::{KeyStoreAdmin, KeyUpdate};
 /// |---|---|---|
 /// | [`create`](Self::create) | the actor's scopes do not grant every scope asked for: [`ManagerError::CannotGrant`]; the new key is less restricted than the actor: [`ManagerError::CannotLoosen`] | `created_by` |
 /// | [`rotate`](Self::rotate) | they do not grant every scope of the old key, which the new key copies: [`ManagerError::CannotGrant`]; its limits, which the new key copies too, are less restricted than the actor: [`ManagerError::CannotLoosen`] | the new key's `created_by`; the old key's `revoked_by` if the rotation revokes it |
-/// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by` |
+/// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by`, on the key and the heirs revoked with it |
 /// | [`update`](Self::update) | they do not grant every scope of the key: [`ManagerError::CannotChange`]; the key after the change is less restricted than the actor, or than itself before when it is the actor's own: [`ManagerError::CannotLoosen`] | the log line only |
 ///
 /// "Less restricted" is DESIGN §12's order, per [`Restriction`](crate::Restriction): an
@@ -79,8 +79,9 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
         self.manager.rotate_as(id, plan, Some(self.actor)).await
     }
 
-    /// Revokes a key, as [`KeyManager::revoke`], if the actor may grant its scopes.
-    pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+    /// Revokes a key and its heirs, as [`KeyManager::revoke`], if the actor may grant
+    /// its scopes (its heirs hold the same ones).
+    pub async fn revoke(&self, id: &KeyId) -> Result<Revocation, ManagerError> {
         self.manager.revoke_as(id, Some(self.actor)).await
     }
 

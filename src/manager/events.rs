@@ -1,18 +1,29 @@
-//! The manager's part of the audit trail: `created`, `rotated` and `revoked`.
+//! The manager's part of the audit trail: the `created`, `rotated`, `revoked` and
+//! `changed` events it hands the store with each change (DESIGN §10).
 
-use crate::event::{EventDetail, EventLog, EventType, NewEvent};
+use std::time::SystemTime;
+
+use crate::event::{EventDetail, EventLog, EventType, KeyEvent, NewEvent};
+use crate::key::KeyId;
 use crate::manager::KeyManager;
 use crate::record::{ActorName, KeyRecord};
 use crate::store::{KeyStoreAdmin, OldKeyEnd};
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// Records `created`, `rotated` and `revoked` in `events`, with the acting
-    /// [`Actor`](crate::Actor) (none when the application acts), and makes
+    /// Records `created`, `rotated`, `revoked` and `changed` in `events`, with the
+    /// acting [`Actor`](crate::Actor) (none when the application acts), and makes
     /// [`watch_expiring`](Self::watch_expiring) possible.
     ///
-    /// An event is stored after the change it describes, in the same call; if the store
-    /// cannot take it, the change stands, the failure is logged, and the call succeeds.
-    /// The sink never delays the call (see [`EventLog`]).
+    /// Each change is stored together with its events, in one write of this manager's
+    /// store (PostgreSQL: one transaction; memory: under one lock), so that no change
+    /// is ever kept without its event: if the store cannot keep the events, the change
+    /// fails with the store's error and nothing is changed, and a caller that gives up
+    /// halfway (a cancelled request) leaves both or neither. `events` must therefore keep
+    /// its events in this manager's store (`EventLog::new(store.clone())`), where
+    /// [`EventLog::events`] reads them back; a store that cannot store events with its
+    /// changes refuses them ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
+    /// After the write, the events are queued for the sink, which never delays the call
+    /// (see [`EventLog`]).
     pub fn with_events(mut self, events: EventLog) -> Self {
         self.events = Some(events);
         self
@@ -30,56 +41,65 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self.events.as_ref()
     }
 
-    async fn emit(&self, event: NewEvent) {
+    /// The events to store with a change: those `make` builds when this manager keeps
+    /// an audit trail, none otherwise.
+    pub(super) fn audit(&self, make: impl FnOnce() -> Vec<NewEvent>) -> Vec<NewEvent> {
+        if self.events.is_some() {
+            make()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Queues events the store stored with a change for the sink.
+    pub(super) fn forward(&self, stored: &[KeyEvent]) {
         if let Some(events) = &self.events {
-            // Logged and counted by the log; the key change itself succeeded.
-            let _ = events.emit(event).await;
+            events.forward(stored);
         }
     }
+}
 
-    pub(super) async fn record_created(&self, record: &KeyRecord) {
-        let detail = EventDetail::default().with_related_key_id(record.rotated_from().copied());
-        self.emit(
-            NewEvent::new(EventType::Created, *record.id(), record.created_at())
-                .with_actor(record.created_by().cloned())
-                .with_detail(detail),
-        )
-        .await;
-    }
+/// `created`, for a new key or a rotation's successor.
+pub(super) fn created(record: &KeyRecord) -> NewEvent {
+    let detail = EventDetail::default().with_related_key_id(record.rotated_from().copied());
+    NewEvent::new(EventType::Created, *record.id(), record.created_at())
+        .with_actor(record.created_by().cloned())
+        .with_detail(detail)
+}
 
-    pub(super) async fn record_revoked(&self, record: &KeyRecord) {
-        let at = record.revoked_at().unwrap_or_else(|| record.created_at());
-        self.emit(
-            NewEvent::new(EventType::Revoked, *record.id(), at)
-                .with_actor(record.revoked_by().cloned()),
-        )
-        .await;
-    }
+/// `revoked`, of `id` at `at` by `by`.
+pub(super) fn revoked(id: KeyId, at: SystemTime, by: Option<&ActorName>) -> NewEvent {
+    NewEvent::new(EventType::Revoked, id, at).with_actor(by.cloned())
+}
 
-    /// A change of name, limits or addresses, by `actor`, at this manager's time.
-    pub(super) async fn record_changed(&self, record: &KeyRecord, actor: Option<ActorName>) {
-        self.emit(NewEvent::new(EventType::Changed, *record.id(), self.now()).with_actor(actor))
-            .await;
-    }
+/// `changed`: a new name, limits or addresses, by `actor`.
+pub(super) fn changed(id: KeyId, at: SystemTime, actor: Option<&ActorName>) -> NewEvent {
+    NewEvent::new(EventType::Changed, id, at).with_actor(actor.cloned())
+}
 
-    /// `old` as the rotation left it, `new` the successor.
-    pub(super) async fn record_rotated(&self, old: &KeyRecord, new: &KeyRecord, end: OldKeyEnd) {
-        self.record_created(new).await;
-        let ends_at = match end {
-            OldKeyEnd::EndAt(_) => old.ends_at(),
-            _ => None,
-        };
-        let detail = EventDetail::default()
-            .with_related_key_id(Some(*new.id()))
-            .with_ends_at(ends_at);
-        self.emit(
-            NewEvent::new(EventType::Rotated, *old.id(), new.created_at())
-                .with_actor(new.created_by().cloned())
-                .with_detail(detail),
-        )
-        .await;
-        if let OldKeyEnd::Revoke(_) = end {
-            self.record_revoked(old).await;
-        }
+/// The events of rotating `old` (as read before the rotation) into `new`: the
+/// successor's `created`, the old key's `rotated` with the end the rotation sets, and
+/// its `revoked` when the rotation revokes it.
+pub(super) fn rotated(old: &KeyRecord, new: &KeyRecord, end: OldKeyEnd) -> Vec<NewEvent> {
+    // As the store sets it: an end only where it ends the key sooner. The store
+    // refuses the rotation if the old key changed in a way that matters (revoked, or
+    // given a live successor), so the record read before is the one it ends.
+    let ends_at = match end {
+        OldKeyEnd::EndAt(at) if at < old.stops_at() => Some(at),
+        OldKeyEnd::EndAt(_) => old.ends_at(),
+        _ => None,
+    };
+    let detail = EventDetail::default()
+        .with_related_key_id(Some(*new.id()))
+        .with_ends_at(ends_at);
+    let mut events = vec![
+        created(new),
+        NewEvent::new(EventType::Rotated, *old.id(), new.created_at())
+            .with_actor(new.created_by().cloned())
+            .with_detail(detail),
+    ];
+    if let OldKeyEnd::Revoke(at) = end {
+        events.push(revoked(*old.id(), at, new.created_by()));
     }
+    events
 }

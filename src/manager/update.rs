@@ -2,7 +2,7 @@
 
 use crate::key::KeyId;
 use crate::manager::actor::{Actor, ActorLog};
-use crate::manager::{KeyManager, ManagerError};
+use crate::manager::{KeyManager, ManagerError, events};
 use crate::record::KeyRecord;
 use crate::store::{KeyStoreAdmin, KeyUpdate};
 
@@ -54,11 +54,20 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             super::restrictions::check_update(actor, &target, &update.apply_to(&target))
                 .map_err(ManagerError::CannotLoosen)?;
         }
-        let record = self
+        let events = self.audit(|| {
+            if update.is_empty() {
+                Vec::new()
+            } else {
+                vec![events::changed(*id, self.now(), actor.map(Actor::name))]
+            }
+        });
+        // The change and its event in one write (DESIGN §10).
+        let (record, stored) = self
             .store
-            .update(id, &update)
+            .update_with_events(id, &update, &events)
             .await?
             .ok_or(ManagerError::NotFound(*id))?;
+        self.forward(&stored);
         if !update.is_empty() {
             tracing::info!(
                 key_id = %id,
@@ -69,8 +78,6 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
                 by = %ActorLog(actor),
                 "API key changed"
             );
-            self.record_changed(&record, actor.map(|a| a.name().clone()))
-                .await;
         }
         Ok(record)
     }

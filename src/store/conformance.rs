@@ -17,6 +17,7 @@
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
 pub mod events;
+pub mod heirs;
 pub mod limits;
 mod paging;
 pub mod rotation;
@@ -30,6 +31,10 @@ use crate::record::{
 use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
 
+pub use heirs::{
+    an_heir_rotating_itself_meanwhile_leaves_no_live_heir,
+    revoke_with_heirs_revokes_live_self_minted_heirs, revoking_an_ended_key_spares_its_heirs,
+};
 pub use paging::{
     list_page_filters_by_scope, list_page_filters_by_state,
     list_page_is_stable_while_keys_are_created, list_page_searches_names_and_ids,
@@ -751,6 +756,9 @@ where
     rotate_refuses_a_key_with_a_live_successor(make().await).await;
     concurrent_rotations_make_one_successor(make().await).await;
     update_changes_only_what_it_names(make().await).await;
+    revoke_with_heirs_revokes_live_self_minted_heirs(make().await).await;
+    revoking_an_ended_key_spares_its_heirs(make().await).await;
+    an_heir_rotating_itself_meanwhile_leaves_no_live_heir(make().await).await;
     list_page_visits_every_key_once_in_each_sort(make().await).await;
     list_page_filters_by_state(make().await).await;
     list_page_searches_names_and_ids(make().await).await;
@@ -780,6 +788,9 @@ macro_rules! store_conformance_tests {
             rotate_refuses_a_key_with_a_live_successor,
             concurrent_rotations_make_one_successor,
             update_changes_only_what_it_names,
+            revoke_with_heirs_revokes_live_self_minted_heirs,
+            revoking_an_ended_key_spares_its_heirs,
+            an_heir_rotating_itself_meanwhile_leaves_no_live_heir,
             list_page_visits_every_key_once_in_each_sort,
             list_page_filters_by_state,
             list_page_searches_names_and_ids,

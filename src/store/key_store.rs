@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::error::BoxError;
+use crate::event::{KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
-use crate::record::{ActorName, KeyRecord};
+use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
 use crate::store::key_update::KeyUpdate;
+use crate::store::revocation::{self, Revocation};
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +167,8 @@ pub trait KeyStoreAdmin: KeyStore {
     /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
     /// it: an admin key's id or a person's name; `None` when the application did) as
     /// its `revoked_by`. A repeated revocation keeps the first actor with the first
-    /// time. [`KeyManager`](crate::KeyManager) revokes through this method.
+    /// time. The default [`revoke_with_heirs`](Self::revoke_with_heirs) revokes through
+    /// this method.
     ///
     /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
     /// a store written before actors existed keeps compiling and keeps revoking; the
@@ -226,6 +229,147 @@ pub trait KeyStoreAdmin: KeyStore {
         new: &KeyRecord,
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError>;
+
+    /// Stores `record` as [`insert`](Self::insert) does and `events` with it, in one
+    /// write: both or neither, whatever fails and whenever the caller gives up
+    /// (DESIGN §10: no change without its event). Returns the events as stored.
+    ///
+    /// [`KeyManager`](crate::KeyManager) creates keys through this method, with the
+    /// `created` event when it keeps an audit trail
+    /// ([`with_events`](crate::KeyManager::with_events)) and no events otherwise. The
+    /// events go where [`EventStore`](crate::EventStore) keeps them, with the next ids.
+    ///
+    /// The default inserts with `insert` when `events` is empty, and otherwise refuses
+    /// with [`StoreError::Unsupported`], storing nothing: a store written before
+    /// changes carried their events keeps working without an audit trail, and refuses
+    /// the changes it could not record. The [event conformance
+    /// suite](crate::store#conformance) fails until it is implemented.
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[NewEvent],
+    ) -> Result<Vec<KeyEvent>, StoreError> {
+        if !events.is_empty() {
+            return Err(StoreError::Unsupported("KeyStoreAdmin::insert_with_events"));
+        }
+        self.insert(record).await.map(|()| Vec::new())
+    }
+
+    /// Changes `id` as [`update`](Self::update) does and stores `events` with the
+    /// change, in one write. When there is no such key, stores nothing and returns
+    /// `None`. Otherwise returns the record as it now stands and the events as stored.
+    ///
+    /// The default is as for [`insert_with_events`](Self::insert_with_events): `update`
+    /// when `events` is empty, [`StoreError::Unsupported`] otherwise.
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        if !events.is_empty() {
+            return Err(StoreError::Unsupported("KeyStoreAdmin::update_with_events"));
+        }
+        Ok(self
+            .update(id, update)
+            .await?
+            .map(|record| (record, Vec::new())))
+    }
+
+    /// Rotates as [`rotate`](Self::rotate) does and stores `events` with the rotation,
+    /// in one write, if and only if it answers [`RotateOutcome::Rotated`]: a refused
+    /// rotation stores no event. Returns the outcome and the events as stored.
+    ///
+    /// The default is as for [`insert_with_events`](Self::insert_with_events): `rotate`
+    /// when `events` is empty, [`StoreError::Unsupported`] otherwise.
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[NewEvent],
+    ) -> Result<(RotateOutcome, Vec<KeyEvent>), StoreError> {
+        if !events.is_empty() {
+            return Err(StoreError::Unsupported("KeyStoreAdmin::rotate_with_events"));
+        }
+        Ok((self.rotate(old, new, end).await?, Vec::new()))
+    }
+
+    /// The keys that revoking `id` at `at` would revoke with it, if `id` still works
+    /// then: its heirs (records whose `rotated_from` is `id` and whose `created_by` is
+    /// `id` itself: keys it minted by rotating itself, and theirs in turn, at any
+    /// depth) that are active at `at`, oldest first (by `created_at`, then id). An heir
+    /// that no longer works is looked through. See [`Revocation`] and DESIGN §10.
+    ///
+    /// The default scans [`list`](Self::list); override it to ask the backend.
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(revocation::live_heirs_in(&self.list().await?, id, at))
+    }
+
+    /// Revokes `id` as [`revoke_by`](Self::revoke_by) does and, if the key was active
+    /// at `at` until now, its [live heirs](Self::live_heirs) with it, as of `at` and
+    /// `by` too; stores `events` for the key and, for each heir, each of them told of
+    /// the heir ([`NewEvent::for_heir`]): all in one write (DESIGN §10).
+    ///
+    /// A key that was revoked already keeps its first revocation, and nothing is
+    /// stored: [`Revocation::repeated`]. A key that had expired or ended (by its
+    /// rotation) is revoked, but its heirs are not: the integration's new key survives
+    /// when the old one is tidied up. Returns `None` if there is no such key.
+    ///
+    /// The heirs must be found in the same step as they are revoked, so that an heir
+    /// rotating itself meanwhile cannot leave a live key behind: a store that cannot
+    /// lock, search again until no live heir is left. [`KeyManager`](crate::KeyManager)
+    /// revokes through this method; the [conformance suite](crate::store#conformance)
+    /// checks it.
+    ///
+    /// The default, for stores written before heirs were revoked, refuses with
+    /// [`StoreError::Unsupported`] when `events` is not empty; otherwise it reads the key,
+    /// revokes it with `revoke_by`, and revokes each live heir the same way until
+    /// [`live_heirs`](Self::live_heirs) finds none: not one step, but no live heir is
+    /// left once it returns. Override it to do it all in one transaction.
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        if !events.is_empty() {
+            return Err(StoreError::Unsupported("KeyStoreAdmin::revoke_with_heirs"));
+        }
+        let Some(before) = self.get(id).await? else {
+            return Ok(None);
+        };
+        let Some(record) = self.revoke_by(id, at, by).await? else {
+            return Ok(None);
+        };
+        if before.revoked_at().is_some() {
+            return Ok(Some(Revocation::repeated(record)));
+        }
+        let mut heirs = Vec::new();
+        if before.state_at(at) == KeyState::Active {
+            // Again until none is left: an heir may rotate itself while this runs. Each
+            // heir once, so that a store that keeps one active cannot loop this forever.
+            let mut done = std::collections::HashSet::new();
+            loop {
+                let live: Vec<KeyRecord> = self
+                    .live_heirs(id, at)
+                    .await?
+                    .into_iter()
+                    .filter(|heir| done.insert(*heir.id()))
+                    .collect();
+                if live.is_empty() {
+                    break;
+                }
+                for heir in live {
+                    if let Some(revoked) = self.revoke_by(heir.id(), at, by).await? {
+                        heirs.push(revoked);
+                    }
+                }
+            }
+        }
+        Ok(Some(Revocation::first(record).with_heirs(heirs)))
+    }
 }
 
 #[async_trait]
@@ -285,5 +429,46 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
         (**self).rotate(old, new, end).await
+    }
+
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[NewEvent],
+    ) -> Result<Vec<KeyEvent>, StoreError> {
+        (**self).insert_with_events(record, events).await
+    }
+
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        (**self).update_with_events(id, update, events).await
+    }
+
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[NewEvent],
+    ) -> Result<(RotateOutcome, Vec<KeyEvent>), StoreError> {
+        (**self).rotate_with_events(old, new, end, events).await
+    }
+
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).live_heirs(id, at).await
+    }
+
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        (**self).revoke_with_heirs(id, at, by, events).await
     }
 }

@@ -9,11 +9,15 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::event::{KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
-use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::revocation::live_heirs_in;
+use crate::store::{
+    KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
+};
 use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 /// Keys held in process memory: the default store, and the one for tests and single
@@ -22,8 +26,10 @@ use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageError, UsageOutcome, 
 /// Clones are handles to the same records. Lookups never take a lock (the map is
 /// [`papaya`]'s lock-free hash map), so concurrent requests never queue behind each
 /// other or behind a write; management writes are serialised among themselves so that
-/// a rotation is atomic. Revocation takes effect at once for every request that looks
-/// the key up afterwards. Nothing is persisted: a restart forgets every key.
+/// a rotation is atomic, and each change stores its events under the same lock, in one
+/// step without an await point, so that no change is ever kept without its event.
+/// Revocation takes effect at once for every request that looks the key up afterwards.
+/// Nothing is persisted: a restart forgets every key.
 ///
 /// ```
 /// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
@@ -95,16 +101,19 @@ impl UsageSink for InMemoryKeyStore {
     /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
     async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
         // Counts are kept by `record_usage_batch`, whose id makes a retry count once.
-        self.raise_last_used(batch);
+        self.raise_last_used(batch, None);
         Ok(())
     }
 
-    /// As `record_usage`, reporting the keys whose `last_used_at` was unset.
+    /// As `record_usage`, reporting the keys whose `last_used_at` was unset, and
+    /// storing their events with the write when the batch wants them.
     async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
-        let (first, ended) = self.raise_last_used(batch.usages());
+        let (first, ended, events) = self.raise_last_used(batch.usages(), Some(batch));
         // A retried batch (same id) adds its counts once.
         self.inner.counts.add(Some(batch.id()), batch.usages());
-        Ok(UsageOutcome::new(first).with_ended(ended))
+        Ok(UsageOutcome::new(first)
+            .with_ended(ended)
+            .with_events(events))
     }
 }
 
@@ -113,8 +122,13 @@ impl InMemoryKeyStore {
     /// of its `recent_ips`; returns the keys that had no `last_used_at`, and the ends
     /// their first uses set for the keys they replaced (`until_first_use`). Under the
     /// write lock, so that of two concurrent writes only one sees a key's first use,
-    /// and the end is applied with it.
-    fn raise_last_used(&self, batch: &[KeyUsage]) -> (Vec<KeyId>, Vec<RotationEnd>) {
+    /// and the end is applied with it, and their events (if `events` wants them) are
+    /// stored in the same step.
+    fn raise_last_used(
+        &self,
+        batch: &[KeyUsage],
+        events: Option<&UsageBatch<'_>>,
+    ) -> (Vec<KeyId>, Vec<RotationEnd>, Vec<KeyEvent>) {
         let _write = self.write_lock();
         let keys = self.inner.keys.pin();
         let mut first = Vec::new();
@@ -168,8 +182,14 @@ impl InMemoryKeyStore {
                 });
                 Some(RotationEnd::new(old, successor, end))
             })
-            .collect();
-        (first, ended)
+            .collect::<Vec<_>>();
+        let stored = match events {
+            Some(batch) if batch.wants_events() => {
+                self.inner.events.push_all(&batch.events_of(&first, &ended))
+            }
+            _ => Vec::new(),
+        };
+        (first, ended, stored)
     }
 }
 
@@ -196,12 +216,7 @@ impl KeyStore for InMemoryKeyStore {
 impl KeyStoreAdmin for InMemoryKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let _write = self.write_lock();
-        self.inner
-            .keys
-            .pin()
-            .try_insert(*record.id(), record.clone())
-            .map(|_| ())
-            .map_err(|_| StoreError::Duplicate(*record.id()))
+        self.insert_locked(record)
     }
 
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -235,13 +250,7 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let _write = self.write_lock();
-        // Writes are serialised, so a record read here is still current.
-        match self.inner.keys.pin().get(id) {
-            Some(record) if record.revoked_at().is_some() => return Ok(Some(record.clone())),
-            None => return Ok(None),
-            Some(_) => {}
-        }
-        Ok(self.update_record(id, |r| revoked(r, at, by)))
+        Ok(self.revoke_locked(id, at, by).map(|(_, after)| after))
     }
 
     /// Under the write lock, so that it cannot interleave with a rotation or a usage
@@ -262,14 +271,136 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
         let _write = self.write_lock();
+        self.rotate_locked(old, new, end)
+    }
+
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[NewEvent],
+    ) -> Result<Vec<KeyEvent>, StoreError> {
+        let _write = self.write_lock();
+        self.insert_locked(record)?;
+        Ok(self.inner.events.push_all(events))
+    }
+
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        let _write = self.write_lock();
+        let Some(record) = self.update_record(id, |r| update.apply_to(r)) else {
+            return Ok(None);
+        };
+        Ok(Some((record, self.inner.events.push_all(events))))
+    }
+
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[NewEvent],
+    ) -> Result<(RotateOutcome, Vec<KeyEvent>), StoreError> {
+        let _write = self.write_lock();
+        let outcome = self.rotate_locked(old, new, end)?;
+        let stored = match outcome {
+            RotateOutcome::Rotated(_) => self.inner.events.push_all(events),
+            _ => Vec::new(),
+        };
+        Ok((outcome, stored))
+    }
+
+    /// One pass over the map.
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(live_heirs_in(self.inner.keys.pin().values(), id, at))
+    }
+
+    /// Under the write lock: no heir can rotate itself between the search and the
+    /// revocations, and the events are stored in the same step.
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        let _write = self.write_lock();
+        let Some((before, record)) = self.revoke_locked(id, at, by) else {
+            return Ok(None);
+        };
+        if before.revoked_at().is_some() {
+            return Ok(Some(Revocation::repeated(record)));
+        }
+        let heirs = if before.state_at(at) == KeyState::Active {
+            live_heirs_in(self.inner.keys.pin().values(), id, at)
+                .iter()
+                .filter_map(|heir| self.revoke_locked(heir.id(), at, by))
+                .map(|(_, after)| after)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let heir_events: Vec<NewEvent> = heirs
+            .iter()
+            .flat_map(|heir: &KeyRecord| events.iter().map(|e| e.for_heir(*heir.id())))
+            .collect();
+        let stored = self
+            .inner
+            .events
+            .push_all(events.iter().chain(&heir_events));
+        Ok(Some(
+            Revocation::first(record)
+                .with_heirs(heirs)
+                .with_events(stored),
+        ))
+    }
+}
+
+impl InMemoryKeyStore {
+    /// Inserts `record`; the caller holds the write lock.
+    fn insert_locked(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner
+            .keys
+            .pin()
+            .try_insert(*record.id(), record.clone())
+            .map(|_| ())
+            .map_err(|_| StoreError::Duplicate(*record.id()))
+    }
+
+    /// Revokes `id` unless it is revoked already; returns the record before and after.
+    /// The caller holds the write lock, so a record read here is still current.
+    fn revoke_locked(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+    ) -> Option<(KeyRecord, KeyRecord)> {
+        let before = self.inner.keys.pin().get(id).cloned()?;
+        if before.revoked_at().is_some() {
+            return Some((before.clone(), before));
+        }
+        let after = self.update_record(id, |r| revoked(r, at, by))?;
+        Some((before, after))
+    }
+
+    /// Rotates; the caller holds the write lock, so no other rotation can add a
+    /// successor meanwhile.
+    fn rotate_locked(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
         let keys = self.inner.keys.pin();
         match keys.get(old) {
             None => return Ok(RotateOutcome::NotFound),
             Some(r) if r.revoked_at().is_some() => return Ok(RotateOutcome::Revoked),
             Some(_) => {}
         }
-        // Under the write lock, so no other rotation can add a successor meanwhile. A
-        // scan: the embedded store holds few keys, and rotations are rare.
+        // A scan: the embedded store holds few keys, and rotations are rare.
         let now = new.created_at();
         let heir = keys
             .values()

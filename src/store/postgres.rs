@@ -183,6 +183,7 @@
 mod aux_sql;
 mod events;
 mod feed;
+mod heirs;
 mod limits;
 mod list;
 mod migrate;

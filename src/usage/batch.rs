@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::event::{EventDetail, EventType, KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::usage::KeyUsage;
 
@@ -53,12 +54,59 @@ impl fmt::Display for UsageBatchId {
 pub struct UsageBatch<'a> {
     id: UsageBatchId,
     usages: &'a [KeyUsage],
+    events: bool,
 }
 
 impl<'a> UsageBatch<'a> {
-    /// The batch `id` of `usages`.
+    /// The batch `id` of `usages`, asking for no events.
     pub fn new(id: UsageBatchId, usages: &'a [KeyUsage]) -> Self {
-        Self { id, usages }
+        Self {
+            id,
+            usages,
+            events: false,
+        }
+    }
+
+    /// Asks the sink to store, in the same write, the events of what it changes
+    /// ([`events_of`](Self::events_of)), when `events` is true: the tracker does when
+    /// it keeps an audit trail ([`UsageTrackerBuilder::events`](crate::UsageTrackerBuilder::events)).
+    pub fn with_events(mut self, events: bool) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Whether the sink should store the events of what it changes with the write
+    /// (DESIGN §10: no change without its event) and report them in
+    /// [`UsageOutcome::events`]. A sink that cannot may leave them out: the tracker
+    /// then records them itself, after the write.
+    pub fn wants_events(&self) -> bool {
+        self.events
+    }
+
+    /// The events of a write that stored the first uses `first_used` and set the ends
+    /// `ended`: a `first_used` for each first use, at the use, and a `rotated` for each
+    /// end (an `until_first_use` rotation's old key), at its successor's use, naming the
+    /// successor and the end. What a sink stores when [`wants_events`](Self::wants_events).
+    pub fn events_of(&self, first_used: &[KeyId], ended: &[RotationEnd]) -> Vec<NewEvent> {
+        let used_at = |id: &KeyId| {
+            self.usages
+                .iter()
+                .find(|u| u.key_id == *id)
+                .map_or(SystemTime::UNIX_EPOCH, |u| u.last_used_at)
+        };
+        let first = first_used
+            .iter()
+            .map(|id| NewEvent::new(EventType::FirstUsed, *id, used_at(id)));
+        // The old key of an `until_first_use` rotation now ends: its trail says when, as
+        // a rotation with an overlap says it.
+        let ends = ended.iter().map(|end| {
+            let detail = EventDetail::default()
+                .with_related_key_id(Some(end.successor))
+                .with_ends_at(Some(end.ends_at));
+            NewEvent::new(EventType::Rotated, end.key_id, used_at(&end.successor))
+                .with_detail(detail)
+        });
+        first.chain(ends).collect()
     }
 
     /// The id.
@@ -83,6 +131,11 @@ pub struct UsageOutcome {
     /// first use it stored. A cache in front of the store evicts them; the tracker
     /// records each as a `rotated` event.
     pub ended: Vec<RotationEnd>,
+    /// The events the sink stored in the same write, when the batch
+    /// [wants them](UsageBatch::wants_events): those of
+    /// [`UsageBatch::events_of`]. Empty from a sink that stores none; the tracker then
+    /// records the events of `first_used` and `ended` itself.
+    pub events: Vec<KeyEvent>,
 }
 
 impl UsageOutcome {
@@ -91,12 +144,19 @@ impl UsageOutcome {
         Self {
             first_used,
             ended: Vec::new(),
+            events: Vec::new(),
         }
     }
 
     /// Also reports `ended`.
     pub fn with_ended(mut self, ended: Vec<RotationEnd>) -> Self {
         self.ended = ended;
+        self
+    }
+
+    /// Also reports the events stored with the write.
+    pub fn with_events(mut self, events: Vec<KeyEvent>) -> Self {
+        self.events = events;
         self
     }
 }

@@ -110,10 +110,15 @@ pub struct UsageTrackerBuilder {
 }
 
 impl UsageTrackerBuilder {
-    /// Records `first_used` (when the sink reports a key's first stored use) and
-    /// `ended_key_used` (proven attempts with revoked or ended keys, once per key per
-    /// flush, with a warning line) in `events`. Both ride on the flush: nothing is
-    /// added to the request path.
+    /// Records `first_used` (a key's first stored use), the `rotated` of an
+    /// `until_first_use` rotation's end, and `ended_key_used` (proven attempts with
+    /// revoked or ended keys, once per key per flush, with a warning line) in `events`.
+    /// All ride on the flush: nothing is added to the request path.
+    ///
+    /// The first two are changes, stored in the same write as the usage that makes them
+    /// ([`UsageBatch::wants_events`](crate::UsageBatch::wants_events)): if the store
+    /// cannot keep them, the write fails and is retried with the next flush. `events`
+    /// must keep its events in the sink's store.
     pub fn events(mut self, events: EventLog) -> Self {
         self.events = Some(events);
         self
@@ -302,7 +307,9 @@ impl UsageTracker {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((id, batch.clone()));
         // A sink that panics is a failed write like any other: its times stay pending and
         // the flush loop keeps running, instead of dying with the task.
-        let sealed = UsageBatch::new(id, &batch);
+        // With an audit trail, the store keeps the events of what this write changes
+        // (first uses, the ends they set) in the same write: no change without its event.
+        let sealed = UsageBatch::new(id, &batch).with_events(inner.events.is_some());
         let write = AssertUnwindSafe(inner.sink.record_usage_batch(&sealed))
             .catch_unwind()
             .map(|outcome| {
@@ -329,29 +336,15 @@ impl UsageTracker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(events) = &inner.events {
-            for id in &outcome.first_used {
-                let at = batch
-                    .iter()
-                    .find(|u| u.key_id == *id)
-                    .map_or(UNIX_EPOCH, |u| u.last_used_at);
-                // The store logs and counts a failure; the use itself is written.
-                let _ = events
-                    .emit(NewEvent::new(EventType::FirstUsed, *id, at))
-                    .await;
-            }
-            // The old key of an `until_first_use` rotation now ends: its trail says
-            // when, as a rotation with an overlap says it.
-            for end in &outcome.ended {
-                let at = batch
-                    .iter()
-                    .find(|u| u.key_id == end.successor)
-                    .map_or(UNIX_EPOCH, |u| u.last_used_at);
-                let detail = EventDetail::default()
-                    .with_related_key_id(Some(end.successor))
-                    .with_ends_at(Some(end.ends_at));
-                let _ = events
-                    .emit(NewEvent::new(EventType::Rotated, end.key_id, at).with_detail(detail))
-                    .await;
+            if outcome.events.is_empty() {
+                // A sink that stores no events with its write (one written before
+                // they were asked for): recorded now, after it. The store logs and
+                // counts a failure; the use itself is written.
+                for event in sealed.events_of(&outcome.first_used, &outcome.ended) {
+                    let _ = events.emit(event).await;
+                }
+            } else {
+                events.forward(&outcome.events);
             }
         }
         for end in &outcome.ended {

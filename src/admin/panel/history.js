@@ -83,7 +83,9 @@
       case 'rotated':
         return `rotated into ${d.related_key_id}${d.ends_at ? `, ending ${d.ends_at}` : ''}`;
       case 'revoked':
-        return 'revoked';
+        // An heir revoked with the key it was minted from (by self-rotation, at any
+        // depth) names that key.
+        return d.related_key_id ? `revoked with ${d.related_key_id}, the key it descends from` : 'revoked';
       case 'first_used':
         return 'first used';
       case 'expiring':

@@ -63,6 +63,9 @@
     confirmForm: $('confirm-form'),
     confirmTitle: $('confirm-title'),
     confirmText: $('confirm-text'),
+    confirmHeirs: $('confirm-heirs'),
+    confirmHeirsText: $('confirm-heirs-text'),
+    confirmHeirsList: $('confirm-heirs-list'),
     confirmOverlap: $('confirm-overlap'),
     overlap: $('overlap'),
     confirmGrace: $('confirm-grace'),
@@ -990,9 +993,10 @@
    * Asks before acting. Resolves to null (cancelled) or `{ overlap }`, the chosen
    * rotation overlap ('' to keep the old key until it is revoked).
    */
-  function confirmAction({ title, text, ok, danger, overlap, returnTo }) {
+  function confirmAction({ title, text, heirs, ok, danger, overlap, returnTo }) {
     ui.confirmTitle.textContent = title;
     ui.confirmText.textContent = text;
+    showHeirs(heirs);
     ui.confirmOk.textContent = ok;
     ui.confirmOk.className = danger ? 'danger' : '';
     ui.confirmOverlap.hidden = !overlap;
@@ -1063,13 +1067,57 @@
     }
   }
 
+  /**
+   * What the revoke dialog says of the key's heirs: `heirs` is the list of records
+   * `GET keys/{id}/heirs` answered, `null` when it could not be had, or undefined for
+   * a dialog about something else.
+   */
+  function showHeirs(heirs) {
+    ui.confirmHeirsList.replaceChildren();
+    ui.confirmHeirsText.textContent = '';
+    ui.confirmHeirs.hidden = heirs === undefined || (Array.isArray(heirs) && heirs.length === 0);
+    if (ui.confirmHeirs.hidden) return;
+    if (heirs === null) {
+      ui.confirmHeirsText.textContent =
+        'The keys this key created for itself could not be listed. Revoking it also revokes those that still work.';
+      return;
+    }
+    const count = heirs.length === 1 ? '1 key' : `${heirs.length} keys`;
+    ui.confirmHeirsText.textContent = `This also revokes ${count} that this key created for itself:`;
+    for (const heir of heirs) {
+      ui.confirmHeirsList.append(el('li', {}, `“${heir.name}” (${heir.id})`));
+    }
+  }
+
+  /** The keys revoking `record` would revoke with it, or null if they cannot be had. */
+  async function heirsOf(record) {
+    const response = await api('GET', `keys/${encodeURIComponent(record.id)}/heirs`);
+    if (response.status !== 200) return null;
+    try {
+      const heirs = await response.json();
+      return Array.isArray(heirs) ? heirs : null;
+    } catch {
+      return null;
+    }
+  }
+
   async function onRevoke(record, button) {
     const own = keyIdOf(storedKey()) === record.id;
+    let heirs;
+    try {
+      // Before asking: a key that rotated itself takes its heirs with it (a thief's
+      // copy, or the integration's new key if the old one still works).
+      heirs = await heirsOf(record);
+    } catch (error) {
+      if (error instanceof Shown) return;
+      heirs = null;
+    }
     const choice = await confirmAction({
       title: `Revoke “${record.name}” (${record.id})?`,
       text:
         'Requests with this key are refused from now on. This cannot be undone.' +
         (own ? ' This is the admin key you are signed in with: the panel will stop working.' : ''),
+      heirs,
       ok: 'Revoke',
       danger: true,
       returnTo: button,
@@ -1077,11 +1125,20 @@
     if (!choice) return;
     try {
       const response = await api('DELETE', `keys/${encodeURIComponent(record.id)}`);
-      if (response.status !== 204) {
+      if (response.status !== 200) {
         warn(`The key was not revoked. ${describe(response, await problemOf(response))}`);
         return;
       }
-      say(`Key “${record.name}” (${record.id}) revoked.`);
+      const revoked = await response.json();
+      const gone = Array.isArray(revoked.heirs) ? revoked.heirs : [];
+      say(
+        `Key “${record.name}” (${record.id}) revoked` +
+          (gone.length === 0
+            ? '.'
+            : `, and ${gone.length === 1 ? '1 key' : `${gone.length} keys`} it created for itself: ${gone
+                .map((heir) => `“${heir.name}” (${heir.id})`)
+                .join(', ')}.`),
+      );
       await loadKeys();
       focusRow(record.id);
     } catch (error) {

@@ -21,7 +21,7 @@ use crate::key::KeyId;
 use crate::metrics;
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
 use crate::usage::{KeyUsage, UsageError, UsageSink};
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
@@ -207,17 +207,10 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
 
 #[async_trait]
 impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
+    /// As [`insert_with_events`](KeyStoreAdmin::insert_with_events) with no events:
+    /// one path, so that the filter, the echo and the eviction are the same for both.
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        // Into the filter first, so that the key is never refused by this instance once
-        // it is stored; an insert that then fails leaves one harmless false positive.
-        self.cache.ids.insert(record.id());
-        // A "no such key" may be cached for this id (someone tried it before it existed).
-        let result = self
-            .cache
-            .echo_of(record.id(), self.store.insert(record), |()| true)
-            .await;
-        self.invalidate(record.id());
-        result
+        self.insert_with_events(record, &[]).await.map(|_| ())
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -264,22 +257,85 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         result
     }
 
+    /// As [`rotate_with_events`](KeyStoreAdmin::rotate_with_events) with no events.
     async fn rotate(
         &self,
         old: &KeyId,
         new: &KeyRecord,
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
+        Ok(self.rotate_with_events(old, new, end, &[]).await?.0)
+    }
+
+    // The changes that carry their events (DESIGN §10): to the wrapped store, which
+    // stores each change with its events in one write, and evicted here as above.
+
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Vec<crate::event::KeyEvent>, StoreError> {
+        // Into the filter first, so that the key is never refused by this instance once
+        // it is stored; an insert that then fails leaves one harmless false positive.
+        self.cache.ids.insert(record.id());
+        // A "no such key" may be cached for this id (someone tried it before it existed).
+        let inserting = self.store.insert_with_events(record, events);
+        let result = self.cache.echo_of(record.id(), inserting, |_| true).await;
+        self.invalidate(record.id());
+        result
+    }
+
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &crate::store::KeyUpdate,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<crate::event::KeyEvent>)>, StoreError> {
+        let result = self.store.update_with_events(id, update, events).await;
+        self.invalidate(id);
+        result
+    }
+
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[crate::event::NewEvent],
+    ) -> Result<(RotateOutcome, Vec<crate::event::KeyEvent>), StoreError> {
         self.cache.ids.insert(new.id());
-        let rotating = self.store.rotate(old, new, end);
+        let rotating = self.store.rotate_with_events(old, new, end, events);
         let result = self
             .cache
-            .echo_of(new.id(), rotating, |outcome| {
+            .echo_of(new.id(), rotating, |(outcome, _)| {
                 matches!(outcome, RotateOutcome::Rotated(_))
             })
             .await;
         self.invalidate(old);
         self.invalidate(new.id());
+        result
+    }
+
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.live_heirs(id, at).await
+    }
+
+    /// Evicts the key and every heir revoked with it here; other instances learn of
+    /// them from the wrapped store's feed.
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        let result = self.store.revoke_with_heirs(id, at, by, events).await;
+        self.invalidate(id);
+        if let Ok(Some(revocation)) = &result {
+            for heir in &revocation.heirs {
+                self.invalidate(heir.id());
+            }
+        }
         result
     }
 }

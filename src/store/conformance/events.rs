@@ -206,6 +206,213 @@ pub async fn usage_counts_are_added_once_per_batch<S: EventStore + UsageSink + K
     );
 }
 
+/// Each change stores the events it is given in the same write (DESIGN §10), with the
+/// next ids, and returns them as stored: created, changed, rotated and revoked, the
+/// revocation's events also told of each heir it revoked
+/// ([`NewEvent::for_heir`](crate::NewEvent::for_heir)). A change that does not happen
+/// (a duplicate id, an unknown key, a refused rotation, a repeated revocation) stores
+/// no event.
+pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>(store: S) {
+    use crate::store::{KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
+
+    let by = ActorName::new("alice@example.com").expect("valid");
+    let record = super::sample_record("audited", &["a:b"], 0);
+    let id = *record.id();
+    let created = NewEvent::new(EventType::Created, id, t(0)).with_actor(Some(by.clone()));
+    let stored = store
+        .insert_with_events(&record, std::slice::from_ref(&created))
+        .await
+        .expect("insert_with_events");
+    assert_eq!(stored.len(), 1, "the created event is returned as stored");
+    assert!(matches!(
+        store
+            .insert_with_events(&record, std::slice::from_ref(&created))
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+
+    let changed = NewEvent::new(EventType::Changed, id, t(1)).with_actor(Some(by.clone()));
+    let update = KeyUpdate::new().rate_limit(None);
+    let (_, stored) = store
+        .update_with_events(&id, &update, std::slice::from_ref(&changed))
+        .await
+        .expect("update_with_events")
+        .expect("the key exists");
+    assert_eq!(stored.len(), 1);
+    let unknown = key();
+    let nothing = NewEvent::new(EventType::Changed, unknown, t(1));
+    assert!(
+        store
+            .update_with_events(&unknown, &update, &[nothing])
+            .await
+            .expect("update_with_events")
+            .is_none()
+    );
+
+    // The key rotates itself: its successor is its heir.
+    let heir = super::sample_record("audited", &["a:b"], 2)
+        .with_rotated_from(Some(id))
+        .with_created_by(Some(
+            ActorName::new(id.as_str()).expect("a key id is a name"),
+        ));
+    let rotation = [
+        NewEvent::new(EventType::Created, *heir.id(), t(2)),
+        NewEvent::new(EventType::Rotated, id, t(2))
+            .with_detail(EventDetail::default().with_related_key_id(Some(*heir.id()))),
+    ];
+    let (outcome, stored) = store
+        .rotate_with_events(&id, &heir, OldKeyEnd::Keep, &rotation)
+        .await
+        .expect("rotate_with_events");
+    assert!(matches!(outcome, RotateOutcome::Rotated(_)), "{outcome:?}");
+    assert_eq!(stored.len(), 2);
+    let second = super::sample_record("audited", &["a:b"], 3).with_rotated_from(Some(id));
+    let (outcome, stored) = store
+        .rotate_with_events(
+            &id,
+            &second,
+            OldKeyEnd::Keep,
+            &[NewEvent::new(EventType::Created, *second.id(), t(3))],
+        )
+        .await
+        .expect("rotate_with_events");
+    assert!(
+        matches!(outcome, RotateOutcome::HasLiveSuccessor(_)),
+        "{outcome:?}"
+    );
+    assert!(stored.is_empty(), "a refused rotation stores no event");
+
+    let revoked = NewEvent::new(EventType::Revoked, id, t(4)).with_actor(Some(by.clone()));
+    let revocation = store
+        .revoke_with_heirs(&id, t(4), Some(&by), std::slice::from_ref(&revoked))
+        .await
+        .expect("revoke_with_heirs")
+        .expect("the key exists");
+    assert_eq!(
+        revocation
+            .events
+            .iter()
+            .map(|e| (*e.key_id(), e.detail().related_key_id))
+            .collect::<Vec<_>>(),
+        [(id, None), (*heir.id(), Some(id))],
+        "the key's revoked event, then its heir's, naming the key"
+    );
+    assert!(
+        store
+            .revoke_with_heirs(&id, t(5), None, &[revoked])
+            .await
+            .expect("revoke_with_heirs")
+            .expect("the key exists")
+            .events
+            .is_empty(),
+        "a repeated revocation stores no event"
+    );
+
+    let kinds = |events: Vec<KeyEvent>| events.iter().map(KeyEvent::kind).collect::<Vec<_>>();
+    assert_eq!(
+        kinds(all(&store, EventQuery::new().key(id)).await),
+        [
+            EventType::Revoked,
+            EventType::Rotated,
+            EventType::Changed,
+            EventType::Created
+        ],
+        "the key's events, newest first, each once"
+    );
+    let heir_events = all(&store, EventQuery::new().key(*heir.id())).await;
+    assert_eq!(
+        kinds(heir_events.clone()),
+        [EventType::Revoked, EventType::Created]
+    );
+    assert_eq!(
+        heir_events[0].actor(),
+        Some(&by),
+        "revoked by the same actor"
+    );
+    assert!(
+        all(&store, EventQuery::new().key(unknown)).await.is_empty()
+            && all(&store, EventQuery::new().key(*second.id()))
+                .await
+                .is_empty(),
+        "changes that did not happen stored no event"
+    );
+}
+
+/// A usage write that wants events stores them in the same write: `first_used` for
+/// each first use, and `rotated` (with the end) for each old key an `until_first_use`
+/// rotation ends, as [`UsageBatch::events_of`] makes them; a retry stores none again,
+/// and a batch that wants none stores none.
+pub async fn usage_writes_store_their_events_with_them<
+    S: EventStore + UsageSink + KeyStoreAdmin,
+>(
+    store: S,
+) {
+    use crate::store::OldKeyEnd;
+
+    let old = super::sample_record("old", &["a:b"], 0);
+    store.insert(&old).await.expect("insert");
+    let new = super::sample_record("old", &["a:b"], 10).with_rotated_from(Some(*old.id()));
+    store
+        .rotate(
+            old.id(),
+            &new,
+            OldKeyEnd::UntilFirstUse(Duration::from_secs(300)),
+        )
+        .await
+        .expect("rotate");
+    let quiet = super::sample_record("quiet", &["a:b"], 0);
+    store.insert(&quiet).await.expect("insert");
+
+    let used = [KeyUsage::new(*new.id(), t(20))];
+    let batch = UsageBatch::new(UsageBatchId::random(), &used).with_events(true);
+    let outcome = store.record_usage_batch(&batch).await.expect("record");
+    assert_eq!(outcome.first_used, [*new.id()]);
+    assert_eq!(outcome.ended.len(), 1, "the old key ends");
+    let kinds: Vec<(EventType, KeyId)> = outcome
+        .events
+        .iter()
+        .map(|e| (e.kind(), *e.key_id()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::FirstUsed, *new.id()),
+            (EventType::Rotated, *old.id())
+        ],
+        "the events of the write, as stored"
+    );
+    let rotated = &outcome.events[1];
+    assert_eq!(rotated.detail().related_key_id, Some(*new.id()));
+    assert_eq!(rotated.detail().ends_at, Some(t(320)));
+    assert_eq!(rotated.at(), t(20));
+    assert_eq!(
+        all(&store, EventQuery::new().key(*new.id())).await,
+        outcome.events[..1],
+        "kept in the store"
+    );
+    let again = store.record_usage_batch(&batch).await.expect("record");
+    assert!(
+        again.events.is_empty(),
+        "a retry changes nothing and stores no event"
+    );
+
+    let plain = [KeyUsage::new(*quiet.id(), t(30))];
+    let outcome = store
+        .record_usage_batch(&UsageBatch::new(UsageBatchId::random(), &plain))
+        .await
+        .expect("record");
+    assert_eq!(outcome.first_used, [*quiet.id()]);
+    assert!(
+        outcome.events.is_empty(),
+        "a batch that wants no events gets none"
+    );
+    assert!(
+        all(&store, EventQuery::new().key(*quiet.id()))
+            .await
+            .is_empty()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
 /// the given `async` expression: a store that is also a [`UsageSink`] and a
 /// [`KeyStoreAdmin`], as both shipped stores are.
@@ -218,6 +425,8 @@ macro_rules! event_store_conformance_tests {
             expiring_is_stored_once_per_key_and_threshold,
             prune_deletes_only_older_events,
             usage_counts_are_added_once_per_batch,
+            changes_store_their_events_with_them,
+            usage_writes_store_their_events_with_them,
         );
     };
     (@tests $make:expr; $($check:ident,)*) => {

@@ -40,6 +40,51 @@ impl Events {
         // Every update below leaves the ring consistent before it can panic.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Stores `events` in order, under one lock. The store's key changes call this
+    /// while they hold the write lock, so that a change and its events are made in
+    /// one step that no await point, and so no cancelled caller, can split.
+    pub(super) fn push_all<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a NewEvent>,
+    ) -> Vec<KeyEvent> {
+        let mut ring = self.ring();
+        events
+            .into_iter()
+            .filter_map(|event| ring.push(event))
+            .collect()
+    }
+}
+
+impl Ring {
+    /// Stores `event` with the next id; `None` for an `expiring` threshold already
+    /// stored for its key.
+    fn push(&mut self, event: &NewEvent) -> Option<KeyEvent> {
+        if event.kind() == EventType::Expiring {
+            let bit = event
+                .detail()
+                .days
+                .and_then(|days| EXPIRING_DAYS.iter().position(|&d| d == days))
+                .map_or(0x80, |i| 1u8 << i);
+            let fired = self.expiring.entry(*event.key_id()).or_default();
+            if *fired & bit != 0 {
+                return None;
+            }
+            *fired |= bit;
+        }
+        self.next += 1;
+        let stored = event.clone().stored(EventId::new(self.next));
+        if self.all.len() == MAX_EVENTS {
+            self.all.pop_front();
+        }
+        self.all.push_back(stored.clone());
+        let history = self.by_key.entry(*event.key_id()).or_default();
+        if history.len() == MAX_EVENTS_PER_KEY {
+            history.pop_front();
+        }
+        history.push_back(stored.clone());
+        Some(stored)
+    }
 }
 
 #[async_trait]
@@ -47,34 +92,13 @@ impl EventStore for InMemoryKeyStore {
     /// Keeps the 100 000 most recent events, and for each key its
     /// 256 most recent ones, whichever holds longer.
     async fn record_event(&self, event: &NewEvent) -> Result<Option<KeyEvent>, StoreError> {
-        let mut ring = self.inner.events.ring();
-        if event.kind() == EventType::Expiring {
-            let bit = event
-                .detail()
-                .days
-                .and_then(|days| EXPIRING_DAYS.iter().position(|&d| d == days))
-                .map_or(0x80, |i| 1u8 << i);
-            let fired = ring.expiring.entry(*event.key_id()).or_default();
-            if *fired & bit != 0 {
-                return Ok(None);
-            }
-            *fired |= bit;
-        }
-        ring.next += 1;
-        let stored = event.clone().stored(EventId::new(ring.next));
-        if ring.all.len() == MAX_EVENTS {
-            ring.all.pop_front();
-        }
-        ring.all.push_back(stored.clone());
-        let history = ring.by_key.entry(*event.key_id()).or_default();
-        if history.len() == MAX_EVENTS_PER_KEY {
-            history.pop_front();
-        }
-        history.push_back(stored.clone());
-        Ok(Some(stored))
+        Ok(self.inner.events.ring().push(event))
     }
 
+    /// Under the write lock as well, so that a page never shows a key change's events
+    /// half-stored: a reader that saw a change (lookups take no lock) finds its events.
     async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError> {
+        let _writes = self.write_lock();
         let ring = self.inner.events.ring();
         let newest_first = |events: &VecDeque<KeyEvent>| {
             query.page(events.iter().rev().filter(|e| query.matches(e)).cloned())

@@ -25,11 +25,19 @@ impl PgKeyStore {
     }
 }
 
-#[async_trait]
-impl EventStore for PgKeyStore {
-    /// One `INSERT`; for `expiring`, `ON CONFLICT DO NOTHING` on the unique index
-    /// `<table>_ev_once`, so that of several instances only one stores each threshold.
-    async fn record_event(&self, event: &NewEvent) -> Result<Option<KeyEvent>, StoreError> {
+impl PgKeyStore {
+    /// Stores `event` through `executor` (the pool, or the transaction of the change
+    /// it describes): one `INSERT`; for `expiring`, `ON CONFLICT DO NOTHING` on the
+    /// unique index `<table>_ev_once`, so that of several instances only one stores
+    /// each threshold.
+    pub(super) async fn insert_event<'c, E>(
+        &self,
+        executor: E,
+        event: &NewEvent,
+    ) -> Result<Option<KeyEvent>, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
         let events = self.events_name();
         let statement = format!(
             "INSERT INTO {events} (type, key_id, actor, at, related_key_id, days, ends_at, attempts)
@@ -51,10 +59,33 @@ impl EventStore for PgKeyStore {
             .bind(days)
             .bind(detail.ends_at.map(to_db).transpose()?)
             .bind(attempts)
-            .fetch_optional(self.pool())
+            .fetch_optional(executor)
             .await
             .map_err(|e| self.error(e))?;
         Ok(id.map(|id| event.clone().stored(EventId::new(id.unsigned_abs()))))
+    }
+
+    /// Stores `events` in `tx`, the transaction of the change they describe, in order.
+    pub(super) async fn insert_events(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        events: &[NewEvent],
+    ) -> Result<Vec<KeyEvent>, StoreError> {
+        let mut stored = Vec::new();
+        for event in events {
+            if let Some(event) = self.insert_event(&mut **tx, event).await? {
+                stored.push(event);
+            }
+        }
+        Ok(stored)
+    }
+}
+
+#[async_trait]
+impl EventStore for PgKeyStore {
+    /// One `INSERT` (see `insert_event`).
+    async fn record_event(&self, event: &NewEvent) -> Result<Option<KeyEvent>, StoreError> {
+        self.insert_event(self.pool(), event).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError> {

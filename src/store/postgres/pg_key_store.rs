@@ -9,12 +9,15 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+use crate::event::{KeyEvent, NewEvent};
 use crate::key::{KeyDigest, KeyId};
 use crate::record::{
     ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
 use crate::scope::Scopes;
-use crate::store::{KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{
+    KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
+};
 use crate::usage::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
 
 use super::sql::{self, Sql};
@@ -320,24 +323,7 @@ impl KeyStoreAdmin for PgKeyStore {
         id: &KeyId,
         update: &KeyUpdate,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let rate = update.rate_limit_change();
-        let quota = update.quota_change();
-        let ips = update.allowed_ips_change();
-        let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
-            .bind(id.as_str())
-            .bind(update.name_change().map(KeyName::as_str))
-            .bind(rate.is_some())
-            .bind(rate.flatten().map(|l| i64::from(l.requests())))
-            .bind(rate.flatten().map(|l| i64::from(l.per_secs())))
-            .bind(quota.is_some())
-            .bind(quota.flatten().map(|q| i64::from(q.requests())))
-            .bind(quota.flatten().map(|q| q.per().as_str()))
-            .bind(ips.is_some())
-            .bind(ips.flatten().map(allowlist_column))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.error(e))?;
-        row.as_ref().map(record_from_row).transpose()
+        self.update_in(&self.pool, id, update).await
     }
 
     async fn rotate(
@@ -346,12 +332,101 @@ impl KeyStoreAdmin for PgKeyStore {
         new: &KeyRecord,
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
+        Ok(self.rotate_with_events(old, new, end, &[]).await?.0)
+    }
+
+    /// The insert and its events in one transaction.
+    async fn insert_with_events(
+        &self,
+        record: &KeyRecord,
+        events: &[NewEvent],
+    ) -> Result<Vec<KeyEvent>, StoreError> {
+        if events.is_empty() {
+            return self.insert(record).await.map(|()| Vec::new());
+        }
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), record)?
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(*record.id()));
+        }
+        let stored = self.insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(stored)
+    }
+
+    /// The `UPDATE` (with its notification) and its events in one transaction.
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        if events.is_empty() {
+            return Ok(self.update(id, update).await?.map(|r| (r, Vec::new())));
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let Some(record) = self.update_in(&mut *tx, id, update).await? else {
+            return Ok(None);
+        };
+        let stored = self.insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(Some((record, stored)))
+    }
+
+    /// The rotation and its events in one transaction; a refused rotation rolls back
+    /// and stores no event.
+    async fn rotate_with_events(
+        &self,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+        events: &[NewEvent],
+    ) -> Result<(RotateOutcome, Vec<KeyEvent>), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let outcome = self.rotate_in(&mut tx, old, new, end).await?;
+        if !matches!(outcome, RotateOutcome::Rotated(_)) {
+            return Ok((outcome, Vec::new()));
+        }
+        let stored = self.insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok((outcome, stored))
+    }
+
+    /// One recursive query (see `heirs.rs`).
+    async fn live_heirs(&self, id: &KeyId, at: SystemTime) -> Result<Vec<KeyRecord>, StoreError> {
+        self.find_live_heirs(id, at).await
+    }
+
+    /// One transaction: the key's row locked, then its live heirs locked oldest first
+    /// and revoked until none is left, each notified, and the events (see `heirs.rs`).
+    async fn revoke_with_heirs(
+        &self,
+        id: &KeyId,
+        at: SystemTime,
+        by: Option<&ActorName>,
+        events: &[NewEvent],
+    ) -> Result<Option<Revocation>, StoreError> {
+        self.revoke_cascading(id, at, by, events).await
+    }
+}
+
+impl PgKeyStore {
+    /// The rotation, in `tx`, which the caller commits if it answers `Rotated`.
+    async fn rotate_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        old: &KeyId,
+        new: &KeyRecord,
+        end: OldKeyEnd,
+    ) -> Result<RotateOutcome, StoreError> {
         // Lock the old row so a concurrent revoke or rotate of it waits for this one.
         let old_row: Option<Option<OffsetDateTime>> =
             sqlx::query_scalar(AssertSqlSafe(self.sql.lock_revoked_at.clone()))
                 .bind(old.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
         match old_row {
@@ -365,7 +440,7 @@ impl KeyStoreAdmin for PgKeyStore {
             sqlx::query_scalar(AssertSqlSafe(self.sql.live_successor.clone()))
                 .bind(old.as_str())
                 .bind(to_db(new.created_at())?)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
         if let Some(heir) = heir {
@@ -383,7 +458,7 @@ impl KeyStoreAdmin for PgKeyStore {
             _ => new,
         };
         let inserted = bind_record(sqlx::query(AssertSqlSafe(self.sql.insert.clone())), new)?
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(|e| self.error(e))?;
         if inserted.rows_affected() == 0 {
@@ -402,21 +477,53 @@ impl KeyStoreAdmin for PgKeyStore {
             // Revoked by whoever rotated it.
             query = query.bind(new.created_by().map(ActorName::as_str));
         }
-        let row = query.fetch_one(&mut *tx).await.map_err(|e| self.error(e))?;
+        let row = query
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.error(e))?;
         let ended = record_from_row(&row)?;
         // An old key that is now revoked or ends must be evicted from every instance's
         // cache.
         if !matches!(end, OldKeyEnd::Keep | OldKeyEnd::UntilFirstUse(_)) {
-            self.notify(&mut tx, old).await?;
+            self.notify(tx, old).await?;
         }
-        tx.commit().await.map_err(|e| self.error(e))?;
         Ok(RotateOutcome::Rotated(ended))
     }
 }
 
 impl PgKeyStore {
+    /// The `UPDATE` of `update`, through `executor` (the pool, or a transaction).
+    async fn update_in<'c, E>(
+        &self,
+        executor: E,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
+        let rate = update.rate_limit_change();
+        let quota = update.quota_change();
+        let ips = update.allowed_ips_change();
+        let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
+            .bind(id.as_str())
+            .bind(update.name_change().map(KeyName::as_str))
+            .bind(rate.is_some())
+            .bind(rate.flatten().map(|l| i64::from(l.requests())))
+            .bind(rate.flatten().map(|l| i64::from(l.per_secs())))
+            .bind(quota.is_some())
+            .bind(quota.flatten().map(|q| i64::from(q.requests())))
+            .bind(quota.flatten().map(|q| q.per().as_str()))
+            .bind(ips.is_some())
+            .bind(ips.flatten().map(allowlist_column))
+            .fetch_optional(executor)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
     /// Queues the notification for `id`; PostgreSQL sends it when `tx` commits.
-    async fn notify(
+    pub(super) async fn notify(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         id: &KeyId,

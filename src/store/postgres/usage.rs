@@ -109,13 +109,23 @@ impl PgKeyStore {
         self.add_recent_ips(&mut tx, usages)
             .await
             .map_err(sink_error)?;
-        tx.commit().await.map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.
-        let first_used = first
+        let first_used: Vec<KeyId> = first
             .iter()
             .filter_map(|(id, ..)| KeyId::new(id).ok())
             .collect();
-        Ok(UsageOutcome::new(first_used).with_ended(ended))
+        // The first uses and the ends with their events, in this transaction.
+        let events = if batch.wants_events() {
+            self.insert_events(&mut tx, &batch.events_of(&first_used, &ended))
+                .await
+                .map_err(UsageError::sink)?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(sink_error)?;
+        Ok(UsageOutcome::new(first_used)
+            .with_ended(ended)
+            .with_events(events))
     }
 
     /// In `tx`, with the first uses just stored: ends the old keys of `until_first_use`
