@@ -18,6 +18,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The most created ids checked against the store in one call.
 const MAX_CHECK_BATCH: usize = 256;
+/// How long one check of created ids may take before the feed counts as lost: a
+/// batch of primary-key lookups answers in milliseconds from a healthy database.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often, while the feed is down, the ids the stale filters shed are checked.
 const SUSPECT_CHECK_EVERY: Duration = Duration::from_millis(100);
 
@@ -218,7 +221,8 @@ impl KeyFeedListener {
             suspects.sort_unstable();
             suspects.dedup();
             for batch in suspects.chunks(MAX_CHECK_BATCH) {
-                match self.feed.existing(batch).await {
+                let checked = tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(batch)).await;
+                match checked.unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT))) {
                     Ok(found) => {
                         for id in &found {
                             for cache in &self.caches {
@@ -296,7 +300,13 @@ impl KeyFeedListener {
                 // Asked for at once, trusted only once the store confirms them; the
                 // guard forgets the announcement however this ends.
                 let announced = Announced::new(&self.caches, &created);
-                match self.feed.existing(announced.ids).await {
+                // Bounded: the stream's own heartbeat is not polled meanwhile, so a
+                // check stuck on a dead connection must end the subscription itself.
+                let checked =
+                    tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(announced.ids))
+                        .await
+                        .unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT)));
+                match checked {
                     Ok(found) => {
                         if found.len() < created.len() {
                             tracing::debug!(
