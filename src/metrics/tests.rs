@@ -386,23 +386,25 @@ async fn usage_flushes_failures_and_drops_and_event_sink_failures_are_counted() 
     assert_eq!(scrape(&handle)["apikey_event_sink_failures_total"], 1.0);
 }
 
-#[test]
-fn id_filter_refusals_are_counted_by_reason() {
-    use crate::store::id_filter::{Admission, IdFilter};
+#[tokio::test]
+async fn id_filter_refusals_are_counted_by_reason_once_per_request() {
+    use crate::key::KeyPrefix;
     let (recorder, handle) = recorder();
-    ::metrics::with_local_recorder(&recorder, || {
-        let filter = IdFilter::new(0);
-        let id = KeyId::generate();
-        assert_eq!(
-            filter.admit(&id, false),
-            Admission::Ask,
-            "no filter yet: not a refusal"
-        );
-        filter.replace(&[]);
-        assert_eq!(filter.admit(&id, false), Admission::Absent);
-        filter.mark_stale();
-        assert_eq!(filter.admit(&id, false), Admission::Shed);
-    });
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let cache = CachedKeyStore::builder(InMemoryKeyStore::new())
+        .filter_passes_per_sec(0)
+        .build();
+    let layer = ApiKeyV2Layer::new(cache.clone());
+    let forged = || key(&PlaintextKey::generate(&KeyPrefix::default()));
+    // No filter yet: asked for, not a refusal.
+    assert_eq!(send(&layer, &[], request(forged())).await, 401);
+    // Followed: ruled out at once, then a moment's wait for an announcement in the
+    // lookup; the refusal is counted once, where it is final.
+    cache.cache_handle().resync(&[]);
+    assert_eq!(send(&layer, &[], request(forged())).await, 401);
+    // Stale: shed.
+    cache.cache_handle().feed_down();
+    assert_eq!(send(&layer, &[], request(forged())).await, 503);
     let scraped = scrape(&handle);
     assert_eq!(
         scraped[r#"apikey_id_filter_refusals_total{reason="absent"}"#],

@@ -254,7 +254,8 @@ impl IdFilter {
             return Admission::Ask;
         }
         if bloom.fresh.load(Ordering::Acquire) {
-            metrics::id_filter_refused(FilterRefusal::Absent);
+            // Counted by the cache where the refusal is final: a lookup that is ruled
+            // out at once may still wait for an announcement.
             Admission::Absent
         } else {
             metrics::id_filter_refused(FilterRefusal::Shed);

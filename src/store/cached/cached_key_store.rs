@@ -18,7 +18,7 @@ use super::{
     MAX_ANNOUNCE_WAITERS,
 };
 use crate::key::KeyId;
-use crate::metrics;
+use crate::metrics::{self, FilterRefusal};
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
@@ -174,10 +174,15 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         let ruled_out = match self.cache.answer_at_once(id, true) {
             // A key created elsewhere a moment ago may be announced any time now.
             Some(Err(StoreError::RuledOut)) if self.cache.is_following() => true,
+            Some(answer @ Err(StoreError::RuledOut)) => {
+                metrics::id_filter_refused(FilterRefusal::Absent);
+                return answer;
+            }
             Some(answer) => return answer,
             None => false,
         };
         if ruled_out && !self.cache.announcement_of(id).await {
+            metrics::id_filter_refused(FilterRefusal::Absent);
             return Err(StoreError::RuledOut);
         }
         // A miss is counted where the wrapped store is asked, here or below: the
@@ -191,6 +196,10 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
             // Ruled out while the feed is up: `lookup` waits a moment for its
             // announcement (a key created elsewhere whose notification is on its way).
             Some(Err(StoreError::RuledOut)) if self.cache.is_following() => return None,
+            Some(answer @ Err(StoreError::RuledOut)) => {
+                metrics::id_filter_refused(FilterRefusal::Absent);
+                return Some(answer);
+            }
             Some(answer) => return Some(answer),
             None => {}
         }
