@@ -1575,38 +1575,69 @@ async fn l6_forged_notifications_neither_fill_the_filter_nor_clear_the_caches() 
     );
     assert_eq!(
         after.filter_capacity, before.filter_capacity,
-        "no new snapshot"
+        "no larger filter"
     );
+    // A new snapshot (a resubscription) would have cleared the cache.
     assert!(a.store.contains(key.id()), "the cache was not cleared");
     assert_eq!(a.call(&marker).await, StatusCode::OK);
     a.stop_listening().await;
 }
 
+/// Instance A, and a cache B over the same table (counting its lookups) whose feed
+/// listener's connection was killed: B's filter is stale, and stays so (an hour's
+/// backoff).
+struct StaleFeed {
+    a: Instance,
+    counted: Counted,
+    b: CachedKeyStore<Counted>,
+    stop: oneshot::Sender<()>,
+    listening: JoinHandle<()>,
+}
+
+impl StaleFeed {
+    /// B lets `passes` ids a second that its filter does not hold reach the store.
+    async fn start(passes: u32) -> Self {
+        let a = Instance::new(fresh_store(pool().await).await);
+        let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
+        let b = CachedKeyStore::builder(counted.clone())
+            .filter_passes_per_sec(passes)
+            .build();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listening = tokio::spawn(
+            b.feed_listener()
+                .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
+                .run(async {
+                    let _ = stopped.await;
+                }),
+        );
+        wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+        let pid = listener_pid(&counted.store, None).await;
+        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(a.store.get_ref().pool())
+            .await
+            .unwrap();
+        assert!(terminated);
+        wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+        Self {
+            a,
+            counted,
+            b,
+            stop,
+            listening,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
-    let a = Instance::new(fresh_store(pool().await).await);
-    let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
-    let b = CachedKeyStore::builder(counted.clone())
-        .filter_passes_per_sec(5)
-        .build();
-    let (stop, stopped) = oneshot::channel::<()>();
-    // A long backoff keeps the feed down once its connection is killed.
-    let listening = tokio::spawn(
-        b.feed_listener()
-            .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
-            .run(async {
-                let _ = stopped.await;
-            }),
-    );
-    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
-    let pid = listener_pid(&counted.store, None).await;
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .fetch_one(a.store.get_ref().pool())
-        .await
-        .unwrap();
-    assert!(terminated);
-    wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+    let StaleFeed {
+        a,
+        counted,
+        b,
+        stop,
+        listening,
+    } = StaleFeed::start(5).await;
 
     // A key created while B hears nothing: refused as "busy" (503) or let through,
     // never locked out. It gets through within a few tries, then stays known.
@@ -1644,29 +1675,13 @@ async fn a_dead_feed_leaves_a_stale_filter_that_still_lets_new_keys_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l10_a_flood_of_forged_ids_during_a_feed_outage_does_not_starve_a_new_key() {
-    let a = Instance::new(fresh_store(pool().await).await);
-    let counted = Counted::new(same_table(a.store.get_ref(), pool().await));
-    let b = CachedKeyStore::builder(counted.clone())
-        .filter_passes_per_sec(0)
-        .build();
-    let (stop, stopped) = oneshot::channel::<()>();
-    // A long backoff keeps the feed down once its connection is killed.
-    let listening = tokio::spawn(
-        b.feed_listener()
-            .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600))
-            .run(async {
-                let _ = stopped.await;
-            }),
-    );
-    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
-    let pid = listener_pid(&counted.store, None).await;
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .fetch_one(a.store.get_ref().pool())
-        .await
-        .unwrap();
-    assert!(terminated);
-    wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+    let StaleFeed {
+        a,
+        counted: _,
+        b,
+        stop,
+        listening,
+    } = StaleFeed::start(0).await;
 
     // No passes at all: as if a flood took every one of them, so that only the
     // listener's check of the shed ids can let the new key in. And forged ids for as
