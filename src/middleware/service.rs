@@ -86,18 +86,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = match self.config.presented(req.headers(), req.extensions()) {
-            Ok(presented) => presented,
+        let presenting = match self.config.presenting(req.headers(), req.extensions()) {
+            Ok(presenting) => presenting,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
                 return self.reject(kind, &mut req);
             }
         };
-        if let Some(found) = self.config.store.lookup_ready(&presented.id) {
-            if let Err(kind) = self.config.throttled(&presented, Some(&found)) {
-                tracing::debug!(outcome = ?kind, "API key refused before proof");
-                return self.reject(kind, &mut req);
-            }
+        if let Some(found) = self.config.store.lookup_ready(&presenting.id) {
+            let presented = match self.config.ready(presenting, &found) {
+                Ok(presented) => presented,
+                Err(kind) => {
+                    tracing::debug!(outcome = ?kind, "API key refused before proof");
+                    return self.reject(kind, &mut req);
+                }
+            };
             let decision = self
                 .config
                 .decide(found, &presented, req.headers(), req.extensions());
@@ -109,10 +112,13 @@ where
                 &self.on_rejection,
             );
         }
-        if let Err(kind) = self.config.throttled(&presented, None) {
-            tracing::debug!(outcome = ?kind, "API key refused before lookup");
-            return self.reject(kind, &mut req);
-        }
+        let presented = match self.config.before_lookup(presenting) {
+            Ok(presented) => presented,
+            Err(kind) => {
+                tracing::debug!(outcome = ?kind, "API key refused before lookup");
+                return self.reject(kind, &mut req);
+            }
+        };
         // The store must wait. The future owns what it needs: the service made ready by
         // `poll_ready` goes with it, and a clone stays for the next call (tower's "be
         // careful when cloning inner services").

@@ -3,11 +3,12 @@
 //! The checks run in this order, each owning its refusal (its row in
 //! [`rejection`](super::rejection)):
 //!
-//! 1. **presented** ([`Config::presented`], before any lookup): one `Authorization`
-//!    field in the `ApiKey-v2` scheme, a well-formed key with a good checksum, then the
-//!    key's SHA-256; then ([`Config::throttled`]) the client's address not
+//! 1. **presented** ([`Config::presenting`], before any lookup): one `Authorization`
+//!    field in the `ApiKey-v2` scheme, a well-formed key with a good checksum; then
+//!    ([`Config::ready`] or [`Config::before_lookup`]) the client's address not
 //!    [throttled](super::throttle), unless the store answered at once with a record
-//!    the digest matches;
+//!    the key's SHA-256 matches, and the SHA-256 taken only after that check when it
+//!    was not needed for it (a throttled request costs no hashing);
 //! 2. **proof** ([`Config::decide`], once the store answered): the digest compared in
 //!    constant time with the record's, or with a dummy for an unknown id;
 //! 3. **state**: revoked, ended by rotation or expired, said only now that the secret is
@@ -41,6 +42,29 @@ pub(crate) struct Presented {
     /// The caller's throttle bucket, when throttling is on and the caller has an
     /// address: where a failure is counted.
     pub(crate) bucket: Option<Bucket>,
+    /// Whether the digest matched the record the store answered at once, when that
+    /// was already compared (so that it is compared once).
+    proven: Option<bool>,
+}
+
+/// A well-formed key before its digest is taken: the text stays borrowed from the
+/// request's headers, so that a request the throttle refuses costs no hashing.
+pub(crate) struct Presenting<'a> {
+    pub(crate) id: KeyId,
+    token: &'a [u8],
+    bucket: Option<Bucket>,
+}
+
+impl Presenting<'_> {
+    /// Takes the digest; `proven` if it was already compared with a record.
+    fn digest(self, digest: Option<KeyDigest>, proven: Option<bool>) -> Presented {
+        Presented {
+            id: self.id,
+            digest: digest.unwrap_or_else(|| KeyDigest::of_bytes(self.token)),
+            bucket: self.bucket,
+            proven,
+        }
+    }
 }
 
 /// A key that passed every check, the time it was judged at, and its limits' state.
@@ -65,13 +89,13 @@ pub(crate) enum Decision {
 }
 
 impl Config {
-    /// Reads and checks the credentials: header, key format, checksum, the client's
-    /// throttle, then the digest. Nothing here touches the store.
-    pub(crate) fn presented(
+    /// Reads and checks the credentials: header, key format, checksum, and where a
+    /// failure would count. Nothing here touches the store, and nothing hashes yet.
+    pub(crate) fn presenting<'a>(
         &self,
-        headers: &HeaderMap,
+        headers: &'a HeaderMap,
         extensions: &Extensions,
-    ) -> Result<Presented, RejectionKind> {
+    ) -> Result<Presenting<'a>, RejectionKind> {
         let token = header::credentials(headers).map_err(|error| match error {
             HeaderError::Missing => RejectionKind::MissingCredentials,
             other => RejectionKind::InvalidRequest(other),
@@ -87,16 +111,45 @@ impl Config {
             }
         })?;
         // Where a failure would count; the check itself waits for the store's answer
-        // (`throttled`): a key proven from memory is never throttled.
+        // (`ready`): a key proven from memory is never throttled.
         let bucket = match &self.throttle {
             Some(throttle) => self.throttle_bucket(throttle, headers, extensions),
             None => None,
         };
-        Ok(Presented {
+        Ok(Presenting {
             id: parsed.id,
-            digest: KeyDigest::of_bytes(token),
+            token,
             bucket,
         })
+    }
+
+    /// The store answered at once: the key is hashed and compared if a record was
+    /// found, and otherwise (or if it does not match) the throttle is checked before
+    /// any hashing. A key proven from memory is never throttled (DESIGN §6).
+    pub(crate) fn ready(
+        &self,
+        presenting: Presenting<'_>,
+        found: &Result<Option<KeyRecord>, StoreError>,
+    ) -> Result<Presented, RejectionKind> {
+        if let Ok(Some(record)) = found {
+            let digest = KeyDigest::of_bytes(presenting.token);
+            let proven = digest.matches(record.digest());
+            if !proven {
+                self.throttled(&presenting)?;
+            }
+            return Ok(presenting.digest(Some(digest), Some(proven)));
+        }
+        self.throttled(&presenting)?;
+        Ok(presenting.digest(None, None))
+    }
+
+    /// The store must be waited for: the throttle first, then the digest.
+    pub(crate) fn before_lookup(
+        &self,
+        presenting: Presenting<'_>,
+    ) -> Result<Presented, RejectionKind> {
+        self.throttled(&presenting)?;
+        Ok(presenting.digest(None, None))
     }
 
     /// The caller's bucket in `throttle`, if the request carries an address.
@@ -113,23 +166,11 @@ impl Config {
         Some(throttle.bucket(client))
     }
 
-    /// The failure throttle's refusal of `presented`, checked before the store is asked
-    /// (`ready` is `None`) or once it answered at once: a key whose record the store
-    /// gave at once and whose digest matches costs nothing to verify, so it is never
-    /// throttled (DESIGN §6), whatever others' failures did to the throttle's cells.
-    pub(crate) fn throttled(
-        &self,
-        presented: &Presented,
-        ready: Option<&Result<Option<KeyRecord>, StoreError>>,
-    ) -> Result<(), RejectionKind> {
-        let (Some(throttle), Some(bucket)) = (&self.throttle, presented.bucket) else {
+    /// The failure throttle's refusal of the caller, if its address is throttled.
+    fn throttled(&self, presenting: &Presenting<'_>) -> Result<(), RejectionKind> {
+        let (Some(throttle), Some(bucket)) = (&self.throttle, presenting.bucket) else {
             return Ok(());
         };
-        if let Some(Ok(Some(record))) = ready
-            && presented.digest.matches(record.digest())
-        {
-            return Ok(());
-        }
         throttle
             .check(bucket)
             .map_err(|retry_after| RejectionKind::Throttled { retry_after })
@@ -257,7 +298,11 @@ impl Config {
         // An unknown id still costs one constant-time comparison, against a digest that
         // matches nothing, so that it answers like a wrong secret.
         let expected = found.as_ref().map_or(&KeyDigest::DUMMY, KeyRecord::digest);
-        let proven = presented.digest.matches(expected);
+        // Compared once: the ready path may have done it already.
+        let proven = match (presented.proven, &found) {
+            (Some(proven), Some(_)) => proven,
+            _ => presented.digest.matches(expected),
+        };
         match found {
             Some(record) if proven => Ok(record),
             _ => {
