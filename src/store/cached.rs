@@ -26,9 +26,13 @@
 //!
 //! - **An id filter** ([`KeyFeedListener`](crate::KeyFeedListener), fed by
 //!   a [`KeyIdFeed`](crate::store::feed::KeyIdFeed) such as `PgKeyStore`) knows which
-//!   ids exist. An id it says is absent gets "no such key" at once, synchronously,
-//!   without a query, and is not put in the cache (which would otherwise fill with the
-//!   flood). Without a running listener there is no filter and every miss asks the store.
+//!   ids exist. An id it says is absent gets [`StoreError::RuledOut`](crate::StoreError::RuledOut)
+//!   without a query (after a wait of up to 20 ms for a notification while the feed is
+//!   up, at most 256 at once), and is not put in the cache (which would otherwise fill
+//!   with the flood); [`CachedKeyStoreBuilder::filter_passes_per_sec`] such ids a second
+//!   still reach the store, so that a key created a moment ago elsewhere is never
+//!   refused. Without a running listener there is no filter and every miss asks the
+//!   store.
 //! - **Distinct lookups in flight are capped** ([`CachedKeyStoreBuilder::max_loads`],
 //!   default [`DEFAULT_MAX_LOADS`]). Past the cap a lookup fails at once with
 //!   [`StoreError::Overloaded`] (503 with `Retry-After`) instead of queueing, so a flood

@@ -155,9 +155,13 @@
 //! Every insert notifies `<table>_created` in the same statement. `PgKeyStore` is a
 //! [`KeyIdFeed`]: the listener LISTENs on both channels on one connection, then reads
 //! every id (`SELECT id`), and keeps its caches' id filters from that snapshot and the
-//! created-key notifications, so an id that does not exist is refused without a query.
-//! A key created on one instance is refused by the others until its notification
-//! arrives (milliseconds; see the crate's BENCHMARKS.md).
+//! created-key notifications, so an id that does not exist is refused without a query
+//! (beyond a few a second, which still reach the store). Notified ids are checked with
+//! one query per batch before the filters trust them, since any role can `NOTIFY`. A
+//! key created on one instance works on the others at once: its creation answers once
+//! its own notification came back, the others ask for a notified id before checking
+//! it, and an id they rule out waits a moment for its notification (see
+//! [`KeyFeedListener`] and the crate's BENCHMARKS.md).
 //!
 //! [`KeyFeedListener`]: crate::KeyFeedListener
 //! [`KeyIdFeed`]: crate::KeyIdFeed

@@ -880,7 +880,8 @@ pub enum FilterState {
     /// No filter: no feed listener runs, or it has not had its first snapshot yet.
     /// Every id is asked for.
     Off,
-    /// The feed is up: an id the filter does not hold is refused without a query.
+    /// The feed is up: an id the filter does not hold is refused without a query, past
+    /// its few passes a second and a short wait for a notification that may announce it.
     Fresh,
     /// The feed is down: the filter is kept, and ids it does not hold reach the store
     /// at a bounded rate.
