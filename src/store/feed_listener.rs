@@ -221,23 +221,30 @@ impl KeyFeedListener {
             suspects.sort_unstable();
             suspects.dedup();
             for batch in suspects.chunks(MAX_CHECK_BATCH) {
-                let checked = tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(batch)).await;
-                match checked.unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT))) {
-                    Ok(found) => {
-                        for id in &found {
-                            for cache in &self.caches {
-                                cache.created(id);
-                            }
-                        }
-                    }
-                    // The store is down too: nothing to learn until it is back.
-                    Err(_) => break,
+                // The store is down too: nothing to learn until it is back.
+                if self.confirm(batch).await.is_err() {
+                    break;
                 }
             }
             if next >= until {
                 return;
             }
         }
+    }
+
+    /// Asks the store which of `ids` exist and puts those in every cache's filter; how
+    /// many there were. Bounded by [`CHECK_TIMEOUT`]: while it runs the stream's own
+    /// heartbeat is not polled, so a check stuck on a dead connection must end itself.
+    async fn confirm(&self, ids: &[KeyId]) -> Result<usize, crate::StoreError> {
+        let found = tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(ids))
+            .await
+            .unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT)))?;
+        for id in &found {
+            for cache in &self.caches {
+                cache.created(id);
+            }
+        }
+        Ok(found.len())
     }
 
     /// Subscribes again while still applying the current subscription's changes, so
@@ -300,27 +307,13 @@ impl KeyFeedListener {
                 // Asked for at once, trusted only once the store confirms them; the
                 // guard forgets the announcement however this ends.
                 let announced = Announced::new(&self.caches, &created);
-                // Bounded: the stream's own heartbeat is not polled meanwhile, so a
-                // check stuck on a dead connection must end the subscription itself.
-                let checked =
-                    tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(announced.ids))
-                        .await
-                        .unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT)));
-                match checked {
-                    Ok(found) => {
-                        if found.len() < created.len() {
-                            tracing::debug!(
-                                feed = ?self.feed,
-                                ignored = created.len() - found.len(),
-                                "ignored created-key notifications for ids that do not exist"
-                            );
-                        }
-                        for id in &found {
-                            for cache in &self.caches {
-                                cache.created(id);
-                            }
-                        }
-                    }
+                match self.confirm(announced.ids).await {
+                    Ok(found) if found < created.len() => tracing::debug!(
+                        feed = ?self.feed,
+                        ignored = created.len() - found,
+                        "ignored created-key notifications for ids that do not exist"
+                    ),
+                    Ok(_) => {}
                     Err(error) => return Lost::Failed(format!("checking created ids: {error}")),
                 }
                 drop(announced);

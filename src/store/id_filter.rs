@@ -205,13 +205,13 @@ impl IdFilter {
         std::mem::take(&mut suspects.ids)
     }
 
-    /// Whether the filter holds `id` or it was announced, spending no pass.
+    /// Whether the filter holds `id` or it was announced, spending no pass (`true`
+    /// without a filter: every id is asked for then).
     pub(crate) fn holds(&self, id: &KeyId) -> bool {
-        let bloom = self.bloom.load();
-        let Some(bloom) = bloom.as_deref() else {
-            return true;
-        };
-        bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id)
+        self.bloom
+            .load()
+            .as_deref()
+            .is_none_or(|bloom| self.holds_in(bloom, id))
     }
 
     /// Whether a filter is in use and holds `id` or it was announced (an id created
@@ -220,7 +220,13 @@ impl IdFilter {
         self.bloom
             .load()
             .as_deref()
-            .is_some_and(|bloom| bloom.bits.contains(id.as_bytes()) || self.is_announced(id))
+            .is_some_and(|bloom| self.holds_in(bloom, id))
+    }
+
+    /// Whether `bloom` (or the filter it grew from, still consulted) holds `id`, or it
+    /// was announced.
+    fn holds_in(&self, bloom: &Bloom, id: &KeyId) -> bool {
+        bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id)
     }
 
     fn is_announced(&self, id: &KeyId) -> bool {
@@ -241,7 +247,7 @@ impl IdFilter {
         let Some(bloom) = bloom.as_deref() else {
             return Admission::Ask;
         };
-        if bloom.bits.contains(id.as_bytes()) || self.is_announced(id) || bloom.previously(id) {
+        if self.holds_in(bloom, id) {
             return Admission::Ask;
         }
         let hash = self.hasher.hash_one(id.as_bytes()).max(1);
