@@ -117,9 +117,6 @@
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
-#[cfg(feature = "admin")]
-#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
-pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
 #[cfg(feature = "client")]
@@ -154,8 +151,6 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 pub mod usage;
-#[cfg(any(feature = "admin", feature = "postgres"))]
-mod utc;
 
 pub use client_addr::addr::ClientAddr;
 pub use client_addr::trusted_proxies::{TrustedProxies, TrustedProxiesError};
@@ -178,9 +173,10 @@ pub use limits::ledger::{LedgerOutcome, LedgerState};
 pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
-    ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
-    ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS,
-    MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, Restriction, ScopeCatalogue,
+    ActingAs, Actor, CatalogueEntry, CatalogueError, ChangeKind, CreatedKey,
+    DEFAULT_FIRST_USE_GRACE, ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES,
+    MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, OldKeyPlan,
+    Restriction, ScopeCatalogue,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;
@@ -220,12 +216,6 @@ pub use store::key_query::{
 pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
 pub use store::key_update::KeyUpdate;
 pub use store::memory::InMemoryKeyStore;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::migrate_error::MigrateError;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::pg_key_store::{IdentifierError, PgKeyStore};
 pub use store::revocation::Revocation;
 pub use usage::batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
 pub use usage::counts::UsageDay;

@@ -55,11 +55,10 @@ use actor::ActorLog;
 pub use catalogue::{
     CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };
-pub(crate) use first_use::OldKeyPlan;
+pub use first_use::OldKeyPlan;
 use first_use::TrackerSlot;
 pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
-pub(crate) use restrictions::Change;
-pub use restrictions::{Loosened, Restriction};
+pub use restrictions::{ChangeKind, Loosened, Restriction};
 
 /// The longest a key may live: 365 days.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -390,7 +389,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotGrant(beyond));
             }
-            restrictions::check(actor, None, Change::Create, &new.limits)
+            restrictions::check(actor, None, ChangeKind::Create, &new.limits)
                 .map_err(ManagerError::CannotLoosen)?;
         }
         let now = self.now();
@@ -573,9 +572,10 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// Refuses a self-rotation of `id` while the key it replaced is still active at the
     /// manager's clock ([`ManagerError::PredecessorActive`]): at most two live keys per
     /// self-rotating integration, the one in use and the one it is switching from.
-    // Only the admin router calls this.
-    #[cfg(feature = "admin")]
-    pub(crate) async fn check_self_rotation(&self, id: &KeyId) -> Result<(), ManagerError> {
+    ///
+    /// An admin API that lets keys rotate themselves calls this before
+    /// [`ActingAs::rotate_with`].
+    pub async fn check_self_rotation(&self, id: &KeyId) -> Result<(), ManagerError> {
         let key = self.get(id).await?;
         let Some(predecessor) = key.rotated_from() else {
             return Ok(());
@@ -604,7 +604,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
                 return Err(ManagerError::CannotGrant(beyond));
             }
             // The successor copies these limits, and the actor gets its plaintext.
-            restrictions::check(actor, Some(*id), Change::Rotate, old.limits())
+            restrictions::check(actor, Some(*id), ChangeKind::Rotate, old.limits())
                 .map_err(ManagerError::CannotLoosen)?;
         }
         match old.state_at(self.clock.now()) {
@@ -695,9 +695,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// Checks an explicit expiry as [`create`](Self::create) would: in the future and at
     /// most 365 days away. Returns it truncated to whole microseconds.
     ///
-    /// Lets a caller (the admin router) report every invalid field of a request at once
+    /// Lets a caller (an admin API) report every invalid field of a request at once
     /// instead of the first one `create` stops at.
-    pub(crate) fn check_expires_at(&self, at: SystemTime) -> Result<SystemTime, ExpiryError> {
+    pub fn check_expires_at(&self, at: SystemTime) -> Result<SystemTime, ExpiryError> {
         let now = self.now();
         let at = whole_micros(at);
         if at <= now {

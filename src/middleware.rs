@@ -78,6 +78,7 @@ mod store_failure_log;
 pub(crate) mod throttle;
 mod verdict;
 
+pub use crate::problem::RETRY_AFTER_SECS;
 pub use config::{DEFAULT_EXPIRY_WARNING, DEFAULT_LOOKUP_TIMEOUT};
 
 #[cfg(test)]

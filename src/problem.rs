@@ -1,8 +1,8 @@
-//! RFC 9457 problem documents, written in one place for the middleware's refusals and
-//! the admin router's errors, and the one `Retry-After` both send with a 503.
+//! RFC 9457 problem documents for the middleware's refusals, and the one `Retry-After`
+//! it sends with a 503 (public, so that an admin API says the same).
 //!
-//! The core has no serde: a problem document is a flat object of strings, one number
-//! and, for the admin router, arrays, so a small writer with RFC 8259 escaping does.
+//! The core has no serde: a refusal's document is a flat object of strings and one
+//! number, so a small writer with RFC 8259 escaping does.
 
 use std::fmt::Write as _;
 
@@ -11,9 +11,9 @@ use http::{HeaderValue, StatusCode};
 /// The media type of a problem document.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Seconds a client is told to wait after a 503: the middleware's and the admin
-/// router's, so that they say the same.
-pub(crate) const RETRY_AFTER_SECS: &str = "5";
+/// Seconds a client is told to wait after a 503 (the store failed or timed out): the
+/// `Retry-After` the middleware sends, public so that an admin API says the same.
+pub const RETRY_AFTER_SECS: &str = "5";
 
 /// `Retry-After` of a 503.
 pub(crate) fn retry_after() -> HeaderValue {
@@ -42,53 +42,6 @@ impl Problem {
     pub(crate) fn string(mut self, name: &str, value: &str) -> Self {
         self.key(name);
         write_string(&mut self.json, value);
-        self
-    }
-
-    /// Adds `"name": ["value", …]`.
-    #[cfg(any(test, feature = "admin"))]
-    pub(crate) fn strings<'a>(
-        mut self,
-        name: &str,
-        values: impl IntoIterator<Item = &'a str>,
-    ) -> Self {
-        self.key(name);
-        self.json.push('[');
-        for (i, value) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.json.push(',');
-            }
-            write_string(&mut self.json, value);
-        }
-        self.json.push(']');
-        self
-    }
-
-    /// Adds `"name": [{"member": "value", …}, …]`: one object per item.
-    #[cfg(any(test, feature = "admin"))]
-    pub(crate) fn objects<'a, I, O>(mut self, name: &str, items: I) -> Self
-    where
-        I: IntoIterator<Item = O>,
-        O: IntoIterator<Item = (&'a str, &'a str)>,
-    {
-        self.key(name);
-        self.json.push('[');
-        for (i, members) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.json.push(',');
-            }
-            self.json.push('{');
-            for (j, (member, value)) in members.into_iter().enumerate() {
-                if j > 0 {
-                    self.json.push(',');
-                }
-                write_string(&mut self.json, member);
-                self.json.push(':');
-                write_string(&mut self.json, value);
-            }
-            self.json.push('}');
-        }
-        self.json.push(']');
         self
     }
 
@@ -156,15 +109,6 @@ mod tests {
     fn a_document_has_the_standard_members_then_the_extensions() {
         let json = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "see \"errors\"")
             .string("field", "name")
-            .objects(
-                "errors",
-                [
-                    [("field", "name"), ("detail", "empty")],
-                    [("field", "scopes"), ("detail", "bad")],
-                ],
-            )
-            .strings("not_grantable", ["a:b", "c:*"])
-            .strings("none", [])
             .finish();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
@@ -175,12 +119,6 @@ mod tests {
                 "status": 422,
                 "detail": "see \"errors\"",
                 "field": "name",
-                "errors": [
-                    {"field": "name", "detail": "empty"},
-                    {"field": "scopes", "detail": "bad"},
-                ],
-                "not_grantable": ["a:b", "c:*"],
-                "none": [],
             })
         );
         assert!(

@@ -13,9 +13,6 @@
 
 mod actor_name;
 mod hidden_text;
-// The admin router's OpenAPI document writes the name rule as a pattern from this table.
-#[cfg(feature = "admin")]
-pub(crate) use hidden_text::HIDDEN;
 mod identity;
 mod limits;
 mod recent_ips;
@@ -77,6 +74,12 @@ pub enum NameError {
 pub struct KeyName(Arc<str>);
 
 impl KeyName {
+    /// The code points a name refuses besides control characters, as sorted inclusive
+    /// ranges: invisible characters and those that move other text (see
+    /// [`NameError::HiddenCharacter`]). For a schema or a client that checks a name
+    /// before sending it, such as an admin API's OpenAPI document.
+    pub const HIDDEN_CHARACTERS: &'static [(char, char)] = hidden_text::HIDDEN;
+
     /// Checks and wraps a name.
     pub fn new(name: &str) -> Result<Self, NameError> {
         if name.trim().is_empty() {

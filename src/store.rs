@@ -96,9 +96,6 @@ pub(crate) mod key_query;
 pub(crate) mod key_store;
 pub(crate) mod key_update;
 pub(crate) mod memory;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod postgres;
 pub(crate) mod revocation;
 pub use crate::error::BoxError;
 

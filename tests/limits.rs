@@ -19,8 +19,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_apikey::{
     AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
-    QuotaPeriod, RateLimit, UsageTracker, admin,
+    QuotaPeriod, RateLimit, UsageTracker,
 };
+use tower_apikey_admin as admin;
 
 struct Server {
     addr: SocketAddr,

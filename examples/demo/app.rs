@@ -16,12 +16,12 @@ use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_apikey::admin::{ADMIN_SCOPE, AdminRouter};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, Clock, EventLog, EventStore, FailureThrottle, KeyManager,
     KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
     SharedLimits, TrustedProxies, UsageSink, UsageTracker,
 };
+use tower_apikey_admin::{ADMIN_SCOPE, AdminRouter};
 
 /// The realm in the demo's `WWW-Authenticate` challenges.
 const REALM: &str = "demo";

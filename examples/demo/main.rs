@@ -30,11 +30,9 @@
 //! the keys' rate limits and quotas (a `SharedLimits` on the database) are shared. The admin key then lives in a file (`--admin-key-file`, see
 //! `admin_key.rs`), so restarts print the same key instead of minting another.
 
-#[cfg(feature = "postgres")]
 mod admin_key;
 mod app;
 mod client_slots;
-#[cfg(feature = "postgres")]
 mod key_file;
 mod metrics;
 mod serve;
@@ -158,13 +156,11 @@ struct Args {
 
     /// Keep keys in this PostgreSQL database (postgres://user:password@host/db) instead
     /// of in memory; the table is created if missing.
-    #[cfg(feature = "postgres")]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
 
     /// With --database-url: the most connections the pool opens (one of them is held
     /// by the listener that follows created and revoked keys).
-    #[cfg(feature = "postgres")]
     #[arg(
         long,
         value_name = "N",
@@ -174,7 +170,6 @@ struct Args {
     database_pool_size: u32,
 
     /// The schema of the keys' table (`api_keys`) in that database; created if missing.
-    #[cfg(feature = "postgres")]
     #[arg(
         long,
         value_name = "NAME",
@@ -186,7 +181,6 @@ struct Args {
     /// With --database-url: the file that keeps the admin key between starts (mode
     /// 0600). Created with a new key if missing; its key is reused while the database
     /// holds it active, and replaced otherwise. Share it between demos on one database.
-    #[cfg(feature = "postgres")]
     #[arg(
         long,
         value_name = "PATH",
@@ -272,7 +266,6 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let listeners = Listeners { main, metrics };
 
-    #[cfg(feature = "postgres")]
     if let Some(url) = &args.database_url {
         return serve_postgres(listeners, url, &args).await;
     }
@@ -297,13 +290,13 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 /// stops with the server and keeps the cache in step with every instance: created ids
 /// fill its id filter (forged ids are refused without a query), revoked ids are
 /// evicted.
-#[cfg(feature = "postgres")]
 async fn serve_postgres(
     listeners: Listeners,
     url: &str,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_apikey::{CachedKeyStore, PgKeyStore, SharedLimits};
+    use tower_apikey::{CachedKeyStore, SharedLimits};
+    use tower_apikey_postgres::PgKeyStore;
 
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(args.database_pool_size)

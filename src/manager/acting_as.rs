@@ -68,10 +68,10 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
             .await
     }
 
-    /// Rotates as the admin router's body asks.
-    // Only the admin router calls this.
-    #[cfg(feature = "admin")]
-    pub(crate) async fn rotate_planned(
+    /// Rotates a key with the old key's end given as one value, as an admin API reads
+    /// it from a request: [`OldKeyPlan::Overlap`] is [`rotate`](Self::rotate),
+    /// [`OldKeyPlan::UntilFirstUse`] is [`rotate_until_first_use`](Self::rotate_until_first_use).
+    pub async fn rotate_with(
         &self,
         id: &KeyId,
         plan: OldKeyPlan,

@@ -29,11 +29,11 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self
     }
 
-    /// Now, on this manager's clock: what "today" is for usage counts over HTTP.
-    // Only the admin router calls this.
-    #[cfg(feature = "admin")]
-    pub(crate) fn now_for_views(&self) -> std::time::SystemTime {
-        self.clock.now()
+    /// This manager's clock (the system clock unless [`with_clock`](Self::with_clock)
+    /// gave another): what "now" and "today" are for an admin API's views, as for
+    /// the manager's own checks.
+    pub fn clock(&self) -> &dyn crate::Clock {
+        self.clock.as_ref()
     }
 
     /// The event log, if the application gave one.

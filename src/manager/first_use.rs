@@ -21,9 +21,11 @@ pub const MAX_FIRST_USE_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// to the admin router still counts.
 pub(super) type TrackerSlot = Arc<OnceLock<UsageTracker>>;
 
-/// What a rotation does with the old key, as the manager is asked.
+/// What a rotation does with the old key: the choice behind
+/// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
+/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::ActingAs::rotate_with)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OldKeyPlan {
+pub enum OldKeyPlan {
     /// `None`: keep it until it is revoked; `Some(ZERO)`: revoke it now; `Some(d)`:
     /// end it `d` from now.
     Overlap(Option<Duration>),
@@ -54,14 +56,14 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self.tracker.get().is_some()
     }
 
-    /// The attached tracker, if any.
-    // Only the admin router calls this.
-    #[cfg(feature = "admin")]
-    pub(crate) fn usage_tracker(&self) -> Option<&UsageTracker> {
+    /// The attached tracker, if any: for an admin API's guard, so that admin keys'
+    /// uses are recorded like every other key's.
+    pub fn usage_tracker(&self) -> Option<&UsageTracker> {
         self.tracker.get()
     }
 
-    pub(crate) fn attach_tracker(&self, tracker: UsageTracker) {
+    #[doc(hidden)]
+    pub fn attach_tracker(&self, tracker: UsageTracker) {
         // The first one stays: a second attach is the same application saying it again.
         let _ = self.tracker.set(tracker);
     }

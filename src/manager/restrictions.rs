@@ -78,9 +78,10 @@ impl fmt::Display for Restriction {
     }
 }
 
-/// What kind of change was refused.
+/// What kind of change a [`Loosened`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Change {
+#[non_exhaustive]
+pub enum ChangeKind {
     /// A new key.
     Create,
     /// A rotation: the new key copies the old key's limits.
@@ -96,7 +97,7 @@ pub(crate) enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loosened {
     pub(crate) key: Option<KeyId>,
-    pub(crate) change: Change,
+    pub(crate) change: ChangeKind,
     pub(crate) restrictions: Vec<Restriction>,
 }
 
@@ -106,9 +107,14 @@ impl Loosened {
         self.key.as_ref()
     }
 
+    /// What the actor tried: a creation, a rotation or a change of a key.
+    pub fn change(&self) -> ChangeKind {
+        self.change
+    }
+
     /// Whether the key is the actor's own (a key may not loosen itself).
     pub fn is_own_key(&self) -> bool {
-        self.change == Change::UpdateOwn
+        self.change == ChangeKind::UpdateOwn
     }
 
     /// Each restriction the key would not keep, in the order rate limit, quota,
@@ -117,8 +123,9 @@ impl Loosened {
         &self.restrictions
     }
 
-    /// The restrictions, as one sentence's list.
-    pub(crate) fn listed(&self) -> String {
+    /// The restrictions, as one sentence's list: each [`Restriction`]'s text, joined
+    /// by `"; "`.
+    pub fn listed(&self) -> String {
         let listed: Vec<String> = self.restrictions.iter().map(ToString::to_string).collect();
         listed.join("; ")
     }
@@ -129,22 +136,22 @@ impl fmt::Display for Loosened {
         let listed = self.listed();
         let key = self.key.map(|k| k.to_string()).unwrap_or_default();
         match self.change {
-            Change::Create => write!(
+            ChangeKind::Create => write!(
                 f,
                 "the actor may not create a key less restricted than itself: the key needs \
                  {listed} (a missing limit is looser than any)"
             ),
-            Change::Rotate => write!(
+            ChangeKind::Rotate => write!(
                 f,
                 "the actor may not rotate key {key}: the new key would copy its limits, \
                  which are looser than the actor's own; it would need {listed}"
             ),
-            Change::Update => write!(
+            ChangeKind::Update => write!(
                 f,
                 "the actor may not leave key {key} less restricted than itself: after the \
                  change it would need {listed} (a missing limit is looser than any)"
             ),
-            Change::UpdateOwn => write!(
+            ChangeKind::UpdateOwn => write!(
                 f,
                 "the actor may not loosen its own key {key}: it must keep {listed}"
             ),
@@ -157,7 +164,7 @@ impl fmt::Display for Loosened {
 pub(super) fn check(
     actor: &Actor,
     key: Option<KeyId>,
-    change: Change,
+    change: ChangeKind,
     limits: &Limits,
 ) -> Result<(), Loosened> {
     refuse(key, change, loosened(actor.limits(), limits))
@@ -185,16 +192,16 @@ pub(super) fn check_update(
             Restriction::Quota(_) => 1,
             Restriction::AllowedIps(_) => 2,
         });
-        Change::UpdateOwn
+        ChangeKind::UpdateOwn
     } else {
-        Change::Update
+        ChangeKind::Update
     };
     refuse(Some(*before.id()), change, refused)
 }
 
 fn refuse(
     key: Option<KeyId>,
-    change: Change,
+    change: ChangeKind,
     restrictions: Vec<Restriction>,
 ) -> Result<(), Loosened> {
     if restrictions.is_empty() {

@@ -172,10 +172,9 @@ impl<R> ApiKeyV2Layer<R> {
 
     /// Counts each key's limits in `other`'s state (and so through its
     /// [`SharedLimits`], if it has one), so that a key's requests through both layers
-    /// spend one budget. For the admin router's guard
-    /// ([`AdminRouter::share_limits_with`](crate::admin::AdminRouter::share_limits_with)).
-    #[cfg(feature = "admin")]
-    pub(crate) fn limits_of<R2>(mut self, other: &ApiKeyV2Layer<R2>) -> Self {
+    /// spend one budget: for a second layer in front of other routes of the same
+    /// application, such as an admin API's guard.
+    pub fn share_limits_with<R2>(mut self, other: &ApiKeyV2Layer<R2>) -> Self {
         self.config_mut().limiter = Arc::clone(&other.config.limiter);
         self
     }

@@ -1,0 +1,258 @@
+//! The audit trail over HTTP: `GET /events` and `GET /keys/{id}/events`, newest first,
+//! paged like every list (an array body and a `Link` to the next page).
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{OriginalUri, Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::acting::Acting;
+use super::page::{QueryParams, paged};
+use super::problem::{AdminError, FieldError};
+use super::view::utc;
+use tower_apikey::KeyId;
+use tower_apikey::KeyManager;
+use tower_apikey::KeyStoreAdmin;
+use tower_apikey::{EventLog, EventQuery, KeyEvent};
+
+/// One lifecycle event of a key (`{"id", "type", "key_id", "actor", "at", "detail"}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyEvent)]
+pub(super) struct EventView {
+    /// A string, so that clients treat it as the opaque, orderable id it is.
+    id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    #[schema(value_type = EventType)]
+    kind: &'static str,
+    /// The key it happened to.
+    key_id: String,
+    /// Who acted, as a record's `created_by`; `null` for the application itself.
+    #[schema(required = true)]
+    actor: Option<String>,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: OffsetDateTime,
+    detail: DetailView,
+}
+
+/// An event's type.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used: `EventView::kind` is the type's name.
+enum EventType {
+    Created,
+    Rotated,
+    Revoked,
+    FirstUsed,
+    Expiring,
+    EndedKeyUsed,
+    Changed,
+}
+
+/// The members of an event's detail that apply to its type; the others are left out.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyEventDetail)]
+struct DetailView {
+    /// The other key of a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    related_key_id: Option<String>,
+    /// `expiring`: the days left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    days: Option<u32>,
+    /// The end a rotation scheduled for the old key.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = String, format = DateTime)]
+    ends_at: Option<OffsetDateTime>,
+    /// `ended_key_used`: the attempts seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    attempts: Option<u64>,
+}
+
+impl EventView {
+    fn new(event: &KeyEvent) -> Result<Self, AdminError> {
+        let detail = event.detail();
+        Ok(Self {
+            id: event.id().to_string(),
+            kind: event.kind().as_str(),
+            key_id: event.key_id().to_string(),
+            actor: event.actor().map(ToString::to_string),
+            at: utc(event.at())?,
+            detail: DetailView {
+                related_key_id: detail.related_key_id.map(|id| id.to_string()),
+                days: detail.days,
+                ends_at: detail.ends_at.map(utc).transpose()?,
+                attempts: detail.attempts,
+            },
+        })
+    }
+}
+
+/// `GET /events?key_id=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/events",
+    operation_id = "listEvents",
+    tag = "events",
+    summary = "The audit trail, newest first, one page at a time",
+    description = "404 where the application keeps no event log. A `cursor` is refused (422) \
+        unless a `Link` gave it.",
+    params(super::openapi::EventsParams),
+    responses(
+        (status = 200, description = "A page of events", body = Vec<EventView>,
+            content_type = "application/json",
+            headers(("Link" = String, description = "`<?…&cursor=…>; rel=\"next\"` (RFC 8288), relative to the request; absent on the last page"))),
+    ),
+)]
+pub(super) async fn list<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    _: Acting,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, AdminError> {
+    let params = QueryParams::parse(&uri, &["key_id", "limit", "cursor"])?;
+    let key = match params.get("key_id") {
+        None => None,
+        Some(text) => Some(
+            KeyId::new(text)
+                .map_err(|e| AdminError::Invalid(vec![FieldError::new("key_id", e.to_string())]))?,
+        ),
+    };
+    answer(log(&manager)?, key, &params).await
+}
+
+/// `GET /keys/{id}/events?limit=&cursor=`: 404 for a key that does not exist.
+#[utoipa::path(
+    get,
+    path = "/keys/{id}/events",
+    operation_id = "listKeyEvents",
+    tag = "events",
+    summary = "One key's events, newest first, one page at a time",
+    description = "404 for an unknown key, or where the application keeps no event log.",
+    params(super::openapi::KeyIdParam, super::openapi::PageParams),
+    responses(
+        (status = 200, description = "A page of the key's events", body = Vec<EventView>,
+            content_type = "application/json",
+            headers(("Link" = String, description = "`<?…&cursor=…>; rel=\"next\"` (RFC 8288), relative to the request; absent on the last page"))),
+    ),
+)]
+pub(super) async fn of_key<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    _: Acting,
+    id: Result<Path<String>, PathRejection>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, AdminError> {
+    let params = QueryParams::parse(&uri, &["limit", "cursor"])?;
+    let id = super::key_id(id)?;
+    // A revoked or expired key still has its history; only an unknown one is 404.
+    manager.get(&id).await?;
+    answer(log(&manager)?, Some(id), &params).await
+}
+
+fn log<S: KeyStoreAdmin>(manager: &KeyManager<S>) -> Result<&EventLog, AdminError> {
+    // Without an event log the routes do not exist.
+    manager.events().ok_or(AdminError::NoSuchRoute)
+}
+
+async fn answer(
+    log: &EventLog,
+    key: Option<KeyId>,
+    params: &QueryParams,
+) -> Result<Response, AdminError> {
+    let (limit, cursor) = params.page()?;
+    let mut query = EventQuery::new().limit(limit);
+    if let Some(key) = key {
+        query = query.key(key);
+    }
+    if let Some(cursor) = &cursor {
+        query = query
+            .after(cursor)
+            .map_err(|e| AdminError::Invalid(vec![FieldError::new("cursor", e.to_string())]))?;
+    }
+    let page = log.events(&query).await.map_err(AdminError::Store)?;
+    let views = page
+        .items
+        .iter()
+        .map(EventView::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(paged(views, page.next.as_ref(), params))
+}
+
+/// The most days `GET /keys/{id}/usage` answers.
+const MAX_USAGE_DAYS: u32 = 90;
+/// The days it answers by default.
+const DEFAULT_USAGE_DAYS: u32 = 30;
+
+/// One UTC day of a key's proven requests.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageDay)]
+struct DayView {
+    #[schema(format = Date)]
+    date: String,
+    requests: u64,
+}
+
+/// A key's proven requests per UTC day, oldest first, zero days included.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeyUsage)]
+pub(super) struct UsageView {
+    days: Vec<DayView>,
+}
+
+/// `GET /keys/{id}/usage?days=N` (N from 1 to 90, default 30): the key's proven
+/// requests per UTC day up to today (the manager's clock), zero days included.
+#[utoipa::path(
+    get,
+    path = "/keys/{id}/usage",
+    operation_id = "getKeyUsage",
+    tag = "events",
+    summary = "A key's proven requests per UTC day",
+    params(super::openapi::KeyIdParam, super::openapi::UsageParams),
+    responses(
+        (status = 200, description = "Oldest day first, zero days included", body = UsageView,
+            content_type = "application/json"),
+    ),
+)]
+pub(super) async fn usage<S: KeyStoreAdmin>(
+    State(manager): State<KeyManager<S>>,
+    _: Acting,
+    id: Result<Path<String>, PathRejection>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, AdminError> {
+    let params = QueryParams::parse(&uri, &["days"])?;
+    let days = match params.get("days") {
+        None => DEFAULT_USAGE_DAYS,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_USAGE_DAYS).contains(n))
+            .ok_or_else(|| {
+                AdminError::Invalid(vec![FieldError::new(
+                    "days",
+                    format!("days must be a whole number from 1 to {MAX_USAGE_DAYS}"),
+                )])
+            })?,
+    };
+    let id = super::key_id(id)?;
+    manager.get(&id).await?;
+    let counts = log(&manager)?
+        .daily_requests(&id, manager.clock().now(), days)
+        .await
+        .map_err(AdminError::Store)?;
+    let days = counts
+        .into_iter()
+        .map(|(day, requests)| DayView {
+            date: day.to_string(),
+            requests,
+        })
+        .collect();
+    Ok(axum::Json(UsageView { days }).into_response())
+}
