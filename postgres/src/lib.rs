@@ -1,4 +1,4 @@
-//! [`PgKeyStore`]: keys in PostgreSQL, shared by many instances (feature `postgres`).
+//! [`PgKeyStore`]: keys in PostgreSQL, shared by many instances, for [`tower_apikey`].
 //!
 //! The store takes the application's [`sqlx::PgPool`] and uses runtime queries, so
 //! nothing needs a database at compile time. Put a [`CachedKeyStore`] in front of it

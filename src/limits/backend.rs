@@ -24,7 +24,7 @@ use crate::record::{Quota, RateLimit};
 /// only has to store three numbers per key and run it under a lock or in a
 /// transaction.
 ///
-/// `PgKeyStore` (feature `postgres`) implements it on the database it already uses, and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
+/// `tower_apikey_postgres::PgKeyStore` implements it on the database it already uses, and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
 /// for the layers of one process. For Redis or anything else, run
 /// [`LedgerState::lease`](crate::LedgerState::lease) in a transaction (in
 /// Redis, a Lua script), and check the implementation with

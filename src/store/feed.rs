@@ -13,7 +13,7 @@
 //! - [`KeyChange::Changed`] evicts an id (revoked, ended early), so the next request
 //!   reads the new record.
 //!
-//! `PgKeyStore` implements it with LISTEN/NOTIFY (feature `postgres`).
+//! `tower_apikey_postgres::PgKeyStore` implements it with LISTEN/NOTIFY.
 
 use std::fmt;
 
