@@ -231,7 +231,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
+//! use tower_apikey_admin::AdminRouter;
 //!
 //! let store = InMemoryKeyStore::new();
 //! let manager = KeyManager::new(store.clone());
@@ -260,7 +261,8 @@
 //!
 //! ```
 //! use axum::{Router, extract::Request, middleware::{self, Next}, response::Response};
-//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes, admin::AdminRouter};
+//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes};
+//! use tower_apikey_admin::AdminRouter;
 //!
 //! /// Stands in for the application's login: who is signed in, and what they may grant.
 //! async fn signed_in(mut request: Request, next: Next) -> Response {
@@ -397,7 +399,8 @@ where
 /// Builds the key-management [`Router`], for when the defaults of [`router`] do not fit.
 ///
 /// ```
-/// use tower_apikey::{InMemoryKeyStore, KeyManager, UsageTracker, admin::AdminRouter};
+/// use tower_apikey::{InMemoryKeyStore, KeyManager, UsageTracker};
+/// use tower_apikey_admin::AdminRouter;
 ///
 /// let store = InMemoryKeyStore::new();
 /// let tracker = UsageTracker::new(store.clone());
@@ -508,7 +511,8 @@ where
     /// the API.
     ///
     /// ```
-    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
+    /// use tower_apikey_admin::AdminRouter;
     ///
     /// let store = InMemoryKeyStore::new();
     /// let layer = ApiKeyV2Layer::new(store.clone());
@@ -552,7 +556,8 @@ where
     /// of its own, merge it into its own document, or check it in CI.
     ///
     /// ```
-    /// use tower_apikey::{InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager};
+    /// use tower_apikey_admin::AdminRouter;
     ///
     /// let admin = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()));
     /// let document: serde_json::Value = serde_json::from_str(&admin.openapi_json()).unwrap();

@@ -8,7 +8,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
-//! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, KeyManager, PgKeyStore};
+//! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, KeyManager};
+//! use tower_apikey_postgres::PgKeyStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = PgPoolOptions::new()
