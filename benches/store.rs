@@ -27,7 +27,7 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_apikey::{
     ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore, KeyDigest, KeyFilter, KeyId, KeyManager,
     KeyName, KeyQuery, KeyRecord, KeyStore, KeyStoreAdmin, NewKey, PgKeyStore, PlaintextKey, Scope,
-    Scopes,
+    Scopes, UsageSink,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -38,7 +38,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A store holding 10 000 keys and one more whose key is returned.
-async fn filled<S: KeyStoreAdmin + Clone>(store: S) -> PlaintextKey {
+async fn filled<S: KeyStoreAdmin + UsageSink + Clone>(store: S) -> PlaintextKey {
     let manager = KeyManager::new(store);
     for n in 0..10_000 {
         manager

@@ -119,6 +119,9 @@
 
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+// Until the workspace split moves it to tower-apikey-admin: it still configures its
+// manager with 0.1's `KeyManager::with_catalogue`.
+#[allow(deprecated)]
 pub mod admin;
 #[cfg(feature = "axum")]
 mod axum;
@@ -178,9 +181,10 @@ pub use limits::ledger::{LedgerOutcome, LedgerState};
 pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
-    ActingAs, Actor, CatalogueEntry, CatalogueError, CreatedKey, DEFAULT_FIRST_USE_GRACE,
-    ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS,
-    MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, Restriction, ScopeCatalogue,
+    ActingAs, Actor, Background, CatalogueEntry, CatalogueError, CreatedKey,
+    DEFAULT_FIRST_USE_GRACE, ExpiryError, KeyManager, KeyManagerBuilder, Loosened,
+    MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError,
+    NewKey, Restriction, ScopeCatalogue, ShutdownError,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;

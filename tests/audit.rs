@@ -36,9 +36,10 @@ impl Server {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
         let events = EventLog::new(store.clone());
-        let manager = KeyManager::new(store.clone())
-            .with_clock(clock.clone())
-            .with_events(events.clone());
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .events(events.clone())
+            .build();
         let tracker = UsageTracker::builder(store.clone())
             .events(events.clone())
             .build();

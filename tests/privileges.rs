@@ -52,7 +52,9 @@ impl Server {
     async fn start() -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
-        let app = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let app = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
         let router = AdminRouter::new(app.clone())
             .catalogue(ScopeCatalogue::new(CATALOGUE).unwrap())
             .into_router();

@@ -323,10 +323,16 @@ impl EventLog {
     }
 
     /// Stops [`run`](Self::run) once it has delivered what is queued, and waits for it.
+    /// Without a running `run` (never spawned, or dropped), delivers the queue itself.
+    /// Safe to call again: it then delivers what was queued since.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-        // `run` holds the receiver until it has drained the queue.
-        drop(self.inner.receiver.lock().await);
+        // `run` holds the receiver until it has drained the queue; what is left is what
+        // no `run` was there to deliver.
+        let mut receiver = self.inner.receiver.lock().await;
+        while let Ok(event) = receiver.try_recv() {
+            self.deliver(&event).await;
+        }
     }
 
     /// The counters.

@@ -10,25 +10,6 @@ use crate::record::{ActorName, KeyRecord};
 use crate::store::{KeyStoreAdmin, OldKeyEnd};
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// Records `created`, `rotated`, `revoked` and `changed` in `events`, with the
-    /// acting [`Actor`](crate::Actor) (none when the application acts), and makes
-    /// [`watch_expiring`](Self::watch_expiring) possible.
-    ///
-    /// Each change is stored together with its events, in one write of this manager's
-    /// store (PostgreSQL: one transaction; memory: under one lock), so that no change
-    /// is ever kept without its event: if the store cannot keep the events, the change
-    /// fails with the store's error and nothing is changed, and a caller that gives up
-    /// halfway (a cancelled request) leaves both or neither. `events` must therefore keep
-    /// its events in this manager's store (`EventLog::new(store.clone())`), where
-    /// [`EventLog::events`] reads them back; a store that cannot store events with its
-    /// changes refuses them ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
-    /// After the write, the events are queued for the sink, which never delays the call
-    /// (see [`EventLog`]).
-    pub fn with_events(mut self, events: EventLog) -> Self {
-        self.events = Some(events);
-        self
-    }
-
     /// Now, on this manager's clock: what "today" is for usage counts over HTTP.
     // Only the admin router calls this.
     #[cfg(feature = "admin")]
@@ -36,7 +17,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self.clock.now()
     }
 
-    /// The event log, if the application gave one.
+    /// The event log, if the application gave one
+    /// ([`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)).
     pub fn events(&self) -> Option<&EventLog> {
         self.events.as_ref()
     }

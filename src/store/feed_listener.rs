@@ -115,7 +115,19 @@ impl KeyFeedListener {
     }
 
     /// Follows the feed until `shutdown` completes or the feed is closed.
+    ///
+    /// A [`KeyManager`](crate::KeyManager) given this listener
+    /// ([`KeyManagerBuilder::feed_listener`](crate::KeyManagerBuilder::feed_listener))
+    /// runs it in its [`background`](crate::KeyManager::background) and stops it in its
+    /// [`shutdown`](crate::KeyManager::shutdown): call this yourself only for a listener
+    /// no manager runs.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        self.follow_until(shutdown).await;
+    }
+
+    /// [`run`](Self::run), for a listener that is kept (the manager's background may
+    /// run again after it was dropped).
+    pub(crate) async fn follow_until(&self, shutdown: impl Future<Output = ()> + Send) {
         metrics::feed_listening();
         // Whichever way this future ends, dropped included, the filters go: a filter
         // no one updates would refuse new keys for good.
