@@ -95,12 +95,18 @@ struct App {
 
 impl App {
     async fn start(limits: Option<SharedLimits>) -> Self {
+        Self::flushing_every(Duration::from_secs(300), limits).await
+    }
+
+    async fn flushing_every(period: Duration, limits: Option<SharedLimits>) -> Self {
         let store = InMemoryKeyStore::new();
         let delivered = Arc::new(Delivered::default());
         let events = EventLog::builder(store.clone())
             .sink(Arc::clone(&delivered))
             .build();
-        let builder = KeyManager::builder(store).events(events.clone());
+        let builder = KeyManager::builder(store)
+            .events(events.clone())
+            .usage_flush_period(period);
         let manager = match limits {
             Some(limits) => builder.shared_limits(limits),
             None => builder,
@@ -301,18 +307,25 @@ async fn a_dropped_background_leaves_its_work_for_shutdown() {
 
 #[tokio::test]
 async fn a_background_runs_again_after_one_was_dropped() {
-    let app = App::start(None).await;
+    let app = App::flushing_every(Duration::from_secs(1), None).await;
     let dropped = tokio::spawn(app.manager.background());
-    tokio::task::yield_now().await;
+    // Let it start, so that it is running when it is dropped.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     dropped.abort();
     assert!(dropped.await.unwrap_err().is_cancelled());
     let again = tokio::spawn(app.manager.background());
     let (key, id) = app.key(NewKey::new("job", ["a:b"])).await;
     assert_eq!(app.ping(&key).await, StatusCode::OK);
+    // The new background's flush writes the use, before any shutdown.
+    within(async {
+        while app.manager.get(&id).await.unwrap().last_used_at().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let manager = app.stop_serving().await;
     manager.shutdown().await.unwrap();
     within(again).await.unwrap();
-    assert!(manager.get(&id).await.unwrap().last_used_at().is_some());
 }
 
 #[tokio::test]
