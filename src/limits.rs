@@ -10,19 +10,16 @@
 //! ```no_run
 //! # #[cfg(feature = "postgres")]
 //! # async fn run(store: tower_apikey::PgKeyStore) {
-//! use tower_apikey::{ApiKeyV2Layer, SharedLimits};
+//! use tower_apikey::{KeyManager, SharedLimits};
 //!
 //! // PostgreSQL is the backend: the deployment already runs it.
 //! let limits = SharedLimits::new(store.clone());
-//! let layer = ApiKeyV2Layer::new(store).shared_limits(&limits);
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let task = tokio::spawn(limits.run(async move {
-//!     let _ = stopped.await;
-//! }));
-//! // … serve with `layer`; on shutdown, give back the unspent tokens:
-//! let _ = stop.send(());
-//! let _ = task.await;
-//! # drop(layer);
+//! let manager = KeyManager::builder(store).shared_limits(limits).build();
+//! let running = tokio::spawn(manager.background()); // takes the leases
+//! // … serve with `manager.layer()`; once the server has stopped, give back the
+//! // unspent tokens:
+//! let _ = manager.shutdown().await;
+//! let _ = running.await;
 //! # }
 //! ```
 //!

@@ -37,9 +37,13 @@ const QUEUE: usize = 4096;
 /// does not flood the recovering backend.
 const CALLS_PER_TICK: usize = 256;
 
-/// Per-key limits shared by many instances: build one per process, give it to every
-/// layer with [`ApiKeyV2Layer::shared_limits`](crate::ApiKeyV2Layer::shared_limits),
-/// and spawn [`run`](Self::run).
+/// Per-key limits shared by many instances: build one per process and give it to the
+/// key manager ([`KeyManagerBuilder::shared_limits`](crate::KeyManagerBuilder::shared_limits)),
+/// whose layers then count through it, whose background runs its task
+/// ([`run`](Self::run)) and whose shutdown gives back the unspent tokens. (A layer
+/// built without a manager takes it with
+/// [`ApiKeyV2Layer::shared_limits`](crate::ApiKeyV2Layer::shared_limits); then spawn
+/// `run` yourself.)
 ///
 /// # How it works
 ///

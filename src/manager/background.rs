@@ -146,8 +146,8 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
     ///   expiring pass with event pruning (hourly by default);
     /// - with [shared limits](crate::KeyManagerBuilder::shared_limits): lease refills,
     ///   returns and heartbeats;
-    /// - with a [feed listener](crate::KeyManagerBuilder::feed_listener) (feature
-    ///   `cache`): the feed that keeps the cache in step with other instances.
+    /// - with a feed listener (`KeyManagerBuilder::feed_listener`, feature `cache`):
+    ///   the feed that keeps the cache in step with other instances.
     ///
     /// Spawn it once, before serving: `let running = tokio::spawn(manager.background());`.
     /// The library never spawns a task of its own. One runs at a time: a second one,
