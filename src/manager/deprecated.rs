@@ -34,10 +34,9 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
         self
     }
 
-    /// 0.1: the manager's layers record uses in `tracker` instead of the manager's
-    /// own, and the application says that `tracker` writes the store (so
-    /// `until_first_use` rotations are allowed). Its loop is the application's to run:
-    /// the manager's background runs the manager's own tracker.
+    /// 0.1: the manager's layers, background and shutdown use `tracker` instead of the
+    /// manager's own, and the application says that `tracker` writes the store (so
+    /// `until_first_use` rotations are allowed).
     #[doc(hidden)]
     pub fn with_usage_tracker(mut self, tracker: UsageTracker) -> Self {
         self.tracker = tracker;
