@@ -13,8 +13,9 @@
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
 //!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
 //!   PostgreSQL store for many instances behind features.
-//! - **[Last-used tracking](usage)**: [`UsageTracker`] records each proven use without
-//!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
+//! - **[Last-used tracking](usage)**: the [manager's layer](KeyManager::layer) records
+//!   each proven use without waiting, and its [background](KeyManager::background)
+//!   writes each key's latest use to the store (a [`UsageSink`]) about every 5 minutes.
 //! - **[Throttling](FailureThrottle)**: optionally, a client address that keeps sending
 //!   wrong keys gets 429 before any lookup, in fixed memory; the
 //!   [client address](client_addr) is the connection's peer or what trusted proxies
@@ -24,34 +25,41 @@
 //!   expiring and dormant keys; over HTTP
 //!   with the `admin` feature's router.
 //!
-//! # Quick start (axum)
+//! # Quick starts
 //!
-//! ```
-//! use axum::{Router, routing::get};
-//! use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+//! Every way to serve has the same shape (DESIGN §4):
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = KeyManager::new(InMemoryKeyStore::new());
-//! let created = manager.create(NewKey::new("ci", ["reports:read"])).await?;
-//! println!("give this key to its owner once: {}", created.key.expose_secret());
+//! 1. **one value owns the configuration**: [`KeyManager::new(store)`](KeyManager::new),
+//!    or [`KeyManager::builder(store)`](KeyManager::builder) with an audit trail,
+//!    shared limits, a cache's feed, a clock, a prefix, a scope catalogue;
+//! 2. its **[`layer()`](KeyManager::layer)** checks each key and records its last use
+//!    (and its events and limits, where configured);
+//! 3. **one future runs every background loop**:
+//!    `tokio::spawn(manager.background())` ([`KeyManager::background`]);
+//! 4. **one call, once the server has stopped**, stops the loops and writes what is
+//!    pending, in a documented order: `manager.shutdown().await`
+//!    ([`KeyManager::shutdown`]).
 //!
-//! // The layer that accepts the manager's keys and records their last use; the
-//! // tracker's flush loop is the application's task.
-//! let (layer, tracker) = manager.layer_with_tracker();
-//! let flushing = tokio::spawn(tracker.run());
-//! let app: Router = Router::new()
-//!     .route("/ping", get(|| async { "pong" }))
-//!     .layer(layer);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let server = axum::serve(listener, app).with_graceful_shutdown(async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! });
-//! # drop(server);
-//! // After `server.await?` returns: write the last uses, then stop the loop.
-//! tracker.shutdown().await?;
-//! flushing.await?;
-//! # Ok(()) }
-//! ```
+//! Each is `examples/quick_start/<name>.rs` (`cargo run --example quick_start_<name>`),
+//! and `tests/quick_starts.rs` runs it: a request with a key through a real server, the
+//! shutdown, and the key's last-used time in the store. [`ApiKeyV2Layer::new(store)`](ApiKeyV2Layer::new)
+//! remains for a read-only integration that tracks nothing.
+//!
+//! ## axum
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/axum.rs"), "```")]
+//!
+//! ## hyper
+//!
+//! The layer is a plain tower layer, over any response body; hyper-util serves it.
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/hyper.rs"), "```")]
+//!
+//! ## tonic
+//!
+//! tonic 0.14 takes the layer as it is; refused calls get a gRPC status.
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/tonic.rs"), "```")]
 //!
 //! # Feature flags
 //!
@@ -173,10 +181,10 @@ pub use limits::ledger::{LedgerOutcome, LedgerState};
 pub use limits::memory::MemoryLimitBackend;
 pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
 pub use manager::{
-    ActingAs, Actor, CatalogueEntry, CatalogueError, ChangeKind, CreatedKey,
-    DEFAULT_FIRST_USE_GRACE, ExpiryError, KeyManager, Loosened, MAX_CATALOGUE_SCOPES,
-    MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError, NewKey, OldKeyPlan,
-    Restriction, ScopeCatalogue,
+    ActingAs, Actor, Background, CatalogueEntry, CatalogueError, ChangeKind, CreatedKey,
+    DEFAULT_FIRST_USE_GRACE, ExpiryError, KeyManager, KeyManagerBuilder, Loosened,
+    MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError,
+    NewKey, OldKeyPlan, Restriction, ScopeCatalogue, ShutdownError,
 };
 pub use middleware::future::ResponseFuture;
 pub use middleware::layer::ApiKeyV2Layer;

@@ -27,6 +27,7 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_apikey::{
     ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore, KeyDigest, KeyFilter, KeyId, KeyManager,
     KeyName, KeyQuery, KeyRecord, KeyStore, KeyStoreAdmin, NewKey, PlaintextKey, Scope, Scopes,
+    UsageSink,
 };
 use tower_apikey_postgres::PgKeyStore;
 
@@ -38,7 +39,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A store holding 10 000 keys and one more whose key is returned.
-async fn filled<S: KeyStoreAdmin + Clone>(store: S) -> PlaintextKey {
+async fn filled<S: KeyStoreAdmin + UsageSink + Clone>(store: S) -> PlaintextKey {
     let manager = KeyManager::new(store);
     for n in 0..10_000 {
         manager
