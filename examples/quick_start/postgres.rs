@@ -37,8 +37,8 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     serve(manager, listener, ctrl_c).await
 }
 
-/// 1. One value owns the configuration: the store behind a cache, the feed that keeps
-/// every instance's cache in step with the database, and limits shared through it.
+/// One value owns the configuration (step 1): the store behind a cache, the feed that
+/// keeps every instance's cache in step with the database, and limits shared through it.
 pub async fn manager(
     store: PgKeyStore,
 ) -> Result<KeyManager<CachedKeyStore<PgKeyStore>>, Box<dyn Error + Send + Sync>> {
