@@ -53,11 +53,16 @@ impl Server {
     async fn start() -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
+        // The application mints keys outside the catalogue; the router's manager, on the
+        // same store and clock, declares it.
         let app = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
+        let declared = KeyManager::builder(store.clone())
             .clock(clock.clone())
             .catalogue(ScopeCatalogue::new(CATALOGUE).unwrap())
             .build();
-        let router = AdminRouter::new(app.clone()).into_router();
+        let router = AdminRouter::new(declared).into_router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // With each connection's peer address: keys with an allowlist need it.
