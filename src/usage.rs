@@ -8,7 +8,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, UsageTracker};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+//! use tower_apikey::usage::UsageTracker;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let store = InMemoryKeyStore::new();
@@ -21,12 +22,10 @@
 //! // … serve requests through `layer` …
 //! tracker.shutdown().await?; // writes everything pending, then the loop ends
 //! flushing.await.unwrap();
-//! # Ok::<(), tower_apikey::UsageError>(())
+//! # Ok::<(), tower_apikey::usage::UsageSinkError>(())
 //! # }).unwrap();
 //! ```
 
-// The types are named from the crate root (`tower_apikey::UsageTracker`); this module
-// documents last-used tracking. The crate's own code imports them from here.
 pub(crate) mod batch;
 pub(crate) mod counts;
 mod ended;
@@ -34,10 +33,13 @@ mod recent;
 pub(crate) mod sink;
 mod slot;
 mod striped;
-pub(crate) mod tracing_sink;
+mod tracing_sink;
 pub(crate) mod tracker;
 
-pub(crate) use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
-pub(crate) use counts::UsageDay;
+pub use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
+pub use counts::UsageDay;
+// `UsageSink` is named from the crate root; the crate's own code imports it from here.
 pub(crate) use sink::*;
-pub(crate) use tracker::UsageTracker;
+pub use sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageSinkError};
+pub use tracing_sink::TracingUsageSink;
+pub use tracker::{UsageTracker, UsageTrackerBuilder, UsageTrackerStats};

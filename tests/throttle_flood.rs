@@ -15,9 +15,11 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_apikey::{
-    ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
-    KeyStore, NewKey, PlaintextKey, StoreError,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey, PlaintextKey,
+    StoreError,
 };
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::FailureThrottle;
 
 /// The in-memory store, answering only through the future, as a database does: every
 /// request that reaches it passed the throttle's check first.

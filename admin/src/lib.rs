@@ -130,7 +130,7 @@
 //! each order is total and a cursor names a place in it, not an offset: keys created
 //! between two requests neither repeat nor hide keys on the next page. A cursor is
 //! refused (422) under a sort other than the one it was made for. States are judged at
-//! the manager's clock, never the database's. See [`KeyQuery`](tower_apikey::KeyQuery).
+//! the manager's clock, never the database's. See [`KeyQuery`](tower_apikey::store::KeyQuery).
 //!
 //! # Errors
 //!
@@ -231,7 +231,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
+//! use tower_apikey::admin::AdminRouter;
 //!
 //! let store = InMemoryKeyStore::new();
 //! let manager = KeyManager::new(store.clone());
@@ -260,7 +261,8 @@
 //!
 //! ```
 //! use axum::{Router, extract::Request, middleware::{self, Next}, response::Response};
-//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes, admin::AdminRouter};
+//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes};
+//! use tower_apikey::admin::AdminRouter;
 //!
 //! /// Stands in for the application's login: who is signed in, and what they may grant.
 //! async fn signed_in(mut request: Request, next: Next) -> Response {
@@ -362,14 +364,15 @@ use openapi::Documented;
 use panel::PanelAuth;
 use problem::AdminError;
 use tower_apikey::ApiKeyV2Layer;
-use tower_apikey::FailureThrottle;
+use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::KeyId;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
-use tower_apikey::SharedLimits;
-use tower_apikey::TrustedProxies;
-use tower_apikey::UsageTracker;
-use tower_apikey::{CreatedKey, KeyManager, NewKey, OldKeyPlan, ScopeCatalogue};
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::usage::UsageTracker;
+use tower_apikey::{CreatedKey, KeyManager, NewKey};
+use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
 use view::{CreatedView, KeyView, ScopesView};
 
 pub use self_rotate::ROTATE_SELF_SCOPE;
@@ -397,7 +400,9 @@ where
 /// Builds the key-management [`Router`], for when the defaults of [`router`] do not fit.
 ///
 /// ```
-/// use tower_apikey::{InMemoryKeyStore, KeyManager, UsageTracker, admin::AdminRouter};
+/// use tower_apikey::{InMemoryKeyStore, KeyManager};
+/// use tower_apikey::usage::UsageTracker;
+/// use tower_apikey::admin::AdminRouter;
 ///
 /// let store = InMemoryKeyStore::new();
 /// let tracker = UsageTracker::new(store.clone());
@@ -508,7 +513,8 @@ where
     /// the API.
     ///
     /// ```
-    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
+    /// use tower_apikey::admin::AdminRouter;
     ///
     /// let store = InMemoryKeyStore::new();
     /// let layer = ApiKeyV2Layer::new(store.clone());
@@ -552,7 +558,8 @@ where
     /// of its own, merge it into its own document, or check it in CI.
     ///
     /// ```
-    /// use tower_apikey::{InMemoryKeyStore, KeyManager, admin::AdminRouter};
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager};
+    /// use tower_apikey::admin::AdminRouter;
     ///
     /// let admin = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()));
     /// let document: serde_json::Value = serde_json::from_str(&admin.openapi_json()).unwrap();
@@ -876,4 +883,4 @@ fn created_answer(created: &CreatedKey, location: String) -> Result<Response, Ad
 }
 
 /// The longest rotation overlap: a key never lives longer than 365 days anyway.
-const MAX_OVERLAP: Duration = tower_apikey::MAX_LIFETIME;
+const MAX_OVERLAP: Duration = tower_apikey::manager::MAX_LIFETIME;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{Heartbeat, PgKeyStore};
 use tower_apikey::KeyId;
 use tower_apikey::StoreError;
-use tower_apikey::{KeyChange, KeyIdFeed, KeyIdSubscription};
+use tower_apikey::store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 
 /// Server-side TCP keepalives for the LISTEN connection: the server notices a listener
 /// it can no longer reach after about 10 + 5 × 2 seconds and ends its backend. Ignored

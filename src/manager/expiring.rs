@@ -55,7 +55,7 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
     }
 
     /// The background pass the application spawns: every
-    /// [`EventLogBuilder::expiring_every`](crate::EventLogBuilder::expiring_every)
+    /// [`EventLogBuilder::expiring_every`](crate::event::EventLogBuilder::expiring_every)
     /// (default hourly), [`warn_expiring`](Self::warn_expiring), then prunes events and
     /// usage counts past the log's retention. Ends when `stop` completes; dropping it
     /// leaves nothing behind.

@@ -23,7 +23,7 @@ pub(super) type TrackerSlot = Arc<OnceLock<UsageTracker>>;
 
 /// What a rotation does with the old key: the choice behind
 /// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
-/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::ActingAs::rotate_with)).
+/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::manager::ActingAs::rotate_with)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyPlan {
     /// `None`: keep it until it is revoked; `Some(ZERO)`: revoke it now; `Some(d)`:

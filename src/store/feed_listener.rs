@@ -55,7 +55,8 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// ```no_run
 /// # #[cfg(feature = "postgres")]
 /// # async fn run(pool: sqlx::PgPool) {
-/// use tower_apikey::{CachedKeyStore, PgKeyStore};
+/// use tower_apikey::PgKeyStore;
+/// use tower_apikey::store::cached::CachedKeyStore;
 ///
 /// let store = CachedKeyStore::new(PgKeyStore::new(pool));
 /// let listening = tokio::spawn(store.feed_listener().run(async {
