@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use common::{Floor, Keys, Naive, Ok200, drive, request};
 use http::HeaderValue;
 use tower::{Layer, ServiceBuilder};
-use tower_apikey::{ApiKeyV2Layer, Scopes};
 use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
 use tower_apikey::store::cached::CachedKeyStore;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{ApiKeyV2Layer, Scopes};
 
 /// Counts allocations (and reallocations, which allocate) made through it.
 struct Counting;

@@ -22,12 +22,12 @@ use common::rounds::{Rounds, Sample, Settings, serial};
 use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slowest_thread};
 use http::{HeaderValue, Request};
 use tower::Layer;
-use tower_apikey::{ApiKeyV2Layer, KeyRecord, Scopes};
 use tower_apikey::limits::{InMemoryLimitBackend, SharedLimits};
 use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
 use tower_apikey::store::cached::CachedKeyStore;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{ApiKeyV2Layer, KeyRecord, Scopes};
 
 /// A row's requests: `GET /` with `auth` (or no `Authorization`).
 fn with(auth: Option<&HeaderValue>) -> impl Fn() -> Request<Body> + 'static {

@@ -44,13 +44,13 @@ use common::{Body, Ok200, request};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::record::KeyName;
 use tower_apikey::testing::{with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
     ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, PlaintextKey,
     Scopes,
 };
-use tower_apikey::key::KeyPrefix;
-use tower_apikey::record::KeyName;
 
 const STORED_KEYS: usize = 10_000;
 const INPUTS_PER_CLASS: usize = 1_024;

@@ -14,9 +14,9 @@ mod common;
 
 use common::slowest_thread;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tower_apikey::{KeyId, PlaintextKey};
 use tower_apikey::key::KeyPrefix;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{KeyId, PlaintextKey};
 
 fn key_id() -> KeyId {
     *PlaintextKey::generate(&KeyPrefix::default()).id()

@@ -23,8 +23,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 use tower_apikey::middleware::{FailureThrottle, ResponseBody};
+use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 
 /// Wrong keys one client address may send in a row, and per minute after that.
 pub const FAILURES_PER_MINUTE: u32 = 10;

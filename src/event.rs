@@ -67,7 +67,9 @@ pub use key_event::{
     EventDetail, EventId, EventQuery, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
     NewEvent,
 };
-pub use log::{DEFAULT_EVENT_QUEUE, DEFAULT_EXPIRING_EVERY, EventLog, EventLogBuilder, EventLogStats};
+pub use log::{
+    DEFAULT_EVENT_QUEUE, DEFAULT_EXPIRING_EVERY, EventLog, EventLogBuilder, EventLogStats,
+};
 pub use tracing_sink::TracingEventSink;
 
 /// How long stores keep events and usage counts by default: 400 days, longer than a

@@ -194,9 +194,9 @@ pub mod manager {
     //! - [`ExpiryError`], [`MAX_LIFETIME`]: the bounds of a key's expiry.
 
     pub use crate::private::manager::{
-        ActingAs, CatalogueEntry, CatalogueError, ChangeKind, DEFAULT_FIRST_USE_GRACE,
-        ExpiryError, Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE,
-        MAX_LIFETIME, OldKeyPlan, Restriction, ScopeCatalogue,
+        ActingAs, CatalogueEntry, CatalogueError, ChangeKind, DEFAULT_FIRST_USE_GRACE, ExpiryError,
+        Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME,
+        OldKeyPlan, Restriction, ScopeCatalogue,
     };
     // The crate's own code names the manager's types from here.
     pub(crate) use crate::private::manager::*;
@@ -511,7 +511,8 @@ pub type RequireScopesFuture<F, B> = middleware::RequireScopesFuture<F, B>;
 pub type ResponseBody<B> = middleware::ResponseBody<B>;
 #[deprecated(note = "use tower_apikey::middleware::ResponseFuture")]
 #[doc(hidden)]
-pub type ResponseFuture<S, ReqBody, ResBody, R = middleware::DefaultRejection> = middleware::ResponseFuture<S, ReqBody, ResBody, R>;
+pub type ResponseFuture<S, ReqBody, ResBody, R = middleware::DefaultRejection> =
+    middleware::ResponseFuture<S, ReqBody, ResBody, R>;
 #[deprecated(note = "use tower_apikey::manager::Restriction")]
 #[doc(hidden)]
 pub type Restriction = manager::Restriction;

@@ -42,7 +42,7 @@ use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
 use crate::record::{
-    AllowedIps, KeyName, KeyRecord, KeyState, Limits, KeyNameError, Quota, RateLimit,
+    AllowedIps, KeyName, KeyNameError, KeyRecord, KeyState, Limits, Quota, RateLimit,
 };
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
@@ -1064,7 +1064,9 @@ mod tests {
         let manager = KeyManager::new(InMemoryKeyStore::new());
         assert!(matches!(
             manager.create(NewKey::new("a\u{202E}b", ["x:y"])).await,
-            Err(ManagerError::Name(KeyNameError::HiddenCharacter('\u{202E}')))
+            Err(ManagerError::Name(KeyNameError::HiddenCharacter(
+                '\u{202E}'
+            )))
         ));
         assert!(matches!(
             manager.create(NewKey::new("a", ["X"])).await,

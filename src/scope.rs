@@ -40,5 +40,5 @@ pub(crate) mod scopes;
 
 // `Scope` and `Scopes` are named from the crate root; the crate's own code imports them
 // from here.
-pub(crate) use scopes::*;
 pub use scopes::ScopeError;
+pub(crate) use scopes::*;

@@ -14,13 +14,13 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::record::{AllowedIps, RateLimit};
 use tower_apikey::testing::FailingStore;
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey,
     RequireScopesLayer, Scopes,
 };
-use tower_apikey::key::KeyPrefix;
-use tower_apikey::record::{AllowedIps, RateLimit};
 
 struct Server {
     addr: SocketAddr,

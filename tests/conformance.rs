@@ -1,8 +1,12 @@
 //! The store conformance suite against the stores this crate ships.
 
 mod in_memory {
-    tower_apikey::testing::store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
-    tower_apikey::testing::rotation_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+    tower_apikey::testing::store_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
+    tower_apikey::testing::rotation_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
 }
 
 mod shared_in_memory {
@@ -28,8 +32,8 @@ mod default_list_page {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
-    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
     use tower_apikey::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
+    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
 
     #[derive(Debug, Default)]
     struct ListOnly(InMemoryKeyStore);
@@ -90,11 +94,11 @@ mod update_default {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
+    use tower_apikey::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
     use tower_apikey::{
         InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, ManagerError,
         NewKey, StoreError,
     };
-    use tower_apikey::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
 
     #[derive(Debug, Default, Clone)]
     struct Older(InMemoryKeyStore);
@@ -151,7 +155,9 @@ mod update_default {
 }
 
 mod in_memory_events {
-    tower_apikey::testing::event_store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+    tower_apikey::testing::event_store_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
 }
 
 /// The shared limits' ledger in memory keeps the `LimitBackend` contract.

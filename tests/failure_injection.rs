@@ -26,13 +26,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
+use tower_apikey::testing::ManualClock;
 use tower_apikey::testing::with_wrong_secret;
+use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 use tower_apikey::{
     ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey,
     PlaintextKey, StoreError, UsageSink,
 };
-use tower_apikey::testing::ManualClock;
-use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// How an injected backend behaves right now.

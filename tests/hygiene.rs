@@ -19,15 +19,15 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
+use tower_apikey::key::{KeyDigest, KeyPrefix};
+use tower_apikey::store::RotateOutcome;
+use tower_apikey::testing::ManualClock;
 use tower_apikey::testing::{FailingStore, HangingStore};
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyManager, KeyStore, NewKey,
     PlaintextKey, Scopes, StoreError,
 };
-use tower_apikey::key::{KeyDigest, KeyPrefix};
-use tower_apikey::store::RotateOutcome;
-use tower_apikey::testing::ManualClock;
-use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 
 /// Key material that must never be shown, and the ways it could be shown.
 struct Secrets {

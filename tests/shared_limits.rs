@@ -21,12 +21,12 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey::limits::{
-    InstanceId, Lease, LeaseRequest, LimitBackend, InMemoryLimitBackend, SharedLimits,
+    InMemoryLimitBackend, InstanceId, Lease, LeaseRequest, LimitBackend, SharedLimits,
 };
 use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
 use tower_apikey::testing::ManualClock;
+use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 

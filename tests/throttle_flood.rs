@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::{
     ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey, PlaintextKey,
     StoreError,
 };
-use tower_apikey::key::KeyPrefix;
-use tower_apikey::middleware::FailureThrottle;
 
 /// The in-memory store, answering only through the future, as a database does: every
 /// request that reaches it passed the throttle's check first.

@@ -15,11 +15,11 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 use tower_apikey::{
     ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey, Scopes, UsageSink,
 };
-use tower_apikey::testing::ManualClock;
-use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 
 /// The in-memory store behind a switch that makes it fail or hang, standing in for a
 /// database that goes away and comes back.

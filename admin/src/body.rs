@@ -27,11 +27,11 @@ use super::MAX_OVERLAP;
 use super::first_use_body;
 use super::limits_body::{self, LimitsRequest};
 use super::problem::{AdminError, FieldError};
-use tower_apikey::record::KeyName;
+use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
-use tower_apikey::KeyManager;
 use tower_apikey::manager::OldKeyPlan;
+use tower_apikey::record::KeyName;
 
 pub(super) type Object = Map<String, Value>;
 

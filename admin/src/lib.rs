@@ -364,15 +364,15 @@ use openapi::Documented;
 use panel::PanelAuth;
 use problem::AdminError;
 use tower_apikey::ApiKeyV2Layer;
-use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::KeyId;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
-use tower_apikey::limits::SharedLimits;
 use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
+use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::usage::UsageTracker;
 use tower_apikey::{CreatedKey, KeyManager, NewKey};
-use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
 use view::{CreatedView, KeyView, ScopesView};
 
 pub use self_rotate::ROTATE_SELF_SCOPE;

@@ -40,11 +40,11 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 use super::MAX_OVERLAP;
 #[cfg(test)]
 use super::{first_use_body, limits_body, patch_body};
+use tower_apikey::manager::{MAX_FIRST_USE_GRACE, MAX_LIFETIME, ScopeCatalogue};
+use tower_apikey::record::{KeyName, MAX_ALLOWED_IPS, MAX_NAME_CHARS, MAX_RATE_WINDOW_SECS};
 use tower_apikey::scope::{MAX_SCOPE_LEN, MAX_SCOPES};
 use tower_apikey::store::{KeyFilter, MAX_SEARCH_CHARS};
-use tower_apikey::record::{KeyName, MAX_ALLOWED_IPS, MAX_NAME_CHARS, MAX_RATE_WINDOW_SECS};
 use tower_apikey::store::{MAX_CURSOR_CHARS, MAX_PAGE_LIMIT};
-use tower_apikey::manager::{MAX_FIRST_USE_GRACE, MAX_LIFETIME, ScopeCatalogue};
 
 /// The security scheme's name in the document.
 const SCHEME: &str = "ApiKeyV2";

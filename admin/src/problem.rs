@@ -6,12 +6,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use serde::Serialize;
-use tower_apikey::middleware::RETRY_AFTER_SECS;
 use tower_apikey::ManagerError;
 use tower_apikey::manager::{ChangeKind, ExpiryError, Loosened};
-use tower_apikey::{Scopes, StoreError};
+use tower_apikey::middleware::RETRY_AFTER_SECS;
 use tower_apikey::record::KeyNameError;
 use tower_apikey::scope::ScopeError;
+use tower_apikey::{Scopes, StoreError};
 
 use super::MAX_BODY_BYTES;
 
@@ -35,7 +35,9 @@ impl FieldError {
 
     pub(super) fn name(error: &KeyNameError) -> Self {
         let hint = match error {
-            KeyNameError::Empty => "name the key after what uses it, such as \"billing-sync (prod)\"",
+            KeyNameError::Empty => {
+                "name the key after what uses it, such as \"billing-sync (prod)\""
+            }
             KeyNameError::TooLong(_) => "shorten it",
             KeyNameError::ControlCharacter => "remove newlines, tabs and other control characters",
             KeyNameError::Untrimmed => "remove the spaces around it",

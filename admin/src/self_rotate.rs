@@ -38,8 +38,8 @@ use axum::response::Response;
 use super::acting::Acting;
 use super::body::{self, RotateRequest};
 use super::problem::AdminError;
-use tower_apikey::KeyStoreAdmin;
 use tower_apikey::KeyManager;
+use tower_apikey::KeyStoreAdmin;
 use tower_apikey::manager::{DEFAULT_FIRST_USE_GRACE, OldKeyPlan};
 
 /// The scope a key needs to rotate itself with `POST /self/rotate`. `admin:keys` does

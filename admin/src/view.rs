@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::problem::AdminError;
+use tower_apikey::Actor;
 use tower_apikey::KeyRecord;
 use tower_apikey::PlaintextKey;
-use tower_apikey::Actor;
 use tower_apikey::manager::ScopeCatalogue;
 
 // The doc comments on these views are also their descriptions in the OpenAPI document
@@ -249,10 +249,10 @@ pub(super) fn utc(time: SystemTime) -> Result<OffsetDateTime, AdminError> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
-    use tower_apikey::record::KeyName;
-    use tower_apikey::Scopes;
     use tower_apikey::KeyId;
+    use tower_apikey::Scopes;
     use tower_apikey::key::KeyDigest;
+    use tower_apikey::record::KeyName;
 
     fn record() -> KeyRecord {
         let created = UNIX_EPOCH + Duration::from_secs(1_777_636_800); // 2026-05-01T12:00:00Z
@@ -271,7 +271,8 @@ mod tests {
         ))
         .with_rate_limit(Some(tower_apikey::record::RateLimit::new(100, 60).unwrap()))
         .with_quota(Some(
-            tower_apikey::record::Quota::new(10_000, tower_apikey::record::QuotaPeriod::Month).unwrap(),
+            tower_apikey::record::Quota::new(10_000, tower_apikey::record::QuotaPeriod::Month)
+                .unwrap(),
         ))
         .with_allowed_ips(Some(
             tower_apikey::record::AllowedIps::new(["203.0.113.0/24", "2001:db8::/32"]).unwrap(),

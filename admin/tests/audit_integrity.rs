@@ -26,9 +26,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tower_apikey::{KeyId, KeyManager, KeyRecord, KeyStoreAdmin, NewKey};
 use tower_apikey::event::{EventLog, EventQuery, EventStore, EventType, KeyEvent};
 use tower_apikey::testing::ManualClock;
+use tower_apikey::{KeyId, KeyManager, KeyRecord, KeyStoreAdmin, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// Requests each cancelled client sends.
@@ -488,11 +488,11 @@ mod memory {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
-    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
     use tower_apikey::event::{EventQuery, EventStore, KeyEvent, NewEvent};
     use tower_apikey::record::ActorName;
     use tower_apikey::store::{KeyUpdate, OldKeyEnd, Page, Revocation, RotateOutcome};
     use tower_apikey::usage::UsageDay;
+    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
 
     use super::*;
 

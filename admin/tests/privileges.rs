@@ -18,10 +18,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey::manager::ScopeCatalogue;
 use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
 use tower_apikey::testing::ManualClock;
+use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// 2026-05-01T12:00:00Z.

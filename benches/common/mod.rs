@@ -19,12 +19,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::Service;
-use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyRecord, KeyStoreAdmin, PlaintextKey, Scopes,
-};
 use tower_apikey::key::KeyPrefix;
 use tower_apikey::record::KeyName;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyRecord, KeyStoreAdmin, PlaintextKey, Scopes,
+};
 
 pub type Body = http_body_util::Full<Bytes>;
 

@@ -16,16 +16,16 @@ use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
-    PlaintextKey, RequireScopesLayer, Scopes, UsageSink,
-};
 use tower_apikey::client_addr::TrustedProxies;
 use tower_apikey::event::{EventLog, EventStore};
 use tower_apikey::limits::SharedLimits;
 use tower_apikey::manager::ScopeCatalogue;
 use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::usage::UsageTracker;
+use tower_apikey::{
+    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
+    PlaintextKey, RequireScopesLayer, Scopes, UsageSink,
+};
 use tower_apikey_admin::{ADMIN_SCOPE, AdminRouter};
 
 /// The realm in the demo's `WWW-Authenticate` challenges.

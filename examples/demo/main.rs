@@ -46,8 +46,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower_apikey::{InMemoryKeyStore, KeyManager, SystemClock};
 use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::{InMemoryKeyStore, KeyManager, SystemClock};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.

@@ -15,12 +15,12 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
+use tower_apikey::key::KeyPrefix;
 use tower_apikey::testing::{with_bad_checksum, with_wrong_secret};
+use tower_apikey::usage::{UsageTracker, UsageTrackerStats};
 use tower_apikey::{
     ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey, Scopes,
 };
-use tower_apikey::key::KeyPrefix;
-use tower_apikey::usage::{UsageTrackerStats, UsageTracker};
 
 /// The size of a soak run.
 #[derive(Debug, Clone)]

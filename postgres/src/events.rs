@@ -10,14 +10,14 @@ use time::OffsetDateTime;
 use super::aux_sql::{batches_table, events_table, quoted, usage_table};
 use super::usage::{from_date, to_date};
 use super::{PgKeyStore, from_db, to_db};
-use tower_apikey::record::ActorName;
 use tower_apikey::KeyId;
-use tower_apikey::store::Page;
 use tower_apikey::StoreError;
-use tower_apikey::usage::UsageDay;
 use tower_apikey::event::{
     EventDetail, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent,
 };
+use tower_apikey::record::ActorName;
+use tower_apikey::store::Page;
+use tower_apikey::usage::UsageDay;
 
 const EVENT_COLUMNS: &str = "id, type, key_id, actor, at, related_key_id, days, ends_at, attempts";
 

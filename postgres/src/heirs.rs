@@ -8,10 +8,10 @@ use sqlx::AssertSqlSafe;
 use super::sql::COLUMNS;
 use super::{PgKeyStore, record_from_row, to_db};
 use tower_apikey::KeyId;
-use tower_apikey::event::NewEvent;
 use tower_apikey::KeyRecord;
-use tower_apikey::record::{ActorName, KeyState};
 use tower_apikey::StoreError;
+use tower_apikey::event::NewEvent;
+use tower_apikey::record::{ActorName, KeyState};
 use tower_apikey::store::Revocation;
 
 impl PgKeyStore {

@@ -9,18 +9,18 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
-use tower_apikey::Scopes;
+use tower_apikey::KeyId;
 use tower_apikey::KeyRecord;
+use tower_apikey::Scopes;
+use tower_apikey::UsageSink;
+use tower_apikey::event::{KeyEvent, NewEvent};
+use tower_apikey::key::KeyDigest;
 use tower_apikey::record::{
     ActorName, AllowedIps, KeyName, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
-use tower_apikey::KeyId;
-use tower_apikey::key::KeyDigest;
-use tower_apikey::event::{KeyEvent, NewEvent};
-use tower_apikey::{KeyStore, KeyStoreAdmin, StoreError};
 use tower_apikey::store::{KeyUpdate, OldKeyEnd, Revocation, RotateOutcome};
-use tower_apikey::UsageSink;
-use tower_apikey::usage::{KeyUsage, UsageBatch, UsageSinkError, UsageOutcome};
+use tower_apikey::usage::{KeyUsage, UsageBatch, UsageOutcome, UsageSinkError};
+use tower_apikey::{KeyStore, KeyStoreAdmin, StoreError};
 
 use super::sql::{self, Sql};
 use super::{DEFAULT_HEARTBEAT_EVERY, DEFAULT_HEARTBEAT_TIMEOUT};
@@ -580,7 +580,10 @@ impl UsageSink for PgKeyStore {
     }
 
     /// As `record_usage`, in one transaction that also reports first uses.
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageSinkError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         self.record_usage_reporting(batch).await
     }
 }

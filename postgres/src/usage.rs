@@ -6,7 +6,7 @@ use super::aux_sql::{batches_table, quoted, usage_table};
 use super::{PgKeyStore, from_db, to_db};
 use tower_apikey::KeyId;
 use tower_apikey::usage::UsageDay;
-use tower_apikey::usage::{RotationEnd, UsageBatch, UsageSinkError, UsageOutcome};
+use tower_apikey::usage::{RotationEnd, UsageBatch, UsageOutcome, UsageSinkError};
 
 /// A first use as `first_use` returns it: the key, its predecessor, the grace (µs) its
 /// first use gives that predecessor, and the use.

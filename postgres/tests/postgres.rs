@@ -24,14 +24,14 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::{Layer, ServiceExt, service_fn};
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::testing::ManualClock;
 use tower_apikey::testing::conformance::{assert_same_record, sample_record};
+use tower_apikey::usage::KeyUsage;
 use tower_apikey::{
     ApiKeyV2Layer, Clock, KeyManager, KeyStore, KeyStoreAdmin, NewKey, PlaintextKey, StoreError,
     SystemClock, UsageSink,
 };
-use tower_apikey::store::cached::CachedKeyStore;
-use tower_apikey::testing::ManualClock;
-use tower_apikey::usage::KeyUsage;
 use tower_apikey_postgres::{MigrateError, PgKeyStore};
 
 const SCHEMA: &str = "apikey_tests";
@@ -124,7 +124,9 @@ fn same_table(store: &PgKeyStore, pool: PgPool) -> PgKeyStore {
 }
 
 mod pg_conformance {
-    tower_apikey::testing::store_conformance_tests!(async { super::fresh_store(super::pool().await).await });
+    tower_apikey::testing::store_conformance_tests!(async {
+        super::fresh_store(super::pool().await).await
+    });
     tower_apikey::testing::rotation_conformance_tests!(async {
         super::fresh_store(super::pool().await).await
     });
@@ -142,10 +144,14 @@ mod pg_limit_backend_conformance {
 
 mod cached_pg_conformance {
     tower_apikey::testing::store_conformance_tests!(async {
-        tower_apikey::store::cached::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
+        tower_apikey::store::cached::CachedKeyStore::new(
+            super::fresh_store(super::pool().await).await,
+        )
     });
     tower_apikey::testing::rotation_conformance_tests!(async {
-        tower_apikey::store::cached::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
+        tower_apikey::store::cached::CachedKeyStore::new(
+            super::fresh_store(super::pool().await).await,
+        )
     });
 }
 
@@ -1369,7 +1375,10 @@ impl tower_apikey::store::feed::KeyIdFeed for Counted {
 }
 
 /// Waits until `cache`'s id filter is in `state`.
-async fn wait_for_filter<S: KeyStore>(cache: &CachedKeyStore<S>, state: tower_apikey::store::cached::FilterState) {
+async fn wait_for_filter<S: KeyStore>(
+    cache: &CachedKeyStore<S>,
+    state: tower_apikey::store::cached::FilterState,
+) {
     let start = Instant::now();
     while cache.stats().filter != state {
         assert!(
@@ -2472,7 +2481,10 @@ async fn a_black_holed_listener_is_found_dead_by_its_heartbeat_and_revocation_st
         "heartbeat (200 ms + 300 ms) found the black hole after {:?}",
         dead_at.elapsed()
     );
-    assert_eq!(b.stats().filter, tower_apikey::store::cached::FilterState::Stale);
+    assert_eq!(
+        b.stats().filter,
+        tower_apikey::store::cached::FilterState::Stale
+    );
     a.manager.revoke(key.id()).await.unwrap();
     let revoked_at = Instant::now();
     while call(&key).await != StatusCode::UNAUTHORIZED {

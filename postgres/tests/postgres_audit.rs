@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tower_apikey::event::EventQuery;
-use tower_apikey::{KeyManager, NewKey};
 use tower_apikey::event::{EventLog, EventType};
 use tower_apikey::testing::ManualClock;
+use tower_apikey::{KeyManager, NewKey};
 use tower_apikey_postgres::PgKeyStore;
 
 const SCHEMA: &str = "apikey_tests";
@@ -253,7 +253,9 @@ impl tower_apikey::UsageSink for CommittedThenTimedOut {
     ) -> Result<tower_apikey::usage::UsageOutcome, tower_apikey::usage::UsageSinkError> {
         let outcome = self.store.record_usage_batch(batch).await?;
         if !self.failed.swap(true, Ordering::Relaxed) {
-            return Err(tower_apikey::usage::UsageSinkError::Timeout(Duration::from_secs(30)));
+            return Err(tower_apikey::usage::UsageSinkError::Timeout(
+                Duration::from_secs(30),
+            ));
         }
         Ok(outcome)
     }

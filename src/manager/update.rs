@@ -1,8 +1,8 @@
 //! Changing a key's name, limits and addresses: [`KeyManager::update`] (DESIGN §12).
 
-use crate::key::KeyId;
 use super::actor::{Actor, ActorLog};
 use super::{KeyManager, ManagerError, events};
+use crate::key::KeyId;
 use crate::record::KeyRecord;
 use crate::store::{KeyStoreAdmin, KeyUpdate};
 

@@ -13,10 +13,7 @@ pub struct FailingStore;
 
 #[async_trait]
 impl KeyStore for FailingStore {
-    async fn lookup(
-        &self,
-        _: &KeyId,
-    ) -> Result<Option<KeyRecord>, StoreError> {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
 }
@@ -28,10 +25,7 @@ pub struct HangingStore;
 
 #[async_trait]
 impl KeyStore for HangingStore {
-    async fn lookup(
-        &self,
-        _: &KeyId,
-    ) -> Result<Option<KeyRecord>, StoreError> {
+    async fn lookup(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         std::future::pending().await
     }
 }

@@ -131,7 +131,10 @@ pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
     /// The default calls `record_usage` and reports nothing, so a sink written before
     /// this method keeps working (without `first_used` events). Override it to report
     /// first uses and to make daily counts idempotent.
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageSinkError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         self.record_usage(batch.usages()).await?;
         Ok(UsageOutcome::default())
     }
@@ -143,7 +146,10 @@ impl<T: UsageSink + ?Sized> UsageSink for std::sync::Arc<T> {
         (**self).record_usage(batch).await
     }
 
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageSinkError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         (**self).record_usage_batch(batch).await
     }
 }

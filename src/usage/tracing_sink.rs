@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::usage::{KeyUsage, UsageSinkError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// Logs each key's last-used time at `INFO` (target `tower_apikey::usage`), for
 /// deployments that collect usage from logs or want to watch the tracker work.

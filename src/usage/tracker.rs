@@ -22,7 +22,7 @@ use crate::usage::ended::EndedUses;
 use crate::usage::recent;
 use crate::usage::slot::{Slot, TOMBSTONE};
 use crate::usage::striped::StripedCounter;
-use crate::usage::{KeyUsage, UsageSinkError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// Default flush period: five minutes.
 const DEFAULT_PERIOD: Duration = Duration::from_secs(300);

@@ -22,7 +22,7 @@ use crate::metrics::{self, FilterRefusal};
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageSinkError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
 type Answer = Option<KeyRecord>;

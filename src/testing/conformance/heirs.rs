@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::KeyId;
 use crate::record::{ActorName, KeyRecord};
-use crate::testing::conformance::sample_record;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
+use crate::testing::conformance::sample_record;
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)

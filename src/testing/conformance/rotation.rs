@@ -13,8 +13,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::KeyRecord;
-use crate::testing::conformance::sample_record;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
+use crate::testing::conformance::sample_record;
 use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageBatchId, UsageOutcome, UsageSink};
 
 fn t(secs: u64) -> SystemTime {
