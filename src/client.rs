@@ -20,7 +20,7 @@
 //! revocation afterwards.
 //!
 //! The key needs the scope `keys:rotate-self` (see the admin router's
-//! [self-rotation](crate::admin#self-rotation)).
+//! self-rotation, in `tower-apikey-admin`).
 //!
 //! ```no_run
 //! use tower::{Service, ServiceExt};

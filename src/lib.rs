@@ -13,9 +13,9 @@
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
 //!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
 //!   PostgreSQL store for many instances behind features.
-//! - **[Last-used tracking](usage)**: [`UsageTracker`] records each proven use without
+//! - **[Last-used tracking](usage)**: [`UsageTracker`](usage::UsageTracker) records each proven use without
 //!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
-//! - **[Throttling](FailureThrottle)**: optionally, a client address that keeps sending
+//! - **[Throttling](middleware::FailureThrottle)**: optionally, a client address that keeps sending
 //!   wrong keys gets 429 before any lookup, in fixed memory; the
 //!   [client address](client_addr) is the connection's peer or what trusted proxies
 //!   forwarded.
@@ -179,11 +179,11 @@ mod private {
 
 pub mod manager {
     //! What key management takes and reports besides the names at the root
-    //! ([`KeyManager`](crate::KeyManager), [`NewKey`](crate::NewKey),
-    //! [`CreatedKey`](crate::CreatedKey), [`ManagerError`](crate::ManagerError),
-    //! [`Actor`](crate::Actor)).
+    //! ([`KeyManager`], [`NewKey`],
+    //! [`CreatedKey`], [`ManagerError`],
+    //! [`Actor`]).
     //!
-    //! - [`ActingAs`]: the manager acting for an [`Actor`](crate::Actor), who is
+    //! - [`ActingAs`]: the manager acting for an [`Actor`], who is
     //!   recorded on each key and event and may grant only what it holds.
     //! - [`ScopeCatalogue`]: the scopes an organisation offers, with descriptions, and
     //!   the only ones a key may then hold.

@@ -3,13 +3,12 @@
 //! On one instance, a key's [`RateLimit`](crate::record::RateLimit) and
 //! [`Quota`](crate::record::Quota) are decided in memory by the layer (see
 //! [`ApiKeyV2Layer`](crate::ApiKeyV2Layer)). Behind a load balancer, N instances would
-//! admit N times the limit. [`SharedLimits`](crate::limits::SharedLimits) keeps the decision in memory and shares
-//! only batches: each instance leases tokens for a key from a [`LimitBackend`](crate::limits::LimitBackend) and
+//! admit N times the limit. [`SharedLimits`] keeps the decision in memory and shares
+//! only batches: each instance leases tokens for a key from a [`LimitBackend`] and
 //! spends them locally, so the backend sees a write per batch, not per request.
 //!
 //! ```no_run
-//! # #[cfg(feature = "postgres")]
-//! # async fn run(store: tower_apikey::PgKeyStore) {
+//! # async fn run(store: tower_apikey_postgres::PgKeyStore) {
 //! use tower_apikey::ApiKeyV2Layer;
 //! use tower_apikey::limits::SharedLimits;
 //!
@@ -28,7 +27,7 @@
 //! ```
 //!
 //! The errors leasing costs, requests admitted beyond the limit and requests refused
-//! within it, are bounded in [`SharedLimits`](crate::limits::SharedLimits) and measured in BENCHMARKS.md.
+//! within it, are bounded in [`SharedLimits`] and measured in BENCHMARKS.md.
 
 pub(crate) mod backend;
 pub(crate) mod lease_slot;

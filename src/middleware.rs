@@ -1,4 +1,4 @@
-//! The tower middleware: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), [`ApiKeyV2Service`](crate::ApiKeyV2Service), [`ResponseFuture`](crate::middleware::ResponseFuture).
+//! The tower middleware: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), [`ApiKeyV2Service`](crate::ApiKeyV2Service), [`ResponseFuture`].
 //!
 //! A request's path through these files, top to bottom:
 //!
@@ -15,11 +15,11 @@
 //!    state (revoked, ended by rotation, expired: said only after the proof), then each
 //!    policy of `policy.rs` in order (the client's address, the key's rate limit and
 //!    quota, the required scopes); `limiter.rs` keeps the limits' state and consumes it.
-//! 4. `future.rs`: [`ResponseFuture`](crate::middleware::ResponseFuture), one state per step (waiting
+//! 4. `future.rs`: [`ResponseFuture`], one state per step (waiting
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
 //!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
-//!    `response_body.rs`: [`ResponseBody`](crate::middleware::ResponseBody), the body of every
+//!    `response_body.rs`: [`ResponseBody`], the body of every
 //!    response, the inner service's or the layer's own answer, so that the layer works
 //!    over any inner body type.
 //! 5. `rejection.rs`: one row per kind of refusal (status, RFC 6750 code, gRPC status,
@@ -43,7 +43,7 @@
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
 //! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
-//! the inner service's body type: the answer travels in a [`ResponseBody`](crate::middleware::ResponseBody). HTTP/2 requests whose
+//! the inner service's body type: the answer travels in a [`ResponseBody`]. HTTP/2 requests whose
 //! `content-type` is `application/grpc`, or starts with `application/grpc+` or
 //! `application/grpc;`, get a gRPC trailers-only answer: HTTP 200 with `grpc-status`
 //! and `grpc-message` (what the HTTP answer says, the missing scopes included) and an

@@ -1,10 +1,10 @@
 //! What a store keeps about a key: everything but the key itself.
 //!
-//! [`KeyRecord`](crate::KeyRecord) (at the crate root) is the record; this module holds
+//! [`KeyRecord`] (at the crate root) is the record; this module holds
 //! what its fields are made of: the key's [`KeyName`], who acted ([`ActorName`]), its
 //! per-key limits and restrictions ([`RateLimit`], [`Quota`], [`AllowedIps`], DESIGN §12),
 //! the addresses it was lately used from ([`RecentIps`]), the [`KeyState`] it is in at a
-//! given time, and the limits of each. [`ApiKeyIdentity`](crate::ApiKeyIdentity), what
+//! given time, and the limits of each. [`ApiKeyIdentity`], what
 //! the middleware hands a request, is made from a record.
 //!
 //! # Which checks read a clock

@@ -232,7 +232,7 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
-//! use tower_apikey::admin::AdminRouter;
+//! use tower_apikey_admin::AdminRouter;
 //!
 //! let store = InMemoryKeyStore::new();
 //! let manager = KeyManager::new(store.clone());
@@ -262,7 +262,7 @@
 //! ```
 //! use axum::{Router, extract::Request, middleware::{self, Next}, response::Response};
 //! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes};
-//! use tower_apikey::admin::AdminRouter;
+//! use tower_apikey_admin::AdminRouter;
 //!
 //! /// Stands in for the application's login: who is signed in, and what they may grant.
 //! async fn signed_in(mut request: Request, next: Next) -> Response {
@@ -402,7 +402,7 @@ where
 /// ```
 /// use tower_apikey::{InMemoryKeyStore, KeyManager};
 /// use tower_apikey::usage::UsageTracker;
-/// use tower_apikey::admin::AdminRouter;
+/// use tower_apikey_admin::AdminRouter;
 ///
 /// let store = InMemoryKeyStore::new();
 /// let tracker = UsageTracker::new(store.clone());
@@ -514,7 +514,7 @@ where
     ///
     /// ```
     /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
-    /// use tower_apikey::admin::AdminRouter;
+    /// use tower_apikey_admin::AdminRouter;
     ///
     /// let store = InMemoryKeyStore::new();
     /// let layer = ApiKeyV2Layer::new(store.clone());
@@ -559,7 +559,7 @@ where
     ///
     /// ```
     /// use tower_apikey::{InMemoryKeyStore, KeyManager};
-    /// use tower_apikey::admin::AdminRouter;
+    /// use tower_apikey_admin::AdminRouter;
     ///
     /// let admin = AdminRouter::new(KeyManager::new(InMemoryKeyStore::new()));
     /// let document: serde_json::Value = serde_json::from_str(&admin.openapi_json()).unwrap();

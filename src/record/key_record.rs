@@ -20,7 +20,9 @@ use crate::scope::Scopes;
 ///
 /// ```
 /// # use std::time::{Duration, SystemTime};
-/// # use tower_apikey::*;
+/// use tower_apikey::key::KeyDigest;
+/// use tower_apikey::record::KeyName;
+/// use tower_apikey::{KeyId, KeyRecord, Scopes};
 /// # fn row() -> (String, String, Vec<String>, [u8; 32]) {
 /// #   ("7Fq2LxW9aZ3kPm4R".into(), "billing".into(), vec!["reports:read".into()], [0; 32]) }
 /// let (id, name, scopes, digest) = row();
@@ -193,7 +195,7 @@ impl KeyRecord {
         self
     }
 
-    /// The last [`MAX_RECENT_IPS`] distinct client addresses of the key's proven
+    /// The last [`MAX_RECENT_IPS`](crate::record::MAX_RECENT_IPS) distinct client addresses of the key's proven
     /// requests, newest first, as last-used tracking wrote them.
     pub fn recent_ips(&self) -> &RecentIps {
         &self.0.recent_ips

@@ -4,7 +4,7 @@
 //! A [`CachedKeyStore`](crate::store::cached::CachedKeyStore) alone cannot tell a forged id from a key
 //! it has not seen yet, nor know that a record it holds was revoked elsewhere. A store
 //! that can say which ids exist and what changes implements this trait, and a
-//! [`KeyFeedListener`](super::feed_listener::KeyFeedListener) keeps the caches in step:
+//! [`KeyFeedListener`] keeps the caches in step:
 //!
 //! - the snapshot fills the cache's id filter, so ids that do not exist are refused
 //!   without a query;

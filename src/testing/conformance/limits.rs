@@ -4,7 +4,7 @@
 //! them into one `#[tokio::test]` each.
 //!
 //! The limits are long (a day's rate window, a month's quota), so that the checks hold
-//! on a backend that uses its own clock, as [`PgKeyStore`](crate::PgKeyStore) does.
+//! on a backend that uses its own clock, as `tower_apikey_postgres::PgKeyStore` does.
 
 use std::sync::Arc;
 use std::time::SystemTime;
