@@ -17,7 +17,7 @@
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
 pub mod events;
-pub mod heirs;
+mod heirs;
 pub mod limits;
 mod paging;
 pub mod rotation;
