@@ -8,7 +8,7 @@
 //!   it never holds a key or its digest.
 //! - [`EventStore`]: where events are kept and paged, newest first. Both shipped stores
 //!   implement it: [`InMemoryKeyStore`](crate::InMemoryKeyStore) keeps a bounded ring,
-//!   `PgKeyStore` (feature `postgres`) a table with a retention.
+//!   `tower_apikey_postgres::PgKeyStore` a table with a retention.
 //! - [`EventSink`]: where events are forwarded (chat, e-mail, a SIEM); the default,
 //!   [`TracingEventSink`], logs them.
 //! - [`EventLog`]: ties a store and a sink together. [`KeyManager::with_events`]

@@ -11,8 +11,9 @@
 //! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*` (the grammar and
 //!   what grants what are in [`scope`]); 403 `insufficient_scope` names what is missing.
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
-//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
-//!   PostgreSQL store for many instances behind features.
+//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; for many
+//!   instances, a cache (feature `cache`) and the PostgreSQL store of the crate
+//!   `tower-apikey-postgres`.
 //! - **[Last-used tracking](usage)**: [`UsageTracker`](usage::UsageTracker) records each proven use without
 //!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
 //! - **[Throttling](middleware::FailureThrottle)**: optionally, a client address that keeps sending
@@ -21,8 +22,8 @@
 //!   forwarded.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
 //!   revoke, rotate with an optional overlap or until the new key's first use, find
-//!   expiring and dormant keys; over HTTP
-//!   with the `admin` feature's router.
+//!   expiring and dormant keys; over HTTP with the router of the crate
+//!   `tower-apikey-admin`.
 //!
 //! # Quick start (axum)
 //!
@@ -59,11 +60,9 @@
 //! |---|---|
 //! | *(default)* | the middleware, [`RequireScopesLayer`] for per-route scopes, [`InMemoryKeyStore`], [`KeyManager`] |
 //! | `axum` | `ApiKeyIdentity` as an extractor, the [client address](client_addr) from axum's `ConnectInfo` |
-//! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel and an OpenAPI 3.1 document (`utoipa`) |
-//! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
-//! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
+//! | `test-util` | `testing`: the test aids, and the store conformance suite to run against your own [`KeyStore`] |
+//! | `cache` | `store::cached::CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`]; `store::feed`, to keep it in step with its store |
 //! | `client` | `client::SelfRotateLayer`: an integration's HTTP client sends its key and rotates it itself before it expires |
-//! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //! | `metrics` | `metrics`: outcome counts, lookup latency, cache, usage-flush, event-sink and feed-listener health through the `metrics` facade |
 //!
 //! # Where names live

@@ -30,8 +30,8 @@ fn src() -> PathBuf {
 }
 
 fn parse(path: &Path) -> syn::File {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     syn::parse_file(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -245,10 +245,12 @@ fn exported_macros_are_hidden_at_the_root() {
     fn visit(items: &[Item], file: &Path, found: &mut Vec<String>) {
         for item in items {
             match item {
-                Item::Macro(m)
-                    if m.attrs.iter().any(|a| a.path().is_ident("macro_export")) =>
-                {
-                    let name = m.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+                Item::Macro(m) if m.attrs.iter().any(|a| a.path().is_ident("macro_export")) => {
+                    let name = m
+                        .ident
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
                     assert!(
                         is_hidden(&m.attrs),
                         "`{name}!` ({}) is exported at the root without #[doc(hidden)]",

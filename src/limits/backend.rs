@@ -24,11 +24,12 @@ use crate::record::{Quota, RateLimit};
 /// only has to store three numbers per key and run it under a lock or in a
 /// transaction.
 ///
-/// `PgKeyStore` (feature `postgres`) implements it on the database it already uses, and [`InMemoryLimitBackend`](crate::limits::InMemoryLimitBackend)
+/// `tower_apikey_postgres::PgKeyStore` implements it on the database it already uses,
+/// and [`InMemoryLimitBackend`](crate::limits::InMemoryLimitBackend)
 /// for the layers of one process. For Redis or anything else, run
 /// [`LedgerState::lease`](crate::limits::LedgerState::lease) in a transaction (in
 /// Redis, a Lua script), and check the implementation with
-/// `test_util::conformance::limit_backend` (feature `test-util`).
+/// `testing::limit_backend_conformance_tests!` (feature `test-util`).
 ///
 /// The middleware never waits for a backend: leases are taken in the background, and
 /// while the backend fails the instance falls back to local limits (see

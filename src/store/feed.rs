@@ -4,7 +4,8 @@
 //! A [`CachedKeyStore`](crate::store::cached::CachedKeyStore) alone cannot tell a forged id from a key
 //! it has not seen yet, nor know that a record it holds was revoked elsewhere. A store
 //! that can say which ids exist and what changes implements this trait, and a
-//! [`KeyFeedListener`] keeps the caches in step:
+//! [`KeyFeedListener`] keeps the caches in step (its [`FeedHealth`] says whether it
+//! follows the feed):
 //!
 //! - the snapshot fills the cache's id filter, so ids that do not exist are refused
 //!   without a query;
@@ -13,7 +14,7 @@
 //! - [`KeyChange::Changed`] evicts an id (revoked, ended early), so the next request
 //!   reads the new record.
 //!
-//! `PgKeyStore` implements it with LISTEN/NOTIFY (feature `postgres`).
+//! `tower_apikey_postgres::PgKeyStore` implements it with LISTEN/NOTIFY.
 
 use std::fmt;
 
