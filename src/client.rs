@@ -20,7 +20,7 @@
 //! revocation afterwards.
 //!
 //! The key needs the scope `keys:rotate-self` (see the admin router's
-//! self-rotation, in `tower-apikey-admin`).
+//! self-rotation in the crate `tower-apikey-admin`).
 //!
 //! ```no_run
 //! use tower::{Service, ServiceExt};

@@ -8,11 +8,12 @@
 //! spends them locally, so the backend sees a write per batch, not per request.
 //!
 //! ```no_run
-//! # async fn run(store: tower_apikey_postgres::PgKeyStore) {
-//! use tower_apikey::ApiKeyV2Layer;
-//! use tower_apikey::limits::SharedLimits;
+//! use tower_apikey::{ApiKeyV2Layer, KeyStore};
+//! use tower_apikey::limits::{LimitBackend, SharedLimits};
 //!
-//! // PostgreSQL is the backend: the deployment already runs it.
+//! // A store that is also the backend, such as `tower_apikey_postgres::PgKeyStore`:
+//! // the deployment already runs the database.
+//! # async fn run(store: impl KeyStore + LimitBackend + Clone) {
 //! let limits = SharedLimits::new(store.clone());
 //! let layer = ApiKeyV2Layer::new(store).shared_limits(&limits);
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -3,7 +3,7 @@
 //! so one GCRA would admit exactly the burst, and the counts are checked against the
 //! bounds `SharedLimits` documents. An outage is the in-memory ledger taken down
 //! ([`Outage`]). (Instances on PostgreSQL, and its outages, are in
-//! `tests/postgres/shared_limits.rs`.)
+//! `postgres/tests/postgres/shared_limits.rs`.)
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Key management over HTTP (feature `admin`): an axum [`Router`] an application mounts,
+//! Key management over HTTP for [`tower_apikey`]: an axum [`Router`] an application mounts,
 //! guarded by the middleware with scope [`admin:keys`](ADMIN_SCOPE), or by the
 //! application's own login ([`AdminRouter::behind_login`]).
 //!

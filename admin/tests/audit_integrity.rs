@@ -1,7 +1,7 @@
 //! No change without its event (DESIGN §10, red-team finding M3), and no heir outliving
 //! the key it was minted from (§10 "Heirs", M4): the admin router behind a real server
 //! on loopback, over the in-memory store and over a real PostgreSQL (feature
-//! `postgres`; needs `APIKEY_TEST_DATABASE_URL`, see tests/postgres.rs).
+//! `postgres`; needs `APIKEY_TEST_DATABASE_URL`, see postgres/tests/postgres.rs).
 //!
 //! - M3: an HTTP/2 client that gives up on each request after a short delay (the
 //!   stream is reset and the server drops the handler) leaves every change it did make
@@ -790,7 +790,7 @@ mod postgres {
 
     const SCHEMA: &str = "apikey_tests";
 
-    /// A migrated store in a table no other test uses (tests/postgres.rs drops such
+    /// A migrated store in a table no other test uses (postgres/tests/postgres.rs drops such
     /// tables once they are an hour old).
     async fn fresh_store() -> PgKeyStore {
         static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -94,7 +94,7 @@ pub struct KeyFile {
 
 impl KeyFile {
     /// Locks `path` for this process, waiting while another process holds it.
-    // Built only with the `postgres` feature, whose sqlx needs Rust 1.94: std's file
+    // The demo builds with tower-apikey-postgres, whose sqlx needs Rust 1.94: std's file
     // locks (1.89) serve, although the crate's rust-version is 1.88.
     #[clippy::msrv = "1.94"]
     pub async fn lock(path: &Path) -> Result<Self, KeyFileError> {

@@ -24,7 +24,7 @@
 //! they forward. Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then
 //! pending last-used times are written.
 //!
-//! Built with `--features postgres`, `--database-url URL` keeps the keys in PostgreSQL
+//! `--database-url URL` keeps the keys in PostgreSQL
 //! instead (behind a `CachedKeyStore`, with a `KeyFeedListener`), so several demo
 //! processes on one database act as one system: keys, revocations, last-used times and
 //! the keys' rate limits and quotas (a `SharedLimits` on the database) are shared. The admin key then lives in a file (`--admin-key-file`, see

@@ -1,4 +1,4 @@
-//! [`PgKeyStore`]: keys in PostgreSQL, shared by many instances.
+//! [`PgKeyStore`]: keys in PostgreSQL, shared by many instances, for [`tower_apikey`].
 //!
 //! The store takes the application's [`sqlx::PgPool`] and uses runtime queries, so
 //! nothing needs a database at compile time. Put a [`CachedKeyStore`] in front of it
@@ -8,8 +8,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
-//! use tower_apikey::store::cached::CachedKeyStore;
 //! use tower_apikey::{ApiKeyV2Layer, KeyManager};
+//! use tower_apikey::store::cached::CachedKeyStore;
 //! use tower_apikey_postgres::PgKeyStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,6 @@
 # Sourced by scripts/test, or run on its own (`scripts/lib/axe.sh`): ensure_axe puts a
 # pinned axe-core, the accessibility engine that the panel's end-to-end test
-# (tests/panel.rs) runs in the browser, at target/axe-core/, from the npm registry.
+# (admin/tests/panel.rs) runs in the browser, at target/axe-core/, from the npm registry.
 # Node.js and npm come from Debian when missing, as chromium does in scripts/test.
 # shellcheck shell=bash
 

@@ -18,7 +18,7 @@ use crate::scope::Scopes;
 /// - [`Actor::person`]: a person the application's own login signed in; its name is
 ///   what the login calls them (such as an e-mail address), and the application says
 ///   what they may grant. Behind a login, the admin router reads this from the
-///   request's extensions (see `AdminRouter::behind_login`, feature `admin`).
+///   request's extensions (see `tower_apikey_admin::AdminRouter::behind_login`).
 ///
 /// ```
 /// use tower_apikey::{Actor, Scopes};

@@ -66,7 +66,7 @@ impl fmt::Debug for CatalogueEntry {
 /// The scopes that exist in an application, each with a one-line description.
 ///
 /// Given to [`KeyManager::with_catalogue`](crate::KeyManager::with_catalogue) (or
-/// `AdminRouter::catalogue`, feature `admin`), it makes create
+/// `tower_apikey_admin::AdminRouter::catalogue`), it makes create
 /// refuse any scope it does not declare, exactly as written: declare `reports:*` to
 /// let keys hold that wildcard. Rotation keeps a key's scopes as they are, even ones
 /// that predate the catalogue. The admin router lists it at `GET /scopes`, and the

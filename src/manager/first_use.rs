@@ -42,7 +42,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// admin router's guard then records admin keys' uses in it by default.
     ///
     /// [`layer_with_tracker`](Self::layer_with_tracker) and
-    /// `AdminRouter::usage_tracker` (feature `admin`) attach
+    /// `tower_apikey_admin::AdminRouter::usage_tracker` attach
     /// their tracker themselves. The first tracker attached stays.
     pub fn with_usage_tracker(self, tracker: UsageTracker) -> Self {
         self.attach_tracker(tracker);
@@ -78,7 +78,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// the tracker flushes: on one instance the old key ends within one flush period of
     /// the new key's first use plus `grace`; with several instances behind a cache,
     /// within that plus the cache's revocation bound (see
-    /// `store::postgres`, feature `postgres`). A new key that is never used leaves the
+    /// the crate `tower-apikey-postgres`). A new key that is never used leaves the
     /// old one to its own end.
     ///
     /// Refused with [`ManagerError::UsageNotTracked`] when no tracker is attached

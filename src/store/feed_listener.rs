@@ -53,12 +53,13 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// - When it stops, the filters are dropped: every id is asked for again.
 ///
 /// ```no_run
-/// # #[cfg(feature = "postgres")]
-/// # async fn run(pool: sqlx::PgPool) {
-/// use tower_apikey::PgKeyStore;
+/// use tower_apikey::KeyStore;
 /// use tower_apikey::store::cached::CachedKeyStore;
+/// use tower_apikey::store::feed::KeyIdFeed;
 ///
-/// let store = CachedKeyStore::new(PgKeyStore::new(pool));
+/// // A store with a feed, such as `tower_apikey_postgres::PgKeyStore`.
+/// # async fn run(store: impl KeyStore + KeyIdFeed + Clone) {
+/// let store = CachedKeyStore::new(store);
 /// let listening = tokio::spawn(store.feed_listener().run(async {
 ///     let _ = tokio::signal::ctrl_c().await;
 /// }));
