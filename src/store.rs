@@ -8,6 +8,13 @@
 //!
 //! A store never sees a plaintext key, only [`KeyRecord`]s holding its digest.
 //!
+//! The traits and [`StoreError`] are at the crate root; this module holds what their
+//! methods take and return: a listing's [`KeyQuery`] (filters [`KeyFilter`], order
+//! [`KeySort`], position [`KeyPosition`]) and its [`Page`] ([`PageLimit`],
+//! [`PageCursor`]), a [`KeyUpdate`], a [`Revocation`], a rotation's [`OldKeyEnd`] and
+//! [`RotateOutcome`], and [`BoxError`]. With the feature `cache`, `store::cached` is a
+//! cache in front of any store and `store::feed` keeps it in step with its store.
+//!
 //! ```
 //! use async_trait::async_trait;
 //! use tower_apikey::{KeyId, KeyRecord, KeyStore, StoreError};

@@ -1,6 +1,11 @@
 //! Last-used tracking: [`UsageSink`] receives batches of last-used times;
 //! [`UsageTracker`] debounces between the request path and the sink.
 //!
+//! A sink is handed [`KeyUsage`]s (per key: the latest use, recent addresses, requests
+//! per [`UsageDay`]) in a [`UsageBatch`], answers with a [`UsageOutcome`] (first uses,
+//! the [`RotationEnd`]s they set) or a [`UsageSinkError`]; [`TracingUsageSink`] only
+//! logs them.
+//!
 //! A *use* is a request whose key was proven (secret matched, not expired, not revoked),
 //! whatever the scope check said. The tracker keeps each key's latest use in memory and
 //! writes it about every five minutes: at most one write per key per period, times only
