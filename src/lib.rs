@@ -111,13 +111,13 @@
 //! # Setters
 //!
 //! One style. A setter consumes the value and returns it, and is named after what it
-//! sets: `ApiKeyV2Layer::new(store).realm("billing")`,
-//! `NewKey::new(…).lifetime(…)`, `CachedKeyStore::builder(…).max_entries(…)`. Where
-//! the type also reads that back under the same name, a getter or a public field
-//! (records, queries, events: `record.expires_at()`), the getter keeps the name and the
-//! setter is `with_<name>`, a copy with that changed, as `Path::with_extension` is to
-//! `Path::extension`: [`KeyRecord::with_expires_at`],
-//! [`KeyQuery::with_limit`](store::KeyQuery::with_limit) beside `KeyQuery::limit`.
+//! sets: `ApiKeyV2Layer::new(store).realm("billing")`, `NewKey::new(…).lifetime(…)`,
+//! `CachedKeyStore::builder(…).max_entries(…)`. Where the type also reads that back
+//! under the same name (a getter or a public field, as records, queries and events do:
+//! `record.expires_at()`), the getter keeps the name and the setter is `with_<name>`, a
+//! copy with that changed, as `Path::with_extension` is to `Path::extension`:
+//! [`KeyRecord::with_expires_at`], [`KeyQuery::with_limit`](store::KeyQuery::with_limit)
+//! beside `KeyQuery::limit`.
 //!
 //! # Security notes
 //!
@@ -178,12 +178,10 @@ mod private {
 
 pub mod manager {
     //! What key management takes and reports besides the names at the root
-    //! ([`KeyManager`], [`NewKey`],
-    //! [`CreatedKey`], [`ManagerError`],
-    //! [`Actor`]).
+    //! ([`KeyManager`], [`NewKey`], [`CreatedKey`], [`ManagerError`], [`Actor`]).
     //!
-    //! - [`ActingAs`]: the manager acting for an [`Actor`], who is
-    //!   recorded on each key and event and may grant only what it holds.
+    //! - [`ActingAs`]: the manager acting for an [`Actor`], who is recorded on each key
+    //!   and event and may grant only what it holds.
     //! - [`ScopeCatalogue`]: the scopes an organisation offers, with descriptions, and
     //!   the only ones a key may then hold.
     //! - [`Restriction`], [`Loosened`], [`ChangeKind`]: why a change that would loosen a
