@@ -9,13 +9,20 @@
 //! caller's `ApiKeyIdentity` from the request's extensions. The layer answers refused
 //! gRPC calls with a proper status: `Unauthenticated` without a valid key,
 //! `PermissionDenied` without the scope `health:read`, and `ResourceExhausted` to a
-//! client address that keeps sending wrong keys. `tests/tonic.rs` drives the same
-//! `serve` and `client` over loopback.
+//! client address that keeps sending wrong keys.
+//!
+//! The layer is the key manager's, which records each key's last use; the manager's
+//! background runs beside the server, and its shutdown, once the server has stopped,
+//! writes those uses (the example prints the monitor key's). `tests/tonic.rs` drives
+//! the same `serve` and `client` over loopback; `examples/quick_start/tonic.rs` is the
+//! shorter version the README shows.
 
 use std::error::Error;
 use std::net::SocketAddr;
 
 use futures_util::stream::BoxStream;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -29,7 +36,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower::util::MapRequestLayer;
 use tower_apikey::middleware::FailureThrottle;
-use tower_apikey::{ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, Scopes};
+use tower_apikey::{ApiKeyIdentity, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 
 /// Wrong keys one client address may send in a row, and per minute after that.
 pub const FAILURES_PER_MINUTE: u32 = 10;
@@ -75,11 +82,12 @@ impl Health for CallerAwareHealth {
     }
 }
 
-/// Serves the health service behind the layer (scope `health:read`, wrong keys
-/// throttled per client address) on `listener`.
+/// Serves the health service behind `manager`'s layer (scope `health:read`, wrong keys
+/// throttled per client address) on `listener`, until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    store: InMemoryKeyStore,
+    manager: &KeyManager<InMemoryKeyStore>,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let required = Scopes::new(["health:read"]).expect("a valid scope");
     Server::builder()
@@ -87,12 +95,13 @@ pub async fn serve(
         // plain `SocketAddr`. Layers run in the order added: this one first.
         .layer(MapRequestLayer::new(peer_address))
         .layer(
-            ApiKeyV2Layer::new(store)
+            manager
+                .layer()
                 .require_scopes(required)
                 .throttle_failures(FailureThrottle::per_minute(FAILURES_PER_MINUTE)),
         )
         .add_service(HealthServer::new(CallerAwareHealth))
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }
 
@@ -147,8 +156,7 @@ pub fn client(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let store = InMemoryKeyStore::new();
-    let manager = KeyManager::new(store.clone());
+    let manager = KeyManager::new(InMemoryKeyStore::new());
     let monitor = manager
         .create(NewKey::new("uptime monitor", ["health:read"]))
         .await?;
@@ -158,7 +166,16 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(serve(listener, store));
+    // Every background loop of the manager: here, writing last-used times.
+    let running = tokio::spawn(manager.background());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = manager.clone();
+    let serving = tokio::spawn(async move {
+        serve(listener, &server, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -188,6 +205,17 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             }
             Err(status) => println!("Check {label}: {:?}: {}", status.code(), status.message()),
         }
+    }
+
+    // Once the server has stopped, the manager writes what is pending.
+    drop(channel);
+    let _ = stop.send(());
+    serving.await??;
+    manager.shutdown().await?;
+    running.await?;
+    if let Some(at) = manager.get(monitor.record.id()).await?.last_used_at() {
+        let at = OffsetDateTime::from(at).format(&Rfc3339)?;
+        println!("the monitor key's last use, written on shutdown: {at}");
     }
     Ok(())
 }

@@ -11,10 +11,11 @@
 //!   `tower_apikey_postgres::PgKeyStore` a table with a retention.
 //! - [`EventSink`]: where events are forwarded (chat, e-mail, a SIEM); the default,
 //!   [`TracingEventSink`], logs them.
-//! - [`EventLog`]: ties a store and a sink together. [`KeyManager::with_events`]
-//!   records `created`, `rotated`, `revoked` and `changed`; [`UsageTrackerBuilder::events`] records
-//!   `first_used` and `ended_key_used` from the request path's debounce;
-//!   [`KeyManager::watch_expiring`] records `expiring`.
+//! - [`EventLog`]: ties a store and a sink together. Given to a manager
+//!   ([`KeyManagerBuilder::events`]), it records `created`, `rotated`, `revoked` and
+//!   `changed` with each change, `first_used` and `ended_key_used` with the usage flush
+//!   of the request path's debounce, and `expiring` from the manager's
+//!   [background](crate::KeyManager::background) pass.
 //!
 //! A change and its events are stored together, in one write of the store (one
 //! transaction in PostgreSQL, one lock in memory): a key change, a first use, the end a
@@ -23,8 +24,8 @@
 //! store the manager and the tracker write.
 //!
 //! A slow or failing sink never slows a request or a management call: events reach it
-//! through a bounded queue that [`EventLog::run`], a future the application spawns,
-//! drains. A full queue drops events for the sink (they stay in the store) and counts
+//! through a bounded queue that the manager's [background](crate::KeyManager::background)
+//! drains ([`EventLog::run`]), and its [shutdown](crate::KeyManager::shutdown) empties. A full queue drops events for the sink (they stay in the store) and counts
 //! them in [`EventLogStats::dropped`](crate::event::EventLogStats::dropped).
 //!
 //! ```
@@ -35,8 +36,8 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let store = InMemoryKeyStore::new();
 //! let events = EventLog::new(store.clone());
-//! let forwarding = tokio::spawn(events.run()); // the sink's queue
-//! let manager = KeyManager::new(store).with_events(events.clone());
+//! let manager = KeyManager::builder(store).events(events.clone()).build();
+//! let running = tokio::spawn(manager.background()); // the sink's queue, among others
 //!
 //! let created = manager.create(NewKey::new("billing", ["reports:read"])).await?;
 //! manager.revoke(created.record.id()).await?;
@@ -45,15 +46,13 @@
 //! let types: Vec<EventType> = page.items.iter().map(|e| e.kind()).collect();
 //! assert_eq!(types, [EventType::Revoked, EventType::Created]); // newest first
 //!
-//! events.shutdown().await; // hands the sink what is queued, then `run` ends
-//! forwarding.await.unwrap();
+//! manager.shutdown().await?; // hands the sink what is queued, then the loops end
+//! running.await.unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 //!
-//! [`KeyManager::with_events`]: crate::KeyManager::with_events
-//! [`KeyManager::watch_expiring`]: crate::KeyManager::watch_expiring
-//! [`UsageTrackerBuilder::events`]: crate::usage::UsageTrackerBuilder::events
+//! [`KeyManagerBuilder::events`]: crate::KeyManagerBuilder::events
 
 #[cfg(feature = "cache")]
 mod cached;

@@ -14,8 +14,9 @@
 //!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; for many
 //!   instances, a cache (feature `cache`) and the PostgreSQL store of the crate
 //!   `tower-apikey-postgres`.
-//! - **[Last-used tracking](usage)**: [`UsageTracker`](usage::UsageTracker) records each proven use without
-//!   waiting and writes each key's latest use to a [`UsageSink`] about every 5 minutes.
+//! - **[Last-used tracking](usage)**: the [manager's layer](KeyManager::layer) records
+//!   each proven use without waiting, and its [background](KeyManager::background)
+//!   writes each key's latest use to the store (a [`UsageSink`]) about every 5 minutes.
 //! - **[Throttling](middleware::FailureThrottle)**: optionally, a client address that keeps sending
 //!   wrong keys gets 429 before any lookup, in fixed memory; the
 //!   [client address](client_addr) is the connection's peer or what trusted proxies
@@ -25,34 +26,41 @@
 //!   expiring and dormant keys; over HTTP with the router of the crate
 //!   `tower-apikey-admin`.
 //!
-//! # Quick start (axum)
+//! # Quick starts
 //!
-//! ```
-//! use axum::{Router, routing::get};
-//! use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+//! Every way to serve has the same shape (DESIGN §4):
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = KeyManager::new(InMemoryKeyStore::new());
-//! let created = manager.create(NewKey::new("ci", ["reports:read"])).await?;
-//! println!("give this key to its owner once: {}", created.key.expose_secret());
+//! 1. **one value owns the configuration**: [`KeyManager::new(store)`](KeyManager::new),
+//!    or [`KeyManager::builder(store)`](KeyManager::builder) with an audit trail,
+//!    shared limits, a cache's feed, a clock, a prefix, a scope catalogue;
+//! 2. its **[`layer()`](KeyManager::layer)** checks each key and records its last use
+//!    (and its events and limits, where configured);
+//! 3. **one future runs every background loop**:
+//!    `tokio::spawn(manager.background())` ([`KeyManager::background`]);
+//! 4. **one call, once the server has stopped**, stops the loops and writes what is
+//!    pending, in a documented order: `manager.shutdown().await`
+//!    ([`KeyManager::shutdown`]).
 //!
-//! // The layer that accepts the manager's keys and records their last use; the
-//! // tracker's flush loop is the application's task.
-//! let (layer, tracker) = manager.layer_with_tracker();
-//! let flushing = tokio::spawn(tracker.run());
-//! let app: Router = Router::new()
-//!     .route("/ping", get(|| async { "pong" }))
-//!     .layer(layer);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let server = axum::serve(listener, app).with_graceful_shutdown(async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! });
-//! # drop(server);
-//! // After `server.await?` returns: write the last uses, then stop the loop.
-//! tracker.shutdown().await?;
-//! flushing.await?;
-//! # Ok(()) }
-//! ```
+//! Each is `examples/quick_start/<name>.rs` (`cargo run --example quick_start_<name>`),
+//! and `tests/quick_starts.rs` runs it: a request with a key through a real server, the
+//! shutdown, and the key's last-used time in the store. [`ApiKeyV2Layer::new(store)`](ApiKeyV2Layer::new)
+//! remains for a read-only integration that tracks nothing.
+//!
+//! ## axum
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/axum.rs"), "```")]
+//!
+//! ## hyper
+//!
+//! The layer is a plain tower layer, over any response body; hyper-util serves it.
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/hyper.rs"), "```")]
+//!
+//! ## tonic
+//!
+//! tonic 0.14 takes the layer as it is; refused calls get a gRPC status.
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/tonic.rs"), "```")]
 //!
 //! # Feature flags
 //!
@@ -205,7 +213,10 @@ pub use key::format::{KeyId, PlaintextKey};
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::require_scopes::RequireScopesLayer;
 pub use middleware::service::ApiKeyV2Service;
-pub use private::manager::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
+pub use private::manager::{
+    Actor, Background, CreatedKey, KeyManager, KeyManagerBuilder, ManagerError, NewKey,
+    ShutdownError,
+};
 pub use record::identity::ApiKeyIdentity;
 pub use record::key_record::KeyRecord;
 pub use scope::scopes::{Scope, Scopes};

@@ -8,22 +8,19 @@
 //! spends them locally, so the backend sees a write per batch, not per request.
 //!
 //! ```no_run
-//! use tower_apikey::{ApiKeyV2Layer, KeyStore};
+//! use tower_apikey::{KeyManager, KeyStoreAdmin, UsageSink};
 //! use tower_apikey::limits::{LimitBackend, SharedLimits};
 //!
 //! // A store that is also the backend, such as `tower_apikey_postgres::PgKeyStore`:
 //! // the deployment already runs the database.
-//! # async fn run(store: impl KeyStore + LimitBackend + Clone) {
+//! # async fn run(store: impl KeyStoreAdmin + UsageSink + LimitBackend + Clone) {
 //! let limits = SharedLimits::new(store.clone());
-//! let layer = ApiKeyV2Layer::new(store).shared_limits(&limits);
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let task = tokio::spawn(limits.run(async move {
-//!     let _ = stopped.await;
-//! }));
-//! // … serve with `layer`; on shutdown, give back the unspent tokens:
-//! let _ = stop.send(());
-//! let _ = task.await;
-//! # drop(layer);
+//! let manager = KeyManager::builder(store).shared_limits(limits).build();
+//! let running = tokio::spawn(manager.background()); // takes the leases
+//! // … serve with `manager.layer()`; once the server has stopped, give back the
+//! // unspent tokens:
+//! let _ = manager.shutdown().await;
+//! let _ = running.await;
 //! # }
 //! ```
 //!

@@ -25,7 +25,10 @@
 
 mod acting_as;
 mod actor;
+mod background;
+mod builder;
 mod catalogue;
+mod deprecated;
 mod events;
 mod expiring;
 mod first_use;
@@ -36,9 +39,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::event::EventLog;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
+use crate::limits::shared_limits::SharedLimits;
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
 use crate::record::{
@@ -52,11 +56,13 @@ use crate::usage::{UsageSink, UsageTracker};
 pub use acting_as::ActingAs;
 pub use actor::Actor;
 use actor::ActorLog;
+use background::Run;
+pub use background::{Background, ShutdownError};
+pub use builder::KeyManagerBuilder;
 pub use catalogue::{
     CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };
 pub use first_use::OldKeyPlan;
-use first_use::TrackerSlot;
 pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
 pub use restrictions::{ChangeKind, Loosened, Restriction};
 
@@ -137,15 +143,14 @@ pub enum ManagerError {
          do not grant; ask an administrator who holds them"
     )]
     CannotRevoke(KeyId, Scopes),
-    /// An `until_first_use` rotation of this key was asked for, but no usage tracker
-    /// writes the store's usage, so the new key's first use, and with it the old key's
-    /// end, would never be seen. Attach one ([`KeyManager::layer_with_tracker`],
-    /// [`KeyManager::with_usage_tracker`]), or rotate with a fixed overlap.
+    /// An `until_first_use` rotation of this key was asked for, but this manager's
+    /// last-used times go to a sink other than its store
+    /// ([`KeyManagerBuilder::usage_sink`]), so the new key's first use, and with it the
+    /// old key's end, would never reach the store. Rotate with a fixed overlap instead.
     #[error(
-        "key {0} cannot rotate until the new key's first use: no usage tracker writes \
-         this store, so that use would never be seen and the old key would never end; \
-         attach a UsageTracker (KeyManager::layer_with_tracker or with_usage_tracker), \
-         or rotate with overlap_secs instead"
+        "key {0} cannot rotate until the new key's first use: this manager's UsageTracker \
+         writes to a sink other than its store, so that use would never be seen and the \
+         old key would never end; rotate with overlap_secs instead"
     )]
     UsageNotTracked(KeyId),
     /// The grace of an `until_first_use` rotation is longer than
@@ -259,7 +264,36 @@ pub struct CreatedKey {
     pub key: PlaintextKey,
 }
 
-/// Creates, lists, revokes and rotates keys in a [`KeyStoreAdmin`].
+/// Creates, lists, revokes and rotates keys in a [`KeyStoreAdmin`], and runs what
+/// runs beside the store: the one value that owns the configuration (DESIGN §4).
+///
+/// Build it with [`KeyManager::builder`] (or [`KeyManager::new`] for the defaults),
+/// then, in three steps:
+///
+/// 1. serve with [`layer`](Self::layer): it accepts this manager's keys and records
+///    their last use (and counts their limits, shared if configured);
+/// 2. spawn [`background`](Self::background): one future runs every loop (the usage
+///    flush, the event queue and expiring pass, lease refills, the cache's feed);
+/// 3. once the server has stopped, call [`shutdown`](Self::shutdown): it stops the
+///    loops and writes what is pending, in a documented order.
+///
+/// ```
+/// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let manager = KeyManager::new(InMemoryKeyStore::new());
+/// let created = manager.create(NewKey::new("billing-sync", ["reports:read"])).await?;
+/// let layer = manager.layer(); // serve with it
+/// let running = tokio::spawn(manager.background());
+/// // … serve until a shutdown signal, then, after the server has stopped:
+/// manager.shutdown().await?; // writes the last uses, stops the loops
+/// running.await?;
+/// # drop((layer, created));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// Clones share everything: the store, the tracker, the background.
 ///
 /// Times it writes are truncated to whole microseconds, the finest precision PostgreSQL
 /// keeps, so a record reads back from any shipped store exactly as it was written.
@@ -283,7 +317,7 @@ pub struct CreatedKey {
 /// - the actor's name is recorded as the new key's `created_by`, or the revoked key's
 ///   `revoked_by`, and logged.
 ///
-/// With a [`ScopeCatalogue`] ([`KeyManager::with_catalogue`]), create also refuses any
+/// With a [`ScopeCatalogue`] ([`KeyManagerBuilder::catalogue`]), create also refuses any
 /// scope the application did not declare. Whoever acts, rotation never revives a key:
 /// rotating a revoked, expired or ended key fails (409 over HTTP).
 #[derive(Clone)]
@@ -294,32 +328,34 @@ pub struct KeyManager<S> {
     catalogue: Option<ScopeCatalogue>,
     /// Where `created`, `rotated` and `revoked` are recorded, if anywhere.
     events: Option<EventLog>,
-    /// The tracker that writes the store's usage, if one is attached.
-    tracker: TrackerSlot,
+    /// Where the tracker writes, kept so that a changed configuration can rebuild it.
+    usage_sink: Arc<dyn UsageSink>,
+    usage_flush: Duration,
+    /// Records the uses the manager's layers prove; the background writes them.
+    tracker: UsageTracker,
+    /// Whether `tracker` writes this manager's store, so that the store sees first uses.
+    tracker_writes_store: bool,
+    /// Whether `tracker` was handed in (0.1's `with_usage_tracker`) rather than built.
+    tracker_given: bool,
+    limits: Option<SharedLimits>,
+    /// What [`layer`](Self::layer) clones: every layer of this manager shares one
+    /// tracker and one limiter, so a key's limits hold across them.
+    layer: ApiKeyV2Layer,
+    /// The background and shutdown's shared state.
+    run: Arc<Run>,
+}
+
+impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
+    /// A manager over `store` with the defaults: `KeyManager::builder(store).build()`
+    /// (the system clock, prefix `mkc`, no scope catalogue, no audit trail, limits kept
+    /// per instance, last-used times written to `store` every five minutes). See
+    /// [`KeyManagerBuilder`] for the rest.
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
+    }
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// A manager over `store` with the system clock, prefix `mkc` and no scope
-    /// catalogue (any valid scope may be granted).
-    pub fn new(store: S) -> Self {
-        Self {
-            store,
-            clock: Arc::new(SystemClock),
-            prefix: KeyPrefix::default(),
-            catalogue: None,
-            events: None,
-            tracker: TrackerSlot::default(),
-        }
-    }
-
-    /// Declares the scopes that exist: create then refuses any other with
-    /// [`ManagerError::UndeclaredScopes`], whoever acts. Rotation keeps a key's scopes
-    /// as they are, even ones the catalogue does not declare.
-    pub fn with_catalogue(mut self, catalogue: ScopeCatalogue) -> Self {
-        self.catalogue = Some(catalogue);
-        self
-    }
-
     /// The scope catalogue, if the application declared one.
     pub fn catalogue(&self) -> Option<&ScopeCatalogue> {
         self.catalogue.as_ref()
@@ -347,18 +383,6 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// ```
     pub fn acting_as<'a>(&'a self, actor: &'a Actor) -> ActingAs<'a, S> {
         ActingAs::new(self, actor)
-    }
-
-    /// Uses `clock` for creation, expiry and revocation times.
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Issues keys with `prefix`; give the middleware the same one.
-    pub fn with_prefix(mut self, prefix: KeyPrefix) -> Self {
-        self.prefix = prefix;
-        self
     }
 
     /// The store.
@@ -716,47 +740,41 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
 }
 
 impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
-    /// A layer that accepts the keys this manager issues: it looks them up in the same
-    /// store, with the same prefix and clock. Without last-used tracking; see
-    /// [`layer_with_tracker`](Self::layer_with_tracker) for the layer most applications
-    /// want.
+    /// The layer that accepts the keys this manager issues: it looks them up in the same
+    /// store, with the same prefix and clock, records each proven use for the
+    /// [background](Self::background) to write (with the `first_used` and
+    /// `ended_key_used` events, given [events](KeyManagerBuilder::events)), and holds
+    /// keys to their limits, shared with other instances given
+    /// [shared limits](KeyManagerBuilder::shared_limits).
+    ///
+    /// Every layer it returns shares one tracker and one count of each key's limits, so
+    /// call it for each router or service that needs one; set the realm, required
+    /// scopes, failure throttle or trusted proxies on what it returns. For a read-only
+    /// integration that tracks nothing, [`ApiKeyV2Layer::new`] takes a store alone.
     pub fn layer(&self) -> ApiKeyV2Layer {
-        ApiKeyV2Layer::new(self.store.clone())
-            .prefix(self.prefix.clone())
-            .clock(Arc::clone(&self.clock))
+        self.layer.clone()
     }
-}
 
-impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
-    /// [`layer`](Self::layer) with last-used tracking wired to this manager's store, and
-    /// the tracker behind it (default period, 5 minutes).
-    ///
-    /// Spawn the tracker's [`run`](UsageTracker::run), and call its
-    /// [`shutdown`](UsageTracker::shutdown) after the server stops, so that the uses of
-    /// the last minutes are written:
-    ///
-    /// ```
-    /// use tower_apikey::{InMemoryKeyStore, KeyManager};
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let manager = KeyManager::new(InMemoryKeyStore::new());
-    /// let (layer, tracker) = manager.layer_with_tracker();
-    /// let flushing = tokio::spawn(tracker.run());
-    /// // … serve with `layer`, until a shutdown signal …
-    /// tracker.shutdown().await?; // writes what is pending; `run` then returns
-    /// flushing.await?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn layer_with_tracker(&self) -> (ApiKeyV2Layer, UsageTracker) {
-        let mut builder = UsageTracker::builder(self.store.clone());
-        // `first_used` and `ended_key_used` go where this manager's events go.
-        if let Some(events) = &self.events {
-            builder = builder.events(events.clone());
+    /// The tracker this manager's layers record uses in: for its
+    /// [`stats`](UsageTracker::stats), or a [`flush`](UsageTracker::flush) before a
+    /// period ends. The [background](Self::background) runs its loop and
+    /// [`shutdown`](Self::shutdown) writes its last batch.
+    pub fn tracker(&self) -> &UsageTracker {
+        &self.tracker
+    }
+
+    /// Rebuilds the layer from the configuration, after a 0.1 setter changed it.
+    fn rewire(&mut self) {
+        if !self.tracker_given {
+            self.tracker = tracker_for(&self.usage_sink, self.usage_flush, self.events.as_ref());
         }
-        let tracker = builder.build();
-        self.attach_tracker(tracker.clone());
-        (self.layer().usage_tracker(tracker.clone()), tracker)
+        self.layer = layer_for(
+            &self.store,
+            &self.prefix,
+            &self.clock,
+            &self.tracker,
+            self.limits.as_ref(),
+        );
     }
 }
 
@@ -768,8 +786,43 @@ impl<S: fmt::Debug> fmt::Debug for KeyManager<S> {
             .field("prefix", &self.prefix)
             .field("catalogue", &self.catalogue)
             .field("events", &self.events)
-            .field("tracks_usage", &self.tracker.get().is_some())
-            .finish()
+            .field("tracker", &self.tracker)
+            .field("tracks_usage", &self.tracker_writes_store)
+            .field("shared_limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tracker a manager writes last-used times with: to `sink`, every `period`, with
+/// `first_used` and `ended_key_used` going where the manager's events go.
+fn tracker_for(
+    sink: &Arc<dyn UsageSink>,
+    period: Duration,
+    events: Option<&EventLog>,
+) -> UsageTracker {
+    let builder = UsageTracker::builder(Arc::clone(sink)).period(period);
+    match events {
+        Some(events) => builder.events(events.clone()),
+        None => builder,
+    }
+    .build()
+}
+
+/// The layer a manager's [`layer`](KeyManager::layer) clones.
+fn layer_for<S: KeyStoreAdmin + Clone>(
+    store: &S,
+    prefix: &KeyPrefix,
+    clock: &Arc<dyn Clock>,
+    tracker: &UsageTracker,
+    limits: Option<&SharedLimits>,
+) -> ApiKeyV2Layer {
+    let layer = ApiKeyV2Layer::new(store.clone())
+        .prefix(prefix.clone())
+        .clock(Arc::clone(clock))
+        .usage_tracker(tracker.clone());
+    match limits {
+        Some(limits) => layer.shared_limits(limits),
+        None => layer,
     }
 }
 
@@ -923,7 +976,9 @@ mod tests {
             .await
             .unwrap();
         let catalogue = ScopeCatalogue::new([("reports:read", "Read reports")]).unwrap();
-        let manager = KeyManager::new(store.clone()).with_catalogue(catalogue);
+        let manager = KeyManager::builder(store.clone())
+            .catalogue(catalogue)
+            .build();
         match manager
             .create(NewKey::new("n", ["reports:read", "legacy:sync"]))
             .await
@@ -953,7 +1008,9 @@ mod tests {
     #[tokio::test]
     async fn rotation_never_revives_a_key() {
         let clock = ManualClock::starting_now();
-        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let manager = KeyManager::builder(InMemoryKeyStore::new())
+            .clock(clock.clone())
+            .build();
         let hour = Duration::from_secs(3_600);
         let short = manager
             .create(NewKey::new("short", ["a:b"]).lifetime(hour))
@@ -996,7 +1053,9 @@ mod tests {
     #[tokio::test]
     async fn a_successor_lives_as_long_as_the_old_key_was_created_to_live() {
         let clock = ManualClock::starting_now();
-        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let manager = KeyManager::builder(InMemoryKeyStore::new())
+            .clock(clock.clone())
+            .build();
         let hour = Duration::from_secs(3_600);
         let short = manager
             .create(NewKey::new("short", ["a:b"]).lifetime(hour))
@@ -1028,7 +1087,9 @@ mod tests {
     async fn a_key_with_a_live_successor_cannot_be_rotated_again() {
         let clock = ManualClock::starting_now();
         let store = InMemoryKeyStore::new();
-        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
         let hour = Duration::from_secs(3_600);
         let old = manager
             .create(NewKey::new("k", ["a:b"]).lifetime(4 * hour))
@@ -1082,7 +1143,9 @@ mod tests {
     #[tokio::test]
     async fn expiring_within_counts_the_end_a_rotation_scheduled() {
         let clock = ManualClock::starting_now();
-        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let manager = KeyManager::builder(InMemoryKeyStore::new())
+            .clock(clock.clone())
+            .build();
         let day = Duration::from_secs(86_400);
         let short = manager
             .create(NewKey::new("short", ["a:b"]).lifetime(10 * day))

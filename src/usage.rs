@@ -11,25 +11,34 @@
 //! writes it about every five minutes: at most one write per key per period, times only
 //! moving forward, and nothing on the request path ever waits for the sink.
 //!
+//! A [`KeyManager`](crate::KeyManager) does all of it: its [layer](crate::KeyManager::layer)
+//! records uses in its tracker, its [background](crate::KeyManager::background) writes
+//! them every period, and its [shutdown](crate::KeyManager::shutdown) writes the last
+//! ones. Where they go is the store, or what
+//! [`KeyManagerBuilder::usage_sink`](crate::KeyManagerBuilder::usage_sink) names:
+//!
 //! ```
 //! use std::time::Duration;
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
-//! use tower_apikey::usage::UsageTracker;
+//! use tower_apikey::{InMemoryKeyStore, KeyManager};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let store = InMemoryKeyStore::new();
-//! let tracker = UsageTracker::builder(store.clone())
-//!     .period(Duration::from_secs(300))
+//! let manager = KeyManager::builder(InMemoryKeyStore::new())
+//!     .usage_flush_period(Duration::from_secs(300))
 //!     .build();
-//! // The application owns the flush loop: spawn it, and stop it with `shutdown`.
-//! let flushing = tokio::spawn(tracker.run());
-//! let layer = ApiKeyV2Layer::new(store).usage_tracker(tracker.clone());
-//! // … serve requests through `layer` …
-//! tracker.shutdown().await?; // writes everything pending, then the loop ends
-//! flushing.await.unwrap();
-//! # Ok::<(), tower_apikey::usage::UsageSinkError>(())
+//! let running = tokio::spawn(manager.background()); // the flush loop, among others
+//! let layer = manager.layer();
+//! // … serve requests through `layer`, until the server has stopped …
+//! manager.shutdown().await?; // writes everything pending, then the loops end
+//! running.await.unwrap();
+//! # Ok::<(), tower_apikey::ShutdownError>(())
 //! # }).unwrap();
 //! ```
+//!
+//! A layer built without a manager ([`ApiKeyV2Layer::new`](crate::ApiKeyV2Layer::new))
+//! records nothing unless given a tracker
+//! ([`ApiKeyV2Layer::usage_tracker`](crate::ApiKeyV2Layer::usage_tracker)), whose
+//! [`run`](UsageTracker::run) and [`shutdown`](UsageTracker::shutdown) are then the
+//! application's to call.
 
 pub(crate) mod batch;
 pub(crate) mod counts;

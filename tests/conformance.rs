@@ -137,7 +137,10 @@ mod update_default {
 
     #[tokio::test]
     async fn a_store_without_update_refuses_it_by_name() {
-        let manager = KeyManager::new(Older::default());
+        // A 0.1 store is no `UsageSink` either: its manager logs last-used times.
+        let manager = KeyManager::builder(Older::default())
+            .usage_sink(tower_apikey::usage::TracingUsageSink)
+            .build();
         let created = manager.create(NewKey::new("k", ["a:b"])).await.unwrap();
         match manager
             .update(created.record.id(), KeyUpdate::new().rate_limit(None))

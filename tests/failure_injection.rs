@@ -285,7 +285,9 @@ async fn a_sink_that_errors_then_hangs_then_recovers_loses_no_keys_last_use() {
     let store = InMemoryKeyStore::new();
     // Whole milliseconds, so that last-used times (kept in milliseconds) compare exactly.
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_000));
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let mut keys = Vec::new();
     for i in 0..40 {
         let new = NewKey::new(format!("key {i}"), ["a:b"]);

@@ -168,7 +168,9 @@ async fn tracing_output_of_every_request_outcome_holds_no_key_or_digest() {
 
     let store = InMemoryKeyStore::new();
     let clock = ManualClock::starting_now();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let tracker = UsageTracker::new(TracingUsageSink);
     let create = |name: &'static str, scopes: &'static [&'static str]| {
         let manager = manager.clone();

@@ -19,11 +19,14 @@ use tokio::net::TcpListener;
 use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 
 async fn start() -> (SocketAddr, KeyManager<InMemoryKeyStore>) {
-    let store = InMemoryKeyStore::new();
-    let manager = KeyManager::new(store.clone());
+    let manager = KeyManager::new(InMemoryKeyStore::new());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(example::serve(listener, example::app(store)));
+    tokio::spawn(example::serve(
+        listener,
+        example::app(&manager),
+        std::future::pending(),
+    ));
     (addr, manager)
 }
 

@@ -36,7 +36,9 @@ impl Server {
         let store = InMemoryKeyStore::new();
         // 2027-01-15T08:00:00Z.
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
         let tracker = UsageTracker::new(store.clone());
         let app = Router::new()
             .route("/ping", get(|| async { "pong" }))

@@ -58,7 +58,9 @@ struct World {
 impl World {
     fn new(keys: usize) -> Self {
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-        let manager = KeyManager::new(InMemoryKeyStore::new()).with_clock(clock.clone());
+        let manager = KeyManager::builder(InMemoryKeyStore::new())
+            .clock(clock.clone())
+            .build();
         let mut world = Self {
             manager,
             clock,
@@ -182,10 +184,10 @@ proptest! {
         more in more_chars(),
     ) {
         let world = World::new(0);
-        let key = world
-            .manager
-            .clone()
-            .with_prefix(prefix.clone())
+        let key = KeyManager::builder(world.manager.store().clone())
+            .clock(world.clock.clone())
+            .prefix(prefix.clone())
+            .build()
             .create(NewKey::new("typo", Vec::<String>::new()))
             .now_or_never()
             .unwrap()

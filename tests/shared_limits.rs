@@ -65,7 +65,9 @@ fn client() -> HttpClient {
 async fn two_layers_on_one_ledger_admit_one_burst_within_the_documented_bounds() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let backend: Arc<dyn LimitBackend> = Arc::new(InMemoryLimitBackend::new());
     let instances = [(), ()]
         .map(|_| SharedLimits::from_shared_backend(Arc::clone(&backend)).clock(clock.clone()));
@@ -106,7 +108,9 @@ async fn two_layers_on_one_ledger_admit_one_burst_within_the_documented_bounds()
 async fn without_its_task_a_layer_decides_on_its_local_share_and_never_waits_for_a_lease() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     // `run` never spawned: nothing is leased, and no valid key may be refused for want
     // of a lease. With no count ever heard, the local share divides by the expected
     // number of instances: here one, so the key's own limits decide.
@@ -141,7 +145,9 @@ async fn without_its_task_a_layer_decides_on_its_local_share_and_never_waits_for
 async fn a_used_up_shared_quota_is_refused_as_quota_exceeded_until_the_day_ends() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let backend: Arc<dyn LimitBackend> = Arc::new(InMemoryLimitBackend::new());
     let limits = SharedLimits::from_shared_backend(backend).clock(clock.clone());
     tokio::spawn(limits.run(std::future::pending()));
@@ -226,7 +232,9 @@ async fn admitted(client: &HttpClient, addr: SocketAddr, key: &str, n: usize) ->
 async fn l2_three_instances_one_idle_admit_at_most_the_quota_during_an_outage() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let backend = Arc::new(Outage::default());
     let instances = [(), (), ()].map(|_| {
         SharedLimits::from_shared_backend(Arc::clone(&backend) as Arc<dyn LimitBackend>)
@@ -282,7 +290,9 @@ async fn l2_three_instances_one_idle_admit_at_most_the_quota_during_an_outage() 
 async fn l2_an_instance_that_never_reached_the_backend_divides_by_expected_instances() {
     let store = InMemoryKeyStore::new();
     let clock = clock();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let backend = Arc::new(Outage::default());
     backend.down.store(true, Ordering::SeqCst);
     let key = manager

@@ -20,11 +20,15 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
-        let store = InMemoryKeyStore::new();
-        let manager = KeyManager::new(store.clone());
+        let manager = KeyManager::new(InMemoryKeyStore::new());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { example::serve(listener, store).await.unwrap() });
+        let server = manager.clone();
+        tokio::spawn(async move {
+            example::serve(listener, &server, std::future::pending())
+                .await
+                .unwrap()
+        });
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()

@@ -84,7 +84,7 @@ impl Server {
         Self {
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            manager: KeyManager::new(store).with_clock(clock.clone()),
+            manager: KeyManager::builder(store).clock(clock.clone()).build(),
             tracker,
             sink,
             clock,

@@ -93,8 +93,10 @@ pub fn build(store: InMemoryKeyStore) -> App {
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(30)));
     let login = AuthManagerLayerBuilder::new(people, sessions).build();
 
-    let admin = AdminRouter::new(KeyManager::new(store.clone()))
+    let manager = KeyManager::builder(store.clone())
         .catalogue(catalogue)
+        .build();
+    let admin = AdminRouter::new(manager)
         .behind_login()
         .into_router()
         // Inside the login layer: the signed-in person, if any, acts.

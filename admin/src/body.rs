@@ -443,7 +443,9 @@ mod tests {
     fn manager() -> KeyManager<InMemoryKeyStore> {
         // 2026-05-01T12:00:00Z
         let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_777_636_800));
-        KeyManager::new(InMemoryKeyStore::new()).with_clock(clock)
+        KeyManager::builder(InMemoryKeyStore::new())
+            .clock(clock)
+            .build()
     }
 
     fn object(json: serde_json::Value) -> Object {

@@ -377,6 +377,11 @@ use view::{CreatedView, KeyView, ScopesView};
 
 pub use self_rotate::ROTATE_SELF_SCOPE;
 
+/// [`ADMIN_SCOPE`] as the scopes a guard requires.
+fn admin_scope() -> Scopes {
+    Scopes::new([ADMIN_SCOPE]).expect("`admin:keys` is a valid scope")
+}
+
 /// The scope a key needs to use the admin router.
 pub const ADMIN_SCOPE: &str = "admin:keys";
 
@@ -384,10 +389,10 @@ pub const ADMIN_SCOPE: &str = "admin:keys";
 /// valid create request (a 128-character name and 64 scopes of 128 bytes).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The key-management router with the defaults: guarded by [`ApiKeyV2Layer`] over the
-/// manager's store (same prefix and clock), realm `api`, recording uses in the
-/// manager's usage tracker if one is attached, counting admin keys' limits apart from
-/// the application's (see [`AdminRouter::share_limits_with`]).
+/// The key-management router with the defaults: guarded by a layer of the manager
+/// ([`KeyManager::layer`]: same store, prefix and clock, realm `api`), so admin keys'
+/// uses are recorded in the manager's tracker and their limits counted with the
+/// application's, requiring [`ADMIN_SCOPE`].
 ///
 /// See the [module docs](self) for routes, bodies and errors.
 pub fn router<S>(manager: KeyManager<S>) -> Router
@@ -401,14 +406,13 @@ where
 ///
 /// ```
 /// use tower_apikey::{InMemoryKeyStore, KeyManager};
-/// use tower_apikey::usage::UsageTracker;
 /// use tower_apikey_admin::AdminRouter;
 ///
-/// let store = InMemoryKeyStore::new();
-/// let tracker = UsageTracker::new(store.clone());
-/// let admin: axum::Router = AdminRouter::new(KeyManager::new(store))
-///     .realm("billing")
-///     .usage_tracker(tracker)
+/// let manager = KeyManager::new(InMemoryKeyStore::new());
+/// // The application's layer: its realm, throttle and proxies guard both.
+/// let layer = manager.layer().realm("billing");
+/// let admin: axum::Router = AdminRouter::new(manager.clone())
+///     .guard(layer.clone())
 ///     .into_router();
 /// ```
 pub struct AdminRouter<S> {
@@ -417,35 +421,49 @@ pub struct AdminRouter<S> {
     /// The application's login authenticates instead of `guard`.
     behind_login: bool,
     panel: bool,
-    /// Whether [`usage_tracker`](Self::usage_tracker) gave the guard its tracker;
-    /// otherwise it gets the manager's, if one is attached.
-    tracker_given: bool,
 }
 
 impl<S> AdminRouter<S>
 where
     S: KeyStoreAdmin + Clone,
 {
-    /// A router over `manager`, guarded by an [`ApiKeyV2Layer`] that looks keys up in the
-    /// manager's store with the manager's prefix and clock, and requires
-    /// [`ADMIN_SCOPE`].
+    /// A router over `manager`, guarded by a layer of the manager
+    /// ([`KeyManager::layer`]) that requires [`ADMIN_SCOPE`]: it looks keys up in the
+    /// manager's store with its prefix and clock, records admin keys' uses in its
+    /// tracker and counts their limits with every other layer of the manager. The scope
+    /// catalogue is the manager's (`KeyManager::builder(store).catalogue(..)`).
     pub fn new(manager: KeyManager<S>) -> Self {
-        let required = Scopes::new([ADMIN_SCOPE]).expect("`admin:keys` is a valid scope");
-        let guard = manager.layer().require_scopes(required);
+        let guard = manager.layer().require_scopes(admin_scope());
         Self {
             manager,
             guard,
             behind_login: false,
             panel: true,
-            tracker_given: false,
         }
     }
 
-    /// Declares the scopes that exist, on the router's manager (see
-    /// [`KeyManager::with_catalogue`]): create refuses any other, `GET /scopes` lists
-    /// them and the panel offers them as checkboxes.
+    /// Guards the router with `layer`, adding [`ADMIN_SCOPE`]: give it the application's
+    /// own layer, from the same manager, so that the admin routes answer with its realm,
+    /// read the client address through its trusted proxies, and count failed keys in
+    /// its [`FailureThrottle`] (guesses at the admin routes and at the API count
+    /// together). A layer of the manager already records uses and counts limits with
+    /// the application's; a layer built otherwise does only what it was built to do.
+    ///
+    /// The default, without this call, is `manager.layer()`: realm `api`, no throttle,
+    /// the connection's peer as the client address.
+    pub fn guard(mut self, layer: ApiKeyV2Layer) -> Self {
+        self.guard = layer.require_scopes(admin_scope());
+        self
+    }
+
+    /// 0.1's way to declare the scope catalogue.
+    #[deprecated(note = "use KeyManager::builder(store).catalogue(catalogue).build()")]
+    #[doc(hidden)]
     pub fn catalogue(mut self, catalogue: ScopeCatalogue) -> Self {
-        self.manager = self.manager.with_catalogue(catalogue);
+        #[allow(deprecated)]
+        {
+            self.manager = self.manager.with_catalogue(catalogue);
+        }
         self
     }
 
@@ -458,89 +476,66 @@ where
     /// [Behind the application's login](self#behind-the-applications-login)). The panel
     /// then relies on the browser's session instead of asking for an admin key.
     ///
-    /// The guard's settings ([`realm`](Self::realm),
-    /// [`usage_tracker`](Self::usage_tracker), [`throttle_failures`](Self::throttle_failures),
-    /// [`trusted_proxies`](Self::trusted_proxies)) then apply only to
-    /// `POST /self/rotate`, which still authenticates by key (it is for machines).
+    /// The [`guard`](Self::guard) then applies only to `POST /self/rotate`, which still
+    /// authenticates by key (it is for machines).
     pub fn behind_login(mut self) -> Self {
         self.behind_login = true;
         self
     }
 
-    /// The realm in the guard's challenges (default `api`); use the application's.
+    /// 0.1's way to set the guard's realm.
     ///
     /// # Panics
     ///
     /// If `realm` holds `"`, `\` or anything but printable ASCII.
+    #[deprecated(note = "use .guard(manager.layer().realm(realm))")]
+    #[doc(hidden)]
     pub fn realm(mut self, realm: &str) -> Self {
         self.guard = self.guard.realm(realm);
         self
     }
 
-    /// Records the uses of admin keys in the application's tracker, so their
-    /// `last_used_at` moves like every other key's, and attaches it to the manager
-    /// ([`KeyManager::with_usage_tracker`]) if none is, which makes
-    /// `until_first_use` rotations possible.
-    ///
-    /// Without this call the guard uses the tracker attached to the manager, if any
-    /// ([`KeyManager::layer_with_tracker`] attaches its own): call that before
-    /// [`into_router`](Self::into_router).
+    /// 0.1's way to record admin keys' uses: the default guard, a layer of the
+    /// manager, records them in the manager's tracker already.
+    #[deprecated(note = "the default guard records admin keys' uses in the manager's tracker")]
+    #[doc(hidden)]
     pub fn usage_tracker(mut self, tracker: UsageTracker) -> Self {
-        self.manager.attach_tracker(tracker.clone());
         self.guard = self.guard.usage_tracker(tracker);
-        self.tracker_given = true;
         self
     }
 
-    /// Throttles failed keys per client address in the guard (off by default): pass a
-    /// clone of the application's own [`FailureThrottle`], so that guesses at the admin
-    /// routes and at the API count together. See
-    /// [`ApiKeyV2Layer::throttle_failures`].
+    /// 0.1's way to throttle failed keys in the guard.
+    #[deprecated(note = "use .guard(manager.layer().throttle_failures(throttle))")]
+    #[doc(hidden)]
     pub fn throttle_failures(mut self, throttle: FailureThrottle) -> Self {
         self.guard = self.guard.throttle_failures(throttle);
         self
     }
 
-    /// Counts admin keys' limits together with the application's layer: give it the
-    /// layer that guards the API, after its [`shared_limits`](ApiKeyV2Layer::shared_limits)
-    /// if it has one. A key's requests to the API and to these routes then spend one
-    /// rate limit and one quota, in this process and, through the layer's
-    /// [`SharedLimits`], across instances.
-    ///
-    /// Without this call (or [`shared_limits`](Self::shared_limits)) the guard keeps
-    /// limits of its own, for this router alone and this instance alone: a key limited
-    /// to 2 requests an hour could make 2 more here on every instance, besides its 2 on
-    /// the API.
-    ///
-    /// ```
-    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
-    /// use tower_apikey_admin::AdminRouter;
-    ///
-    /// let store = InMemoryKeyStore::new();
-    /// let layer = ApiKeyV2Layer::new(store.clone());
-    /// let admin = AdminRouter::new(KeyManager::new(store))
-    ///     .share_limits_with(&layer)
-    ///     .into_router();
-    /// # drop((layer, admin));
-    /// ```
+    /// 0.1's way to count admin keys' limits with the application's layer: the
+    /// default guard, a layer of the manager, does already.
+    #[deprecated(
+        note = "the default guard counts limits with the manager's other layers; or use .guard(layer)"
+    )]
+    #[doc(hidden)]
     pub fn share_limits_with<R>(mut self, layer: &ApiKeyV2Layer<R>) -> Self {
         self.guard = self.guard.share_limits_with(layer);
         self
     }
 
-    /// Shares admin keys' limits through `limits`, as
-    /// [`ApiKeyV2Layer::shared_limits`] does: give it the [`SharedLimits`] the
-    /// application's layers use, so that a key's requests to the API and to these routes
-    /// spend one budget, on every instance. (Or use
-    /// [`share_limits_with`](Self::share_limits_with), which takes the application's
-    /// layer as it is.)
+    /// 0.1's way to share admin keys' limits across instances.
+    #[deprecated(
+        note = "use KeyManager::builder(store).shared_limits(limits): the guard is a layer of the manager"
+    )]
+    #[doc(hidden)]
     pub fn shared_limits(mut self, limits: &SharedLimits) -> Self {
         self.guard = self.guard.shared_limits(limits);
         self
     }
 
-    /// The reverse proxies whose forwarding header names the client address, as in
-    /// [`ApiKeyV2Layer::trusted_proxies`].
+    /// 0.1's way to name the guard's trusted proxies.
+    #[deprecated(note = "use .guard(manager.layer().trusted_proxies(proxies))")]
+    #[doc(hidden)]
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.guard = self.guard.trusted_proxies(proxies);
         self
@@ -571,12 +566,7 @@ where
     }
 
     /// The router, ready to `nest` (for example at `/admin`).
-    pub fn into_router(mut self) -> Router {
-        if !self.tracker_given
-            && let Some(tracker) = self.manager.usage_tracker()
-        {
-            self.guard = self.guard.usage_tracker(tracker.clone());
-        }
+    pub fn into_router(self) -> Router {
         let manager = self.manager.clone();
         let (routes, _served) = self.documented_routes();
         routes
@@ -667,7 +657,6 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
             .field("guard", &self.guard)
             .field("behind_login", &self.behind_login)
             .field("panel", &self.panel)
-            .field("tracker_given", &self.tracker_given)
             .finish()
     }
 }

@@ -93,7 +93,11 @@ impl Server {
     async fn start(records: &[KeyRecord]) -> Self {
         let store = Store::default();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW_SECS));
-        let manager = KeyManager::new(store.clone()).with_clock(clock);
+        // This store is no `UsageSink`: last-used times go to the keys it wraps.
+        let manager = KeyManager::builder(store.clone())
+            .usage_sink(store.keys.clone())
+            .clock(clock)
+            .build();
         let admin = manager
             .create(NewKey::new("admin", ["admin:keys"]))
             .await

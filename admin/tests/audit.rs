@@ -40,19 +40,16 @@ impl Server {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
         let events = EventLog::new(store.clone());
-        let manager = KeyManager::new(store.clone())
-            .with_clock(clock.clone())
-            .with_events(events.clone());
-        let tracker = UsageTracker::builder(store.clone())
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
             .events(events.clone())
             .build();
+        let tracker = manager.tracker().clone();
         let admin = manager
             .create(NewKey::new("root", ["admin:keys", "reports:read"]))
             .await
             .unwrap();
-        let router = AdminRouter::new(manager)
-            .usage_tracker(tracker.clone())
-            .into_router();
+        let router = AdminRouter::new(manager).into_router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

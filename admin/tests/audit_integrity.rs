@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tower_apikey::event::{EventLog, EventQuery, EventStore, EventType, KeyEvent};
 use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::TracingUsageSink;
 use tower_apikey::{KeyId, KeyManager, KeyRecord, KeyStoreAdmin, NewKey};
 use tower_apikey_admin::AdminRouter;
 
@@ -49,9 +50,12 @@ impl<S: KeyStoreAdmin + EventStore + Clone> Server<S> {
     async fn start(store: S) -> Self {
         let clock = ManualClock::starting_now();
         let events = EventLog::new(store.clone());
-        let manager = KeyManager::new(store)
-            .with_clock(clock.clone())
-            .with_events(events.clone());
+        // As before 0.2, no usage reaches the store (these stores need not keep it).
+        let manager = KeyManager::builder(store)
+            .usage_sink(TracingUsageSink)
+            .clock(clock.clone())
+            .events(events.clone())
+            .build();
         let admin = manager
             .create(NewKey::new(
                 "root",
@@ -700,8 +704,10 @@ mod memory {
     #[tokio::test]
     async fn m3_a_store_that_cannot_keep_events_with_changes_refuses_them() {
         let store = Older::default();
-        let manager =
-            KeyManager::new(store.clone()).with_events(EventLog::new(InMemoryKeyStore::new()));
+        let manager = KeyManager::builder(store.clone())
+            .usage_sink(TracingUsageSink)
+            .events(EventLog::new(InMemoryKeyStore::new()))
+            .build();
         let refused = manager.create(NewKey::new("k", ["a:b"])).await;
         assert!(
             matches!(refused, Err(tower_apikey::ManagerError::Store(StoreError::Unsupported(m))) if m.contains("insert_with_events")),
@@ -709,7 +715,9 @@ mod memory {
         );
         assert!(store.0.is_empty(), "nothing stored");
         // Without an event log it works as it always did.
-        let made = KeyManager::new(store.clone())
+        let made = KeyManager::builder(store.clone())
+            .usage_sink(TracingUsageSink)
+            .build()
             .create(NewKey::new("k", ["a:b"]))
             .await
             .unwrap();
@@ -736,8 +744,10 @@ mod memory {
 /// M3 (b): with the store's events failing, every change is refused with 503 and
 /// nothing is changed.
 async fn no_change_without_its_event<S: KeyStoreAdmin + EventStore + Clone>(server: &Server<S>) {
-    let target = KeyManager::new(server.manager.store().clone())
-        .with_clock(server.clock.clone())
+    let target = KeyManager::builder(server.manager.store().clone())
+        .usage_sink(TracingUsageSink)
+        .clock(server.clock.clone())
+        .build()
         .create(NewKey::new("target", ["reports:read"]))
         .await
         .unwrap();
@@ -870,7 +880,9 @@ mod postgres {
     async fn m3_a_first_use_is_written_with_its_event_or_not_at_all_on_postgresql() {
         let store = fresh_store().await;
         let log = EventLog::new(store.clone());
-        let manager = KeyManager::new(store.clone()).with_events(log.clone());
+        let manager = KeyManager::builder(store.clone())
+            .events(log.clone())
+            .build();
         let tracker = tower_apikey::usage::UsageTracker::builder(store.clone())
             .events(log.clone())
             .build();

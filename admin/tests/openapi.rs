@@ -62,7 +62,15 @@ impl Server {
     /// that may also rotate itself (so that its guard lets every method reach the router).
     async fn start() -> Self {
         let store = InMemoryKeyStore::new();
-        let manager = KeyManager::new(store.clone()).with_events(EventLog::new(store));
+        let catalogue = ScopeCatalogue::new([
+            ("reports:read", "Read reports"),
+            ("admin:keys", "Manage keys"),
+        ])
+        .unwrap();
+        let manager = KeyManager::builder(store.clone())
+            .events(EventLog::new(store))
+            .catalogue(catalogue)
+            .build();
         let admin = manager
             .create(NewKey::new(
                 "admin",
@@ -70,14 +78,7 @@ impl Server {
             ))
             .await
             .unwrap();
-        let catalogue = ScopeCatalogue::new([
-            ("reports:read", "Read reports"),
-            ("admin:keys", "Manage keys"),
-        ])
-        .unwrap();
-        let router = AdminRouter::new(manager.clone())
-            .catalogue(catalogue)
-            .into_router();
+        let router = AdminRouter::new(manager.clone()).into_router();
         let app = axum::Router::new().nest("/admin", router);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -53,10 +53,11 @@ impl Server {
     async fn start() -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
-        let app = KeyManager::new(store.clone()).with_clock(clock.clone());
-        let router = AdminRouter::new(app.clone())
+        let app = KeyManager::builder(store.clone())
+            .clock(clock.clone())
             .catalogue(ScopeCatalogue::new(CATALOGUE).unwrap())
-            .into_router();
+            .build();
+        let router = AdminRouter::new(app.clone()).into_router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // With each connection's peer address: keys with an allowlist need it.

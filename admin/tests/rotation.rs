@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::event::EventLog;
 use tower_apikey::testing::ManualClock;
-use tower_apikey::usage::UsageTracker;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{Actor, Clock, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 use tower_apikey_admin::AdminRouter;
 
@@ -52,12 +52,12 @@ struct Made {
 }
 
 impl Server {
-    /// With usage tracking, as applications run (`layer_with_tracker`).
+    /// With usage tracking, as applications run (`KeyManager::layer`).
     async fn start() -> Self {
         Self::start_with(true, |admin| admin.into_router()).await
     }
 
-    /// Without any usage tracker.
+    /// Without usage reaching the store (a usage sink other than the store).
     async fn start_untracked() -> Self {
         Self::start_with(false, |admin| admin.into_router()).await
     }
@@ -68,15 +68,17 @@ impl Server {
     ) -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START_SECS));
-        let app = KeyManager::new(store.clone())
-            .with_clock(clock.clone())
-            .with_events(EventLog::new(store.clone()));
-        let (layer, tracker) = if tracked {
-            let (layer, tracker) = app.layer_with_tracker();
-            (layer, Some(tracker))
+        let builder = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .events(EventLog::new(store.clone()));
+        let (app, tracker) = if tracked {
+            let app = builder.build();
+            let tracker = app.tracker().clone();
+            (app, Some(tracker))
         } else {
-            (app.layer(), None)
+            (builder.usage_sink(TracingUsageSink).build(), None)
         };
+        let layer = app.layer();
         let api = axum::Router::new()
             .route("/api/ping", get(|| async { "pong" }))
             .route_layer(layer);

@@ -23,7 +23,7 @@ use tower_apikey::manager::ScopeCatalogue;
 use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::usage::UsageTracker;
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, Clock, KeyManager, KeyStoreAdmin, ManagerError, NewKey,
+    ApiKeyIdentity, Clock, KeyManager, KeyManagerBuilder, KeyStoreAdmin, ManagerError, NewKey,
     PlaintextKey, RequireScopesLayer, Scopes, UsageSink,
 };
 use tower_apikey_admin::{ADMIN_SCOPE, AdminRouter};
@@ -40,27 +40,22 @@ const MAX_REPORTS: usize = 1_000;
 pub const FAILURES_PER_MINUTE: u32 = 10;
 
 /// The demo, built and not yet serving.
-pub struct Demo {
+pub struct Demo<S> {
     /// Every route: `/health`, `/ping`, `/whoami`, `/reports`, `/admin/…` and the key
     /// management panel at `/admin/`. Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()`: failed keys are throttled
     /// per client address.
     pub router: Router,
-    /// Last-used tracking for every key; spawn its `run()` and call `shutdown()` last.
+    /// The manager's last-used tracking, for every key: its background writes it; the
+    /// tests that include this file flush it by hand instead.
+    // Read by the tests that include this file; main.rs leaves it to the manager.
+    #[allow(dead_code)]
     pub tracker: UsageTracker,
-    /// The audit trail: spawn its `run()` (the sink's queue) and call `shutdown()`.
-    // Read by main.rs; the tests that include this file drive the demo without them.
+    /// What runs beside the routes: spawn its `background()` before serving, and call
+    /// its `shutdown()` once the server has stopped.
+    // Read by main.rs; the tests that include this file drive the demo without it.
     #[allow(dead_code)]
-    pub events: EventLog,
-    /// The expiring-key pass (hourly, also pruning past the retention): spawn it; it ends
-    /// when `stop_expiring` is sent or dropped.
-    // Read by main.rs; the tests that include this file drive the demo without them.
-    #[allow(dead_code)]
-    pub expiring: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    /// Stops `expiring`.
-    // Read by main.rs; the tests that include this file drive the demo without them.
-    #[allow(dead_code)]
-    pub stop_expiring: tokio::sync::oneshot::Sender<()>,
+    pub manager: KeyManager<S>,
     /// A key holding every scope of the [`CATALOGUE`], `admin:keys` included, for the
     /// operator; print it once.
     pub admin_key: PlaintextKey,
@@ -108,12 +103,16 @@ pub async fn build<S>(
     usage_flush: Duration,
     clock: Arc<dyn Clock>,
     failures_per_minute: u32,
-) -> Result<Demo, ManagerError>
+) -> Result<Demo<S>, ManagerError>
 where
     S: KeyStoreAdmin + UsageSink + EventStore + Clone,
 {
-    let admin_key =
-        mint_admin_key(&KeyManager::new(store.clone()).with_clock(clock.clone())).await?;
+    let admin_key = mint_admin_key(
+        &KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build(),
+    )
+    .await?;
     Ok(build_with_admin_key(
         store,
         usage_flush,
@@ -136,12 +135,9 @@ pub async fn mint_admin_key<S: KeyStoreAdmin>(
     Ok(created.key)
 }
 
-/// Builds the demo over `store`, for an operator holding `admin_key`: the usage tracker
-/// (writing last-used times into the store every `usage_flush`) and the routes, with
-/// wrong keys throttled at `failures_per_minute` per client address (0: off), and the
-/// keys' limits shared with other demos through `shared_limits` if given. The client
-/// address, for the throttle, allowlists and recent addresses, is the peer's, or the one
-/// `trusted_proxies` forward.
+/// Builds the demo over `store`, for an operator holding `admin_key`: its manager
+/// ([`manager`], with `shared_limits` if given, to share the keys' limits with other
+/// demos) and the routes ([`wire`]).
 pub fn build_with_admin_key<S>(
     store: S,
     usage_flush: Duration,
@@ -150,23 +146,52 @@ pub fn build_with_admin_key<S>(
     failures_per_minute: u32,
     shared_limits: Option<&SharedLimits>,
     trusted_proxies: TrustedProxies,
-) -> Demo
+) -> Demo<S>
 where
     S: KeyStoreAdmin + UsageSink + EventStore + Clone,
 {
-    let events = EventLog::new(store.clone());
-    let manager = KeyManager::new(store.clone())
-        .with_clock(clock.clone())
-        .with_catalogue(catalogue())
-        .with_events(events.clone());
-    let tracker = UsageTracker::builder(store.clone())
-        .period(usage_flush)
-        .events(events.clone())
-        .build();
-    let (stop_expiring, stopped) = tokio::sync::oneshot::channel::<()>();
-    let expiring = Box::pin(manager.watch_expiring(async {
-        let _ = stopped.await;
-    }));
+    let manager = manager(store, usage_flush, clock.clone());
+    let manager = match shared_limits {
+        Some(limits) => manager.shared_limits(limits.clone()),
+        None => manager,
+    };
+    wire(
+        manager.build(),
+        clock,
+        admin_key,
+        failures_per_minute,
+        trusted_proxies,
+    )
+}
+
+/// The demo's manager over `store`, to finish with what runs beside it (shared limits,
+/// a cache's feed listener): the [`CATALOGUE`], an audit trail in the store, last-used
+/// times written every `usage_flush`, all on `clock`.
+pub fn manager<S>(store: S, usage_flush: Duration, clock: Arc<dyn Clock>) -> KeyManagerBuilder<S>
+where
+    S: KeyStoreAdmin + EventStore + Clone,
+{
+    KeyManager::builder(store.clone())
+        .clock(clock)
+        .catalogue(catalogue())
+        .events(EventLog::new(store))
+        .usage_flush_period(usage_flush)
+}
+
+/// The routes over `manager`, for an operator holding `admin_key`, with wrong keys
+/// throttled at `failures_per_minute` per client address (0: off). The client address,
+/// for the throttle, allowlists and recent addresses, is the peer's, or the one
+/// `trusted_proxies` forward. `clock` dates the reports.
+pub fn wire<S>(
+    manager: KeyManager<S>,
+    clock: Arc<dyn Clock>,
+    admin_key: PlaintextKey,
+    failures_per_minute: u32,
+    trusted_proxies: TrustedProxies,
+) -> Demo<S>
+where
+    S: KeyStoreAdmin + Clone,
+{
     // One throttle for the API and the admin routes, so that guesses at either count
     // together. The client address is the connection's peer (`main.rs` serves with
     // `ConnectInfo<SocketAddr>`), or what the trusted proxies forward: both guards read
@@ -174,30 +199,19 @@ where
     let throttle =
         (failures_per_minute > 0).then(|| FailureThrottle::per_minute(failures_per_minute));
 
-    let layer = ApiKeyV2Layer::new(store)
+    // The manager's layer records every key's last use, and counts its limits (through
+    // the manager's `SharedLimits`, if any). The admin router's guard is a layer of the
+    // same manager: a key limited to N requests an hour gets N in all, API and admin
+    // routes together, and admin keys' uses are recorded like any other.
+    let layer = manager
+        .layer()
         .realm(REALM)
-        .clock(clock.clone())
-        .usage_tracker(tracker.clone())
-        .trusted_proxies(trusted_proxies.clone());
-    let layer = match shared_limits {
-        Some(limits) => layer.shared_limits(limits),
+        .trusted_proxies(trusted_proxies);
+    let layer = match throttle {
+        Some(throttle) => layer.throttle_failures(throttle),
         None => layer,
     };
-    // The admin routes count a key's limits with the API's (and through the same
-    // `SharedLimits`): a key limited to N requests an hour gets N in all, not N more
-    // from the admin routes of every demo.
-    let mut admin = AdminRouter::new(manager)
-        .realm(REALM)
-        .usage_tracker(tracker.clone())
-        .trusted_proxies(trusted_proxies)
-        .share_limits_with(&layer);
-    let layer = match &throttle {
-        Some(throttle) => {
-            admin = admin.throttle_failures(throttle.clone());
-            layer.throttle_failures(throttle.clone())
-        }
-        None => layer,
-    };
+    let admin = AdminRouter::new(manager.clone()).guard(layer.clone());
 
     let api = Router::new()
         .route("/ping", get(|| async { "pong" }))
@@ -227,10 +241,8 @@ where
         .nest_service("/admin", admin);
     Demo {
         router,
-        tracker,
-        events,
-        expiring,
-        stop_expiring,
+        tracker: manager.tracker().clone(),
+        manager,
         admin_key,
     }
 }

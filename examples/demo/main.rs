@@ -47,7 +47,7 @@ use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_apikey::client_addr::TrustedProxies;
-use tower_apikey::{InMemoryKeyStore, KeyManager, SystemClock};
+use tower_apikey::{InMemoryKeyStore, KeyManager, KeyStoreAdmin, SystemClock};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.
@@ -273,8 +273,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     // In memory, every start has a new store, hence a new admin key.
     let store = InMemoryKeyStore::new();
     let clock = Arc::new(SystemClock);
-    let admin_key =
-        app::mint_admin_key(&KeyManager::new(store.clone()).with_clock(SystemClock)).await?;
+    let admin_key = app::mint_admin_key(&KeyManager::new(store.clone())).await?;
     let demo = app::build_with_admin_key(
         store,
         Duration::from_secs(args.usage_flush_secs),
@@ -287,10 +286,10 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     serve(listeners, demo, &args).await
 }
 
-/// Serves the demo over PostgreSQL: the store behind a cache, with a listener that
-/// stops with the server and keeps the cache in step with every instance: created ids
-/// fill its id filter (forged ids are refused without a query), revoked ids are
-/// evicted.
+/// Serves the demo over PostgreSQL: the store behind a cache, with a feed listener
+/// that keeps the cache in step with every instance (created ids fill its id filter, so
+/// forged ids are refused without a query; revoked ids are evicted), and the keys'
+/// limits shared through the database. The manager runs both beside the store.
 async fn serve_postgres(
     listeners: Listeners,
     url: &str,
@@ -314,54 +313,50 @@ async fn serve_postgres(
     // Checked against the database itself, not through the cache.
     let admin_key = admin_key::from_file(
         &args.admin_key_file,
-        &KeyManager::new(store.clone()).with_clock(SystemClock),
+        &KeyManager::new(store.clone()),
         &SystemClock,
     )
     .await?;
     // Demos on one database share their keys' rate limits and quotas through it.
     let limits = SharedLimits::new(store.clone());
     let store = CachedKeyStore::new(store);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let following = tokio::spawn(store.feed_listener().run(async {
-        let _ = stopped.await;
-    }));
-    let (stop_leasing, leasing_stopped) = tokio::sync::oneshot::channel::<()>();
-    let leasing = tokio::spawn(limits.run(async {
-        let _ = leasing_stopped.await;
-    }));
-    let demo = app::build_with_admin_key(
-        store,
+    let clock = Arc::new(SystemClock);
+    let manager = app::manager(
+        store.clone(),
         Duration::from_secs(args.usage_flush_secs),
-        Arc::new(SystemClock),
+        clock.clone(),
+    )
+    .shared_limits(limits)
+    .feed_listener(store.feed_listener())
+    .build();
+    let demo = app::wire(
+        manager,
+        clock,
         admin_key,
         args.failures_per_minute,
-        Some(&limits),
         args.trusted_proxies(),
     );
-    let served = serve(listeners, demo, args).await;
-    let _ = stop.send(());
-    following.await?;
-    // Unspent quota tokens go back to the database for the other demos.
-    let _ = stop_leasing.send(());
-    leasing.await?;
-    served
+    serve(listeners, demo, args).await
 }
 
 /// Serves `demo` on the main listener, and `GET /metrics` on the metrics listener if
-/// any, until Ctrl-C or SIGTERM, then writes pending last-used times.
-async fn serve(listeners: Listeners, demo: app::Demo, args: &Args) -> Result<(), Box<dyn Error>> {
+/// any, until Ctrl-C or SIGTERM; then the manager writes what is pending (last-used
+/// times, usage counts, events, unspent limit tokens) and stops its loops.
+async fn serve<S: KeyStoreAdmin + Clone>(
+    listeners: Listeners,
+    demo: app::Demo<S>,
+    args: &Args,
+) -> Result<(), Box<dyn Error>> {
     let app::Demo {
         router,
-        tracker,
-        events,
-        expiring,
-        stop_expiring,
+        manager,
         admin_key,
+        ..
     } = demo;
 
-    let flushing = tokio::spawn(tracker.run());
-    let forwarding = tokio::spawn(events.run());
-    let expiring = tokio::spawn(expiring);
+    // Every loop beside the routes, in one task: the usage flush, the audit trail's
+    // queue and expiring pass, and, over PostgreSQL, the leases and the cache's feed.
+    let running = tokio::spawn(manager.background());
     // One signal stops both listeners.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let signal = stop_signal();
@@ -416,13 +411,10 @@ async fn serve(listeners: Listeners, demo: app::Demo, args: &Args) -> Result<(),
     }
 
     tracing::info!("stopped taking requests; writing pending last-used times");
-    tracker.shutdown().await?;
-    flushing.await?;
-    // After the tracker, whose last flush may record events.
-    let _ = stop_expiring.send(());
-    expiring.await?;
-    events.shutdown().await;
-    forwarding.await?;
+    // In its documented order: last-used times and usage counts, then events (the
+    // flush may record some), then unspent limit tokens, then the feed listener.
+    manager.shutdown().await?;
+    running.await?;
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }

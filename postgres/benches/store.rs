@@ -30,7 +30,7 @@ use tower_apikey::store::cached::CachedKeyStore;
 use tower_apikey::store::{KeyFilter, KeyQuery};
 use tower_apikey::{
     ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, NewKey,
-    PlaintextKey, Scope, Scopes,
+    PlaintextKey, Scope, Scopes, UsageSink,
 };
 use tower_apikey_postgres::PgKeyStore;
 
@@ -42,7 +42,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A store holding 10 000 keys and one more whose key is returned.
-async fn filled<S: KeyStoreAdmin + Clone>(store: S) -> PlaintextKey {
+async fn filled<S: KeyStoreAdmin + UsageSink + Clone>(store: S) -> PlaintextKey {
     let manager = KeyManager::new(store);
     for n in 0..10_000 {
         manager

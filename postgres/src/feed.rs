@@ -32,7 +32,7 @@ const KEEPALIVES: &str =
 ///
 /// The changes stream ends with an error when the connection closes, or when a
 /// heartbeat (`SELECT 1` on the LISTEN connection, see
-/// [`PgKeyStore::with_heartbeat`]) does not answer in time.
+/// [`PgKeyStore::heartbeat`]) does not answer in time.
 #[async_trait]
 impl KeyIdFeed for PgKeyStore {
     async fn subscribe(&self) -> Result<KeyIdSubscription, StoreError> {

@@ -178,7 +178,9 @@ impl Instance {
             .hit_ttl(Duration::from_secs(3600))
             .build();
         Self {
-            manager: KeyManager::new(store.clone()).with_clock(clock.clone()),
+            manager: KeyManager::builder(store.clone())
+                .clock(clock.clone())
+                .build(),
             layer: ApiKeyV2Layer::new(store.clone()).clock(clock),
             store,
             listener: None,
@@ -682,7 +684,6 @@ async fn until_first_use_ends_the_old_key_on_every_instance_after_the_grace() {
     let tracker_b = tower_apikey::usage::UsageTracker::new(b.store.clone());
     a.layer = a.layer.clone().usage_tracker(tracker_a.clone());
     b.layer = b.layer.clone().usage_tracker(tracker_b.clone());
-    a.manager = a.manager.clone().with_usage_tracker(tracker_a.clone());
     a.listen().await;
     b.listen().await;
 
@@ -2579,8 +2580,7 @@ async fn one_key_rotating_itself_on_two_instances_at_once_gets_one_successor() {
         .unwrap();
     let mut addrs = Vec::new();
     for store in [first.clone(), second] {
-        let tracker = tower_apikey::usage::UsageTracker::new(store.clone());
-        let router = tower_apikey_admin::router(KeyManager::new(store).with_usage_tracker(tracker));
+        let router = tower_apikey_admin::router(KeyManager::new(store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -131,12 +131,14 @@ async fn expiring_fires_once_with_two_instances_on_one_database() {
         .unwrap();
     let clock = ManualClock::new(start());
     let (log_a, log_b) = (EventLog::new(first.clone()), EventLog::new(second.clone()));
-    let a = KeyManager::new(first)
-        .with_clock(clock.clone())
-        .with_events(log_a.clone());
-    let b = KeyManager::new(second)
-        .with_clock(clock.clone())
-        .with_events(log_b.clone());
+    let a = KeyManager::builder(first)
+        .clock(clock.clone())
+        .events(log_a.clone())
+        .build();
+    let b = KeyManager::builder(second)
+        .clock(clock.clone())
+        .events(log_b.clone())
+        .build();
     let key = a
         .create(NewKey::new("billing", ["reports:read"]).lifetime(DAY * 40))
         .await
@@ -184,9 +186,10 @@ async fn the_managers_events_name_the_actor_and_the_other_key() {
     let store = fresh_store(pool().await).await;
     let clock = ManualClock::new(start());
     let log = EventLog::new(store.clone());
-    let manager = KeyManager::new(store)
-        .with_clock(clock.clone())
-        .with_events(log.clone());
+    let manager = KeyManager::builder(store)
+        .clock(clock.clone())
+        .events(log.clone())
+        .build();
     let admin = tower_apikey::Actor::person(
         "alice@example.com",
         tower_apikey::Scopes::new(["reports:*"]).unwrap(),
@@ -268,9 +271,10 @@ async fn counts_survive_a_restart_and_a_retried_flush() {
     let store = fresh_store(pool().await).await;
     let clock = ManualClock::new(start());
     let log = EventLog::new(store.clone());
-    let manager = KeyManager::new(store.clone())
-        .with_clock(clock.clone())
-        .with_events(log.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .events(log.clone())
+        .build();
     let key = manager
         .create(NewKey::new("billing", ["reports:read"]))
         .await
@@ -329,9 +333,10 @@ async fn first_used_and_ended_key_used_appear_once_per_occasion() {
     use tower_apikey::usage::UsageTracker;
     let store = fresh_store(pool().await).await;
     let log = EventLog::new(store.clone());
-    let manager = KeyManager::new(store.clone())
-        .with_clock(ManualClock::new(start()))
-        .with_events(log.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(ManualClock::new(start()))
+        .events(log.clone())
+        .build();
     let key = manager
         .create(NewKey::new("feed", ["reports:read"]))
         .await

@@ -24,8 +24,9 @@ use crate::usage::UsageDay;
 
 /// Events waiting for the sink, at most (default 1024); more are dropped and counted.
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
-/// How often [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring) looks for
-/// keys nearing their end and prunes old events (default: hourly). Each threshold's
+/// How often the expiring pass of a manager's
+/// [background](crate::KeyManager::background) looks for keys nearing their end and
+/// prunes old events (default: hourly). Each threshold's
 /// window is a day or more, so an hourly pass never misses one.
 pub const DEFAULT_EXPIRING_EVERY: Duration = Duration::from_secs(60 * 60);
 /// The longest the sink may take with one event before it counts as failed.
@@ -37,8 +38,11 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// [`EventSink`] that forwards them.
 ///
 /// [`emit`](Self::emit) stores an event and queues it for the sink without waiting for
-/// the sink; [`run`](Self::run) is the future that delivers the queue, which the
-/// application spawns and stops with [`shutdown`](Self::shutdown). The queue holds at
+/// the sink; [`run`](Self::run) is the future that delivers the queue, stopped by
+/// [`shutdown`](Self::shutdown). Given to a manager
+/// ([`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)), the log is run by
+/// the manager's [background](crate::KeyManager::background) and stopped by its
+/// [shutdown](crate::KeyManager::shutdown), after the last usage flush. The queue holds at
 /// most [`queue`](EventLogBuilder::queue) events (default 1024): when the sink falls
 /// that far behind, further events are stored but not forwarded, and counted in
 /// [`EventLogStats::dropped`]. Failures of the sink are logged at most once a minute.
@@ -126,21 +130,22 @@ impl EventLogBuilder {
 
     /// How long events and usage counts are kept (default [`DEFAULT_RETENTION`], 400
     /// days; at least [`MIN_RETENTION`], 31 days, so that a stored `expiring` event
-    /// outlives its key and never fires twice): older ones are deleted by the pass of
-    /// [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring).
+    /// outlives its key and never fires twice): older ones are deleted by the expiring
+    /// pass of a manager's [background](crate::KeyManager::background).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention.max(MIN_RETENTION);
         self
     }
 
-    /// How often [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring) runs
-    /// its pass (default [`DEFAULT_EXPIRING_EVERY`]); at least one second.
+    /// How often a manager's [background](crate::KeyManager::background) runs its
+    /// expiring pass (default [`DEFAULT_EXPIRING_EVERY`]); at least one second.
     pub fn expiring_every(mut self, every: Duration) -> Self {
         self.expiring_every = every.max(Duration::from_secs(1));
         self
     }
 
-    /// Builds the log. Nothing is forwarded until [`EventLog::run`] is spawned.
+    /// Builds the log. Nothing is forwarded until [`EventLog::run`] runs (a manager's
+    /// background runs it).
     pub fn build(self) -> EventLog {
         let (queue, receiver) = mpsc::channel(self.queue);
         EventLog {
@@ -185,7 +190,7 @@ impl EventLog {
     /// Stores `event` and queues it for the sink, without waiting for the sink: for an
     /// event that is no change of its own (`expiring`, `ended_key_used`), or whose change
     /// a store could not keep with it. A key change's events are stored with the change
-    /// instead (see [`KeyManager::with_events`](crate::KeyManager::with_events)).
+    /// instead (see [`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)).
     ///
     /// Returns the stored event, or `None` when the store declined it (an `expiring`
     /// event another instance already stored): then the sink does not get it either.
@@ -293,7 +298,8 @@ impl EventLog {
         }
     }
 
-    /// The pass period of [`KeyManager::watch_expiring`](crate::KeyManager::watch_expiring).
+    /// The period of the expiring pass of a manager's
+    /// [background](crate::KeyManager::background).
     pub fn expiring_every(&self) -> Duration {
         self.inner.expiring_every
     }
@@ -323,10 +329,16 @@ impl EventLog {
     }
 
     /// Stops [`run`](Self::run) once it has delivered what is queued, and waits for it.
+    /// Without a running `run` (never spawned, or dropped), delivers the queue itself.
+    /// Safe to call again: it then delivers what was queued since.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-        // `run` holds the receiver until it has drained the queue.
-        drop(self.inner.receiver.lock().await);
+        // `run` holds the receiver until it has drained the queue; what is left is what
+        // no `run` was there to deliver.
+        let mut receiver = self.inner.receiver.lock().await;
+        while let Ok(event) = receiver.try_recv() {
+            self.deliver(&event).await;
+        }
     }
 
     /// The counters.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
@@ -37,9 +37,13 @@ const QUEUE: usize = 4096;
 /// does not flood the recovering backend.
 const CALLS_PER_TICK: usize = 256;
 
-/// Per-key limits shared by many instances: build one per process, give it to every
-/// layer with [`ApiKeyV2Layer::shared_limits`](crate::ApiKeyV2Layer::shared_limits),
-/// and spawn [`run`](Self::run).
+/// Per-key limits shared by many instances: build one per process and give it to the
+/// key manager ([`KeyManagerBuilder::shared_limits`](crate::KeyManagerBuilder::shared_limits)),
+/// whose layers then count through it, whose background runs its task
+/// ([`run`](Self::run)) and whose shutdown gives back the unspent tokens. (A layer
+/// built without a manager takes it with
+/// [`ApiKeyV2Layer::shared_limits`](crate::ApiKeyV2Layer::shared_limits); then spawn
+/// `run` yourself.)
 ///
 /// # How it works
 ///
@@ -101,7 +105,17 @@ pub struct SharedLimits {
     /// Made when the first layer asks, so that the builder methods can still change
     /// `shared` before.
     limiter: Arc<OnceLock<Arc<Limiter>>>,
-    receiver: Arc<Mutex<Option<mpsc::Receiver<Refill>>>>,
+    /// The task's own state, locked by the running task for its whole life. A task that
+    /// stops or is dropped leaves it here, leases and queued refills included, so that
+    /// nothing leased is lost: the next [`run`](SharedLimits::run), or
+    /// [`give_back`](SharedLimits::give_back), settles it.
+    leasing: Arc<tokio::sync::Mutex<Leasing>>,
+}
+
+/// What the task works through: the refills requests asked for, and the leases held.
+struct Leasing {
+    receiver: mpsc::Receiver<Refill>,
+    held: HashMap<KeyId, Refill>,
 }
 
 /// What the request path and the task share.
@@ -127,6 +141,7 @@ pub(crate) struct Shared {
 }
 
 /// A key whose slot wants a lease call.
+#[derive(Clone)]
 pub(crate) struct Refill {
     pub(crate) id: KeyId,
     pub(crate) entry: Arc<Entry>,
@@ -188,7 +203,10 @@ impl SharedLimits {
         Self {
             limiter: Arc::new(OnceLock::new()),
             shared,
-            receiver: Arc::new(Mutex::new(Some(receiver))),
+            leasing: Arc::new(tokio::sync::Mutex::new(Leasing {
+                receiver,
+                held: HashMap::new(),
+            })),
         }
     }
 
@@ -282,30 +300,34 @@ impl SharedLimits {
     /// The task: takes the leases requests ask for, gives back lapsed ones, reports
     /// what was admitted on the local share and sends a heartbeat every second, until
     /// `shutdown` completes; then gives back every unspent token and reports what is
-    /// owed, once. Spawn it once (a second call returns at once, logging a warning).
+    /// owed, once. Run one at a time (a second one, while the first runs, returns at
+    /// once, logging a warning).
+    ///
+    /// A [`KeyManager`](crate::KeyManager) given these limits
+    /// ([`KeyManagerBuilder::shared_limits`](crate::KeyManagerBuilder::shared_limits))
+    /// runs this in its [`background`](crate::KeyManager::background) and stops it in
+    /// its [`shutdown`](crate::KeyManager::shutdown): call it yourself only for limits
+    /// no manager runs.
+    ///
+    /// Dropping the future leaves nothing half-done: the layers go back to the local
+    /// share at once, a lease call cut short keeps what it would have charged for the
+    /// next one, and the leases held stay here for the next `run` to settle.
     pub fn run(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let receiver = self
-            .receiver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let leasing = Arc::clone(&self.leasing);
         let shared = Arc::clone(&self.shared);
         let beating = Arc::clone(&self.shared);
         let leasing = async move {
-            let Some(mut receiver) = receiver else {
-                tracing::warn!("SharedLimits::run was called twice; the second call does nothing");
+            let Ok(mut state) = leasing.try_lock_owned() else {
+                tracing::warn!(
+                    "SharedLimits::run is already running; this second call does nothing"
+                );
                 return;
             };
-            shared.running.store(true, Ordering::Release);
-            crate::metrics::limit_backend_up(if shared.healthy.load(Ordering::Acquire) {
-                1.0
-            } else {
-                0.0
-            });
-            let mut held: HashMap<KeyId, Refill> = HashMap::new();
+            let running = Running::start(&shared);
+            let Leasing { receiver, held } = &mut *state;
             let mut shutdown = std::pin::pin!(shutdown);
             let mut next_tick = tokio::time::Instant::now() + TICK;
             loop {
@@ -314,28 +336,21 @@ impl SharedLimits {
                 match next {
                     futures_util::future::Either::Left(_) => break,
                     futures_util::future::Either::Right((Ok(Some(refill)), _)) => {
+                        // Held before the call, so that a task dropped during it leaves
+                        // the key for the next one to settle.
+                        held.insert(refill.id, refill.clone());
                         shared.refill(&refill).await;
-                        held.insert(refill.id, refill);
                     }
                     futures_util::future::Either::Right((Ok(None), _)) => break,
                     futures_util::future::Either::Right((Err(_), _)) => {
-                        shared.tick(&mut held).await;
+                        shared.tick(held).await;
                         next_tick = tokio::time::Instant::now() + TICK;
                     }
                 }
             }
-            // Whatever is still queued joins the final settling.
-            while let Ok(refill) = receiver.try_recv() {
-                held.insert(refill.id, refill);
-            }
             // From here on the layers decide on the local share.
-            shared.running.store(false, Ordering::Release);
-            if shared.healthy.load(Ordering::Acquire) {
-                crate::metrics::limit_backend_up(-1.0);
-            }
-            for refill in held.values() {
-                shared.settle(refill, true).await;
-            }
+            drop(running);
+            shared.settle_all(&mut state).await;
         };
         async move {
             // The heartbeats run beside the leases, in the same task, so that a slow
@@ -343,6 +358,70 @@ impl SharedLimits {
             let leasing = std::pin::pin!(leasing);
             let beating = std::pin::pin!(beating.heartbeats());
             futures_util::future::select(leasing, beating).await;
+        }
+    }
+
+    /// Gives back every unspent token and reports what is owed, as [`run`](Self::run)
+    /// does when it stops: for leases a dropped task left behind. Does nothing while a
+    /// task runs (it settles them itself when it stops).
+    pub(crate) async fn give_back(&self) {
+        if let Ok(mut state) = self.leasing.try_lock() {
+            self.shared.settle_all(&mut state).await;
+        }
+    }
+}
+
+/// Marks the task as running for the layers, until it is dropped: a task that stops,
+/// or is dropped mid-way, puts every key back on its local share at once, instead of
+/// leaving keys that owe a batch waiting for a lease no task will take.
+struct Running<'a>(&'a Shared);
+
+impl<'a> Running<'a> {
+    fn start(shared: &'a Shared) -> Self {
+        shared.running.store(true, Ordering::Release);
+        crate::metrics::limit_backend_up(if shared.healthy.load(Ordering::Acquire) {
+            1.0
+        } else {
+            0.0
+        });
+        Self(shared)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        if self.0.healthy.load(Ordering::Acquire) {
+            crate::metrics::limit_backend_up(-1.0);
+        }
+    }
+}
+
+/// Puts back what a lease call took from a slot, unless the call was answered: on a
+/// failed call, and on a call cut short because its task was dropped.
+struct Undo<'a> {
+    slot: &'a crate::limits::lease_slot::LeaseSlot,
+    owed: u32,
+    returned: u32,
+    /// Whether a later request may ask for a refill again (the call was one).
+    refill: bool,
+}
+
+impl Undo<'_> {
+    fn answered(mut self) {
+        self.owed = 0;
+        self.returned = 0;
+        self.refill = false;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.owed > 0 || self.returned > 0 {
+            self.slot.restore(self.owed, self.returned);
+        }
+        if self.refill {
+            self.slot.not_pending();
         }
     }
 }
@@ -429,6 +508,12 @@ impl Shared {
         let (spent, since) = slot.traffic();
         let batch = self.batch(refill, spent, since, now_nanos);
         let owed = slot.take_owed();
+        let undo = Undo {
+            slot,
+            owed,
+            returned: 0,
+            refill: true,
+        };
         let request = LeaseRequest::new(
             refill.id,
             self.instance,
@@ -438,16 +523,11 @@ impl Shared {
             now,
         )
         .owing(owed);
-        match self.call(&request).await {
-            Some(lease) => {
-                self.granted
-                    .fetch_add(u64::from(lease.granted), Ordering::Relaxed);
-                slot.granted(lease.granted, batch, lease.exhausted, now_nanos);
-            }
-            None => {
-                slot.restore(owed, 0);
-                slot.not_pending();
-            }
+        if let Some(lease) = self.call(&request).await {
+            undo.answered();
+            self.granted
+                .fetch_add(u64::from(lease.granted), Ordering::Relaxed);
+            slot.granted(lease.granted, batch, lease.exhausted, now_nanos);
         }
     }
 
@@ -481,14 +561,37 @@ impl Shared {
         if owed == 0 && returned == 0 {
             return false;
         }
+        let undo = Undo {
+            slot,
+            owed,
+            returned,
+            refill: false,
+        };
         let request =
             LeaseRequest::new(refill.id, self.instance, refill.rate, refill.quota, 0, now)
                 .owing(owed)
                 .returning(returned);
-        if self.call(&request).await.is_none() {
-            slot.restore(owed, returned);
+        if self.call(&request).await.is_some() {
+            undo.answered();
         }
         true
+    }
+
+    /// What a stopping task does last: every unspent token given back and every owed
+    /// request reported, whatever the lease's age, for the leases held and the refills
+    /// still queued (whose requests then ask again, if any come). A lease whose call
+    /// fails stays held, for the next settling.
+    async fn settle_all(&self, state: &mut Leasing) {
+        while let Ok(refill) = state.receiver.try_recv() {
+            refill.entry.lease.not_pending();
+            state.held.insert(refill.id, refill);
+        }
+        for refill in state.held.values() {
+            self.settle(refill, true).await;
+        }
+        state
+            .held
+            .retain(|_, refill| !refill.entry.lease.is_settled());
     }
 
     /// Every second: lapsed leases and owed requests, at most [`CALLS_PER_TICK`] calls.

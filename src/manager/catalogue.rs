@@ -65,7 +65,7 @@ impl fmt::Debug for CatalogueEntry {
 
 /// The scopes that exist in an application, each with a one-line description.
 ///
-/// Given to [`KeyManager::with_catalogue`](crate::KeyManager::with_catalogue) (or
+/// Given to [`KeyManagerBuilder::catalogue`](crate::KeyManagerBuilder::catalogue) (or
 /// `tower_apikey_admin::AdminRouter::catalogue`), it makes create
 /// refuse any scope it does not declare, exactly as written: declare `reports:*` to
 /// let keys hold that wildcard. Rotation keeps a key's scopes as they are, even ones

@@ -10,33 +10,15 @@ use crate::record::{ActorName, KeyRecord};
 use crate::store::{KeyStoreAdmin, OldKeyEnd};
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// Records `created`, `rotated`, `revoked` and `changed` in `events`, with the
-    /// acting [`Actor`](crate::Actor) (none when the application acts), and makes
-    /// [`watch_expiring`](Self::watch_expiring) possible.
-    ///
-    /// Each change is stored together with its events, in one write of this manager's
-    /// store (PostgreSQL: one transaction; memory: under one lock), so that no change
-    /// is ever kept without its event: if the store cannot keep the events, the change
-    /// fails with the store's error and nothing is changed, and a caller that gives up
-    /// halfway (a cancelled request) leaves both or neither. `events` must therefore keep
-    /// its events in this manager's store (`EventLog::new(store.clone())`), where
-    /// [`EventLog::events`] reads them back; a store that cannot store events with its
-    /// changes refuses them ([`StoreError::Unsupported`](crate::StoreError::Unsupported)).
-    /// After the write, the events are queued for the sink, which never delays the call
-    /// (see [`EventLog`]).
-    pub fn with_events(mut self, events: EventLog) -> Self {
-        self.events = Some(events);
-        self
-    }
-
-    /// This manager's clock (the system clock unless [`with_clock`](Self::with_clock)
-    /// gave another): what "now" and "today" are for an admin API's views, as for
-    /// the manager's own checks.
+    /// This manager's clock (the system clock unless the builder's
+    /// [`clock`](crate::KeyManagerBuilder::clock) gave another): what "now" and "today"
+    /// are for an admin API's views, as for the manager's own checks.
     pub fn clock(&self) -> &dyn crate::Clock {
         self.clock.as_ref()
     }
 
-    /// The event log, if the application gave one.
+    /// The event log, if the application gave one
+    /// ([`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)).
     pub fn events(&self) -> Option<&EventLog> {
         self.events.as_ref()
     }

@@ -1,10 +1,6 @@
 //! The `expiring` pass: keys within 30, 7 and 1 days of their end, once each.
 
-use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
-
-use futures_util::future::{Either, select};
 
 use crate::event::{EXPIRING_DAYS, EventDetail, EventType, NewEvent};
 use crate::manager::{KeyManager, ManagerError};
@@ -13,7 +9,7 @@ use crate::store::KeyStoreAdmin;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
+impl<S: KeyStoreAdmin> KeyManager<S> {
     /// One pass: records `expiring` for every active key whose end (its expiry, or a
     /// rotation's earlier end) is within 30, 7 or 1 days, the tightest threshold it has
     /// reached, once per key and threshold. Returns how many events this call stored.
@@ -21,7 +17,9 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
     /// A key created with less than 30 days to live gets the tightest threshold it is
     /// within, not every wider one at once. With several instances on one database each
     /// threshold is stored once, and only the instance whose insert took forwards it to
-    /// the sink. Without [`with_events`](Self::with_events) the pass does nothing.
+    /// the sink. Without [events](crate::KeyManagerBuilder::events) the pass does
+    /// nothing. The [background](Self::background) runs it hourly (see
+    /// [`EventLogBuilder::expiring_every`](crate::event::EventLogBuilder::expiring_every)).
     ///
     /// # Errors
     ///
@@ -52,46 +50,5 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
             }
         }
         Ok(stored)
-    }
-
-    /// The background pass the application spawns: every
-    /// [`EventLogBuilder::expiring_every`](crate::event::EventLogBuilder::expiring_every)
-    /// (default hourly), [`warn_expiring`](Self::warn_expiring), then prunes events and
-    /// usage counts past the log's retention. Ends when `stop` completes; dropping it
-    /// leaves nothing behind.
-    ///
-    /// ```no_run
-    /// # async fn run(manager: tower_apikey::KeyManager<tower_apikey::InMemoryKeyStore>) {
-    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    /// let pass = tokio::spawn(manager.watch_expiring(async { let _ = stopped.await; }));
-    /// // … serve …
-    /// let _ = stop.send(());
-    /// pass.await.unwrap();
-    /// # }
-    /// ```
-    pub fn watch_expiring(
-        &self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let manager = self.clone();
-        async move {
-            let Some(events) = manager.events.clone() else {
-                tracing::warn!("watch_expiring needs KeyManager::with_events; it does nothing");
-                return;
-            };
-            let mut stop = pin!(stop);
-            loop {
-                if let Err(error) = manager.warn_expiring().await {
-                    tracing::warn!(%error, "the expiring pass could not list keys; it will retry");
-                }
-                if let Err(error) = events.prune(manager.clock.now()).await {
-                    tracing::warn!(%error, "pruning old events failed; it will retry");
-                }
-                let tick = pin!(tokio::time::sleep(events.expiring_every()));
-                if let Either::Right(_) = select(tick, stop.as_mut()).await {
-                    break;
-                }
-            }
-        }
     }
 }

@@ -1,13 +1,11 @@
 //! `until_first_use` rotation (DESIGN §11): the old key ends a grace after the new
 //! key's first proven use, which only usage tracking can see.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::key::KeyId;
 use crate::manager::{CreatedKey, KeyManager, ManagerError};
 use crate::store::KeyStoreAdmin;
-use crate::usage::UsageTracker;
 
 /// The grace an `until_first_use` rotation gives the old key after the new key's first
 /// use when none is asked for: 5 minutes, the default of `POST /self/rotate`.
@@ -15,11 +13,6 @@ pub const DEFAULT_FIRST_USE_GRACE: Duration = Duration::from_secs(300);
 
 /// The longest grace an `until_first_use` rotation may give: 7 days.
 pub const MAX_FIRST_USE_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
-/// The tracker that writes a manager's store's usage, if the application said which.
-/// Shared by the manager's clones, so that a tracker attached after a clone was handed
-/// to the admin router still counts.
-pub(super) type TrackerSlot = Arc<OnceLock<UsageTracker>>;
 
 /// What a rotation does with the old key: the choice behind
 /// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
@@ -34,38 +27,12 @@ pub enum OldKeyPlan {
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
-    /// Tells the manager that `tracker` writes the usage of this manager's store, here
-    /// or on another instance (an instance that serves only the admin router can hand
-    /// it the tracker it builds, even one it never runs, when other instances' trackers
-    /// write the same database). That is what makes
-    /// [`rotate_until_first_use`](Self::rotate_until_first_use) possible, and the
-    /// admin router's guard then records admin keys' uses in it by default.
-    ///
-    /// [`layer_with_tracker`](Self::layer_with_tracker) and
-    /// `tower_apikey_admin::AdminRouter::usage_tracker` attach
-    /// their tracker themselves. The first tracker attached stays.
-    pub fn with_usage_tracker(self, tracker: UsageTracker) -> Self {
-        self.attach_tracker(tracker);
-        self
-    }
-
-    /// Whether a [`UsageTracker`] is attached ([`with_usage_tracker`](Self::with_usage_tracker),
-    /// [`layer_with_tracker`](Self::layer_with_tracker)): without one,
-    /// [`rotate_until_first_use`](Self::rotate_until_first_use) is refused.
+    /// Whether the store sees each key's first use, which
+    /// [`rotate_until_first_use`](Self::rotate_until_first_use) needs: true unless
+    /// last-used times go to a sink other than the store
+    /// ([`KeyManagerBuilder::usage_sink`](crate::KeyManagerBuilder::usage_sink)).
     pub fn tracks_usage(&self) -> bool {
-        self.tracker.get().is_some()
-    }
-
-    /// The attached tracker, if any: for an admin API's guard, so that admin keys'
-    /// uses are recorded like every other key's.
-    pub fn usage_tracker(&self) -> Option<&UsageTracker> {
-        self.tracker.get()
-    }
-
-    #[doc(hidden)]
-    pub fn attach_tracker(&self, tracker: UsageTracker) {
-        // The first one stays: a second attach is the same application saying it again.
-        let _ = self.tracker.set(tracker);
+        self.tracker_writes_store
     }
 
     /// Rotates a key, as the application, so that the old key keeps working until
@@ -81,8 +48,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// the crate `tower-apikey-postgres`). A new key that is never used leaves the
     /// old one to its own end.
     ///
-    /// Refused with [`ManagerError::UsageNotTracked`] when no tracker is attached
-    /// ([`tracks_usage`](Self::tracks_usage)): the end would never come. `grace` is at
+    /// Refused with [`ManagerError::UsageNotTracked`] when last-used times do not reach
+    /// the store ([`tracks_usage`](Self::tracks_usage)): the end would never come. `grace` is at
     /// most [`MAX_FIRST_USE_GRACE`] ([`ManagerError::GraceTooLong`]).
     ///
     /// ```
@@ -91,15 +58,13 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let manager = KeyManager::new(InMemoryKeyStore::new());
-    /// let (layer, tracker) = manager.layer_with_tracker(); // attaches the tracker
     /// let old = manager.create(NewKey::new("billing-sync", ["reports:read"])).await?;
     /// let new = manager
     ///     .rotate_until_first_use(old.record.id(), Duration::from_secs(300))
     ///     .await?;
     /// assert_eq!(new.record.predecessor_grace(), Some(Duration::from_secs(300)));
-    /// // The old key has no end until the tracker writes the new key's first use.
+    /// // The old key has no end until the background writes the new key's first use.
     /// assert_eq!(manager.get(old.record.id()).await?.ends_at(), None);
-    /// # drop((layer, tracker));
     /// # Ok::<(), tower_apikey::ManagerError>(())
     /// # }).unwrap();
     /// ```
@@ -136,19 +101,25 @@ mod tests {
     use crate::store::memory::InMemoryKeyStore;
 
     #[tokio::test]
-    async fn without_a_tracker_or_with_too_long_a_grace_nothing_is_stored() {
-        let manager = KeyManager::new(InMemoryKeyStore::new());
-        let old = manager.create(NewKey::new("sync", ["a:b"])).await.unwrap();
-        let refused = manager
+    async fn without_usage_reaching_the_store_or_with_too_long_a_grace_nothing_is_stored() {
+        let store = InMemoryKeyStore::new();
+        let untracked = KeyManager::builder(store.clone())
+            .usage_sink(crate::usage::TracingUsageSink)
+            .build();
+        let old = untracked
+            .create(NewKey::new("sync", ["a:b"]))
+            .await
+            .unwrap();
+        let refused = untracked
             .rotate_until_first_use(old.record.id(), DEFAULT_FIRST_USE_GRACE)
             .await;
         assert!(
             matches!(refused, Err(ManagerError::UsageNotTracked(id)) if id == *old.record.id()),
             "{refused:?}"
         );
-        assert!(!manager.tracks_usage());
+        assert!(!untracked.tracks_usage());
 
-        let manager = manager.with_usage_tracker(UsageTracker::new(InMemoryKeyStore::new()));
+        let manager = KeyManager::new(store);
         assert!(manager.tracks_usage());
         let too_long = manager
             .rotate_until_first_use(
@@ -173,11 +144,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_clone_made_before_the_tracker_is_attached_sees_it() {
-        let store = InMemoryKeyStore::new();
-        let manager = KeyManager::new(store.clone());
+    async fn a_clone_shares_the_tracker_its_layers_record_in() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
         let handed_to_the_router = manager.clone();
-        let (_layer, _tracker) = manager.layer_with_tracker();
+        let created = manager.create(NewKey::new("k", ["a:b"])).await.unwrap();
+        manager
+            .tracker()
+            .record(created.record.id(), std::time::SystemTime::now());
+        assert_eq!(handed_to_the_router.tracker().stats().tracked_keys, 1);
         assert!(handed_to_the_router.tracks_usage());
     }
 }

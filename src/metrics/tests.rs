@@ -118,7 +118,9 @@ async fn every_outcome_of_design_13_is_counted_once_per_request() {
 
     let store = InMemoryKeyStore::new();
     let clock = ManualClock::starting_now();
-    let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+    let manager = KeyManager::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let create = |new: NewKey| {
         let manager = &manager;
         async move { manager.create(new).await.unwrap().key }

@@ -135,6 +135,9 @@ impl<R> ApiKeyV2Layer<R> {
 
     /// Records each proven use in `tracker`, which writes last-used times periodically.
     /// Without a tracker nothing is recorded and nothing runs in the background.
+    ///
+    /// [`KeyManager::layer`](crate::KeyManager::layer) sets the manager's tracker, whose
+    /// loop its background runs: set one here only on a layer built without a manager.
     pub fn usage_tracker(mut self, tracker: UsageTracker) -> Self {
         self.config_mut().tracker = Some(tracker);
         self
@@ -165,6 +168,10 @@ impl<R> ApiKeyV2Layer<R> {
     /// instead of keeping them for this layer alone (see [`SharedLimits`]). Give every
     /// layer of the process the same `limits`, and spawn its
     /// [`run`](SharedLimits::run) task: without it, keys stay on their local share.
+    ///
+    /// A [`KeyManager`](crate::KeyManager) given the limits
+    /// ([`KeyManagerBuilder::shared_limits`](crate::KeyManagerBuilder::shared_limits))
+    /// does both for its layers: set them here only on a layer built without one.
     pub fn shared_limits(mut self, limits: &SharedLimits) -> Self {
         self.config_mut().limiter = limits.limiter();
         self

@@ -33,7 +33,9 @@ impl Fixture {
     fn new() -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(START));
-        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
         Self {
             store,
             manager,

@@ -60,7 +60,9 @@ impl Fixture {
     fn new() -> Self {
         let store = InMemoryKeyStore::new();
         let clock = ManualClock::starting_now();
-        let manager = KeyManager::new(store.clone()).with_clock(clock.clone());
+        let manager = KeyManager::builder(store.clone())
+            .clock(clock.clone())
+            .build();
         Self {
             store,
             manager,
@@ -304,7 +306,7 @@ async fn a_revoked_key_is_rejected_at_once() {
 async fn a_key_revoked_by_an_instance_whose_clock_runs_ahead_is_refused_at_once() {
     let f = Fixture::new();
     let ahead = ManualClock::new(f.clock.now() + Duration::from_secs(120));
-    let a = KeyManager::new(f.store.clone()).with_clock(ahead);
+    let a = KeyManager::builder(f.store.clone()).clock(ahead).build();
     let revoked = f.key(&[]).await;
     let leaked = f.key(&[]).await;
     for key in [&revoked, &leaked] {

@@ -30,10 +30,13 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// Follows a [`KeyIdFeed`] and applies it to one or more [`CachedKeyStore`]s: fills
 /// their id filters, adds created ids, evicts changed (revoked) ones.
 ///
-/// [`run`](Self::run) is a future the application spawns, like the usage tracker's
-/// flush loop: the library never starts a task of its own. It runs until the `shutdown`
-/// future it was given completes, or until the feed is closed for good. Dropping the
-/// spawned task's future also stops it.
+/// Give it to the key manager
+/// ([`KeyManagerBuilder::feed_listener`](crate::KeyManagerBuilder::feed_listener)): its
+/// [background](crate::KeyManager::background) follows the feed, and its
+/// [shutdown](crate::KeyManager::shutdown) stops it, last. (On its own,
+/// [`run`](Self::run) is a future the application spawns: the library never starts a
+/// task of its own. It runs until the `shutdown` future it was given completes, or
+/// until the feed is closed for good. Dropping it also stops it.)
 ///
 /// - Each time it (re)subscribes, first start included, it replaces the caches' id
 ///   filters from the new snapshot and clears their entries: a change made while it
@@ -53,16 +56,17 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// - When it stops, the filters are dropped: every id is asked for again.
 ///
 /// ```no_run
-/// use tower_apikey::KeyStore;
+/// use tower_apikey::{KeyManager, KeyStoreAdmin, UsageSink};
 /// use tower_apikey::store::cached::CachedKeyStore;
 /// use tower_apikey::store::feed::KeyIdFeed;
 ///
 /// // A store with a feed, such as `tower_apikey_postgres::PgKeyStore`.
-/// # async fn run(store: impl KeyStore + KeyIdFeed + Clone) {
+/// # async fn run(store: impl KeyStoreAdmin + UsageSink + KeyIdFeed + Clone) {
 /// let store = CachedKeyStore::new(store);
-/// let listening = tokio::spawn(store.feed_listener().run(async {
-///     let _ = tokio::signal::ctrl_c().await;
-/// }));
+/// let manager = KeyManager::builder(store.clone())
+///     .feed_listener(store.feed_listener())
+///     .build();
+/// let running = tokio::spawn(manager.background()); // follows the feed, among others
 /// # }
 /// ```
 pub struct KeyFeedListener {
@@ -117,7 +121,19 @@ impl KeyFeedListener {
     }
 
     /// Follows the feed until `shutdown` completes or the feed is closed.
+    ///
+    /// A [`KeyManager`](crate::KeyManager) given this listener
+    /// ([`KeyManagerBuilder::feed_listener`](crate::KeyManagerBuilder::feed_listener))
+    /// runs it in its [`background`](crate::KeyManager::background) and stops it in its
+    /// [`shutdown`](crate::KeyManager::shutdown): call this yourself only for a listener
+    /// no manager runs.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        self.follow_until(shutdown).await;
+    }
+
+    /// [`run`](Self::run), for a listener that is kept (the manager's background may
+    /// run again after it was dropped).
+    pub(crate) async fn follow_until(&self, shutdown: impl Future<Output = ()> + Send) {
         metrics::feed_listening();
         // Whichever way this future ends, dropped included, the filters go: a filter
         // no one updates would refuse new keys for good.
@@ -406,8 +422,9 @@ impl Drop for ClearOnDrop<'_> {
 }
 
 impl<S: KeyIdFeed + crate::KeyStore + Clone> CachedKeyStore<S> {
-    /// A [`KeyFeedListener`] on the wrapped store's feed that applies it to this cache;
-    /// spawn its [`run`](KeyFeedListener::run).
+    /// A [`KeyFeedListener`] on the wrapped store's feed that applies it to this cache:
+    /// give it to the manager
+    /// ([`KeyManagerBuilder::feed_listener`](crate::KeyManagerBuilder::feed_listener)).
     pub fn feed_listener(&self) -> KeyFeedListener {
         KeyFeedListener::new(self.get_ref().clone()).evict_from(self)
     }

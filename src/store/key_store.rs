@@ -236,7 +236,7 @@ pub trait KeyStoreAdmin: KeyStore {
     ///
     /// [`KeyManager`](crate::KeyManager) creates keys through this method, with the
     /// `created` event when it keeps an audit trail
-    /// ([`with_events`](crate::KeyManager::with_events)) and no events otherwise. The
+    /// ([`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)) and no events otherwise. The
     /// events go where [`EventStore`](crate::event::EventStore) keeps them, with the next ids.
     ///
     /// The default inserts with `insert` when `events` is empty, and otherwise refuses

@@ -118,6 +118,10 @@ impl UsageSinkError {
 ///
 /// Implementations must keep times monotonic per key (`GREATEST(old, new)` in SQL): a
 /// retried batch may arrive after a newer one.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `UsageSink`: a key manager must write last-used times somewhere",
+    note = "implement `UsageSink` for it, or name where the times go: `KeyManager::builder(store).usage_sink(sink).build()`"
+)]
 #[async_trait]
 pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
     /// Records a batch: each key at most once.

@@ -80,7 +80,8 @@ pub struct UsageTrackerStats {
 ///
 /// [`record`](Self::record) is the request path: O(1), never awaits, takes no lock
 /// (the per-key map is lock-free), and allocates only the first time it sees a key.
-/// [`run`](Self::run) is the flush loop the application spawns; every period it sends
+/// [`run`](Self::run) is the flush loop (a [`KeyManager`](crate::KeyManager)'s
+/// [background](crate::KeyManager::background) runs its tracker's); every period it sends
 /// the sink the keys used since their last successful write, with their latest time.
 /// A failed or timed-out flush keeps its times, retries with backoff, and merges them
 /// with newer uses; requests never notice. [`shutdown`](Self::shutdown) stops the loop
@@ -164,7 +165,10 @@ impl UsageTrackerBuilder {
         self
     }
 
-    /// Builds the tracker. Nothing runs until [`UsageTracker::run`] is spawned.
+    /// Builds the tracker. Nothing is written until [`UsageTracker::run`] runs, or
+    /// [`flush`](UsageTracker::flush) or [`shutdown`](UsageTracker::shutdown) is called.
+    /// A [`KeyManager`](crate::KeyManager) builds its own: build one only for a layer
+    /// without a manager.
     pub fn build(self) -> UsageTracker {
         UsageTracker {
             inner: Arc::new(Inner {
@@ -456,7 +460,8 @@ impl UsageTracker {
 
     /// The flush loop: every period, writes what is pending; after a failure, retries
     /// sooner (backoff doubling up to the period). Ends when [`shutdown`](Self::shutdown)
-    /// is called. Spawn it on the runtime (`tokio::spawn(tracker.run())`).
+    /// is called. Spawn it on the runtime (`tokio::spawn(tracker.run())`), unless a
+    /// manager's background runs it.
     pub fn run(&self) -> impl Future<Output = ()> + Send + 'static {
         let tracker = self.clone();
         async move {
