@@ -76,8 +76,9 @@
 //! # Where names live
 //!
 //! **The root holds what an application names in its first hour**: the layers, the
-//! identity, the manager and what it takes and returns, the store traits and the
-//! in-memory store, the record and the key, scopes, the usage sink and the clock.
+//! identity, the manager, its builder, its background future and what it takes and
+//! returns, the store traits and the in-memory store, the record and the key, scopes,
+//! the usage sink and the clock.
 //! **Everything else lives in the module of its subject**, documented there, as in
 //! tower-http. Each public item has exactly one path: a name at the root is in no
 //! module, and a name in a module is not at the root.
@@ -85,7 +86,7 @@
 //! | at the root | |
 //! |---|---|
 //! | middleware | [`ApiKeyV2Layer`], [`ApiKeyV2Service`], [`ApiKeyIdentity`], [`RequireScopesLayer`] |
-//! | management | [`KeyManager`], [`NewKey`], [`CreatedKey`], [`ManagerError`], [`Actor`] |
+//! | management | [`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`], [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`] |
 //! | stores | [`KeyStore`], [`KeyStoreAdmin`], [`StoreError`], [`InMemoryKeyStore`], [`KeyRecord`] |
 //! | keys and scopes | [`KeyId`], [`PlaintextKey`], [`Scope`], [`Scopes`] |
 //! | around them | [`UsageSink`], [`Clock`], [`SystemClock`] |
@@ -186,7 +187,8 @@ mod private {
 
 pub mod manager {
     //! What key management takes and reports besides the names at the root
-    //! ([`KeyManager`], [`NewKey`], [`CreatedKey`], [`ManagerError`], [`Actor`]).
+    //! ([`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`],
+    //! [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`]).
     //!
     //! - [`ActingAs`]: the manager acting for an [`Actor`], who is recorded on each key
     //!   and event and may grant only what it holds.
