@@ -62,6 +62,14 @@
 //!
 #![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/tonic.rs"), "```")]
 //!
+//! ## PostgreSQL, for many instances
+//!
+//! With the crate `tower-apikey-postgres`: the store behind a cache, the feed that keeps
+//! every instance's cache in step, limits shared through the database
+//! (`postgres/tests/quick_start.rs` runs it against a real PostgreSQL).
+//!
+#![doc = concat!("```rust,no_run\n", include_str!("../examples/quick_start/postgres.rs"), "```")]
+//!
 //! # Feature flags
 //!
 //! | feature | adds |

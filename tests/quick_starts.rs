@@ -167,6 +167,11 @@ fn the_readme_shows_each_quick_start_as_it_is_and_the_crate_docs_include_it() {
         ("axum", include_str!("../examples/quick_start/axum.rs")),
         ("hyper", include_str!("../examples/quick_start/hyper.rs")),
         ("tonic", include_str!("../examples/quick_start/tonic.rs")),
+        // Run against a real PostgreSQL by postgres/tests/quick_start.rs.
+        (
+            "postgres",
+            include_str!("../examples/quick_start/postgres.rs"),
+        ),
     ] {
         assert!(
             readme.contains(&format!("```rust,no_run\n{file}```\n")),

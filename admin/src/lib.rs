@@ -97,8 +97,8 @@
 //!   old key goes only once the new one has worked. The first use is what the usage
 //!   tracker writes, so it is seen within one flush period; with several instances the
 //!   end holds everywhere within one flush period plus the grace plus the cache's
-//!   revocation bound. Refused with 409 where no usage tracker writes the store (the
-//!   end would never come; see [`KeyManager::with_usage_tracker`]); combined with
+//!   revocation bound. Refused with 409 where last-used times do not reach the store (the
+//!   end would never come; see [`KeyManager::tracks_usage`]); combined with
 //!   `overlap_secs`, 422. The new key's record shows `predecessor_grace_secs`. A new
 //!   key that is never used leaves the old one to its own end.
 //! - **Change** (`PATCH`): `name`, `rate_limit`, `quota` and `allowed_ips`, as create

@@ -13,8 +13,8 @@
 //! `grace_secs`), the old key keeps working until 300 s
 //! ([`DEFAULT_FIRST_USE_GRACE`](tower_apikey::manager::DEFAULT_FIRST_USE_GRACE)) after the new key's
 //! first proven use, then ends: the integration switches when it is ready, and nobody
-//! has to revoke the old key. That needs a usage tracker writing the store (see
-//! [`KeyManager::with_usage_tracker`]); without one the default is refused with 409,
+//! has to revoke the old key. That needs last-used times to reach the store (see
+//! [`KeyManager::tracks_usage`]); without them the default is refused with 409,
 //! and `{"overlap_secs": null}` asks for a plain rotation instead.
 //!
 //! A key that replaced another by rotating itself may not rotate itself again while

@@ -2,38 +2,42 @@
 //!
 //! The store takes the application's [`sqlx::PgPool`] and uses runtime queries, so
 //! nothing needs a database at compile time. Put a [`CachedKeyStore`] in front of it
-//! and run its [`KeyFeedListener`] so that a key revoked on one instance is refused by
-//! every other instance within about a second, and forged ids never reach the database:
+//! and give the manager its [`KeyFeedListener`], so that a key revoked on one instance
+//! is refused by every other instance within about a second, and forged ids never reach
+//! the database; share the keys' limits through the same database:
 //!
 //! ```no_run
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
-//! use tower_apikey::{ApiKeyV2Layer, KeyManager};
+//! use tower_apikey::KeyManager;
+//! use tower_apikey::limits::SharedLimits;
 //! use tower_apikey::store::cached::CachedKeyStore;
 //! use tower_apikey_postgres::PgKeyStore;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let pool = PgPoolOptions::new()
 //!     // Fail fast when the database is unreachable: requests then get 503 quickly.
 //!     .acquire_timeout(Duration::from_secs(2))
 //!     .connect("postgres://app@localhost/app")
 //!     .await?;
-//! let store = CachedKeyStore::new(PgKeyStore::new(pool));
-//! store.get_ref().migrate().await?; // idempotent; safe for instances starting together
+//! let store = PgKeyStore::new(pool);
+//! store.migrate().await?; // idempotent; safe for instances starting together
+//! let limits = SharedLimits::new(store.clone()); // PgKeyStore is a LimitBackend
+//! let store = CachedKeyStore::new(store);
+//! let manager = KeyManager::builder(store.clone())
+//!     .feed_listener(store.feed_listener())
+//!     .shared_limits(limits)
+//!     .build();
 //!
-//! // The application owns the listener task, and stops it with the future it passes.
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let listener = tokio::spawn(store.feed_listener().run(async {
-//!     let _ = stopped.await;
-//! }));
-//!
-//! let manager = KeyManager::new(store.clone()); // revokes evict and notify
-//! let layer = ApiKeyV2Layer::new(store);
-//! // … serve …
-//! let _ = stop.send(());
-//! listener.await?;
+//! let running = tokio::spawn(manager.background()); // the feed, leases, last uses
+//! // … serve with `manager.layer()` until the server has stopped, then:
+//! manager.shutdown().await?; // last uses written, unspent limits given back
+//! running.await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The repository's `examples/quick_start/postgres.rs` is the whole program, run
+//! against a real PostgreSQL by this crate's tests.
 //!
 //! # Schema
 //!
@@ -73,7 +77,8 @@
 //! day)`) and `<table>_ubatch` (the ids of usage batches already counted, so that a
 //! retried flush counts once). The serving role needs `SELECT`, `INSERT`, `DELETE` on
 //! them, and `UPDATE` on `<table>_usage`. Rows older than the retention are deleted by
-//! [`KeyManager::watch_expiring`](tower_apikey::KeyManager::watch_expiring).
+//! the manager's [`background`](tower_apikey::KeyManager::background) when it has an
+//! audit trail.
 //!
 //! # Trusting an existing table
 //!

@@ -1,7 +1,7 @@
 # Sourced by scripts/test and scripts/flood: ensure_postgres starts a PostgreSQL for them.
 # shellcheck shell=bash
 
-# The `postgres` feature's tests (postgres/tests/postgres.rs) need a real PostgreSQL; they fail,
+# tower-apikey-postgres's tests (postgres/tests/) need a real PostgreSQL; they fail,
 # never skip, without one. With APIKEY_TEST_DATABASE_URL set, that database is used as
 # it is. Otherwise (as root, as CI runs) Debian's PostgreSQL is installed if missing,
 # its `main` cluster started, and a role and database `apikey_test` created if absent.

@@ -1,9 +1,5 @@
 //! 0.1's ways to configure and run a manager, kept as hidden wrappers of the builder,
 //! the layer and the background so that 0.1 code still compiles (CHANGELOG, 0.2.0).
-//!
-//! `with_clock`, `with_events` and `with_usage_tracker` are not marked `#[deprecated]`
-//! yet: the PostgreSQL and OpenAPI tests, which the workspace split moves, still call
-//! them. They get the mark in the commit that moves those tests onto the builder.
 
 use std::future::Future;
 use std::sync::Arc;
