@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use common::{Floor, Keys, Naive, Ok200, drive, request};
 use http::HeaderValue;
 use tower::{Layer, ServiceBuilder};
-use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, FailureThrottle, Quota, QuotaPeriod, RateLimit, Scopes,
-    TracingSink, UsageTracker,
-};
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{ApiKeyV2Layer, Scopes};
 
 /// Counts allocations (and reallocations, which allocate) made through it.
 struct Counting;
@@ -128,7 +129,7 @@ fn main() {
         ("apikey_v2_cached_hit", {
             let cached = CachedKeyStore::new(keys.store.clone());
             let service = ApiKeyV2Layer::new(cached.clone())
-                .usage_tracker(UsageTracker::new(TracingSink))
+                .usage_tracker(UsageTracker::new(TracingUsageSink))
                 .layer(Ok200);
             let counted = per_request(service, valid, 200);
             assert!(cached.contains(&keys.valid_id), "the rows were cache hits");

@@ -22,10 +22,12 @@ use common::rounds::{Rounds, Sample, Settings, serial};
 use common::{Body, Floor, Keys, Naive, Ok200, drive, expect_status, request, slowest_thread};
 use http::{HeaderValue, Request};
 use tower::Layer;
-use tower_apikey::{
-    AllowedIps, ApiKeyV2Layer, CachedKeyStore, FailureThrottle, KeyRecord, MemoryLimitBackend,
-    Quota, QuotaPeriod, RateLimit, Scopes, SharedLimits, TracingSink, UsageTracker,
-};
+use tower_apikey::limits::{InMemoryLimitBackend, SharedLimits};
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{ApiKeyV2Layer, KeyRecord, Scopes};
 
 /// A row's requests: `GET /` with `auth` (or no `Authorization`).
 fn with(auth: Option<&HeaderValue>) -> impl Fn() -> Request<Body> + 'static {
@@ -80,7 +82,7 @@ fn comparison(rounds: &mut Rounds, keys: &Keys) {
     // request but the first costs with a database behind the cache.
     let cached = CachedKeyStore::new(keys.store.clone());
     let mut service = ApiKeyV2Layer::new(cached.clone())
-        .usage_tracker(UsageTracker::new(TracingSink))
+        .usage_tracker(UsageTracker::new(TracingUsageSink))
         .layer(Ok200);
     expect_status(&mut service, valid, 200);
     assert!(cached.contains(&keys.valid_id), "the key is cached");
@@ -261,7 +263,7 @@ fn limits(rounds: &mut Rounds, keys: &Keys) {
     // The same limited key with its limits shared (issue 20) and a warm lease: the
     // lease task runs on a thread of its own, as it would in a server, on the in-memory
     // ledger, so that the row is the request path's cost alone.
-    let limits = SharedLimits::new(MemoryLimitBackend::new());
+    let limits = SharedLimits::new(InMemoryLimitBackend::new());
     let task = limits.run(std::future::pending());
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()

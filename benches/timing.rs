@@ -44,10 +44,12 @@ use common::{Body, Ok200, request};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
-use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::record::KeyName;
+use tower_apikey::testing::{with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyName, KeyPrefix, KeyRecord, KeyStore, KeyStoreAdmin,
-    PlaintextKey, Scopes,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, PlaintextKey,
+    Scopes,
 };
 
 const STORED_KEYS: usize = 10_000;

@@ -14,7 +14,9 @@ mod common;
 
 use common::slowest_thread;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tower_apikey::{KeyId, KeyPrefix, PlaintextKey, TracingSink, UsageTracker};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{KeyId, PlaintextKey};
 
 fn key_id() -> KeyId {
     *PlaintextKey::generate(&KeyPrefix::default()).id()
@@ -49,7 +51,7 @@ fn run_threads(
 }
 
 fn record(c: &mut Criterion) {
-    let tracker = UsageTracker::new(TracingSink);
+    let tracker = UsageTracker::new(TracingUsageSink);
     let (a, b) = (key_id(), key_id());
     // Seen once, so the measured calls are the steady state (no allocation).
     tracker.record(&a, SystemTime::now());

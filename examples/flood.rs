@@ -22,7 +22,8 @@ use hyper::body::Bytes;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use tower_apikey::{KeyPrefix, PlaintextKey};
+use tower_apikey::PlaintextKey;
+use tower_apikey::key::KeyPrefix;
 
 /// Floods a demo with forged keys while checking that real keys still get 200.
 #[derive(Debug, Parser)]

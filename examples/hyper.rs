@@ -29,9 +29,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_apikey::{
-    ApiKeyIdentity, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey, ResponseBody, Scopes,
-};
+use tower_apikey::middleware::{FailureThrottle, ResponseBody};
+use tower_apikey::{ApiKeyIdentity, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 
 /// Wrong keys one client address may send in a row, and per minute after that.
 pub const FAILURES_PER_MINUTE: u32 = 10;

@@ -35,7 +35,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower::util::MapRequestLayer;
-use tower_apikey::{ApiKeyIdentity, FailureThrottle, InMemoryKeyStore, KeyManager, NewKey, Scopes};
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::{ApiKeyIdentity, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 
 /// Wrong keys one client address may send in a row, and per minute after that.
 pub const FAILURES_PER_MINUTE: u32 = 10;

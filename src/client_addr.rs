@@ -1,7 +1,7 @@
 //! The client's address: the connection's peer, or, behind proxies the application
 //! trusts, the address they forwarded.
 //!
-//! Per-address policies read it: [`FailureThrottle`](crate::FailureThrottle) counts
+//! Per-address policies read it: [`FailureThrottle`](crate::middleware::FailureThrottle) counts
 //! failed attempts per client address.
 //!
 //! # Where the peer comes from
@@ -52,7 +52,7 @@
 //!
 //! ```
 //! use std::net::SocketAddr;
-//! use tower_apikey::{ClientAddr, TrustedProxies};
+//! use tower_apikey::client_addr::{ClientAddr, TrustedProxies};
 //!
 //! let proxies = TrustedProxies::x_forwarded_for(["10.0.0.0/8", "fd00::/8"])?;
 //! let mut request = http::Request::new(());
@@ -64,11 +64,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-// The types are named from the crate root (`tower_apikey::ClientAddr`); this module
-// documents where the address comes from. The crate's own code imports them from here.
-pub(crate) mod addr;
+mod addr;
 mod forwarded;
-pub(crate) mod trusted_proxies;
+mod trusted_proxies;
 
-pub(crate) use addr::ClientAddr;
-pub(crate) use trusted_proxies::TrustedProxies;
+pub use addr::ClientAddr;
+pub use trusted_proxies::{TrustedProxies, TrustedProxiesError};

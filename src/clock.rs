@@ -6,7 +6,8 @@
 //! ```
 //! # #[cfg(feature = "test-util")] {
 //! use std::time::{Duration, SystemTime};
-//! use tower_apikey::{Clock, ManualClock};
+//! use tower_apikey::Clock;
+//! use tower_apikey::testing::ManualClock;
 //!
 //! let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
 //! clock.advance(Duration::from_secs(60));
@@ -15,14 +16,15 @@
 //! ```
 
 #[cfg(any(test, feature = "test-util"))]
-mod manual;
+pub(crate) mod manual;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-#[cfg(any(test, feature = "test-util"))]
-pub use manual::ManualClock;
+// Public as `testing::ManualClock`; the crate's own tests import it from here.
+#[cfg(test)]
+pub(crate) use manual::ManualClock;
 
 /// A source of wall-clock time.
 pub trait Clock: fmt::Debug + Send + Sync + 'static {

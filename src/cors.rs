@@ -10,7 +10,8 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use http::{HeaderValue, header::AUTHORIZATION};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, cors::EXPOSED_HEADERS};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+//! use tower_apikey::cors::EXPOSED_HEADERS;
 //! use tower_http::cors::CorsLayer;
 //!
 //! let cors = CorsLayer::new()

@@ -26,11 +26,12 @@
 //! A slow or failing sink never slows a request or a management call: events reach it
 //! through a bounded queue that the manager's [background](crate::KeyManager::background)
 //! drains ([`EventLog::run`]), and its [shutdown](crate::KeyManager::shutdown) empties. A full queue drops events for the sink (they stay in the store) and counts
-//! them in [`EventLogStats::dropped`](crate::EventLogStats::dropped).
+//! them in [`EventLogStats::dropped`](crate::event::EventLogStats::dropped).
 //!
 //! ```
-//! use tower_apikey::{EventLog, InMemoryKeyStore, KeyManager, NewKey};
-//! use tower_apikey::{EventQuery, EventType};
+//! use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+//! use tower_apikey::event::EventLog;
+//! use tower_apikey::event::{EventQuery, EventType};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let store = InMemoryKeyStore::new();
@@ -55,19 +56,20 @@
 
 #[cfg(feature = "cache")]
 mod cached;
-pub(crate) mod key_event;
+mod key_event;
 pub(crate) mod log;
-pub(crate) mod tracing_sink;
+mod tracing_sink;
 
 use std::time::Duration;
 
-// The types are named from the crate root (`tower_apikey::KeyEvent`); this module
-// documents the audit trail and holds its defaults. The crate's own code imports them
-// from here.
-pub(crate) use key_event::*;
-pub(crate) use log::EventLog;
-pub use log::{DEFAULT_EVENT_QUEUE, DEFAULT_EXPIRING_EVERY};
-pub(crate) use tracing_sink::TracingEventSink;
+pub use key_event::{
+    EventDetail, EventId, EventQuery, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
+    NewEvent,
+};
+pub use log::{
+    DEFAULT_EVENT_QUEUE, DEFAULT_EXPIRING_EVERY, EventLog, EventLogBuilder, EventLogStats,
+};
+pub use tracing_sink::TracingEventSink;
 
 /// How long stores keep events and usage counts by default: 400 days, longer than a
 /// key can live, so a key's whole history outlives it by a month.

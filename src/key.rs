@@ -17,7 +17,8 @@
 //! [`PlaintextKey`] returned when a key is created or rotated.
 //!
 //! ```
-//! use tower_apikey::{KeyPrefix, PlaintextKey};
+//! use tower_apikey::PlaintextKey;
+//! use tower_apikey::key::KeyPrefix;
 //!
 //! let key = PlaintextKey::generate(&KeyPrefix::default());
 //! // What a client would send, checked offline (format and checksum, no store):
@@ -25,10 +26,12 @@
 //! assert_eq!(parsed.id(), key.id());
 //! // Debug and Display never show the secret.
 //! assert!(!format!("{key:?} {key}").contains(key.expose_secret()));
-//! # Ok::<(), tower_apikey::KeyFormatError>(())
+//! # Ok::<(), tower_apikey::key::KeyFormatError>(())
 //! ```
 
-// The types are named from the crate root (`tower_apikey::KeyId`); this module documents
-// the format. The crate's own code keeps importing them from here.
 pub(crate) mod format;
+
+// `KeyId` and `PlaintextKey` are named from the crate root; the crate's own code imports
+// them, and the format's helpers, from here.
 pub(crate) use format::*;
+pub use format::{KeyDigest, KeyFormatError, KeyIdError, KeyPrefix, PrefixError};

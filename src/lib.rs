@@ -11,19 +11,20 @@
 //! - **[Scopes](scope)**: `reports:read`, wildcards such as `reports:*` (the grammar and
 //!   what grants what are in [`scope`]); 403 `insufficient_scope` names what is missing.
 //! - **[Stores](store)**: [`KeyStore`] (one method for a read-only integration),
-//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; a cache and a
-//!   PostgreSQL store for many instances behind features.
+//!   [`KeyStoreAdmin`] for management, [`InMemoryKeyStore`] built in; for many
+//!   instances, a cache (feature `cache`) and the PostgreSQL store of the crate
+//!   `tower-apikey-postgres`.
 //! - **[Last-used tracking](usage)**: the [manager's layer](KeyManager::layer) records
 //!   each proven use without waiting, and its [background](KeyManager::background)
 //!   writes each key's latest use to the store (a [`UsageSink`]) about every 5 minutes.
-//! - **[Throttling](FailureThrottle)**: optionally, a client address that keeps sending
+//! - **[Throttling](middleware::FailureThrottle)**: optionally, a client address that keeps sending
 //!   wrong keys gets 429 before any lookup, in fixed memory; the
 //!   [client address](client_addr) is the connection's peer or what trusted proxies
 //!   forwarded.
 //! - **[Key management](KeyManager)**: create (shown once, at most 365 days), list,
 //!   revoke, rotate with an optional overlap or until the new key's first use, find
-//!   expiring and dormant keys; over HTTP
-//!   with the `admin` feature's router.
+//!   expiring and dormant keys; over HTTP with the router of the crate
+//!   `tower-apikey-admin`.
 //!
 //! # Quick starts
 //!
@@ -75,49 +76,65 @@
 //! |---|---|
 //! | *(default)* | the middleware, [`RequireScopesLayer`] for per-route scopes, [`InMemoryKeyStore`], [`KeyManager`] |
 //! | `axum` | `ApiKeyIdentity` as an extractor, the [client address](client_addr) from axum's `ConnectInfo` |
-//! | `admin` | `admin::router`: key management over HTTP (axum, JSON), guarded by scope `admin:keys`, with a browser panel and an OpenAPI 3.1 document (`utoipa`) |
-//! | `test-util` | the store conformance suite, to run against your own [`KeyStore`] |
-//! | `cache` | `CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`] |
+//! | `test-util` | `testing`: the test aids, and the store conformance suite to run against your own [`KeyStore`] |
+//! | `cache` | `store::cached::CachedKeyStore`: a bounded cache with hit and miss TTLs over any [`KeyStore`]; `store::feed`, to keep it in step with its store |
 //! | `client` | `client::SelfRotateLayer`: an integration's HTTP client sends its key and rotates it itself before it expires |
-//! | `postgres` | `PgKeyStore` on the application's `sqlx` pool, a `KeyIdFeed` for `KeyFeedListener` (includes `cache`) |
 //! | `metrics` | `metrics`: outcome counts, lookup latency, cache, usage-flush, event-sink and feed-listener health through the `metrics` facade |
 //!
 //! # Where names live
 //!
-//! One rule: **import from the root.** Every type and trait an application or a store
-//! names is at the crate root (`tower_apikey::ApiKeyV2Layer`, `tower_apikey::KeyStore`,
-//! …), as axum-login does, and only there: each public item has one path. The public
-//! modules are where their subject is documented, and hold only the names that are not
-//! at the root (the defaults and limits of one subject, one integration's helpers), so
-//! that the root stays small:
+//! **The root holds what an application names in its first hour**: the layers, the
+//! identity, the manager, its builder, its background future and what it takes and
+//! returns, the store traits and the in-memory store, the record and the key, scopes,
+//! the usage sink and the clock.
+//! **Everything else lives in the module of its subject**, documented there, as in
+//! tower-http. Each public item has exactly one path: a name at the root is in no
+//! module, and a name in a module is not at the root.
+//!
+//! | at the root | |
+//! |---|---|
+//! | middleware | [`ApiKeyV2Layer`], [`ApiKeyV2Service`], [`ApiKeyIdentity`], [`RequireScopesLayer`] |
+//! | management | [`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`], [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`] |
+//! | stores | [`KeyStore`], [`KeyStoreAdmin`], [`StoreError`], [`InMemoryKeyStore`], [`KeyRecord`] |
+//! | keys and scopes | [`KeyId`], [`PlaintextKey`], [`Scope`], [`Scopes`] |
+//! | around them | [`UsageSink`], [`Clock`], [`SystemClock`] |
 //!
 //! | module | documents, and holds |
 //! |---|---|
-//! | [`key`] | the key format, checkable offline |
-//! | [`scope`] | the scope grammar and what grants what |
-//! | [`store`] | the store traits, how they grow; `store::cached` (its defaults), `store::postgres`, the feed |
-//! | [`usage`] | last-used tracking |
-//! | [`limits`] | per-key limits shared by many instances; their defaults (`DEFAULT_LEASE_TTL`, `DEFAULT_BATCH_SPAN`, `DEFAULT_EXPECTED_INSTANCES`) |
-//! | [`event`] | the audit trail: what each event means, how events are kept and forwarded; its defaults (`DEFAULT_RETENTION`, `MIN_RETENTION`, `EXPIRING_DAYS`, `DEFAULT_EVENT_QUEUE`, `DEFAULT_EXPIRING_EVERY`) |
-//! | [`middleware`] | a request's path through the layer, one row per refusal |
+//! | [`key`] | the key format, checkable offline; the digest, the prefix, their errors |
+//! | [`record`] | what a record's fields are made of: names, actors, limits and restrictions, recent addresses, the key's state |
+//! | [`scope`] | the scope grammar and what grants what; its error and limits |
+//! | [`store`] | the store traits and how they grow; queries, pages, updates, revocations, rotation's outcomes; `store::cached` (the cache, feature `cache`) and `store::feed` (a store's id feed and the listener that follows it, feature `cache`) |
+//! | [`usage`] | last-used tracking: the tracker, batches, per-day counts, the sink's error, [`TracingUsageSink`](usage::TracingUsageSink) |
+//! | [`event`] | the audit trail: events, their store and sink, the log, [`TracingEventSink`](event::TracingEventSink) |
+//! | [`limits`] | per-key limits shared by many instances: the backend trait, its ledger, [`InMemoryLimitBackend`](limits::InMemoryLimitBackend) |
+//! | [`middleware`] | a request's path through the layer, one row per refusal; rejections, the futures and body, the failure throttle |
 //! | [`client_addr`] | the client's address, and trusting proxies |
+//! | [`manager`] | what key management takes and reports besides the root's names: acting as an actor, the scope catalogue, restrictions, rotation plans, lifetimes |
 //! | [`cors`] | exposing `ApiKey-Expires` to browsers on other origins |
-//! | `admin` | key management over HTTP (feature `admin`) |
 //! | `client` | the integration's side: sending a key and rotating it (feature `client`) |
 //! | `metrics` | the metrics' names and `describe` (feature `metrics`) |
-//! | `test_util` | test aids (feature `test-util`) |
+//! | `testing` | every test aid: `ManualClock`, failing stores, forged keys, the conformance suites and their macros (feature `test-util`) |
+//!
+//! Key management over HTTP is the crate `tower-apikey-admin`; the PostgreSQL store is
+//! the crate `tower-apikey-postgres`.
 //!
 //! Defaults and limits are public constants beside what they configure, each named in
-//! the documentation of the setting it is the default of:
+//! the documentation of the setting it is the default of: for example
+//! [`manager::MAX_LIFETIME`] (365 days, the longest a key lives),
+//! [`middleware::DEFAULT_LOOKUP_TIMEOUT`] (3 s for one store lookup, then 503) and
+//! `store::cached::DEFAULT_HIT_TTL` (feature `cache`).
 //!
-//! | constant | value |
-//! |---|---|
-//! | [`MAX_LIFETIME`] | 365 days, the longest a key lives |
-//! | [`MAX_NAME_CHARS`] | the longest key name |
-//! | [`middleware::DEFAULT_LOOKUP_TIMEOUT`] | 3 s for one store lookup, then 503 |
-//! | [`middleware::DEFAULT_EXPIRY_WARNING`] | 30 days of `ApiKey-Expires` before a key's end |
-//! | `store::cached::DEFAULT_HIT_TTL`, `DEFAULT_STALE_HIT_TTL`, `DEFAULT_UNFOLLOWED_HIT_TTL`, `DEFAULT_MISS_TTL`, `DEFAULT_MAX_ENTRIES`, `DEFAULT_MAX_LOADS`, `DEFAULT_FILTER_PASSES` | the cache (feature `cache`) |
-//! | `store::postgres::DEFAULT_HEARTBEAT_EVERY`, `DEFAULT_HEARTBEAT_TIMEOUT` | the LISTEN connection's heartbeat (feature `postgres`) |
+//! # Setters
+//!
+//! One style. A setter consumes the value and returns it, and is named after what it
+//! sets: `ApiKeyV2Layer::new(store).realm("billing")`, `NewKey::new(…).lifetime(…)`,
+//! `CachedKeyStore::builder(…).max_entries(…)`. Where the type also reads that back
+//! under the same name (a getter or a public field, as records, queries and events do:
+//! `record.expires_at()`), the getter keeps the name and the setter is `with_<name>`, a
+//! copy with that changed, as `Path::with_extension` is to `Path::extension`:
+//! [`KeyRecord::with_expires_at`], [`KeyQuery::with_limit`](store::KeyQuery::with_limit)
+//! beside `KeyQuery::limit`.
 //!
 //! # Security notes
 //!
@@ -149,7 +166,6 @@ pub mod fuzzing;
 mod header;
 pub mod key;
 pub mod limits;
-mod manager;
 // Public with the feature (names and `describe`); without it, only the crate's no-op
 // call sites, so that a build without `metrics` has neither the code nor the dependency.
 #[cfg(feature = "metrics")]
@@ -160,84 +176,429 @@ mod metrics;
 pub mod middleware;
 mod page;
 mod problem;
-mod record;
+pub mod record;
 pub mod scope;
 pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
-pub mod test_util;
+pub mod testing;
 pub mod usage;
 
-pub use client_addr::addr::ClientAddr;
-pub use client_addr::trusted_proxies::{TrustedProxies, TrustedProxiesError};
-#[cfg(any(test, feature = "test-util"))]
-#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
-pub use clock::ManualClock;
+// The manager's code is `src/manager.rs` and `src/manager/`, under this private path
+// (`#[path = "."]` keeps those file names): its root names (`KeyManager`, …) are
+// re-exported below, the rest by the public module `manager`, so that each has one
+// path.
+#[path = "."]
+mod private {
+    pub(crate) mod manager;
+}
+
+pub mod manager {
+    //! What key management takes and reports besides the names at the root
+    //! ([`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`],
+    //! [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`]).
+    //!
+    //! - [`ActingAs`]: the manager acting for an [`Actor`], who is recorded on each key
+    //!   and event and may grant only what it holds.
+    //! - [`ScopeCatalogue`]: the scopes an organisation offers, with descriptions, and
+    //!   the only ones a key may then hold.
+    //! - [`Restriction`], [`Loosened`], [`ChangeKind`]: why a change that would loosen a
+    //!   restricted actor's key was refused.
+    //! - [`OldKeyPlan`]: what a rotation does with the old key, as one value; rotation
+    //!   until the new key's first use waits [`DEFAULT_FIRST_USE_GRACE`] by default.
+    //! - [`ExpiryError`], [`MAX_LIFETIME`]: the bounds of a key's expiry.
+
+    pub use crate::private::manager::{
+        ActingAs, CatalogueEntry, CatalogueError, ChangeKind, DEFAULT_FIRST_USE_GRACE, ExpiryError,
+        Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME,
+        OldKeyPlan, Restriction, ScopeCatalogue,
+    };
+    // The crate's own code names the manager's types from here.
+    pub(crate) use crate::private::manager::*;
+}
+
+// The root: at most 25 documented names (`tests/root_surface.rs` counts them).
 pub use clock::{Clock, SystemClock};
-pub use event::key_event::{
-    EventDetail, EventId, EventQuery, EventSink, EventSinkError, EventStore, EventType, KeyEvent,
-    NewEvent,
-};
-pub use event::log::{EventLog, EventLogBuilder, EventLogStats};
-pub use event::tracing_sink::TracingEventSink;
-pub use header::HeaderError;
-pub use key::format::{
-    KeyDigest, KeyFormatError, KeyId, KeyIdError, KeyPrefix, PlaintextKey, PrefixError,
-};
-pub use limits::backend::{Exhausted, InstanceId, Lease, LeaseRequest, LimitBackend};
-pub use limits::ledger::{LedgerOutcome, LedgerState};
-pub use limits::memory::MemoryLimitBackend;
-pub use limits::shared_limits::{SharedLimits, SharedLimitsStats};
-pub use manager::{
-    ActingAs, Actor, Background, CatalogueEntry, CatalogueError, ChangeKind, CreatedKey,
-    DEFAULT_FIRST_USE_GRACE, ExpiryError, KeyManager, KeyManagerBuilder, Loosened,
-    MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME, ManagerError,
-    NewKey, OldKeyPlan, Restriction, ScopeCatalogue, ShutdownError,
-};
-pub use middleware::future::ResponseFuture;
+pub use key::format::{KeyId, PlaintextKey};
 pub use middleware::layer::ApiKeyV2Layer;
-pub use middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
-pub use middleware::require_scopes::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
-pub use middleware::response_body::ResponseBody;
+pub use middleware::require_scopes::RequireScopesLayer;
 pub use middleware::service::ApiKeyV2Service;
-pub use middleware::throttle::FailureThrottle;
-pub use page::{
-    DEFAULT_PAGE_LIMIT, MAX_CURSOR_CHARS, MAX_PAGE_LIMIT, Page, PageCursor, PageError, PageLimit,
+pub use private::manager::{
+    Actor, Background, CreatedKey, KeyManager, KeyManagerBuilder, ManagerError, NewKey,
+    ShutdownError,
 };
-pub use record::ApiKeyIdentity;
-pub use record::{
-    ActorName, ActorNameError, KeyName, KeyRecord, KeyState, MAX_ACTOR_CHARS, MAX_NAME_CHARS,
-    NameError,
-};
-pub use record::{
-    AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
-};
-pub use record::{MAX_RECENT_IPS, RecentIps};
-pub use scope::scopes::{Scope, ScopeError, Scopes};
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::cached::cached_key_store::{
-    CacheStats, CachedKeyStore, CachedKeyStoreBuilder, FilterState,
-};
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
-pub use store::feed_listener::{FeedHealth, KeyFeedListener};
-pub use store::key_query::{
-    DORMANT_AFTER_NEVER_USED, DORMANT_AFTER_UNUSED, EXPIRING_WITHIN, KeyFilter, KeyPosition,
-    KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
-};
-pub use store::key_store::{KeyStore, KeyStoreAdmin, OldKeyEnd, RotateOutcome, StoreError};
-pub use store::key_update::KeyUpdate;
+pub use record::identity::ApiKeyIdentity;
+pub use record::key_record::KeyRecord;
+pub use scope::scopes::{Scope, Scopes};
+pub use store::key_store::{KeyStore, KeyStoreAdmin, StoreError};
 pub use store::memory::InMemoryKeyStore;
-pub use store::revocation::Revocation;
-pub use usage::batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
-pub use usage::counts::UsageDay;
-pub use usage::sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageError, UsageSink};
-pub use usage::tracing_sink::TracingSink;
-pub use usage::tracker::{UsageStats, UsageTracker, UsageTrackerBuilder};
+pub use usage::sink::UsageSink;
+
+// Migration from 0.1: each name that left the root, or was renamed, keeps its old root
+// path as a deprecated, hidden alias (a `#[deprecated]` on a `pub use` would warn no one).
+// Traits cannot be aliased and simply moved. CHANGELOG.md lists old and new paths. Remove
+// these in 0.3.
+
+#[deprecated(note = "use tower_apikey::manager::ActingAs")]
+#[doc(hidden)]
+pub type ActingAs<'a, S> = manager::ActingAs<'a, S>;
+#[deprecated(note = "use tower_apikey::record::ActorName")]
+#[doc(hidden)]
+pub type ActorName = record::ActorName;
+#[deprecated(note = "use tower_apikey::record::ActorNameError")]
+#[doc(hidden)]
+pub type ActorNameError = record::ActorNameError;
+#[deprecated(note = "use tower_apikey::record::AllowedIps")]
+#[doc(hidden)]
+pub type AllowedIps = record::AllowedIps;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::cached::CachedKeyStoreStats")]
+#[doc(hidden)]
+pub type CacheStats = store::cached::CachedKeyStoreStats;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::cached::CachedKeyStore")]
+#[doc(hidden)]
+pub type CachedKeyStore<S> = store::cached::CachedKeyStore<S>;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::cached::CachedKeyStoreBuilder")]
+#[doc(hidden)]
+pub type CachedKeyStoreBuilder<S> = store::cached::CachedKeyStoreBuilder<S>;
+#[deprecated(note = "use tower_apikey::manager::CatalogueEntry")]
+#[doc(hidden)]
+pub type CatalogueEntry = manager::CatalogueEntry;
+#[deprecated(note = "use tower_apikey::manager::CatalogueError")]
+#[doc(hidden)]
+pub type CatalogueError = manager::CatalogueError;
+#[deprecated(note = "use tower_apikey::manager::ChangeKind")]
+#[doc(hidden)]
+pub type ChangeKind = manager::ChangeKind;
+#[deprecated(note = "use tower_apikey::client_addr::ClientAddr")]
+#[doc(hidden)]
+pub type ClientAddr = client_addr::ClientAddr;
+#[deprecated(note = "use tower_apikey::manager::DEFAULT_FIRST_USE_GRACE")]
+#[doc(hidden)]
+pub const DEFAULT_FIRST_USE_GRACE: std::time::Duration = manager::DEFAULT_FIRST_USE_GRACE;
+#[deprecated(note = "use tower_apikey::store::DEFAULT_PAGE_LIMIT")]
+#[doc(hidden)]
+pub const DEFAULT_PAGE_LIMIT: usize = store::DEFAULT_PAGE_LIMIT;
+#[deprecated(note = "use tower_apikey::store::DORMANT_AFTER_NEVER_USED")]
+#[doc(hidden)]
+pub const DORMANT_AFTER_NEVER_USED: std::time::Duration = store::DORMANT_AFTER_NEVER_USED;
+#[deprecated(note = "use tower_apikey::store::DORMANT_AFTER_UNUSED")]
+#[doc(hidden)]
+pub const DORMANT_AFTER_UNUSED: std::time::Duration = store::DORMANT_AFTER_UNUSED;
+#[deprecated(note = "use tower_apikey::middleware::DefaultRejection")]
+#[doc(hidden)]
+pub type DefaultRejection = middleware::DefaultRejection;
+#[deprecated(note = "use tower_apikey::middleware::DefaultRejection")]
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const DefaultRejection: middleware::DefaultRejection = middleware::DefaultRejection;
+#[deprecated(note = "use tower_apikey::store::EXPIRING_WITHIN")]
+#[doc(hidden)]
+pub const EXPIRING_WITHIN: std::time::Duration = store::EXPIRING_WITHIN;
+#[deprecated(note = "use tower_apikey::event::EventDetail")]
+#[doc(hidden)]
+pub type EventDetail = event::EventDetail;
+#[deprecated(note = "use tower_apikey::event::EventId")]
+#[doc(hidden)]
+pub type EventId = event::EventId;
+#[deprecated(note = "use tower_apikey::event::EventLog")]
+#[doc(hidden)]
+pub type EventLog = event::EventLog;
+#[deprecated(note = "use tower_apikey::event::EventLogBuilder")]
+#[doc(hidden)]
+pub type EventLogBuilder = event::EventLogBuilder;
+#[deprecated(note = "use tower_apikey::event::EventLogStats")]
+#[doc(hidden)]
+pub type EventLogStats = event::EventLogStats;
+#[deprecated(note = "use tower_apikey::event::EventQuery")]
+#[doc(hidden)]
+pub type EventQuery = event::EventQuery;
+#[deprecated(note = "use tower_apikey::event::EventSinkError")]
+#[doc(hidden)]
+pub type EventSinkError = event::EventSinkError;
+#[deprecated(note = "use tower_apikey::event::EventType")]
+#[doc(hidden)]
+pub type EventType = event::EventType;
+#[deprecated(note = "use tower_apikey::limits::Exhausted")]
+#[doc(hidden)]
+pub type Exhausted = limits::Exhausted;
+#[deprecated(note = "use tower_apikey::manager::ExpiryError")]
+#[doc(hidden)]
+pub type ExpiryError = manager::ExpiryError;
+#[deprecated(note = "use tower_apikey::middleware::FailureThrottle")]
+#[doc(hidden)]
+pub type FailureThrottle = middleware::FailureThrottle;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::feed::FeedHealth")]
+#[doc(hidden)]
+pub type FeedHealth = store::feed::FeedHealth;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::cached::FilterState")]
+#[doc(hidden)]
+pub type FilterState = store::cached::FilterState;
+#[deprecated(note = "use tower_apikey::middleware::HeaderError")]
+#[doc(hidden)]
+pub type HeaderError = middleware::HeaderError;
+#[deprecated(note = "use tower_apikey::limits::InstanceId")]
+#[doc(hidden)]
+pub type InstanceId = limits::InstanceId;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::feed::KeyChange")]
+#[doc(hidden)]
+pub type KeyChange = store::feed::KeyChange;
+#[deprecated(note = "use tower_apikey::key::KeyDigest")]
+#[doc(hidden)]
+pub type KeyDigest = key::KeyDigest;
+#[deprecated(note = "use tower_apikey::event::KeyEvent")]
+#[doc(hidden)]
+pub type KeyEvent = event::KeyEvent;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::feed::KeyFeedListener")]
+#[doc(hidden)]
+pub type KeyFeedListener = store::feed::KeyFeedListener;
+#[deprecated(note = "use tower_apikey::store::KeyFilter")]
+#[doc(hidden)]
+pub type KeyFilter = store::KeyFilter;
+#[deprecated(note = "use tower_apikey::key::KeyFormatError")]
+#[doc(hidden)]
+pub type KeyFormatError = key::KeyFormatError;
+#[deprecated(note = "use tower_apikey::key::KeyIdError")]
+#[doc(hidden)]
+pub type KeyIdError = key::KeyIdError;
+#[deprecated(note = "use tower_apikey::key::KeyIdError")]
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const KeyIdError: key::KeyIdError = key::KeyIdError;
+#[cfg(feature = "cache")]
+#[deprecated(note = "use tower_apikey::store::feed::KeyIdSubscription")]
+#[doc(hidden)]
+pub type KeyIdSubscription = store::feed::KeyIdSubscription;
+#[deprecated(note = "use tower_apikey::record::KeyName")]
+#[doc(hidden)]
+pub type KeyName = record::KeyName;
+#[deprecated(note = "use tower_apikey::store::KeyPosition")]
+#[doc(hidden)]
+pub type KeyPosition = store::KeyPosition;
+#[deprecated(note = "use tower_apikey::key::KeyPrefix")]
+#[doc(hidden)]
+pub type KeyPrefix = key::KeyPrefix;
+#[deprecated(note = "use tower_apikey::store::KeyQuery")]
+#[doc(hidden)]
+pub type KeyQuery = store::KeyQuery;
+#[deprecated(note = "use tower_apikey::store::KeyQueryError")]
+#[doc(hidden)]
+pub type KeyQueryError = store::KeyQueryError;
+#[deprecated(note = "use tower_apikey::store::KeySort")]
+#[doc(hidden)]
+pub type KeySort = store::KeySort;
+#[deprecated(note = "use tower_apikey::store::KeySortField")]
+#[doc(hidden)]
+pub type KeySortField = store::KeySortField;
+#[deprecated(note = "use tower_apikey::record::KeyState")]
+#[doc(hidden)]
+pub type KeyState = record::KeyState;
+#[deprecated(note = "use tower_apikey::store::KeyUpdate")]
+#[doc(hidden)]
+pub type KeyUpdate = store::KeyUpdate;
+#[deprecated(note = "use tower_apikey::usage::KeyUsage")]
+#[doc(hidden)]
+pub type KeyUsage = usage::KeyUsage;
+#[deprecated(note = "use tower_apikey::limits::Lease")]
+#[doc(hidden)]
+pub type Lease = limits::Lease;
+#[deprecated(note = "use tower_apikey::limits::LeaseRequest")]
+#[doc(hidden)]
+pub type LeaseRequest = limits::LeaseRequest;
+#[deprecated(note = "use tower_apikey::limits::LedgerOutcome")]
+#[doc(hidden)]
+pub type LedgerOutcome = limits::LedgerOutcome;
+#[deprecated(note = "use tower_apikey::limits::LedgerState")]
+#[doc(hidden)]
+pub type LedgerState = limits::LedgerState;
+#[deprecated(note = "use tower_apikey::record::LimitError")]
+#[doc(hidden)]
+pub type LimitError = record::LimitError;
+#[deprecated(note = "use tower_apikey::manager::Loosened")]
+#[doc(hidden)]
+pub type Loosened = manager::Loosened;
+#[deprecated(note = "use tower_apikey::record::MAX_ACTOR_CHARS")]
+#[doc(hidden)]
+pub const MAX_ACTOR_CHARS: usize = record::MAX_ACTOR_CHARS;
+#[deprecated(note = "use tower_apikey::record::MAX_ALLOWED_IPS")]
+#[doc(hidden)]
+pub const MAX_ALLOWED_IPS: usize = record::MAX_ALLOWED_IPS;
+#[deprecated(note = "use tower_apikey::manager::MAX_CATALOGUE_SCOPES")]
+#[doc(hidden)]
+pub const MAX_CATALOGUE_SCOPES: usize = manager::MAX_CATALOGUE_SCOPES;
+#[deprecated(note = "use tower_apikey::store::MAX_CURSOR_CHARS")]
+#[doc(hidden)]
+pub const MAX_CURSOR_CHARS: usize = store::MAX_CURSOR_CHARS;
+#[deprecated(note = "use tower_apikey::usage::MAX_DAYS_PER_USAGE")]
+#[doc(hidden)]
+pub const MAX_DAYS_PER_USAGE: usize = usage::MAX_DAYS_PER_USAGE;
+#[deprecated(note = "use tower_apikey::manager::MAX_DESCRIPTION_CHARS")]
+#[doc(hidden)]
+pub const MAX_DESCRIPTION_CHARS: usize = manager::MAX_DESCRIPTION_CHARS;
+#[deprecated(note = "use tower_apikey::manager::MAX_FIRST_USE_GRACE")]
+#[doc(hidden)]
+pub const MAX_FIRST_USE_GRACE: std::time::Duration = manager::MAX_FIRST_USE_GRACE;
+#[deprecated(note = "use tower_apikey::manager::MAX_LIFETIME")]
+#[doc(hidden)]
+pub const MAX_LIFETIME: std::time::Duration = manager::MAX_LIFETIME;
+#[deprecated(note = "use tower_apikey::record::MAX_NAME_CHARS")]
+#[doc(hidden)]
+pub const MAX_NAME_CHARS: usize = record::MAX_NAME_CHARS;
+#[deprecated(note = "use tower_apikey::store::MAX_PAGE_LIMIT")]
+#[doc(hidden)]
+pub const MAX_PAGE_LIMIT: usize = store::MAX_PAGE_LIMIT;
+#[deprecated(note = "use tower_apikey::record::MAX_RATE_WINDOW_SECS")]
+#[doc(hidden)]
+pub const MAX_RATE_WINDOW_SECS: u32 = record::MAX_RATE_WINDOW_SECS;
+#[deprecated(note = "use tower_apikey::record::MAX_RECENT_IPS")]
+#[doc(hidden)]
+pub const MAX_RECENT_IPS: usize = record::MAX_RECENT_IPS;
+#[deprecated(note = "use tower_apikey::store::MAX_SEARCH_CHARS")]
+#[doc(hidden)]
+pub const MAX_SEARCH_CHARS: usize = store::MAX_SEARCH_CHARS;
+#[cfg(feature = "test-util")]
+#[deprecated(note = "use tower_apikey::testing::ManualClock")]
+#[doc(hidden)]
+pub type ManualClock = testing::ManualClock;
+#[deprecated(note = "use tower_apikey::limits::InMemoryLimitBackend")]
+#[doc(hidden)]
+pub type MemoryLimitBackend = limits::InMemoryLimitBackend;
+#[deprecated(note = "use tower_apikey::record::KeyNameError")]
+#[doc(hidden)]
+pub type NameError = record::KeyNameError;
+#[deprecated(note = "use tower_apikey::event::NewEvent")]
+#[doc(hidden)]
+pub type NewEvent = event::NewEvent;
+#[deprecated(note = "use tower_apikey::store::OldKeyEnd")]
+#[doc(hidden)]
+pub type OldKeyEnd = store::OldKeyEnd;
+#[deprecated(note = "use tower_apikey::manager::OldKeyPlan")]
+#[doc(hidden)]
+pub type OldKeyPlan = manager::OldKeyPlan;
+#[deprecated(note = "use tower_apikey::store::Page")]
+#[doc(hidden)]
+pub type Page<T> = store::Page<T>;
+#[deprecated(note = "use tower_apikey::store::PageCursor")]
+#[doc(hidden)]
+pub type PageCursor = store::PageCursor;
+#[deprecated(note = "use tower_apikey::store::PageError")]
+#[doc(hidden)]
+pub type PageError = store::PageError;
+#[deprecated(note = "use tower_apikey::store::PageLimit")]
+#[doc(hidden)]
+pub type PageLimit = store::PageLimit;
+#[deprecated(note = "use tower_apikey::key::PrefixError")]
+#[doc(hidden)]
+pub type PrefixError = key::PrefixError;
+#[deprecated(note = "use tower_apikey::key::PrefixError")]
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const PrefixError: key::PrefixError = key::PrefixError;
+#[deprecated(note = "use tower_apikey::record::Quota")]
+#[doc(hidden)]
+pub type Quota = record::Quota;
+#[deprecated(note = "use tower_apikey::record::QuotaPeriod")]
+#[doc(hidden)]
+pub type QuotaPeriod = record::QuotaPeriod;
+#[deprecated(note = "use tower_apikey::record::RateLimit")]
+#[doc(hidden)]
+pub type RateLimit = record::RateLimit;
+#[deprecated(note = "use tower_apikey::record::RecentIps")]
+#[doc(hidden)]
+pub type RecentIps = record::RecentIps;
+#[deprecated(note = "use tower_apikey::middleware::Rejection")]
+#[doc(hidden)]
+pub type Rejection = middleware::Rejection;
+#[deprecated(note = "use tower_apikey::middleware::RejectionKind")]
+#[doc(hidden)]
+pub type RejectionKind = middleware::RejectionKind;
+#[deprecated(note = "use tower_apikey::middleware::RequireScopes")]
+#[doc(hidden)]
+pub type RequireScopes<S> = middleware::RequireScopes<S>;
+#[deprecated(note = "use tower_apikey::middleware::RequireScopesFuture")]
+#[doc(hidden)]
+pub type RequireScopesFuture<F, B> = middleware::RequireScopesFuture<F, B>;
+#[deprecated(note = "use tower_apikey::middleware::ResponseBody")]
+#[doc(hidden)]
+pub type ResponseBody<B> = middleware::ResponseBody<B>;
+#[deprecated(note = "use tower_apikey::middleware::ResponseFuture")]
+#[doc(hidden)]
+pub type ResponseFuture<S, ReqBody, ResBody, R = middleware::DefaultRejection> =
+    middleware::ResponseFuture<S, ReqBody, ResBody, R>;
+#[deprecated(note = "use tower_apikey::manager::Restriction")]
+#[doc(hidden)]
+pub type Restriction = manager::Restriction;
+#[deprecated(note = "use tower_apikey::store::Revocation")]
+#[doc(hidden)]
+pub type Revocation = store::Revocation;
+#[deprecated(note = "use tower_apikey::store::RotateOutcome")]
+#[doc(hidden)]
+pub type RotateOutcome = store::RotateOutcome;
+#[deprecated(note = "use tower_apikey::usage::RotationEnd")]
+#[doc(hidden)]
+pub type RotationEnd = usage::RotationEnd;
+#[deprecated(note = "use tower_apikey::manager::ScopeCatalogue")]
+#[doc(hidden)]
+pub type ScopeCatalogue = manager::ScopeCatalogue;
+#[deprecated(note = "use tower_apikey::scope::ScopeError")]
+#[doc(hidden)]
+pub type ScopeError = scope::ScopeError;
+#[deprecated(note = "use tower_apikey::limits::SharedLimits")]
+#[doc(hidden)]
+pub type SharedLimits = limits::SharedLimits;
+#[deprecated(note = "use tower_apikey::limits::SharedLimitsStats")]
+#[doc(hidden)]
+pub type SharedLimitsStats = limits::SharedLimitsStats;
+#[deprecated(note = "use tower_apikey::event::TracingEventSink")]
+#[doc(hidden)]
+pub type TracingEventSink = event::TracingEventSink;
+#[deprecated(note = "use tower_apikey::event::TracingEventSink")]
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const TracingEventSink: event::TracingEventSink = event::TracingEventSink;
+#[deprecated(note = "use tower_apikey::usage::TracingUsageSink")]
+#[doc(hidden)]
+pub type TracingSink = usage::TracingUsageSink;
+#[deprecated(note = "use tower_apikey::usage::TracingUsageSink")]
+#[doc(hidden)]
+#[allow(non_upper_case_globals)]
+pub const TracingSink: usage::TracingUsageSink = usage::TracingUsageSink;
+#[deprecated(note = "use tower_apikey::client_addr::TrustedProxies")]
+#[doc(hidden)]
+pub type TrustedProxies = client_addr::TrustedProxies;
+#[deprecated(note = "use tower_apikey::client_addr::TrustedProxiesError")]
+#[doc(hidden)]
+pub type TrustedProxiesError = client_addr::TrustedProxiesError;
+#[deprecated(note = "use tower_apikey::usage::UsageBatch")]
+#[doc(hidden)]
+pub type UsageBatch<'a> = usage::UsageBatch<'a>;
+#[deprecated(note = "use tower_apikey::usage::UsageBatchId")]
+#[doc(hidden)]
+pub type UsageBatchId = usage::UsageBatchId;
+#[deprecated(note = "use tower_apikey::usage::UsageDay")]
+#[doc(hidden)]
+pub type UsageDay = usage::UsageDay;
+#[deprecated(note = "use tower_apikey::usage::UsageSinkError")]
+#[doc(hidden)]
+pub type UsageError = usage::UsageSinkError;
+#[deprecated(note = "use tower_apikey::usage::UsageOutcome")]
+#[doc(hidden)]
+pub type UsageOutcome = usage::UsageOutcome;
+#[deprecated(note = "use tower_apikey::usage::UsageTrackerStats")]
+#[doc(hidden)]
+pub type UsageStats = usage::UsageTrackerStats;
+#[deprecated(note = "use tower_apikey::usage::UsageTracker")]
+#[doc(hidden)]
+pub type UsageTracker = usage::UsageTracker;
+#[deprecated(note = "use tower_apikey::usage::UsageTrackerBuilder")]
+#[doc(hidden)]
+pub type UsageTrackerBuilder = usage::UsageTrackerBuilder;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

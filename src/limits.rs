@@ -1,14 +1,15 @@
 //! Per-key limits shared by many instances (DESIGN §12).
 //!
-//! On one instance, a key's [`RateLimit`](crate::RateLimit) and
-//! [`Quota`](crate::Quota) are decided in memory by the layer (see
+//! On one instance, a key's [`RateLimit`](crate::record::RateLimit) and
+//! [`Quota`](crate::record::Quota) are decided in memory by the layer (see
 //! [`ApiKeyV2Layer`](crate::ApiKeyV2Layer)). Behind a load balancer, N instances would
-//! admit N times the limit. [`SharedLimits`](crate::SharedLimits) keeps the decision in memory and shares
-//! only batches: each instance leases tokens for a key from a [`LimitBackend`](crate::LimitBackend) and
+//! admit N times the limit. [`SharedLimits`] keeps the decision in memory and shares
+//! only batches: each instance leases tokens for a key from a [`LimitBackend`] and
 //! spends them locally, so the backend sees a write per batch, not per request.
 //!
 //! ```no_run
-//! use tower_apikey::{KeyManager, KeyStoreAdmin, LimitBackend, SharedLimits, UsageSink};
+//! use tower_apikey::{KeyManager, KeyStoreAdmin, UsageSink};
+//! use tower_apikey::limits::{LimitBackend, SharedLimits};
 //!
 //! // A store that is also the backend, such as `tower_apikey_postgres::PgKeyStore`:
 //! // the deployment already runs the database.
@@ -24,7 +25,7 @@
 //! ```
 //!
 //! The errors leasing costs, requests admitted beyond the limit and requests refused
-//! within it, are bounded in [`SharedLimits`](crate::SharedLimits) and measured in BENCHMARKS.md.
+//! within it, are bounded in [`SharedLimits`] and measured in BENCHMARKS.md.
 
 pub(crate) mod backend;
 pub(crate) mod lease_slot;
@@ -32,4 +33,10 @@ pub(crate) mod ledger;
 pub(crate) mod memory;
 pub(crate) mod shared_limits;
 
-pub use shared_limits::{DEFAULT_BATCH_SPAN, DEFAULT_EXPECTED_INSTANCES, DEFAULT_LEASE_TTL};
+pub use backend::{Exhausted, InstanceId, Lease, LeaseRequest, LimitBackend};
+pub use ledger::{LedgerOutcome, LedgerState};
+pub use memory::InMemoryLimitBackend;
+pub use shared_limits::{
+    DEFAULT_BATCH_SPAN, DEFAULT_EXPECTED_INSTANCES, DEFAULT_LEASE_TTL, SharedLimits,
+    SharedLimitsStats,
+};

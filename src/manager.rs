@@ -46,7 +46,7 @@ use crate::limits::shared_limits::SharedLimits;
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
 use crate::record::{
-    AllowedIps, KeyName, KeyRecord, KeyState, Limits, NameError, Quota, RateLimit,
+    AllowedIps, KeyName, KeyNameError, KeyRecord, KeyState, Limits, Quota, RateLimit,
 };
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
@@ -87,7 +87,7 @@ pub enum ExpiryError {
 pub enum ManagerError {
     /// The name is invalid.
     #[error("invalid name: {0}")]
-    Name(#[from] NameError),
+    Name(#[from] KeyNameError),
     /// A scope is invalid.
     #[error(transparent)]
     Scope(#[from] ScopeError),
@@ -184,7 +184,7 @@ pub enum ManagerError {
 /// values that are already checked.
 #[derive(Debug, Clone)]
 pub struct NewKey {
-    name: Result<KeyName, NameError>,
+    name: Result<KeyName, KeyNameError>,
     scopes: Result<Scopes, ScopeError>,
     expiry: Option<Expiry>,
     limits: Limits,
@@ -467,7 +467,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// gives the same answer whatever the store's own clock says.
     ///
     /// ```
-    /// use tower_apikey::{InMemoryKeyStore, KeyFilter, KeyManager, NewKey, PageLimit};
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+    /// use tower_apikey::store::{KeyFilter, PageLimit};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let manager = KeyManager::new(InMemoryKeyStore::new());
@@ -1124,7 +1125,9 @@ mod tests {
         let manager = KeyManager::new(InMemoryKeyStore::new());
         assert!(matches!(
             manager.create(NewKey::new("a\u{202E}b", ["x:y"])).await,
-            Err(ManagerError::Name(NameError::HiddenCharacter('\u{202E}')))
+            Err(ManagerError::Name(KeyNameError::HiddenCharacter(
+                '\u{202E}'
+            )))
         ));
         assert!(matches!(
             manager.create(NewKey::new("a", ["X"])).await,

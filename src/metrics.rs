@@ -24,19 +24,19 @@
 //! |---|---|---|---|
 //! | [`apikey_requests_total`](REQUESTS_TOTAL) | counter | `outcome` | requests decided by an [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), once each, by [outcome](OUTCOMES) |
 //! | [`apikey_lookup_duration_seconds`](LOOKUP_DURATION_SECONDS) | histogram | | store lookups that had to wait (see below), up to the store's answer or the lookup timeout |
-//! | [`apikey_cache_hits_total`](CACHE_HITS_TOTAL) | counter | | lookups a [`CachedKeyStore`](crate::CachedKeyStore) answered from a cached record or "no such key" |
+//! | [`apikey_cache_hits_total`](CACHE_HITS_TOTAL) | counter | | lookups a [`CachedKeyStore`](crate::store::cached::CachedKeyStore) answered from a cached record or "no such key" |
 //! | [`apikey_cache_misses_total`](CACHE_MISSES_TOTAL) | counter | | lookups it passed to the wrapped store (joining a load under way included) |
 //! | [`apikey_id_filter_refusals_total`](ID_FILTER_REFUSALS_TOTAL) | counter | `reason`: `absent`, `shed` | ids the cache's id filter refused without asking the store: certainly absent (fresh filter), or shed as overloaded (stale filter, its per-second passes spent) |
-//! | [`apikey_usage_flushes_total`](USAGE_FLUSHES_TOTAL) | counter | | [`UsageTracker`](crate::UsageTracker) flushes that wrote last-used times to the sink |
+//! | [`apikey_usage_flushes_total`](USAGE_FLUSHES_TOTAL) | counter | | [`UsageTracker`](crate::usage::UsageTracker) flushes that wrote last-used times to the sink |
 //! | [`apikey_usage_flush_failures_total`](USAGE_FLUSH_FAILURES_TOTAL) | counter | | flushes the sink failed or timed out on (the times are retried) |
 //! | [`apikey_usage_dropped_total`](USAGE_DROPPED_TOTAL) | counter | | uses not recorded because the tracker held its maximum of distinct keys |
-//! | [`apikey_event_sink_failures_total`](EVENT_SINK_FAILURES_TOTAL) | counter | | events an [`EventLog`](crate::EventLog)'s sink failed or timed out on (they stay in the store) |
+//! | [`apikey_event_sink_failures_total`](EVENT_SINK_FAILURES_TOTAL) | counter | | events an [`EventLog`](crate::event::EventLog)'s sink failed or timed out on (they stay in the store) |
 //! | [`apikey_event_sink_dropped_total`](EVENT_SINK_DROPPED_TOTAL) | counter | | events not forwarded because the sink's queue was full (they stay in the store) |
-//! | [`apikey_feed_connected`](FEED_CONNECTED) | gauge | | [`KeyFeedListener`](crate::KeyFeedListener)s following their feed: 1 while the (usual single) listener is connected, 0 while it reconnects or after it stopped |
-//! | [`apikey_limit_leases_total`](LIMIT_LEASES_TOTAL) | counter | | [`SharedLimits`](crate::SharedLimits)' calls to its [`LimitBackend`](crate::LimitBackend) (each one write) |
+//! | [`apikey_feed_connected`](FEED_CONNECTED) | gauge | | [`KeyFeedListener`](crate::store::feed::KeyFeedListener)s following their feed: 1 while the (usual single) listener is connected, 0 while it reconnects or after it stopped |
+//! | [`apikey_limit_leases_total`](LIMIT_LEASES_TOTAL) | counter | | [`SharedLimits`](crate::limits::SharedLimits)' calls to its [`LimitBackend`](crate::limits::LimitBackend) (each one write) |
 //! | [`apikey_limit_lease_failures_total`](LIMIT_LEASE_FAILURES_TOTAL) | counter | | those calls that failed or timed out |
 //! | [`apikey_limit_backend_up`](LIMIT_BACKEND_UP) | gauge | | running `SharedLimits` tasks whose backend answers: 1 while the (usual single) one shares its limits, 0 while its keys run on their local share |
-//! | [`apikey_throttle_saturation`](THROTTLE_SATURATION) | gauge | | the share (0 to 1) of a [`FailureThrottle`](crate::FailureThrottle)'s address cells that would refuse on their own ([`FailureThrottle::saturation`](crate::FailureThrottle::saturation)); computed at most once a second, when failures are counted or refused. Near 1, addresses that never failed are throttled too (a distributed flood) |
+//! | [`apikey_throttle_saturation`](THROTTLE_SATURATION) | gauge | | the share (0 to 1) of a [`FailureThrottle`](crate::middleware::FailureThrottle)'s address cells that would refuse on their own ([`FailureThrottle::saturation`](crate::middleware::FailureThrottle::saturation)); computed at most once a second, when failures are counted or refused. Near 1, addresses that never failed are throttled too (a distributed flood) |
 //!
 //! Label values are a fixed set of static names. No metric is ever labelled with a key,
 //! a key id, a digest, a key name or a client address: those would make one series per

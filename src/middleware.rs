@@ -1,4 +1,4 @@
-//! The tower middleware: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), [`ApiKeyV2Service`](crate::ApiKeyV2Service), [`ResponseFuture`](crate::ResponseFuture).
+//! The tower middleware: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer), [`ApiKeyV2Service`](crate::ApiKeyV2Service), [`ResponseFuture`].
 //!
 //! A request's path through these files, top to bottom:
 //!
@@ -10,16 +10,16 @@
 //!    bounded by the lookup timeout.
 //! 3. `verdict.rs`, the file to read first: what was presented (one `Authorization:
 //!    ApiKey-v2 <key>` field, a well-formed key with a good CRC-32, the client's address
-//!    not [throttled](crate::FailureThrottle), the SHA-256 taken once), then the checks
+//!    not [throttled](crate::middleware::FailureThrottle), the SHA-256 taken once), then the checks
 //!    once the store answered: proof (constant-time, against a dummy for an unknown id),
 //!    state (revoked, ended by rotation, expired: said only after the proof), then each
 //!    policy of `policy.rs` in order (the client's address, the key's rate limit and
 //!    quota, the required scopes); `limiter.rs` keeps the limits' state and consumes it.
-//! 4. `future.rs`: [`ResponseFuture`](crate::ResponseFuture), one state per step (waiting
+//! 4. `future.rs`: [`ResponseFuture`], one state per step (waiting
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
 //!    [`ApiKeyIdentity`](crate::ApiKeyIdentity) into the request's extensions.
-//!    `response_body.rs`: [`ResponseBody`](crate::ResponseBody), the body of every
+//!    `response_body.rs`: [`ResponseBody`], the body of every
 //!    response, the inner service's or the layer's own answer, so that the layer works
 //!    over any inner body type.
 //! 5. `rejection.rs`: one row per kind of refusal (status, RFC 6750 code, gRPC status,
@@ -38,12 +38,12 @@
 //! | key over its rate limit | 429 + `Retry-After` + `RateLimit` headers | (none; problem `"error":"rate_limited"`) | 8 RESOURCE_EXHAUSTED |
 //! | key's quota used up for the UTC day or month | 429 + `Retry-After` + `RateLimit` headers | (none; problem `"error":"quota_exceeded"`) | 8 RESOURCE_EXHAUSTED |
 //! | missing scope | 403 | `insufficient_scope`, `scope="…"` | 7 PERMISSION_DENIED |
-//! | a well-formed key from an address [throttled](crate::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
+//! | a well-formed key from an address [throttled](crate::middleware::FailureThrottle) for failing | 429 + `Retry-After` | (none; problem `"error":"throttled"`) | 8 RESOURCE_EXHAUSTED |
 //! | key store unavailable | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //! | lookup shed (too many in flight) | 503 + `Retry-After` | (none) | 14 UNAVAILABLE |
 //!
 //! HTTP answers carry an RFC 9457 problem document (`application/problem+json`), whatever
-//! the inner service's body type: the answer travels in a [`ResponseBody`](crate::ResponseBody). HTTP/2 requests whose
+//! the inner service's body type: the answer travels in a [`ResponseBody`]. HTTP/2 requests whose
 //! `content-type` is `application/grpc`, or starts with `application/grpc+` or
 //! `application/grpc;`, get a gRPC trailers-only answer: HTTP 200 with `grpc-status`
 //! and `grpc-message` (what the HTTP answer says, the missing scopes included) and an
@@ -78,8 +78,14 @@ mod store_failure_log;
 pub(crate) mod throttle;
 mod verdict;
 
+pub use crate::header::HeaderError;
 pub use crate::problem::RETRY_AFTER_SECS;
 pub use config::{DEFAULT_EXPIRY_WARNING, DEFAULT_LOOKUP_TIMEOUT};
+pub use future::ResponseFuture;
+pub use rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
+pub use require_scopes::{RequireScopes, RequireScopesFuture};
+pub use response_body::ResponseBody;
+pub use throttle::FailureThrottle;
 
 #[cfg(test)]
 mod limit_tests;

@@ -8,7 +8,7 @@
 //! between two requests neither repeat nor vanish from the pages after them.
 //!
 //! ```
-//! use tower_apikey::{Page, PageCursor, PageLimit};
+//! use tower_apikey::store::{Page, PageCursor, PageLimit};
 //!
 //! // A store's position: the sort value and the id, as fields of the cursor.
 //! let items = vec![(30, "c"), (20, "b"), (10, "a")];

@@ -28,7 +28,7 @@
 //! let required = Scopes::new(["reports:read", "billing:read"])?;
 //! let missing: Vec<_> = granted.missing(&required).map(Scope::as_str).collect();
 //! assert_eq!(missing, ["billing:read"]);
-//! # Ok::<(), tower_apikey::ScopeError>(())
+//! # Ok::<(), tower_apikey::scope::ScopeError>(())
 //! ```
 
 /// The longest scope, in bytes.
@@ -36,7 +36,9 @@ pub const MAX_SCOPE_LEN: usize = 128;
 /// The most scopes one key or one requirement may hold.
 pub const MAX_SCOPES: usize = 64;
 
-// The types are named from the crate root (`tower_apikey::Scopes`); this module documents
-// the grammar and holds its limits. The crate's own code keeps importing them from here.
 pub(crate) mod scopes;
+
+// `Scope` and `Scopes` are named from the crate root; the crate's own code imports them
+// from here.
+pub use scopes::ScopeError;
 pub(crate) use scopes::*;

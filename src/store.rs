@@ -8,6 +8,13 @@
 //!
 //! A store never sees a plaintext key, only [`KeyRecord`]s holding its digest.
 //!
+//! The traits and [`StoreError`] are at the crate root; this module holds what their
+//! methods take and return: a listing's [`KeyQuery`] (filters [`KeyFilter`], order
+//! [`KeySort`], position [`KeyPosition`]) and its [`Page`] ([`PageLimit`],
+//! [`PageCursor`]), a [`KeyUpdate`], a [`Revocation`], a rotation's [`OldKeyEnd`] and
+//! [`RotateOutcome`], and [`BoxError`]. With the feature `cache`, `store::cached` is a
+//! cache in front of any store and `store::feed` keeps it in step with its store.
+//!
 //! ```
 //! use async_trait::async_trait;
 //! use tower_apikey::{KeyId, KeyRecord, KeyStore, StoreError};
@@ -36,9 +43,9 @@
 //! - **Records are built, not written out.** [`KeyRecord`] has private fields, a
 //!   constructor and `with_…` setters, so a new field is a new setter with a default.
 //! - **What users match or build is `#[non_exhaustive]`**: [`StoreError`],
-//!   [`OldKeyEnd`], [`RotateOutcome`], [`KeyUsage`](crate::KeyUsage) (built with
-//!   [`KeyUsage::new`](crate::KeyUsage::new)), `KeyChange` (feature `cache`),
-//!   [`KeyState`](crate::KeyState). A store that meets a variant it does not know
+//!   [`OldKeyEnd`], [`RotateOutcome`], [`KeyUsage`](crate::usage::KeyUsage) (built with
+//!   [`KeyUsage::new`](crate::usage::KeyUsage::new)), `KeyChange` (feature `cache`),
+//!   [`KeyState`](crate::record::KeyState). A store that meets a variant it does not know
 //!   answers with an error rather than guess.
 //! - **New capabilities are optional traits or default methods**, never new required
 //!   methods: `KeyIdFeed` (feature `cache`: the id filter and push invalidation) is
@@ -65,7 +72,7 @@
 //!
 //! # Conformance
 //!
-//! The conformance suite, `store::conformance` (feature `test-util`), is the contract
+//! The conformance suite, `testing::conformance` (feature `test-util`), is the contract
 //! of these traits as checks to run against your own store (times kept as given, one
 //! successor per rotation, paging that visits every key once, …);
 //! `store_conformance_tests!` turns them into one test each.
@@ -83,25 +90,30 @@
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cached;
-#[cfg(feature = "test-util")]
-#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
-pub mod conformance;
 #[cfg(feature = "cache")]
-pub(crate) mod feed;
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod feed;
 #[cfg(feature = "cache")]
 pub(crate) mod feed_listener;
 #[cfg(feature = "cache")]
 pub(crate) mod id_filter;
 pub(crate) mod key_query;
 pub(crate) mod key_store;
-pub(crate) mod key_update;
+mod key_update;
 pub(crate) mod memory;
 pub(crate) mod revocation;
-pub use crate::error::BoxError;
 
-// The traits and their types are named from the crate root (`tower_apikey::KeyStore`);
-// this module documents them and holds the stores' own modules. The crate's own code
-// imports them from here.
+pub use crate::error::BoxError;
+pub use crate::page::{
+    DEFAULT_PAGE_LIMIT, MAX_CURSOR_CHARS, MAX_PAGE_LIMIT, Page, PageCursor, PageError, PageLimit,
+};
+pub use key_query::{
+    DORMANT_AFTER_NEVER_USED, DORMANT_AFTER_UNUSED, EXPIRING_WITHIN, KeyFilter, KeyPosition,
+    KeyQuery, KeyQueryError, KeySort, KeySortField, MAX_SEARCH_CHARS,
+};
+// `KeyStore`, `KeyStoreAdmin` and `StoreError` are named from the crate root; the
+// crate's own code imports them from here.
 pub(crate) use key_store::*;
-pub(crate) use key_update::KeyUpdate;
-pub(crate) use revocation::Revocation;
+pub use key_store::{OldKeyEnd, RotateOutcome};
+pub use key_update::KeyUpdate;
+pub use revocation::Revocation;

@@ -1,6 +1,11 @@
 //! Last-used tracking: [`UsageSink`] receives batches of last-used times;
 //! [`UsageTracker`] debounces between the request path and the sink.
 //!
+//! A sink is handed [`KeyUsage`]s (per key: the latest use, recent addresses, requests
+//! per [`UsageDay`]) in a [`UsageBatch`], answers with a [`UsageOutcome`] (first uses,
+//! the [`RotationEnd`]s they set) or a [`UsageSinkError`]; [`TracingUsageSink`] only
+//! logs them.
+//!
 //! A *use* is a request whose key was proven (secret matched, not expired, not revoked),
 //! whatever the scope check said. The tracker keeps each key's latest use in memory and
 //! writes it about every five minutes: at most one write per key per period, times only
@@ -35,8 +40,6 @@
 //! [`run`](UsageTracker::run) and [`shutdown`](UsageTracker::shutdown) are then the
 //! application's to call.
 
-// The types are named from the crate root (`tower_apikey::UsageTracker`); this module
-// documents last-used tracking. The crate's own code imports them from here.
 pub(crate) mod batch;
 pub(crate) mod counts;
 mod ended;
@@ -44,10 +47,13 @@ mod recent;
 pub(crate) mod sink;
 mod slot;
 mod striped;
-pub(crate) mod tracing_sink;
+mod tracing_sink;
 pub(crate) mod tracker;
 
-pub(crate) use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
-pub(crate) use counts::UsageDay;
+pub use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
+pub use counts::UsageDay;
+// `UsageSink` is named from the crate root; the crate's own code imports it from here.
 pub(crate) use sink::*;
-pub(crate) use tracker::UsageTracker;
+pub use sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageSinkError};
+pub use tracing_sink::TracingUsageSink;
+pub use tracker::{UsageTracker, UsageTrackerBuilder, UsageTrackerStats};

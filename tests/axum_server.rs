@@ -14,10 +14,12 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_apikey::test_util::FailingStore;
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::record::{AllowedIps, RateLimit};
+use tower_apikey::testing::FailingStore;
 use tower_apikey::{
-    AllowedIps, ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, KeyPrefix, NewKey,
-    PlaintextKey, RateLimit, RequireScopesLayer, Scopes,
+    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey,
+    RequireScopesLayer, Scopes,
 };
 
 struct Server {

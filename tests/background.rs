@@ -20,11 +20,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_apikey::{
-    EventLog, EventQuery, EventSink, EventSinkError, EventType, InMemoryKeyStore, InstanceId,
-    KeyEvent, KeyId, KeyManager, Lease, LeaseRequest, LimitBackend, MemoryLimitBackend, NewKey,
-    Quota, QuotaPeriod, RateLimit, SharedLimits,
+use tower_apikey::event::{EventLog, EventQuery, EventSink, EventSinkError, EventType, KeyEvent};
+use tower_apikey::limits::{
+    InMemoryLimitBackend, InstanceId, Lease, LeaseRequest, LimitBackend, SharedLimits,
 };
+use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
+use tower_apikey::{InMemoryKeyStore, KeyId, KeyManager, NewKey};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -58,7 +59,7 @@ impl Delivered {
 /// The in-memory ledger, counting the tokens given back to it.
 #[derive(Debug, Default)]
 struct Ledger {
-    memory: MemoryLimitBackend,
+    memory: InMemoryLimitBackend,
     returned: Mutex<u32>,
 }
 

@@ -11,8 +11,10 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
-use tower_apikey::test_util::HangingStore;
-use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, KeyPrefix, PlaintextKey};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::testing::HangingStore;
+use tower_apikey::{ApiKeyV2Layer, PlaintextKey};
 
 const CLIENTS: usize = 200;
 /// A bound on every wait, so that a broken behaviour fails instead of hanging.

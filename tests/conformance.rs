@@ -1,24 +1,28 @@
 //! The store conformance suite against the stores this crate ships.
 
 mod in_memory {
-    tower_apikey::store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
-    tower_apikey::rotation_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+    tower_apikey::testing::store_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
+    tower_apikey::testing::rotation_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
 }
 
 mod shared_in_memory {
     use std::sync::Arc;
-    tower_apikey::store_conformance_tests!(async {
+    tower_apikey::testing::store_conformance_tests!(async {
         Arc::new(tower_apikey::InMemoryKeyStore::new())
     });
 }
 
 #[cfg(feature = "cache")]
 mod cached_in_memory {
-    tower_apikey::store_conformance_tests!(async {
-        tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
+    tower_apikey::testing::store_conformance_tests!(async {
+        tower_apikey::store::cached::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
     });
-    tower_apikey::rotation_conformance_tests!(async {
-        tower_apikey::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
+    tower_apikey::testing::rotation_conformance_tests!(async {
+        tower_apikey::store::cached::CachedKeyStore::new(tower_apikey::InMemoryKeyStore::new())
     });
 }
 
@@ -28,10 +32,8 @@ mod default_list_page {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
-    use tower_apikey::{
-        InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd,
-        RotateOutcome, StoreError,
-    };
+    use tower_apikey::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
+    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
 
     #[derive(Debug, Default)]
     struct ListOnly(InMemoryKeyStore);
@@ -62,7 +64,7 @@ mod default_list_page {
             &self,
             id: &KeyId,
             at: SystemTime,
-            by: Option<&tower_apikey::ActorName>,
+            by: Option<&tower_apikey::record::ActorName>,
         ) -> Result<Option<KeyRecord>, StoreError> {
             self.0.revoke_by(id, at, by).await
         }
@@ -83,7 +85,7 @@ mod default_list_page {
         }
     }
 
-    tower_apikey::store_conformance_tests!(async { ListOnly::default() });
+    tower_apikey::testing::store_conformance_tests!(async { ListOnly::default() });
 }
 
 /// A store written before `update` existed: the default refuses, saying what to
@@ -92,9 +94,10 @@ mod update_default {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
+    use tower_apikey::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
     use tower_apikey::{
-        InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, KeyUpdate,
-        ManagerError, NewKey, OldKeyEnd, RotateOutcome, StoreError,
+        InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, ManagerError,
+        NewKey, StoreError,
     };
 
     #[derive(Debug, Default, Clone)]
@@ -136,7 +139,7 @@ mod update_default {
     async fn a_store_without_update_refuses_it_by_name() {
         // A 0.1 store is no `UsageSink` either: its manager logs last-used times.
         let manager = KeyManager::builder(Older::default())
-            .usage_sink(tower_apikey::TracingSink)
+            .usage_sink(tower_apikey::usage::TracingUsageSink)
             .build();
         let created = manager.create(NewKey::new("k", ["a:b"])).await.unwrap();
         match manager
@@ -155,12 +158,14 @@ mod update_default {
 }
 
 mod in_memory_events {
-    tower_apikey::event_store_conformance_tests!(async { tower_apikey::InMemoryKeyStore::new() });
+    tower_apikey::testing::event_store_conformance_tests!(async {
+        tower_apikey::InMemoryKeyStore::new()
+    });
 }
 
 /// The shared limits' ledger in memory keeps the `LimitBackend` contract.
 mod memory_limit_backend {
-    tower_apikey::limit_backend_conformance_tests!(async {
-        tower_apikey::MemoryLimitBackend::new()
+    tower_apikey::testing::limit_backend_conformance_tests!(async {
+        tower_apikey::limits::InMemoryLimitBackend::new()
     });
 }

@@ -18,7 +18,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_apikey::{InMemoryKeyStore, ManualClock, UsageTracker};
+use tower_apikey::InMemoryKeyStore;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::UsageTracker;
 
 /// 2026-05-01T12:00:00Z: the demo runs on a manual clock, so times are exact.
 const START_SECS: u64 = 1_777_636_800;
@@ -725,7 +727,7 @@ async fn admin_key_uses_are_tracked_like_any_other() {
 async fn guessing_keys_is_throttled_across_the_api_and_the_admin_routes() {
     let demo = Demo::start().await;
     let (key, _) = demo.create("guess target", &["reports:read"]).await;
-    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    let wrong = tower_apikey::testing::with_wrong_secret(&key);
     // Guesses at the admin routes and at the API count together.
     for i in 0..app::FAILURES_PER_MINUTE {
         let answer = if i % 2 == 0 {
@@ -1025,7 +1027,7 @@ async fn each_request_carries_its_peer_address_as_connect_info() {
         listener,
         router,
         limits,
-        tower_apikey::TrustedProxies::none(),
+        tower_apikey::client_addr::TrustedProxies::none(),
         async {
             let _ = stopped.await;
         },

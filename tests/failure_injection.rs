@@ -26,10 +26,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
-use tower_apikey::test_util::with_wrong_secret;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::testing::with_wrong_secret;
+use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 use tower_apikey::{
-    ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyUsage,
-    ManualClock, NewKey, PlaintextKey, StoreError, UsageError, UsageSink, UsageTracker,
+    ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey,
+    PlaintextKey, StoreError, UsageSink,
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -91,9 +93,9 @@ struct FlakySink {
 
 #[async_trait]
 impl UsageSink for FlakySink {
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         self.switch
-            .enter(|| UsageError::sink("connection refused"))
+            .enter(|| UsageSinkError::sink("connection refused"))
             .await?;
         self.store.record_usage(batch).await
     }

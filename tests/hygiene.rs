@@ -19,11 +19,14 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
-use tower_apikey::test_util::{FailingStore, HangingStore};
+use tower_apikey::key::{KeyDigest, KeyPrefix};
+use tower_apikey::store::RotateOutcome;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::testing::{FailingStore, HangingStore};
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyDigest, KeyManager, KeyPrefix,
-    KeyStore, ManualClock, NewKey, PlaintextKey, RotateOutcome, Scopes, StoreError, TracingSink,
-    UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, CreatedKey, InMemoryKeyStore, KeyManager, KeyStore, NewKey,
+    PlaintextKey, Scopes, StoreError,
 };
 
 /// Key material that must never be shown, and the ways it could be shown.
@@ -168,7 +171,7 @@ async fn tracing_output_of_every_request_outcome_holds_no_key_or_digest() {
     let manager = KeyManager::builder(store.clone())
         .clock(clock.clone())
         .build();
-    let tracker = UsageTracker::new(TracingSink);
+    let tracker = UsageTracker::new(TracingUsageSink);
     let create = |name: &'static str, scopes: &'static [&'static str]| {
         let manager = manager.clone();
         async move {

@@ -104,7 +104,7 @@ async fn the_peer_address_reaches_the_throttle() {
         .create(NewKey::new("hyper caller", ["greetings:read"]))
         .await
         .unwrap();
-    let wrong = tower_apikey::test_util::with_wrong_secret(good.key.expose_secret());
+    let wrong = tower_apikey::testing::with_wrong_secret(good.key.expose_secret());
     let client = Client::builder(TokioExecutor::new()).build_http();
     for _ in 0..example::FAILURES_PER_MINUTE {
         let (status, ..) = get(&client, addr, Some(&wrong)).await;

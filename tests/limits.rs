@@ -17,10 +17,10 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_apikey::{
-    AllowedIps, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota,
-    QuotaPeriod, RateLimit, UsageTracker,
-};
+use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::UsageTracker;
+use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey_admin as admin;
 
 struct Server {

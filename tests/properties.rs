@@ -15,10 +15,13 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
+use tower_apikey::client_addr::{ClientAddr, TrustedProxies};
+use tower_apikey::key::{KeyDigest, KeyPrefix};
+use tower_apikey::record::{KeyName, KeyState};
+use tower_apikey::testing::ManualClock;
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, ClientAddr, InMemoryKeyStore, KeyDigest, KeyId,
-    KeyManager, KeyName, KeyPrefix, KeyRecord, KeyState, ManualClock, NewKey, PlaintextKey, Scope,
-    Scopes, TrustedProxies,
+    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, InMemoryKeyStore, KeyId, KeyManager, KeyRecord,
+    NewKey, PlaintextKey, Scope, Scopes,
 };
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

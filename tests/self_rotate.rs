@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::{Service, ServiceExt};
 use tower_apikey::client::SelfRotateLayer;
-use tower_apikey::{Clock, InMemoryKeyStore, KeyId, ManualClock, PlaintextKey, SystemClock};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::{Clock, InMemoryKeyStore, KeyId, PlaintextKey, SystemClock};
 use tower_layer::Layer;
 
 struct Demo {

@@ -1,4 +1,4 @@
-//! Limits shared by two layers through the in-memory ledger (`MemoryLimitBackend`),
+//! Limits shared by two layers through the in-memory ledger (`InMemoryLimitBackend`),
 //! each layer a real axum server on loopback, time a manual clock that does not move:
 //! so one GCRA would admit exactly the burst, and the counts are checked against the
 //! bounds `SharedLimits` documents. An outage is the in-memory ledger taken down
@@ -21,10 +21,12 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, InstanceId, KeyManager, Lease, LeaseRequest, LimitBackend,
-    ManualClock, MemoryLimitBackend, NewKey, Quota, QuotaPeriod, RateLimit, SharedLimits,
+use tower_apikey::limits::{
+    InMemoryLimitBackend, InstanceId, Lease, LeaseRequest, LimitBackend, SharedLimits,
 };
+use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -66,7 +68,7 @@ async fn two_layers_on_one_ledger_admit_one_burst_within_the_documented_bounds()
     let manager = KeyManager::builder(store.clone())
         .clock(clock.clone())
         .build();
-    let backend: Arc<dyn LimitBackend> = Arc::new(MemoryLimitBackend::new());
+    let backend: Arc<dyn LimitBackend> = Arc::new(InMemoryLimitBackend::new());
     let instances = [(), ()]
         .map(|_| SharedLimits::from_shared_backend(Arc::clone(&backend)).clock(clock.clone()));
     let mut addrs = Vec::new();
@@ -112,7 +114,7 @@ async fn without_its_task_a_layer_decides_on_its_local_share_and_never_waits_for
     // `run` never spawned: nothing is leased, and no valid key may be refused for want
     // of a lease. With no count ever heard, the local share divides by the expected
     // number of instances: here one, so the key's own limits decide.
-    let limits = SharedLimits::new(MemoryLimitBackend::new())
+    let limits = SharedLimits::new(InMemoryLimitBackend::new())
         .expected_instances(1)
         .clock(clock.clone());
     let addr = serve(&store, &clock, &limits).await;
@@ -146,7 +148,7 @@ async fn a_used_up_shared_quota_is_refused_as_quota_exceeded_until_the_day_ends(
     let manager = KeyManager::builder(store.clone())
         .clock(clock.clone())
         .build();
-    let backend: Arc<dyn LimitBackend> = Arc::new(MemoryLimitBackend::new());
+    let backend: Arc<dyn LimitBackend> = Arc::new(InMemoryLimitBackend::new());
     let limits = SharedLimits::from_shared_backend(backend).clock(clock.clone());
     tokio::spawn(limits.run(std::future::pending()));
     let addr = serve(&store, &clock, &limits).await;
@@ -180,7 +182,7 @@ async fn a_used_up_shared_quota_is_refused_as_quota_exceeded_until_the_day_ends(
 /// as a database that refuses connections does.
 #[derive(Debug, Default)]
 struct Outage {
-    ledger: MemoryLimitBackend,
+    ledger: InMemoryLimitBackend,
     down: AtomicBool,
 }
 

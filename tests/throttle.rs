@@ -24,10 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_apikey::test_util::{FailingStore, with_bad_checksum, with_wrong_secret};
+use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::{FailureThrottle, Rejection, RejectionKind};
+use tower_apikey::testing::{FailingStore, with_bad_checksum, with_wrong_secret};
 use tower_apikey::{
-    ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
-    KeyStore, NewKey, PlaintextKey, Rejection, RejectionKind, StoreError, TrustedProxies,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey, PlaintextKey,
+    StoreError,
 };
 
 /// The in-memory store, counting every lookup, answering at once or (`waits`) only

@@ -14,9 +14,11 @@ use async_trait::async_trait;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::{
-    ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyId, KeyManager, KeyPrefix, KeyRecord,
-    KeyStore, NewKey, PlaintextKey, StoreError,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, NewKey, PlaintextKey,
+    StoreError,
 };
 
 /// The in-memory store, answering only through the future, as a database does: every

@@ -11,7 +11,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_apikey::{ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, KeyPrefix, PlaintextKey};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, PlaintextKey};
 
 thread_local! {
     /// Bytes this thread allocated and has not freed.

@@ -132,7 +132,7 @@ async fn refusals_leave_the_connection_usable() {
 async fn guessing_keys_gets_resource_exhausted() {
     let server = Server::start().await;
     let (key, _) = server.key(&["health:read"]).await;
-    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    let wrong = tower_apikey::testing::with_wrong_secret(&key);
     // The example copies tonic's `TcpConnectInfo` into the `SocketAddr` the layer reads.
     for _ in 0..example::FAILURES_PER_MINUTE {
         let status = server.check(Some(&wrong)).await.unwrap_err();

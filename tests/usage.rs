@@ -15,9 +15,10 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::{KeyUsage, UsageSinkError, UsageTracker};
 use tower_apikey::{
-    ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyManager, KeyUsage, ManualClock, NewKey,
-    PlaintextKey, Scopes, UsageError, UsageSink, UsageTracker,
+    ApiKeyV2Layer, Clock, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey, Scopes, UsageSink,
 };
 
 /// The in-memory store behind a switch that makes it fail or hang, standing in for a
@@ -32,13 +33,13 @@ struct Flaky {
 
 #[async_trait]
 impl UsageSink for Flaky {
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.hanging.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         if self.failing.load(Ordering::SeqCst) {
-            return Err(UsageError::sink("connection refused"));
+            return Err(UsageSinkError::sink("connection refused"));
         }
         self.store.record_usage(batch).await
     }
@@ -150,7 +151,7 @@ async fn a_use_counts_whatever_the_scope_check_says_but_a_failed_attempt_does_no
     // A wrong secret, well-formed (a replaced character could be the same one, 1 in 62).
     let forged = format!(
         "ApiKey-v2 {}",
-        tower_apikey::test_util::with_wrong_secret(unscoped.expose_secret())
+        tower_apikey::testing::with_wrong_secret(unscoped.expose_secret())
     );
     assert_eq!(server.ping(&forged).await, 401);
     server.tracker.flush().await.unwrap();

@@ -42,7 +42,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tower_apikey::{Actor, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, ScopeCatalogue, Scopes};
+use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::{Actor, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, Scopes};
 use tower_apikey_admin::AdminRouter;
 
 /// The scopes this application declares.

@@ -27,10 +27,11 @@ use super::MAX_OVERLAP;
 use super::first_use_body;
 use super::limits_body::{self, LimitsRequest};
 use super::problem::{AdminError, FieldError};
-use tower_apikey::KeyName;
+use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
-use tower_apikey::{KeyManager, OldKeyPlan};
+use tower_apikey::manager::OldKeyPlan;
+use tower_apikey::record::KeyName;
 
 pub(super) type Object = Map<String, Value>;
 
@@ -437,7 +438,7 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
     use tower_apikey::InMemoryKeyStore;
-    use tower_apikey::ManualClock;
+    use tower_apikey::testing::ManualClock;
 
     fn manager() -> KeyManager<InMemoryKeyStore> {
         // 2026-05-01T12:00:00Z

@@ -15,7 +15,7 @@ use super::view::utc;
 use tower_apikey::KeyId;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
-use tower_apikey::{EventLog, EventQuery, KeyEvent};
+use tower_apikey::event::{EventLog, EventQuery, KeyEvent};
 
 /// One lifecycle event of a key (`{"id", "type", "key_id", "actor", "at", "detail"}`).
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,7 +168,7 @@ async fn answer(
     params: &QueryParams,
 ) -> Result<Response, AdminError> {
     let (limit, cursor) = params.page()?;
-    let mut query = EventQuery::new().limit(limit);
+    let mut query = EventQuery::new().with_limit(limit);
     if let Some(key) = key {
         query = query.key(key);
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::problem::FieldError;
-use tower_apikey::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
+use tower_apikey::manager::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
 
 /// The field names this module reads.
 pub(super) const FIELDS: &[&str] = &["until_first_use", "grace_secs"];

@@ -12,7 +12,8 @@ use super::acting::Acting;
 use super::problem::AdminError;
 use super::view::KeyView;
 use tower_apikey::KeyManager;
-use tower_apikey::{KeyStoreAdmin, Revocation};
+use tower_apikey::KeyStoreAdmin;
+use tower_apikey::store::Revocation;
 
 /// The answer to `DELETE /keys/{id}`: the key, and the heirs revoked with it.
 #[derive(Debug, Serialize, ToSchema)]

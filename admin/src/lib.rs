@@ -130,7 +130,7 @@
 //! each order is total and a cursor names a place in it, not an offset: keys created
 //! between two requests neither repeat nor hide keys on the next page. A cursor is
 //! refused (422) under a sort other than the one it was made for. States are judged at
-//! the manager's clock, never the database's. See [`KeyQuery`](tower_apikey::KeyQuery).
+//! the manager's clock, never the database's. See [`KeyQuery`](tower_apikey::store::KeyQuery).
 //!
 //! # Errors
 //!
@@ -364,14 +364,15 @@ use openapi::Documented;
 use panel::PanelAuth;
 use problem::AdminError;
 use tower_apikey::ApiKeyV2Layer;
-use tower_apikey::FailureThrottle;
 use tower_apikey::KeyId;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
-use tower_apikey::SharedLimits;
-use tower_apikey::TrustedProxies;
-use tower_apikey::UsageTracker;
-use tower_apikey::{CreatedKey, KeyManager, NewKey, OldKeyPlan, ScopeCatalogue};
+use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::usage::UsageTracker;
+use tower_apikey::{CreatedKey, KeyManager, NewKey};
 use view::{CreatedView, KeyView, ScopesView};
 
 pub use self_rotate::ROTATE_SELF_SCOPE;
@@ -871,4 +872,4 @@ fn created_answer(created: &CreatedKey, location: String) -> Result<Response, Ad
 }
 
 /// The longest rotation overlap: a key never lives longer than 365 days anyway.
-const MAX_OVERLAP: Duration = tower_apikey::MAX_LIFETIME;
+const MAX_OVERLAP: Duration = tower_apikey::manager::MAX_LIFETIME;

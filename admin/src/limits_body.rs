@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::problem::FieldError;
-use tower_apikey::{AllowedIps, LimitError, Quota, QuotaPeriod, RateLimit};
+use tower_apikey::record::{AllowedIps, LimitError, Quota, QuotaPeriod, RateLimit};
 
 /// The limits asked for; `None` where a field was absent or `null`.
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use super::view::KeyView;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scope;
-use tower_apikey::{KeyFilter, KeyQuery, KeySort};
+use tower_apikey::store::{KeyFilter, KeyQuery, KeySort};
 
 /// The parameters `GET /keys` takes.
 const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];

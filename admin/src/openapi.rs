@@ -40,11 +40,11 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 use super::MAX_OVERLAP;
 #[cfg(test)]
 use super::{first_use_body, limits_body, patch_body};
+use tower_apikey::manager::{MAX_FIRST_USE_GRACE, MAX_LIFETIME, ScopeCatalogue};
+use tower_apikey::record::{KeyName, MAX_ALLOWED_IPS, MAX_NAME_CHARS, MAX_RATE_WINDOW_SECS};
 use tower_apikey::scope::{MAX_SCOPE_LEN, MAX_SCOPES};
-use tower_apikey::{KeyFilter, MAX_SEARCH_CHARS};
-use tower_apikey::{KeyName, MAX_ALLOWED_IPS, MAX_NAME_CHARS, MAX_RATE_WINDOW_SECS};
-use tower_apikey::{MAX_CURSOR_CHARS, MAX_PAGE_LIMIT};
-use tower_apikey::{MAX_FIRST_USE_GRACE, MAX_LIFETIME, ScopeCatalogue};
+use tower_apikey::store::{KeyFilter, MAX_SEARCH_CHARS};
+use tower_apikey::store::{MAX_CURSOR_CHARS, MAX_PAGE_LIMIT};
 
 /// The security scheme's name in the document.
 const SCHEME: &str = "ApiKeyV2";
@@ -784,7 +784,7 @@ fn finish(doc: &mut Value) {
 }
 
 fn sort_names() -> Vec<&'static str> {
-    use tower_apikey::{KeySort, KeySortField};
+    use tower_apikey::store::{KeySort, KeySortField};
     [
         KeySortField::Created,
         KeySortField::LastUsed,
@@ -901,7 +901,7 @@ mod tests {
     fn the_event_types_are_the_events_kinds() {
         let doc = &*BASE;
         let documented = &doc["components"]["schemas"]["EventType"]["enum"];
-        let kinds: Vec<&str> = tower_apikey::EventType::ALL
+        let kinds: Vec<&str> = tower_apikey::event::EventType::ALL
             .iter()
             .map(|k| k.as_str())
             .collect();

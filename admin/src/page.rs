@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::problem::{AdminError, FieldError};
-use tower_apikey::{PageCursor, PageLimit};
+use tower_apikey::store::{PageCursor, PageLimit};
 
 /// The most query parameters one request may carry: more is refused before any is
 /// read, so a query string cannot make the router allocate without end.

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::body::{Object, unknown_fields};
 use super::limits_body;
 use super::problem::{AdminError, FieldError};
-use tower_apikey::KeyName;
-use tower_apikey::KeyUpdate;
+use tower_apikey::record::KeyName;
+use tower_apikey::store::KeyUpdate;
 
 /// The fields a PATCH may carry.
 pub(super) const FIELDS: &[&str] = &["name", "rate_limit", "quota", "allowed_ips"];
@@ -68,7 +68,7 @@ pub(super) fn parse(object: &Object) -> Result<KeyUpdate, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_apikey::{Quota, QuotaPeriod, RateLimit};
+    use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
 
     fn object(json: Value) -> Object {
         match json {

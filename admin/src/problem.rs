@@ -6,9 +6,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use serde::Serialize;
+use tower_apikey::ManagerError;
+use tower_apikey::manager::{ChangeKind, ExpiryError, Loosened};
 use tower_apikey::middleware::RETRY_AFTER_SECS;
-use tower_apikey::{ChangeKind, ExpiryError, Loosened, ManagerError};
-use tower_apikey::{NameError, ScopeError, Scopes, StoreError};
+use tower_apikey::record::KeyNameError;
+use tower_apikey::scope::ScopeError;
+use tower_apikey::{Scopes, StoreError};
 
 use super::MAX_BODY_BYTES;
 
@@ -30,13 +33,15 @@ impl FieldError {
         }
     }
 
-    pub(super) fn name(error: &NameError) -> Self {
+    pub(super) fn name(error: &KeyNameError) -> Self {
         let hint = match error {
-            NameError::Empty => "name the key after what uses it, such as \"billing-sync (prod)\"",
-            NameError::TooLong(_) => "shorten it",
-            NameError::ControlCharacter => "remove newlines, tabs and other control characters",
-            NameError::Untrimmed => "remove the spaces around it",
-            NameError::HiddenCharacter(_) => {
+            KeyNameError::Empty => {
+                "name the key after what uses it, such as \"billing-sync (prod)\""
+            }
+            KeyNameError::TooLong(_) => "shorten it",
+            KeyNameError::ControlCharacter => "remove newlines, tabs and other control characters",
+            KeyNameError::Untrimmed => "remove the spaces around it",
+            KeyNameError::HiddenCharacter(_) => {
                 "remove invisible characters such as zero-width spaces, bidirectional \
                  controls and line separators, which could make the name read as another"
             }
@@ -338,7 +343,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_fields_are_all_listed_and_the_first_is_named() {
         let (status, body) = document(AdminError::Invalid(vec![
-            FieldError::name(&NameError::Empty),
+            FieldError::name(&KeyNameError::Empty),
             FieldError::expires_at(&ExpiryError::TooFar),
         ]))
         .await;

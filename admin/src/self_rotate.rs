@@ -11,7 +11,7 @@
 //!
 //! Unless the body says otherwise (`overlap_secs`, or `until_first_use` with its own
 //! `grace_secs`), the old key keeps working until 300 s
-//! ([`DEFAULT_FIRST_USE_GRACE`](tower_apikey::DEFAULT_FIRST_USE_GRACE)) after the new key's
+//! ([`DEFAULT_FIRST_USE_GRACE`](tower_apikey::manager::DEFAULT_FIRST_USE_GRACE)) after the new key's
 //! first proven use, then ends: the integration switches when it is ready, and nobody
 //! has to revoke the old key. That needs last-used times to reach the store (see
 //! [`KeyManager::tracks_usage`]); without them the default is refused with 409,
@@ -38,8 +38,9 @@ use axum::response::Response;
 use super::acting::Acting;
 use super::body::{self, RotateRequest};
 use super::problem::AdminError;
+use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
-use tower_apikey::{DEFAULT_FIRST_USE_GRACE, KeyManager, OldKeyPlan};
+use tower_apikey::manager::{DEFAULT_FIRST_USE_GRACE, OldKeyPlan};
 
 /// The scope a key needs to rotate itself with `POST /self/rotate`. `admin:keys` does
 /// not imply it: a key rotates itself only if it was made to.

@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::problem::AdminError;
+use tower_apikey::Actor;
 use tower_apikey::KeyRecord;
 use tower_apikey::PlaintextKey;
-use tower_apikey::{Actor, ScopeCatalogue};
+use tower_apikey::manager::ScopeCatalogue;
 
 // The doc comments on these views are also their descriptions in the OpenAPI document
 // (`GET /openapi.json`), which `ToSchema` derives from the very types serialised here.
@@ -248,9 +249,10 @@ pub(super) fn utc(time: SystemTime) -> Result<OffsetDateTime, AdminError> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
-    use tower_apikey::KeyName;
+    use tower_apikey::KeyId;
     use tower_apikey::Scopes;
-    use tower_apikey::{KeyDigest, KeyId};
+    use tower_apikey::key::KeyDigest;
+    use tower_apikey::record::KeyName;
 
     fn record() -> KeyRecord {
         let created = UNIX_EPOCH + Duration::from_secs(1_777_636_800); // 2026-05-01T12:00:00Z
@@ -265,14 +267,15 @@ mod tests {
         .with_last_used_at(Some(created + Duration::from_millis(1_500)))
         .with_ends_at(Some(created + Duration::from_secs(3_600)))
         .with_created_by(Some(
-            tower_apikey::ActorName::new("alice@example.com").unwrap(),
+            tower_apikey::record::ActorName::new("alice@example.com").unwrap(),
         ))
-        .with_rate_limit(Some(tower_apikey::RateLimit::new(100, 60).unwrap()))
+        .with_rate_limit(Some(tower_apikey::record::RateLimit::new(100, 60).unwrap()))
         .with_quota(Some(
-            tower_apikey::Quota::new(10_000, tower_apikey::QuotaPeriod::Month).unwrap(),
+            tower_apikey::record::Quota::new(10_000, tower_apikey::record::QuotaPeriod::Month)
+                .unwrap(),
         ))
         .with_allowed_ips(Some(
-            tower_apikey::AllowedIps::new(["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
+            tower_apikey::record::AllowedIps::new(["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
         ))
     }
 
@@ -304,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_view_carrying_a_new_key_does_not_debug_print_it() {
-        let key = PlaintextKey::generate(&tower_apikey::KeyPrefix::default());
+        let key = PlaintextKey::generate(&tower_apikey::key::KeyPrefix::default());
         let view = CreatedView::new(KeyView::new(&record()).unwrap(), &key);
         let debug = format!("{view:?}");
         let secret = key.expose_secret();

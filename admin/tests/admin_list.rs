@@ -21,10 +21,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_apikey::store::conformance::sample_record;
+use tower_apikey::record::ActorName;
+use tower_apikey::store::{KeyQuery, OldKeyEnd, Page, RotateOutcome};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::testing::conformance::sample_record;
 use tower_apikey::{
-    ActorName, InMemoryKeyStore, KeyId, KeyManager, KeyQuery, KeyRecord, KeyStore, KeyStoreAdmin,
-    ManualClock, NewKey, OldKeyEnd, Page, RotateOutcome, StoreError,
+    InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, NewKey, StoreError,
 };
 
 /// 2027-01-15T08:00:00Z, after the conformance records' times.

@@ -18,7 +18,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_apikey::{EventLog, InMemoryKeyStore, KeyManager, ManualClock, NewKey, UsageTracker};
+use tower_apikey::event::EventLog;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::UsageTracker;
+use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// 2026-05-01T12:00:00Z.

@@ -26,10 +26,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tower_apikey::{
-    EventLog, EventQuery, EventStore, EventType, KeyEvent, KeyId, KeyManager, KeyRecord,
-    KeyStoreAdmin, ManualClock, NewKey, TracingSink,
-};
+use tower_apikey::event::{EventLog, EventQuery, EventStore, EventType, KeyEvent};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::TracingUsageSink;
+use tower_apikey::{KeyId, KeyManager, KeyRecord, KeyStoreAdmin, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// Requests each cancelled client sends.
@@ -52,7 +52,7 @@ impl<S: KeyStoreAdmin + EventStore + Clone> Server<S> {
         let events = EventLog::new(store.clone());
         // As before 0.2, no usage reaches the store (these stores need not keep it).
         let manager = KeyManager::builder(store)
-            .usage_sink(TracingSink)
+            .usage_sink(TracingUsageSink)
             .clock(clock.clone())
             .events(events.clone())
             .build();
@@ -492,11 +492,11 @@ mod memory {
     use std::time::SystemTime;
 
     use async_trait::async_trait;
-    use tower_apikey::{
-        ActorName, EventQuery, EventStore, InMemoryKeyStore, KeyEvent, KeyId, KeyRecord, KeyStore,
-        KeyStoreAdmin, KeyUpdate, NewEvent, OldKeyEnd, Page, Revocation, RotateOutcome, StoreError,
-        UsageDay,
-    };
+    use tower_apikey::event::{EventQuery, EventStore, KeyEvent, NewEvent};
+    use tower_apikey::record::ActorName;
+    use tower_apikey::store::{KeyUpdate, OldKeyEnd, Page, Revocation, RotateOutcome};
+    use tower_apikey::usage::UsageDay;
+    use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
 
     use super::*;
 
@@ -705,7 +705,7 @@ mod memory {
     async fn m3_a_store_that_cannot_keep_events_with_changes_refuses_them() {
         let store = Older::default();
         let manager = KeyManager::builder(store.clone())
-            .usage_sink(TracingSink)
+            .usage_sink(TracingUsageSink)
             .events(EventLog::new(InMemoryKeyStore::new()))
             .build();
         let refused = manager.create(NewKey::new("k", ["a:b"])).await;
@@ -716,7 +716,7 @@ mod memory {
         assert!(store.0.is_empty(), "nothing stored");
         // Without an event log it works as it always did.
         let made = KeyManager::builder(store.clone())
-            .usage_sink(TracingSink)
+            .usage_sink(TracingUsageSink)
             .build()
             .create(NewKey::new("k", ["a:b"]))
             .await
@@ -745,7 +745,7 @@ mod memory {
 /// nothing is changed.
 async fn no_change_without_its_event<S: KeyStoreAdmin + EventStore + Clone>(server: &Server<S>) {
     let target = KeyManager::builder(server.manager.store().clone())
-        .usage_sink(TracingSink)
+        .usage_sink(TracingUsageSink)
         .clock(server.clock.clone())
         .build()
         .create(NewKey::new("target", ["reports:read"]))
@@ -883,7 +883,7 @@ mod postgres {
         let manager = KeyManager::builder(store.clone())
             .events(log.clone())
             .build();
-        let tracker = tower_apikey::UsageTracker::builder(store.clone())
+        let tracker = tower_apikey::usage::UsageTracker::builder(store.clone())
             .events(log.clone())
             .build();
         let key = manager

@@ -17,7 +17,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_apikey::{EventLog, InMemoryKeyStore, KeyManager, NewKey, ScopeCatalogue};
+use tower_apikey::event::EventLog;
+use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// Every route of the admin router, as this test knows it. The router registers its

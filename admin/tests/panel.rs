@@ -55,7 +55,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_apikey::{InMemoryKeyStore, ManualClock};
+use tower_apikey::InMemoryKeyStore;
+use tower_apikey::testing::ManualClock;
 
 /// How long to wait for the page to show something before failing: generous, for a
 /// slow, shared machine. Nothing is asserted about how long anything takes.
@@ -1883,7 +1884,9 @@ const MANY: usize = 10_000;
 /// minute apart (service 00000 the oldest), every 50th revoked, every 7th used an hour
 /// ago; one revoked key is named like a spreadsheet formula.
 async fn load_many(store: &InMemoryKeyStore) -> Vec<tower_apikey::KeyRecord> {
-    use tower_apikey::{KeyDigest, KeyId, KeyName, KeyRecord, KeyStoreAdmin, Scopes};
+    use tower_apikey::key::KeyDigest;
+    use tower_apikey::record::KeyName;
+    use tower_apikey::{KeyId, KeyRecord, KeyStoreAdmin, Scopes};
     let now = SystemTime::now();
     let mut records = Vec::with_capacity(MANY);
     for i in 0..MANY {
@@ -2400,7 +2403,9 @@ fn panel_utc(at: SystemTime) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l11_restricting_to_recent_addresses_shows_their_recency_and_asks_first() {
-    use tower_apikey::{KeyDigest, KeyId, KeyName, KeyRecord, KeyStoreAdmin, RecentIps, Scopes};
+    use tower_apikey::key::KeyDigest;
+    use tower_apikey::record::{KeyName, RecentIps};
+    use tower_apikey::{KeyId, KeyRecord, KeyStoreAdmin, Scopes};
     // A key last used two hours ago from 203.0.113.66 (a thief, say), before that from
     // its owner's two addresses.
     let store = InMemoryKeyStore::new();

@@ -18,10 +18,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_apikey::{
-    AllowedIps, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Quota, QuotaPeriod, RateLimit,
-    ScopeCatalogue,
-};
+use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// 2026-05-01T12:00:00Z.
@@ -620,7 +620,7 @@ async fn m2_a_limited_key_cannot_patch_its_own_limits_away_but_may_tighten_them(
         .app
         .update(
             &id.parse().unwrap(),
-            tower_apikey::KeyUpdate::new().rate_limit(None),
+            tower_apikey::store::KeyUpdate::new().rate_limit(None),
         )
         .await
         .unwrap();

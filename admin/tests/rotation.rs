@@ -23,10 +23,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_apikey::{
-    Actor, Clock, EventLog, InMemoryKeyStore, KeyManager, ManualClock, NewKey, Scopes, TracingSink,
-    UsageTracker,
-};
+use tower_apikey::event::EventLog;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
+use tower_apikey::{Actor, Clock, InMemoryKeyStore, KeyManager, NewKey, Scopes};
 use tower_apikey_admin::AdminRouter;
 
 /// 2026-05-01T12:00:00Z.
@@ -76,7 +76,7 @@ impl Server {
             let tracker = app.tracker().clone();
             (app, Some(tracker))
         } else {
-            (builder.usage_sink(TracingSink).build(), None)
+            (builder.usage_sink(TracingUsageSink).build(), None)
         };
         let layer = app.layer();
         let api = axum::Router::new()

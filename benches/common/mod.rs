@@ -19,9 +19,11 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::Service;
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::record::KeyName;
+use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{
-    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyName, KeyPrefix, KeyRecord, KeyStoreAdmin,
-    PlaintextKey, Scopes, TracingSink, UsageTracker,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyRecord, KeyStoreAdmin, PlaintextKey, Scopes,
 };
 
 pub type Body = http_body_util::Full<Bytes>;
@@ -225,13 +227,13 @@ impl Keys {
             add(&key, record(&key, &scopes, now, year));
         }
         let text = valid.expose_secret().to_owned();
-        let bad_checksum = tower_apikey::test_util::with_bad_checksum(&text);
+        let bad_checksum = tower_apikey::testing::with_bad_checksum(&text);
         Self {
             store,
             valid: header(&text),
             valid2: header(valid2.expose_secret()),
             unknown_id: header(PlaintextKey::generate(&prefix).expose_secret()),
-            wrong_secret: header(&tower_apikey::test_util::with_wrong_secret(&text)),
+            wrong_secret: header(&tower_apikey::testing::with_wrong_secret(&text)),
             bad_checksum: header(&bad_checksum),
             malformed: header("mkc_tooshort"),
             expired: header(expired.expose_secret()),
@@ -267,7 +269,7 @@ impl Keys {
     pub fn layer(&self, tracking: bool) -> ApiKeyV2Layer {
         let layer = ApiKeyV2Layer::new(self.store.clone());
         if tracking {
-            layer.usage_tracker(UsageTracker::new(TracingSink))
+            layer.usage_tracker(UsageTracker::new(TracingUsageSink))
         } else {
             layer
         }

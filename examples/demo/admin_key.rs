@@ -14,7 +14,8 @@
 use std::error::Error;
 use std::path::Path;
 
-use tower_apikey::{Clock, KeyManager, KeyRecord, KeyState, KeyStoreAdmin, PlaintextKey, Scopes};
+use tower_apikey::record::KeyState;
+use tower_apikey::{Clock, KeyManager, KeyRecord, KeyStoreAdmin, PlaintextKey, Scopes};
 
 use crate::app;
 use crate::key_file::KeyFile;

@@ -16,10 +16,15 @@ use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::event::{EventLog, EventStore};
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::usage::UsageTracker;
 use tower_apikey::{
-    ApiKeyIdentity, Clock, EventLog, EventStore, FailureThrottle, KeyManager, KeyManagerBuilder,
-    KeyStoreAdmin, ManagerError, NewKey, PlaintextKey, RequireScopesLayer, ScopeCatalogue, Scopes,
-    SharedLimits, TrustedProxies, UsageSink, UsageTracker,
+    ApiKeyIdentity, Clock, KeyManager, KeyManagerBuilder, KeyStoreAdmin, ManagerError, NewKey,
+    PlaintextKey, RequireScopesLayer, Scopes, UsageSink,
 };
 use tower_apikey_admin::{ADMIN_SCOPE, AdminRouter};
 

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tower_apikey::{ClientAddr, TrustedProxies};
+use tower_apikey::client_addr::{ClientAddr, TrustedProxies};
 
 /// The connections each client holds, and the most it may.
 ///

@@ -19,7 +19,7 @@
 //! It is meant to survive the internet (see `serve.rs`): a header-read timeout, an idle
 //! timeout, a request timeout, a connection cap and a cap per client, each with a flag.
 //! A client address that sends 10 wrong keys in a row, then more than 10 a minute, gets
-//! 429 with `Retry-After` until it slows down (see `tower_apikey::FailureThrottle`).
+//! 429 with `Retry-After` until it slows down (see `tower_apikey::middleware::FailureThrottle`).
 //! Behind reverse proxies named with `--trusted-proxies`, the client address is the one
 //! they forward. Ctrl-C or SIGTERM stops it gracefully: in-flight requests finish, then
 //! pending last-used times are written.
@@ -46,7 +46,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower_apikey::{InMemoryKeyStore, KeyManager, KeyStoreAdmin, SystemClock, TrustedProxies};
+use tower_apikey::client_addr::TrustedProxies;
+use tower_apikey::{InMemoryKeyStore, KeyManager, KeyStoreAdmin, SystemClock};
 
 /// ApiKey-v2 demo server: key management at /admin, protected routes at /ping, /whoami
 /// and /reports.
@@ -294,7 +295,8 @@ async fn serve_postgres(
     url: &str,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_apikey::{CachedKeyStore, SharedLimits};
+    use tower_apikey::limits::SharedLimits;
+    use tower_apikey::store::cached::CachedKeyStore;
     use tower_apikey_postgres::PgKeyStore;
 
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -54,7 +54,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::ServiceExt;
 use tower::util::Oneshot;
-use tower_apikey::TrustedProxies;
+use tower_apikey::client_addr::TrustedProxies;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::client_slots::{ClientSlot, ClientSlots};

@@ -10,9 +10,9 @@ use std::time::Duration;
 use axum::{Router, routing::get};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
-use tower_apikey::{
-    ApiKeyIdentity, CachedKeyStore, KeyManager, NewKey, RequireScopesLayer, Scopes, SharedLimits,
-};
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::{ApiKeyIdentity, KeyManager, NewKey, RequireScopesLayer, Scopes};
 use tower_apikey_postgres::PgKeyStore;
 
 #[tokio::main]

@@ -15,10 +15,11 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
-use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::testing::{with_bad_checksum, with_wrong_secret};
+use tower_apikey::usage::{UsageTracker, UsageTrackerStats};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, KeyPrefix, NewKey, PlaintextKey,
-    Scopes, UsageStats, UsageTracker,
+    ApiKeyIdentity, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, NewKey, PlaintextKey, Scopes,
 };
 
 /// The size of a soak run.
@@ -53,7 +54,7 @@ pub struct Report {
     pub rss_end_kib: u64,
     /// Keys without a last-used time from the run after `shutdown()`.
     pub keys_without_last_used: usize,
-    pub usage: UsageStats,
+    pub usage: UsageTrackerStats,
 }
 
 impl Report {

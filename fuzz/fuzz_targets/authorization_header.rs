@@ -10,7 +10,7 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_apikey::HeaderError;
+use tower_apikey::middleware::HeaderError;
 use tower_apikey::fuzzing::{MAX_HEADER_LEN, credentials, token};
 
 /// The grammar, written as plainly as possible and independently of the parser.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use arbitrary::Arbitrary;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_apikey::{ClientAddr, TrustedProxies};
+use tower_apikey::client_addr::{ClientAddr, TrustedProxies};
 
 #[derive(Arbitrary, Debug)]
 struct Net {

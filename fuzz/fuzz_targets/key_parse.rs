@@ -12,7 +12,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tower_apikey::fuzzing::parse_key;
-use tower_apikey::{KeyFormatError, KeyId, KeyPrefix, PlaintextKey};
+use tower_apikey::{KeyId, PlaintextKey};
+use tower_apikey::key::{KeyFormatError, KeyPrefix};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

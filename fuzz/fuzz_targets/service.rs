@@ -44,10 +44,13 @@ use http_body::Body as _;
 use libfuzzer_sys::fuzz_target;
 use tower_apikey::fuzzing::{parse_key, token};
 use tower_apikey::{
-    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, InMemoryKeyStore, KeyId, KeyName, KeyPrefix,
-    KeyRecord, KeyStore, KeyStoreAdmin, ManualClock, PlaintextKey, ResponseBody, Scopes,
-    StoreError,
+    ApiKeyIdentity, ApiKeyV2Layer, ApiKeyV2Service, InMemoryKeyStore, KeyId, KeyRecord, KeyStore,
+    KeyStoreAdmin, PlaintextKey, Scopes, StoreError,
 };
+use tower_apikey::key::KeyPrefix;
+use tower_apikey::middleware::ResponseBody;
+use tower_apikey::record::KeyName;
+use tower_apikey::testing::ManualClock;
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -24,10 +24,13 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use sqlx::postgres::PgPoolOptions;
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_apikey::key::KeyDigest;
+use tower_apikey::record::KeyName;
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::store::{KeyFilter, KeyQuery};
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore, KeyDigest, KeyFilter, KeyId, KeyManager,
-    KeyName, KeyQuery, KeyRecord, KeyStore, KeyStoreAdmin, NewKey, PlaintextKey, Scope, Scopes,
-    UsageSink,
+    ApiKeyV2Layer, InMemoryKeyStore, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, NewKey,
+    PlaintextKey, Scope, Scopes, UsageSink,
 };
 use tower_apikey_postgres::PgKeyStore;
 
@@ -253,8 +256,8 @@ fn percentiles<S: KeyStoreAdmin>(
 /// A page in the middle of the list: the cursor after 50,000 keys, newest first.
 fn deep_query<S: KeyStoreAdmin>(rt: &tokio::runtime::Runtime, store: &S) -> KeyQuery {
     rt.block_on(async {
-        let base =
-            KeyQuery::new(list_now()).with_limit(tower_apikey::PageLimit::new(1000).unwrap());
+        let base = KeyQuery::new(list_now())
+            .with_limit(tower_apikey::store::PageLimit::new(1000).unwrap());
         let mut query = base.clone();
         for _ in 0..50 {
             let next = store.list_page(&query).await.unwrap().next.unwrap();

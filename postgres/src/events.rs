@@ -10,12 +10,14 @@ use time::OffsetDateTime;
 use super::aux_sql::{batches_table, events_table, quoted, usage_table};
 use super::usage::{from_date, to_date};
 use super::{PgKeyStore, from_db, to_db};
-use tower_apikey::ActorName;
 use tower_apikey::KeyId;
-use tower_apikey::Page;
 use tower_apikey::StoreError;
-use tower_apikey::UsageDay;
-use tower_apikey::{EventDetail, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
+use tower_apikey::event::{
+    EventDetail, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent,
+};
+use tower_apikey::record::ActorName;
+use tower_apikey::store::Page;
+use tower_apikey::usage::UsageDay;
 
 const EVENT_COLUMNS: &str = "id, type, key_id, actor, at, related_key_id, days, ends_at, attempts";
 
@@ -91,7 +93,7 @@ impl EventStore for PgKeyStore {
     async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError> {
         let events = self.events_name();
         // One more than the page, to know whether there is a next one.
-        let fetch = i64::try_from(query.page_limit().get() + 1).unwrap_or(i64::MAX);
+        let fetch = i64::try_from(query.limit().get() + 1).unwrap_or(i64::MAX);
         let before = query
             .before()
             .map(|id| i64::try_from(id.get()).unwrap_or(i64::MAX));

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{Heartbeat, PgKeyStore};
 use tower_apikey::KeyId;
 use tower_apikey::StoreError;
-use tower_apikey::{KeyChange, KeyIdFeed, KeyIdSubscription};
+use tower_apikey::store::feed::{KeyChange, KeyIdFeed, KeyIdSubscription};
 
 /// Server-side TCP keepalives for the LISTEN connection: the server notices a listener
 /// it can no longer reach after about 10 + 5 × 2 seconds and ends its backend. Ignored
@@ -32,7 +32,7 @@ const KEEPALIVES: &str =
 ///
 /// The changes stream ends with an error when the connection closes, or when a
 /// heartbeat (`SELECT 1` on the LISTEN connection, see
-/// [`PgKeyStore::with_heartbeat`]) does not answer in time.
+/// [`PgKeyStore::heartbeat`]) does not answer in time.
 #[async_trait]
 impl KeyIdFeed for PgKeyStore {
     async fn subscribe(&self) -> Result<KeyIdSubscription, StoreError> {

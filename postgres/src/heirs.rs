@@ -8,9 +8,11 @@ use sqlx::AssertSqlSafe;
 use super::sql::COLUMNS;
 use super::{PgKeyStore, record_from_row, to_db};
 use tower_apikey::KeyId;
-use tower_apikey::NewEvent;
-use tower_apikey::{ActorName, KeyRecord, KeyState};
-use tower_apikey::{Revocation, StoreError};
+use tower_apikey::KeyRecord;
+use tower_apikey::StoreError;
+use tower_apikey::event::NewEvent;
+use tower_apikey::record::{ActorName, KeyState};
+use tower_apikey::store::Revocation;
 
 impl PgKeyStore {
     /// `$1` key id, `$2` now: the key's heirs active at now, oldest first. The

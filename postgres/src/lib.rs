@@ -9,7 +9,9 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use sqlx::postgres::PgPoolOptions;
-//! use tower_apikey::{CachedKeyStore, KeyManager, SharedLimits};
+//! use tower_apikey::KeyManager;
+//! use tower_apikey::limits::SharedLimits;
+//! use tower_apikey::store::cached::CachedKeyStore;
 //! use tower_apikey_postgres::PgKeyStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -68,7 +70,7 @@
 //! table.
 //!
 //! Beside it, `migrate` creates and verifies, with the same checks as below, the audit
-//! trail's tables: `<table>_events` (the [`EventStore`](tower_apikey::EventStore); indexes
+//! trail's tables: `<table>_events` (the [`EventStore`](tower_apikey::event::EventStore); indexes
 //! `<table>_ev_key` on `(key_id, id DESC)`, `<table>_ev_at` on `at` for pruning, and the
 //! unique `<table>_ev_once` on `(key_id, days)` for `expiring`, which makes it fire once
 //! across instances), `<table>_usage` (daily request counts, primary key `(key_id,
@@ -105,7 +107,7 @@
 //! | migrates, the first time | `CREATE` on the schema (or on the database, to create the schema); it then owns the table |
 //! | migrates later, after an upgrade that adds a column or an index | the table's ownership |
 //! | serves (lookups, create, update, revoke, rotate, last-used) | `USAGE` on the schema; `SELECT`, `INSERT`, `UPDATE` on the table (`UPDATE` for rotations' `SELECT … FOR UPDATE` too) |
-//! | serves with the audit trail ([`EventStore`](tower_apikey::EventStore), daily counts) | also `SELECT`, `INSERT`, `DELETE` on `<table>_events`, `<table>_usage` and `<table>_ubatch`, and `UPDATE` on `<table>_usage` |
+//! | serves with the audit trail ([`EventStore`](tower_apikey::event::EventStore), daily counts) | also `SELECT`, `INSERT`, `DELETE` on `<table>_events`, `<table>_usage` and `<table>_ubatch`, and `UPDATE` on `<table>_usage` |
 //! | follows created and revoked keys ([`KeyFeedListener`]) | `SELECT` on the table, for its snapshot of ids; `LISTEN` and `pg_notify` need no privilege |
 //! | verifies ([`PgKeyStore::migrate`] when everything exists) | nothing more: it reads the catalog |
 //!
@@ -132,9 +134,9 @@
 //!
 //! # Rotation until first use across instances
 //!
-//! An `until_first_use` rotation ([`OldKeyEnd::UntilFirstUse`](tower_apikey::OldKeyEnd::UntilFirstUse))
+//! An `until_first_use` rotation ([`OldKeyEnd::UntilFirstUse`](tower_apikey::store::OldKeyEnd::UntilFirstUse))
 //! ends the old key in the transaction that writes its successor's first use: whichever
-//! instance's [`UsageTracker`](tower_apikey::UsageTracker) flushes that use sets the old key's
+//! instance's [`UsageTracker`](tower_apikey::usage::UsageTracker) flushes that use sets the old key's
 //! `ends_at` (the recorded use plus the grace) and notifies `<table>_revoked` in the
 //! same transaction, so every listener evicts the old record as it would a revoked one
 //! (the flushing instance's [`CachedKeyStore`] evicts it at once). The old key thus
@@ -168,8 +170,8 @@
 //! it, and an id they rule out waits a moment for its notification (see
 //! [`KeyFeedListener`] and the crate's BENCHMARKS.md).
 //!
-//! [`KeyFeedListener`]: tower_apikey::KeyFeedListener
-//! [`KeyIdFeed`]: tower_apikey::KeyIdFeed
+//! [`KeyFeedListener`]: tower_apikey::store::feed::KeyFeedListener
+//! [`KeyIdFeed`]: tower_apikey::store::feed::KeyIdFeed
 //!
 //! # When the database is down
 //!
@@ -184,7 +186,7 @@
 //! cached: the first request after the database is back reads it.
 //!
 //! [`PgPoolOptions::acquire_timeout`]: sqlx::postgres::PgPoolOptions::acquire_timeout
-//! [`CachedKeyStore`]: tower_apikey::CachedKeyStore
+//! [`CachedKeyStore`]: tower_apikey::store::cached::CachedKeyStore
 //! [`StoreError`]: tower_apikey::StoreError
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

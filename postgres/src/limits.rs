@@ -9,9 +9,9 @@ use sqlx::AssertSqlSafe;
 
 use super::PgKeyStore;
 use super::aux_sql::{instances_table, limits_table, quoted};
-use tower_apikey::LedgerState;
+use tower_apikey::limits::LedgerState;
+use tower_apikey::limits::{InstanceId, Lease, LeaseRequest, LimitBackend};
 use tower_apikey::store::BoxError;
-use tower_apikey::{InstanceId, Lease, LeaseRequest, LimitBackend};
 
 /// An instance counts as live for this long after its last lease call or heartbeat.
 const INSTANCE_TTL_SECS: i64 = 30;

@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use super::sql::COLUMNS;
 use super::{PgKeyStore, record_from_row, to_db};
 use tower_apikey::KeyRecord;
-use tower_apikey::Page;
 use tower_apikey::StoreError;
-use tower_apikey::{
+use tower_apikey::store::Page;
+use tower_apikey::store::{
     DORMANT_AFTER_NEVER_USED, DORMANT_AFTER_UNUSED, EXPIRING_WITHIN, KeyFilter, KeyQuery,
     KeySortField,
 };

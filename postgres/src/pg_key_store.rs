@@ -9,16 +9,18 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+use tower_apikey::KeyId;
+use tower_apikey::KeyRecord;
 use tower_apikey::Scopes;
-use tower_apikey::{
-    ActorName, AllowedIps, KeyName, KeyRecord, Quota, QuotaPeriod, RateLimit, RecentIps,
+use tower_apikey::UsageSink;
+use tower_apikey::event::{KeyEvent, NewEvent};
+use tower_apikey::key::KeyDigest;
+use tower_apikey::record::{
+    ActorName, AllowedIps, KeyName, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
-use tower_apikey::{KeyDigest, KeyId};
-use tower_apikey::{KeyEvent, NewEvent};
-use tower_apikey::{
-    KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
-};
-use tower_apikey::{KeyUsage, UsageBatch, UsageError, UsageOutcome, UsageSink};
+use tower_apikey::store::{KeyUpdate, OldKeyEnd, Revocation, RotateOutcome};
+use tower_apikey::usage::{KeyUsage, UsageBatch, UsageOutcome, UsageSinkError};
+use tower_apikey::{KeyStore, KeyStoreAdmin, StoreError};
 
 use super::sql::{self, Sql};
 use super::{DEFAULT_HEARTBEAT_EVERY, DEFAULT_HEARTBEAT_TIMEOUT};
@@ -119,7 +121,7 @@ impl PgKeyStore {
         }
     }
 
-    /// How the [`KeyIdFeed`](tower_apikey::KeyIdFeed)'s LISTEN connection is checked: a
+    /// How the [`KeyIdFeed`](tower_apikey::store::feed::KeyIdFeed)'s LISTEN connection is checked: a
     /// `SELECT 1` on it every `every`, which must answer within `timeout` (defaults:
     /// [`DEFAULT_HEARTBEAT_EVERY`], [`DEFAULT_HEARTBEAT_TIMEOUT`]). A connection that
     /// is closed is noticed at once; one that is silently dead (a half-open TCP
@@ -130,7 +132,7 @@ impl PgKeyStore {
     ///
     /// `every` is at least 100 ms and `timeout` at least 10 ms: shorter values are raised
     /// to those, so that a zero cannot turn the heartbeat into a busy loop of queries.
-    pub fn with_heartbeat(self, every: Duration, timeout: Duration) -> Self {
+    pub fn heartbeat(self, every: Duration, timeout: Duration) -> Self {
         Self {
             heartbeat: Heartbeat {
                 every: every.max(Duration::from_millis(100)),
@@ -138,6 +140,12 @@ impl PgKeyStore {
             },
             ..self
         }
+    }
+
+    #[deprecated(note = "use PgKeyStore::heartbeat")]
+    #[doc(hidden)]
+    pub fn with_heartbeat(self, every: Duration, timeout: Duration) -> Self {
+        self.heartbeat(every, timeout)
     }
 
     /// Uses the schema `schema` (default `public`). [`migrate`](Self::migrate) creates
@@ -280,8 +288,8 @@ impl KeyStoreAdmin for PgKeyStore {
     /// [`explain_list_page`](PgKeyStore::explain_list_page) to check the plan.
     async fn list_page(
         &self,
-        query: &tower_apikey::KeyQuery,
-    ) -> Result<tower_apikey::Page<KeyRecord>, StoreError> {
+        query: &tower_apikey::store::KeyQuery,
+    ) -> Result<tower_apikey::store::Page<KeyRecord>, StoreError> {
         self.page(query).await
     }
 
@@ -545,7 +553,7 @@ impl UsageSink for PgKeyStore {
     /// One `UPDATE` for the whole batch (and one for its client addresses, if any, in
     /// the same transaction). A stored `last_used_at` only moves forward: a retried,
     /// older batch changes nothing. Unknown ids are skipped.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -553,9 +561,9 @@ impl UsageSink for PgKeyStore {
         let mut times = Vec::with_capacity(batch.len());
         for usage in batch {
             ids.push(usage.key_id.as_str());
-            times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
+            times.push(to_db(usage.last_used_at).map_err(UsageSinkError::sink)?);
         }
-        let sink_error = |e| UsageError::sink(self.error(e));
+        let sink_error = |e| UsageSinkError::sink(self.error(e));
         // One transaction, so that the times and the addresses are written together.
         let mut tx = self.pool.begin().await.map_err(sink_error)?;
         sqlx::query(AssertSqlSafe(self.sql.record_usage.clone()))
@@ -572,7 +580,10 @@ impl UsageSink for PgKeyStore {
     }
 
     /// As `record_usage`, in one transaction that also reports first uses.
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         self.record_usage_reporting(batch).await
     }
 }

@@ -3,8 +3,8 @@
 use sqlx::AssertSqlSafe;
 
 use super::PgKeyStore;
-use tower_apikey::KeyUsage;
-use tower_apikey::{MAX_RECENT_IPS, RecentIps};
+use tower_apikey::record::{MAX_RECENT_IPS, RecentIps};
+use tower_apikey::usage::KeyUsage;
 
 impl PgKeyStore {
     /// In `tx`: puts each key's newer addresses in front of the stored ones, keeping

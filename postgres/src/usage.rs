@@ -5,8 +5,8 @@ use sqlx::AssertSqlSafe;
 use super::aux_sql::{batches_table, quoted, usage_table};
 use super::{PgKeyStore, from_db, to_db};
 use tower_apikey::KeyId;
-use tower_apikey::UsageDay;
-use tower_apikey::{RotationEnd, UsageBatch, UsageError, UsageOutcome};
+use tower_apikey::usage::UsageDay;
+use tower_apikey::usage::{RotationEnd, UsageBatch, UsageOutcome, UsageSinkError};
 
 /// A first use as `first_use` returns it: the key, its predecessor, the grace (µs) its
 /// first use gives that predecessor, and the use.
@@ -79,7 +79,7 @@ impl PgKeyStore {
     pub(super) async fn record_usage_reporting(
         &self,
         batch: &UsageBatch<'_>,
-    ) -> Result<UsageOutcome, UsageError> {
+    ) -> Result<UsageOutcome, UsageSinkError> {
         let usages = batch.usages();
         if usages.is_empty() {
             return Ok(UsageOutcome::default());
@@ -88,9 +88,9 @@ impl PgKeyStore {
         let mut times = Vec::with_capacity(usages.len());
         for usage in usages {
             ids.push(usage.key_id.as_str());
-            times.push(to_db(usage.last_used_at).map_err(UsageError::sink)?);
+            times.push(to_db(usage.last_used_at).map_err(UsageSinkError::sink)?);
         }
-        let sink_error = |e| UsageError::sink(self.error(e));
+        let sink_error = |e| UsageSinkError::sink(self.error(e));
         let mut tx = self.pool.begin().await.map_err(sink_error)?;
         let first: Vec<FirstUse> = sqlx::query_as(AssertSqlSafe(self.sql.first_use.clone()))
             .bind(&ids)
@@ -118,7 +118,7 @@ impl PgKeyStore {
         let events = if batch.wants_events() {
             self.insert_events(&mut tx, &batch.events_of(&first_used, &ended))
                 .await
-                .map_err(UsageError::sink)?
+                .map_err(UsageSinkError::sink)?
         } else {
             Vec::new()
         };
@@ -136,8 +136,8 @@ impl PgKeyStore {
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         first: &[FirstUse],
-    ) -> Result<Vec<RotationEnd>, UsageError> {
-        let sink_error = |e| UsageError::sink(self.error(e));
+    ) -> Result<Vec<RotationEnd>, UsageSinkError> {
+        let sink_error = |e| UsageSinkError::sink(self.error(e));
         let mut olds = Vec::new();
         let mut successors = Vec::new();
         let mut ends = Vec::new();

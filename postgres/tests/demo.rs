@@ -457,7 +457,7 @@ async fn the_demo_serves_metrics_without_a_key_counting_each_request_once_by_out
     assert_eq!(revoked.status, StatusCode::OK);
 
     let with = |key: &str| Some(format!("ApiKey-v2 {key}"));
-    let wrong = tower_apikey::test_util::with_wrong_secret(&reader);
+    let wrong = tower_apikey::testing::with_wrong_secret(&reader);
     let mix: [(Method, &str, Option<String>, StatusCode); 11] = [
         (Method::GET, "/ping", with(&reader), StatusCode::OK),
         (Method::GET, "/reports", with(&reader), StatusCode::OK),
@@ -579,7 +579,7 @@ async fn h1_behind_trusted_proxies_the_throttle_and_allowlists_see_the_forwarded
     }
 
     // Wrong keys forwarded for 203.0.113.7 throttle 203.0.113.7 ...
-    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    let wrong = tower_apikey::testing::with_wrong_secret(&key);
     for i in 0..FAILURES_PER_MINUTE {
         let answer = get_with(demo.addr, "/ping", &wrong, xff("203.0.113.7")).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");
@@ -617,7 +617,7 @@ async fn without_trusted_proxies_the_demo_ignores_forwarding_headers() {
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{claim:?}");
     }
     // Every guess counts against the peer, whatever address it claims.
-    let wrong = tower_apikey::test_util::with_wrong_secret(&key);
+    let wrong = tower_apikey::testing::with_wrong_secret(&key);
     for i in 0..FAILURES_PER_MINUTE {
         let answer = get_with(demo.addr, "/ping", &wrong, xff(&format!("203.0.113.{i}"))).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {i}");

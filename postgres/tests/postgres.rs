@@ -24,10 +24,13 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_apikey::store::conformance::{assert_same_record, sample_record};
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::testing::ManualClock;
+use tower_apikey::testing::conformance::{assert_same_record, sample_record};
+use tower_apikey::usage::KeyUsage;
 use tower_apikey::{
-    ApiKeyV2Layer, CachedKeyStore, Clock, KeyManager, KeyStore, KeyStoreAdmin, KeyUsage,
-    ManualClock, NewKey, PlaintextKey, StoreError, SystemClock, UsageSink,
+    ApiKeyV2Layer, Clock, KeyManager, KeyStore, KeyStoreAdmin, NewKey, PlaintextKey, StoreError,
+    SystemClock, UsageSink,
 };
 use tower_apikey_postgres::{MigrateError, PgKeyStore};
 
@@ -121,8 +124,10 @@ fn same_table(store: &PgKeyStore, pool: PgPool) -> PgKeyStore {
 }
 
 mod pg_conformance {
-    tower_apikey::store_conformance_tests!(async { super::fresh_store(super::pool().await).await });
-    tower_apikey::rotation_conformance_tests!(async {
+    tower_apikey::testing::store_conformance_tests!(async {
+        super::fresh_store(super::pool().await).await
+    });
+    tower_apikey::testing::rotation_conformance_tests!(async {
         super::fresh_store(super::pool().await).await
     });
 }
@@ -132,17 +137,21 @@ mod shared_limits;
 
 /// `PgKeyStore` as the shared limits' ledger keeps the `LimitBackend` contract.
 mod pg_limit_backend_conformance {
-    tower_apikey::limit_backend_conformance_tests!(async {
+    tower_apikey::testing::limit_backend_conformance_tests!(async {
         super::fresh_store(super::pool().await).await
     });
 }
 
 mod cached_pg_conformance {
-    tower_apikey::store_conformance_tests!(async {
-        tower_apikey::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
+    tower_apikey::testing::store_conformance_tests!(async {
+        tower_apikey::store::cached::CachedKeyStore::new(
+            super::fresh_store(super::pool().await).await,
+        )
     });
-    tower_apikey::rotation_conformance_tests!(async {
-        tower_apikey::CachedKeyStore::new(super::fresh_store(super::pool().await).await)
+    tower_apikey::testing::rotation_conformance_tests!(async {
+        tower_apikey::store::cached::CachedKeyStore::new(
+            super::fresh_store(super::pool().await).await,
+        )
     });
 }
 
@@ -187,7 +196,7 @@ impl Instance {
         self.listener = Some((stop, task));
         let pid = listener_pid(self.store.get_ref(), None).await;
         // Listening, and its first snapshot applied: from here on it follows changes.
-        wait_for_filter(&self.store, tower_apikey::FilterState::Fresh).await;
+        wait_for_filter(&self.store, tower_apikey::store::cached::FilterState::Fresh).await;
         pid
     }
 
@@ -376,15 +385,15 @@ async fn migrate_adds_the_successors_index_to_a_table_from_an_earlier_version() 
     let heir = sample_record("old", &[], 60).with_rotated_from(Some(*old.id()));
     let second = sample_record("old", &[], 120).with_rotated_from(Some(*old.id()));
     store
-        .rotate(old.id(), &heir, tower_apikey::OldKeyEnd::Keep)
+        .rotate(old.id(), &heir, tower_apikey::store::OldKeyEnd::Keep)
         .await
         .unwrap();
     assert!(matches!(
         store
-            .rotate(old.id(), &second, tower_apikey::OldKeyEnd::Keep)
+            .rotate(old.id(), &second, tower_apikey::store::OldKeyEnd::Keep)
             .await
             .unwrap(),
-        tower_apikey::RotateOutcome::HasLiveSuccessor(id) if id == *heir.id()
+        tower_apikey::store::RotateOutcome::HasLiveSuccessor(id) if id == *heir.id()
     ));
 }
 
@@ -425,7 +434,7 @@ async fn migrate_adds_ends_at_to_a_table_from_an_earlier_version() {
     let new = sample_record("from 0.1", &["a:b"], 60).with_rotated_from(Some(*old.id()));
     let end = old.created_at() + Duration::from_secs(3600);
     store
-        .rotate(old.id(), &new, tower_apikey::OldKeyEnd::EndAt(end))
+        .rotate(old.id(), &new, tower_apikey::store::OldKeyEnd::EndAt(end))
         .await
         .expect("rotate on the migrated table");
     let ended = store.get(old.id()).await.unwrap().unwrap();
@@ -496,7 +505,7 @@ async fn migrate_adds_the_actor_columns_to_a_table_from_an_earlier_version() {
     assert_same_record(&found, &old);
     assert_eq!((found.created_by(), found.revoked_by()), (None, None));
 
-    let alice = tower_apikey::ActorName::new("alice@example.com").unwrap();
+    let alice = tower_apikey::record::ActorName::new("alice@example.com").unwrap();
     store
         .revoke_by(old.id(), old.created_at(), Some(&alice))
         .await
@@ -580,7 +589,8 @@ async fn a_usage_batch_only_moves_last_used_forward() {
 
 #[tokio::test]
 async fn a_usage_batch_puts_newer_addresses_in_front_of_the_stored_ones() {
-    use tower_apikey::{RecentIps, UsageBatch, UsageBatchId};
+    use tower_apikey::record::RecentIps;
+    use tower_apikey::usage::{UsageBatch, UsageBatchId};
     let store = fresh_store(pool().await).await;
     let ips = |texts: &[&str]| {
         RecentIps::from_newest(texts.iter().map(|t| t.parse::<std::net::IpAddr>().unwrap()))
@@ -670,8 +680,8 @@ async fn until_first_use_ends_the_old_key_on_every_instance_after_the_grace() {
     let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let mut a = Instance::with_clock(fresh_store(pool().await).await, clock.clone());
     let mut b = Instance::with_clock(same_table(a.store.get_ref(), pool().await), clock.clone());
-    let tracker_a = tower_apikey::UsageTracker::new(a.store.clone());
-    let tracker_b = tower_apikey::UsageTracker::new(b.store.clone());
+    let tracker_a = tower_apikey::usage::UsageTracker::new(a.store.clone());
+    let tracker_b = tower_apikey::usage::UsageTracker::new(b.store.clone());
     a.layer = a.layer.clone().usage_tracker(tracker_a.clone());
     b.layer = b.layer.clone().usage_tracker(tracker_b.clone());
     a.listen().await;
@@ -834,7 +844,7 @@ async fn the_listener_reconnects_after_its_connection_is_terminated_and_clears_t
     assert_ne!(first_pid, second_pid);
 
     // And B listens again, once its new snapshot is applied.
-    wait_for_filter(&b.store, tower_apikey::FilterState::Fresh).await;
+    wait_for_filter(&b.store, tower_apikey::store::cached::FilterState::Fresh).await;
     let later = a.create("later").await;
     b.wait_for(&later, StatusCode::OK).await;
     assert!(b.store.contains(later.id()));
@@ -1097,7 +1107,7 @@ mod app;
 struct DemoInstance {
     addr: std::net::SocketAddr,
     admin_key: String,
-    tracker: tower_apikey::UsageTracker,
+    tracker: tower_apikey::usage::UsageTracker,
     listening: (oneshot::Sender<()>, JoinHandle<()>),
 }
 
@@ -1352,8 +1362,8 @@ impl KeyStore for Counted {
 }
 
 #[async_trait::async_trait]
-impl tower_apikey::KeyIdFeed for Counted {
-    async fn subscribe(&self) -> Result<tower_apikey::KeyIdSubscription, StoreError> {
+impl tower_apikey::store::feed::KeyIdFeed for Counted {
+    async fn subscribe(&self) -> Result<tower_apikey::store::feed::KeyIdSubscription, StoreError> {
         self.store.subscribe().await
     }
 
@@ -1366,7 +1376,10 @@ impl tower_apikey::KeyIdFeed for Counted {
 }
 
 /// Waits until `cache`'s id filter is in `state`.
-async fn wait_for_filter<S: KeyStore>(cache: &CachedKeyStore<S>, state: tower_apikey::FilterState) {
+async fn wait_for_filter<S: KeyStore>(
+    cache: &CachedKeyStore<S>,
+    state: tower_apikey::store::cached::FilterState,
+) {
     let start = Instant::now();
     while cache.stats().filter != state {
         assert!(
@@ -1379,7 +1392,7 @@ async fn wait_for_filter<S: KeyStore>(cache: &CachedKeyStore<S>, state: tower_ap
 
 /// A well-formed key with a fresh random id: what a flood of forged keys sends.
 fn forged() -> PlaintextKey {
-    PlaintextKey::generate(&tower_apikey::KeyPrefix::default())
+    PlaintextKey::generate(&tower_apikey::key::KeyPrefix::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1396,7 +1409,7 @@ async fn forged_ids_never_reach_the_database_and_keys_created_elsewhere_get_thro
     let listening = tokio::spawn(b.feed_listener().run(async {
         let _ = stopped.await;
     }));
-    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    wait_for_filter(&b, tower_apikey::store::cached::FilterState::Fresh).await;
     let layer = ApiKeyV2Layer::new(b.clone());
     let call = |key: &PlaintextKey| {
         let service = layer.layer(service_fn(|_: Request<String>| async {
@@ -1467,7 +1480,7 @@ async fn forged_ids_never_reach_the_database_and_keys_created_elsewhere_get_thro
     listening.await.unwrap();
     assert_eq!(
         b.stats().filter,
-        tower_apikey::FilterState::Off,
+        tower_apikey::store::cached::FilterState::Off,
         "a stopped listener drops the filter: nothing is locked out"
     );
 }
@@ -1611,7 +1624,7 @@ impl StaleFeed {
                     let _ = stopped.await;
                 }),
         );
-        wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+        wait_for_filter(&b, tower_apikey::store::cached::FilterState::Fresh).await;
         let pid = listener_pid(&counted.store, None).await;
         let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
             .bind(pid)
@@ -1619,7 +1632,7 @@ impl StaleFeed {
             .await
             .unwrap();
         assert!(terminated);
-        wait_for_filter(&b, tower_apikey::FilterState::Stale).await;
+        wait_for_filter(&b, tower_apikey::store::cached::FilterState::Stale).await;
         Self {
             a,
             counted,
@@ -2263,16 +2276,16 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
     b.stop_listening().await;
 
     // Sharing limits needs what the README's table says on the ledger's two tables.
-    let lease = tower_apikey::LeaseRequest::new(
+    let lease = tower_apikey::limits::LeaseRequest::new(
         *successor.id(),
-        tower_apikey::InstanceId::random(),
-        Some(tower_apikey::RateLimit::new(10, 60).unwrap()),
+        tower_apikey::limits::InstanceId::random(),
+        Some(tower_apikey::record::RateLimit::new(10, 60).unwrap()),
         None,
         3,
         SystemTime::now(),
     );
     assert!(
-        tower_apikey::LimitBackend::lease(&serving, &lease)
+        tower_apikey::limits::LimitBackend::lease(&serving, &lease)
             .await
             .is_err(),
         "no privilege on the ledger yet"
@@ -2287,7 +2300,7 @@ async fn migrating_as_an_owner_role_and_serving_with_a_least_privileged_role_wor
         ),
     )
     .await;
-    let granted = tower_apikey::LimitBackend::lease(&serving, &lease)
+    let granted = tower_apikey::limits::LimitBackend::lease(&serving, &lease)
         .await
         .expect("lease as the app");
     assert_eq!(granted.granted, 3);
@@ -2423,8 +2436,8 @@ async fn a_black_holed_listener_is_found_dead_by_its_heartbeat_and_revocation_st
         .stale_hit_ttl(Duration::from_millis(500))
         .build();
     let feed = same_table(a.store.get_ref(), pool_through(&proxy).await)
-        .with_heartbeat(Duration::from_millis(200), Duration::from_millis(300));
-    let listener = tower_apikey::KeyFeedListener::new(feed)
+        .heartbeat(Duration::from_millis(200), Duration::from_millis(300));
+    let listener = tower_apikey::store::feed::KeyFeedListener::new(feed)
         .evict_from(&b)
         // Stay down once found dead, so the stale TTL is what is tested.
         .reconnect_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
@@ -2433,7 +2446,7 @@ async fn a_black_holed_listener_is_found_dead_by_its_heartbeat_and_revocation_st
     let listening = tokio::spawn(listener.run(async {
         let _ = stopped.await;
     }));
-    wait_for_filter(&b, tower_apikey::FilterState::Fresh).await;
+    wait_for_filter(&b, tower_apikey::store::cached::FilterState::Fresh).await;
     assert!(health.is_up());
     let key = a.create("cached on B").await;
     let layer = ApiKeyV2Layer::new(b.clone());
@@ -2469,7 +2482,10 @@ async fn a_black_holed_listener_is_found_dead_by_its_heartbeat_and_revocation_st
         "heartbeat (200 ms + 300 ms) found the black hole after {:?}",
         dead_at.elapsed()
     );
-    assert_eq!(b.stats().filter, tower_apikey::FilterState::Stale);
+    assert_eq!(
+        b.stats().filter,
+        tower_apikey::store::cached::FilterState::Stale
+    );
     a.manager.revoke(key.id()).await.unwrap();
     let revoked_at = Instant::now();
     while call(&key).await != StatusCode::UNAUTHORIZED {
@@ -2513,7 +2529,7 @@ async fn lookups_per_second(ttl: Duration, followed: bool) -> (f64, f64) {
         }))
     });
     if followed {
-        wait_for_filter(&cache, tower_apikey::FilterState::Fresh).await;
+        wait_for_filter(&cache, tower_apikey::store::cached::FilterState::Fresh).await;
     }
     let before = counted.lookups();
     let start = Instant::now();

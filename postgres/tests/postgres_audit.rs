@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tower_apikey::EventQuery;
-use tower_apikey::{EventLog, EventType, KeyManager, ManualClock, NewKey};
+use tower_apikey::event::EventQuery;
+use tower_apikey::event::{EventLog, EventType};
+use tower_apikey::testing::ManualClock;
+use tower_apikey::{KeyManager, NewKey};
 use tower_apikey_postgres::PgKeyStore;
 
 const SCHEMA: &str = "apikey_tests";
@@ -54,7 +56,7 @@ async fn fresh_store(pool: PgPool) -> PgKeyStore {
 }
 
 mod pg_event_conformance {
-    tower_apikey::event_store_conformance_tests!(async {
+    tower_apikey::testing::event_store_conformance_tests!(async {
         super::fresh_store(super::pool().await).await
     });
 }
@@ -243,18 +245,20 @@ struct CommittedThenTimedOut {
 impl tower_apikey::UsageSink for CommittedThenTimedOut {
     async fn record_usage(
         &self,
-        batch: &[tower_apikey::KeyUsage],
-    ) -> Result<(), tower_apikey::UsageError> {
+        batch: &[tower_apikey::usage::KeyUsage],
+    ) -> Result<(), tower_apikey::usage::UsageSinkError> {
         self.store.record_usage(batch).await
     }
 
     async fn record_usage_batch(
         &self,
-        batch: &tower_apikey::UsageBatch<'_>,
-    ) -> Result<tower_apikey::UsageOutcome, tower_apikey::UsageError> {
+        batch: &tower_apikey::usage::UsageBatch<'_>,
+    ) -> Result<tower_apikey::usage::UsageOutcome, tower_apikey::usage::UsageSinkError> {
         let outcome = self.store.record_usage_batch(batch).await?;
         if !self.failed.swap(true, Ordering::Relaxed) {
-            return Err(tower_apikey::UsageError::Timeout(Duration::from_secs(30)));
+            return Err(tower_apikey::usage::UsageSinkError::Timeout(
+                Duration::from_secs(30),
+            ));
         }
         Ok(outcome)
     }
@@ -262,8 +266,8 @@ impl tower_apikey::UsageSink for CommittedThenTimedOut {
 
 #[tokio::test]
 async fn counts_survive_a_restart_and_a_retried_flush() {
-    use tower_apikey::EventStore;
-    use tower_apikey::{UsageDay, UsageTracker};
+    use tower_apikey::event::EventStore;
+    use tower_apikey::usage::{UsageDay, UsageTracker};
     let store = fresh_store(pool().await).await;
     let clock = ManualClock::new(start());
     let log = EventLog::new(store.clone());
@@ -326,7 +330,7 @@ fn clock_now(clock: &ManualClock) -> SystemTime {
 
 #[tokio::test]
 async fn first_used_and_ended_key_used_appear_once_per_occasion() {
-    use tower_apikey::UsageTracker;
+    use tower_apikey::usage::UsageTracker;
     let store = fresh_store(pool().await).await;
     let log = EventLog::new(store.clone());
     let manager = KeyManager::builder(store.clone())

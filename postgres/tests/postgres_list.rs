@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tower_apikey::{KeyFilter, KeyQuery, KeySort, KeyStoreAdmin, PageCursor, Scope};
+use tower_apikey::store::{KeyFilter, KeyQuery, KeySort, PageCursor};
+use tower_apikey::{KeyStoreAdmin, Scope};
 use tower_apikey_postgres::PgKeyStore;
 
 const SCHEMA: &str = "apikey_tests";

@@ -9,7 +9,7 @@ use http::Extensions;
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use tower_apikey::ClientAddr;
+/// use tower_apikey::client_addr::ClientAddr;
 ///
 /// let mapped: IpAddr = "::ffff:192.0.2.7".parse()?;
 /// assert_eq!(ClientAddr::from(mapped).ip(), "192.0.2.7".parse::<IpAddr>()?);
@@ -33,7 +33,7 @@ impl ClientAddr {
     /// [`SocketAddr`], or (feature `axum`) axum's `ConnectInfo<SocketAddr>`. `None` when
     /// the server recorded neither (see [`client_addr`](crate::client_addr)).
     ///
-    /// This is the peer only: [`TrustedProxies::client_addr`](crate::TrustedProxies::client_addr) also reads the headers of
+    /// This is the peer only: [`TrustedProxies::client_addr`](crate::client_addr::TrustedProxies::client_addr) also reads the headers of
     /// trusted proxies.
     pub fn peer(extensions: &Extensions) -> Option<Self> {
         if let Some(addr) = extensions.get::<SocketAddr>() {

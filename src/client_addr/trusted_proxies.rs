@@ -23,13 +23,15 @@ use super::forwarded::{self, ProxyHeader};
 /// client is then the last address found, a proxy, never a value a client chose.
 ///
 /// ```
-/// use tower_apikey::{ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore, TrustedProxies};
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+/// use tower_apikey::client_addr::TrustedProxies;
+/// use tower_apikey::middleware::FailureThrottle;
 ///
 /// // nginx on 10.0.0.0/8 writes X-Forwarded-For (`proxy_add_x_forwarded_for`).
 /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new())
 ///     .trusted_proxies(TrustedProxies::x_forwarded_for(["10.0.0.0/8"])?)
 ///     .throttle_failures(FailureThrottle::per_minute(10));
-/// # Ok::<(), tower_apikey::TrustedProxiesError>(())
+/// # Ok::<(), tower_apikey::client_addr::TrustedProxiesError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies {

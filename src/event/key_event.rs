@@ -298,7 +298,7 @@ impl EventQuery {
     }
 
     /// At most `limit` events.
-    pub fn limit(mut self, limit: PageLimit) -> Self {
+    pub fn with_limit(mut self, limit: PageLimit) -> Self {
         self.limit = limit;
         self
     }
@@ -324,6 +324,12 @@ impl EventQuery {
     }
 
     /// The page size.
+    pub fn limit(&self) -> PageLimit {
+        self.limit
+    }
+
+    #[deprecated(note = "use EventQuery::limit")]
+    #[doc(hidden)]
     pub fn page_limit(&self) -> PageLimit {
         self.limit
     }
@@ -401,7 +407,7 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
     }
 }
 
-/// Why a sink could not take an event. [`EventLog::run`](crate::EventLog::run) logs it (at most once a
+/// Why a sink could not take an event. [`EventLog::run`](crate::event::EventLog::run) logs it (at most once a
 /// minute, with how many were suppressed) and goes on with the next event: the event
 /// is still in the store.
 #[derive(Debug, thiserror::Error)]
@@ -422,7 +428,7 @@ impl EventSinkError {
     }
 }
 
-/// Where events are forwarded: chat, e-mail, a SIEM. Called from [`EventLog::run`](crate::EventLog::run),
+/// Where events are forwarded: chat, e-mail, a SIEM. Called from [`EventLog::run`](crate::event::EventLog::run),
 /// one event at a time in the order they were stored, never from a request or a
 /// management call.
 #[async_trait]
@@ -470,7 +476,7 @@ mod tests {
                 NewEvent::new(EventType::Created, id, SystemTime::UNIX_EPOCH).stored(EventId(n))
             })
             .collect();
-        let query = EventQuery::new().limit(PageLimit::new(2).unwrap());
+        let query = EventQuery::new().with_limit(PageLimit::new(2).unwrap());
         let page = query.page(events.iter().filter(|e| query.matches(e)).cloned());
         assert_eq!(page.items.len(), 2);
         let next = query.clone().after(page.next.as_ref().unwrap()).unwrap();

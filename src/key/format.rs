@@ -66,7 +66,7 @@ impl KeyPrefix {
     /// Checks and wraps a prefix.
     ///
     /// ```
-    /// use tower_apikey::KeyPrefix;
+    /// use tower_apikey::key::KeyPrefix;
     /// assert!(KeyPrefix::new("acme").is_ok());
     /// assert!(KeyPrefix::new("Acme").is_err());
     /// ```

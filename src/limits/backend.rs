@@ -20,19 +20,20 @@ use crate::record::{Quota, RateLimit};
 /// one of the quota, as much as both have room for. Everything a call changes, it
 /// changes atomically with respect to other calls for the same key, so that the tokens
 /// granted to all instances together never exceed what one GCRA and one counter would
-/// admit. [`ledger`](crate::LedgerState) does the arithmetic, so that a backend
+/// admit. [`ledger`](crate::limits::LedgerState) does the arithmetic, so that a backend
 /// only has to store three numbers per key and run it under a lock or in a
 /// transaction.
 ///
-/// `tower_apikey_postgres::PgKeyStore` implements it on the database it already uses, and [`MemoryLimitBackend`](crate::MemoryLimitBackend)
+/// `tower_apikey_postgres::PgKeyStore` implements it on the database it already uses,
+/// and [`InMemoryLimitBackend`](crate::limits::InMemoryLimitBackend)
 /// for the layers of one process. For Redis or anything else, run
-/// [`LedgerState::lease`](crate::LedgerState::lease) in a transaction (in
+/// [`LedgerState::lease`](crate::limits::LedgerState::lease) in a transaction (in
 /// Redis, a Lua script), and check the implementation with
-/// `test_util::conformance::limit_backend` (feature `test-util`).
+/// `testing::limit_backend_conformance_tests!` (feature `test-util`).
 ///
 /// The middleware never waits for a backend: leases are taken in the background, and
 /// while the backend fails the instance falls back to local limits (see
-/// [`SharedLimits`](crate::SharedLimits)).
+/// [`SharedLimits`](crate::limits::SharedLimits)).
 #[async_trait]
 pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     /// Charges, credits and grants for one key, as the trait's documentation says, and
@@ -49,7 +50,7 @@ pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     /// heard from recently (by a heartbeat or a lease; 30 s in the shipped backends),
     /// the caller included: at least 1.
     ///
-    /// [`SharedLimits`](crate::SharedLimits) calls it every second, leases or not, so
+    /// [`SharedLimits`](crate::limits::SharedLimits) calls it every second, leases or not, so
     /// that every instance that ever reached the backend knows how many share it, and
     /// an idle instance is counted by the others: while the backend fails, each
     /// instance admits its limits divided by that count, and the instances together
@@ -61,7 +62,7 @@ pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
     async fn heartbeat(&self, instance: InstanceId, now: SystemTime) -> Result<u32, BoxError>;
 }
 
-/// A process sharing a [`LimitBackend`]: random per [`SharedLimits`](crate::SharedLimits),
+/// A process sharing a [`LimitBackend`]: random per [`SharedLimits`](crate::limits::SharedLimits),
 /// so that a restarted process is a new instance and its predecessor's heartbeat ages out.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InstanceId(u64);

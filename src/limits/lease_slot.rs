@@ -12,7 +12,7 @@ use crate::middleware::rejection::RejectionKind;
 const RECHECK_SECS: u64 = 2;
 
 /// The lease state in one key's limiter entry. Written by the request path (spend,
-/// owe) and by [`SharedLimits`](crate::SharedLimits)'s task (grant, return).
+/// owe) and by [`SharedLimits`](crate::limits::SharedLimits)'s task (grant, return).
 #[derive(Debug, Default)]
 pub(crate) struct LeaseSlot {
     /// Leased tokens not yet spent.

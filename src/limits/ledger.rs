@@ -1,5 +1,5 @@
 //! [`LedgerState`]: the shared state of one key's limits and the arithmetic of a lease,
-//! for every [`LimitBackend`](crate::LimitBackend) to run the same way.
+//! for every [`LimitBackend`](crate::limits::LimitBackend) to run the same way.
 
 use std::time::{Duration, SystemTime};
 

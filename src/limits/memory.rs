@@ -1,4 +1,4 @@
-//! [`MemoryLimitBackend`]: the ledger in this process, for several layers (or routers)
+//! [`InMemoryLimitBackend`]: the ledger in this process, for several layers (or routers)
 //! of one process to share their limits, and for tests.
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ const MIN_SWEEP: usize = 1024;
 /// recovered, quota counting an earlier period or nothing) whenever it has doubled, so
 /// it is bounded by the keys leased in the current quota period or rate window.
 #[derive(Debug, Default)]
-pub struct MemoryLimitBackend {
+pub struct InMemoryLimitBackend {
     inner: Mutex<Inner>,
 }
 
@@ -38,7 +38,7 @@ struct Inner {
     sweep_at: usize,
 }
 
-impl MemoryLimitBackend {
+impl InMemoryLimitBackend {
     /// An empty ledger.
     pub fn new() -> Self {
         Self::default()
@@ -46,7 +46,7 @@ impl MemoryLimitBackend {
 }
 
 #[async_trait]
-impl LimitBackend for MemoryLimitBackend {
+impl LimitBackend for InMemoryLimitBackend {
     async fn lease(&self, request: &LeaseRequest) -> Result<Lease, BoxError> {
         let now = request.now;
         // A poisoned lock only means another caller panicked mid-arithmetic, which
@@ -99,7 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_of_a_past_period_are_swept_once_the_map_has_doubled() {
-        let backend = MemoryLimitBackend::new();
+        let backend = InMemoryLimitBackend::new();
         let me = InstanceId::random();
         let quota = Quota::new(10, QuotaPeriod::Day).unwrap();
         let day = UNIX_EPOCH + Duration::from_secs(1_800_000_000);

@@ -19,7 +19,7 @@ use crate::store::{KeyStoreAdmin, KeyUpdate, Revocation};
 /// | [`revoke`](Self::revoke) | they do not grant every scope of the key: [`ManagerError::CannotRevoke`] | `revoked_by`, on the key and the heirs revoked with it |
 /// | [`update`](Self::update) | they do not grant every scope of the key: [`ManagerError::CannotChange`]; the key after the change is less restricted than the actor, or than itself before when it is the actor's own: [`ManagerError::CannotLoosen`] | the log line only |
 ///
-/// "Less restricted" is DESIGN §12's order, per [`Restriction`](crate::Restriction): an
+/// "Less restricted" is DESIGN §12's order, per [`Restriction`](crate::manager::Restriction): an
 /// actor with a rate limit, a quota or an allowlist (an admin key that has them; a
 /// person has none) passes each on as a bound. A restricted actor may therefore not
 /// rotate or change a key that is looser than itself without bringing it within.

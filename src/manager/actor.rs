@@ -41,7 +41,7 @@ pub struct Actor {
 impl Actor {
     /// A key acting: named by its id, granting at most its own scopes (wildcards
     /// included, so a key holding `reports:*` may grant `reports:read`), and bounded by
-    /// its own restrictions (see [`Restriction`](crate::Restriction)).
+    /// its own restrictions (see [`Restriction`](crate::manager::Restriction)).
     pub fn key(identity: &ApiKeyIdentity) -> Self {
         Self {
             name: ActorName::of_key(identity.key_id()),

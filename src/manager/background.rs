@@ -15,7 +15,7 @@ use crate::manager::KeyManager;
 use crate::store::KeyStoreAdmin;
 #[cfg(feature = "cache")]
 use crate::store::feed_listener::KeyFeedListener;
-use crate::usage::UsageError;
+use crate::usage::UsageSinkError;
 
 /// The loops, one bit each: in [`Run::stop`] when shutdown asked it to stop, in
 /// [`Run::loops`] while it runs.
@@ -112,7 +112,7 @@ pub enum ShutdownError {
     #[error(
         "the last write of last-used times and usage counts failed; calling shutdown again retries it"
     )]
-    Usage(#[source] UsageError),
+    Usage(#[source] UsageSinkError),
 }
 
 /// Every background loop of a [`KeyManager`], as one future: see
@@ -210,7 +210,7 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
     }
 
     /// The expiring pass and pruning, now and then every
-    /// [`EventLogBuilder::expiring_every`](crate::EventLogBuilder::expiring_every),
+    /// [`EventLogBuilder::expiring_every`](crate::event::EventLogBuilder::expiring_every),
     /// until `stop`. A pass under way when `stop` comes is cut short: what it had not
     /// done yet, the next pass does (on any instance; each threshold is stored once).
     pub(super) async fn expiring_passes(&self, events: &EventLog, stop: impl Future<Output = ()>) {

@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::background::Run;
 use crate::clock::{Clock, SystemClock};
 use crate::event::EventLog;
 use crate::key::KeyPrefix;
 use crate::limits::shared_limits::SharedLimits;
-use crate::manager::background::Run;
 use crate::manager::{KeyManager, ScopeCatalogue};
 use crate::store::KeyStoreAdmin;
 #[cfg(feature = "cache")]
@@ -24,7 +24,9 @@ const DEFAULT_USAGE_FLUSH: Duration = Duration::from_secs(300);
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_apikey::{EventLog, InMemoryKeyStore, KeyManager, ScopeCatalogue};
+/// use tower_apikey::{InMemoryKeyStore, KeyManager};
+/// use tower_apikey::event::EventLog;
+/// use tower_apikey::manager::ScopeCatalogue;
 ///
 /// let store = InMemoryKeyStore::new();
 /// let manager = KeyManager::builder(store.clone())
@@ -35,7 +37,7 @@ const DEFAULT_USAGE_FLUSH: Duration = Duration::from_secs(300);
 /// // `manager.layer()` checks keys and records their use; `manager.background()` runs
 /// // every loop; `manager.shutdown()` writes what is pending.
 /// # drop(manager);
-/// # Ok::<(), tower_apikey::CatalogueError>(())
+/// # Ok::<(), tower_apikey::manager::CatalogueError>(())
 /// ```
 ///
 /// What the built manager runs beside the store, each only when configured except the
@@ -164,7 +166,7 @@ impl<S, U> KeyManagerBuilder<S, U> {
     /// # Panics
     ///
     /// If `period` is zero or longer than a day, as
-    /// [`UsageTrackerBuilder::period`](crate::UsageTrackerBuilder::period).
+    /// [`UsageTrackerBuilder::period`](crate::usage::UsageTrackerBuilder::period).
     pub fn usage_flush_period(mut self, period: Duration) -> Self {
         assert!(
             !period.is_zero() && period <= Duration::from_secs(86_400),
@@ -178,7 +180,7 @@ impl<S, U> KeyManagerBuilder<S, U> {
     /// store that is not a [`UsageSink`] itself. Then the store never sees a key's first
     /// use, so [`rotate_until_first_use`](KeyManager::rotate_until_first_use) is refused
     /// ([`ManagerError::UsageNotTracked`](crate::ManagerError::UsageNotTracked)). To
-    /// log the uses and keep no times, pass [`TracingSink`](crate::TracingSink).
+    /// log the uses and keep no times, pass [`TracingUsageSink`](crate::usage::TracingUsageSink).
     pub fn usage_sink<V: UsageSink>(self, sink: V) -> KeyManagerBuilder<S, V> {
         KeyManagerBuilder {
             store: self.store,

@@ -73,7 +73,8 @@ impl fmt::Debug for CatalogueEntry {
 /// panel offers it as choices.
 ///
 /// ```
-/// use tower_apikey::{Scopes, ScopeCatalogue};
+/// use tower_apikey::Scopes;
+/// use tower_apikey::manager::ScopeCatalogue;
 ///
 /// let catalogue = ScopeCatalogue::new([
 ///     ("reports:read", "Read reports"),

@@ -19,7 +19,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// threshold is stored once, and only the instance whose insert took forwards it to
     /// the sink. Without [events](crate::KeyManagerBuilder::events) the pass does
     /// nothing. The [background](Self::background) runs it hourly (see
-    /// [`EventLogBuilder::expiring_every`](crate::EventLogBuilder::expiring_every)).
+    /// [`EventLogBuilder::expiring_every`](crate::event::EventLogBuilder::expiring_every)).
     ///
     /// # Errors
     ///

@@ -16,7 +16,7 @@ pub const MAX_FIRST_USE_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// What a rotation does with the old key: the choice behind
 /// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
-/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::ActingAs::rotate_with)).
+/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::manager::ActingAs::rotate_with)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyPlan {
     /// `None`: keep it until it is revoked; `Some(ZERO)`: revoke it now; `Some(d)`:
@@ -104,7 +104,7 @@ mod tests {
     async fn without_usage_reaching_the_store_or_with_too_long_a_grace_nothing_is_stored() {
         let store = InMemoryKeyStore::new();
         let untracked = KeyManager::builder(store.clone())
-            .usage_sink(crate::usage::tracing_sink::TracingSink)
+            .usage_sink(crate::usage::TracingUsageSink)
             .build();
         let old = untracked
             .create(NewKey::new("sync", ["a:b"]))

@@ -1,8 +1,8 @@
 //! Changing a key's name, limits and addresses: [`KeyManager::update`] (DESIGN §12).
 
+use super::actor::{Actor, ActorLog};
+use super::{KeyManager, ManagerError, events};
 use crate::key::KeyId;
-use crate::manager::actor::{Actor, ActorLog};
-use crate::manager::{KeyManager, ManagerError, events};
 use crate::record::KeyRecord;
 use crate::store::{KeyStoreAdmin, KeyUpdate};
 
@@ -15,7 +15,9 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// the new limits within the store's revocation bound (in memory: at once).
     ///
     /// ```
-    /// use tower_apikey::{InMemoryKeyStore, KeyManager, KeyUpdate, NewKey, Quota, QuotaPeriod};
+    /// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+    /// use tower_apikey::record::{Quota, QuotaPeriod};
+    /// use tower_apikey::store::KeyUpdate;
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let manager = KeyManager::new(InMemoryKeyStore::new());

@@ -25,7 +25,7 @@ use crate::scope::Scopes;
 use crate::store::cached::CachedKeyStore;
 use crate::store::memory::InMemoryKeyStore;
 use crate::store::{KeyStore, StoreError};
-use crate::test_util::{FailingStore, with_wrong_secret};
+use crate::testing::{FailingStore, with_wrong_secret};
 
 fn recorder() -> (PrometheusRecorder, PrometheusHandle) {
     let recorder = PrometheusBuilder::new().build_recorder();
@@ -310,9 +310,9 @@ impl crate::usage::UsageSink for FlakySink {
     async fn record_usage(
         &self,
         _: &[crate::usage::KeyUsage],
-    ) -> Result<(), crate::usage::UsageError> {
+    ) -> Result<(), crate::usage::UsageSinkError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(crate::usage::UsageError::sink("down"))
+            Err(crate::usage::UsageSinkError::sink("down"))
         } else {
             Ok(())
         }

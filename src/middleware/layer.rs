@@ -26,8 +26,8 @@ use crate::usage::UsageTracker;
 /// then goes into the request's extensions; otherwise the request is answered as
 /// [`middleware`](crate::middleware#refusals) describes and never reaches the inner service.
 ///
-/// Keys with a [`RateLimit`](crate::RateLimit), a [`Quota`](crate::Quota) or
-/// [`AllowedIps`](crate::AllowedIps) are held to them. The limits' state lives in the
+/// Keys with a [`RateLimit`](crate::record::RateLimit), a [`Quota`](crate::record::Quota) or
+/// [`AllowedIps`](crate::record::AllowedIps) are held to them. The limits' state lives in the
 /// layer: clones of it (and the services it makes) share one budget per key, so build
 /// one layer and clone it for each route that needs other scopes.
 ///
@@ -186,7 +186,7 @@ impl<R> ApiKeyV2Layer<R> {
         self
     }
 
-    /// Replaces the answer to refused requests; see [`OnRejection`](crate::OnRejection).
+    /// Replaces the answer to refused requests; see [`OnRejection`](crate::middleware::OnRejection).
     pub fn on_rejection<R2>(self, on_rejection: R2) -> ApiKeyV2Layer<R2> {
         ApiKeyV2Layer {
             config: self.config,

@@ -83,7 +83,7 @@ pub(crate) struct Limiter {
     /// The size at which the next insertion sweeps.
     sweep_at: AtomicUsize,
     /// Set when the layers share their limits with other instances
-    /// ([`SharedLimits`](crate::SharedLimits)).
+    /// ([`SharedLimits`](crate::limits::SharedLimits)).
     shared: Option<Arc<Shared>>,
 }
 
@@ -179,7 +179,7 @@ impl Limiter {
     /// Consumes one request of `entry`'s limits (`limits` as
     /// [`local_limits`](Self::local_limits) gave them, `own` the key's) and, when the
     /// limits are shared, a leased token, or owes the request (see
-    /// [`SharedLimits`](crate::SharedLimits)); the headers' state after.
+    /// [`SharedLimits`](crate::limits::SharedLimits)); the headers' state after.
     #[inline]
     pub(crate) fn consume(
         &self,

@@ -30,7 +30,7 @@ macro_rules! declare_outcomes {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// One outcome of a request. Several kinds of refusal share one (a rotation's
         /// end is `expired`, a bad checksum `invalid_key`): an outcome says what a
-        /// dashboard needs, the [`RejectionKind`](crate::RejectionKind) the detail.
+        /// dashboard needs, the [`RejectionKind`](crate::middleware::RejectionKind) the detail.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         // `Accepted` is named by the metrics only; refusals have their rows.
         #[cfg_attr(not(feature = "metrics"), allow(dead_code))]

@@ -47,7 +47,7 @@ pub enum RejectionKind {
     /// The key is valid but lacks these required scopes.
     InsufficientScope(Scopes),
     /// The client's address sent too many wrong keys recently (see
-    /// [`FailureThrottle`](crate::FailureThrottle)); the key was not looked up.
+    /// [`FailureThrottle`](crate::middleware::FailureThrottle)); the key was not looked up.
     Throttled {
         /// How long until the address may try again: whole seconds, at least one; the
         /// answer's `Retry-After`.
@@ -58,14 +58,14 @@ pub enum RejectionKind {
     ///
     /// [`KeyRecord::allowed_ips`]: crate::KeyRecord::allowed_ips
     AddressNotAllowed,
-    /// The key is valid but over its [`RateLimit`](crate::RateLimit); nothing was
+    /// The key is valid but over its [`RateLimit`](crate::record::RateLimit); nothing was
     /// consumed.
     RateLimited {
         /// How long until a request would be admitted, in whole seconds rounded up: the
         /// answer's `Retry-After`.
         retry_after: Duration,
     },
-    /// The key is valid but its [`Quota`](crate::Quota) for the current UTC period is
+    /// The key is valid but its [`Quota`](crate::record::Quota) for the current UTC period is
     /// used up.
     QuotaExceeded {
         /// How long until the period ends and the quota resets, in whole seconds
@@ -594,7 +594,8 @@ impl fmt::Debug for Rejection {
 /// [`Rejection::into_response`], or write another body with [`ResponseBody::new`]:
 ///
 /// ```
-/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection, ResponseBody};
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+/// use tower_apikey::middleware::{Rejection, ResponseBody};
 ///
 /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new()).on_rejection(|rejection: Rejection| {
 ///     let mut response = rejection.into_response::<String>();

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// The body of the responses of [`ApiKeyV2Service`](crate::ApiKeyV2Service) and
-    /// [`RequireScopes`](crate::RequireScopes): the inner service's body when the request
+    /// [`RequireScopes`](crate::middleware::RequireScopes): the inner service's body when the request
     /// was let through, or the layer's own answer when it was refused (an RFC 9457
     /// problem document, or nothing for a gRPC trailers-only answer).
     ///
@@ -21,13 +21,14 @@ pin_project! {
     /// tonic use), so axum's `Router::layer`, tonic's `Server::builder().layer(..)` and
     /// hyper take it as it is.
     ///
-    /// A custom [`OnRejection`](crate::OnRejection) that writes its own body wraps it
+    /// A custom [`OnRejection`](crate::middleware::OnRejection) that writes its own body wraps it
     /// with [`ResponseBody::new`]:
     ///
     /// ```
     /// use http_body_util::Full;
     /// use bytes::Bytes;
-    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, Rejection, ResponseBody};
+    /// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+    /// use tower_apikey::middleware::{Rejection, ResponseBody};
     ///
     /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new()).on_rejection(|rejection: Rejection| {
     ///     let status = rejection.kind().status();

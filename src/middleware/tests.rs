@@ -22,7 +22,7 @@ use crate::scope::Scopes;
 use crate::store::KeyStore;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryKeyStore;
-use crate::test_util::{FailingStore, HangingStore};
+use crate::testing::{FailingStore, HangingStore};
 
 /// A store that counts lookups, answering from an in-memory store; `ready` chooses
 /// whether it answers at once or only through the future.
@@ -124,7 +124,7 @@ fn with_key(key: &PlaintextKey) -> String {
 fn wrong_secret(key: &PlaintextKey) -> String {
     format!(
         "ApiKey-v2 {}",
-        crate::test_util::with_wrong_secret(key.expose_secret())
+        crate::testing::with_wrong_secret(key.expose_secret())
     )
 }
 
@@ -284,7 +284,7 @@ async fn expired_ended_and_revoked_are_said_only_after_the_secret_is_proven() {
     let forged = call(f.layer(), Some(&wrong_secret(&ended))).await;
     assert!(challenge(&forged).contains("\"the key is not valid\""));
 
-    f.clock.advance(crate::MAX_LIFETIME);
+    f.clock.advance(crate::manager::MAX_LIFETIME);
     let expired_response = call(f.layer(), Some(&with_key(&expired))).await;
     assert!(challenge(&expired_response).contains("\"the key has expired\""));
     let forged = call(f.layer(), Some(&wrong_secret(&expired))).await;

@@ -40,7 +40,8 @@ const SATURATION_EVERY: Duration = Duration::from_secs(1);
 /// it is off by default.
 ///
 /// ```
-/// use tower_apikey::{ApiKeyV2Layer, FailureThrottle, InMemoryKeyStore};
+/// use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+/// use tower_apikey::middleware::FailureThrottle;
 ///
 /// let layer = ApiKeyV2Layer::new(InMemoryKeyStore::new())
 ///     .throttle_failures(FailureThrottle::per_minute(10));
@@ -71,7 +72,7 @@ const SATURATION_EVERY: Duration = Duration::from_secs(1);
 ///
 /// With `per_minute(n)`, an address may fail `n` times in a row; after that each of
 /// its checked requests is refused with 429 (outcome `throttled`,
-/// [`RejectionKind::Throttled`](crate::RejectionKind::Throttled)), without a lookup,
+/// [`RejectionKind::Throttled`](crate::middleware::RejectionKind::Throttled)), without a lookup,
 /// until the allowance refills at one failure per `60 / n` seconds. Over any `t`
 /// seconds an address gets at most `n + n·t/60` failures looked up (a generic cell
 /// rate algorithm), plus however many of its requests were already past the check when

@@ -22,7 +22,7 @@ pub enum ActorNameError {
     /// Holds a control character.
     #[error("an actor name cannot contain control characters")]
     ControlCharacter,
-    /// Holds an invisible or text-reordering character, as [`KeyName`](crate::KeyName)
+    /// Holds an invisible or text-reordering character, as [`KeyName`](crate::record::KeyName)
     /// refuses.
     #[error(
         "an actor name cannot contain U+{:04X}, an invisible or text-reordering character",
@@ -46,7 +46,7 @@ pub enum ActorNameError {
 /// and [`KeyRecord::revoked_by`](crate::KeyRecord::revoked_by) keep it: the acting key's
 /// id, or the name the application's login gives a person (such as an e-mail address).
 ///
-/// 1 to 256 characters, with the rules of a [`KeyName`](crate::KeyName): no control
+/// 1 to 256 characters, with the rules of a [`KeyName`](crate::record::KeyName): no control
 /// or invisible characters, no surrounding white space. `Display` shows the text as is.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ActorName(Arc<str>);

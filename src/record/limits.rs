@@ -5,7 +5,7 @@
 //! enforced:
 //!
 //! ```
-//! use tower_apikey::{AllowedIps, Quota, QuotaPeriod, RateLimit};
+//! use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
 //!
 //! let rate = RateLimit::new(100, 60)?; // a burst of 100, then one request every 0.6 s
 //! let quota = Quota::new(10_000, QuotaPeriod::Day)?; // per UTC day

@@ -15,7 +15,7 @@ pub const MAX_RECENT_IPS: usize = 5;
 /// `Copy`, and allocates nothing: it rides on every usage write.
 ///
 /// ```
-/// use tower_apikey::RecentIps;
+/// use tower_apikey::record::RecentIps;
 ///
 /// let mut recent = RecentIps::new();
 /// for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.1"] {

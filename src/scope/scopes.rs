@@ -151,7 +151,7 @@ impl Scopes {
     /// use tower_apikey::Scopes;
     /// assert_eq!(Scopes::new(["b:x", "a:y", "b:x"])?.len(), 2);
     /// assert!(Scopes::new(["Bad"]).is_err());
-    /// # Ok::<(), tower_apikey::ScopeError>(())
+    /// # Ok::<(), tower_apikey::scope::ScopeError>(())
     /// ```
     pub fn new<I>(scopes: I) -> Result<Self, ScopeError>
     where

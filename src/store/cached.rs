@@ -6,7 +6,7 @@
 //! requests for that id arrive meanwhile, and remembers the answer:
 //!
 //! - a found record (revoked and expired ones too) for the **hit TTL**, which depends on
-//!   whether a [`KeyFeedListener`](crate::KeyFeedListener) keeps the cache in step:
+//!   whether a [`KeyFeedListener`](crate::store::feed::KeyFeedListener) keeps the cache in step:
 //!   - while its feed is up, every revocation arrives as a notification and evicts at
 //!     once, so the TTL only bounds a lost notification: [`DEFAULT_HIT_TTL`], 10 minutes;
 //!   - while its feed is down (the listener reconnecting), [`DEFAULT_STALE_HIT_TTL`],
@@ -24,7 +24,7 @@
 //! any number of well-formed keys with fresh ids. The cache holds against that in three
 //! ways:
 //!
-//! - **An id filter** ([`KeyFeedListener`](crate::KeyFeedListener), fed by
+//! - **An id filter** ([`KeyFeedListener`](crate::store::feed::KeyFeedListener), fed by
 //!   a [`KeyIdFeed`](crate::store::feed::KeyIdFeed) such as `PgKeyStore`) knows which
 //!   ids exist. An id it says is absent gets [`StoreError::RuledOut`](crate::StoreError::RuledOut)
 //!   without a query (after a wait of up to 20 ms for a notification while the feed is
@@ -46,7 +46,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, InMemoryKeyStore};
+//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore};
+//! use tower_apikey::store::cached::CachedKeyStore;
 //!
 //! let store = CachedKeyStore::builder(InMemoryKeyStore::new())
 //!     .max_entries(50_000)
@@ -65,7 +66,7 @@
 //! this `CachedKeyStore` (revoke, rotate, insert) evict the ids they touch at once.
 //! Writes made elsewhere (another instance) are seen when the entry expires, or earlier
 //! if something calls [`CachedKeyStore::invalidate`]: with PostgreSQL, the
-//! [`KeyFeedListener`](crate::KeyFeedListener) does so for every revocation its feed
+//! [`KeyFeedListener`](crate::store::feed::KeyFeedListener) does so for every revocation its feed
 //! reports (with PostgreSQL: LISTEN/NOTIFY). The hit TTL
 //! is therefore the bound on staleness when a notification is lost.
 //!
@@ -121,6 +122,7 @@ pub(crate) const ANNOUNCE_WAIT: Duration = Duration::from_millis(20);
 /// once, so that a flood of forged ids holds no more than this many requests.
 pub(crate) const MAX_ANNOUNCE_WAITERS: usize = 256;
 
-// The types are named from the crate root (`tower_apikey::CachedKeyStore`); this module
-// documents the cache and holds its defaults. The crate's own code imports them from here.
 pub(crate) use cached_key_store::*;
+pub use cached_key_store::{
+    CachedKeyStore, CachedKeyStoreBuilder, CachedKeyStoreStats, FilterState,
+};

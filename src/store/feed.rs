@@ -1,10 +1,11 @@
 //! [`KeyIdFeed`]: a store's ids and their changes, for the caches in front of it
 //! (feature `cache`).
 //!
-//! A [`CachedKeyStore`](crate::CachedKeyStore) alone cannot tell a forged id from a key
+//! A [`CachedKeyStore`](crate::store::cached::CachedKeyStore) alone cannot tell a forged id from a key
 //! it has not seen yet, nor know that a record it holds was revoked elsewhere. A store
 //! that can say which ids exist and what changes implements this trait, and a
-//! [`KeyFeedListener`](super::feed_listener::KeyFeedListener) keeps the caches in step:
+//! [`KeyFeedListener`] keeps the caches in step (its [`FeedHealth`] says whether it
+//! follows the feed):
 //!
 //! - the snapshot fills the cache's id filter, so ids that do not exist are refused
 //!   without a query;
@@ -22,6 +23,8 @@ use futures_util::stream::BoxStream;
 
 use crate::key::KeyId;
 use crate::store::StoreError;
+
+pub use super::feed_listener::{FeedHealth, KeyFeedListener};
 
 /// A source of the ids a store holds and of their changes.
 ///

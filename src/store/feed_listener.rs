@@ -56,7 +56,9 @@ type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate:
 /// - When it stops, the filters are dropped: every id is asked for again.
 ///
 /// ```no_run
-/// use tower_apikey::{CachedKeyStore, KeyIdFeed, KeyManager, KeyStoreAdmin, UsageSink};
+/// use tower_apikey::{KeyManager, KeyStoreAdmin, UsageSink};
+/// use tower_apikey::store::cached::CachedKeyStore;
+/// use tower_apikey::store::feed::KeyIdFeed;
 ///
 /// // A store with a feed, such as `tower_apikey_postgres::PgKeyStore`.
 /// # async fn run(store: impl KeyStoreAdmin + UsageSink + KeyIdFeed + Clone) {

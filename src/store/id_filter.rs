@@ -399,7 +399,7 @@ impl PassWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::conformance::sample_record;
+    use crate::testing::conformance::sample_record;
 
     fn ids(n: u64) -> Vec<KeyId> {
         (0..n).map(|i| *sample_record("f", &[], i).id()).collect()

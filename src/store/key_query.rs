@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::SystemTime;
-//! use tower_apikey::{KeyFilter, KeyQuery, KeySort, PageLimit};
+//! use tower_apikey::store::{KeyFilter, KeyQuery, KeySort, PageLimit};
 //!
 //! let query = KeyQuery::new(SystemTime::now())
 //!     .with_state(KeyFilter::Dormant)
@@ -375,7 +375,7 @@ impl Search {
 ///
 /// ```
 /// use std::time::SystemTime;
-/// use tower_apikey::{KeyFilter, KeyQuery, KeySort, PageLimit};
+/// use tower_apikey::store::{KeyFilter, KeyQuery, KeySort, PageLimit};
 ///
 /// let query = KeyQuery::new(SystemTime::now())
 ///     .with_state(KeyFilter::Dormant)

@@ -43,7 +43,7 @@ pub enum StoreError {
     /// The middleware answers it as an unknown id (401 `invalid_token`), but, since no
     /// store was asked and the filter may not yet have heard of a key created a moment
     /// ago elsewhere, it is not a failed proof: the
-    /// [`FailureThrottle`](crate::FailureThrottle) does not count it.
+    /// [`FailureThrottle`](crate::middleware::FailureThrottle) does not count it.
     #[error("no key with this id is known here (ruled out without asking the key store)")]
     RuledOut,
     /// The store does not implement this operation (it names the method), such as a
@@ -108,7 +108,7 @@ pub enum OldKeyEnd {
     /// ([`UsageSink::record_usage_batch`](crate::UsageSink::record_usage_batch)), it
     /// sets the old key's `ends_at` to that use plus the grace, as
     /// [`EndAt`](Self::EndAt) would, in the same write as the use, and reports it in
-    /// [`UsageOutcome::ended`](crate::UsageOutcome::ended). A new key that is never
+    /// [`UsageOutcome::ended`](crate::usage::UsageOutcome::ended). A new key that is never
     /// used leaves the old one to its own end.
     UntilFirstUse(Duration),
 }
@@ -213,7 +213,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// whoever rotated it.
     ///
     /// A live successor is a record whose `rotated_from` is `old` and that is active
-    /// ([`KeyState::Active`](crate::KeyState::Active)) at `new.created_at()`, the
+    /// ([`KeyState::Active`](crate::record::KeyState::Active)) at `new.created_at()`, the
     /// rotating application's now: then answer [`RotateOutcome::HasLiveSuccessor`].
     /// The check and the insert must be one step: two concurrent rotations of one key
     /// store exactly one successor (the [conformance suite](crate::store#conformance)
@@ -237,7 +237,7 @@ pub trait KeyStoreAdmin: KeyStore {
     /// [`KeyManager`](crate::KeyManager) creates keys through this method, with the
     /// `created` event when it keeps an audit trail
     /// ([`KeyManagerBuilder::events`](crate::KeyManagerBuilder::events)) and no events otherwise. The
-    /// events go where [`EventStore`](crate::EventStore) keeps them, with the next ids.
+    /// events go where [`EventStore`](crate::event::EventStore) keeps them, with the next ids.
     ///
     /// The default inserts with `insert` when `events` is empty, and otherwise refuses
     /// with [`StoreError::Unsupported`], storing nothing: a store written before

@@ -10,7 +10,8 @@ use crate::record::{AllowedIps, KeyName, KeyRecord, Quota, RateLimit};
 /// method:
 ///
 /// ```
-/// use tower_apikey::{KeyName, KeyUpdate, RateLimit};
+/// use tower_apikey::record::{KeyName, RateLimit};
+/// use tower_apikey::store::KeyUpdate;
 ///
 /// let update = KeyUpdate::new()
 ///     .name(KeyName::new("billing-sync (eu)")?)

@@ -18,7 +18,7 @@ use crate::store::revocation::live_heirs_in;
 use crate::store::{
     KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
 };
-use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageError, UsageOutcome, UsageSink};
+use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageOutcome, UsageSink, UsageSinkError};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.
@@ -99,7 +99,7 @@ impl InMemoryKeyStore {
 #[async_trait]
 impl UsageSink for InMemoryKeyStore {
     /// Raises each record's `last_used_at`, never lowering it; unknown ids are skipped.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         // Counts are kept by `record_usage_batch`, whose id makes a retry count once.
         self.raise_last_used(batch, None);
         Ok(())
@@ -107,7 +107,10 @@ impl UsageSink for InMemoryKeyStore {
 
     /// As `record_usage`, reporting the keys whose `last_used_at` was unset, and
     /// storing their events with the write when the batch wants them.
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         let (first, ended, events) = self.raise_last_used(batch.usages(), Some(batch));
         // A retried batch (same id) adds its counts once.
         self.inner.counts.add(Some(batch.id()), batch.usages());

@@ -69,10 +69,16 @@ impl<'a> UsageBatch<'a> {
 
     /// Asks the sink to store, in the same write, the events of what it changes
     /// ([`events_of`](Self::events_of)), when `events` is true: the tracker does when
-    /// it keeps an audit trail ([`UsageTrackerBuilder::events`](crate::UsageTrackerBuilder::events)).
-    pub fn with_events(mut self, events: bool) -> Self {
+    /// it keeps an audit trail ([`UsageTrackerBuilder::events`](crate::usage::UsageTrackerBuilder::events)).
+    pub fn events(mut self, events: bool) -> Self {
         self.events = events;
         self
+    }
+
+    #[deprecated(note = "use UsageBatch::events")]
+    #[doc(hidden)]
+    pub fn with_events(self, events: bool) -> Self {
+        self.events(events)
     }
 
     /// Whether the sink should store the events of what it changes with the write
@@ -127,7 +133,7 @@ pub struct UsageOutcome {
     /// Keys whose stored `last_used_at` this write moved from none: their first use.
     pub first_used: Vec<KeyId>,
     /// The ends this write set: old keys of `until_first_use` rotations
-    /// ([`OldKeyEnd::UntilFirstUse`](crate::OldKeyEnd::UntilFirstUse)) whose successor's
+    /// ([`OldKeyEnd::UntilFirstUse`](crate::store::OldKeyEnd::UntilFirstUse)) whose successor's
     /// first use it stored. A cache in front of the store evicts them; the tracker
     /// records each as a `rotated` event.
     pub ended: Vec<RotationEnd>,

@@ -98,7 +98,7 @@ impl KeyUsage {
 /// merged with newer uses.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum UsageError {
+pub enum UsageSinkError {
     /// The sink's backend failed.
     #[error("the usage sink failed: {0}")]
     Sink(#[source] BoxError),
@@ -107,8 +107,8 @@ pub enum UsageError {
     Timeout(Duration),
 }
 
-impl UsageError {
-    /// Wraps a backend error as [`UsageError::Sink`].
+impl UsageSinkError {
+    /// Wraps a backend error as [`UsageSinkError::Sink`].
     pub fn sink(error: impl Into<BoxError>) -> Self {
         Self::Sink(error.into())
     }
@@ -125,7 +125,7 @@ impl UsageError {
 #[async_trait]
 pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
     /// Records a batch: each key at most once.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError>;
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError>;
 
     /// Records a batch as [`record_usage`](Self::record_usage) does, given its id (the
     /// same for a retry of a failed flush, so that counts are applied once), and
@@ -135,7 +135,10 @@ pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
     /// The default calls `record_usage` and reports nothing, so a sink written before
     /// this method keeps working (without `first_used` events). Override it to report
     /// first uses and to make daily counts idempotent.
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         self.record_usage(batch.usages()).await?;
         Ok(UsageOutcome::default())
     }
@@ -143,11 +146,14 @@ pub trait UsageSink: fmt::Debug + Send + Sync + 'static {
 
 #[async_trait]
 impl<T: UsageSink + ?Sized> UsageSink for std::sync::Arc<T> {
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         (**self).record_usage(batch).await
     }
 
-    async fn record_usage_batch(&self, batch: &UsageBatch<'_>) -> Result<UsageOutcome, UsageError> {
+    async fn record_usage_batch(
+        &self,
+        batch: &UsageBatch<'_>,
+    ) -> Result<UsageOutcome, UsageSinkError> {
         (**self).record_usage_batch(batch).await
     }
 }

@@ -2,16 +2,16 @@
 
 use async_trait::async_trait;
 
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// Logs each key's last-used time at `INFO` (target `tower_apikey::usage`), for
 /// deployments that collect usage from logs or want to watch the tracker work.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TracingSink;
+pub struct TracingUsageSink;
 
 #[async_trait]
-impl UsageSink for TracingSink {
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+impl UsageSink for TracingUsageSink {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         for usage in batch {
             tracing::info!(
                 target: "tower_apikey::usage",

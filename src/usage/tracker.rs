@@ -22,7 +22,7 @@ use crate::usage::ended::EndedUses;
 use crate::usage::recent;
 use crate::usage::slot::{Slot, TOMBSTONE};
 use crate::usage::striped::StripedCounter;
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// Default flush period: five minutes.
 const DEFAULT_PERIOD: Duration = Duration::from_secs(300);
@@ -63,7 +63,7 @@ struct Inner {
 /// Counters since the tracker was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub struct UsageStats {
+pub struct UsageTrackerStats {
     /// Uses recorded (proven requests), dropped ones included.
     pub uses: u64,
     /// Key times the sink accepted.
@@ -89,7 +89,7 @@ pub struct UsageStats {
 ///
 /// Memory is bounded by the number of distinct keys, at most
 /// [`max_keys`](UsageTrackerBuilder::max_keys) (default 100 000); uses of further keys
-/// are counted in [`UsageStats::dropped`] and logged. Keys idle for a whole period are
+/// are counted in [`UsageTrackerStats::dropped`] and logged. Keys idle for a whole period are
 /// reclaimed once the tracker holds more than half its maximum.
 ///
 /// Clones share one tracker.
@@ -117,7 +117,7 @@ impl UsageTrackerBuilder {
     /// All ride on the flush: nothing is added to the request path.
     ///
     /// The first two are changes, stored in the same write as the usage that makes them
-    /// ([`UsageBatch::wants_events`](crate::UsageBatch::wants_events)): if the store
+    /// ([`UsageBatch::wants_events`](crate::usage::UsageBatch::wants_events)): if the store
     /// cannot keep them, the write fails and is retried with the next flush. `events`
     /// must keep its events in the sink's store.
     pub fn events(mut self, events: EventLog) -> Self {
@@ -289,12 +289,12 @@ impl UsageTracker {
 
     /// Writes every pending time now and returns once the sink has them (or failed).
     /// On failure the times stay pending for the next flush.
-    pub async fn flush(&self) -> Result<(), UsageError> {
+    pub async fn flush(&self) -> Result<(), UsageSinkError> {
         let _one_at_a_time = self.inner.flushing.lock().await;
         self.flush_now().await
     }
 
-    async fn flush_now(&self) -> Result<(), UsageError> {
+    async fn flush_now(&self) -> Result<(), UsageSinkError> {
         let inner = &*self.inner;
         let round = inner.rounds.fetch_add(1, Relaxed) + 1;
         inner.drop_logged.store(false, Relaxed);
@@ -313,16 +313,16 @@ impl UsageTracker {
         // the flush loop keeps running, instead of dying with the task.
         // With an audit trail, the store keeps the events of what this write changes
         // (first uses, the ends they set) in the same write: no change without its event.
-        let sealed = UsageBatch::new(id, &batch).with_events(inner.events.is_some());
+        let sealed = UsageBatch::new(id, &batch).events(inner.events.is_some());
         let write = AssertUnwindSafe(inner.sink.record_usage_batch(&sealed))
             .catch_unwind()
             .map(|outcome| {
-                outcome.unwrap_or_else(|_| Err(UsageError::sink("the usage sink panicked")))
+                outcome.unwrap_or_else(|_| Err(UsageSinkError::sink("the usage sink panicked")))
             });
         let result = match inner.flush_timeout {
             Some(limit) => tokio::time::timeout(limit, write)
                 .await
-                .unwrap_or(Err(UsageError::Timeout(limit))),
+                .unwrap_or(Err(UsageSinkError::Timeout(limit))),
             None => write.await,
         };
         let outcome = match result {
@@ -491,15 +491,15 @@ impl UsageTracker {
 
     /// Stops the flush loop and writes everything pending; returns when the sink has it.
     /// Call it on graceful shutdown, after the server has stopped taking requests.
-    pub async fn shutdown(&self) -> Result<(), UsageError> {
+    pub async fn shutdown(&self) -> Result<(), UsageSinkError> {
         self.inner.shutdown.send_replace(true);
         self.flush().await
     }
 
     /// The counters.
-    pub fn stats(&self) -> UsageStats {
+    pub fn stats(&self) -> UsageTrackerStats {
         let inner = &*self.inner;
-        UsageStats {
+        UsageTrackerStats {
             uses: inner.uses.sum(),
             writes: inner.writes.load(Relaxed),
             failures: inner.failures.load(Relaxed),
@@ -570,7 +570,7 @@ mod tests {
 
     #[async_trait]
     impl UsageSink for Arc<RecordingSink> {
-        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
             self.calls.fetch_add(1, Relaxed);
             if self.hang.load(Relaxed) {
                 std::future::pending::<()>().await;
@@ -580,7 +580,7 @@ mod tests {
                 .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(UsageError::sink("database is down"));
+                return Err(UsageSinkError::sink("database is down"));
             }
             let mut ids: Vec<_> = batch.iter().map(|u| u.key_id).collect();
             ids.sort();
@@ -725,7 +725,7 @@ mod tests {
         let key = id();
         tracker.record(&key, at(1));
         let error = tracker.flush().await.unwrap_err();
-        assert!(matches!(error, UsageError::Timeout(_)), "{error}");
+        assert!(matches!(error, UsageSinkError::Timeout(_)), "{error}");
         // Meanwhile uses keep being recorded without waiting.
         tracker.record(&key, at(2));
         sink.hang.store(false, Relaxed);
@@ -742,7 +742,7 @@ mod tests {
 
     #[async_trait]
     impl UsageSink for PanicsOnce {
-        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
             if !self.panicked.swap(true, Relaxed) {
                 panic!("sink bug");
             }
@@ -817,21 +817,21 @@ mod tests {
 
     #[async_trait]
     impl UsageSink for AppliedThenFailed {
-        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+        async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
             self.store.record_usage(batch).await
         }
 
         async fn record_usage_batch(
             &self,
             batch: &UsageBatch<'_>,
-        ) -> Result<crate::usage::UsageOutcome, UsageError> {
+        ) -> Result<crate::usage::UsageOutcome, UsageSinkError> {
             let outcome = self.store.record_usage_batch(batch).await?;
             if self
                 .failures_left
                 .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(UsageError::Timeout(Duration::from_secs(30)));
+                return Err(UsageSinkError::Timeout(Duration::from_secs(30)));
             }
             Ok(outcome)
         }

@@ -19,7 +19,10 @@ use hyper_util::rt::TokioExecutor;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_apikey::{ApiKeyV2Layer, CachedKeyStore, KeyManager, NewKey, RateLimit, SharedLimits};
+use tower_apikey::limits::SharedLimits;
+use tower_apikey::record::RateLimit;
+use tower_apikey::store::cached::CachedKeyStore;
+use tower_apikey::{ApiKeyV2Layer, KeyManager, NewKey};
 use tower_apikey_postgres::PgKeyStore;
 
 use super::{SCHEMA, ThrowawayCluster, fresh_store, pool};
@@ -73,7 +76,7 @@ impl Instance {
             admin_key,
             0,
             Some(&limits),
-            tower_apikey::TrustedProxies::none(),
+            tower_apikey::client_addr::TrustedProxies::none(),
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(limits.run(async move {
@@ -512,10 +515,9 @@ async fn l2_three_instances_one_idle_admit_at_most_the_quota_while_the_ledger_is
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let key = manager
-        .create(
-            NewKey::new("metered", ["reports:read"])
-                .quota(tower_apikey::Quota::new(20, tower_apikey::QuotaPeriod::Day).unwrap()),
-        )
+        .create(NewKey::new("metered", ["reports:read"]).quota(
+            tower_apikey::record::Quota::new(20, tower_apikey::record::QuotaPeriod::Day).unwrap(),
+        ))
         .await
         .unwrap()
         .key;

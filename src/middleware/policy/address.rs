@@ -1,7 +1,7 @@
 //! The address allowlist: a key with [`allowed_ips`](crate::KeyRecord::allowed_ips) is
 //! accepted only from those addresses; otherwise 403 `address_not_allowed`.
 //!
-//! The client address is the one [`TrustedProxies`](crate::TrustedProxies) finds (the
+//! The client address is the one [`TrustedProxies`](crate::client_addr::TrustedProxies) finds (the
 //! peer, or the hop before trusted proxies). When the server recorded no peer address
 //! the layer cannot tell where the request came from, so a restricted key is refused
 //! (fail closed), never let through.

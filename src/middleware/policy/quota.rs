@@ -1,4 +1,4 @@
-//! The quota: the key's [`Quota`](crate::Quota) per UTC day or month; used up, 429
+//! The quota: the key's [`Quota`](crate::record::Quota) per UTC day or month; used up, 429
 //! `quota_exceeded` until the period ends. Only reads the state: the verdict consumes
 //! it (see [`limiter`](crate::middleware::limiter)).
 

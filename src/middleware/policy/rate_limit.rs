@@ -1,4 +1,4 @@
-//! The rate limit: GCRA with the key's [`RateLimit`](crate::RateLimit); over it, 429
+//! The rate limit: GCRA with the key's [`RateLimit`](crate::record::RateLimit); over it, 429
 //! `rate_limited`. Only reads the state: the verdict consumes it (see
 //! [`limiter`](crate::middleware::limiter)).
 

@@ -22,7 +22,7 @@ use crate::metrics::{self, FilterRefusal};
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
 use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageError, UsageSink};
+use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
 type Answer = Option<KeyRecord>;
@@ -43,7 +43,8 @@ type Loads = HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>;
 /// committed). Wrap a store once and use the wrapper everywhere.
 ///
 /// ```
-/// use tower_apikey::{CachedKeyStore, InMemoryKeyStore, KeyManager, NewKey};
+/// use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+/// use tower_apikey::store::cached::CachedKeyStore;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = CachedKeyStore::new(InMemoryKeyStore::new());
@@ -140,7 +141,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
     ///
     /// Counting the entries visits each of them (and drops the expired ones): for
     /// monitoring and tests, not for every request.
-    pub fn stats(&self) -> CacheStats {
+    pub fn stats(&self) -> CachedKeyStoreStats {
         self.cache.stats()
     }
 
@@ -353,7 +354,7 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
 impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
     /// Forwards to the wrapped store. Cached records keep their old `last_used_at`: the
     /// middleware never reads it, and [`KeyStoreAdmin::get`] bypasses the cache.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageError> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
         self.store.record_usage(batch).await
     }
 
@@ -364,7 +365,7 @@ impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
     async fn record_usage_batch(
         &self,
         batch: &crate::usage::UsageBatch<'_>,
-    ) -> Result<crate::usage::UsageOutcome, UsageError> {
+    ) -> Result<crate::usage::UsageOutcome, UsageSinkError> {
         let outcome = self.store.record_usage_batch(batch).await?;
         for end in &outcome.ended {
             self.cache.invalidate(&end.key_id);
@@ -398,7 +399,7 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
     }
 
     /// How long a found record is served from the cache while a
-    /// [`KeyFeedListener`](crate::KeyFeedListener) follows the store and its feed is up
+    /// [`KeyFeedListener`](crate::store::feed::KeyFeedListener) follows the store and its feed is up
     /// (default [`DEFAULT_HIT_TTL`]). Revocations then evict at once; this bounds how
     /// long a change stays unseen if its notification is lost. Zero disables caching of
     /// found records in that state.
@@ -769,9 +770,9 @@ impl Cache {
         Ok(answer)
     }
 
-    fn stats(&self) -> CacheStats {
+    fn stats(&self) -> CachedKeyStoreStats {
         let filter = self.ids.stats();
-        CacheStats {
+        CachedKeyStoreStats {
             entries: self.entries.purge_and_count(cache_map::now()) as u64,
             loads_in_flight: self.loads().len(),
             filter: match filter {
@@ -857,7 +858,7 @@ impl Drop for LoadTicket<'_> {
 /// What a [`CachedKeyStore`] holds, from [`CachedKeyStore::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CacheStats {
+pub struct CachedKeyStoreStats {
     /// Cached answers (records and "no such key"), at most the configured
     /// `max_entries`.
     pub entries: u64,
@@ -965,7 +966,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::store::conformance::sample_record;
+    use crate::testing::conformance::sample_record;
 
     /// A store that counts its lookups, can be made to fail, and can be held at a gate.
     #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! The [`LimitBackend`] contract, as checks to run against a backend: each takes a
 //! fresh backend (no key leased yet) and panics with the rule it broke.
-//! [`limit_backend_conformance_tests!`](crate::limit_backend_conformance_tests) turns
+//! [`limit_backend_conformance_tests!`](crate::testing::limit_backend_conformance_tests) turns
 //! them into one `#[tokio::test]` each.
 //!
 //! The limits are long (a day's rate window, a month's quota), so that the checks hold
@@ -167,9 +167,12 @@ pub async fn concurrent_leases_never_over_grant<B: LimitBackend>(backend: B) {
 ///
 /// ```
 /// # #[cfg(any())] mod doc {
-/// tower_apikey::limit_backend_conformance_tests!(async { tower_apikey::MemoryLimitBackend::new() });
+/// tower_apikey::testing::limit_backend_conformance_tests!(async { tower_apikey::limits::InMemoryLimitBackend::new() });
 /// # }
 /// ```
+// Exported at the crate root, as every `#[macro_export]` macro is, and hidden there:
+// its documented path is `testing::…`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! limit_backend_conformance_tests {
     ($make:expr) => {
@@ -188,7 +191,7 @@ macro_rules! limit_backend_conformance_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                $crate::store::conformance::limits::$check($make.await).await;
+                $crate::testing::conformance::limits::$check($make.await).await;
             }
         )*
     };

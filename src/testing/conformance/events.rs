@@ -1,5 +1,5 @@
 //! The conformance checks of an [`EventStore`]: what every store that keeps the audit
-//! trail must do. [`event_store_conformance_tests!`](crate::event_store_conformance_tests)
+//! trail must do. [`event_store_conformance_tests!`](crate::testing::event_store_conformance_tests)
 //! turns them into one `#[tokio::test]` each.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -78,7 +78,7 @@ pub async fn events_are_newest_first_paged_and_filtered<S: EventStore>(store: S)
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
     let limit = PageLimit::new(3).expect("valid");
-    let read: Vec<_> = all(&store, EventQuery::new().limit(limit))
+    let read: Vec<_> = all(&store, EventQuery::new().with_limit(limit))
         .await
         .iter()
         .map(KeyEvent::id)
@@ -86,7 +86,7 @@ pub async fn events_are_newest_first_paged_and_filtered<S: EventStore>(store: S)
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(read, newest_first, "pages of 3, newest first, nothing lost");
-    let of_a = all(&store, EventQuery::new().key(a).limit(limit)).await;
+    let of_a = all(&store, EventQuery::new().key(a).with_limit(limit)).await;
     assert_eq!(of_a.len(), 4, "a's events only");
     assert!(of_a.iter().all(|e| *e.key_id() == a));
     assert!(of_a.windows(2).all(|w| w[0].id() > w[1].id()));
@@ -209,7 +209,7 @@ pub async fn usage_counts_are_added_once_per_batch<S: EventStore + UsageSink + K
 /// Each change stores the events it is given in the same write (DESIGN §10), with the
 /// next ids, and returns them as stored: created, changed, rotated and revoked, the
 /// revocation's events also told of each heir it revoked
-/// ([`NewEvent::for_heir`](crate::NewEvent::for_heir)). A change that does not happen
+/// ([`NewEvent::for_heir`](crate::event::NewEvent::for_heir)). A change that does not happen
 /// (a duplicate id, an unknown key, a refused rotation, a repeated revocation) stores
 /// no event.
 pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>(store: S) {
@@ -364,7 +364,7 @@ pub async fn usage_writes_store_their_events_with_them<
     store.insert(&quiet).await.expect("insert");
 
     let used = [KeyUsage::new(*new.id(), t(20))];
-    let batch = UsageBatch::new(UsageBatchId::random(), &used).with_events(true);
+    let batch = UsageBatch::new(UsageBatchId::random(), &used).events(true);
     let outcome = store.record_usage_batch(&batch).await.expect("record");
     assert_eq!(outcome.first_used, [*new.id()]);
     assert_eq!(outcome.ended.len(), 1, "the old key ends");
@@ -416,6 +416,9 @@ pub async fn usage_writes_store_their_events_with_them<
 /// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
 /// the given `async` expression: a store that is also a [`UsageSink`] and a
 /// [`KeyStoreAdmin`], as both shipped stores are.
+// Exported at the crate root, as every `#[macro_export]` macro is, and hidden there:
+// its documented path is `testing::…`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! event_store_conformance_tests {
     ($make:expr) => {
@@ -433,7 +436,7 @@ macro_rules! event_store_conformance_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                $crate::store::conformance::events::$check($make.await).await;
+                $crate::testing::conformance::events::$check($make.await).await;
             }
         )*
     };

@@ -1,19 +1,20 @@
-//! Keys that are well-formed but wrong, for tests (feature `test-util`).
+//! Keys that are well-formed but wrong.
 //!
 //! A test of a refusal needs inputs that pass the format and checksum checks and fail
 //! later: a wrong secret must reach the store and its constant-time comparison, not stop
 //! at the checksum.
 //!
 //! ```
-//! use tower_apikey::test_util::{with_bad_checksum, with_wrong_secret};
-//! use tower_apikey::{KeyPrefix, PlaintextKey};
+//! use tower_apikey::PlaintextKey;
+//! use tower_apikey::key::{KeyFormatError, KeyPrefix};
+//! use tower_apikey::testing::{with_bad_checksum, with_wrong_secret};
 //!
 //! let key = PlaintextKey::generate(&KeyPrefix::default());
 //! let forged = with_wrong_secret(key.expose_secret());
 //! assert_eq!(PlaintextKey::parse(forged.clone())?.id(), key.id()); // well-formed
 //! assert_ne!(forged, key.expose_secret());
 //! assert!(PlaintextKey::parse(with_bad_checksum(key.expose_secret())).is_err());
-//! # Ok::<(), tower_apikey::KeyFormatError>(())
+//! # Ok::<(), KeyFormatError>(())
 //! ```
 
 use crate::key::{self, CHECKSUM_LEN};
@@ -51,34 +52,4 @@ pub fn with_bad_checksum(key: &str) -> String {
         .position(|&c| c == last.as_bytes()[0])
         .expect("a key ends in a base62 digit");
     format!("{body}{}", char::from(key::ALPHABET[(digit + 1) % 62]))
-}
-
-/// A store whose every lookup fails, like a database that is down: for checking that
-/// requests are refused with 503 (never let through, never told 401).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FailingStore;
-
-#[async_trait::async_trait]
-impl crate::KeyStore for FailingStore {
-    async fn lookup(
-        &self,
-        _: &crate::KeyId,
-    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        Err(crate::StoreError::unavailable("connection refused"))
-    }
-}
-
-/// A store whose lookups never answer, like a database that hangs: for checking the
-/// layer's lookup timeout.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HangingStore;
-
-#[async_trait::async_trait]
-impl crate::KeyStore for HangingStore {
-    async fn lookup(
-        &self,
-        _: &crate::KeyId,
-    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        std::future::pending().await
-    }
 }

@@ -2,12 +2,12 @@
 //! [`KeyStoreAdmin`] must have, as checks to run against your own store.
 //!
 //! Each check takes a fresh, empty store and panics, like `assert!`, with a message
-//! naming the broken rule. [`store_conformance_tests!`](crate::store_conformance_tests)
+//! naming the broken rule. [`store_conformance_tests!`](crate::testing::store_conformance_tests)
 //! turns the whole suite into one `#[tokio::test]` per check:
 //!
 //! ```
 //! # #[cfg(any())] mod doc {
-//! tower_apikey::store_conformance_tests!(async { MyStore::connect_to_a_fresh_schema().await });
+//! tower_apikey::testing::store_conformance_tests!(async { MyStore::connect_to_a_fresh_schema().await });
 //! # }
 //! ```
 //!
@@ -17,7 +17,7 @@
 //! and the `ends_at` a rotation sets, and keep who acted (`created_by`, `revoked_by`).
 
 pub mod events;
-pub mod heirs;
+mod heirs;
 pub mod limits;
 mod paging;
 pub mod rotation;
@@ -769,6 +769,9 @@ where
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// the given `async` expression. Needs `tokio` with the `macros` and `rt` features in
 /// the calling crate's dev-dependencies.
+// Exported at the crate root, as every `#[macro_export]` macro is, and hidden there:
+// its documented path is `testing::…`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {
@@ -802,7 +805,7 @@ macro_rules! store_conformance_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                $crate::store::conformance::$check($make.await).await;
+                $crate::testing::conformance::$check($make.await).await;
             }
         )*
     };

@@ -1,6 +1,6 @@
 //! The conformance checks of revocation with heirs (DESIGN §10): what
 //! [`KeyStoreAdmin::live_heirs`] and [`KeyStoreAdmin::revoke_with_heirs`] must do. Part
-//! of [`store_conformance_tests!`](crate::store_conformance_tests).
+//! of [`store_conformance_tests!`](crate::testing::store_conformance_tests).
 //!
 //! A key's heirs are the records whose `rotated_from` is the key and whose
 //! `created_by` is the key's own id (it rotated itself), and theirs in turn. Revoking a
@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::KeyId;
 use crate::record::{ActorName, KeyRecord};
-use crate::store::conformance::sample_record;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
+use crate::testing::conformance::sample_record;
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)

@@ -1,20 +1,20 @@
 //! The conformance checks of `until_first_use` rotation (DESIGN §11): what every store
 //! that is also the [`UsageSink`] of its keys must do.
-//! [`rotation_conformance_tests!`](crate::rotation_conformance_tests) turns them into
+//! [`rotation_conformance_tests!`](crate::testing::rotation_conformance_tests) turns them into
 //! one `#[tokio::test]` each.
 //!
 //! The rule: a rotation with [`OldKeyEnd::UntilFirstUse`] stores the successor with its
 //! grace and leaves the old key as it is; the usage write that stores the successor's
 //! first use sets the old key's `ends_at` (that use plus the grace, unless the old key
 //! is revoked or stops sooner anyway) in the same write, reports it in
-//! [`UsageOutcome::ended`](crate::UsageOutcome::ended), and a lookup afterwards (through
+//! [`UsageOutcome::ended`](crate::usage::UsageOutcome::ended), and a lookup afterwards (through
 //! any cache the store has) shows the end.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::record::KeyRecord;
-use crate::store::conformance::sample_record;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
+use crate::testing::conformance::sample_record;
 use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageBatchId, UsageOutcome, UsageSink};
 
 fn t(secs: u64) -> SystemTime {
@@ -189,6 +189,9 @@ pub async fn the_end_never_lengthens_or_revives<S: KeyStoreAdmin + UsageSink>(st
 /// Expands to one `#[tokio::test]` per `until_first_use` check, each on a fresh store
 /// (a [`KeyStoreAdmin`] that is also its own [`UsageSink`]) made by the given `async`
 /// expression.
+// Exported at the crate root, as every `#[macro_export]` macro is, and hidden there:
+// its documented path is `testing::…`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! rotation_conformance_tests {
     ($make:expr) => {
@@ -203,7 +206,7 @@ macro_rules! rotation_conformance_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                $crate::store::conformance::rotation::$check($make.await).await;
+                $crate::testing::conformance::rotation::$check($make.await).await;
             }
         )*
     };
