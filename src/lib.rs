@@ -166,6 +166,7 @@ pub mod fuzzing;
 mod header;
 pub mod key;
 pub mod limits;
+pub mod manager;
 // Public with the feature (names and `describe`); without it, only the crate's no-op
 // call sites, so that a build without `metrics` has neither the code nor the dependency.
 #[cfg(feature = "metrics")]
@@ -184,49 +185,16 @@ pub mod store;
 pub mod testing;
 pub mod usage;
 
-// The manager's code is `src/manager.rs` and `src/manager/`, under this private path
-// (`#[path = "."]` keeps those file names): its root names (`KeyManager`, …) are
-// re-exported below, the rest by the public module `manager`, so that each has one
-// path.
-#[path = "."]
-mod private {
-    pub(crate) mod manager;
-}
-
-pub mod manager {
-    //! What key management takes and reports besides the names at the root
-    //! ([`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`],
-    //! [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`]).
-    //!
-    //! - [`ActingAs`]: the manager acting for an [`Actor`], who is recorded on each key
-    //!   and event and may grant only what it holds.
-    //! - [`ScopeCatalogue`]: the scopes an organisation offers, with descriptions, and
-    //!   the only ones a key may then hold.
-    //! - [`Restriction`], [`Loosened`], [`ChangeKind`]: why a change that would loosen a
-    //!   restricted actor's key was refused.
-    //! - [`OldKeyPlan`]: what a rotation does with the old key, as one value; rotation
-    //!   until the new key's first use waits [`DEFAULT_FIRST_USE_GRACE`] by default.
-    //! - [`ExpiryError`], [`MAX_LIFETIME`]: the bounds of a key's expiry.
-
-    pub use crate::private::manager::{
-        ActingAs, CatalogueEntry, CatalogueError, ChangeKind, DEFAULT_FIRST_USE_GRACE, ExpiryError,
-        Loosened, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, MAX_FIRST_USE_GRACE, MAX_LIFETIME,
-        OldKeyPlan, Restriction, ScopeCatalogue,
-    };
-    // The crate's own code names the manager's types from here.
-    pub(crate) use crate::private::manager::*;
-}
-
 // The root: at most 25 documented names (`tests/root_surface.rs` counts them).
 pub use clock::{Clock, SystemClock};
 pub use key::format::{KeyId, PlaintextKey};
+pub use manager::actor::Actor;
+pub use manager::background::{Background, ShutdownError};
+pub use manager::builder::KeyManagerBuilder;
+pub use manager::key_manager::{CreatedKey, KeyManager, ManagerError, NewKey};
 pub use middleware::layer::ApiKeyV2Layer;
 pub use middleware::require_scopes::RequireScopesLayer;
 pub use middleware::service::ApiKeyV2Service;
-pub use private::manager::{
-    Actor, Background, CreatedKey, KeyManager, KeyManagerBuilder, ManagerError, NewKey,
-    ShutdownError,
-};
 pub use record::identity::ApiKeyIdentity;
 pub use record::key_record::KeyRecord;
 pub use scope::scopes::{Scope, Scopes};
