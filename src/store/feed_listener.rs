@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 
 use crate::key::KeyId;
 use crate::metrics;
@@ -18,6 +18,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The most created ids checked against the store in one call.
 const MAX_CHECK_BATCH: usize = 256;
+/// The most created ids announced and waiting for a check; past that, the stream is
+/// left unread until the check under way ends (a flood of forged notifications holds
+/// no more than this).
+const MAX_UNCHECKED: usize = 4 * MAX_CHECK_BATCH;
 /// How long one check of created ids may take before the feed counts as lost: a
 /// batch of primary-key lookups answers in milliseconds from a healthy database.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -287,58 +291,62 @@ impl KeyFeedListener {
     }
 
     /// Applies changes until the feed fails or, if `stop_when_full`, a filter is full.
-    /// Created ids are gathered (as many as have arrived, up to [`MAX_CHECK_BATCH`]) and
-    /// checked against the store before any filter holds them.
+    ///
+    /// A created id is announced to the caches the moment it arrives (lookups ask the
+    /// store for it at once) and joins the filters only once the store confirms it
+    /// ([`KeyIdFeed::existing`], up to [`MAX_CHECK_BATCH`] ids a query). The stream is
+    /// read while a check runs: an announcement never waits for a query, so a key used
+    /// on this instance at once after its creation elsewhere is not refused because a
+    /// check of earlier ids was slow. At most [`MAX_UNCHECKED`] ids wait for their
+    /// check; past that, the stream is left unread until the check ends.
     async fn apply(&self, changes: &mut Changes, stop_when_full: bool) -> Lost {
-        let mut created = Vec::new();
+        // Every id announced and not yet settled; whatever is left is settled when this
+        // ends, however it ends (a failure, a full filter, a cancelled resubscription).
+        let mut announced = Announced::new(&self.caches);
+        // Announced ids whose check has not started yet.
+        let mut unchecked: Vec<KeyId> = Vec::new();
+        let mut check: Option<Check<'_>> = None;
         loop {
-            let mut next = changes.next().await;
-            let mut ended = None;
-            loop {
-                match next {
-                    None => {
-                        ended = Some("the feed ended".to_owned());
-                        break;
+            if check.is_none() && !unchecked.is_empty() {
+                let batch: Vec<KeyId> = unchecked
+                    .drain(..unchecked.len().min(MAX_CHECK_BATCH))
+                    .collect();
+                check = Some(Box::pin(async move {
+                    let found = self.confirm(&batch).await;
+                    (batch, found)
+                }));
+            }
+            tokio::select! {
+                // A finished check first: its ids settle before more are read.
+                biased;
+                (batch, found) = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                    check = None;
+                    announced.settle(&batch);
+                    match found {
+                        Ok(found) if found < batch.len() => tracing::debug!(
+                            feed = ?self.feed,
+                            ignored = batch.len() - found,
+                            "ignored created-key notifications for ids that do not exist"
+                        ),
+                        Ok(_) => {}
+                        Err(error) => return Lost::Failed(format!("checking created ids: {error}")),
                     }
-                    Some(Err(error)) => {
-                        ended = Some(error.to_string());
-                        break;
+                }
+                next = changes.next(), if unchecked.len() < MAX_UNCHECKED => match next {
+                    None => return Lost::Failed("the feed ended".to_owned()),
+                    Some(Err(error)) => return Lost::Failed(error.to_string()),
+                    Some(Ok(KeyChange::Created(id))) => {
+                        // Asked for at once, trusted only once the store confirms it.
+                        announced.announce(id);
+                        unchecked.push(id);
                     }
-                    Some(Ok(KeyChange::Created(id))) => created.push(id),
                     Some(Ok(KeyChange::Changed(id))) => {
                         tracing::debug!(key_id = %id, "changed elsewhere: evicted from cache");
                         for cache in &self.caches {
                             cache.invalidate(&id);
                         }
                     }
-                }
-                if created.len() >= MAX_CHECK_BATCH {
-                    break;
-                }
-                // What has already arrived joins this batch; nothing more is awaited.
-                match changes.next().now_or_never() {
-                    Some(more) => next = more,
-                    None => break,
-                }
-            }
-            if !created.is_empty() {
-                // Asked for at once, trusted only once the store confirms them; the
-                // guard forgets the announcement however this ends.
-                let announced = Announced::new(&self.caches, &created);
-                match self.confirm(announced.ids).await {
-                    Ok(found) if found < created.len() => tracing::debug!(
-                        feed = ?self.feed,
-                        ignored = created.len() - found,
-                        "ignored created-key notifications for ids that do not exist"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => return Lost::Failed(format!("checking created ids: {error}")),
-                }
-                drop(announced);
-                created.clear();
-            }
-            if let Some(why) = ended {
-                return Lost::Failed(why);
+                },
             }
             if stop_when_full && self.caches.iter().any(|cache| cache.ids.is_full()) {
                 return Lost::Full;
@@ -378,29 +386,50 @@ impl FeedHealth {
     }
 }
 
-/// A batch of created ids announced to the caches while the store checks them; they
-/// are settled when it is dropped, whether the check answered, failed or was cancelled.
+/// The created ids announced to the caches and not yet settled: settled one check at a
+/// time, and all that are left when it is dropped, whether the checks answered, failed
+/// or were cancelled.
 struct Announced<'a> {
     caches: &'a [Arc<Cache>],
-    ids: &'a [KeyId],
+    ids: Vec<KeyId>,
 }
 
 impl<'a> Announced<'a> {
-    fn new(caches: &'a [Arc<Cache>], ids: &'a [KeyId]) -> Self {
-        for cache in caches {
-            cache.announced(ids);
+    fn new(caches: &'a [Arc<Cache>]) -> Self {
+        Self {
+            caches,
+            ids: Vec::new(),
         }
-        Self { caches, ids }
+    }
+
+    fn announce(&mut self, id: KeyId) {
+        for cache in self.caches {
+            cache.announced(std::slice::from_ref(&id));
+        }
+        self.ids.push(id);
+    }
+
+    /// The store answered for `batch`.
+    fn settle(&mut self, batch: &[KeyId]) {
+        for cache in self.caches {
+            cache.settled(batch);
+        }
+        self.ids.retain(|id| !batch.contains(id));
     }
 }
 
 impl Drop for Announced<'_> {
     fn drop(&mut self) {
         for cache in self.caches {
-            cache.settled(self.ids);
+            cache.settled(&self.ids);
         }
     }
 }
+
+/// One check of created ids against the store: the ids, and how many exist.
+type Check<'a> = std::pin::Pin<
+    Box<dyn Future<Output = (Vec<KeyId>, Result<usize, crate::StoreError>)> + Send + 'a>,
+>;
 
 /// Why a subscription ended.
 enum Lost {
