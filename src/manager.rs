@@ -1,6 +1,7 @@
 //! What key management takes and reports besides the names at the root
-//! ([`KeyManager`], [`KeyManagerBuilder`], [`Background`], [`NewKey`],
-//! [`CreatedKey`], [`ManagerError`], [`ShutdownError`], [`Actor`]).
+//! ([`KeyManager`], [`KeyManagerBuilder`](crate::KeyManagerBuilder),
+//! [`Background`](crate::Background), [`NewKey`], [`CreatedKey`], [`ManagerError`],
+//! [`ShutdownError`](crate::ShutdownError), [`Actor`]).
 //!
 //! - [`ActingAs`]: the manager acting for an [`Actor`], who is recorded on each key
 //!   and event and may grant only what it holds.

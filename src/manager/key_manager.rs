@@ -105,7 +105,7 @@ pub enum ManagerError {
     CannotRevoke(KeyId, Scopes),
     /// An `until_first_use` rotation of this key was asked for, but this manager's
     /// last-used times go to a sink other than its store
-    /// ([`KeyManagerBuilder::usage_sink`]), so the new key's first use, and with it the
+    /// ([`KeyManagerBuilder::usage_sink`](crate::KeyManagerBuilder::usage_sink)), so the new key's first use, and with it the
     /// old key's end, would never reach the store. Rotate with a fixed overlap instead.
     #[error(
         "key {0} cannot rotate until the new key's first use: this manager's UsageTracker \
@@ -114,7 +114,7 @@ pub enum ManagerError {
     )]
     UsageNotTracked(KeyId),
     /// The grace of an `until_first_use` rotation is longer than
-    /// [`MAX_FIRST_USE_GRACE`].
+    /// [`MAX_FIRST_USE_GRACE`](super::MAX_FIRST_USE_GRACE).
     #[error("grace_secs is at most 604800 (7 days); {0:?} was asked for")]
     GraceTooLong(Duration),
     /// The actor may not change this key's name, limits or addresses: it holds scopes
@@ -273,11 +273,11 @@ pub struct CreatedKey {
 /// - no key is left less restricted than a restricted actor (an admin key with a rate
 ///   limit, a quota or an allowlist): the keys it creates, rotates or changes keep its
 ///   restrictions, and it may not loosen its own ([`ManagerError::CannotLoosen`], naming
-///   each [`Restriction`]; DESIGN §12);
+///   each [`Restriction`](super::Restriction); DESIGN §12);
 /// - the actor's name is recorded as the new key's `created_by`, or the revoked key's
 ///   `revoked_by`, and logged.
 ///
-/// With a [`ScopeCatalogue`] ([`KeyManagerBuilder::catalogue`]), create also refuses any
+/// With a [`ScopeCatalogue`] ([`KeyManagerBuilder::catalogue`](crate::KeyManagerBuilder::catalogue)), create also refuses any
 /// scope the application did not declare. Whoever acts, rotation never revives a key:
 /// rotating a revoked, expired or ended key fails (409 over HTTP).
 #[derive(Clone)]
@@ -309,7 +309,7 @@ impl<S: KeyStoreAdmin + UsageSink + Clone> KeyManager<S> {
     /// A manager over `store` with the defaults: `KeyManager::builder(store).build()`
     /// (the system clock, prefix `mkc`, no scope catalogue, no audit trail, limits kept
     /// per instance, last-used times written to `store` every five minutes). See
-    /// [`KeyManagerBuilder`] for the rest.
+    /// [`KeyManagerBuilder`](crate::KeyManagerBuilder) for the rest.
     pub fn new(store: S) -> Self {
         Self::builder(store).build()
     }
@@ -703,9 +703,9 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
     /// The layer that accepts the keys this manager issues: it looks them up in the same
     /// store, with the same prefix and clock, records each proven use for the
     /// [background](Self::background) to write (with the `first_used` and
-    /// `ended_key_used` events, given [events](KeyManagerBuilder::events)), and holds
+    /// `ended_key_used` events, given [events](crate::KeyManagerBuilder::events)), and holds
     /// keys to their limits, shared with other instances given
-    /// [shared limits](KeyManagerBuilder::shared_limits).
+    /// [shared limits](crate::KeyManagerBuilder::shared_limits).
     ///
     /// Every layer it returns shares one tracker and one count of each key's limits, so
     /// call it for each router or service that needs one; set the realm, required
