@@ -224,32 +224,31 @@
 //!
 //! # Mounting
 //!
-//! The router authenticates its own requests with an [`ApiKeyV2Layer`] over the
-//! manager's store, requiring `admin:keys`, so it is safe wherever it is mounted. Nest it
-//! *outside* the application's own authentication layer (after `route_layer`, or in a
-//! router that layer does not wrap), or requests would be checked twice:
+//! The router authenticates its own requests with a layer of its manager
+//! ([`KeyManager::layer`]), requiring `admin:keys`, so it is safe wherever it is mounted.
+//! Nest it *outside* the application's own authentication layer (after `route_layer`,
+//! or in a router that layer does not wrap), or requests would be checked twice:
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_apikey::{ApiKeyV2Layer, InMemoryKeyStore, KeyManager};
+//! use tower_apikey::{InMemoryKeyStore, KeyManager};
 //! use tower_apikey_admin::AdminRouter;
 //!
-//! let store = InMemoryKeyStore::new();
-//! let manager = KeyManager::new(store.clone());
-//! let layer = ApiKeyV2Layer::new(store);
-//! // An admin key's requests here and to the API spend one rate limit and one quota.
-//! let admin = AdminRouter::new(manager).share_limits_with(&layer).into_router();
+//! let manager = KeyManager::new(InMemoryKeyStore::new());
+//! let layer = manager.layer().realm("billing");
+//! // The guard is the application's layer: one realm, one throttle, and an admin
+//! // key's requests here and to the API spend one rate limit and one quota.
+//! let admin = AdminRouter::new(manager).guard(layer.clone()).into_router();
 //! let app: Router = Router::new()
 //!     .route("/ping", get(|| async { "pong" }))
 //!     .route_layer(layer)
 //!     .nest("/admin", admin);
 //! ```
 //!
-//! [`AdminRouter`] sets the realm, the usage tracker, the failure throttle and the
-//! trusted proxies of that guard, and the limits it counts: give it the application's
-//! layer ([`AdminRouter::share_limits_with`]) or [`SharedLimits`]
-//! ([`AdminRouter::shared_limits`]), or a key's requests here spend limits of their own,
-//! apart from the API's and per instance ([`router`] does that).
+//! Every layer of one manager records uses in its tracker and counts limits in one
+//! place (across instances with the manager's shared limits), so the default guard,
+//! `manager.layer()`, already does both; [`AdminRouter::guard`] gives it the
+//! application's realm, failure throttle and trusted proxies too.
 //!
 //! # Behind the application's login
 //!
