@@ -8,8 +8,8 @@ Each `.rs` file under a crate's `src/` is one module (`lib.rs` is the root, `a.r
 names through `crate::`, `super::` or `self::` paths, in `use` trees or in code. A name the
 target re-exports with `pub use` is followed to the file that defines it, so a parent that
 only re-exports its children is not drawn as their importer's target. `mod` declarations are
-not arrows, and neither are comments, doc links or `#[cfg(test)]` test files (`tests.rs`,
-`*_tests.rs`), which belong to the module they test.
+not arrows, and neither are comments, doc links, `#[cfg(test)]` items or test files
+(`tests.rs`, `*_tests.rs`): tests belong to the module they test, and may reach anywhere.
 
 It prints every group of files that reach each other (a strongly connected component of more
 than one file) with the arrows inside it, and exits 1 if there is any.
@@ -52,6 +52,32 @@ def strip_comments_and_strings(text: str) -> str:
         else:
             out.append(c)
             i += 1
+    return "".join(out)
+
+
+def strip_test_items(code: str) -> str:
+    """Removes `#[cfg(test)]` items (test modules and their imports): tests may reach anywhere."""
+    out, i = [], 0
+    for m in re.finditer(r"#\[cfg\(test\)\]", code):
+        if m.start() < i:
+            continue
+        out.append(code[i : m.start()])
+        j = m.end()
+        brace, semi = code.find("{", j), code.find(";", j)
+        if semi >= 0 and (brace < 0 or semi < brace):
+            i = semi + 1
+            continue
+        depth, k = 0, brace
+        while k < len(code):
+            if code[k] == "{":
+                depth += 1
+            elif code[k] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        i = k + 1
+    out.append(code[i:])
     return "".join(out)
 
 
@@ -140,7 +166,7 @@ def main() -> int:
                 continue
             files[module_of(src, path)] = path
         modules = set(files)
-        codes = {m: strip_comments_and_strings(p.read_text()) for m, p in files.items()}
+        codes = {m: strip_test_items(strip_comments_and_strings(p.read_text())) for m, p in files.items()}
 
         # Re-exports: module -> {name: target path segments}.
         reexports = {}
