@@ -54,8 +54,6 @@
 //!
 //! [`KeyManagerBuilder::events`]: crate::KeyManagerBuilder::events
 
-#[cfg(feature = "cache")]
-mod cached;
 mod key_event;
 pub(crate) mod log;
 mod tracing_sink;

@@ -187,6 +187,7 @@ pub mod usage;
 
 // The root: at most 25 documented names (`tests/root_surface.rs` counts them).
 pub use clock::{Clock, SystemClock};
+pub use error::StoreError;
 pub use key::format::{KeyId, PlaintextKey};
 pub use manager::actor::Actor;
 pub use manager::background::{Background, ShutdownError};
@@ -198,7 +199,7 @@ pub use middleware::service::ApiKeyV2Service;
 pub use record::identity::ApiKeyIdentity;
 pub use record::key_record::KeyRecord;
 pub use scope::scopes::{Scope, Scopes};
-pub use store::key_store::{KeyStore, KeyStoreAdmin, StoreError};
+pub use store::key_store::{KeyStore, KeyStoreAdmin};
 pub use store::memory::InMemoryKeyStore;
 pub use usage::sink::UsageSink;
 

@@ -43,20 +43,25 @@ pub(crate) mod actor;
 pub(crate) mod background;
 pub(crate) mod builder;
 mod catalogue;
+mod change_events;
 mod deprecated;
 mod events;
 mod expiring;
 mod first_use;
 pub(crate) mod key_manager;
+mod old_key_plan;
 mod restrictions;
+mod run;
 mod update;
+mod usage;
 
 pub use acting_as::ActingAs;
 pub use catalogue::{
     CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };
-pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE, OldKeyPlan};
+pub use first_use::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE};
 pub use key_manager::{ExpiryError, MAX_LIFETIME};
+pub use old_key_plan::OldKeyPlan;
 pub use restrictions::{ChangeKind, Loosened, Restriction};
 
 // The root's names (`KeyManager`, …) have their one public path at the crate root; the

@@ -24,7 +24,9 @@ mod hidden_text;
 pub(crate) mod identity;
 pub(crate) mod key_record;
 mod limits;
+mod name_text;
 mod recent_ips;
+mod record_data;
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use std::sync::Arc;
 // `ApiKeyIdentity` and `KeyRecord` are named from the crate root; the crate's own code
 // also imports them from here.
 pub(crate) use identity::ApiKeyIdentity;
-pub(crate) use key_record::{KeyRecord, RecordData};
+pub(crate) use key_record::KeyRecord;
 pub(crate) use limits::Limits;
 pub use limits::{
     AllowedIps, LimitError, MAX_ALLOWED_IPS, MAX_RATE_WINDOW_SECS, Quota, QuotaPeriod, RateLimit,
@@ -41,6 +43,7 @@ pub use recent_ips::{MAX_RECENT_IPS, RecentIps};
 
 pub use actor_name::{ActorName, ActorNameError, MAX_ACTOR_CHARS};
 pub(crate) use hidden_text::first_hidden;
+use name_text::{NameFault, check_name};
 
 /// The longest key name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -90,22 +93,13 @@ impl KeyName {
 
     /// Checks and wraps a name.
     pub fn new(name: &str) -> Result<Self, KeyNameError> {
-        if name.trim().is_empty() {
-            return Err(KeyNameError::Empty);
-        }
-        let chars = name.chars().count();
-        if chars > MAX_NAME_CHARS {
-            return Err(KeyNameError::TooLong(chars));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(KeyNameError::ControlCharacter);
-        }
-        if let Some(hidden) = first_hidden(name) {
-            return Err(KeyNameError::HiddenCharacter(hidden));
-        }
-        if name.trim() != name {
-            return Err(KeyNameError::Untrimmed);
-        }
+        check_name(name, MAX_NAME_CHARS).map_err(|fault| match fault {
+            NameFault::Empty => KeyNameError::Empty,
+            NameFault::TooLong(chars) => KeyNameError::TooLong(chars),
+            NameFault::ControlCharacter => KeyNameError::ControlCharacter,
+            NameFault::HiddenCharacter(c) => KeyNameError::HiddenCharacter(c),
+            NameFault::Untrimmed => KeyNameError::Untrimmed,
+        })?;
         Ok(Self(Arc::from(name)))
     }
 

@@ -8,12 +8,13 @@
 //!
 //! A store never sees a plaintext key, only [`KeyRecord`]s holding its digest.
 //!
-//! The traits and [`StoreError`] are at the crate root; this module holds what their
-//! methods take and return: a listing's [`KeyQuery`] (filters [`KeyFilter`], order
-//! [`KeySort`], position [`KeyPosition`]) and its [`Page`] ([`PageLimit`],
-//! [`PageCursor`]), a [`KeyUpdate`], a [`Revocation`], a rotation's [`OldKeyEnd`] and
-//! [`RotateOutcome`], and [`BoxError`]. With the feature `cache`, `store::cached` is a
-//! cache in front of any store and `store::feed` keeps it in step with its store.
+//! The two traits and [`StoreError`](crate::StoreError) are at the crate root; this
+//! module holds the optional [`KeyStoreUpdate`] and what the traits' methods take and
+//! return: a listing's [`KeyQuery`] (filters [`KeyFilter`], order [`KeySort`], position
+//! [`KeyPosition`]) and its [`Page`] ([`PageLimit`], [`PageCursor`]), a [`KeyUpdate`], a
+//! [`Revocation`], a rotation's [`OldKeyEnd`] and [`RotateOutcome`], and [`BoxError`].
+//! With the feature `cache`, `store::cached` is a cache in front of any store and
+//! `store::feed` keeps it in step with its store.
 //!
 //! ```
 //! use async_trait::async_trait;
@@ -32,35 +33,46 @@
 //! }
 //! ```
 //!
+//! # A store of your own, step by step
+//!
+//! Each step is a trait, each proved by a conformance suite (feature `test-util`, one
+//! `#[tokio::test]` per check: `tower_apikey::testing::<suite>!(async { fresh_store().await })`).
+//! Stop after any step: what the later steps enable is then refused at compile time,
+//! never at run time, except where a row says otherwise.
+//!
+//! | step | implement | it enables | proved by |
+//! |---|---|---|---|
+//! | 1 | [`KeyStore`] (`lookup`; `lookup_ready` for a store in memory) | the middleware | `store_conformance_tests!` (its lookups) |
+//! | 2 | [`KeyStoreAdmin`] (`insert`, `list`, `revoke`, `rotate`; `get`, `list_page`, `live_heirs` have defaults to override) | [`KeyManager`](crate::KeyManager): create, list, revoke, rotate | `store_conformance_tests!` |
+//! | 3 | [`UsageSink`](crate::UsageSink) (`record_usage`, then `record_usage_batch` to report first uses) | last-used times, `until_first_use` rotation; without it, name a sink: `KeyManagerBuilder::usage_sink` | `rotation_conformance_tests!` |
+//! | 4 | [`KeyStoreUpdate`] (`update`) | [`KeyManager::update`](crate::KeyManager::update), and the admin router, whose `PATCH /keys/{id}` needs it | `update_conformance_tests!` |
+//! | 5 | [`EventStore`](crate::event::EventStore), and the `…_with_events` methods and `revoke_with_heirs` of steps 2 and 4 | the audit trail ([`EventLog`](crate::event::EventLog)); until they are overridden, a change asked to keep events is refused at run time (`StoreError::Unsupported`, 501), since no default can keep them in the same write | `event_store_conformance_tests!` |
+//! | 6 | [`UsageCounts`](crate::usage::UsageCounts), answering [`UsageSink::counts`](crate::UsageSink::counts) with `Some(self)` | requests per day ([`KeyManager::daily_requests`](crate::KeyManager::daily_requests), `GET /keys/{id}/usage`), pruned with the events | `usage_conformance_tests!` |
+//! | 7 | `KeyIdFeed` (feature `cache`) | a `CachedKeyStore`'s id filter and push invalidation across instances | the feed's tests in `tower-apikey-postgres` show the way; no suite yet |
+//! | — | `LimitBackend` (in [`limits`](crate::limits)), apart from the key traits | limits shared across instances | `limit_backend_conformance_tests!` |
+//!
 //! # How the store API grows
 //!
-//! The next releases add record fields (actors, limits, addresses), events, usage
-//! counts, paged queries and shared limit counters. A user's own store must keep
-//! compiling through all of that, so the API is shaped for it now:
+//! A user's own store must keep compiling as records gain fields and stores gain
+//! capabilities, so the API is shaped for it:
 //!
 //! - **One required method stays one.** [`KeyStore::lookup`] is all a read-only store
 //!   writes; [`KeyStore::lookup_ready`] has a default.
 //! - **Records are built, not written out.** [`KeyRecord`] has private fields, a
 //!   constructor and `with_…` setters, so a new field is a new setter with a default.
-//! - **What users match or build is `#[non_exhaustive]`**: [`StoreError`],
+//! - **What users match or build is `#[non_exhaustive]`**: [`StoreError`](crate::StoreError),
 //!   [`OldKeyEnd`], [`RotateOutcome`], [`KeyUsage`](crate::usage::KeyUsage) (built with
 //!   [`KeyUsage::new`](crate::usage::KeyUsage::new)), `KeyChange` (feature `cache`),
 //!   [`KeyState`](crate::record::KeyState). A store that meets a variant it does not know
 //!   answers with an error rather than guess.
-//! - **New capabilities are optional traits or default methods**, never new required
-//!   methods: `KeyIdFeed` (feature `cache`: the id filter and push invalidation) is
-//!   an optional trait; recording who revoked a key is
-//!   [`KeyStoreAdmin::revoke_by`], a default method over `revoke`; paged listing is
-//!   [`KeyStoreAdmin::list_page`], a default method over `list`; changing a key's name
-//!   and limits is [`KeyStoreAdmin::update`], whose default refuses with
-//!   [`StoreError::Unsupported`] (there is nothing to build it from); storing a change
-//!   together with its events is [`KeyStoreAdmin::insert_with_events`] and its
-//!   siblings, whose defaults work without events and refuse (`Unsupported`) when asked
-//!   to keep some, since no default could keep them in the same write; revoking a key
-//!   with its heirs is [`KeyStoreAdmin::revoke_with_heirs`], whose default works over
-//!   `get`, `list` and `revoke_by`. New capabilities come the same way, each with a
-//!   default that works (for example, paging over [`KeyStoreAdmin::list`]) or as a trait
-//!   of its own that only the stores that can offer it implement.
+//! - **A new capability is a trait of its own** that only the stores that can offer it
+//!   implement, and what needs it says so in its bounds ([`KeyStoreUpdate`],
+//!   [`EventStore`](crate::event::EventStore), [`UsageCounts`](crate::usage::UsageCounts),
+//!   `KeyIdFeed`); **or a default method that works** over the required ones (paging
+//!   over [`list`](KeyStoreAdmin::list), [`live_heirs`](KeyStoreAdmin::live_heirs) over
+//!   it too). Never a default that fails at run time, except the `…_with_events`
+//!   methods, which cannot be built from anything else and refuse only when asked to
+//!   keep events.
 //!
 //! # No change without its event
 //!
@@ -72,10 +84,10 @@
 //!
 //! # Conformance
 //!
-//! The conformance suite, `testing::conformance` (feature `test-util`), is the contract
-//! of these traits as checks to run against your own store (times kept as given, one
-//! successor per rotation, paging that visits every key once, …);
-//! `store_conformance_tests!` turns them into one test each.
+//! The conformance suites, `testing::conformance` (feature `test-util`), are the
+//! contract of these traits as checks to run against your own store (times kept as
+//! given, one successor per rotation, paging that visits every key once, …); the
+//! `…_conformance_tests!` macros of the table above turn each into one test per check.
 // Named, not linked: a link to a feature-gated module breaks `cargo doc` without it.
 //!
 //! # Failing closed
@@ -99,6 +111,7 @@ pub(crate) mod feed_listener;
 pub(crate) mod id_filter;
 pub(crate) mod key_query;
 pub(crate) mod key_store;
+pub(crate) mod key_store_update;
 mod key_update;
 pub(crate) mod memory;
 pub(crate) mod revocation;
@@ -115,5 +128,6 @@ pub use key_query::{
 // crate's own code imports them from here.
 pub(crate) use key_store::*;
 pub use key_store::{OldKeyEnd, RotateOutcome};
+pub use key_store_update::KeyStoreUpdate;
 pub use key_update::KeyUpdate;
 pub use revocation::Revocation;

@@ -10,14 +10,16 @@
 //!   down: the layer answers 503) and [`HangingStore`] (no lookup ever answers: the
 //!   layer's lookup timeout).
 //! - **The conformance suites:** [`conformance`], the contract of the store traits as
-//!   checks to run against your own store, and four macros that turn each suite into
+//!   checks to run against your own store, and six macros that turn each suite into
 //!   one `#[tokio::test]` per check:
 //!
 //! | macro | checks | for a store that implements |
 //! |---|---|---|
 //! | [`store_conformance_tests!`] | times kept as given, one successor per rotation, paging that visits every key once, … | [`KeyStoreAdmin`](crate::KeyStoreAdmin) |
+//! | [`update_conformance_tests!`] | an update changes exactly what it names | [`KeyStoreUpdate`](crate::store::KeyStoreUpdate) |
 //! | [`rotation_conformance_tests!`] | rotation until first use, written with the use | [`KeyStoreAdmin`](crate::KeyStoreAdmin) and [`UsageSink`](crate::UsageSink) |
 //! | [`event_store_conformance_tests!`] | events stored with their change, paged newest first, pruned | [`EventStore`](crate::event::EventStore) too |
+//! | [`usage_conformance_tests!`] | daily counts added once per batch, read back, pruned | [`UsageCounts`](crate::usage::UsageCounts) too |
 //! | [`limit_backend_conformance_tests!`] | leases that never grant beyond a limit | [`LimitBackend`](crate::limits::LimitBackend) |
 //!
 //! ```
@@ -27,7 +29,7 @@
 //! # }
 //! ```
 //!
-//! The four macros are also at the crate root, hidden there, because `#[macro_export]`
+//! The six macros are also at the crate root, hidden there, because `#[macro_export]`
 //! puts every exported macro at the root; their documented path is this module.
 
 pub mod conformance;
@@ -38,7 +40,7 @@ pub use crate::clock::manual::ManualClock;
 #[doc(inline)]
 pub use crate::{
     event_store_conformance_tests, limit_backend_conformance_tests, rotation_conformance_tests,
-    store_conformance_tests,
+    store_conformance_tests, update_conformance_tests, usage_conformance_tests,
 };
 pub use forged_keys::{with_bad_checksum, with_wrong_secret};
 pub use stores::{FailingStore, HangingStore};

@@ -43,17 +43,21 @@
 pub(crate) mod batch;
 pub(crate) mod counts;
 mod ended;
+pub(crate) mod key_usage;
 mod recent;
 pub(crate) mod sink;
 mod slot;
 mod striped;
 mod tracing_sink;
 pub(crate) mod tracker;
+pub(crate) mod usage_counts;
 
 pub use batch::{RotationEnd, UsageBatch, UsageBatchId, UsageOutcome};
 pub use counts::UsageDay;
 // `UsageSink` is named from the crate root; the crate's own code imports it from here.
+pub use key_usage::{KeyUsage, MAX_DAYS_PER_USAGE};
+pub use sink::UsageSinkError;
 pub(crate) use sink::*;
-pub use sink::{KeyUsage, MAX_DAYS_PER_USAGE, UsageSinkError};
 pub use tracing_sink::TracingUsageSink;
 pub use tracker::{UsageTracker, UsageTrackerBuilder, UsageTrackerStats};
+pub use usage_counts::{UsageCounts, requests_per_day};

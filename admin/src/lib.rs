@@ -370,6 +370,7 @@ use tower_apikey::client_addr::TrustedProxies;
 use tower_apikey::limits::SharedLimits;
 use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
 use tower_apikey::middleware::FailureThrottle;
+use tower_apikey::store::KeyStoreUpdate;
 use tower_apikey::usage::UsageTracker;
 use tower_apikey::{CreatedKey, KeyManager, NewKey};
 use view::{CreatedView, KeyView, ScopesView};
@@ -396,7 +397,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// See the [module docs](self) for routes, bodies and errors.
 pub fn router<S>(manager: KeyManager<S>) -> Router
 where
-    S: KeyStoreAdmin + Clone,
+    S: KeyStoreUpdate + Clone,
 {
     AdminRouter::new(manager).into_router()
 }
@@ -424,7 +425,7 @@ pub struct AdminRouter<S> {
 
 impl<S> AdminRouter<S>
 where
-    S: KeyStoreAdmin + Clone,
+    S: KeyStoreUpdate + Clone,
 {
     /// A router over `manager`, guarded by a layer of the manager
     /// ([`KeyManager::layer`]) that requires [`ADMIN_SCOPE`]: it looks keys up in the
@@ -578,7 +579,7 @@ where
 
 impl<S> AdminRouter<S>
 where
-    S: KeyStoreAdmin + Clone,
+    S: KeyStoreUpdate + Clone,
 {
     /// The routes, each registered where its `#[utoipa::path]` says (see
     /// [`openapi`]), and the `(path, method)` pairs served, which the document lists.
@@ -745,7 +746,7 @@ async fn show<S: KeyStoreAdmin>(
             content_type = "application/json"),
     ),
 )]
-async fn update<S: KeyStoreAdmin>(
+async fn update<S: KeyStoreUpdate>(
     State(manager): State<KeyManager<S>>,
     Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tower_apikey::record::ActorName;
-use tower_apikey::store::{KeyQuery, OldKeyEnd, Page, RotateOutcome};
+use tower_apikey::store::{KeyQuery, KeyStoreUpdate, KeyUpdate, OldKeyEnd, Page, RotateOutcome};
 use tower_apikey::testing::ManualClock;
 use tower_apikey::testing::conformance::sample_record;
 use tower_apikey::{
@@ -60,16 +60,13 @@ impl KeyStoreAdmin for Store {
         }
         self.keys.list_page(query).await
     }
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.keys.revoke(id, at).await
-    }
-    async fn revoke_by(
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        self.keys.revoke_by(id, at, by).await
+        self.keys.revoke(id, at, by).await
     }
     async fn rotate(
         &self,
@@ -78,6 +75,18 @@ impl KeyStoreAdmin for Store {
         end: OldKeyEnd,
     ) -> Result<RotateOutcome, StoreError> {
         self.keys.rotate(old, new, end).await
+    }
+}
+
+// The admin router changes keys (`PATCH /keys/{id}`), so it needs this capability too.
+#[async_trait]
+impl KeyStoreUpdate for Store {
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.keys.update(id, update).await
     }
 }
 

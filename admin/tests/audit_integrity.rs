@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tower_apikey::event::{EventLog, EventQuery, EventStore, EventType, KeyEvent};
 use tower_apikey::testing::ManualClock;
 use tower_apikey::usage::TracingUsageSink;
-use tower_apikey::{KeyId, KeyManager, KeyRecord, KeyStoreAdmin, NewKey};
+use tower_apikey::{KeyId, KeyManager, KeyRecord, NewKey};
 use tower_apikey_admin::AdminRouter;
 
 /// Requests each cancelled client sends.
@@ -46,7 +46,7 @@ struct Server<S> {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
-impl<S: KeyStoreAdmin + EventStore + Clone> Server<S> {
+impl<S: tower_apikey::store::KeyStoreUpdate + EventStore + Clone> Server<S> {
     async fn start(store: S) -> Self {
         let clock = ManualClock::starting_now();
         let events = EventLog::new(store.clone());
@@ -494,8 +494,9 @@ mod memory {
     use async_trait::async_trait;
     use tower_apikey::event::{EventQuery, EventStore, KeyEvent, NewEvent};
     use tower_apikey::record::ActorName;
-    use tower_apikey::store::{KeyUpdate, OldKeyEnd, Page, Revocation, RotateOutcome};
-    use tower_apikey::usage::UsageDay;
+    use tower_apikey::store::{
+        KeyStoreUpdate, KeyUpdate, OldKeyEnd, Page, Revocation, RotateOutcome,
+    };
     use tower_apikey::{InMemoryKeyStore, KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
 
     use super::*;
@@ -561,23 +562,9 @@ mod memory {
             &self,
             id: &KeyId,
             at: SystemTime,
-        ) -> Result<Option<KeyRecord>, StoreError> {
-            self.keys.revoke(id, at).await
-        }
-        async fn revoke_by(
-            &self,
-            id: &KeyId,
-            at: SystemTime,
             by: Option<&ActorName>,
         ) -> Result<Option<KeyRecord>, StoreError> {
-            self.keys.revoke_by(id, at, by).await
-        }
-        async fn update(
-            &self,
-            id: &KeyId,
-            update: &KeyUpdate,
-        ) -> Result<Option<KeyRecord>, StoreError> {
-            self.keys.update(id, update).await
+            self.keys.revoke(id, at, by).await
         }
         async fn rotate(
             &self,
@@ -594,15 +581,6 @@ mod memory {
         ) -> Result<Vec<KeyEvent>, StoreError> {
             self.check(events)?;
             self.keys.insert_with_events(record, events).await
-        }
-        async fn update_with_events(
-            &self,
-            id: &KeyId,
-            update: &KeyUpdate,
-            events: &[NewEvent],
-        ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
-            self.check(events)?;
-            self.keys.update_with_events(id, update, events).await
         }
         async fn rotate_with_events(
             &self,
@@ -638,13 +616,25 @@ mod memory {
         async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError> {
             self.keys.prune_events(before).await
         }
-        async fn daily_requests(
+    }
+
+    #[async_trait]
+    impl KeyStoreUpdate for EventsDown {
+        async fn update(
             &self,
-            key_id: &KeyId,
-            from: UsageDay,
-            to: UsageDay,
-        ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
-            self.keys.daily_requests(key_id, from, to).await
+            id: &KeyId,
+            update: &KeyUpdate,
+        ) -> Result<Option<KeyRecord>, StoreError> {
+            self.keys.update(id, update).await
+        }
+        async fn update_with_events(
+            &self,
+            id: &KeyId,
+            update: &KeyUpdate,
+            events: &[NewEvent],
+        ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+            self.check(events)?;
+            self.keys.update_with_events(id, update, events).await
         }
     }
 
@@ -681,15 +671,9 @@ mod memory {
             &self,
             id: &KeyId,
             at: SystemTime,
+            by: Option<&ActorName>,
         ) -> Result<Option<KeyRecord>, StoreError> {
-            self.0.revoke(id, at).await
-        }
-        async fn update(
-            &self,
-            id: &KeyId,
-            update: &KeyUpdate,
-        ) -> Result<Option<KeyRecord>, StoreError> {
-            self.0.update(id, update).await
+            self.0.revoke(id, at, by).await
         }
         async fn rotate(
             &self,
@@ -743,7 +727,11 @@ mod memory {
 
 /// M3 (b): with the store's events failing, every change is refused with 503 and
 /// nothing is changed.
-async fn no_change_without_its_event<S: KeyStoreAdmin + EventStore + Clone>(server: &Server<S>) {
+async fn no_change_without_its_event<
+    S: tower_apikey::store::KeyStoreUpdate + EventStore + Clone,
+>(
+    server: &Server<S>,
+) {
     let target = KeyManager::builder(server.manager.store().clone())
         .usage_sink(TracingUsageSink)
         .clock(server.clock.clone())

@@ -105,7 +105,7 @@ pub async fn build<S>(
     failures_per_minute: u32,
 ) -> Result<Demo<S>, ManagerError>
 where
-    S: KeyStoreAdmin + UsageSink + EventStore + Clone,
+    S: tower_apikey::store::KeyStoreUpdate + UsageSink + EventStore + Clone,
 {
     let admin_key = mint_admin_key(
         &KeyManager::builder(store.clone())
@@ -148,7 +148,7 @@ pub fn build_with_admin_key<S>(
     trusted_proxies: TrustedProxies,
 ) -> Demo<S>
 where
-    S: KeyStoreAdmin + UsageSink + EventStore + Clone,
+    S: tower_apikey::store::KeyStoreUpdate + UsageSink + EventStore + Clone,
 {
     let manager = manager(store, usage_flush, clock.clone());
     let manager = match shared_limits {
@@ -169,7 +169,7 @@ where
 /// times written every `usage_flush`, all on `clock`.
 pub fn manager<S>(store: S, usage_flush: Duration, clock: Arc<dyn Clock>) -> KeyManagerBuilder<S>
 where
-    S: KeyStoreAdmin + EventStore + Clone,
+    S: tower_apikey::store::KeyStoreUpdate + EventStore + Clone,
 {
     KeyManager::builder(store.clone())
         .clock(clock)
@@ -190,7 +190,7 @@ pub fn wire<S>(
     trusted_proxies: TrustedProxies,
 ) -> Demo<S>
 where
-    S: KeyStoreAdmin + Clone,
+    S: tower_apikey::store::KeyStoreUpdate + Clone,
 {
     // One throttle for the API and the admin routes, so that guesses at either count
     // together. The client address is the connection's peer (`main.rs` serves with

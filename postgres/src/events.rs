@@ -7,8 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
-use super::aux_sql::{batches_table, events_table, quoted, usage_table};
-use super::usage::{from_date, to_date};
+use super::aux_sql::{events_table, quoted};
 use super::{PgKeyStore, from_db, to_db};
 use tower_apikey::KeyId;
 use tower_apikey::StoreError;
@@ -17,7 +16,6 @@ use tower_apikey::event::{
 };
 use tower_apikey::record::ActorName;
 use tower_apikey::store::Page;
-use tower_apikey::usage::UsageDay;
 
 const EVENT_COLUMNS: &str = "id, type, key_id, actor, at, related_key_id, days, ends_at, attempts";
 
@@ -130,63 +128,18 @@ impl EventStore for PgKeyStore {
         Ok(query.page(events))
     }
 
-    /// Deletes events, daily counts and counted batch ids older than `before`, in one
-    /// transaction.
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError> {
         let at = to_db(before)?;
-        let schema = &self.sql.schema;
-        let table = &self.sql.table;
-        let mut tx = self.pool().begin().await.map_err(|e| self.error(e))?;
         let pruned = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM {} WHERE at < $1",
             self.events_name()
         )))
         .bind(at)
-        .execute(&mut *tx)
+        .execute(self.pool())
         .await
         .map_err(|e| self.error(e))?
         .rows_affected();
-        for statement in [
-            format!(
-                "DELETE FROM {} WHERE day < ($1 AT TIME ZONE 'UTC')::date",
-                quoted(schema, &usage_table(table))
-            ),
-            format!(
-                "DELETE FROM {} WHERE at < $1",
-                quoted(schema, &batches_table(table))
-            ),
-        ] {
-            sqlx::query(AssertSqlSafe(statement))
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
-        tx.commit().await.map_err(|e| self.error(e))?;
         Ok(pruned)
-    }
-
-    async fn daily_requests(
-        &self,
-        key_id: &KeyId,
-        from: UsageDay,
-        to: UsageDay,
-    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
-        let usage = quoted(&self.sql.schema, &usage_table(&self.sql.table));
-        let rows: Vec<(time::Date, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT day, requests FROM {usage}
-             WHERE key_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day"
-        )))
-        .bind(key_id.as_str())
-        .bind(to_date(from))
-        .bind(to_date(to))
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, n)| (from_date(day), n.unsigned_abs()))
-            .collect())
     }
 }
 

@@ -205,6 +205,7 @@ mod pg_key_store;
 mod recent_ips;
 mod sql;
 mod usage;
+mod usage_counts;
 mod utc;
 
 use std::time::Duration;

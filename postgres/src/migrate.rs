@@ -358,7 +358,8 @@ impl Step<'_> {
         table: Oid,
     ) -> Result<(), MigrateError> {
         let sql = &self.store.sql;
-        self.ensure_index(tx, table, &sql.index, &sql.create_index)
+        let table_name = self.table_name();
+        self.ensure_index(tx, table, &table_name, &sql.index, &sql.create_index)
             .await
     }
 
@@ -373,6 +374,7 @@ impl Step<'_> {
         self.ensure_index(
             tx,
             table,
+            &self.table_name(),
             &sql.successors_index,
             &sql.create_successors_index,
         )
@@ -396,23 +398,27 @@ impl Step<'_> {
                 "CREATE INDEX \"{name}\" ON \"{}\".\"{}\" {}",
                 sql.schema, sql.table, index.definition
             );
-            self.ensure_index(tx, table, &name, &create).await?;
+            self.ensure_index(tx, table, &self.table_name(), &name, &create)
+                .await?;
         }
         Ok(())
     }
 
-    /// Runs `create` if no relation is named `name`, or checks that the one found is an
-    /// index on the table. Its definition is the owner's business.
-    async fn ensure_index(
+    /// Runs `create` if no relation in the schema is named `name`, or checks that the
+    /// one found is an index on `table` (its oid, and its `schema.table` name for
+    /// messages). Its definition is the owner's business. For the key table's indexes
+    /// and the auxiliary tables' alike.
+    pub(super) async fn ensure_index(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         table: Oid,
+        table_name: &str,
         name: &str,
         create: &str,
     ) -> Result<(), MigrateError> {
-        let sql = &self.store.sql;
-        let Some(index) = relation(tx, &sql.schema, name).await? else {
-            let action = format!("create index {name} on table {}", self.table_name());
+        let schema = &self.store.sql.schema;
+        let Some(index) = relation(tx, schema, name).await? else {
+            let action = format!("create index {name} on table {table_name}");
             return self.ddl(tx, create, action).await;
         };
         let on_table: bool = sqlx::query_scalar(INDEX_ON)
@@ -425,8 +431,8 @@ impl Step<'_> {
             Ok(())
         } else {
             Err(MigrateError::IndexNameTaken {
-                index: format!("{}.{name}", sql.schema),
-                table: self.table_name(),
+                index: format!("{schema}.{name}"),
+                table: table_name.to_owned(),
             })
         }
     }

@@ -18,8 +18,8 @@ use tower_apikey::key::KeyDigest;
 use tower_apikey::record::{
     ActorName, AllowedIps, KeyName, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
-use tower_apikey::store::{KeyUpdate, OldKeyEnd, Revocation, RotateOutcome};
-use tower_apikey::usage::{KeyUsage, UsageBatch, UsageOutcome, UsageSinkError};
+use tower_apikey::store::{KeyStoreUpdate, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome};
+use tower_apikey::usage::{KeyUsage, UsageBatch, UsageCounts, UsageOutcome, UsageSinkError};
 use tower_apikey::{KeyStore, KeyStoreAdmin, StoreError};
 
 use super::sql::{self, Sql};
@@ -293,14 +293,10 @@ impl KeyStoreAdmin for PgKeyStore {
         self.page(query).await
     }
 
-    /// Revokes and notifies `<table>_revoked` in one transaction. Revoking a revoked
-    /// key keeps its first time and notifies again (harmless: caches evict an id).
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.revoke_by(id, at, None).await
-    }
-
-    /// As `revoke`, recording the actor in the same statement.
-    async fn revoke_by(
+    /// Revokes, recording the actor in the same statement, and notifies
+    /// `<table>_revoked` in one transaction. Revoking a revoked key keeps its first
+    /// time and notifies again (harmless: caches evict an id).
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
@@ -322,16 +318,6 @@ impl KeyStoreAdmin for PgKeyStore {
         self.notify(&mut tx, id).await?;
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(Some(record))
-    }
-
-    /// One `UPDATE` that also notifies `<table>_revoked`, so that every instance's
-    /// cache drops the old record within the revocation bound.
-    async fn update(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.update_in(&self.pool, id, update).await
     }
 
     async fn rotate(
@@ -363,25 +349,6 @@ impl KeyStoreAdmin for PgKeyStore {
         let stored = self.insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(stored)
-    }
-
-    /// The `UPDATE` (with its notification) and its events in one transaction.
-    async fn update_with_events(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-        events: &[NewEvent],
-    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
-        if events.is_empty() {
-            return Ok(self.update(id, update).await?.map(|r| (r, Vec::new())));
-        }
-        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        let Some(record) = self.update_in(&mut *tx, id, update).await? else {
-            return Ok(None);
-        };
-        let stored = self.insert_events(&mut tx, events).await?;
-        tx.commit().await.map_err(|e| self.error(e))?;
-        Ok(Some((record, stored)))
     }
 
     /// The rotation and its events in one transaction; a refused rotation rolls back
@@ -418,6 +385,38 @@ impl KeyStoreAdmin for PgKeyStore {
         events: &[NewEvent],
     ) -> Result<Option<Revocation>, StoreError> {
         self.revoke_cascading(id, at, by, events).await
+    }
+}
+
+#[async_trait]
+impl KeyStoreUpdate for PgKeyStore {
+    /// One `UPDATE` that also notifies `<table>_revoked`, so that every instance's
+    /// cache drops the old record within the revocation bound.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.update_in(&self.pool, id, update).await
+    }
+
+    /// The `UPDATE` (with its notification) and its events in one transaction.
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        if events.is_empty() {
+            return Ok(self.update(id, update).await?.map(|r| (r, Vec::new())));
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let Some(record) = self.update_in(&mut *tx, id, update).await? else {
+            return Ok(None);
+        };
+        let stored = self.insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(Some((record, stored)))
     }
 }
 
@@ -572,7 +571,7 @@ impl UsageSink for PgKeyStore {
             .execute(&mut *tx)
             .await
             .map_err(sink_error)?;
-        self.add_recent_ips(&mut tx, batch)
+        super::recent_ips::add_recent_ips(&self.sql, &mut tx, batch)
             .await
             .map_err(sink_error)?;
         tx.commit().await.map_err(sink_error)?;
@@ -585,6 +584,10 @@ impl UsageSink for PgKeyStore {
         batch: &UsageBatch<'_>,
     ) -> Result<UsageOutcome, UsageSinkError> {
         self.record_usage_reporting(batch).await
+    }
+
+    fn counts(&self) -> Option<&dyn UsageCounts> {
+        Some(self)
     }
 }
 

@@ -106,7 +106,7 @@ impl PgKeyStore {
             .map_err(sink_error)?;
         let ended = self.end_predecessors(&mut tx, &first).await?;
         self.add_counts(&mut tx, batch).await.map_err(sink_error)?;
-        self.add_recent_ips(&mut tx, usages)
+        super::recent_ips::add_recent_ips(&self.sql, &mut tx, usages)
             .await
             .map_err(sink_error)?;
         // Ids came from our own batch, so they parse; anything else is skipped.

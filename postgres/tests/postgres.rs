@@ -130,6 +130,9 @@ mod pg_conformance {
     tower_apikey::testing::rotation_conformance_tests!(async {
         super::fresh_store(super::pool().await).await
     });
+    tower_apikey::testing::update_conformance_tests!(async {
+        super::fresh_store(super::pool().await).await
+    });
 }
 
 #[path = "postgres/shared_limits.rs"]
@@ -149,6 +152,11 @@ mod cached_pg_conformance {
         )
     });
     tower_apikey::testing::rotation_conformance_tests!(async {
+        tower_apikey::store::cached::CachedKeyStore::new(
+            super::fresh_store(super::pool().await).await,
+        )
+    });
+    tower_apikey::testing::update_conformance_tests!(async {
         tower_apikey::store::cached::CachedKeyStore::new(
             super::fresh_store(super::pool().await).await,
         )
@@ -507,7 +515,7 @@ async fn migrate_adds_the_actor_columns_to_a_table_from_an_earlier_version() {
 
     let alice = tower_apikey::record::ActorName::new("alice@example.com").unwrap();
     store
-        .revoke_by(old.id(), old.created_at(), Some(&alice))
+        .revoke(old.id(), old.created_at(), Some(&alice))
         .await
         .expect("revoke on the migrated table");
     assert_eq!(

@@ -7,11 +7,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::error::BoxError;
+use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::page::{Page, PageCursor, PageError, PageLimit};
 use crate::record::ActorName;
-use crate::store::StoreError;
-use crate::usage::UsageDay;
 
 /// What happened to a key.
 ///
@@ -367,20 +366,10 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     /// A page of events, newest first, as `query` asks.
     async fn events(&self, query: &EventQuery) -> Result<Page<KeyEvent>, StoreError>;
 
-    /// Deletes events (and, where the store keeps them, usage counts) older than
-    /// `before`. Returns how many events were deleted.
+    /// Deletes events older than `before`. Returns how many were deleted. (A store's
+    /// usage counts are pruned apart, through
+    /// [`UsageCounts::prune_usage`](crate::usage::UsageCounts::prune_usage).)
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError>;
-
-    /// The requests counted for `key_id` on each UTC day from `from` to `to`
-    /// (inclusive), oldest first; days without requests may be left out. Counts come
-    /// from the store's [`UsageSink`](crate::UsageSink) and are kept under the same
-    /// retention as events.
-    async fn daily_requests(
-        &self,
-        key_id: &KeyId,
-        from: UsageDay,
-        to: UsageDay,
-    ) -> Result<Vec<(UsageDay, u64)>, StoreError>;
 }
 
 #[async_trait]
@@ -395,15 +384,6 @@ impl<T: EventStore + ?Sized> EventStore for Arc<T> {
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64, StoreError> {
         (**self).prune_events(before).await
-    }
-
-    async fn daily_requests(
-        &self,
-        key_id: &KeyId,
-        from: UsageDay,
-        to: UsageDay,
-    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
-        (**self).daily_requests(key_id, from, to).await
     }
 }
 

@@ -13,14 +13,13 @@ use futures_util::future::{Either, select};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::error::StoreError;
 use crate::event::{
     DEFAULT_RETENTION, EventQuery, EventSink, EventSinkError, EventStore, KeyEvent, MIN_RETENTION,
     NewEvent, TracingEventSink,
 };
 use crate::metrics;
 use crate::page::Page;
-use crate::store::StoreError;
-use crate::usage::UsageDay;
 
 /// Events waiting for the sink, at most (default 1024); more are dropped and counted.
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
@@ -254,48 +253,23 @@ impl EventLog {
         self.inner.store.events(query).await
     }
 
-    /// The requests of `key_id` on each of the `days` UTC days up to and including the
-    /// day of `now`, oldest first, days without requests as zero.
-    ///
-    /// # Errors
-    ///
-    /// The store's error.
-    pub async fn daily_requests(
-        &self,
-        key_id: &crate::key::KeyId,
-        now: SystemTime,
-        days: u32,
-    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
-        let to = UsageDay::of(now);
-        let from = UsageDay::from_days_since_epoch(
-            to.days_since_epoch().saturating_sub(days.saturating_sub(1)),
-        );
-        let stored = self.inner.store.daily_requests(key_id, from, to).await?;
-        let mut out = Vec::with_capacity(days as usize);
-        let mut day = from;
-        loop {
-            let n = stored
-                .iter()
-                .find(|(d, _)| *d == day)
-                .map_or(0, |&(_, n)| n);
-            out.push((day, n));
-            if day >= to {
-                return Ok(out);
-            }
-            day = day.next();
-        }
-    }
-
-    /// Deletes events and usage counts older than the retention before `now`.
+    /// Deletes events older than the retention before `now`. Returns how many.
     ///
     /// # Errors
     ///
     /// The store's error.
     pub async fn prune(&self, now: SystemTime) -> Result<u64, StoreError> {
-        match now.checked_sub(self.inner.retention) {
+        match self.prune_before(now) {
             Some(before) => self.inner.store.prune_events(before).await,
             None => Ok(0),
         }
+    }
+
+    /// What [`prune`](Self::prune) at `now` deletes before: `now` less the retention
+    /// (`None` before the clock has run that long). The manager's background prunes
+    /// usage counts before it too.
+    pub(crate) fn prune_before(&self, now: SystemTime) -> Option<SystemTime> {
+        now.checked_sub(self.inner.retention)
     }
 
     /// The period of the expiring pass of a manager's

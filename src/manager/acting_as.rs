@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey, OldKeyPlan};
+use super::old_key_plan::OldKeyPlan;
+use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
 use crate::key::KeyId;
-use crate::record::KeyRecord;
-use crate::store::{KeyStoreAdmin, KeyUpdate, Revocation};
+use crate::store::{KeyStoreAdmin, Revocation};
 
 /// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
 ///
@@ -26,12 +26,13 @@ use crate::store::{KeyStoreAdmin, KeyUpdate, Revocation};
 ///
 /// Everything else is as the [`KeyManager`] method of the same name does it.
 pub struct ActingAs<'a, S> {
-    manager: &'a KeyManager<S>,
-    actor: &'a Actor,
+    // `pub(super)`: the methods of an optional store trait (`update`) are beside it.
+    pub(super) manager: &'a KeyManager<S>,
+    pub(super) actor: &'a Actor,
 }
 
 impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
-    pub(super) fn new(manager: &'a KeyManager<S>, actor: &'a Actor) -> Self {
+    fn new(manager: &'a KeyManager<S>, actor: &'a Actor) -> Self {
         Self { manager, actor }
     }
 
@@ -84,11 +85,31 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
     pub async fn revoke(&self, id: &KeyId) -> Result<Revocation, ManagerError> {
         self.manager.revoke_as(id, Some(self.actor)).await
     }
+}
 
-    /// Changes a key's name, limits or addresses, as [`KeyManager::update`], if the
-    /// actor may grant its scopes.
-    pub async fn update(&self, id: &KeyId, update: KeyUpdate) -> Result<KeyRecord, ManagerError> {
-        self.manager.update_as(id, update, Some(self.actor)).await
+impl<S: KeyStoreAdmin> KeyManager<S> {
+    /// Acts for `actor`: what it creates, rotates and revokes must stay within the
+    /// scopes it may grant, and records name it. See [who may do what](Self#who-may-do-what)
+    /// and [`ActingAs`].
+    ///
+    /// ```
+    /// use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManagerError, NewKey, Scopes};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = KeyManager::new(InMemoryKeyStore::new());
+    /// let alice = Actor::person("alice@example.com", Scopes::new(["reports:read"])?)?;
+    /// let as_alice = manager.acting_as(&alice);
+    ///
+    /// let made = as_alice.create(NewKey::new("export", ["reports:read"])).await?;
+    /// assert_eq!(made.record.created_by(), Some(alice.name()));
+    ///
+    /// let refused = as_alice.create(NewKey::new("root", ["admin:keys"])).await;
+    /// assert!(matches!(refused, Err(ManagerError::CannotGrant(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn acting_as<'a>(&'a self, actor: &'a Actor) -> ActingAs<'a, S> {
+        ActingAs::new(self, actor)
     }
 }
 

@@ -4,94 +4,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use futures_util::future::{join5, select};
-use tokio::sync::{Mutex, watch};
 
+use super::run::{EVENTS, EXPIRING, FEED, LIMITS, Run, USAGE};
 use crate::event::EventLog;
 use crate::manager::KeyManager;
 use crate::store::KeyStoreAdmin;
-#[cfg(feature = "cache")]
-use crate::store::feed_listener::KeyFeedListener;
 use crate::usage::UsageSinkError;
-
-/// The loops, one bit each: in [`Run::stop`] when shutdown asked it to stop, in
-/// [`Run::loops`] while it runs.
-const EXPIRING: u8 = 1;
-const LIMITS: u8 = 1 << 1;
-const FEED: u8 = 1 << 2;
-const USAGE: u8 = 1 << 3;
-const EVENTS: u8 = 1 << 4;
-
-/// What the background and shutdown share, across the manager's clones.
-pub(super) struct Run {
-    /// The loops shutdown has asked to stop (the usage flush and the event queue have
-    /// their own signals).
-    stop: watch::Sender<u8>,
-    /// The loops running now; each clears its bit when it ends, dropped included.
-    loops: watch::Sender<u8>,
-    /// Whether a background future is running: one at a time.
-    active: AtomicBool,
-    /// One shutdown at a time, so that a second call waits for the first and then
-    /// finds nothing left to do.
-    shutting: Mutex<()>,
-    /// The cache's feed listener, if the application gave one. Kept here rather than
-    /// consumed, so that a background started again after one was dropped follows it.
-    #[cfg(feature = "cache")]
-    feed: Option<KeyFeedListener>,
-}
-
-impl Run {
-    pub(super) fn new(#[cfg(feature = "cache")] feed: Option<KeyFeedListener>) -> Self {
-        Self {
-            stop: watch::Sender::new(0),
-            loops: watch::Sender::new(0),
-            active: AtomicBool::new(false),
-            shutting: Mutex::new(()),
-            #[cfg(feature = "cache")]
-            feed,
-        }
-    }
-
-    /// Completes once shutdown has asked the loop `bit` to stop.
-    fn stopped(&self, bit: u8) -> impl Future<Output = ()> + Send + 'static {
-        let mut stop = self.stop.subscribe();
-        async move {
-            // The sender lives as long as any manager clone, which this loop holds.
-            let _ = stop.wait_for(|asked| asked & bit != 0).await;
-        }
-    }
-
-    /// Asks the loop `bit` to stop, and waits until it has (at once if it is not
-    /// running).
-    async fn stop_and_wait(&self, bit: u8) {
-        self.stop.send_modify(|asked| *asked |= bit);
-        let mut loops = self.loops.subscribe();
-        let _ = loops.wait_for(|running| running & bit == 0).await;
-    }
-
-    /// Runs `work` as the loop `bit`: marked running until it ends or is dropped.
-    async fn tracked(&self, bit: u8, work: impl Future<Output = ()>) {
-        self.loops.send_modify(|running| *running |= bit);
-        let _ended = Ended { run: self, bit };
-        work.await;
-    }
-}
-
-/// Clears a loop's bit however it ends, so that a shutdown never waits for a loop
-/// whose future was dropped.
-struct Ended<'a> {
-    run: &'a Run,
-    bit: u8,
-}
-
-impl Drop for Ended<'_> {
-    fn drop(&mut self) {
-        self.run.loops.send_modify(|running| *running &= !self.bit);
-    }
-}
 
 /// Lets another background run once this one ends or is dropped.
 struct Active<'a>(&'a Run);
@@ -219,8 +141,17 @@ impl<S: KeyStoreAdmin + Clone> KeyManager<S> {
                 if let Err(error) = self.warn_expiring().await {
                     tracing::warn!(%error, "the expiring pass could not list keys; it will retry");
                 }
-                if let Err(error) = events.prune(self.clock.now()).await {
+                let now = self.clock.now();
+                if let Err(error) = events.prune(now).await {
                     tracing::warn!(%error, "pruning old events failed; it will retry");
+                }
+                // Usage counts are kept as long as events: the sink that writes them
+                // prunes them, when it keeps them where they can be read.
+                if let (Some(counts), Some(before)) =
+                    (self.usage_counts(), events.prune_before(now))
+                    && let Err(error) = counts.prune_usage(before).await
+                {
+                    tracing::warn!(%error, "pruning old usage counts failed; it will retry");
                 }
                 tokio::time::sleep(events.expiring_every()).await;
             }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::background::Run;
+use super::run::Run;
 use crate::clock::{Clock, SystemClock};
 use crate::event::EventLog;
 use crate::key::KeyPrefix;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::old_key_plan::OldKeyPlan;
 use crate::key::KeyId;
 use crate::manager::{CreatedKey, KeyManager, ManagerError};
 use crate::store::KeyStoreAdmin;
@@ -13,18 +14,6 @@ pub const DEFAULT_FIRST_USE_GRACE: Duration = Duration::from_secs(300);
 
 /// The longest grace an `until_first_use` rotation may give: 7 days.
 pub const MAX_FIRST_USE_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
-/// What a rotation does with the old key: the choice behind
-/// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
-/// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::manager::ActingAs::rotate_with)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OldKeyPlan {
-    /// `None`: keep it until it is revoked; `Some(ZERO)`: revoke it now; `Some(d)`:
-    /// end it `d` from now.
-    Overlap(Option<Duration>),
-    /// End it this grace after the new key's first proven use.
-    UntilFirstUse(Duration),
-}
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
     /// Whether the store sees each key's first use, which

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
+use crate::error::StoreError;
 use crate::event::EventLog;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::limits::shared_limits::SharedLimits;
@@ -16,15 +17,14 @@ use crate::record::{
 };
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
-use crate::store::{KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
+use crate::store::{KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome};
 use crate::usage::{UsageSink, UsageTracker};
 
-use super::acting_as::ActingAs;
 use super::actor::{Actor, ActorLog};
-use super::background::Run;
 use super::catalogue::ScopeCatalogue;
-use super::first_use::OldKeyPlan;
-use super::{ChangeKind, Loosened, events, restrictions};
+use super::old_key_plan::OldKeyPlan;
+use super::run::Run;
+use super::{ChangeKind, Loosened, change_events, restrictions};
 
 /// The longest a key may live: 365 days.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -321,30 +321,6 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         self.catalogue.as_ref()
     }
 
-    /// Acts for `actor`: what it creates, rotates and revokes must stay within the
-    /// scopes it may grant, and records name it. See [who may do what](Self#who-may-do-what)
-    /// and [`ActingAs`].
-    ///
-    /// ```
-    /// use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManagerError, NewKey, Scopes};
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let manager = KeyManager::new(InMemoryKeyStore::new());
-    /// let alice = Actor::person("alice@example.com", Scopes::new(["reports:read"])?)?;
-    /// let as_alice = manager.acting_as(&alice);
-    ///
-    /// let made = as_alice.create(NewKey::new("export", ["reports:read"])).await?;
-    /// assert_eq!(made.record.created_by(), Some(alice.name()));
-    ///
-    /// let refused = as_alice.create(NewKey::new("root", ["admin:keys"])).await;
-    /// assert!(matches!(refused, Err(ManagerError::CannotGrant(_))));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn acting_as<'a>(&'a self, actor: &'a Actor) -> ActingAs<'a, S> {
-        ActingAs::new(self, actor)
-    }
-
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -394,7 +370,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
             .with_created_by(actor.map(|a| a.name().clone()))
             .with_limits(new.limits);
-        let events = self.audit(|| vec![events::created(&record)]);
+        let events = self.audit(|| vec![change_events::created(&record)]);
         let stored = self.store.insert_with_events(&record, &events).await?;
         self.forward(&stored);
         tracing::info!(
@@ -497,7 +473,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let by = actor.map(Actor::name);
         // The store keeps these only if this call revokes the key, and tells each heir
         // its own.
-        let events = self.audit(|| vec![events::revoked(*id, now, by)]);
+        let events = self.audit(|| vec![change_events::revoked(*id, now, by)]);
         let revocation = self
             .store
             .revoke_with_heirs(id, now, by, &events)
@@ -623,7 +599,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             OldKeyEnd::UntilFirstUse(grace) => record.with_predecessor_grace(Some(grace)),
             _ => record,
         };
-        let events = self.audit(|| events::rotated(&old, &record, end));
+        let events = self.audit(|| change_events::rotated(&old, &record, end));
         let (outcome, stored) = self
             .store
             .rotate_with_events(id, &record, end, &events)

@@ -1,12 +1,13 @@
 //! Changing a key's name, limits and addresses: [`KeyManager::update`] (DESIGN §12).
 
+use super::acting_as::ActingAs;
 use super::actor::{Actor, ActorLog};
-use super::{KeyManager, ManagerError, events};
+use super::{KeyManager, ManagerError, change_events};
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStoreAdmin, KeyUpdate};
+use crate::store::{KeyStoreUpdate, KeyUpdate};
 
-impl<S: KeyStoreAdmin> KeyManager<S> {
+impl<S: KeyStoreUpdate> KeyManager<S> {
     /// Changes a key's name, rate limit, quota or allowlist, as the application, and
     /// returns the record as it now stands. Scopes never change (rotate into a new key
     /// for that); neither do times or actors.
@@ -60,7 +61,11 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             if update.is_empty() {
                 Vec::new()
             } else {
-                vec![events::changed(*id, self.now(), actor.map(Actor::name))]
+                vec![change_events::changed(
+                    *id,
+                    self.now(),
+                    actor.map(Actor::name),
+                )]
             }
         });
         // The change and its event in one write (DESIGN §10).
@@ -82,6 +87,14 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
             );
         }
         Ok(record)
+    }
+}
+
+impl<S: KeyStoreUpdate> ActingAs<'_, S> {
+    /// Changes a key's name, limits or addresses, as [`KeyManager::update`], if the
+    /// actor may grant its scopes.
+    pub async fn update(&self, id: &KeyId, update: KeyUpdate) -> Result<KeyRecord, ManagerError> {
+        self.manager.update_as(id, update, Some(self.actor)).await
     }
 }
 

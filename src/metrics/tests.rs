@@ -15,6 +15,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::{OUTCOMES, describe};
 use crate::clock::ManualClock;
+use crate::error::StoreError;
 use crate::key::{KeyId, PlaintextKey};
 use crate::manager::{KeyManager, NewKey};
 use crate::middleware::layer::ApiKeyV2Layer;
@@ -22,9 +23,9 @@ use crate::middleware::require_scopes::RequireScopesLayer;
 use crate::middleware::throttle::FailureThrottle;
 use crate::record::{AllowedIps, KeyRecord, Quota, QuotaPeriod, RateLimit};
 use crate::scope::Scopes;
+use crate::store::KeyStore;
 use crate::store::cached::CachedKeyStore;
 use crate::store::memory::InMemoryKeyStore;
-use crate::store::{KeyStore, StoreError};
 use crate::testing::{FailingStore, with_wrong_secret};
 
 fn recorder() -> (PrometheusRecorder, PrometheusHandle) {

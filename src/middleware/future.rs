@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::error::StoreError;
 use crate::metrics;
 use crate::middleware::config::Config;
 use crate::middleware::limiter::Seen;
@@ -18,7 +19,6 @@ use crate::middleware::rejection::{DefaultRejection, OnRejection};
 use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::{Decision, Presented};
 use crate::record::KeyRecord;
-use crate::store::StoreError;
 
 /// The header that warns of a key's coming expiry.
 pub(crate) static API_KEY_EXPIRES: HeaderName = HeaderName::from_static("apikey-expires");

@@ -93,7 +93,7 @@ impl<R> ApiKeyV2Layer<R> {
     }
 
     /// Scopes every request needs (all of them); default none. For per-route
-    /// requirements with axum, see `RequireScopesLayer` (feature `axum`).
+    /// requirements, see [`RequireScopesLayer`](crate::RequireScopesLayer).
     pub fn require_scopes(mut self, scopes: Scopes) -> Self {
         let config = self.config_mut();
         config.answers = config.answers.clone().requiring(&scopes);

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::error::StoreError;
 use crate::metrics;
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
@@ -15,7 +16,6 @@ use crate::middleware::rejection::{DefaultRejection, OnRejection, RejectionKind}
 use crate::middleware::response_body::ResponseBody;
 use crate::middleware::verdict::Presented;
 use crate::store::KeyStore;
-use crate::store::StoreError;
 
 /// The service made by [`ApiKeyV2Layer`]: authenticates, then calls the inner service.
 ///

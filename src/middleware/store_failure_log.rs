@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// The shortest time between two lines about the same kind of store failure.
 pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(1);

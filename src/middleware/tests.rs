@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode, Version};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::clock::{Clock, ManualClock};
+use crate::error::StoreError;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::manager::{KeyManager, NewKey};
 use crate::middleware::layer::ApiKeyV2Layer;
@@ -20,7 +21,6 @@ use crate::middleware::response_body::{ResponseBody, collect};
 use crate::record::{ApiKeyIdentity, KeyRecord};
 use crate::scope::Scopes;
 use crate::store::KeyStore;
-use crate::store::StoreError;
 use crate::store::memory::InMemoryKeyStore;
 use crate::testing::{FailingStore, HangingStore};
 

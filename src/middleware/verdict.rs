@@ -24,6 +24,7 @@ use std::time::SystemTime;
 
 use http::{Extensions, HeaderMap};
 
+use crate::error::StoreError;
 use crate::header::{self, HeaderError};
 use crate::key::{self, KeyDigest, KeyFormatError, KeyId};
 use crate::middleware::config::Config;
@@ -33,7 +34,6 @@ use crate::middleware::rejection::RejectionKind;
 use crate::middleware::throttle::{Bucket, FailureThrottle};
 use crate::record::ApiKeyIdentity;
 use crate::record::{KeyRecord, KeyState};
-use crate::store::StoreError;
 
 /// What the caller presented: a well-formed key's id and the digest of its text.
 pub(crate) struct Presented {

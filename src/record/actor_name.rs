@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::first_hidden;
+use super::name_text::{NameFault, check_name};
 use crate::key::KeyId;
 
 /// The longest actor name, in characters: room for any e-mail address (254).
@@ -54,22 +54,13 @@ pub struct ActorName(Arc<str>);
 impl ActorName {
     /// Checks and wraps a name, as a store reads it back.
     pub fn new(name: &str) -> Result<Self, ActorNameError> {
-        if name.trim().is_empty() {
-            return Err(ActorNameError::Empty);
-        }
-        let chars = name.chars().count();
-        if chars > MAX_ACTOR_CHARS {
-            return Err(ActorNameError::TooLong(chars));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(ActorNameError::ControlCharacter);
-        }
-        if let Some(hidden) = first_hidden(name) {
-            return Err(ActorNameError::HiddenCharacter(hidden));
-        }
-        if name.trim() != name {
-            return Err(ActorNameError::Untrimmed);
-        }
+        check_name(name, MAX_ACTOR_CHARS).map_err(|fault| match fault {
+            NameFault::Empty => ActorNameError::Empty,
+            NameFault::TooLong(chars) => ActorNameError::TooLong(chars),
+            NameFault::ControlCharacter => ActorNameError::ControlCharacter,
+            NameFault::HiddenCharacter(c) => ActorNameError::HiddenCharacter(c),
+            NameFault::Untrimmed => ActorNameError::Untrimmed,
+        })?;
         Ok(Self(Arc::from(name)))
     }
 

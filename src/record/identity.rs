@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{KeyName, Limits, RecordData};
+use super::record_data::RecordData;
+use super::{KeyName, Limits};
 use crate::key::KeyId;
 use crate::scope::Scopes;
 

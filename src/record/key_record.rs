@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::record_data::RecordData;
 use super::{
     ActorName, AllowedIps, ApiKeyIdentity, KeyName, KeyState, Limits, Quota, RateLimit, RecentIps,
 };
@@ -41,29 +42,6 @@ use crate::scope::Scopes;
 /// ```
 #[derive(Clone)]
 pub struct KeyRecord(Arc<RecordData>);
-
-/// A record's fields, shared by the record and the [`ApiKeyIdentity`] made from it, so
-/// that a lookup copies one pointer and an accepted request allocates nothing for it.
-#[derive(Clone)]
-pub(crate) struct RecordData {
-    pub(crate) id: KeyId,
-    pub(crate) name: KeyName,
-    pub(crate) scopes: Scopes,
-    pub(crate) digest: KeyDigest,
-    pub(crate) created_at: SystemTime,
-    pub(crate) expires_at: SystemTime,
-    pub(crate) revoked_at: Option<SystemTime>,
-    pub(crate) ends_at: Option<SystemTime>,
-    pub(crate) last_used_at: Option<SystemTime>,
-    pub(crate) rotated_from: Option<KeyId>,
-    pub(crate) created_by: Option<ActorName>,
-    pub(crate) revoked_by: Option<ActorName>,
-    pub(crate) limits: Limits,
-    /// Set on the successor of an `until_first_use` rotation: its first use ends the
-    /// key it replaced this long after.
-    pub(crate) predecessor_grace: Option<Duration>,
-    pub(crate) recent_ips: RecentIps,
-}
 
 impl KeyRecord {
     /// A record that is not revoked, has no scheduled end, was never used, is not a
@@ -317,14 +295,6 @@ impl KeyRecord {
             _ if now >= self.0.expires_at => KeyState::Expired,
             _ => KeyState::Active,
         }
-    }
-}
-
-impl RecordData {
-    /// The earlier of `ends_at` and `expires_at`.
-    pub(crate) fn stops_at(&self) -> SystemTime {
-        self.ends_at
-            .map_or(self.expires_at, |end| end.min(self.expires_at))
     }
 }
 

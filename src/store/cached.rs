@@ -89,6 +89,9 @@
 
 mod cache_map;
 pub(crate) mod cached_key_store;
+mod events;
+mod listener;
+mod usage;
 
 use std::time::Duration;
 /// How long a found record stays cached while a listener follows the store's feed

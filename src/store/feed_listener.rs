@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::metrics;
 use crate::store::cached::Cache;
@@ -29,7 +30,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const SUSPECT_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// A subscription's stream of changes.
-type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, crate::StoreError>>;
+type Changes = futures_util::stream::BoxStream<'static, Result<KeyChange, StoreError>>;
 
 /// Follows a [`KeyIdFeed`] and applies it to one or more [`CachedKeyStore`]s: fills
 /// their id filters, adds created ids, evicts changed (revoked) ones.
@@ -257,10 +258,10 @@ impl KeyFeedListener {
     /// Asks the store which of `ids` exist and puts those in every cache's filter; how
     /// many there were. Bounded by [`CHECK_TIMEOUT`]: while it runs the stream's own
     /// heartbeat is not polled, so a check stuck on a dead connection must end itself.
-    async fn confirm(&self, ids: &[KeyId]) -> Result<usize, crate::StoreError> {
+    async fn confirm(&self, ids: &[KeyId]) -> Result<usize, StoreError> {
         let found = tokio::time::timeout(CHECK_TIMEOUT, self.feed.existing(ids))
             .await
-            .unwrap_or(Err(crate::StoreError::Timeout(CHECK_TIMEOUT)))?;
+            .unwrap_or(Err(StoreError::Timeout(CHECK_TIMEOUT)))?;
         for id in &found {
             for cache in &self.caches {
                 cache.created(id);
@@ -427,9 +428,8 @@ impl Drop for Announced<'_> {
 }
 
 /// One check of created ids against the store: the ids, and how many exist.
-type Check<'a> = std::pin::Pin<
-    Box<dyn Future<Output = (Vec<KeyId>, Result<usize, crate::StoreError>)> + Send + 'a>,
->;
+type Check<'a> =
+    std::pin::Pin<Box<dyn Future<Output = (Vec<KeyId>, Result<usize, StoreError>)> + Send + 'a>>;
 
 /// Why a subscription ended.
 enum Lost {
@@ -447,15 +447,6 @@ impl Drop for ClearOnDrop<'_> {
         for cache in self.0 {
             cache.unfollowed();
         }
-    }
-}
-
-impl<S: KeyIdFeed + crate::KeyStore + Clone> CachedKeyStore<S> {
-    /// A [`KeyFeedListener`] on the wrapped store's feed that applies it to this cache:
-    /// give it to the manager
-    /// ([`KeyManagerBuilder::feed_listener`](crate::KeyManagerBuilder::feed_listener)).
-    pub fn feed_listener(&self) -> KeyFeedListener {
-        KeyFeedListener::new(self.get_ref().clone()).evict_from(self)
     }
 }
 

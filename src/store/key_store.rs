@@ -6,58 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::error::BoxError;
+use crate::error::StoreError;
 use crate::event::{KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
 use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
-use crate::store::key_update::KeyUpdate;
 use crate::store::revocation::{self, Revocation};
-
-/// Why a store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The backend failed: connection refused, pool exhausted, query error. Requests that
-    /// needed the store are refused with 503 and this error is logged.
-    #[error("the key store is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    /// The store did not answer in time.
-    #[error("the key store did not answer within {0:?}")]
-    Timeout(Duration),
-    /// A record with this id already exists (ids are random, so this is a bug or a replay).
-    #[error("a key with id {0} already exists")]
-    Duplicate(KeyId),
-    /// The backend holds data that is not a valid record, such as a malformed scope.
-    #[error("the key store holds a record it cannot read: {0}")]
-    Corrupt(String),
-    /// The lookup was shed before reaching the backend: as many distinct lookups as a
-    /// `CachedKeyStore` (feature `cache`) allows were already in flight, or its
-    /// id filter is stale and this second's budget of unfiltered lookups is spent.
-    /// Requests get 503 with `Retry-After` at once instead of queueing behind a flood.
-    #[error("too many key lookups are in flight; try again shortly")]
-    Overloaded,
-    /// The id was ruled out without asking the backend: a filter in front of it (a
-    /// `CachedKeyStore`'s id filter, feature `cache`) knows no key with this id.
-    /// The middleware answers it as an unknown id (401 `invalid_token`), but, since no
-    /// store was asked and the filter may not yet have heard of a key created a moment
-    /// ago elsewhere, it is not a failed proof: the
-    /// [`FailureThrottle`](crate::middleware::FailureThrottle) does not count it.
-    #[error("no key with this id is known here (ruled out without asking the key store)")]
-    RuledOut,
-    /// The store does not implement this operation (it names the method), such as a
-    /// store written before [`KeyStoreAdmin::update`] existed. Implement the method.
-    #[error("this key store does not implement {0}; implement it to use this operation")]
-    Unsupported(&'static str),
-}
-
-impl StoreError {
-    /// Wraps a backend error as [`StoreError::Unavailable`].
-    pub fn unavailable(error: impl Into<BoxError>) -> Self {
-        Self::Unavailable(error.into())
-    }
-}
 
 /// The lookup the middleware needs: a record by key id.
 ///
@@ -156,56 +111,21 @@ pub trait KeyStoreAdmin: KeyStore {
         Ok(query.page_from(self.list().await?))
     }
 
-    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at`.
+    /// Revokes `id`, recording `at` (the application's clock) as its `revoked_at` and
+    /// `by` (who revoked it: an admin key's id or a person's name; `None` when the
+    /// application did) as its `revoked_by`, in one write.
     ///
     /// The revocation takes effect as soon as it is stored, whatever `at` is: a key with
     /// any `revoked_at` is refused. Store `at` as given, never the backend's own clock.
-    /// Revoking a revoked key keeps its first revocation time. Returns the record as it
-    /// now stands, or `None` if there is no such key.
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError>;
-
-    /// Revokes `id` as [`revoke`](Self::revoke) does, and records `by` (who revoked
-    /// it: an admin key's id or a person's name; `None` when the application did) as
-    /// its `revoked_by`. A repeated revocation keeps the first actor with the first
-    /// time. The default [`revoke_with_heirs`](Self::revoke_with_heirs) revokes through
-    /// this method.
-    ///
-    /// The default revokes with [`revoke`](Self::revoke) and records no actor, so that
-    /// a store written before actors existed keeps compiling and keeps revoking; the
-    /// [conformance suite](crate::store#conformance) fails until it keeps `revoked_by`.
-    /// Override it to store the actor in the same write as the revocation.
-    async fn revoke_by(
+    /// Revoking a revoked key keeps its first revocation, time and actor. Returns the
+    /// record as it now stands, or `None` if there is no such key. The default
+    /// [`revoke_with_heirs`](Self::revoke_with_heirs) revokes through this method.
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let _ = by;
-        self.revoke(id, at).await
-    }
-
-    /// Changes the name, limits or addresses of `id` as `update` says, in one step
-    /// (no change made meanwhile may be lost), leaving every other field as it is.
-    /// Returns the record as it now stands, or `None` if there is no such key. Any
-    /// key may change, revoked and expired ones too.
-    ///
-    /// Like a revocation, the change must reach every instance within the store's
-    /// revocation bound: a store with a cache or a `KeyIdFeed` (feature `cache`)
-    /// announces the id as changed (`KeyChange::Changed`),
-    /// so that other instances drop the stale record and enforce the new limits.
-    ///
-    /// The default refuses with [`StoreError::Unsupported`], so that a store written
-    /// before updates existed keeps compiling (`PATCH /keys/{id}` then answers 501);
-    /// the [conformance suite](crate::store#conformance) fails until it is
-    /// implemented. [`KeyUpdate::apply_to`] builds the record to write back.
-    async fn update(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let _ = (id, update);
-        Err(StoreError::Unsupported("KeyStoreAdmin::update"))
-    }
+    ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Atomically: if `old` exists, is not revoked and has no live successor, stores
     /// `new` and ends `old` as `end` says. Otherwise stores nothing. For
@@ -255,27 +175,6 @@ pub trait KeyStoreAdmin: KeyStore {
         self.insert(record).await.map(|()| Vec::new())
     }
 
-    /// Changes `id` as [`update`](Self::update) does and stores `events` with the
-    /// change, in one write. When there is no such key, stores nothing and returns
-    /// `None`. Otherwise returns the record as it now stands and the events as stored.
-    ///
-    /// The default is as for [`insert_with_events`](Self::insert_with_events): `update`
-    /// when `events` is empty, [`StoreError::Unsupported`] otherwise.
-    async fn update_with_events(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-        events: &[NewEvent],
-    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
-        if !events.is_empty() {
-            return Err(StoreError::Unsupported("KeyStoreAdmin::update_with_events"));
-        }
-        Ok(self
-            .update(id, update)
-            .await?
-            .map(|record| (record, Vec::new())))
-    }
-
     /// Rotates as [`rotate`](Self::rotate) does and stores `events` with the rotation,
     /// in one write, if and only if it answers [`RotateOutcome::Rotated`]: a refused
     /// rotation stores no event. Returns the outcome and the events as stored.
@@ -306,7 +205,7 @@ pub trait KeyStoreAdmin: KeyStore {
         Ok(revocation::live_heirs_in(&self.list().await?, id, at))
     }
 
-    /// Revokes `id` as [`revoke_by`](Self::revoke_by) does and, if the key was active
+    /// Revokes `id` as [`revoke`](Self::revoke) does and, if the key was active
     /// at `at` until now, its [live heirs](Self::live_heirs) with it, as of `at` and
     /// `by` too; stores `events` for the key and, for each heir, each of them told of
     /// the heir ([`NewEvent::for_heir`]): all in one write (DESIGN §10).
@@ -324,7 +223,7 @@ pub trait KeyStoreAdmin: KeyStore {
     ///
     /// The default, for stores written before heirs were revoked, refuses with
     /// [`StoreError::Unsupported`] when `events` is not empty; otherwise it reads the key,
-    /// revokes it with `revoke_by`, and revokes each live heir the same way until
+    /// revokes it with `revoke`, and revokes each live heir the same way until
     /// [`live_heirs`](Self::live_heirs) finds none: not one step, but no live heir is
     /// left once it returns. Override it to do it all in one transaction.
     async fn revoke_with_heirs(
@@ -340,7 +239,7 @@ pub trait KeyStoreAdmin: KeyStore {
         let Some(before) = self.get(id).await? else {
             return Ok(None);
         };
-        let Some(record) = self.revoke_by(id, at, by).await? else {
+        let Some(record) = self.revoke(id, at, by).await? else {
             return Ok(None);
         };
         if before.revoked_at().is_some() {
@@ -362,7 +261,7 @@ pub trait KeyStoreAdmin: KeyStore {
                     break;
                 }
                 for heir in live {
-                    if let Some(revoked) = self.revoke_by(heir.id(), at, by).await? {
+                    if let Some(revoked) = self.revoke(heir.id(), at, by).await? {
                         heirs.push(revoked);
                     }
                 }
@@ -401,25 +300,13 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         (**self).list_page(query).await
     }
 
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).revoke(id, at).await
-    }
-
-    async fn revoke_by(
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).revoke_by(id, at, by).await
-    }
-
-    async fn update(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).update(id, update).await
+        (**self).revoke(id, at, by).await
     }
 
     async fn rotate(
@@ -437,15 +324,6 @@ impl<T: KeyStoreAdmin + ?Sized> KeyStoreAdmin for Arc<T> {
         events: &[NewEvent],
     ) -> Result<Vec<KeyEvent>, StoreError> {
         (**self).insert_with_events(record, events).await
-    }
-
-    async fn update_with_events(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-        events: &[NewEvent],
-    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
-        (**self).update_with_events(id, update, events).await
     }
 
     async fn rotate_with_events(

@@ -1,4 +1,4 @@
-//! [`KeyUpdate`]: what [`KeyStoreAdmin::update`](crate::KeyStoreAdmin::update) changes in
+//! [`KeyUpdate`]: what [`KeyStoreUpdate::update`](crate::store::KeyStoreUpdate::update) changes in
 //! a record (`PATCH /keys/{id}`, DESIGN §12).
 
 use crate::record::{AllowedIps, KeyName, KeyRecord, Quota, RateLimit};

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::error::StoreError;
 use crate::event::{KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
@@ -16,9 +17,11 @@ use crate::record::{ActorName, KeyRecord, KeyState};
 use crate::store::key_query::KeyQuery;
 use crate::store::revocation::live_heirs_in;
 use crate::store::{
-    KeyStore, KeyStoreAdmin, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome, StoreError,
+    KeyStore, KeyStoreAdmin, KeyStoreUpdate, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome,
 };
-use crate::usage::{KeyUsage, RotationEnd, UsageBatch, UsageOutcome, UsageSink, UsageSinkError};
+use crate::usage::{
+    KeyUsage, RotationEnd, UsageBatch, UsageCounts, UsageOutcome, UsageSink, UsageSinkError,
+};
 
 /// Keys held in process memory: the default store, and the one for tests and single
 /// instances.
@@ -117,6 +120,10 @@ impl UsageSink for InMemoryKeyStore {
         Ok(UsageOutcome::new(first)
             .with_ended(ended)
             .with_events(events))
+    }
+
+    fn counts(&self) -> Option<&dyn UsageCounts> {
+        Some(self)
     }
 }
 
@@ -242,11 +249,7 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         ))
     }
 
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        self.revoke_by(id, at, None).await
-    }
-
-    async fn revoke_by(
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
@@ -254,17 +257,6 @@ impl KeyStoreAdmin for InMemoryKeyStore {
     ) -> Result<Option<KeyRecord>, StoreError> {
         let _write = self.write_lock();
         Ok(self.revoke_locked(id, at, by).map(|(_, after)| after))
-    }
-
-    /// Under the write lock, so that it cannot interleave with a rotation or a usage
-    /// write; lookups after it see the new record at once.
-    async fn update(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let _write = self.write_lock();
-        Ok(self.update_record(id, |r| update.apply_to(r)))
     }
 
     async fn rotate(
@@ -285,19 +277,6 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         let _write = self.write_lock();
         self.insert_locked(record)?;
         Ok(self.inner.events.push_all(events))
-    }
-
-    async fn update_with_events(
-        &self,
-        id: &KeyId,
-        update: &KeyUpdate,
-        events: &[NewEvent],
-    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
-        let _write = self.write_lock();
-        let Some(record) = self.update_record(id, |r| update.apply_to(r)) else {
-            return Ok(None);
-        };
-        Ok(Some((record, self.inner.events.push_all(events))))
     }
 
     async fn rotate_with_events(
@@ -359,6 +338,33 @@ impl KeyStoreAdmin for InMemoryKeyStore {
                 .with_heirs(heirs)
                 .with_events(stored),
         ))
+    }
+}
+
+#[async_trait]
+impl KeyStoreUpdate for InMemoryKeyStore {
+    /// Under the write lock, so that it cannot interleave with a rotation or a usage
+    /// write; lookups after it see the new record at once.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let _write = self.write_lock();
+        Ok(self.update_record(id, |r| update.apply_to(r)))
+    }
+
+    async fn update_with_events(
+        &self,
+        id: &KeyId,
+        update: &KeyUpdate,
+        events: &[NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<KeyEvent>)>, StoreError> {
+        let _write = self.write_lock();
+        let Some(record) = self.update_record(id, |r| update.apply_to(r)) else {
+            return Ok(None);
+        };
+        Ok(Some((record, self.inner.events.push_all(events))))
     }
 }
 

@@ -21,15 +21,18 @@ mod heirs;
 pub mod limits;
 mod paging;
 pub mod rotation;
+pub mod update;
+pub mod usage;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::StoreError;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::record::{
     ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit, RecentIps,
 };
 use crate::scope::Scopes;
-use crate::store::{KeyStoreAdmin, KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
+use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
 
 pub use heirs::{
     an_heir_rotating_itself_meanwhile_leaves_no_live_heir,
@@ -42,7 +45,7 @@ pub use paging::{
 };
 
 /// A fixed, whole-second time to build records around.
-fn t(secs: u64) -> SystemTime {
+pub(super) fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
@@ -60,7 +63,7 @@ pub fn sample_record(name: &str, scopes: &[&str], created: u64) -> KeyRecord {
 }
 
 /// An actor name, for records and revocations.
-fn actor(name: &str) -> ActorName {
+pub(super) fn actor(name: &str) -> ActorName {
     ActorName::new(name).expect("sample actor names are valid")
 }
 
@@ -154,7 +157,7 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
     );
 }
 
-async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
+pub(super) async fn lookup<S: KeyStoreAdmin>(store: &S, id: &KeyId) -> Option<KeyRecord> {
     let found = store.lookup(id).await.expect("lookup");
     if let Some(ready) = store.lookup_ready(id) {
         let ready = ready.expect("lookup_ready");
@@ -272,7 +275,7 @@ pub async fn list_is_newest_first<S: KeyStoreAdmin>(store: S) {
 pub async fn lookup_returns_revoked_and_expired_records<S: KeyStoreAdmin>(store: S) {
     let record = sample_record("r", &[], 0);
     store.insert(&record).await.expect("insert");
-    store.revoke(record.id(), t(1)).await.expect("revoke");
+    store.revoke(record.id(), t(1), None).await.expect("revoke");
     let found = lookup(&store, record.id())
         .await
         .expect("a revoked record must still be found");
@@ -284,13 +287,13 @@ pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
     let record = sample_record("r", &[], 0);
     store.insert(&record).await.expect("insert");
     let revoked = store
-        .revoke(record.id(), t(10))
+        .revoke(record.id(), t(10), None)
         .await
         .expect("revoke")
         .expect("known id");
     assert_eq!(revoked.revoked_at(), Some(t(10)));
     let again = store
-        .revoke(record.id(), t(20))
+        .revoke(record.id(), t(20), None)
         .await
         .expect("revoke")
         .expect("known id");
@@ -306,7 +309,7 @@ pub async fn revoke_is_idempotent<S: KeyStoreAdmin>(store: S) {
     let unknown = *sample_record("u", &[], 0).id();
     assert!(
         store
-            .revoke(&unknown, t(10))
+            .revoke(&unknown, t(10), None)
             .await
             .expect("revoke")
             .is_none()
@@ -320,7 +323,10 @@ pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
     store.insert(&record).await.expect("insert");
     // Ten years after the record's creation: no backend clock is anywhere near it.
     let ahead = t(10 * 365 * 86_400) + Duration::from_micros(7);
-    store.revoke(record.id(), ahead).await.expect("revoke");
+    store
+        .revoke(record.id(), ahead, None)
+        .await
+        .expect("revoke");
     let found = lookup(&store, record.id()).await.expect("found");
     assert_eq!(
         found.revoked_at(),
@@ -330,20 +336,20 @@ pub async fn revoke_stores_the_given_time<S: KeyStoreAdmin>(store: S) {
     assert_eq!(found.state_at(t(1)), KeyState::Revoked);
 }
 
-/// [`KeyStoreAdmin::revoke_by`] records who revoked the key; a repeated revocation
+/// [`KeyStoreAdmin::revoke`] records who revoked the key; a repeated revocation
 /// keeps the first actor, like the first time; the application revoking records none.
 pub async fn revoke_records_who_revoked<S: KeyStoreAdmin>(store: S) {
     let by_alice = sample_record("r", &[], 0);
     store.insert(&by_alice).await.expect("insert");
     let alice = actor("alice@example.com");
     let revoked = store
-        .revoke_by(by_alice.id(), t(10), Some(&alice))
+        .revoke(by_alice.id(), t(10), Some(&alice))
         .await
         .expect("revoke")
         .expect("known id");
     assert_eq!(revoked.revoked_by(), Some(&alice), "revoked_by as returned");
     let again = store
-        .revoke_by(by_alice.id(), t(20), Some(&actor("mallory@example.com")))
+        .revoke(by_alice.id(), t(20), Some(&actor("mallory@example.com")))
         .await
         .expect("revoke")
         .expect("known id");
@@ -359,11 +365,11 @@ pub async fn revoke_records_who_revoked<S: KeyStoreAdmin>(store: S) {
     let by_application = sample_record("a", &[], 0);
     store.insert(&by_application).await.expect("insert");
     store
-        .revoke(by_application.id(), t(10))
+        .revoke(by_application.id(), t(10), None)
         .await
         .expect("revoke");
     let again = store
-        .revoke_by(by_application.id(), t(20), Some(&alice))
+        .revoke(by_application.id(), t(20), Some(&alice))
         .await
         .expect("revoke")
         .expect("known id");
@@ -484,7 +490,10 @@ pub async fn a_scheduled_end_is_never_postponed<S: KeyStoreAdmin>(store: S) {
     {
         // A key rotates into one live heir at a time: the previous one is revoked.
         if let Some(heir) = heir {
-            store.revoke(&heir, t(n as u64)).await.expect("revoke");
+            store
+                .revoke(&heir, t(n as u64), None)
+                .await
+                .expect("revoke");
         }
         let new = sample_record("rot", &[], n as u64).with_rotated_from(Some(*old.id()));
         heir = Some(*new.id());
@@ -519,7 +528,7 @@ pub async fn rotate_refuses_unknown_and_revoked_keys<S: KeyStoreAdmin>(store: S)
     ));
     let old = sample_record("o", &[], 0);
     store.insert(&old).await.expect("insert");
-    store.revoke(old.id(), t(1)).await.expect("revoke");
+    store.revoke(old.id(), t(1), None).await.expect("revoke");
     assert!(matches!(
         store
             .rotate(old.id(), &new, OldKeyEnd::Keep)
@@ -572,7 +581,7 @@ pub async fn rotate_refuses_a_key_with_a_live_successor<S: KeyStoreAdmin>(store:
     );
 
     // A successor that is no longer active does not count: revoked …
-    store.revoke(heir.id(), t(130)).await.expect("revoke");
+    store.revoke(heir.id(), t(130), None).await.expect("revoke");
     let third = sample_record("o", &["a:b"], 140).with_rotated_from(Some(*old.id()));
     assert!(
         matches!(
@@ -660,110 +669,15 @@ pub async fn concurrent_rotations_make_one_successor<S: KeyStoreAdmin>(store: S)
     }
 }
 
-/// [`KeyStoreAdmin::update`] changes exactly what the update names: a field left out
-/// stays, `None` clears a limit, and every other field (scopes, times, actors) is kept;
-/// lookups see the change at once. An unknown id is `None`.
-pub async fn update_changes_only_what_it_names<S: KeyStoreAdmin>(store: S) {
-    let rate = RateLimit::new(100, 60).expect("valid");
-    let quota = Quota::new(10_000, QuotaPeriod::Day).expect("valid");
-    let record = sample_record("before", &["reports:read"], 0)
-        .with_last_used_at(Some(t(20)))
-        .with_ends_at(Some(t(3_600)))
-        .with_created_by(Some(actor("alice@example.com")))
-        .with_rate_limit(Some(rate))
-        .with_quota(Some(quota));
-    store.insert(&record).await.expect("insert");
-
-    let ips = AllowedIps::new(["198.51.100.0/24", "2001:db8::1"]).expect("valid");
-    let new_rate = RateLimit::new(u32::MAX, 1).expect("valid");
-    let update = KeyUpdate::new()
-        .name(KeyName::new("after — ü").expect("valid"))
-        .rate_limit(Some(new_rate))
-        .allowed_ips(Some(ips.clone()));
-    let expected = update.apply_to(&record);
-    assert_eq!(expected.quota(), Some(quota), "the quota is left out");
-    let answered = store
-        .update(record.id(), &update)
-        .await
-        .expect("update")
-        .expect("update finds the key");
-    assert_same_record(&answered, &expected);
-    let found = lookup(&store, record.id()).await.expect("lookup");
-    assert_same_record(&found, &expected);
-    let got = store.get(record.id()).await.expect("get").expect("get");
-    assert_same_record(&got, &expected);
-
-    // `None` clears; the name and the rate limit now stay as they are.
-    let clear = KeyUpdate::new().quota(None).allowed_ips(None);
-    let cleared = store
-        .update(record.id(), &clear)
-        .await
-        .expect("update")
-        .expect("update finds the key");
-    assert_same_record(&cleared, &clear.apply_to(&expected));
-    assert_eq!(cleared.quota(), None, "quota cleared");
-    assert_eq!(cleared.allowed_ips(), None, "allowed_ips cleared");
-    assert_eq!(cleared.rate_limit(), Some(new_rate), "rate limit kept");
-    assert_same_record(
-        &lookup(&store, record.id()).await.expect("lookup"),
-        &cleared,
-    );
-
-    // An empty update changes nothing; a revoked key may still change.
-    store.revoke(record.id(), t(30)).await.expect("revoke");
-    let revoked = store
-        .update(record.id(), &KeyUpdate::new())
-        .await
-        .expect("update")
-        .expect("update finds the key");
-    assert_eq!(revoked.revoked_at(), Some(t(30)), "revoked_at kept");
-    assert_eq!(revoked.rate_limit(), Some(new_rate));
-
-    let unknown = *sample_record("x", &[], 0).id();
-    assert!(
-        store
-            .update(&unknown, &KeyUpdate::new().rate_limit(None))
-            .await
-            .expect("update")
-            .is_none(),
-        "an unknown id updates as None"
-    );
-    assert!(
-        lookup(&store, &unknown).await.is_none(),
-        "and stores nothing"
-    );
-}
-
-/// Runs every check, each against a fresh store from `make`.
+/// Runs every check, each against a fresh store from `make`: the checks
+/// [`store_conformance_tests!`](crate::testing::store_conformance_tests) lists.
 pub async fn run_all<S, F, Fut>(mut make: F)
 where
     S: KeyStoreAdmin,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = S>,
 {
-    unknown_id_is_none(make().await).await;
-    insert_round_trips_every_field(make().await).await;
-    duplicate_id_is_refused(make().await).await;
-    list_is_newest_first(make().await).await;
-    lookup_returns_revoked_and_expired_records(make().await).await;
-    revoke_is_idempotent(make().await).await;
-    revoke_stores_the_given_time(make().await).await;
-    revoke_records_who_revoked(make().await).await;
-    rotate_ends_the_old_key_as_asked(make().await).await;
-    rotate_records_who_rotated(make().await).await;
-    a_scheduled_end_is_never_postponed(make().await).await;
-    rotate_refuses_unknown_and_revoked_keys(make().await).await;
-    rotate_refuses_a_key_with_a_live_successor(make().await).await;
-    concurrent_rotations_make_one_successor(make().await).await;
-    update_changes_only_what_it_names(make().await).await;
-    revoke_with_heirs_revokes_live_self_minted_heirs(make().await).await;
-    revoking_an_ended_key_spares_its_heirs(make().await).await;
-    an_heir_rotating_itself_meanwhile_leaves_no_live_heir(make().await).await;
-    list_page_visits_every_key_once_in_each_sort(make().await).await;
-    list_page_filters_by_state(make().await).await;
-    list_page_searches_names_and_ids(make().await).await;
-    list_page_filters_by_scope(make().await).await;
-    list_page_is_stable_while_keys_are_created(make().await).await;
+    crate::store_conformance_tests!(@checks run make);
 }
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
@@ -775,7 +689,11 @@ where
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {
-        $crate::store_conformance_tests!(@tests $make;
+        $crate::store_conformance_tests!(@checks tests $make);
+    };
+    // The suite's one list of checks, made into tests or run in turn (`run_all`).
+    (@checks $how:ident $make:expr) => {
+        $crate::__conformance!($how [] $make;
             unknown_id_is_none,
             insert_round_trips_every_field,
             duplicate_id_is_refused,
@@ -790,7 +708,6 @@ macro_rules! store_conformance_tests {
             rotate_refuses_unknown_and_revoked_keys,
             rotate_refuses_a_key_with_a_live_successor,
             concurrent_rotations_make_one_successor,
-            update_changes_only_what_it_names,
             revoke_with_heirs_revokes_live_self_minted_heirs,
             revoking_an_ended_key_spares_its_heirs,
             an_heir_rotating_itself_meanwhile_leaves_no_live_heir,
@@ -801,12 +718,35 @@ macro_rules! store_conformance_tests {
             list_page_is_stable_while_keys_are_created,
         );
     };
-    (@tests $make:expr; $($check:ident,)*) => {
+}
+
+/// What every suite's macro expands its one list of checks to: `tests`, one
+/// `#[tokio::test]` per check on a fresh store from `$make` (an `async` expression);
+/// `run`, each check in turn on a fresh store from `$make` (a closure returning a
+/// future). `[$suite]` names the module under `testing::conformance` that holds the
+/// checks, `[]` this one.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance {
+    (tests [$suite:ident] $make:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::testing::conformance::$suite::$check($make.await).await;
+            }
+        )*
+    };
+    (tests [] $make:expr; $($check:ident,)*) => {
         $(
             #[tokio::test]
             async fn $check() {
                 $crate::testing::conformance::$check($make.await).await;
             }
+        )*
+    };
+    (run [] $make:expr; $($check:ident,)*) => {
+        $(
+            $crate::testing::conformance::$check($make().await).await;
         )*
     };
 }

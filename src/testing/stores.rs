@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 
+use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::KeyRecord;
-use crate::store::{KeyStore, StoreError};
+use crate::store::KeyStore;
 
 /// A store whose every lookup fails, like a database that is down: for checking that
 /// requests are refused with 503 (never let through, never told 401).

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::event::{EventDetail, EventType, KeyEvent, NewEvent};
 use crate::key::KeyId;
-use crate::usage::KeyUsage;
+use crate::usage::key_usage::KeyUsage;
 
 /// A batch's id: random, so that a sink can tell a retried batch (same id) from a new
 /// one and never count the same requests twice.

@@ -839,7 +839,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_retried_flush_never_counts_a_request_twice() {
-        use crate::event::EventStore;
+        use crate::usage::UsageCounts;
         use crate::usage::UsageDay;
         let store = crate::store::memory::InMemoryKeyStore::new();
         let sink = AppliedThenFailed {

@@ -8,7 +8,7 @@
 use sqlx::postgres::types::Oid;
 use sqlx::{Postgres, Transaction};
 
-use super::{CANONICAL_TYPES, INDEX_ON, Step, found_columns, relation};
+use super::{CANONICAL_TYPES, Step, found_columns};
 use crate::MigrateError;
 use crate::aux_sql::{AuxTable, aux_tables};
 use crate::backend;
@@ -22,8 +22,10 @@ impl Step<'_> {
         for table in aux_tables(&self.store.sql.schema, &self.store.sql.table) {
             let oid = self.aux_table(tx, &table).await?;
             self.aux_columns(tx, &table, oid).await?;
+            let table_name = format!("{}.{}", self.store.sql.schema, table.name);
             for (index, create) in &table.indexes {
-                self.aux_index(tx, &table, oid, index, create).await?;
+                self.ensure_index(tx, oid, &table_name, index, create)
+                    .await?;
             }
         }
         Ok(())
@@ -76,36 +78,6 @@ impl Step<'_> {
             Err(MigrateError::Columns {
                 table: format!("{}.{}", self.store.sql.schema, table.name),
                 problems,
-            })
-        }
-    }
-
-    async fn aux_index(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        table: &AuxTable,
-        oid: Oid,
-        index: &str,
-        create: &str,
-    ) -> Result<(), MigrateError> {
-        let schema = &self.store.sql.schema;
-        let table_name = format!("{schema}.{}", table.name);
-        let Some(found) = relation(tx, schema, index).await? else {
-            let action = format!("create index {index} on table {table_name}");
-            return self.ddl(tx, create, action).await;
-        };
-        let on_table: bool = sqlx::query_scalar(INDEX_ON)
-            .bind(found.oid)
-            .bind(oid)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(backend)?;
-        if on_table {
-            Ok(())
-        } else {
-            Err(MigrateError::IndexNameTaken {
-                index: format!("{schema}.{index}"),
-                table: table_name,
             })
         }
     }

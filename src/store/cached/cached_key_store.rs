@@ -17,12 +17,12 @@ use super::{
     DEFAULT_MISS_TTL, DEFAULT_STALE_HIT_TTL, DEFAULT_UNFOLLOWED_HIT_TTL, ECHO_WAIT,
     MAX_ANNOUNCE_WAITERS,
 };
+use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::metrics::{self, FilterRefusal};
 use crate::record::{ActorName, KeyRecord};
 use crate::store::id_filter::{Admission, IdFilter};
-use crate::store::{KeyStore, KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome, StoreError};
-use crate::usage::{KeyUsage, UsageSink, UsageSinkError};
+use crate::store::{KeyStore, KeyStoreAdmin, KeyStoreUpdate, OldKeyEnd, Revocation, RotateOutcome};
 
 /// What the wrapped store said about an id: the record, or `None` for "no such key".
 type Answer = Option<KeyRecord>;
@@ -55,8 +55,9 @@ type Loads = HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>;
 /// # }).unwrap();
 /// ```
 pub struct CachedKeyStore<S> {
-    store: Arc<S>,
-    cache: Arc<Cache>,
+    // `pub(super)`: the cache's other impls (usage, events, its feed) are its siblings.
+    pub(super) store: Arc<S>,
+    pub(super) cache: Arc<Cache>,
 }
 
 impl<S> Clone for CachedKeyStore<S> {
@@ -239,30 +240,13 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         self.store.list_page(query).await
     }
 
-    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<Option<KeyRecord>, StoreError> {
-        let result = self.store.revoke(id, at).await;
-        self.invalidate(id);
-        result
-    }
-
-    async fn revoke_by(
+    async fn revoke(
         &self,
         id: &KeyId,
         at: SystemTime,
         by: Option<&ActorName>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let result = self.store.revoke_by(id, at, by).await;
-        self.invalidate(id);
-        result
-    }
-
-    /// Evicts the id here; other instances learn of it from the wrapped store's feed.
-    async fn update(
-        &self,
-        id: &KeyId,
-        update: &crate::store::KeyUpdate,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let result = self.store.update(id, update).await;
+        let result = self.store.revoke(id, at, by).await;
         self.invalidate(id);
         result
     }
@@ -292,17 +276,6 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
         let inserting = self.store.insert_with_events(record, events);
         let result = self.cache.echo_of(record.id(), inserting, |_| true).await;
         self.invalidate(record.id());
-        result
-    }
-
-    async fn update_with_events(
-        &self,
-        id: &KeyId,
-        update: &crate::store::KeyUpdate,
-        events: &[crate::event::NewEvent],
-    ) -> Result<Option<(KeyRecord, Vec<crate::event::KeyEvent>)>, StoreError> {
-        let result = self.store.update_with_events(id, update, events).await;
-        self.invalidate(id);
         result
     }
 
@@ -351,26 +324,27 @@ impl<S: KeyStoreAdmin> KeyStoreAdmin for CachedKeyStore<S> {
 }
 
 #[async_trait]
-impl<S: UsageSink> UsageSink for CachedKeyStore<S> {
-    /// Forwards to the wrapped store. Cached records keep their old `last_used_at`: the
-    /// middleware never reads it, and [`KeyStoreAdmin::get`] bypasses the cache.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> Result<(), UsageSinkError> {
-        self.store.record_usage(batch).await
+impl<S: KeyStoreUpdate> KeyStoreUpdate for CachedKeyStore<S> {
+    /// Evicts the id here; other instances learn of it from the wrapped store's feed.
+    async fn update(
+        &self,
+        id: &KeyId,
+        update: &crate::store::KeyUpdate,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let result = self.store.update(id, update).await;
+        self.invalidate(id);
+        result
     }
 
-    /// Forwards to the wrapped store, then evicts the old keys the write ended (the
-    /// first use of an `until_first_use` rotation's new key), so that this instance
-    /// refuses them from their end on; other instances hear of it through the store's
-    /// feed, as of a revocation.
-    async fn record_usage_batch(
+    async fn update_with_events(
         &self,
-        batch: &crate::usage::UsageBatch<'_>,
-    ) -> Result<crate::usage::UsageOutcome, UsageSinkError> {
-        let outcome = self.store.record_usage_batch(batch).await?;
-        for end in &outcome.ended {
-            self.cache.invalidate(&end.key_id);
-        }
-        Ok(outcome)
+        id: &KeyId,
+        update: &crate::store::KeyUpdate,
+        events: &[crate::event::NewEvent],
+    ) -> Result<Option<(KeyRecord, Vec<crate::event::KeyEvent>)>, StoreError> {
+        let result = self.store.update_with_events(id, update, events).await;
+        self.invalidate(id);
+        result
     }
 }
 
@@ -1229,7 +1203,7 @@ mod tests {
         store.insert(&r).await.unwrap();
         assert!(store.lookup_ready(r.id()).unwrap().unwrap().is_some());
         assert!(store.contains(r.id()));
-        store.revoke(r.id(), SystemTime::now()).await.unwrap();
+        store.revoke(r.id(), SystemTime::now(), None).await.unwrap();
         assert!(!store.contains(r.id()));
         let found = store.lookup_ready(r.id()).unwrap().unwrap().unwrap();
         assert!(found.revoked_at().is_some());

@@ -2,9 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
+use async_trait::async_trait;
+
+use crate::error::StoreError;
 use crate::key::KeyId;
-use crate::usage::{KeyUsage, UsageBatchId, UsageDay};
+use crate::store::memory::InMemoryKeyStore;
+use crate::usage::{KeyUsage, UsageBatchId, UsageCounts, UsageDay};
 
 /// Batch ids remembered, to apply a retried batch's counts once. A retry follows its
 /// failure within a flush period, while thousands of batches cannot.
@@ -62,5 +67,22 @@ impl Counts {
             days.retain(|d, _| *d >= before);
             !days.is_empty()
         });
+    }
+}
+
+#[async_trait]
+impl UsageCounts for InMemoryKeyStore {
+    async fn daily_requests(
+        &self,
+        key_id: &KeyId,
+        from: UsageDay,
+        to: UsageDay,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
+        Ok(self.inner.counts.range(key_id, from, to))
+    }
+
+    async fn prune_usage(&self, before: SystemTime) -> Result<(), StoreError> {
+        self.inner.counts.prune(UsageDay::of(before));
+        Ok(())
     }
 }

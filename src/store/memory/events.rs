@@ -6,12 +6,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::error::StoreError;
 use crate::event::{EXPIRING_DAYS, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
-use crate::store::StoreError;
 use crate::store::memory::InMemoryKeyStore;
-use crate::usage::UsageDay;
 
 /// The most recent events kept for all keys together.
 pub(crate) const MAX_EVENTS: usize = 100_000;
@@ -135,17 +134,6 @@ impl EventStore for InMemoryKeyStore {
             history.retain(|e| e.at() >= before);
             !history.is_empty()
         });
-        drop(ring);
-        self.inner.counts.prune(UsageDay::of(before));
         Ok(pruned)
-    }
-
-    async fn daily_requests(
-        &self,
-        key_id: &KeyId,
-        from: UsageDay,
-        to: UsageDay,
-    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
-        Ok(self.inner.counts.range(key_id, from, to))
     }
 }

@@ -8,8 +8,8 @@ use crate::event::{EventDetail, EventQuery, EventStore, EventType, KeyEvent, New
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::page::PageLimit;
 use crate::record::ActorName;
-use crate::store::KeyStoreAdmin;
-use crate::usage::{KeyUsage, UsageBatch, UsageBatchId, UsageDay, UsageSink};
+use crate::store::{KeyStoreAdmin, KeyStoreUpdate};
+use crate::usage::{KeyUsage, UsageBatch, UsageBatchId, UsageSink};
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
@@ -165,55 +165,15 @@ pub async fn prune_deletes_only_older_events<S: EventStore>(store: S) {
     assert_eq!(left, [t(300), t(200)]);
 }
 
-/// Daily counts are added per key and day; a batch sent again with the same id (a
-/// retry after a timeout) adds nothing; other keys and days are apart; and a key's
-/// first stored use is reported once.
-pub async fn usage_counts_are_added_once_per_batch<S: EventStore + UsageSink + KeyStoreAdmin>(
-    store: S,
-) {
-    let record = super::sample_record("counted", &["a:b"], 0);
-    let id = *record.id();
-    store.insert(&record).await.expect("insert");
-    let day = UsageDay::of(t(10));
-    let usage = |n, at| KeyUsage::new(id, at).with_requests(day, n);
-    let first = [usage(5, t(10))];
-    let batch = UsageBatch::new(UsageBatchId::random(), &first);
-    let outcome = store.record_usage_batch(&batch).await.expect("record");
-    assert_eq!(outcome.first_used, [id], "the first stored use is reported");
-    let again = store.record_usage_batch(&batch).await.expect("record");
-    assert!(again.first_used.is_empty(), "a first use is reported once");
-    let second = [usage(2, t(20)).with_requests(day.next(), 4)];
-    store
-        .record_usage_batch(&UsageBatch::new(UsageBatchId::random(), &second))
-        .await
-        .expect("record");
-    let counts = store
-        .daily_requests(&id, day.previous(), day.next().next())
-        .await
-        .expect("daily_requests");
-    assert_eq!(
-        counts,
-        [(day, 7), (day.next(), 4)],
-        "5 + 2 on the first day (the retried batch counted once), 4 on the next"
-    );
-    let other = super::sample_record("other", &["a:b"], 0);
-    assert!(
-        store
-            .daily_requests(other.id(), day, day)
-            .await
-            .expect("daily_requests")
-            .is_empty()
-    );
-}
-
 /// Each change stores the events it is given in the same write (DESIGN §10), with the
 /// next ids, and returns them as stored: created, changed, rotated and revoked, the
 /// revocation's events also told of each heir it revoked
 /// ([`NewEvent::for_heir`](crate::event::NewEvent::for_heir)). A change that does not happen
 /// (a duplicate id, an unknown key, a refused rotation, a repeated revocation) stores
 /// no event.
-pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreAdmin>(store: S) {
-    use crate::store::{KeyUpdate, OldKeyEnd, RotateOutcome, StoreError};
+pub async fn changes_store_their_events_with_them<S: EventStore + KeyStoreUpdate>(store: S) {
+    use crate::error::StoreError;
+    use crate::store::{KeyUpdate, OldKeyEnd, RotateOutcome};
 
     let by = ActorName::new("alice@example.com").expect("valid");
     let record = super::sample_record("audited", &["a:b"], 0);
@@ -422,22 +382,13 @@ pub async fn usage_writes_store_their_events_with_them<
 #[macro_export]
 macro_rules! event_store_conformance_tests {
     ($make:expr) => {
-        $crate::event_store_conformance_tests!(@tests $make;
+        $crate::__conformance!(tests [events] $make;
             events_round_trip_every_field,
             events_are_newest_first_paged_and_filtered,
             expiring_is_stored_once_per_key_and_threshold,
             prune_deletes_only_older_events,
-            usage_counts_are_added_once_per_batch,
             changes_store_their_events_with_them,
             usage_writes_store_their_events_with_them,
         );
-    };
-    (@tests $make:expr; $($check:ident,)*) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                $crate::testing::conformance::events::$check($make.await).await;
-            }
-        )*
     };
 }

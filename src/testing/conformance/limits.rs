@@ -176,7 +176,7 @@ pub async fn concurrent_leases_never_over_grant<B: LimitBackend>(backend: B) {
 #[macro_export]
 macro_rules! limit_backend_conformance_tests {
     ($make:expr) => {
-        $crate::limit_backend_conformance_tests!(@tests $make;
+        $crate::__conformance!(tests [limits] $make;
             grants_at_most_the_burst,
             owed_requests_are_charged,
             returned_tokens_are_credited,
@@ -186,13 +186,5 @@ macro_rules! limit_backend_conformance_tests {
             heartbeats_count_instances_that_lease_nothing,
             concurrent_leases_never_over_grant,
         );
-    };
-    (@tests $make:expr; $($check:ident,)*) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                $crate::testing::conformance::limits::$check($make.await).await;
-            }
-        )*
     };
 }

@@ -175,7 +175,7 @@ pub async fn the_end_never_lengthens_or_revives<S: KeyStoreAdmin + UsageSink>(st
     assert_eq!(fresh(&store, &old).await.ends_at(), None);
 
     let (old, new) = rotated(&store).await;
-    store.revoke(old.id(), t(50)).await.expect("revoke");
+    store.revoke(old.id(), t(50), None).await.expect("revoke");
     let outcome = record(&store, &[KeyUsage::new(*new.id(), t(100))]).await;
     assert!(
         outcome.ended.is_empty(),
@@ -195,19 +195,11 @@ pub async fn the_end_never_lengthens_or_revives<S: KeyStoreAdmin + UsageSink>(st
 #[macro_export]
 macro_rules! rotation_conformance_tests {
     ($make:expr) => {
-        $crate::rotation_conformance_tests!(@tests $make;
+        $crate::__conformance!(tests [rotation] $make;
             first_use_ends_the_old_key_after_the_grace,
             a_new_key_never_used_leaves_the_old_one,
             both_keys_first_used_in_one_batch,
             the_end_never_lengthens_or_revives,
         );
-    };
-    (@tests $make:expr; $($check:ident,)*) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                $crate::testing::conformance::rotation::$check($make.await).await;
-            }
-        )*
     };
 }
