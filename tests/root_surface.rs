@@ -283,10 +283,13 @@ fn exported_macros_are_hidden_at_the_root() {
     assert_eq!(
         found,
         [
+            "__conformance",
             "event_store_conformance_tests",
             "limit_backend_conformance_tests",
             "rotation_conformance_tests",
             "store_conformance_tests",
+            "update_conformance_tests",
+            "usage_conformance_tests",
         ]
     );
 }
