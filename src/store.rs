@@ -92,7 +92,7 @@
 //!
 //! # Failing closed
 //!
-//! A store that cannot answer returns a [`StoreError`]; the middleware then refuses the
+//! A store that cannot answer returns a [`StoreError`](crate::StoreError); the middleware then refuses the
 //! request with 503. It must never turn an error into `Ok(None)`, which would report a
 //! valid key as unknown (401) and send its owner chasing the wrong problem.
 //!

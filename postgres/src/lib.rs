@@ -125,7 +125,7 @@
 //! A revocation, and a rotation that ends the old key early, runs in a transaction that
 //! also calls `pg_notify('<table>_revoked', '<key id>')`, so the notification is sent
 //! if and only if the change commits; so does a change of a key's name, limits or
-//! addresses ([`KeyStoreAdmin::update`](tower_apikey::KeyStoreAdmin::update), in the same
+//! addresses ([`KeyStoreUpdate::update`](tower_apikey::store::KeyStoreUpdate::update), in the same
 //! statement as its `UPDATE`). Each instance's [`KeyFeedListener`] evicts the
 //! id from its caches; the next request reads the revoked record. If the listener's
 //! connection drops, or a heartbeat finds it dead, notifications sent meanwhile are

@@ -535,7 +535,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// self-rotating integration, the one in use and the one it is switching from.
     ///
     /// An admin API that lets keys rotate themselves calls this before
-    /// [`ActingAs::rotate_with`].
+    /// [`ActingAs::rotate_with`](crate::manager::ActingAs::rotate_with).
     pub async fn check_self_rotation(&self, id: &KeyId) -> Result<(), ManagerError> {
         let key = self.get(id).await?;
         let Some(predecessor) = key.rotated_from() else {

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// What a rotation does with the old key: the choice behind
-/// [`KeyManager::rotate`] and [`KeyManager::rotate_until_first_use`], as one value for an
+/// [`KeyManager::rotate`](crate::KeyManager::rotate) and
+/// [`KeyManager::rotate_until_first_use`](crate::KeyManager::rotate_until_first_use), as one value for an
 /// admin API that reads it from a request ([`ActingAs::rotate_with`](crate::manager::ActingAs::rotate_with)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyPlan {

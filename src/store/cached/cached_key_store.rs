@@ -36,7 +36,7 @@ type Loads = HashMap<KeyId, Arc<OnceCell<SharedAnswer>>, Hasher>;
 /// See the [module documentation](crate::store::cached) for what is cached and for how
 /// long. Clones are handles to the same cache and the same wrapped store.
 ///
-/// When the wrapped store is a [`KeyStoreAdmin`] or a [`UsageSink`], so is the cache:
+/// When the wrapped store is a [`KeyStoreAdmin`] or a [`UsageSink`](crate::UsageSink), so is the cache:
 /// management calls go to the wrapped store ([`get`](KeyStoreAdmin::get) and
 /// [`list`](KeyStoreAdmin::list) bypass the cache) and every write evicts the ids it
 /// touched, whether it succeeded or not (a write that failed late may still have
