@@ -1,0 +1,226 @@
+//! The admin router's route table: one [`Row`] per route, each declaring who it serves
+//! ([`Scoping`]). The router is built from the table and nothing else
+//! (`AdminRouter::route_table`), and tests iterate it: every row is documented, and every
+//! row that needs a key refuses a request without one.
+//!
+//! A row takes its method and path from its handler's `#[utoipa::path]` (the `__path_…`
+//! type it writes), so a route is served where, and only where, its documentation says.
+//!
+//! A new route is a new row; a new kind of scoping (the tenants' operator-only routes) is
+//! a new [`Scoping`] variant, which every `match` on it must then handle.
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{MethodFilter, on};
+use utoipa::openapi::HttpMethod;
+
+/// Whom a route acts for, and so how it is guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scoping {
+    /// Acts on the one key its path names (`/keys/{id}…`): an admin key (`admin:keys`)
+    /// or a login, which may act on that key.
+    PerKey,
+    /// Acts on, or answers from, the keys the actor manages (create, lists, the
+    /// catalogue, the document): an admin key (`admin:keys`) or a login.
+    PerTenant,
+    /// Acts across every tenant: an operator's admin key or login only. No route is
+    /// operator-only yet; the tenants' routes will be.
+    #[allow(dead_code)] // The tenants issue adds its rows.
+    OperatorOnly,
+    /// The calling key acts on itself (`POST /self/rotate`): authenticated by that key,
+    /// holding `keys:rotate-self`, even behind a login.
+    OwnKey,
+    /// Needs no key: the panel's page and assets, which hold no data.
+    NotByKey,
+}
+
+impl Scoping {
+    /// Whether the admin guard (or the application's login) authenticates the route.
+    pub(super) fn by_admin(self) -> bool {
+        match self {
+            Self::PerKey | Self::PerTenant | Self::OperatorOnly => true,
+            Self::OwnKey | Self::NotByKey => false,
+        }
+    }
+}
+
+/// One route: its method and path, its scoping, and how the router serves it.
+pub(super) struct Row<S> {
+    pub(super) scoping: Scoping,
+    pub(super) path: String,
+    pub(super) methods: Vec<HttpMethod>,
+    serve: Serve<S>,
+}
+
+/// Adds a row's handler to a router, at its path, for its methods.
+type Serve<S> = Box<dyn FnOnce(Router<S>, &str, MethodFilter) -> Router<S>>;
+
+impl<S: Clone + Send + Sync + 'static> Row<S> {
+    /// A route served where `P` (the `__path_…` type `#[utoipa::path]` writes) says.
+    pub(super) fn documented<P, H, T>(scoping: Scoping, documented: P, handler: H) -> Self
+    where
+        P: utoipa::Path + 'static,
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        Self {
+            scoping,
+            path: P::path(),
+            methods: P::methods(),
+            serve: Box::new(move |router, path, methods| {
+                // The type only names the documentation; the row holds what it says.
+                let _ = documented;
+                router.route(path, on(methods, handler))
+            }),
+        }
+    }
+
+    /// A `GET` route documented at run time (the panel's assets).
+    pub(super) fn get<H, T>(scoping: Scoping, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        Self {
+            scoping,
+            path: path.to_owned(),
+            methods: vec![HttpMethod::Get],
+            serve: Box::new(move |router, path, methods| router.route(path, on(methods, handler))),
+        }
+    }
+
+    /// Adds this route to `router`.
+    fn serve(self, router: Router<S>) -> Router<S> {
+        let methods = self
+            .methods
+            .iter()
+            .map(method_filter)
+            .reduce(MethodFilter::or)
+            .expect("`#[utoipa::path]` names a method");
+        (self.serve)(router, &self.path, methods)
+    }
+}
+
+/// One router serving every route of `rows`.
+pub(super) fn serve_all<S: Clone + Send + Sync + 'static>(
+    rows: impl IntoIterator<Item = Row<S>>,
+) -> Router<S> {
+    rows.into_iter()
+        .fold(Router::new(), |router, row| row.serve(router))
+}
+
+fn method_filter(method: &HttpMethod) -> MethodFilter {
+    match method {
+        HttpMethod::Get => MethodFilter::GET,
+        HttpMethod::Post => MethodFilter::POST,
+        HttpMethod::Put => MethodFilter::PUT,
+        HttpMethod::Delete => MethodFilter::DELETE,
+        HttpMethod::Patch => MethodFilter::PATCH,
+        HttpMethod::Head => MethodFilter::HEAD,
+        HttpMethod::Options => MethodFilter::OPTIONS,
+        HttpMethod::Trace => MethodFilter::TRACE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Bytes;
+    use axum::http::{Method, Request, StatusCode, header::AUTHORIZATION};
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use serde_json::Value;
+    use tower_apikey::{InMemoryKeyStore, KeyManager, NewKey};
+
+    use super::Scoping;
+    use crate::AdminRouter;
+
+    fn method_name(method: &super::HttpMethod) -> String {
+        let name = serde_json::to_value(method).unwrap();
+        name.as_str().unwrap().to_owned()
+    }
+
+    /// Every row of the table is in the document with its method, and, through a real
+    /// server on loopback, every row that needs a key refuses a request without one
+    /// (401) and one with a key lacking the route's scope (403), while the rows that
+    /// need none answer without one.
+    #[tokio::test]
+    async fn every_row_is_documented_and_guarded_as_its_scoping_says() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        // Holds `admin:keys` only: lacks `keys:rotate-self`.
+        let admin = manager
+            .create(NewKey::new("admin", ["admin:keys"]))
+            .await
+            .unwrap();
+        // Lacks `admin:keys`.
+        let plain = manager
+            .create(NewKey::new("plain", ["reports:read"]))
+            .await
+            .unwrap();
+        let router = AdminRouter::new(manager.clone());
+        let document: Value = serde_json::from_str(&router.openapi_json()).unwrap();
+        let rows = router.route_table();
+        assert!(
+            [
+                Scoping::PerKey,
+                Scoping::PerTenant,
+                Scoping::OwnKey,
+                Scoping::NotByKey
+            ]
+            .iter()
+            .all(|scoping| rows.iter().any(|row| row.scoping == *scoping)),
+            "the table has rows of every scoping in use"
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router
+            .into_router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let call = |method: Method, path: String, key: Option<String>| {
+            let client = client.clone();
+            async move {
+                let mut request = Request::builder()
+                    .method(method)
+                    .uri(format!("http://{addr}{path}"));
+                if let Some(key) = key {
+                    request = request.header(AUTHORIZATION, format!("ApiKey-v2 {key}"));
+                }
+                let request = request.body(Empty::new()).unwrap();
+                client.request(request).await.unwrap().status()
+            }
+        };
+
+        let id = plain.record.id().to_string();
+        for row in &rows {
+            let path = row.path.replace("{id}", &id);
+            for method in &row.methods {
+                let name = method_name(method);
+                assert!(
+                    document["paths"][&row.path][&name].is_object(),
+                    "{name} {} is not in the document",
+                    row.path
+                );
+                let method = Method::from_bytes(name.to_uppercase().as_bytes()).unwrap();
+                let without = call(method.clone(), path.clone(), None).await;
+                let lacking = match row.scoping {
+                    Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => {
+                        plain.key.expose_secret().to_owned()
+                    }
+                    Scoping::OwnKey => admin.key.expose_secret().to_owned(),
+                    Scoping::NotByKey => {
+                        assert_eq!(without, StatusCode::OK, "{name} {path}");
+                        continue;
+                    }
+                };
+                assert_eq!(without, StatusCode::UNAUTHORIZED, "{name} {path}");
+                let with = call(method, path.clone(), Some(lacking)).await;
+                assert_eq!(with, StatusCode::FORBIDDEN, "{name} {path}");
+            }
+        }
+    }
+}
