@@ -173,8 +173,8 @@
 //! `GET /openapi.json` answers an OpenAPI 3.1 document of every route above (and the
 //! panel's), generated from the code: each route is registered from its handler's
 //! `#[utoipa::path]`, the answers' schemas are derived from the types the handlers
-//! serialise, and the bodies' schemas sit beside their parsers, checked against them by
-//! tests. It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
+//! serialise, and the bodies' schemas from the very types the handlers read them into.
+//! It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
 //! `apiKey` in the `Authorization` header), every parameter, body, answer and header
 //! (`Location`, `Link`, `Retry-After`, `WWW-Authenticate`), every problem document, and
 //! links from each created key to the operations on it. With a [`ScopeCatalogue`], the
@@ -290,7 +290,7 @@
 //! The router also serves "Connector Access Control", a key-management page for people:
 //! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
 //! and stylesheet at `GET /panel.js` and `GET /panel.css` (and its parts at
-//! `GET /history.js` and `GET /limits.js`). With the key guard, the
+//! `GET /dom.js`, `GET /history.js` and `GET /limits.js`). With the key guard, the
 //! administrator pastes an admin key once; the page keeps it in the tab's
 //! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
 //! the page asks for nothing: the browser's session cookie goes with each call. It finds

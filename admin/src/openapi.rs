@@ -150,6 +150,7 @@ const PROBLEMS: &[(&str, &[u16])] = &[
     ("getKeyUsage", &[404, 422]),
     ("getOpenApi", &[]),
     ("panelPage", &[]),
+    ("panelDomScript", &[]),
     ("panelScript", &[]),
     ("panelStyle", &[]),
     ("panelHistoryScript", &[]),

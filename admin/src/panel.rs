@@ -49,6 +49,14 @@ struct Asset {
 /// The page's static assets, each public (they hold no data) and `no-cache`.
 const ASSETS: &[Asset] = &[
     Asset {
+        path: "/dom.js",
+        operation_id: "panelDomScript",
+        // The helpers the other scripts share; the page loads it first.
+        summary: "The panel's DOM helpers",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("panel/dom.js"),
+    },
+    Asset {
         path: "/panel.js",
         operation_id: "panelScript",
         summary: "The panel's script",
