@@ -19,7 +19,7 @@ use super::json::Object;
 use super::limits_body::IpNetwork;
 use super::problem::{AdminError, FieldError};
 use super::view::{QuotaView, RateLimitView};
-use super::wire::{self, Context, Field, Required, wire_struct};
+use super::wire::{self, At, Context, Field, Required, wire_struct};
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::NewKey;
@@ -93,20 +93,10 @@ impl CreateKeyBody {
 impl Field for KeyName {
     const REQUIRED: &'static str = "what uses the key, such as \"billing-sync (prod)\"";
 
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
         match value {
-            Value::String(name) => KeyName::new(name)
-                .map_err(|error| errors.push(FieldError::name(&error)))
-                .ok(),
-            _ => {
-                errors.push(FieldError::new(field, format!("{field} must be a string")));
-                None
-            }
+            Value::String(name) => at.checked(KeyName::new(name), FieldError::name),
+            _ => at.refuse(format!("{} must be a string", at.field)),
         }
     }
 }
@@ -115,51 +105,32 @@ impl Field for Scopes {
     const REQUIRED: &'static str =
         "an array such as [\"reports:read\"], or [] for a key that only authenticates";
 
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
         let strings: Option<Vec<&str>> = match value {
             Value::Array(items) => items.iter().map(Value::as_str).collect(),
             _ => None,
         };
-        let Some(strings) = strings else {
-            errors.push(FieldError::new(
-                field,
-                format!("{field} must be an array of strings"),
-            ));
-            return None;
-        };
-        Scopes::new(&strings)
-            .map_err(|error| errors.push(FieldError::scopes(&error)))
-            .ok()
+        match strings {
+            Some(strings) => at.checked(Scopes::new(&strings), FieldError::scopes),
+            None => at.refuse(format!("{} must be an array of strings", at.field)),
+        }
     }
 }
 
 /// `expires_at`: an RFC 3339 time, checked against the manager's expiry rule.
 impl Field for SystemTime {
-    fn read(
-        _: &str,
-        value: &Value,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        let Some(Ok(at)) = value
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let Some(Ok(time)) = value
             .as_str()
             .map(|text| OffsetDateTime::parse(text, &Rfc3339))
         else {
-            errors.push(not_rfc3339());
-            return None;
+            return at.push(not_rfc3339());
         };
         // RFC 3339 years are 0000–9999, which a `SystemTime` always holds.
-        let at = SystemTime::from(at);
-        match cx.expiry {
-            Some(check) => check(at)
-                .map_err(|error| errors.push(FieldError::expires_at(&error)))
-                .ok(),
-            None => Some(at),
+        let time = SystemTime::from(time);
+        match at.cx.expiry {
+            Some(check) => at.checked(check(time), FieldError::expires_at),
+            None => Some(time),
         }
     }
 }
@@ -248,6 +219,7 @@ fn name_pattern() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::testing::{fields, object};
     use crate::json::{MAX_LISTED_FIELDS, MAX_SHOWN_NAME_CHARS};
     use std::time::Duration;
     use tower_apikey::InMemoryKeyStore;
@@ -261,30 +233,18 @@ mod tests {
             .build()
     }
 
-    fn object(json: serde_json::Value) -> Object {
-        match json {
-            Value::Object(object) => object,
-            _ => unreachable!("tests pass objects"),
-        }
-    }
-
-    fn fields(error: AdminError) -> Vec<String> {
-        match error {
-            AdminError::Invalid(errors) => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected invalid fields, got {other:?}"),
-        }
+    /// A create body, checked at the manager's clock.
+    fn create(json: serde_json::Value) -> Result<CreateKeyBody, AdminError> {
+        CreateKeyBody::parse(object(json), &manager())
     }
 
     #[test]
     fn a_valid_create_request_is_accepted() {
-        let request = CreateKeyBody::parse(
-            object(serde_json::json!({
-                "name": "billing-sync",
-                "scopes": ["reports:read"],
-                "expires_at": "2026-06-01T00:00:00+02:00",
-            })),
-            &manager(),
-        )
+        let request = create(serde_json::json!({
+            "name": "billing-sync",
+            "scopes": ["reports:read"],
+            "expires_at": "2026-06-01T00:00:00+02:00",
+        }))
         .unwrap();
         assert_eq!(request.name.as_str(), "billing-sync");
         assert_eq!(request.scopes.to_string(), "reports:read");
@@ -296,15 +256,12 @@ mod tests {
 
     #[test]
     fn every_invalid_create_field_is_named_at_once() {
-        let error = CreateKeyBody::parse(
-            object(serde_json::json!({
-                "name": "",
-                "scopes": ["Reports"],
-                "expires_at": "2020-01-01T00:00:00Z",
-                "expires": "tomorrow",
-            })),
-            &manager(),
-        )
+        let error = create(serde_json::json!({
+            "name": "",
+            "scopes": ["Reports"],
+            "expires_at": "2020-01-01T00:00:00Z",
+            "expires": "tomorrow",
+        }))
         .unwrap_err();
         assert_eq!(fields(error), ["name", "scopes", "expires_at", "expires"]);
     }

@@ -115,7 +115,7 @@ impl EventView {
     summary = "The audit trail, newest first, one page at a time",
     description = "404 where the application keeps no event log. A `cursor` is refused (422) \
         unless a `Link` gave it.",
-    params(EventsParams),
+    params(KeyIdQuery, PageParams),
     responses(
         (status = 200, description = "A page of events", body = Vec<EventView>,
             content_type = "application/json",
@@ -278,20 +278,14 @@ pub(super) struct PageParams {
     cursor: Option<String>,
 }
 
-/// `GET /events`'s parameters.
+/// `GET /events`'s filter (it pages as every list does, [`PageParams`]).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Only its description is used; the handler reads the query itself.
-pub(super) struct EventsParams {
+pub(super) struct KeyIdQuery {
     /// Only this key's events.
     #[param(pattern = "^[0-9A-Za-z]{16}$")]
     key_id: Option<String>,
-    /// Events per page, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    /// Where the page starts: the value a `Link` gave; opaque. Anything else is 422.
-    #[param(min_length = 1, max_length = 256, pattern = "^[0-9A-Za-z_.-]+$")]
-    cursor: Option<String>,
 }
 
 /// `GET /keys/{id}/usage`'s parameter.

@@ -201,17 +201,33 @@ pub(super) fn whole_number(value: &Value) -> Option<u64> {
     })
 }
 
+/// What the body modules' tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
+pub(super) mod testing {
+    use super::{AdminError, Object, Value};
 
-    fn fields(error: AdminError) -> Vec<String> {
+    /// The object a test writes with `json!`.
+    pub(crate) fn object(json: Value) -> Object {
+        match json {
+            Value::Object(object) => object,
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    /// The fields a 422 names, in order.
+    pub(crate) fn fields(error: AdminError) -> Vec<String> {
         match error {
             AdminError::Invalid(errors) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("expected invalid fields, got {other:?}"),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use testing::fields;
 
     fn json_headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -15,118 +15,84 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::json::whole_number;
 use super::problem::FieldError;
-use super::wire::{Context, Field};
+use super::wire::{At, Field};
 use tower_apikey::record::{AllowedIps, LimitError, Quota, QuotaPeriod, RateLimit};
 
+const RATE_LIMIT_SHAPE: &str =
+    "rate_limit must be an object such as {\"requests\": 100, \"per_secs\": 60}, or null";
+const QUOTA_SHAPE: &str =
+    "quota must be an object such as {\"requests\": 10000, \"per\": \"day\"}, or null";
+
 impl Field for RateLimit {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        const SHAPE: &str =
-            "rate_limit must be an object such as {\"requests\": 100, \"per_secs\": 60}, or null";
-        let object = object_of(value, field, SHAPE, &["requests", "per_secs"], errors)?;
-        let requests = count(object, field, "requests", errors);
-        let per_secs = count(object, field, "per_secs", errors);
-        RateLimit::new(requests?, per_secs?)
-            .map_err(|error| errors.push(limit_error(field, &error)))
-            .ok()
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let object = object_of(value, at, RATE_LIMIT_SHAPE, &["requests", "per_secs"])?;
+        let (requests, per_secs) = (count(object, at, "requests"), count(object, at, "per_secs"));
+        limit(at, RateLimit::new(requests?, per_secs?))
     }
 }
 
 impl Field for Quota {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        const SHAPE: &str =
-            "quota must be an object such as {\"requests\": 10000, \"per\": \"day\"}, or null";
-        let object = object_of(value, field, SHAPE, &["requests", "per"], errors)?;
-        let requests = count(object, field, "requests", errors);
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let object = object_of(value, at, QUOTA_SHAPE, &["requests", "per"])?;
+        let requests = count(object, at, "requests");
         let per = match object.get("per").and_then(Value::as_str) {
             Some("day") => Some(QuotaPeriod::Day),
             Some("month") => Some(QuotaPeriod::Month),
             _ => {
-                errors.push(FieldError::new(
+                let field = at.field;
+                at.push(FieldError::new(
                     format!("{field}.per"),
                     format!("{field}.per must be \"day\" or \"month\" (UTC calendar periods)"),
-                ));
-                None
+                ))
             }
         };
-        Quota::new(requests?, per?)
-            .map_err(|error| errors.push(limit_error(field, &error)))
-            .ok()
+        limit(at, Quota::new(requests?, per?))
     }
 }
 
 impl Field for AllowedIps {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
         const SHAPE: &str = "allowed_ips must be an array of addresses or CIDR networks such as [\"203.0.113.0/24\", \"2001:db8::/32\"], or null";
         let texts = match value {
             Value::Array(items) => items.iter().map(Value::as_str).collect::<Option<Vec<_>>>(),
             _ => None,
         };
-        let Some(texts) = texts else {
-            errors.push(FieldError::new(field, SHAPE));
-            return None;
-        };
-        AllowedIps::new(texts)
-            .map_err(|error| errors.push(limit_error(field, &error)))
-            .ok()
+        match texts {
+            Some(texts) => limit(at, AllowedIps::new(texts)),
+            None => at.refuse(SHAPE),
+        }
     }
 }
 
 /// The object in `value`, with no members but `members`.
 fn object_of<'a>(
     value: &'a Value,
-    field: &str,
+    at: &mut At<'_>,
     shape: &str,
     members: &[&str],
-    errors: &mut Vec<FieldError>,
 ) -> Option<&'a Map<String, Value>> {
-    match value {
-        Value::Object(object) => {
-            if let Some(unknown) = object.keys().find(|k| !members.contains(&k.as_str())) {
-                let shown: String = unknown.chars().take(32).collect();
-                errors.push(FieldError::new(
-                    field,
-                    format!("{field} has no member {shown:?}; {shape}"),
-                ));
-                return None;
-            }
-            Some(object)
+    let Value::Object(object) = value else {
+        return at.refuse(shape);
+    };
+    match object.keys().find(|k| !members.contains(&k.as_str())) {
+        Some(unknown) => {
+            let shown: String = unknown.chars().take(32).collect();
+            at.refuse(format!("{} has no member {shown:?}; {shape}", at.field))
         }
-        _ => {
-            errors.push(FieldError::new(field, shape));
-            None
-        }
+        None => Some(object),
     }
 }
 
 /// A whole number from 1 to 4,294,967,295 in `object[member]`.
-fn count(
-    object: &Map<String, Value>,
-    field: &str,
-    member: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<u32> {
+fn count(object: &Map<String, Value>, at: &mut At<'_>, member: &str) -> Option<u32> {
     let found = object
         .get(member)
         .and_then(whole_number)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|&n| n > 0);
     if found.is_none() {
-        errors.push(FieldError::new(
+        let field = at.field;
+        at.push::<()>(FieldError::new(
             format!("{field}.{member}"),
             format!("{field}.{member} must be a whole number from 1 to 4294967295"),
         ));
@@ -134,8 +100,12 @@ fn count(
     found
 }
 
-fn limit_error(field: &str, error: &LimitError) -> FieldError {
-    FieldError::new(field, format!("{field}: {error}"))
+/// What a limit's constructor answers, its error named by the field.
+fn limit<T>(at: &mut At<'_>, result: Result<T, LimitError>) -> Option<T> {
+    let field = at.field;
+    at.checked(result, |error| {
+        FieldError::new(field, format!("{field}: {error}"))
+    })
 }
 
 /// One entry of `allowed_ips`, as its schema says: an address or a CIDR network.

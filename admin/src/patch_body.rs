@@ -72,18 +72,10 @@ mod tests {
     use serde_json::Value;
     use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
 
-    fn object(json: Value) -> Object {
-        match json {
-            Value::Object(object) => object,
-            _ => unreachable!("tests pass objects"),
-        }
-    }
+    use crate::json::testing::object;
 
     fn fields(json: Value) -> Vec<String> {
-        match parse(&object(json)) {
-            Err(AdminError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected invalid fields, got {other:?}"),
-        }
+        crate::json::testing::fields(parse(&object(json)).unwrap_err())
     }
 
     #[test]

@@ -22,7 +22,7 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use super::MAX_OVERLAP;
 use super::json::{Object, whole_number};
 use super::problem::{AdminError, FieldError};
-use super::wire::{self, Change, Context, Field, Fields, Wire};
+use super::wire::{self, At, Change, Context, Field, Fields, Wire};
 use tower_apikey::manager::{DEFAULT_FIRST_USE_GRACE, MAX_FIRST_USE_GRACE, OldKeyPlan};
 
 /// The rotate body: one of the two ways the old key may end.
@@ -167,32 +167,11 @@ impl RotateRequest {
 pub(super) struct Overlap(Duration);
 
 impl Field for Overlap {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match whole_number(value) {
-            Some(secs) if secs <= MAX_OVERLAP.as_secs() => Some(Self(Duration::from_secs(secs))),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field,
-                    format!(
-                        "overlap_secs is at most {} (365 days), the longest a key lives",
-                        MAX_OVERLAP.as_secs()
-                    ),
-                ));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    field,
-                    "overlap_secs must be a whole number of seconds: 0 revokes the old key at once; leave it out to keep the old key until it is revoked",
-                ));
-                None
-            }
-        }
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let max = MAX_OVERLAP.as_secs();
+        let too_long = format!("overlap_secs is at most {max} (365 days), the longest a key lives");
+        let not_whole = "overlap_secs must be a whole number of seconds: 0 revokes the old key at once; leave it out to keep the old key until it is revoked";
+        seconds(value, at, max, too_long, not_whole).map(Self)
     }
 }
 
@@ -201,35 +180,30 @@ impl Field for Overlap {
 pub(super) struct Grace(Duration);
 
 impl Field for Grace {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match whole_number(value) {
-            Some(secs) if secs <= MAX_FIRST_USE_GRACE.as_secs() => {
-                Some(Self(Duration::from_secs(secs)))
-            }
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field,
-                    format!(
-                        "grace_secs is at most {} (7 days): the old key should not outlive \
-                         the new key's first use by longer",
-                        MAX_FIRST_USE_GRACE.as_secs()
-                    ),
-                ));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    field,
-                    "grace_secs must be a whole number of seconds, such as 300",
-                ));
-                None
-            }
-        }
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let max = MAX_FIRST_USE_GRACE.as_secs();
+        let too_long = format!(
+            "grace_secs is at most {max} (7 days): the old key should not outlive the new key's \
+             first use by longer"
+        );
+        let not_whole = "grace_secs must be a whole number of seconds, such as 300";
+        seconds(value, at, max, too_long, not_whole).map(Self)
+    }
+}
+
+/// A whole number of seconds up to `max`, refused as `too_long` beyond it and as
+/// `not_whole` when it is not one.
+fn seconds(
+    value: &Value,
+    at: &mut At<'_>,
+    max: u64,
+    too_long: String,
+    not_whole: &str,
+) -> Option<Duration> {
+    match whole_number(value) {
+        Some(secs) if secs <= max => Some(Duration::from_secs(secs)),
+        Some(_) => at.refuse(too_long),
+        None => at.refuse(not_whole),
     }
 }
 
@@ -238,22 +212,13 @@ impl Field for Grace {
 pub(super) struct UntilFirstUse(bool);
 
 impl Field for UntilFirstUse {
-    fn read(
-        field: &str,
-        value: &Value,
-        _: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
         match value {
             Value::Bool(wanted) => Some(Self(*wanted)),
-            _ => {
-                errors.push(FieldError::new(
-                    field,
-                    "until_first_use must be true (end the old key after the new key's first \
-                     use) or false",
-                ));
-                None
-            }
+            _ => at.refuse(
+                "until_first_use must be true (end the old key after the new key's first use) \
+                 or false",
+            ),
         }
     }
 }
@@ -284,20 +249,7 @@ fn always_true() -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn object(json: serde_json::Value) -> Object {
-        match json {
-            Value::Object(object) => object,
-            _ => unreachable!("tests pass objects"),
-        }
-    }
-
-    fn fields(error: AdminError) -> Vec<String> {
-        match error {
-            AdminError::Invalid(errors) => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected invalid fields, got {other:?}"),
-        }
-    }
+    use crate::json::testing::{fields, object};
 
     #[test]
     fn rotate_overlap_is_optional_whole_and_bounded() {

@@ -149,16 +149,15 @@ mod tests {
     #[tokio::test]
     async fn every_row_is_documented_and_guarded_as_its_scoping_says() {
         let manager = KeyManager::new(InMemoryKeyStore::new());
+        let key = |name, scope| {
+            let new = NewKey::new(name, [scope]);
+            let manager = manager.clone();
+            async move { manager.create(new).await.unwrap() }
+        };
         // Holds `admin:keys` only: lacks `keys:rotate-self`.
-        let admin = manager
-            .create(NewKey::new("admin", ["admin:keys"]))
-            .await
-            .unwrap();
+        let admin = key("admin", "admin:keys").await;
         // Lacks `admin:keys`.
-        let plain = manager
-            .create(NewKey::new("plain", ["reports:read"]))
-            .await
-            .unwrap();
+        let plain = key("plain", "reports:read").await;
         let router = AdminRouter::new(manager.clone());
         let document: Value = serde_json::from_str(&router.openapi_json()).unwrap();
         let rows = router.route_table();

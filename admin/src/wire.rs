@@ -30,6 +30,38 @@ pub(super) struct Context<'a> {
     pub(super) expiry: Option<&'a dyn Fn(SystemTime) -> Result<SystemTime, ExpiryError>>,
 }
 
+/// One field being read: its name, what its checks need, and where its errors go.
+pub(super) struct At<'a> {
+    pub(super) field: &'static str,
+    pub(super) cx: &'a Context<'a>,
+    errors: &'a mut Vec<FieldError>,
+}
+
+impl At<'_> {
+    /// Refuses the field, saying `detail` under its name.
+    pub(super) fn refuse<T>(&mut self, detail: impl Into<String>) -> Option<T> {
+        self.push(FieldError::new(self.field, detail))
+    }
+
+    /// Refuses the field with `error`, which may name a member (`rate_limit.requests`).
+    pub(super) fn push<T>(&mut self, error: FieldError) -> Option<T> {
+        self.errors.push(error);
+        None
+    }
+
+    /// What a rule of the core answers, its error made a field's by `error`.
+    pub(super) fn checked<T, E>(
+        &mut self,
+        result: Result<T, E>,
+        error: impl FnOnce(&E) -> FieldError,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => self.push(error(&e)),
+        }
+    }
+}
+
 /// A type a present, non-`null` field is read as, adding a field-named error for each
 /// problem (`None` then).
 pub(super) trait Field: Sized {
@@ -37,22 +69,24 @@ pub(super) trait Field: Sized {
     /// or `null`.
     const REQUIRED: &'static str = "";
 
-    fn read(
-        field: &str,
-        value: &Value,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self>;
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self>;
 }
 
-/// What absent and `null` mean for a field: `None` when the field adds an error.
+/// What absent and `null` mean for a field of type [`Slot::Value`]: `None` when that
+/// adds an error.
 pub(super) trait Slot: Sized {
-    fn fill(
-        field: &str,
-        value: Option<&Value>,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self>;
+    type Value: Field;
+
+    /// The field is left out.
+    fn absent(at: &mut At<'_>) -> Option<Self>;
+
+    /// The field is `null`: by default, as if left out.
+    fn null(at: &mut At<'_>) -> Option<Self> {
+        Self::absent(at)
+    }
+
+    /// The field holds a value.
+    fn given(value: Self::Value) -> Self;
 }
 
 /// A field that must be given, and not as `null`.
@@ -76,74 +110,61 @@ pub(super) struct Change<T>(pub(super) Option<Option<T>>);
 pub(super) struct Kept<T>(pub(super) Option<T>);
 
 impl<T: Field> Slot for Required<T> {
-    fn fill(
-        field: &str,
-        value: Option<&Value>,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match value {
-            None | Some(Value::Null) => {
-                errors.push(FieldError::new(
-                    field,
-                    format!("{field} is required: {}", T::REQUIRED),
-                ));
-                None
-            }
-            Some(value) => T::read(field, value, cx, errors).map(Self),
-        }
+    type Value = T;
+
+    fn absent(at: &mut At<'_>) -> Option<Self> {
+        at.refuse(format!("{} is required: {}", at.field, T::REQUIRED))
+    }
+
+    fn given(value: T) -> Self {
+        Self(value)
     }
 }
 
 impl<T: Field> Slot for Option<T> {
-    fn fill(
-        field: &str,
-        value: Option<&Value>,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match value {
-            None | Some(Value::Null) => Some(None),
-            Some(value) => T::read(field, value, cx, errors).map(Some),
-        }
+    type Value = T;
+
+    fn absent(_: &mut At<'_>) -> Option<Self> {
+        Some(None)
+    }
+
+    fn given(value: T) -> Self {
+        Some(value)
     }
 }
 
 impl<T: Field> Slot for Change<T> {
-    fn fill(
-        field: &str,
-        value: Option<&Value>,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match value {
-            None => Some(Self(None)),
-            Some(Value::Null) => Some(Self(Some(None))),
-            Some(value) => T::read(field, value, cx, errors).map(|v| Self(Some(Some(v)))),
-        }
+    type Value = T;
+
+    fn absent(_: &mut At<'_>) -> Option<Self> {
+        Some(Self(None))
+    }
+
+    fn null(_: &mut At<'_>) -> Option<Self> {
+        Some(Self(Some(None)))
+    }
+
+    fn given(value: T) -> Self {
+        Self(Some(Some(value)))
     }
 }
 
 impl<T: Field> Slot for Kept<T> {
-    fn fill(
-        field: &str,
-        value: Option<&Value>,
-        cx: &Context<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        match value {
-            None => Some(Self(None)),
-            Some(Value::Null) => {
-                errors.push(FieldError::new(
-                    field,
-                    format!(
-                        "{field} cannot be removed; send a new {field}, or leave {field} out to keep it"
-                    ),
-                ));
-                None
-            }
-            Some(value) => T::read(field, value, cx, errors).map(|v| Self(Some(v))),
-        }
+    type Value = T;
+
+    fn absent(_: &mut At<'_>) -> Option<Self> {
+        Some(Self(None))
+    }
+
+    fn null(at: &mut At<'_>) -> Option<Self> {
+        let field = at.field;
+        at.refuse(format!(
+            "{field} cannot be removed; send a new {field}, or leave {field} out to keep it"
+        ))
+    }
+
+    fn given(value: T) -> Self {
+        Self(Some(value))
     }
 }
 
@@ -169,7 +190,16 @@ impl Fields<'_> {
     /// The field `name`, as its slot reads it; the name becomes known.
     pub(super) fn read<T: Slot>(&mut self, name: &'static str) -> Option<T> {
         self.read.push(name);
-        T::fill(name, self.object.get(name), &self.cx, &mut self.errors)
+        let mut at = At {
+            field: name,
+            cx: &self.cx,
+            errors: &mut self.errors,
+        };
+        match self.object.get(name) {
+            None => T::absent(&mut at),
+            Some(Value::Null) => T::null(&mut at),
+            Some(value) => T::Value::read(value, &mut at).map(T::given),
+        }
     }
 
     /// A problem of several fields together (after they are read).
