@@ -2,7 +2,7 @@
 //! optional limits (`rate_limit`, `quota`, `allowed_ips`, see [`limits_body`](super::limits_body)).
 //!
 //! [`CreateKeyBody`] is both the OpenAPI schema (derived) and what the handler reads,
-//! filled by the [`wire`](super::wire) pass. The name and scope rules a schema states
+//! filled by the [`wire`] pass. The name and scope rules a schema states
 //! are built from the core's own: `KeyName::HIDDEN_CHARACTERS` and
 //! `tower_apikey::scope::SCOPE_PATTERN`.
 

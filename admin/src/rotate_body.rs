@@ -8,7 +8,7 @@
 //! ```
 //!
 //! [`RotateBody`] is both the OpenAPI schema (`oneOf` the two ends, derived) and what
-//! the handlers read, filled by the [`wire`](super::wire) pass. `overlap_secs` with
+//! the handlers read, filled by the [`wire`] pass. `overlap_secs` with
 //! `until_first_use` is refused, since the two say different things about when the old
 //! key ends.
 
