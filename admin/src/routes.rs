@@ -57,34 +57,33 @@ type Serve<S> = Box<dyn FnOnce(Router<S>, &str, MethodFilter) -> Router<S>>;
 
 impl<S: Clone + Send + Sync + 'static> Row<S> {
     /// A route served where `P` (the `__path_…` type `#[utoipa::path]` writes) says.
-    pub(super) fn documented<P, H, T>(scoping: Scoping, documented: P, handler: H) -> Self
+    pub(super) fn documented<P, H, T>(scoping: Scoping, _documented: P, handler: H) -> Self
     where
-        P: utoipa::Path + 'static,
+        P: utoipa::Path,
         H: Handler<T, S>,
         T: 'static,
     {
-        Self {
-            scoping,
-            path: P::path(),
-            methods: P::methods(),
-            serve: Box::new(move |router, path, methods| {
-                // The type only names the documentation; the row holds what it says.
-                let _ = documented;
-                router.route(path, on(methods, handler))
-            }),
-        }
+        Self::new(scoping, P::path(), P::methods(), handler)
     }
 
     /// A `GET` route documented at run time (the panel's assets).
-    pub(super) fn get<H, T>(scoping: Scoping, path: &'static str, handler: H) -> Self
+    pub(super) fn get<H, T>(scoping: Scoping, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        Self::new(scoping, path.to_owned(), vec![HttpMethod::Get], handler)
+    }
+
+    fn new<H, T>(scoping: Scoping, path: String, methods: Vec<HttpMethod>, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
         Self {
             scoping,
-            path: path.to_owned(),
-            methods: vec![HttpMethod::Get],
+            path,
+            methods,
             serve: Box::new(move |router, path, methods| router.route(path, on(methods, handler))),
         }
     }
