@@ -592,7 +592,9 @@ where
         use Scoping::{OwnKey, PerKey, PerTenant};
         // Built once per router, with its catalogue; each request clones the bytes.
         let document = openapi::document(self.manager.catalogue());
-        let serve_document = move || {
+        // For an actor only, as every keyed route: behind a login the application's
+        // layer may let a request through with nobody signed in.
+        let serve_document = move |_: Acting| {
             let document = document.clone();
             async move { openapi::openapi_json(document) }
         };

@@ -141,6 +141,44 @@ mod tests {
         name.as_str().unwrap().to_owned()
     }
 
+    /// Serves `router` on loopback; its address.
+    async fn serve(router: axum::Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    /// The status of `method path` at `addr`, with `key` if any.
+    async fn call(addr: SocketAddr, method: &Method, path: &str, key: Option<&str>) -> StatusCode {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"));
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("ApiKey-v2 {key}"));
+        }
+        let request = request.body(Empty::new()).unwrap();
+        client.request(request).await.unwrap().status()
+    }
+
+    /// Each row's method and path, with `{id}` filled in.
+    fn requests(
+        rows: &[super::Row<KeyManager<InMemoryKeyStore>>],
+        id: &str,
+    ) -> Vec<(Scoping, Method, String)> {
+        rows.iter()
+            .flat_map(|row| {
+                row.methods.iter().map(|method| {
+                    let name = method_name(method).to_uppercase();
+                    let method = Method::from_bytes(name.as_bytes()).unwrap();
+                    (row.scoping, method, row.path.replace("{id}", id))
+                })
+            })
+            .collect()
+    }
+
     /// Every row of the table is in the document with its method, and, through a real
     /// server on loopback, every row that needs a key refuses a request without one
     /// (401) and one with a key lacking the route's scope (403), while the rows that
@@ -171,31 +209,7 @@ mod tests {
             .all(|scoping| rows.iter().any(|row| row.scoping == *scoping)),
             "the table has rows of every scoping in use"
         );
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router
-            .into_router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let call = |method: Method, path: String, key: Option<String>| {
-            let client = client.clone();
-            async move {
-                let mut request = Request::builder()
-                    .method(method)
-                    .uri(format!("http://{addr}{path}"));
-                if let Some(key) = key {
-                    request = request.header(AUTHORIZATION, format!("ApiKey-v2 {key}"));
-                }
-                let request = request.body(Empty::new()).unwrap();
-                client.request(request).await.unwrap().status()
-            }
-        };
-
-        let id = plain.record.id().to_string();
         for row in &rows {
-            let path = row.path.replace("{id}", &id);
             for method in &row.methods {
                 let name = method_name(method);
                 assert!(
@@ -203,22 +217,53 @@ mod tests {
                     "{name} {} is not in the document",
                     row.path
                 );
-                let method = Method::from_bytes(name.to_uppercase().as_bytes()).unwrap();
-                let without = call(method.clone(), path.clone(), None).await;
-                let lacking = match row.scoping {
-                    Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => {
-                        plain.key.expose_secret().to_owned()
-                    }
-                    Scoping::OwnKey => admin.key.expose_secret().to_owned(),
-                    Scoping::NotByKey => {
-                        assert_eq!(without, StatusCode::OK, "{name} {path}");
-                        continue;
-                    }
-                };
-                assert_eq!(without, StatusCode::UNAUTHORIZED, "{name} {path}");
-                let with = call(method, path.clone(), Some(lacking)).await;
-                assert_eq!(with, StatusCode::FORBIDDEN, "{name} {path}");
             }
+        }
+
+        let requests = requests(&rows, &plain.record.id().to_string());
+        let addr = serve(router.into_router()).await;
+        for (scoping, method, path) in requests {
+            let without = call(addr, &method, &path, None).await;
+            let lacking = match scoping {
+                Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => &plain.key,
+                Scoping::OwnKey => &admin.key,
+                Scoping::NotByKey => {
+                    assert_eq!(without, StatusCode::OK, "{method} {path}");
+                    continue;
+                }
+            };
+            assert_eq!(without, StatusCode::UNAUTHORIZED, "{method} {path}");
+            let with = call(addr, &method, &path, Some(lacking.expose_secret())).await;
+            assert_eq!(with, StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
+
+    /// Behind a login, the rows the admin guard would take need a signed-in person, whom
+    /// no key stands in for (401 without one, even with an admin key); the calling key's
+    /// own rows still take its key; the rest need nothing.
+    #[tokio::test]
+    async fn behind_a_login_every_row_is_guarded_as_its_scoping_says() {
+        let manager = KeyManager::new(InMemoryKeyStore::new());
+        let admin = manager
+            .create(NewKey::new("admin", ["admin:keys"]))
+            .await
+            .unwrap();
+        let router = AdminRouter::new(manager.clone()).behind_login();
+        let requests = requests(&router.route_table(), &admin.record.id().to_string());
+        let addr = serve(router.into_router()).await;
+        for (scoping, method, path) in requests {
+            let without = call(addr, &method, &path, None).await;
+            let with = call(addr, &method, &path, Some(admin.key.expose_secret())).await;
+            let (without_wanted, with_wanted) = match scoping {
+                Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => {
+                    (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+                }
+                // The admin key lacks `keys:rotate-self`.
+                Scoping::OwnKey => (StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN),
+                Scoping::NotByKey => (StatusCode::OK, StatusCode::OK),
+            };
+            assert_eq!(without, without_wanted, "{method} {path} without a key");
+            assert_eq!(with, with_wanted, "{method} {path} with an admin key");
         }
     }
 }
