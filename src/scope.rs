@@ -35,6 +35,12 @@
 pub const MAX_SCOPE_LEN: usize = 128;
 /// The most scopes one key or one requirement may hold.
 pub const MAX_SCOPES: usize = 64;
+/// The [grammar](self#grammar) as a regular expression (ECMAScript and Python syntax),
+/// for schemas and other tools that check scopes before sending them: segments of
+/// `a-z 0-9 - _ .` joined by `:`, the last one possibly `*`, never a bare `*`.
+/// [`Scope::new`](crate::Scope::new) checks the same grammar (and [`MAX_SCOPE_LEN`]);
+/// a change to one is a change to both.
+pub const SCOPE_PATTERN: &str = r"^[a-z0-9._-]+(?::[a-z0-9._-]+)*(?::\*)?$";
 
 pub(crate) mod scopes;
 

@@ -1,12 +1,16 @@
 //! The audit trail over HTTP: `GET /events` and `GET /keys/{id}/events`, newest first,
 //! paged like every list (an array body and a `Link` to the next page).
 
+use std::borrow::Cow;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::acting::Acting;
 use super::page::{QueryParams, paged};
@@ -15,7 +19,7 @@ use super::view::utc;
 use tower_apikey::KeyId;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
-use tower_apikey::event::{EventLog, EventQuery, KeyEvent};
+use tower_apikey::event::{EventLog, EventQuery, EventType, KeyEvent};
 
 /// One lifecycle event of a key (`{"id", "type", "key_id", "actor", "at", "detail"}`).
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,7 +29,7 @@ pub(super) struct EventView {
     id: String,
     /// What happened.
     #[serde(rename = "type")]
-    #[schema(value_type = EventType)]
+    #[schema(value_type = EventTypeName)]
     kind: &'static str,
     /// The key it happened to.
     key_id: String,
@@ -39,18 +43,23 @@ pub(super) struct EventView {
     detail: DetailView,
 }
 
-/// An event's type.
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // Only its schema is used: `EventView::kind` is the type's name.
-enum EventType {
-    Created,
-    Rotated,
-    Revoked,
-    FirstUsed,
-    Expiring,
-    EndedKeyUsed,
-    Changed,
+/// An event's type: its schema is the core's [`EventType`]'s names, every one of them.
+struct EventTypeName;
+
+impl PartialSchema for EventTypeName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|kind| kind.as_str())))
+            .description(Some("What happened"))
+            .into()
+    }
+}
+
+impl ToSchema for EventTypeName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventType")
+    }
 }
 
 /// The members of an event's detail that apply to its type; the others are left out.
@@ -106,7 +115,7 @@ impl EventView {
     summary = "The audit trail, newest first, one page at a time",
     description = "404 where the application keeps no event log. A `cursor` is refused (422) \
         unless a `Link` gave it.",
-    params(super::openapi::EventsParams),
+    params(KeyIdQuery, PageParams),
     responses(
         (status = 200, description = "A page of events", body = Vec<EventView>,
             content_type = "application/json",
@@ -137,7 +146,7 @@ pub(super) async fn list<S: KeyStoreAdmin>(
     tag = "events",
     summary = "One key's events, newest first, one page at a time",
     description = "404 for an unknown key, or where the application keeps no event log.",
-    params(super::openapi::KeyIdParam, super::openapi::PageParams),
+    params(super::key_id::KeyIdParam, PageParams),
     responses(
         (status = 200, description = "A page of the key's events", body = Vec<EventView>,
             content_type = "application/json",
@@ -151,7 +160,7 @@ pub(super) async fn of_key<S: KeyStoreAdmin>(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, AdminError> {
     let params = QueryParams::parse(&uri, &["limit", "cursor"])?;
-    let id = super::key_id(id)?;
+    let id = super::key_id::key_id(id)?;
     // A revoked or expired key still has its history; only an unknown one is 404.
     manager.get(&id).await?;
     answer(log(&manager)?, Some(id), &params).await
@@ -215,7 +224,7 @@ pub(super) struct UsageView {
     operation_id = "getKeyUsage",
     tag = "events",
     summary = "A key's proven requests per UTC day",
-    params(super::openapi::KeyIdParam, super::openapi::UsageParams),
+    params(super::key_id::KeyIdParam, UsageParams),
     responses(
         (status = 200, description = "Oldest day first, zero days included", body = UsageView,
             content_type = "application/json"),
@@ -241,7 +250,7 @@ pub(super) async fn usage<S: KeyStoreAdmin>(
                 )])
             })?,
     };
-    let id = super::key_id(id)?;
+    let id = super::key_id::key_id(id)?;
     manager.get(&id).await?;
     // Without an event log the route does not exist, as the other event routes.
     log(&manager)?;
@@ -257,4 +266,36 @@ pub(super) async fn usage<S: KeyStoreAdmin>(
         })
         .collect();
     Ok(axum::Json(UsageView { days }).into_response())
+}
+/// `limit` and `cursor`, as every list takes them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its description is used; the handlers read the query themselves.
+pub(super) struct PageParams {
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Where the page starts: the value a `Link` gave; opaque. Anything else is 422.
+    #[param(min_length = 1, max_length = 256, pattern = "^[0-9A-Za-z_.-]+$")]
+    cursor: Option<String>,
+}
+
+/// `GET /events`'s filter (it pages as every list does, [`PageParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its description is used; the handler reads the query itself.
+pub(super) struct KeyIdQuery {
+    /// Only this key's events.
+    #[param(pattern = "^[0-9A-Za-z]{16}$")]
+    key_id: Option<String>,
+}
+
+/// `GET /keys/{id}/usage`'s parameter.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its description is used; the handler reads the query itself.
+pub(super) struct UsageParams {
+    /// Days to answer, ending today (UTC), 1 to 90 (default 30).
+    #[param(minimum = 1, maximum = 90)]
+    days: Option<u32>,
 }

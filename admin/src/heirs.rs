@@ -52,7 +52,7 @@ impl RevokedView {
         in turn, oldest first: `DELETE /keys/{id}` revokes them with it, so that a thief who \
         self-rotated a leaked key keeps nothing. Empty when the key no longer works (ended by \
         its rotation, expired or revoked): then revoking it revokes nothing more.",
-    params(super::openapi::KeyIdParam),
+    params(super::key_id::KeyIdParam),
     responses(
         (status = 200, description = "The heirs, as records", body = Vec<KeyView>,
             content_type = "application/json"),
@@ -63,7 +63,7 @@ pub(super) async fn heirs<S: KeyStoreAdmin>(
     _: Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
-    let heirs = manager.heirs(&super::key_id(id)?).await?;
+    let heirs = manager.heirs(&super::key_id::key_id(id)?).await?;
     let views = heirs
         .iter()
         .map(KeyView::new)

@@ -173,8 +173,8 @@
 //! `GET /openapi.json` answers an OpenAPI 3.1 document of every route above (and the
 //! panel's), generated from the code: each route is registered from its handler's
 //! `#[utoipa::path]`, the answers' schemas are derived from the types the handlers
-//! serialise, and the bodies' schemas sit beside their parsers, checked against them by
-//! tests. It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
+//! serialise, and the bodies' schemas from the very types the handlers read them into.
+//! It describes the security scheme (`Authorization: ApiKey-v2 <key>`, an
 //! `apiKey` in the `Authorization` header), every parameter, body, answer and header
 //! (`Location`, `Link`, `Retry-After`, `WWW-Authenticate`), every problem document, and
 //! links from each created key to the operations on it. With a [`ScopeCatalogue`], the
@@ -290,7 +290,7 @@
 //! The router also serves "Connector Access Control", a key-management page for people:
 //! `GET /` (so `/admin` when nested there; see below for `/admin/`), with its script
 //! and stylesheet at `GET /panel.js` and `GET /panel.css` (and its parts at
-//! `GET /history.js` and `GET /limits.js`). With the key guard, the
+//! `GET /dom.js`, `GET /history.js` and `GET /limits.js`). With the key guard, the
 //! administrator pastes an admin key once; the page keeps it in the tab's
 //! `sessionStorage` and sends it with every call to the JSON API above. Behind a login,
 //! the page asks for nothing: the browser's session cookie goes with each call. It finds
@@ -330,11 +330,12 @@
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
 mod acting;
-mod body;
+mod create_body;
 mod cross_origin;
 mod events;
-mod first_use_body;
 mod heirs;
+mod json;
+mod key_id;
 mod limits_body;
 mod list;
 mod openapi;
@@ -342,9 +343,12 @@ mod page;
 mod panel;
 mod patch_body;
 mod problem;
+mod rotate_body;
+mod routes;
 mod self_rotate;
 mod utc;
 mod view;
+mod wire;
 
 use std::fmt;
 use std::time::Duration;
@@ -358,12 +362,14 @@ use axum::middleware::map_request;
 use axum::response::{IntoResponse, Response};
 
 use acting::Acting;
-use body::{CreateRequest, RotateRequest};
-use openapi::Documented;
+use create_body::CreateKeyBody;
+use key_id::{KeyIdParam, key_id};
 use panel::PanelAuth;
+use patch_body::UpdateKeyBody;
 use problem::AdminError;
+use rotate_body::{RotateBody, RotateRequest};
+use routes::{Row, Scoping};
 use tower_apikey::ApiKeyV2Layer;
-use tower_apikey::KeyId;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scopes;
 use tower_apikey::client_addr::TrustedProxies;
@@ -372,7 +378,7 @@ use tower_apikey::manager::{OldKeyPlan, ScopeCatalogue};
 use tower_apikey::middleware::FailureThrottle;
 use tower_apikey::store::KeyStoreUpdate;
 use tower_apikey::usage::UsageTracker;
-use tower_apikey::{CreatedKey, KeyManager, NewKey};
+use tower_apikey::{CreatedKey, KeyManager};
 use view::{CreatedView, KeyView, ScopesView};
 
 pub use self_rotate::ROTATE_SELF_SCOPE;
@@ -581,72 +587,93 @@ impl<S> AdminRouter<S>
 where
     S: KeyStoreUpdate + Clone,
 {
-    /// The routes, each registered where its `#[utoipa::path]` says (see
-    /// [`openapi`]), and the `(path, method)` pairs served, which the document lists.
+    /// The route table: every route the router serves, each with its scoping. The
+    /// router is built from it alone (see [`routes`]); later routes are later rows.
+    fn route_table(&self) -> Vec<Row<KeyManager<S>>> {
+        use Scoping::{OwnKey, PerKey, PerTenant};
+        // Built once per router, with its catalogue; each request clones the bytes.
+        let document = openapi::document(self.manager.catalogue());
+        // For an actor only, as every keyed route: behind a login the application's
+        // layer may let a request through with nobody signed in.
+        let serve_document = move |_: Acting| {
+            let document = document.clone();
+            async move { openapi::openapi_json(document) }
+        };
+        let mut rows = vec![
+            Row::documented(PerTenant, __path_create, create::<S>),
+            Row::documented(PerTenant, list::__path_list, list::list::<S>),
+            Row::documented(PerKey, __path_show, show::<S>),
+            Row::documented(PerKey, __path_update, update::<S>),
+            Row::documented(PerKey, __path_revoke, revoke::<S>),
+            Row::documented(PerKey, heirs::__path_heirs, heirs::heirs::<S>),
+            Row::documented(PerKey, __path_rotate, rotate::<S>),
+            Row::documented(PerTenant, __path_scopes, scopes::<S>),
+            Row::documented(PerTenant, events::__path_list, events::list::<S>),
+            Row::documented(PerKey, events::__path_of_key, events::of_key::<S>),
+            Row::documented(PerKey, events::__path_usage, events::usage::<S>),
+            Row::documented(PerTenant, openapi::__path_openapi_json, serve_document),
+            Row::documented(
+                OwnKey,
+                self_rotate::__path_rotate_self,
+                self_rotate::rotate_self::<S>,
+            ),
+        ];
+        if self.panel {
+            let auth = if self.behind_login {
+                PanelAuth::Session
+            } else {
+                PanelAuth::Key
+            };
+            rows.extend(panel::rows(auth, self.manager.events().is_some()));
+        }
+        rows
+    }
+
+    /// The routes of the [table](Self::route_table), each guarded as its scoping says,
+    /// and the `(path, method)` pairs served, which the document lists.
     fn documented_routes(
         self,
     ) -> (
         Router<KeyManager<S>>,
         Vec<(String, utoipa::openapi::HttpMethod)>,
     ) {
-        // Built once per router, with its catalogue; each request clones the bytes.
-        let document = openapi::document(self.manager.catalogue());
-        let api = Documented::new()
-            .route(__path_create, create::<S>)
-            .route(list::__path_list, list::list::<S>)
-            .route(__path_show, show::<S>)
-            .route(__path_update, update::<S>)
-            .route(__path_revoke, revoke::<S>)
-            .route(heirs::__path_heirs, heirs::heirs::<S>)
-            .route(__path_rotate, rotate::<S>)
-            .route(__path_scopes, scopes::<S>)
-            .route(events::__path_list, events::list::<S>)
-            .route(events::__path_of_key, events::of_key::<S>)
-            .route(events::__path_usage, events::usage::<S>)
-            .route(openapi::__path_openapi_json, move || {
-                let document = document.clone();
-                async move { openapi::openapi_json(document) }
-            });
+        let rows = self.route_table();
+        let served = rows
+            .iter()
+            .flat_map(|row| {
+                row.methods
+                    .iter()
+                    .map(|method| (row.path.clone(), method.clone()))
+            })
+            .collect();
+        let (admin, rest): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|row| row.scoping.by_admin());
+        let (own, public): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|row| row.scoping == Scoping::OwnKey);
         // A key rotating itself needs only `keys:rotate-self`, behind a login too:
         // machines have no session. Layers added later run first.
         let own_scope = Scopes::new([ROTATE_SELF_SCOPE]).expect("a valid scope");
-        let guard = self.guard.clone();
-        let own = Documented::new()
-            .route(
-                self_rotate::__path_rotate_self,
-                self_rotate::rotate_self::<S>,
-            )
-            .map(|own| {
-                own.route_layer(map_request(acting::key_acts))
-                    .route_layer(guard.require_scopes(own_scope))
-            });
+        let own = routes::serve_all(own)
+            .route_layer(map_request(acting::key_acts))
+            .route_layer(self.guard.clone().require_scopes(own_scope));
         // `route_layer`: unknown paths get the 404 of `into_router` without a key, like
         // any other route the application does not have.
-        let (api, auth) = if self.behind_login {
+        let api = routes::serve_all(admin);
+        let api = if self.behind_login {
             // The application's layer outside inserts the `Actor`; cookies make
             // cross-site requests possible, so those are refused first.
-            let api = api
-                .map(|api| api.route_layer(map_request(cross_origin::refuse_unsafe_cross_origin)));
-            (api, PanelAuth::Session)
+            api.route_layer(map_request(cross_origin::refuse_unsafe_cross_origin))
         } else {
             // Layers added later run first: the guard, then the key as the actor,
             // replacing any `Actor` from outside.
-            let guard = self.guard;
-            let api = api.map(|api| {
-                api.route_layer(map_request(acting::key_acts))
-                    .route_layer(guard)
-            });
-            (api, PanelAuth::Key)
+            api.route_layer(map_request(acting::key_acts))
+                .route_layer(self.guard)
         };
         // Merged after the guard, so that the page and its assets, which hold no data,
         // load without a key; the page then sends the key with every API call.
-        let api = api.merge(own);
-        let routes = if self.panel {
-            api.merge(panel::routes(auth, self.manager.events().is_some()))
-        } else {
-            api
-        };
-        routes.into_parts()
+        let routes = api.merge(own).merge(routes::serve_all(public));
+        (routes, served)
     }
 }
 
@@ -672,7 +699,7 @@ impl<S: fmt::Debug> fmt::Debug for AdminRouter<S> {
         once. Only scopes the acting key's own scopes grant may be given (403 otherwise), and \
         with a scope catalogue only declared ones (422). `expires_at` must lie in the future and \
         at most 365 days ahead (422 otherwise); left out, it is the 365-day maximum.",
-    request_body(content = openapi::CreateKeyBody, content_type = "application/json"),
+    request_body(content = CreateKeyBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the record and, this once, the key",
             body = CreatedView<'_>, content_type = "application/json",
@@ -688,22 +715,8 @@ async fn create<S: KeyStoreAdmin>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AdminError> {
-    let json = body::read_json(&headers, body)?;
-    let request = CreateRequest::parse(json, &manager)?;
-    let mut new = NewKey::from_parts(request.name, request.scopes);
-    if let Some(at) = request.expires_at {
-        new = new.expires_at(at);
-    }
-    let limits = request.limits;
-    if let Some(limit) = limits.rate_limit {
-        new = new.rate_limit(limit);
-    }
-    if let Some(quota) = limits.quota {
-        new = new.quota(quota);
-    }
-    if let Some(ips) = limits.allowed_ips {
-        new = new.allowed_ips(ips);
-    }
+    let json = json::read_json(&headers, body)?;
+    let new = CreateKeyBody::parse(json, &manager)?.into_new_key();
     let created = manager.acting_as(&actor).create(new).await?;
     created_answer(&created, format!("keys/{}", created.record.id()))
 }
@@ -715,7 +728,7 @@ async fn create<S: KeyStoreAdmin>(
     operation_id = "getKey",
     tag = "keys",
     summary = "One key's record",
-    params(openapi::KeyIdParam),
+    params(KeyIdParam),
     responses(
         (status = 200, description = "The record; a revoked key's too, since revocation keeps it",
             body = KeyView, content_type = "application/json"),
@@ -739,8 +752,8 @@ async fn show<S: KeyStoreAdmin>(
     summary = "Change a key's name, limits or allowed addresses",
     description = "A field left out stays as it is; `null` removes a limit or the allowlist. \
         Scopes cannot be changed (422). The acting key must grant every scope of the key (403).",
-    params(openapi::KeyIdParam),
-    request_body(content = openapi::UpdateKeyBody, content_type = "application/json"),
+    params(KeyIdParam),
+    request_body(content = UpdateKeyBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The changed record", body = KeyView,
             content_type = "application/json"),
@@ -754,7 +767,7 @@ async fn update<S: KeyStoreUpdate>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AdminError> {
     let id = key_id(id)?;
-    let update = patch_body::parse(&body::read_json(&headers, body)?)?;
+    let update = patch_body::parse(&json::read_json(&headers, body)?)?;
     let record = manager.acting_as(&actor).update(&id, update).await?;
     Ok(axum::Json(KeyView::new(&record)?).into_response())
 }
@@ -769,8 +782,8 @@ async fn update<S: KeyStoreUpdate>(
     description = "Without a body the old key keeps working until it is revoked. A revoked, \
         expired or ended key, or one with a live successor, cannot be rotated (409); nor can \
         `until_first_use` be asked where no usage tracker writes the store (409).",
-    params(openapi::KeyIdParam),
-    request_body(content = openapi::RotateBody, content_type = "application/json"),
+    params(KeyIdParam),
+    request_body(content = RotateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the new key's record and, this once, the key",
             body = CreatedView<'_>, content_type = "application/json",
@@ -788,7 +801,7 @@ async fn rotate<S: KeyStoreAdmin>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AdminError> {
     let id = key_id(id)?;
-    let request = body::read_optional_json(&headers, body)?
+    let request = json::read_optional_json(&headers, body)?
         .map(RotateRequest::parse)
         .transpose()?;
     // Without a body, the old key keeps working until it is revoked.
@@ -813,7 +826,7 @@ async fn rotate<S: KeyStoreAdmin>(
         is tidied up. `GET /keys/{id}/heirs` says beforehand which keys go with it. Revoking \
         twice answers the record again, with no heirs. The record stays (with `revoked_at` and \
         `revoked_by`): `GET /keys/{id}` still answers it.",
-    params(openapi::KeyIdParam),
+    params(KeyIdParam),
     responses(
         (status = 200, description = "Revoked: the record and the heirs revoked with it",
             body = heirs::RevokedView, content_type = "application/json"),
@@ -845,14 +858,6 @@ async fn scopes<S: KeyStoreAdmin>(
     Acting(actor): Acting,
 ) -> Response {
     axum::Json(ScopesView::new(manager.catalogue(), &actor)).into_response()
-}
-
-/// The id in the path. A segment that cannot be a key id names no key: 404.
-fn key_id(path: Result<Path<String>, PathRejection>) -> Result<KeyId, AdminError> {
-    let Ok(Path(id)) = path else {
-        return Err(AdminError::NotFound);
-    };
-    KeyId::new(&id).map_err(|_| AdminError::NotFound)
 }
 
 /// 201 with the new record, its one-time `"key"` and a relative `Location`.

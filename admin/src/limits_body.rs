@@ -1,5 +1,6 @@
-//! The limits of a create request (DESIGN §12): `rate_limit`, `quota`, `allowed_ips`,
-//! each optional, each refused with a 422 that names it (and the member at fault).
+//! The limits of a create or PATCH body (DESIGN §12): `rate_limit`, `quota`,
+//! `allowed_ips`, each read as its core type ([`Field`]), each refused with a 422 that
+//! names it (and the member at fault).
 //!
 //! ```text
 //! "rate_limit": {"requests": 100, "per_secs": 60}
@@ -8,147 +9,90 @@
 //! ```
 
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
+use super::json::whole_number;
 use super::problem::FieldError;
+use super::wire::{At, Field};
 use tower_apikey::record::{AllowedIps, LimitError, Quota, QuotaPeriod, RateLimit};
 
-/// The limits asked for; `None` where a field was absent or `null`.
-#[derive(Debug, Default)]
-pub(super) struct LimitsRequest {
-    pub(super) rate_limit: Option<RateLimit>,
-    pub(super) quota: Option<Quota>,
-    pub(super) allowed_ips: Option<AllowedIps>,
+const RATE_LIMIT_SHAPE: &str =
+    "rate_limit must be an object such as {\"requests\": 100, \"per_secs\": 60}, or null";
+const QUOTA_SHAPE: &str =
+    "quota must be an object such as {\"requests\": 10000, \"per\": \"day\"}, or null";
+
+impl Field for RateLimit {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let object = object_of(value, at, RATE_LIMIT_SHAPE, &["requests", "per_secs"])?;
+        let (requests, per_secs) = (count(object, at, "requests"), count(object, at, "per_secs"));
+        limit(at, RateLimit::new(requests?, per_secs?))
+    }
 }
 
-/// The field names this module reads.
-pub(super) const FIELDS: &[&str] = &["rate_limit", "quota", "allowed_ips"];
+impl Field for Quota {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        let object = object_of(value, at, QUOTA_SHAPE, &["requests", "per"])?;
+        let requests = count(object, at, "requests");
+        let per = match object.get("per").and_then(Value::as_str) {
+            Some("day") => Some(QuotaPeriod::Day),
+            Some("month") => Some(QuotaPeriod::Month),
+            _ => {
+                let field = at.field;
+                at.push(FieldError::new(
+                    format!("{field}.per"),
+                    format!("{field}.per must be \"day\" or \"month\" (UTC calendar periods)"),
+                ))
+            }
+        };
+        limit(at, Quota::new(requests?, per?))
+    }
+}
 
-impl LimitsRequest {
-    /// Reads the three fields of `object`, adding a field-named error for each problem.
-    pub(super) fn parse(object: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Self {
-        Self {
-            rate_limit: rate_limit(object.get("rate_limit"), errors),
-            quota: quota(object.get("quota"), errors),
-            allowed_ips: allowed_ips(object.get("allowed_ips"), errors),
+impl Field for AllowedIps {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        const SHAPE: &str = "allowed_ips must be an array of addresses or CIDR networks such as [\"203.0.113.0/24\", \"2001:db8::/32\"], or null";
+        let texts = match value {
+            Value::Array(items) => items.iter().map(Value::as_str).collect::<Option<Vec<_>>>(),
+            _ => None,
+        };
+        match texts {
+            Some(texts) => limit(at, AllowedIps::new(texts)),
+            None => at.refuse(SHAPE),
         }
     }
 }
 
-pub(super) fn rate_limit(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<RateLimit> {
-    const SHAPE: &str =
-        "rate_limit must be an object such as {\"requests\": 100, \"per_secs\": 60}, or null";
-    let object = object_of(
-        value,
-        "rate_limit",
-        SHAPE,
-        &["requests", "per_secs"],
-        errors,
-    )?;
-    let requests = count(object, "rate_limit", "requests", errors);
-    let per_secs = count(object, "rate_limit", "per_secs", errors);
-    match RateLimit::new(requests?, per_secs?) {
-        Ok(limit) => Some(limit),
-        Err(error) => {
-            errors.push(limit_error("rate_limit", &error));
-            None
-        }
-    }
-}
-
-pub(super) fn quota(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Quota> {
-    const SHAPE: &str =
-        "quota must be an object such as {\"requests\": 10000, \"per\": \"day\"}, or null";
-    let object = object_of(value, "quota", SHAPE, &["requests", "per"], errors)?;
-    let requests = count(object, "quota", "requests", errors);
-    let per = match object.get("per").and_then(Value::as_str) {
-        Some("day") => Some(QuotaPeriod::Day),
-        Some("month") => Some(QuotaPeriod::Month),
-        _ => {
-            errors.push(FieldError::new(
-                "quota.per",
-                "quota.per must be \"day\" or \"month\" (UTC calendar periods)",
-            ));
-            None
-        }
-    };
-    match Quota::new(requests?, per?) {
-        Ok(quota) => Some(quota),
-        Err(error) => {
-            errors.push(limit_error("quota", &error));
-            None
-        }
-    }
-}
-
-pub(super) fn allowed_ips(
-    value: Option<&Value>,
-    errors: &mut Vec<FieldError>,
-) -> Option<AllowedIps> {
-    const SHAPE: &str = "allowed_ips must be an array of addresses or CIDR networks such as [\"203.0.113.0/24\", \"2001:db8::/32\"], or null";
-    let items = match value {
-        None | Some(Value::Null) => return None,
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            errors.push(FieldError::new("allowed_ips", SHAPE));
-            return None;
-        }
-    };
-    let Some(texts) = items.iter().map(Value::as_str).collect::<Option<Vec<_>>>() else {
-        errors.push(FieldError::new("allowed_ips", SHAPE));
-        return None;
-    };
-    match AllowedIps::new(texts) {
-        Ok(ips) => Some(ips),
-        Err(error) => {
-            errors.push(limit_error("allowed_ips", &error));
-            None
-        }
-    }
-}
-
-/// The object in `value`, with no members but `members`; `None` (and no error) when
-/// absent or `null`.
+/// The object in `value`, with no members but `members`.
 fn object_of<'a>(
-    value: Option<&'a Value>,
-    field: &str,
+    value: &'a Value,
+    at: &mut At<'_>,
     shape: &str,
     members: &[&str],
-    errors: &mut Vec<FieldError>,
 ) -> Option<&'a Map<String, Value>> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(object)) => {
-            if let Some(unknown) = object.keys().find(|k| !members.contains(&k.as_str())) {
-                let shown: String = unknown.chars().take(32).collect();
-                errors.push(FieldError::new(
-                    field,
-                    format!("{field} has no member {shown:?}; {shape}"),
-                ));
-                return None;
-            }
-            Some(object)
+    let Value::Object(object) = value else {
+        return at.refuse(shape);
+    };
+    match object.keys().find(|k| !members.contains(&k.as_str())) {
+        Some(unknown) => {
+            let shown: String = unknown.chars().take(32).collect();
+            at.refuse(format!("{} has no member {shown:?}; {shape}", at.field))
         }
-        Some(_) => {
-            errors.push(FieldError::new(field, shape));
-            None
-        }
+        None => Some(object),
     }
 }
 
 /// A whole number from 1 to 4,294,967,295 in `object[member]`.
-fn count(
-    object: &Map<String, Value>,
-    field: &str,
-    member: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<u32> {
+fn count(object: &Map<String, Value>, at: &mut At<'_>, member: &str) -> Option<u32> {
     let found = object
         .get(member)
-        .and_then(super::body::whole_number)
+        .and_then(whole_number)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|&n| n > 0);
     if found.is_none() {
-        errors.push(FieldError::new(
+        let field = at.field;
+        at.push::<()>(FieldError::new(
             format!("{field}.{member}"),
             format!("{field}.{member} must be a whole number from 1 to 4294967295"),
         ));
@@ -156,19 +100,83 @@ fn count(
     found
 }
 
-fn limit_error(field: &str, error: &LimitError) -> FieldError {
-    FieldError::new(field, format!("{field}: {error}"))
+/// What a limit's constructor answers, its error named by the field.
+fn limit<T>(at: &mut At<'_>, result: Result<T, LimitError>) -> Option<T> {
+    let field = at.field;
+    at.checked(result, |error| {
+        FieldError::new(field, format!("{field}: {error}"))
+    })
 }
+
+/// One entry of `allowed_ips`, as its schema says: an address or a CIDR network.
+pub(super) struct IpNetwork;
+
+impl PartialSchema for IpNetwork {
+    fn schema() -> RefOr<Schema> {
+        const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+        // The IPv6 forms without an embedded IPv4 address: eight groups, or fewer around `::`.
+        const IPV6: &str = "(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|\
+            (?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|\
+            (?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|\
+            (?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|\
+            :(?:(?::[0-9A-Fa-f]{1,4}){1,7}|:))";
+        let format = |name: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom(name.to_owned())))
+        };
+        let pattern = |pattern: String| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+        };
+        AnyOfBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An IP address or a CIDR network, such as `203.0.113.7`, `203.0.113.0/24`, \
+                 `2001:db8::1` or `2001:db8::/32`",
+            ))
+            .item(format("ipv4"))
+            .item(format("ipv6"))
+            .item(pattern(format!(
+                "^{OCTET}(?:\\.{OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])$"
+            )))
+            .item(pattern(format!(
+                "^{IPV6}/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])$"
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for IpNetwork {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::problem::AdminError;
+    use crate::wire::{self, wire_struct};
+
+    wire_struct! {
+        /// The limits alone, as create and PATCH take them.
+        #[derive(Debug, Default)]
+        struct LimitsRequest {
+            rate_limit: Option<RateLimit>,
+            quota: Option<Quota>,
+            allowed_ips: Option<AllowedIps>,
+        }
+    }
+
     fn parse(json: serde_json::Value) -> (LimitsRequest, Vec<String>) {
         let object = json.as_object().unwrap().clone();
-        let mut errors = Vec::new();
-        let limits = LimitsRequest::parse(&object, &mut errors);
-        (limits, errors.into_iter().map(|e| e.field).collect())
+        match wire::fill::<LimitsRequest>(&object, Default::default()) {
+            Ok(limits) => (limits, Vec::new()),
+            Err(AdminError::Invalid(errors)) => (
+                LimitsRequest::default(),
+                errors.into_iter().map(|e| e.field).collect(),
+            ),
+            Err(other) => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
+use utoipa::IntoParams;
 
 use super::acting::Acting;
 use super::page::{QueryParams, paged};
@@ -30,7 +31,7 @@ const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
     description = "Each parameter at most once; an unknown one is 422. The next page is named \
         in `Link`; the last page has none. A `cursor` is refused (422) unless a `Link` gave it \
         for the same `sort`.",
-    params(super::openapi::ListKeysParams),
+    params(ListKeysParams),
     responses(
         (status = 200, description = "A page of records, newest first by default",
             body = Vec<KeyView>, content_type = "application/json",
@@ -105,6 +106,34 @@ fn key_query(params: &QueryParams, mut query: KeyQuery) -> Result<KeyQuery, Admi
     } else {
         Err(AdminError::Invalid(errors))
     }
+}
+
+/// `GET /keys`'s parameters (DESIGN §13).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its description is used; the handler reads the query itself.
+pub(super) struct ListKeysParams {
+    /// Keys per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Where the page starts: the value a `Link` gave, for the same `sort`; opaque.
+    /// Anything else is 422.
+    #[param(min_length = 1, max_length = 256, pattern = "^[0-9A-Za-z_.-]+$")]
+    cursor: Option<String>,
+    /// `active`; `expiring` (active, ending within 30 days); `expired` (past its expiry
+    /// or a rotation's end); `revoked`; `dormant` (active, and last used more than 30
+    /// days ago, or never used and created more than 7 days ago).
+    #[param(value_type = Option<String>)]
+    state: Option<String>,
+    /// Name or id contains this, ignoring case; at most 128 characters.
+    #[param(max_length = 128)]
+    q: Option<String>,
+    /// Keys whose scopes grant this one (`reports:*` grants `reports:read`).
+    #[param(max_length = 128)]
+    scope: Option<String>,
+    /// `created`, `last_used` or `expires`, `-` first for descending; default `-created`.
+    #[param(value_type = Option<String>)]
+    sort: Option<String>,
 }
 
 #[cfg(test)]

@@ -26,16 +26,67 @@ use axum::http::header::{
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Paths, ResponseBuilder, Type};
 
-use super::openapi::Documented;
+use super::routes::{Row, Scoping};
 
 const PAGE: &str = include_str!("panel/index.html");
-const SCRIPT: &str = include_str!("panel/panel.js");
-const STYLE: &str = include_str!("panel/panel.css");
-/// The audit trail's part of the page: history, activity, usage charts.
-const HISTORY: &str = include_str!("panel/history.js");
-/// The limits' part of the page: each key's limits, recent addresses and editor.
-const LIMITS: &str = include_str!("panel/limits.js");
+
+/// One of the page's static assets: where it is served, what it is, and its bytes.
+struct Asset {
+    path: &'static str,
+    /// Its operation in the OpenAPI document.
+    operation_id: &'static str,
+    /// What it is, for the document.
+    summary: &'static str,
+    /// `Content-Type`, with its charset.
+    content_type: &'static str,
+    body: &'static str,
+}
+
+/// The page's static assets, each public (they hold no data) and `no-cache`.
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/dom.js",
+        operation_id: "panelDomScript",
+        // The helpers the other scripts share; the page loads it first.
+        summary: "The panel's DOM helpers",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("panel/dom.js"),
+    },
+    Asset {
+        path: "/panel.js",
+        operation_id: "panelScript",
+        summary: "The panel's script",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("panel/panel.js"),
+    },
+    Asset {
+        path: "/panel.css",
+        operation_id: "panelStyle",
+        summary: "The panel's stylesheet",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("panel/panel.css"),
+    },
+    Asset {
+        path: "/history.js",
+        operation_id: "panelHistoryScript",
+        // The audit trail's part of the page: history, activity, usage charts.
+        summary: "The panel's history view",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("panel/history.js"),
+    },
+    Asset {
+        path: "/limits.js",
+        operation_id: "panelLimitsScript",
+        // Each key's limits, recent addresses and editor.
+        summary: "The panel's limits editor",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("panel/limits.js"),
+    },
+];
 
 /// Where the page names its assets; replaced by [`asset_base`] on every request.
 const BASE_PLACEHOLDER: &str = "{{base}}";
@@ -69,47 +120,46 @@ pub(super) const POLICY: &str = "default-src 'none'; script-src 'self'; style-sr
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// The page and its assets, to merge *outside* the router's key guard.
-pub(super) fn routes<S>(auth: PanelAuth, audit: bool) -> Documented<S>
+/// The page and its assets, each a row the router serves *outside* its key guard.
+pub(super) fn rows<S>(auth: PanelAuth, audit: bool) -> Vec<Row<S>>
 where
     S: Clone + Send + Sync + 'static,
 {
-    Documented::new()
-        .route(__path_page, move |uri: OriginalUri| async move {
-            page(uri, auth, audit)
+    let page = Row::documented(
+        Scoping::NotByKey,
+        __path_page,
+        move |uri: OriginalUri| async move { page(uri, auth, audit) },
+    );
+    let assets = ASSETS.iter().map(|one| {
+        Row::get(Scoping::NotByKey, one.path, move || async move {
+            asset(one.body, one.content_type, "no-cache")
         })
-        .route(__path_script, script)
-        .route(__path_style, style)
-        .route(__path_history, history)
-        .route(__path_limits, limits)
+    });
+    std::iter::once(page).chain(assets).collect()
 }
 
-/// `GET /limits.js`
-#[utoipa::path(
-    get,
-    path = "/limits.js",
-    operation_id = "panelLimitsScript",
-    tag = "panel",
-    summary = "The panel's limits editor (no key needed: it holds no data)",
-    security(()),
-    responses((status = 200, description = "The panel's limits editor (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
-)]
-async fn limits() -> Response {
-    asset(LIMITS, "text/javascript; charset=utf-8", "no-cache")
-}
-
-/// `GET /history.js`
-#[utoipa::path(
-    get,
-    path = "/history.js",
-    operation_id = "panelHistoryScript",
-    tag = "panel",
-    summary = "The panel's history view (no key needed: it holds no data)",
-    security(()),
-    responses((status = 200, description = "The panel's history view (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
-)]
-async fn history() -> Response {
-    asset(HISTORY, "text/javascript; charset=utf-8", "no-cache")
+/// The assets' operations, added to the OpenAPI document from the table (the assets
+/// share one handler, which one `#[utoipa::path]` could not describe five times).
+pub(super) fn document_assets(paths: &mut Paths) {
+    for one in ASSETS {
+        let summary = format!("{} (no key needed: it holds no data)", one.summary);
+        let media = one.content_type.split(';').next().unwrap_or_default();
+        let content = ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(summary.clone())
+            .content(media, content)
+            .build();
+        let operation = OperationBuilder::new()
+            .operation_id(Some(one.operation_id))
+            .tag("panel")
+            .summary(Some(summary))
+            .security(SecurityRequirement::default())
+            .response("200", response)
+            .build();
+        paths.add_path_operation(one.path, vec![HttpMethod::Get], operation);
+    }
 }
 
 /// `GET /`: the page, naming its assets relative to the address it was asked for.
@@ -131,34 +181,6 @@ fn page(OriginalUri(uri): OriginalUri, auth: PanelAuth, audit: bool) -> Response
         .replace(AUDIT_PLACEHOLDER, if audit { "on" } else { "off" });
     // The page is tiny and holds no data, but a stored copy could outlive a fix to it.
     asset(html, "text/html; charset=utf-8", "no-store")
-}
-
-/// `GET /panel.js`
-#[utoipa::path(
-    get,
-    path = "/panel.js",
-    operation_id = "panelScript",
-    tag = "panel",
-    summary = "The panel's script (no key needed: it holds no data)",
-    security(()),
-    responses((status = 200, description = "The panel's script (no key needed: it holds no data)", body = String, content_type = "text/javascript")),
-)]
-async fn script() -> Response {
-    asset(SCRIPT, "text/javascript; charset=utf-8", "no-cache")
-}
-
-/// `GET /panel.css`
-#[utoipa::path(
-    get,
-    path = "/panel.css",
-    operation_id = "panelStyle",
-    tag = "panel",
-    summary = "The panel's stylesheet (no key needed: it holds no data)",
-    security(()),
-    responses((status = 200, description = "The panel's stylesheet (no key needed: it holds no data)", body = String, content_type = "text/css")),
-)]
-async fn style() -> Response {
-    asset(STYLE, "text/css; charset=utf-8", "no-cache")
 }
 
 fn asset(body: impl IntoResponse, content_type: &'static str, cache: &'static str) -> Response {
@@ -342,19 +364,31 @@ mod tests {
     /// would block anyway, and what no policy can catch.
     #[test]
     fn the_assets_keep_keys_out_of_markup_console_and_local_storage() {
-        for forbidden in [
-            "innerHTML",
-            "outerHTML",
-            "insertAdjacentHTML",
-            "document.write",
-            "console.",
-            "localStorage",
-            "eval(",
-            "new Function",
-        ] {
-            assert!(!SCRIPT.contains(forbidden), "panel.js uses {forbidden}");
+        let body = |path: &str| ASSETS.iter().find(|a| a.path == path).unwrap().body;
+        let style = body("/panel.css");
+        let scripts = ASSETS
+            .iter()
+            .filter(|a| a.content_type.starts_with("text/javascript"));
+        for (script, forbidden) in scripts.flat_map(|script| {
+            [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "console.",
+                "localStorage",
+                "eval(",
+                "new Function",
+            ]
+            .map(|forbidden| (script, forbidden))
+        }) {
+            assert!(
+                !script.body.contains(forbidden),
+                "{} uses {forbidden}",
+                script.path
+            );
         }
-        assert!(SCRIPT.contains("sessionStorage"));
+        assert!(body("/panel.js").contains("sessionStorage"));
         let html = PAGE.to_ascii_lowercase();
         assert!(!html.contains(" style="), "no inline styles");
         assert!(!html.contains("<style"), "no inline style sheets");
@@ -369,7 +403,7 @@ mod tests {
             .collect::<Vec<_>>();
         assert!(handlers.is_empty(), "inline event handlers: {handlers:?}");
         assert!(!html.contains("http://") && !html.contains("https://"));
-        assert!(!STYLE.contains("http://") && !STYLE.contains("https://"));
-        assert!(!STYLE.contains("@import"));
+        assert!(!style.contains("http://") && !style.contains("https://"));
+        assert!(!style.contains("@import"));
     }
 }

@@ -1,87 +1,81 @@
-//! The body of `PATCH /keys/{id}`: `{"name"?, "rate_limit"?, "quota"?, "allowed_ips"?}`.
+//! `PATCH /keys/{id}`'s body, declared once: `{"name"?, "rate_limit"?, "quota"?,
+//! "allowed_ips"?}`.
 //!
 //! A field left out stays as it is; `null` removes a limit (a name cannot be removed).
 //! Scopes cannot be patched: a key's scopes are what it was created (and granted) with,
 //! so a change of scopes is a new key (rotate, or create and revoke).
 
-use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::body::{Object, unknown_fields};
-use super::limits_body;
-use super::problem::{AdminError, FieldError};
-use tower_apikey::record::KeyName;
+use super::json::Object;
+use super::limits_body::IpNetwork;
+use super::problem::AdminError;
+use super::view::{QuotaView, RateLimitView};
+use super::wire::{self, Change, Kept, wire_struct};
+use tower_apikey::record::{AllowedIps, KeyName, Quota, RateLimit};
 use tower_apikey::store::KeyUpdate;
 
-/// The fields a PATCH may carry.
-pub(super) const FIELDS: &[&str] = &["name", "rate_limit", "quota", "allowed_ips"];
+wire_struct! {
+    /// `PATCH /keys/{id}`'s body. A field left out stays as it is; `null` removes a limit
+    /// or the allowlist. `scopes` cannot be changed (422)
+    #[derive(Debug, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct UpdateKeyBody {
+        /// A new name; it cannot be removed
+        #[schema(schema_with = super::create_body::name_schema, required = false)]
+        name: Kept<KeyName>,
+        /// `requests` per `per_secs` seconds; `null` removes it. No looser than the acting
+        /// key's own, if it has one (403, `too_loose`)
+        #[schema(value_type = Option<RateLimitView>, required = false)]
+        rate_limit: Change<RateLimit>,
+        /// `requests` per UTC calendar day or month; `null` removes it. No looser than the
+        /// acting key's own, if it has one (403, `too_loose`)
+        #[schema(value_type = Option<QuotaView>, required = false)]
+        quota: Change<Quota>,
+        /// The addresses and CIDR networks the key is accepted from (1 to 64); `null`
+        /// removes the allowlist. Inside the acting key's own, if it has one (403,
+        /// `too_loose`)
+        #[schema(value_type = Option<Vec<IpNetwork>>, min_items = 1, max_items = 64, required = false)]
+        allowed_ips: Change<AllowedIps>,
+    }
+    refused: &[(
+        "scopes",
+        "scopes cannot be changed: a key keeps the scopes it was created with; \
+         create a key with the new scopes (or rotate for the same ones) and revoke \
+         this one",
+    )];
+}
 
 /// Checks every field of a PATCH body and reports every problem at once.
 pub(super) fn parse(object: &Object) -> Result<KeyUpdate, AdminError> {
-    let mut errors = Vec::new();
+    let body: UpdateKeyBody = wire::fill(object, Default::default())?;
     let mut update = KeyUpdate::new();
-
-    match object.get("name") {
-        None => {}
-        Some(Value::String(name)) => match KeyName::new(name) {
-            Ok(name) => update = update.name(name),
-            Err(error) => errors.push(FieldError::name(&error)),
-        },
-        Some(Value::Null) => errors.push(FieldError::new(
-            "name",
-            "name cannot be removed; send a new name, or leave name out to keep it",
-        )),
-        Some(_) => errors.push(FieldError::new("name", "name must be a string")),
+    if let Some(name) = body.name.0 {
+        update = update.name(name);
     }
-
-    // Present, even as `null`, means "change". An invalid value also parses as `None`,
-    // but then it adds an error and nothing is stored.
-    if let Some(value) = object.get("rate_limit") {
-        let limit = limits_body::rate_limit(Some(value), &mut errors);
+    // Present, even as `null`, means "change".
+    if let Some(limit) = body.rate_limit.0 {
         update = update.rate_limit(limit);
     }
-    if let Some(value) = object.get("quota") {
-        let quota = limits_body::quota(Some(value), &mut errors);
+    if let Some(quota) = body.quota.0 {
         update = update.quota(quota);
     }
-    if let Some(value) = object.get("allowed_ips") {
-        let ips = limits_body::allowed_ips(Some(value), &mut errors);
+    if let Some(ips) = body.allowed_ips.0 {
         update = update.allowed_ips(ips);
     }
-
-    if object.contains_key("scopes") {
-        errors.push(FieldError::new(
-            "scopes",
-            "scopes cannot be changed: a key keeps the scopes it was created with; \
-             create a key with the new scopes (or rotate for the same ones) and revoke \
-             this one",
-        ));
-    }
-    let known: Vec<&str> = FIELDS.iter().copied().chain(["scopes"]).collect();
-    unknown_fields(object, &known, &mut errors);
-    if errors.is_empty() {
-        Ok(update)
-    } else {
-        Err(AdminError::Invalid(errors))
-    }
+    Ok(update)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use tower_apikey::record::{Quota, QuotaPeriod, RateLimit};
 
-    fn object(json: Value) -> Object {
-        match json {
-            Value::Object(object) => object,
-            _ => unreachable!("tests pass objects"),
-        }
-    }
+    use crate::json::testing::object;
 
     fn fields(json: Value) -> Vec<String> {
-        match parse(&object(json)) {
-            Err(AdminError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected invalid fields, got {other:?}"),
-        }
+        crate::json::testing::fields(parse(&object(json)).unwrap_err())
     }
 
     #[test]

@@ -36,8 +36,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::acting::Acting;
-use super::body::{self, RotateRequest};
+use super::json;
 use super::problem::AdminError;
+use super::rotate_body::{RotateBody, RotateRequest};
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::manager::{DEFAULT_FIRST_USE_GRACE, OldKeyPlan};
@@ -57,7 +58,7 @@ pub const ROTATE_SELF_SCOPE: &str = "keys:rotate-self";
         Without a body the old key ends 300 s after the new key's first use. Refused (409) for \
         a key with a live successor, for a key that replaced another which still works, and \
         for `until_first_use` where no usage tracker writes the store.",
-    request_body(content = super::openapi::RotateBody, content_type = "application/json"),
+    request_body(content = RotateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the new key's record and, this once, the key",
             body = super::view::CreatedView<'_>, content_type = "application/json",
@@ -78,7 +79,7 @@ pub(super) async fn rotate_self<S: KeyStoreAdmin>(
     let Some(id) = actor.key_id().copied() else {
         return Err(AdminError::NoActor);
     };
-    let request = body::read_optional_json(&headers, body)?
+    let request = json::read_optional_json(&headers, body)?
         .map(RotateRequest::parse)
         .transpose()?;
     // DESIGN §11: by default the old key ends 300 s after the new key's first use.

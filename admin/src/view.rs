@@ -89,7 +89,7 @@ pub(super) struct KeyView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RateLimit)]
-struct RateLimitView {
+pub(super) struct RateLimitView {
     #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
     #[schema(minimum = 1, maximum = 86400)]
@@ -100,7 +100,7 @@ struct RateLimitView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Quota)]
-struct QuotaView {
+pub(super) struct QuotaView {
     #[schema(minimum = 1, maximum = 4294967295_u32)]
     requests: u32,
     #[schema(value_type = QuotaPeriodName)]

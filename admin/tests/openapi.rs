@@ -31,6 +31,7 @@ use tower_apikey_admin::AdminRouter;
 /// `the_router_serves_what_the_document_lists`.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
+    ("GET", "/dom.js"),
     ("GET", "/events"),
     ("GET", "/history.js"),
     ("GET", "/keys"),

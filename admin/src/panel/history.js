@@ -12,12 +12,7 @@
   /** Keys whose chart is drawn in the list at once; others draw in their history. */
   const CHARTS_IN_LIST = 50;
 
-  const el = (tag, attributes, ...children) => {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-    node.append(...children);
-    return node;
-  };
+  const { el } = panelDom;
 
   const svg = (tag, attributes) => {
     const node = document.createElementNS(SVG, tag);

@@ -10,24 +10,7 @@
 // the page only as text. panel.js announces each render of the key list with the
 // records, its `api` function and `reload`.
 (() => {
-  const el = (tag, attributes, ...children) => {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (value !== null && value !== undefined && value !== false) {
-        node.setAttribute(name, value === true ? '' : String(value));
-      }
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  };
-
-  /** The page's status line, read out by screen readers. */
-  function say(text) {
-    const status = document.getElementById('status');
-    if (!status) return;
-    status.textContent = text;
-    status.hidden = !text;
-  }
+  const { el, say } = panelDom;
 
   function describeLimits(record) {
     const parts = [];

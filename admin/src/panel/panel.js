@@ -12,6 +12,9 @@
 'use strict';
 
 (() => {
+  // Building the page without markup strings: dom.js, loaded first.
+  const { el, say } = panelDom;
+
   const STORAGE_ITEM = 'tower-apikey.admin-key';
   const DAY_MS = 24 * 60 * 60 * 1000;
   /** Keys expiring within this many days are "expiring soon" (the layer's warning window). */
@@ -121,25 +124,6 @@
   function keyIdOf(key) {
     const parts = (key || '').split('_');
     return parts.length === 3 && /^[0-9A-Za-z]{16}$/.test(parts[1]) ? parts[1] : null;
-  }
-
-  // ---- building the page without markup strings -------------------------------------
-
-  /** An element with attributes and children (strings become text nodes). */
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (value !== null && value !== undefined && value !== false) {
-        node.setAttribute(name, value === true ? '' : String(value));
-      }
-    }
-    node.append(...children.filter((c) => c !== null && c !== undefined));
-    return node;
-  }
-
-  function say(text) {
-    ui.status.textContent = text;
-    ui.status.hidden = !text;
   }
 
   function warn(text) {
