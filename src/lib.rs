@@ -175,6 +175,7 @@ pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
 pub mod middleware;
+mod outcome;
 mod page;
 mod problem;
 pub mod record;
@@ -183,6 +184,7 @@ pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+mod time;
 pub mod usage;
 
 // The root: at most 25 documented names (`tests/root_surface.rs` counts them).

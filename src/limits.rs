@@ -26,14 +26,36 @@
 //!
 //! The errors leasing costs, requests admitted beyond the limit and requests refused
 //! within it, are bounded in [`SharedLimits`] and measured in BENCHMARKS.md.
+//!
+//! # The files
+//!
+//! One subject, cut by what each file decides; arrows run down this list only, and
+//! the middleware only calls in (`middleware/policy/{rate_limit,quota,limits}.rs` turn
+//! a refusal, an [`Exhausted`], into its answer):
+//!
+//! - `limiter.rs`: what the middleware holds, one layer's limits: the local state, and
+//!   the shared limits' lease when there are any; consumes one request, both limits or
+//!   neither;
+//! - `shared_limits.rs`: [`SharedLimits`], its task, and the request path's use of a
+//!   lease (`lease_slot.rs`: one key's leased tokens, spent with atomics);
+//! - `local.rs`: one instance's state, the map of limited keys and each key's GCRA and
+//!   quota count (check, then commit);
+//! - `headers.rs`: `RateLimit-Policy` and `RateLimit`, formatted once per set of limits;
+//! - `calendar.rs`: the UTC day and month a quota counts in;
+//! - `backend.rs`, `ledger.rs`, `memory.rs`: the [`LimitBackend`] trait, the
+//!   arithmetic every backend runs ([`LedgerState`]), and the in-memory backend.
 
 pub(crate) mod backend;
+pub(crate) mod calendar;
+pub(crate) mod headers;
 pub(crate) mod lease_slot;
 pub(crate) mod ledger;
+pub(crate) mod limiter;
+pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod shared_limits;
 
-pub use backend::{Exhausted, InstanceId, Lease, LeaseRequest, LimitBackend};
+pub use backend::{Exhausted, INSTANCE_TTL, InstanceId, Lease, LeaseRequest, LimitBackend};
 pub use ledger::{LedgerOutcome, LedgerState};
 pub use memory::InMemoryLimitBackend;
 pub use shared_limits::{

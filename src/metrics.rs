@@ -116,7 +116,7 @@ mod on {
     use http::{Extensions, Response};
 
     use super::FilterRefusal;
-    use crate::middleware::outcome::{Outcome, outcome_list};
+    use crate::outcome::{Outcome, outcome_list};
 
     /// Requests decided, by `outcome` (every name of [`OUTCOMES`], each once per request).
     pub const REQUESTS_TOTAL: &str = "apikey_requests_total";
@@ -476,7 +476,7 @@ mod off {
     use http::{Extensions, Response};
 
     use super::FilterRefusal;
-    use crate::middleware::outcome::Outcome;
+    use crate::outcome::Outcome;
 
     #[inline(always)]
     pub(crate) fn refused(_: Outcome) {}

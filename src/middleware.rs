@@ -3,18 +3,24 @@
 //! A request's path through these files, top to bottom:
 //!
 //! 1. `layer.rs`: [`ApiKeyV2Layer`](crate::ApiKeyV2Layer) holds the settings
-//!    (`config.rs`: store, prefix, clock, required scopes, throttle…) and wraps a service.
+//!    (`config.rs`: store, prefix, clock, required scopes, throttle, limits…) and wraps
+//!    a service.
 //! 2. `service.rs`: [`ApiKeyV2Service::call`](crate::ApiKeyV2Service) asks the verdict
-//!    what was presented; then the store, at once when it can answer from memory
+//!    what was presented (`verdict::presenting`, then `verdict::ready` or
+//!    `verdict::before_lookup`); then the store, at once when it can answer from memory
 //!    ([`KeyStore::lookup_ready`](crate::KeyStore::lookup_ready)), otherwise as a future
-//!    bounded by the lookup timeout.
-//! 3. `verdict.rs`, the file to read first: what was presented (one `Authorization:
-//!    ApiKey-v2 <key>` field, a well-formed key with a good CRC-32, the client's address
-//!    not [throttled](crate::middleware::FailureThrottle), the SHA-256 taken once), then the checks
-//!    once the store answered: proof (constant-time, against a dummy for an unknown id),
-//!    state (revoked, ended by rotation, expired: said only after the proof), then each
-//!    policy of `policy.rs` in order (the client's address, the key's rate limit and
-//!    quota, the required scopes); `limiter.rs` keeps the limits' state and consumes it.
+//!    bounded by the lookup timeout; then `verdict::decide`.
+//! 3. `verdict.rs`, the file to read first, plain functions top to bottom: what was
+//!    presented (one `Authorization: ApiKey-v2 <key>` field, a well-formed key with a
+//!    good CRC-32, the client's address not
+//!    [throttled](crate::middleware::FailureThrottle), the SHA-256 taken once), then the
+//!    checks once the store answered: proof (constant-time, against a dummy for an
+//!    unknown id), state (revoked, ended by rotation, expired: said only after the
+//!    proof), then each row of `policy.rs` in order (the client's address, the key's
+//!    rate limit and quota, the required scopes), each row saying what a refusal by
+//!    its policy still does (charge the limits, record the client's address); the use
+//!    recorded; the limits charged (`policy/limits.rs`, over
+//!    [`limits`](crate::limits)' `Limiter`).
 //! 4. `future.rs`: [`ResponseFuture`], one state per step (waiting
 //!    for the store, running the inner service, a ready refusal); one helper builds the
 //!    state after the verdict for both the ready and the waiting path, and puts the
@@ -23,7 +29,8 @@
 //!    response, the inner service's or the layer's own answer, so that the layer works
 //!    over any inner body type.
 //! 5. `rejection.rs`: one row per kind of refusal (status, RFC 6750 code, gRPC status,
-//!    outcome, description) and the answers built from it, [below](#refusals).
+//!    outcome, description) and the answers built from it (`Rejection::of`, where
+//!    every refusal is counted), [below](#refusals).
 //!
 //! # Refusals
 //!
@@ -53,9 +60,10 @@
 //!
 //! Limits and restrictions (DESIGN §12) are checked in the order of the table: address,
 //! rate limit, quota, scopes. A request refused for its address, rate or quota consumes
-//! nothing; one refused for its scopes has used its rate and quota. Answers to a key
+//! nothing; one refused for its scopes has used its rate and quota (as each policy's
+//! row in `policy.rs` says). Answers to a key
 //! with a rate limit or a quota carry `RateLimit-Policy` and `RateLimit` (see
-//! `limiter.rs` for what each item says). The limits' state is in memory and belongs
+//! `limits/headers.rs` for what each item says). The limits' state is in memory and belongs
 //! to the layer: every service it makes, and every clone of it, shares it; two layers
 //! built separately count separately.
 //!
@@ -67,8 +75,6 @@ mod config;
 pub(crate) mod future;
 mod interned;
 pub(crate) mod layer;
-pub(crate) mod limiter;
-pub(crate) mod outcome;
 mod policy;
 pub(crate) mod rejection;
 pub(crate) mod require_scopes;

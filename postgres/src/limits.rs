@@ -10,11 +10,8 @@ use sqlx::AssertSqlSafe;
 use super::PgKeyStore;
 use super::aux_sql::{instances_table, limits_table, quoted};
 use tower_apikey::limits::LedgerState;
-use tower_apikey::limits::{InstanceId, Lease, LeaseRequest, LimitBackend};
+use tower_apikey::limits::{INSTANCE_TTL, InstanceId, Lease, LeaseRequest, LimitBackend};
 use tower_apikey::store::BoxError;
-
-/// An instance counts as live for this long after its last lease call or heartbeat.
-const INSTANCE_TTL_SECS: i64 = 30;
 
 #[async_trait]
 impl LimitBackend for PgKeyStore {
@@ -63,7 +60,7 @@ impl LimitBackend for PgKeyStore {
         .bind(i32::try_from(outcome.state.period).unwrap_or(i32::MAX))
         .bind(i64::from(outcome.state.spent))
         .bind(request.instance.to_string())
-        .bind(INSTANCE_TTL_SECS as f64)
+        .bind(INSTANCE_TTL.as_secs_f64())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -88,7 +85,7 @@ impl LimitBackend for PgKeyStore {
              WHERE seen_at > clock_timestamp() - make_interval(secs => $2)"
         )))
         .bind(instance.to_string())
-        .bind(INSTANCE_TTL_SECS as f64)
+        .bind(INSTANCE_TTL.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
         Ok(u32::try_from(live).unwrap_or(u32::MAX).max(1))

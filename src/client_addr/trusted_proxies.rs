@@ -97,11 +97,13 @@ impl TrustedProxies {
     /// The client address of a request: its [peer](ClientAddr::peer), or, when the peer
     /// is trusted, the address the trusted proxies forwarded. `None` when the server
     /// recorded no peer.
+    #[inline]
     pub fn client_addr(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<ClientAddr> {
         ClientAddr::peer(extensions).map(|peer| self.client_behind(peer, headers))
     }
 
     /// The client address of a request that came from `peer` with `headers`.
+    #[inline]
     pub fn client_behind(&self, peer: ClientAddr, headers: &HeaderMap) -> ClientAddr {
         if self.nets.is_empty() || !self.trusts(peer) {
             return peer;

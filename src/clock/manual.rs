@@ -46,7 +46,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+        crate::time::from_epoch_nanos(self.nanos.load(Ordering::Relaxed))
     }
 }
 
@@ -57,10 +57,7 @@ impl fmt::Debug for ManualClock {
 }
 
 fn to_nanos(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        .expect("ManualClock holds times from 1970 to 2554")
+    crate::time::checked_epoch_nanos(time).expect("ManualClock holds times from 1970 to 2554")
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@ use crate::error::BoxError;
 use crate::key::KeyId;
 use crate::record::{Quota, RateLimit};
 
+/// How long an instance counts as live after its last lease call or heartbeat, in the
+/// shipped backends ([`InMemoryLimitBackend`](crate::limits::InMemoryLimitBackend) and
+/// `tower_apikey_postgres::PgKeyStore`): long enough to outlast a few missed
+/// heartbeats (one a second), short enough that a stopped instance's share returns soon.
+pub const INSTANCE_TTL: Duration = Duration::from_secs(30);
+
 /// The shared ledger of per-key limits that many instances lease tokens from
 /// (DESIGN §12; how the middleware uses it is in [`limits`](crate::limits)).
 ///
@@ -47,7 +53,8 @@ pub trait LimitBackend: fmt::Debug + Send + Sync + 'static {
 
     /// Records that `instance` is live at `now` (the backend may use its own clock
     /// instead, as for [`lease`](Self::lease)), and answers how many instances were
-    /// heard from recently (by a heartbeat or a lease; 30 s in the shipped backends),
+    /// heard from recently (by a heartbeat or a lease; [`INSTANCE_TTL`] in the shipped
+    /// backends),
     /// the caller included: at least 1.
     ///
     /// [`SharedLimits`](crate::limits::SharedLimits) calls it every second, leases or not, so
@@ -74,10 +81,7 @@ impl InstanceId {
         // The OS's CSPRNG is not needed for secrecy here, only for uniqueness; if it is
         // unavailable the time stands in, which is unique enough for a heartbeat.
         if getrandom::fill(&mut bytes).is_err() {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            bytes = (now as u64).to_le_bytes();
+            bytes = crate::time::epoch_nanos(SystemTime::now()).to_le_bytes();
         }
         Self(u64::from_le_bytes(bytes))
     }

@@ -5,7 +5,24 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::limits::backend::Exhausted;
-use crate::middleware::rejection::RejectionKind;
+use crate::time::NANOS_PER_SEC;
+
+/// What [`LeaseSlot::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// A leased token was spent; `refill`: ask for more now.
+    Spent { refill: bool },
+    /// The backend's last answer was short: `limit` ran out. `ask`: ask the backend
+    /// again now (now and then while refused); `current`: the backend's wait is not
+    /// over (otherwise the refusal is one awaiting a lease).
+    Short {
+        limit: Exhausted,
+        ask: bool,
+        current: bool,
+    },
+    /// The tokens ran out before a refill came.
+    Empty,
+}
 
 /// After a short answer, the backend is asked again at most this often per key and
 /// instance while requests keep coming.
@@ -36,11 +53,8 @@ pub(crate) struct LeaseSlot {
 }
 
 impl LeaseSlot {
-    /// Spends one leased token: `Ok(refill)` whether to ask for a refill now; or
-    /// `Err(Some((refusal, ask, current)))` if the backend's last answer was short (a
-    /// shared limit ran out; `ask` now and then; `current` while the backend's wait is
-    /// not over), `Err(None)` if the tokens ran out before a refill came.
-    pub(crate) fn take(&self, now_secs: u64) -> Result<bool, Option<(RejectionKind, bool, bool)>> {
+    /// Spends one leased token, if there is one (see [`Take`]).
+    pub(crate) fn take(&self, now_secs: u64) -> Take {
         let taken = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -50,12 +64,12 @@ impl LeaseSlot {
                 let refill = before - 1 <= self.low_water.load(Ordering::Relaxed)
                     && !self.is_exhausted(now_secs)
                     && !self.pending.swap(true, Ordering::AcqRel);
-                Ok(refill)
+                Take::Spent { refill }
             }
             Err(_) => {
                 let exhausted = self.exhausted.load(Ordering::Acquire);
                 if exhausted == 0 {
-                    return Err(None);
+                    return Take::Empty;
                 }
                 // The last answer was short: refuse, and ask again once its wait is
                 // over, and now and then before (at most one call in flight), so that a
@@ -70,22 +84,23 @@ impl LeaseSlot {
                     // may have room again, so this refusal counts as one awaiting a
                     // lease.
                     let retry_after = Duration::from_secs(1);
-                    return Err(Some((
-                        RejectionKind::RateLimited { retry_after },
+                    return Take::Short {
+                        limit: Exhausted::Rate { retry_after },
                         ask,
-                        false,
-                    )));
+                        current: false,
+                    };
                 }
                 let retry_after = Duration::from_secs(until - now_secs);
-                Err(Some((
-                    if exhausted & 1 == 1 {
-                        RejectionKind::QuotaExceeded { retry_after }
-                    } else {
-                        RejectionKind::RateLimited { retry_after }
-                    },
+                let limit = if exhausted & 1 == 1 {
+                    Exhausted::Quota { retry_after }
+                } else {
+                    Exhausted::Rate { retry_after }
+                };
+                Take::Short {
+                    limit,
                     ask,
-                    true,
-                )))
+                    current: true,
+                }
             }
         }
     }
@@ -180,7 +195,7 @@ impl LeaseSlot {
     ) {
         self.tokens.fetch_add(granted, Ordering::AcqRel);
         self.low_water.store(batch / 2, Ordering::Relaxed);
-        let now_secs = now_nanos / 1_000_000_000;
+        let now_secs = now_nanos / NANOS_PER_SEC;
         let packed = match exhausted {
             None => 0,
             Some(Exhausted::Rate { retry_after }) => (now_secs + retry_after.as_secs()) << 1,

@@ -4,7 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::limits::backend::{Exhausted, LeaseRequest};
-use crate::middleware::limiter::{Period, ceil_secs, nanos};
+use crate::limits::calendar::Period;
+use crate::time::{ceil_secs, epoch_nanos};
 
 /// What a backend stores per key: three numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,7 +35,7 @@ impl LedgerState {
     /// `owed`, credits `returned`, then grants what both limits have room for, at most
     /// `wanted`. Pure, so a backend runs it under its own lock or transaction.
     pub fn lease(self, request: &LeaseRequest, now: SystemTime) -> LedgerOutcome {
-        let now = nanos(now);
+        let now = epoch_nanos(now);
         let mut state = self;
         let period = request.quota.map(|q| Period::of(q.per(), now));
         if let Some(period) = period {

@@ -3,19 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use crate::error::BoxError;
 use crate::key::KeyId;
-use crate::limits::backend::{InstanceId, Lease, LeaseRequest, LimitBackend};
+use crate::limits::backend::{INSTANCE_TTL, InstanceId, Lease, LeaseRequest, LimitBackend};
+use crate::limits::calendar::Period;
 use crate::limits::ledger::LedgerState;
-use crate::middleware::limiter::{Period, nanos};
 use crate::record::QuotaPeriod;
-
-/// How long an instance counts as live after its last call.
-pub(crate) const INSTANCE_TTL: Duration = Duration::from_secs(30);
+use crate::time::epoch_nanos;
 
 /// The map is not swept below this many keys.
 const MIN_SWEEP: usize = 1024;
@@ -54,7 +52,7 @@ impl LimitBackend for InMemoryLimitBackend {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let inner = &mut *inner;
         if inner.keys.len() >= inner.sweep_at.max(MIN_SWEEP) {
-            let now_nanos = nanos(now);
+            let now_nanos = epoch_nanos(now);
             inner.keys.retain(|_, (state, per)| {
                 let counting = per.is_some_and(|per| {
                     state.spent > 0 && state.period == Period::of(per, now_nanos).index
@@ -90,7 +88,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
     use crate::key::{KeyPrefix, PlaintextKey};

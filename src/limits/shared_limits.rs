@@ -6,15 +6,19 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::key::KeyId;
+use crate::limits::backend::Exhausted;
 use crate::limits::backend::{InstanceId, LeaseRequest, LimitBackend};
-use crate::middleware::limiter::{Entry, Limiter, nanos};
+use crate::limits::headers::Seen;
+use crate::limits::lease_slot::Take;
+use crate::limits::local::{Charge, Entry, LocalLimits};
 use crate::record::{Quota, RateLimit};
+use crate::time::{epoch_nanos, epoch_secs};
 
 /// Default time a lease's tokens are kept unspent before they are given back (10 s).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
@@ -104,7 +108,7 @@ pub struct SharedLimits {
     shared: Arc<Shared>,
     /// Made when the first layer asks, so that the builder methods can still change
     /// `shared` before.
-    limiter: Arc<OnceLock<Arc<Limiter>>>,
+    local: Arc<OnceLock<Arc<LocalLimits>>>,
     /// The task's own state, locked by the running task for its whole life. A task that
     /// stops or is dropped leaves it here, leases and queued refills included, so that
     /// nothing leased is lost: the next [`run`](SharedLimits::run), or
@@ -201,7 +205,7 @@ impl SharedLimits {
             awaiting: AtomicU64::new(0),
         });
         Self {
-            limiter: Arc::new(OnceLock::new()),
+            local: Arc::new(OnceLock::new()),
             shared,
             leasing: Arc::new(tokio::sync::Mutex::new(Leasing {
                 receiver,
@@ -289,12 +293,11 @@ impl SharedLimits {
         }
     }
 
-    /// The limiter every layer given this value shares.
-    pub(crate) fn limiter(&self) -> Arc<Limiter> {
-        Arc::clone(
-            self.limiter
-                .get_or_init(|| Arc::new(Limiter::shared(Arc::clone(&self.shared)))),
-        )
+    /// The state every layer given this value shares: the limits' entries, and the
+    /// lease machinery (see [`Limiter::shared`](crate::limits::limiter::Limiter::shared)).
+    pub(crate) fn parts(&self) -> (Arc<LocalLimits>, Arc<Shared>) {
+        let local = self.local.get_or_init(|| Arc::new(LocalLimits::new()));
+        (Arc::clone(local), Arc::clone(&self.shared))
     }
 
     /// The task: takes the leases requests ask for, gives back lapsed ones, reports
@@ -455,6 +458,101 @@ impl Shared {
         }
     }
 
+    /// `rate` and `quota` divided among the instances the backend last reported (each at
+    /// least 1 request): what decides on this instance while the backend fails.
+    #[cold]
+    pub(crate) fn local_share(
+        &self,
+        rate: Option<RateLimit>,
+        quota: Option<Quota>,
+    ) -> (Option<RateLimit>, Option<Quota>) {
+        let instances = self.instances();
+        (
+            rate.map(|r| {
+                RateLimit::new((r.requests() / instances).max(1), r.per_secs()).unwrap_or(r)
+            }),
+            quota.map(|q| Quota::new((q.requests() / instances).max(1), q.per()).unwrap_or(q)),
+        )
+    }
+
+    /// Consumes one request of `entry`'s limits and a leased token, or owes the request
+    /// (see [`SharedLimits`]): [`Limiter::consume`](crate::limits::limiter::Limiter::consume)
+    /// when the limits are shared, kept out of line so that one instance's path stays
+    /// as small as it was.
+    #[inline(never)]
+    pub(crate) fn consume(
+        &self,
+        local: &LocalLimits,
+        charge: &Charge<'_>,
+    ) -> Result<Seen, (Exhausted, Seen)> {
+        let Charge {
+            id,
+            entry,
+            local: (rate, quota),
+            own,
+            now,
+        } = *charge;
+        let commit = |undo: &dyn Fn()| match entry.commit(rate, quota, now) {
+            Ok(counted) => Ok(local.seen(entry, counted)),
+            Err((limit, counted)) => {
+                undo();
+                Err((limit, local.seen(entry, counted)))
+            }
+        };
+        let ask = || self.ask(id, entry, own.0, own.1);
+        let refused = |limit: Exhausted| {
+            let counted = entry.peek(rate, quota, now).exhausted(limit);
+            Err((limit, local.seen(entry, counted)))
+        };
+        if !self.is_healthy() {
+            // The local share decides; the backend hears of it when it is back.
+            let admitted = commit(&|| {});
+            if admitted.is_ok() && entry.lease.owe() {
+                ask();
+            }
+            return admitted;
+        }
+        match entry.lease.take(epoch_secs(now)) {
+            Take::Spent { refill } => {
+                let admitted = commit(&|| entry.lease.untake());
+                if refill {
+                    ask();
+                }
+                admitted
+            }
+            Take::Short {
+                limit,
+                ask: again,
+                current,
+            } => {
+                if again {
+                    ask();
+                }
+                if !current {
+                    self.refused_awaiting_lease();
+                }
+                refused(limit)
+            }
+            // No token, and the backend did not say the limit ran out (the key is new
+            // here, or its refill is in flight): up to one batch is owed.
+            Take::Empty => match entry.lease.owe_within(batch_cap(own.0, own.1)) {
+                Some(first) => {
+                    let admitted = commit(&|| entry.lease.unowe());
+                    if first {
+                        ask();
+                    }
+                    admitted
+                }
+                None => {
+                    self.refused_awaiting_lease();
+                    refused(Exhausted::Rate {
+                        retry_after: Duration::from_secs(1),
+                    })
+                }
+            },
+        }
+    }
+
     /// Counts a refusal for want of a lease (see
     /// [`SharedLimitsStats::refused_awaiting_lease`]).
     pub(crate) fn refused_awaiting_lease(&self) {
@@ -503,7 +601,7 @@ impl Shared {
     /// One lease call: charges what is owed, asks for a batch.
     async fn refill(&self, refill: &Refill) {
         let now = self.clock.now();
-        let now_nanos = nanos(now);
+        let now_nanos = epoch_nanos(now);
         let slot = &refill.entry.lease;
         let (spent, since) = slot.traffic();
         let batch = self.batch(refill, spent, since, now_nanos);
@@ -535,7 +633,7 @@ impl Shared {
     /// whatever the lease's age.
     async fn settle(&self, refill: &Refill, all: bool) -> bool {
         let now = self.clock.now();
-        let now_nanos = nanos(now);
+        let now_nanos = epoch_nanos(now);
         let slot = &refill.entry.lease;
         let lapsed = all
             || now_nanos.saturating_sub(slot.leased_at())
@@ -676,7 +774,7 @@ impl fmt::Debug for Shared {
 
 /// The largest batch for a key with these limits: 5 % of the smaller, at least 1. Also
 /// what a key may owe while it waits for a lease.
-pub(crate) fn batch_cap(rate: Option<RateLimit>, quota: Option<Quota>) -> u32 {
+fn batch_cap(rate: Option<RateLimit>, quota: Option<Quota>) -> u32 {
     let smaller = match (rate, quota) {
         (Some(r), Some(q)) => r.requests().min(q.requests()),
         (Some(r), None) => r.requests(),
@@ -684,9 +782,4 @@ pub(crate) fn batch_cap(rate: Option<RateLimit>, quota: Option<Quota>) -> u32 {
         (None, None) => 1,
     };
     (smaller / 20).max(1)
-}
-
-/// Seconds since the epoch of `at`.
-pub(crate) fn secs(at: SystemTime) -> u64 {
-    nanos(at) / 1_000_000_000
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
 use crate::error::StoreError;
@@ -18,6 +18,7 @@ use crate::record::{
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, Revocation, RotateOutcome};
+use crate::time::whole_micros;
 use crate::usage::{UsageSink, UsageTracker};
 
 use super::actor::{Actor, ActorLog};
@@ -769,14 +770,6 @@ fn successor_lifetime(old: &KeyRecord) -> Duration {
         .duration_since(old.created_at())
         .unwrap_or(Duration::ZERO)
         .min(MAX_LIFETIME)
-}
-
-/// Truncates to whole microseconds.
-fn whole_micros(time: SystemTime) -> SystemTime {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => UNIX_EPOCH + Duration::new(since.as_secs(), since.subsec_micros() * 1_000),
-        Err(_) => time,
-    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,15 @@
 //! The layer's settings, shared by every clone of the service. The decision they feed
-//! lives in [`verdict`](super::verdict).
+//! lives in [`verdict`](super::verdict), the answers in [`rejection`](super::rejection).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
-
 use crate::client_addr::TrustedProxies;
 use crate::clock::{Clock, SystemClock};
 use crate::key::KeyPrefix;
-use crate::metrics;
-use crate::middleware::limiter::Limiter;
-use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
+use crate::limits::limiter::Limiter;
+use crate::middleware::rejection::{Answers, DEFAULT_REALM};
 use crate::middleware::store_failure_log::StoreFailureLog;
 use crate::middleware::throttle::FailureThrottle;
 use crate::scope::Scopes;
@@ -43,7 +40,7 @@ pub(crate) struct Config {
     pub(crate) proxies: TrustedProxies,
     /// Per-key rate limits and quotas, shared by every clone so that they hold for the
     /// layer as a whole.
-    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) limiter: Limiter,
 }
 
 impl Config {
@@ -60,18 +57,8 @@ impl Config {
             store_failures: Arc::new(StoreFailureLog::new()),
             throttle: None,
             proxies: TrustedProxies::none(),
-            limiter: Arc::new(Limiter::new()),
+            limiter: Limiter::new(),
         }
-    }
-
-    /// The rejection of `req` (a gRPC call gets a gRPC answer). The request is refused,
-    /// so its header map is taken to carry the answer's headers. Every refusal of the
-    /// layer, before or after the lookup, passes here: it is counted here, once.
-    #[inline]
-    pub(crate) fn rejection<B>(&self, kind: RejectionKind, req: &mut Request<B>) -> Rejection {
-        metrics::refused(kind.outcome_kind());
-        let grpc = is_grpc(req.version(), req.headers());
-        Rejection::new(kind, grpc, &self.answers, std::mem::take(req.headers_mut()))
     }
 }
 

@@ -7,21 +7,19 @@ use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
 use http::header::AUTHORIZATION;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::cors::API_KEY_EXPIRES;
 use crate::error::StoreError;
+use crate::limits::headers::Seen;
 use crate::metrics;
 use crate::middleware::config::Config;
-use crate::middleware::limiter::Seen;
-use crate::middleware::rejection::{DefaultRejection, OnRejection};
+use crate::middleware::rejection::{DefaultRejection, OnRejection, Rejection};
 use crate::middleware::response_body::ResponseBody;
-use crate::middleware::verdict::{Decision, Presented};
+use crate::middleware::verdict::{self, Decision, Presented};
 use crate::record::KeyRecord;
-
-/// The header that warns of a key's coming expiry.
-pub(crate) static API_KEY_EXPIRES: HeaderName = HeaderName::from_static("apikey-expires");
 
 /// A store lookup that owns everything it borrows.
 pub(crate) type LookupFuture =
@@ -127,7 +125,7 @@ where
                 Self::inner(inner.call(req), expires, limits)
             }
             Decision::Reject { kind, limits } => {
-                let mut rejection = config.rejection(kind, &mut req);
+                let mut rejection = Rejection::of(kind, &config.answers, &mut req);
                 if let Some(limits) = limits {
                     limits.write(rejection.headers_mut());
                 }
@@ -190,8 +188,13 @@ where
                     } = *pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let decision =
-                        config.decide(found, &presented, req.headers(), req.extensions());
+                    let decision = verdict::decide(
+                        &config,
+                        found,
+                        &presented,
+                        req.headers(),
+                        req.extensions(),
+                    );
                     let next = Self::decided(decision, req, &mut inner, &config, &on_rejection);
                     state.set(next.state);
                 }
@@ -210,9 +213,7 @@ where
                         let date = httpdate::fmt_http_date(expires_at);
                         // An IMF-fixdate is always a valid header value.
                         if let Ok(value) = HeaderValue::from_str(&date) {
-                            response
-                                .headers_mut()
-                                .insert(API_KEY_EXPIRES.clone(), value);
+                            response.headers_mut().insert(API_KEY_EXPIRES, value);
                         }
                     }
                     return Poll::Ready(Ok(response));

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::key::KeyPrefix;
+use crate::limits::limiter::Limiter;
 use crate::limits::shared_limits::SharedLimits;
 use crate::middleware::config::Config;
 use crate::middleware::rejection::{Answers, DefaultRejection};
@@ -173,7 +174,7 @@ impl<R> ApiKeyV2Layer<R> {
     /// ([`KeyManagerBuilder::shared_limits`](crate::KeyManagerBuilder::shared_limits))
     /// does both for its layers: set them here only on a layer built without one.
     pub fn shared_limits(mut self, limits: &SharedLimits) -> Self {
-        self.config_mut().limiter = limits.limiter();
+        self.config_mut().limiter = Limiter::shared(limits);
         self
     }
 
@@ -182,7 +183,7 @@ impl<R> ApiKeyV2Layer<R> {
     /// spend one budget: for a second layer in front of other routes of the same
     /// application, such as an admin API's guard.
     pub fn share_limits_with<R2>(mut self, other: &ApiKeyV2Layer<R2>) -> Self {
-        self.config_mut().limiter = Arc::clone(&other.config.limiter);
+        self.config_mut().limiter = other.config.limiter.clone();
         self
     }
 
@@ -192,6 +193,21 @@ impl<R> ApiKeyV2Layer<R> {
             config: self.config,
             on_rejection,
         }
+    }
+}
+
+// The service's own constructors live here, beside the layer they build, so that the
+// arrow runs one way: the layer makes the service, the service knows no layer.
+impl<S> ApiKeyV2Service<S> {
+    /// Wraps `inner`, looking keys up in `store`, with the defaults of
+    /// [`ApiKeyV2Layer::new`].
+    pub fn new(inner: S, store: impl KeyStore) -> Self {
+        ApiKeyV2Layer::new(store).layer(inner)
+    }
+
+    /// A layer that builds this service; the same as [`ApiKeyV2Layer::new`].
+    pub fn layer(store: impl KeyStore) -> ApiKeyV2Layer {
+        ApiKeyV2Layer::new(store)
     }
 }
 

@@ -297,3 +297,38 @@ async fn grpc_answers_permission_denied_and_resource_exhausted() {
         assert!(exhausted.headers().contains_key(RETRY_AFTER));
     }
 }
+
+/// A new policy is one file and one row (`policy/probe.rs`, test-only): its row, not its
+/// refusal's kind, says what a refusal does. The probe refuses with an address refusal,
+/// whose own row charges nothing and records no address; the probe's row says the
+/// opposite on both counts, and through the real layer the row wins.
+#[tokio::test]
+async fn a_test_only_policy_refuses_and_charges_as_its_row_says() {
+    let f = Fixture::new();
+    let probed = NewKey::new("probed", ["reports:read"]).rate_limit(RateLimit::new(2, 60).unwrap());
+    let key = f.key(probed).await;
+    let tracker = crate::usage::UsageTracker::new(f.store.clone());
+    let layer = f.layer().usage_tracker(tracker.clone());
+    let mut refused = request(&key, Some("203.0.113.9:5000"));
+    refused
+        .headers_mut()
+        .insert("x-probe-refuse", http::HeaderValue::from_static("1"));
+    let refused = send(&layer, refused).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.body().contains(r#""error":"address_not_allowed""#));
+    // Charged: one of the two requests of the minute is gone, and the headers say so.
+    assert_eq!(refused.headers()["ratelimit"], r#""rate";r=1;t=30"#);
+    let accepted = send(&layer, request(&key, None)).await;
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.headers()["ratelimit"], r#""rate";r=0;t=30"#);
+    assert_eq!(send(&layer, request(&key, None)).await.status(), 429);
+    // Recorded: the use, with the address the probe refused.
+    tracker.flush().await.unwrap();
+    let record = f.manager.get(key.id()).await.unwrap();
+    let recent: Vec<String> = record
+        .recent_ips()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    assert_eq!(recent, ["203.0.113.9"]);
+}

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 
 use crate::header::{HeaderError, SCHEME};
 use crate::key::KeyFormatError;
+use crate::metrics;
 use crate::middleware::interned;
-use crate::middleware::outcome::Outcome;
 use crate::middleware::response_body::ResponseBody;
+use crate::outcome::Outcome;
 use crate::problem::{self, PROBLEM_JSON, Problem};
 use crate::scope::Scopes;
 
@@ -484,6 +485,16 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// The rejection of `req` (a gRPC call gets a gRPC answer). The request is refused,
+    /// so its header map is taken to carry the answer's headers. Every refusal of the
+    /// layer, before or after the lookup, passes here: it is counted here, once.
+    #[inline]
+    pub(crate) fn of<B>(kind: RejectionKind, answers: &Answers, req: &mut Request<B>) -> Self {
+        metrics::refused(kind.outcome_kind());
+        let grpc = is_grpc(req.version(), req.headers());
+        Self::new(kind, grpc, answers, std::mem::take(req.headers_mut()))
+    }
+
     /// The refusal of `kind`; its headers are written into `reuse` (the refused
     /// request's header map, which the request no longer needs) when it has room.
     #[inline]

@@ -25,9 +25,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::metrics;
-use crate::middleware::outcome::Outcome;
 use crate::middleware::rejection::{Answers, DEFAULT_REALM, Rejection, RejectionKind, is_grpc};
 use crate::middleware::response_body::ResponseBody;
+use crate::outcome::Outcome;
 use crate::record::ApiKeyIdentity;
 use crate::scope::Scopes;
 

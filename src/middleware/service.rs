@@ -11,13 +11,12 @@ use crate::error::StoreError;
 use crate::metrics;
 use crate::middleware::config::Config;
 use crate::middleware::future::{LookupFuture, ResponseFuture};
-use crate::middleware::layer::ApiKeyV2Layer;
-use crate::middleware::rejection::{DefaultRejection, OnRejection, RejectionKind};
+use crate::middleware::rejection::{DefaultRejection, OnRejection, Rejection, RejectionKind};
 use crate::middleware::response_body::ResponseBody;
-use crate::middleware::verdict::Presented;
+use crate::middleware::verdict::{self, Presented};
 use crate::store::KeyStore;
 
-/// The service made by [`ApiKeyV2Layer`]: authenticates, then calls the inner service.
+/// The service made by [`ApiKeyV2Layer`](crate::ApiKeyV2Layer): authenticates, then calls the inner service.
 ///
 /// Its error type is the inner service's: a refusal is a response, not an error, so the
 /// connection (or gRPC stream) stays up.
@@ -31,20 +30,6 @@ pub struct ApiKeyV2Service<S, R = DefaultRejection> {
     inner: S,
     config: Arc<Config>,
     on_rejection: R,
-}
-
-impl<S> ApiKeyV2Service<S> {
-    /// Wraps `inner`, looking keys up in `store`, with the defaults of
-    /// [`ApiKeyV2Layer::new`].
-    pub fn new(inner: S, store: impl KeyStore) -> Self {
-        use tower_layer::Layer;
-        ApiKeyV2Layer::new(store).layer(inner)
-    }
-
-    /// A layer that builds this service; the same as [`ApiKeyV2Layer::new`].
-    pub fn layer(store: impl KeyStore) -> ApiKeyV2Layer {
-        ApiKeyV2Layer::new(store)
-    }
 }
 
 impl<S, R> ApiKeyV2Service<S, R> {
@@ -86,7 +71,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presenting = match self.config.presenting(req.headers(), req.extensions()) {
+        let presenting = match verdict::presenting(&self.config, req.headers(), req.extensions()) {
             Ok(presenting) => presenting,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
@@ -94,16 +79,20 @@ where
             }
         };
         if let Some(found) = self.config.store.lookup_ready(&presenting.id) {
-            let presented = match self.config.ready(presenting, &found) {
+            let presented = match verdict::ready(&self.config, presenting, &found) {
                 Ok(presented) => presented,
                 Err(kind) => {
                     tracing::debug!(outcome = ?kind, "API key refused before proof");
                     return self.reject(kind, &mut req);
                 }
             };
-            let decision = self
-                .config
-                .decide(found, &presented, req.headers(), req.extensions());
+            let decision = verdict::decide(
+                &self.config,
+                found,
+                &presented,
+                req.headers(),
+                req.extensions(),
+            );
             return ResponseFuture::decided(
                 decision,
                 req,
@@ -112,7 +101,7 @@ where
                 &self.on_rejection,
             );
         }
-        let presented = match self.config.before_lookup(presenting) {
+        let presented = match verdict::before_lookup(&self.config, presenting) {
             Ok(presented) => presented,
             Err(kind) => {
                 tracing::debug!(outcome = ?kind, "API key refused before lookup");
@@ -146,7 +135,7 @@ impl<S, R> ApiKeyV2Service<S, R> {
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         R: OnRejection<ResBody>,
     {
-        let rejection = self.config.rejection(kind, req);
+        let rejection = Rejection::of(kind, &self.config.answers, req);
         ResponseFuture::rejected(self.on_rejection.on_rejection(rejection))
     }
 

@@ -51,6 +51,7 @@ use crate::key::KeyId;
 use crate::page::{Page, PageCursor, PageError, PageLimit};
 use crate::record::{KeyRecord, KeyState};
 use crate::scope::Scope;
+use crate::time::{epoch_micros, whole_micros};
 
 /// The longest search text (`q`), in characters: longer is refused, so that one request
 /// cannot make the store compare every key against an unbounded pattern.
@@ -207,9 +208,9 @@ impl KeySortField {
     /// precision cursors and PostgreSQL keep).
     pub fn value(self, record: &KeyRecord) -> Option<i64> {
         match self {
-            Self::Created => Some(micros(record.created_at())),
-            Self::LastUsed => record.last_used_at().map(micros),
-            Self::Expires => Some(micros(record.expires_at())),
+            Self::Created => Some(epoch_micros(record.created_at())),
+            Self::LastUsed => record.last_used_at().map(epoch_micros),
+            Self::Expires => Some(epoch_micros(record.expires_at())),
         }
     }
 }
@@ -700,28 +701,6 @@ impl<R> PartialEq for Ranked<R> {
 
 impl<R> Eq for Ranked<R> {}
 
-/// `at` in whole microseconds since the Unix epoch (negative before it), saturating
-/// far outside any key's lifetime.
-pub(crate) fn micros(at: SystemTime) -> i64 {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => {
-            let before = before.duration();
-            // Round towards the past, as truncating the positive side does.
-            let whole = before.as_micros() + u128::from(before.subsec_nanos() % 1_000 != 0);
-            i64::try_from(whole).map_or(i64::MIN, |m| -m)
-        }
-    }
-}
-
-/// `at`, truncated to whole microseconds.
-fn whole_micros(at: SystemTime) -> SystemTime {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(since) => UNIX_EPOCH + Duration::new(since.as_secs(), since.subsec_micros() * 1_000),
-        Err(_) => at,
-    }
-}
-
 fn later(now: SystemTime, by: Duration) -> SystemTime {
     now.checked_add(by).unwrap_or(now)
 }
@@ -942,8 +921,8 @@ mod tests {
 
     #[test]
     fn microseconds_round_towards_the_past() {
-        assert_eq!(micros(UNIX_EPOCH + Duration::from_nanos(1_999)), 1);
-        assert_eq!(micros(UNIX_EPOCH - Duration::from_nanos(1)), -1);
-        assert_eq!(micros(UNIX_EPOCH - Duration::from_micros(2)), -2);
+        assert_eq!(epoch_micros(UNIX_EPOCH + Duration::from_nanos(1_999)), 1);
+        assert_eq!(epoch_micros(UNIX_EPOCH - Duration::from_nanos(1)), -1);
+        assert_eq!(epoch_micros(UNIX_EPOCH - Duration::from_micros(2)), -2);
     }
 }

@@ -19,6 +19,7 @@ use crate::store::revocation::live_heirs_in;
 use crate::store::{
     KeyStore, KeyStoreAdmin, KeyStoreUpdate, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome,
 };
+use crate::time::whole_micros;
 use crate::usage::{
     KeyUsage, RotationEnd, UsageBatch, UsageCounts, UsageOutcome, UsageSink, UsageSinkError,
 };
@@ -446,16 +447,4 @@ fn revoked(record: &KeyRecord, at: SystemTime, by: Option<&ActorName>) -> KeyRec
         .clone()
         .with_revoked_at(Some(at))
         .with_revoked_by(by.cloned())
-}
-
-/// Truncates to whole microseconds, as PostgreSQL keeps times, so that an end set here
-/// reads back as the same time from every shipped store.
-fn whole_micros(time: SystemTime) -> SystemTime {
-    match time.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => {
-            std::time::UNIX_EPOCH
-                + std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000)
-        }
-        Err(_) => time,
-    }
 }

@@ -21,9 +21,7 @@ impl UsageBatchId {
         if getrandom::fill(&mut bytes).is_err() {
             use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
             static NEXT: AtomicU64 = AtomicU64::new(0);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let nanos = crate::time::epoch_nanos(std::time::SystemTime::now());
             bytes[..8].copy_from_slice(&nanos.to_le_bytes());
             bytes[8..].copy_from_slice(&NEXT.fetch_add(1, Relaxed).to_le_bytes());
         }

@@ -29,9 +29,7 @@ impl UsageDay {
 
     /// The day that contains `at`; days before 1970 are 1970-01-01.
     pub fn of(at: std::time::SystemTime) -> Self {
-        let secs = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = crate::time::epoch_secs(at);
         Self(u32::try_from(secs / 86_400).unwrap_or(u32::MAX))
     }
 

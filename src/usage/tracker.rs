@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use std::panic::AssertUnwindSafe;
 
@@ -412,7 +412,7 @@ impl UsageTracker {
             if latest > written || !counts.is_empty() {
                 // Taken only with the key's time, so that no address waits in a slot
                 // the batch leaves out.
-                let mut usage = KeyUsage::new(*id, UNIX_EPOCH + Duration::from_millis(latest))
+                let mut usage = KeyUsage::new(*id, crate::time::from_epoch_millis(latest))
                     .with_recent_ips(slot.take_ips());
                 for (day, n) in counts {
                     usage = usage.with_requests(day, n);
@@ -527,19 +527,14 @@ impl fmt::Debug for UsageTracker {
 
 /// Milliseconds since the Unix epoch, saturating below [`TOMBSTONE`]; 0 before 1970.
 fn to_millis(at: SystemTime) -> u64 {
-    // Seconds and sub-second millis separately: `as_millis` would go through u128.
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| {
-        d.as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(d.subsec_millis()))
-            .min(TOMBSTONE - 1)
-    })
+    crate::time::epoch_millis(at).min(TOMBSTONE - 1)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex as StdMutex;
     use std::sync::atomic::AtomicUsize;
+    use std::time::UNIX_EPOCH;
 
     use async_trait::async_trait;
 

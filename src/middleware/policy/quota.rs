@@ -1,10 +1,11 @@
 //! The quota: the key's [`Quota`](crate::record::Quota) per UTC day or month; used up, 429
-//! `quota_exceeded` until the period ends. Only reads the state: the verdict consumes
-//! it (see [`limiter`](crate::middleware::limiter)).
+//! `quota_exceeded` until the period ends. Only reads the state: the verdict charges
+//! it (see [`limits`]).
 
-use crate::middleware::policy::Check;
+use crate::middleware::policy::{Check, limits};
 use crate::middleware::rejection::RejectionKind;
 
+#[inline(always)]
 pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
     let Some(limit) = check.local_limits().1 else {
         return Ok(());
@@ -13,5 +14,5 @@ pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
     check
         .entry()
         .check_quota(limit, now)
-        .map_err(|retry_after| RejectionKind::QuotaExceeded { retry_after })
+        .map_err(limits::refusal)
 }

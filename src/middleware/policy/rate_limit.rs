@@ -1,10 +1,11 @@
 //! The rate limit: GCRA with the key's [`RateLimit`](crate::record::RateLimit); over it, 429
-//! `rate_limited`. Only reads the state: the verdict consumes it (see
-//! [`limiter`](crate::middleware::limiter)).
+//! `rate_limited`. Only reads the state: the verdict charges it (see
+//! [`limits`]).
 
-use crate::middleware::policy::Check;
+use crate::middleware::policy::{Check, limits};
 use crate::middleware::rejection::RejectionKind;
 
+#[inline(always)]
 pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
     let Some(limit) = check.local_limits().0 else {
         return Ok(());
@@ -13,5 +14,5 @@ pub(super) fn check(check: &mut Check<'_>) -> Result<(), RejectionKind> {
     check
         .entry()
         .check_rate(limit, now)
-        .map_err(|retry_after| RejectionKind::RateLimited { retry_after })
+        .map_err(limits::refusal)
 }

@@ -1,5 +1,6 @@
-//! The in-memory state of per-key rate limits and quotas (DESIGN §12), and the
-//! `RateLimit-Policy` / `RateLimit` headers that report it.
+//! One instance's state of per-key rate limits and quotas (DESIGN §12): the map of
+//! limited keys, and each key's GCRA and quota count, checked and committed with
+//! atomics.
 //!
 //! # The state
 //!
@@ -21,7 +22,7 @@
 //!
 //! The policies only *read* the state (address, then rate, then quota: a request refused
 //! for any of them consumes nothing). Once they pass (or only the scope check refused),
-//! [`Limiter::commit`] takes one quota unit, then moves the TAT; if a concurrent request
+//! [`Entry::commit`] takes one quota unit, then moves the TAT; if a concurrent request
 //! took the last rate slot in between, the quota unit is given back and the request is
 //! refused as rate limited. So a request consumes both or neither.
 //!
@@ -32,59 +33,44 @@
 //! entries equal to a fresh one (TAT in the past, quota counting an earlier period),
 //! are dropped, which changes no decision. So it is bounded by the limited keys used in
 //! the current quota period (or rate window), which are live keys.
-//!
-//! # The headers
-//!
-//! On every answer to a limited key after the limits were applied (accepted, refused
-//! for its scopes, or refused at a limit), in the syntax of
-//! draft-ietf-httpapi-ratelimit-headers:
-//!
-//! - `RateLimit-Policy: "rate";q=N;w=S, "quota";q=N;w=<seconds in the current period>`
-//! - `RateLimit: "rate";r=R;t=T, "quota";r=R;t=T`
-//!
-//! with an item only for the limits the key has. For the rate, `r` is how many requests
-//! would be admitted right now and `t` the seconds (rounded up) until one more would
-//! be; on a refusal `r` is 0 and `t` is the wait, the answer's `Retry-After`. For the
-//! quota, `r` is what is left of the period and `t` the seconds until the period ends
-//! (when the quota resets); a `quota_exceeded` answer's `Retry-After` is that `t`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use http::{HeaderMap, HeaderName, HeaderValue};
+use std::time::{Duration, SystemTime};
 
 use crate::key::KeyId;
+use crate::limits::backend::Exhausted;
+use crate::limits::calendar::Period;
+use crate::limits::headers::{Counted, Policies, PolicyCell, Seen};
 use crate::limits::lease_slot::LeaseSlot;
-use crate::limits::shared_limits::{Shared, batch_cap, secs as epoch_secs};
-use crate::middleware::rejection::RejectionKind;
 use crate::record::{Quota, QuotaPeriod, RateLimit};
+use crate::time::{NANOS_PER_SEC, ceil_secs, epoch_nanos, epoch_secs};
 
-/// `RateLimit-Policy`.
-pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit`.
-pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-
-const NANOS: u64 = 1_000_000_000;
-const DAY_SECS: u64 = 86_400;
 /// The map is not swept below this size: sweeping a small map would cost more than it
 /// frees.
 const MIN_SWEEP: usize = 1024;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// The limits' state of one layer, shared by all its clones.
-pub(crate) struct Limiter {
+/// The limits' state of one layer (or of every layer given one
+/// [`SharedLimits`](crate::limits::SharedLimits)), shared by all its clones.
+pub(crate) struct LocalLimits {
     entries: papaya::HashMap<KeyId, Arc<Entry>, Hasher>,
-    /// The `RateLimit-Policy` values in use, formatted once each, so that an accepted
-    /// request formats and allocates only its `RateLimit` value. Cleared when the
-    /// entries are swept, so that it stays as small as the set of limits in use.
-    policies: papaya::HashMap<PolicyKey, HeaderValue, Hasher>,
+    /// The `RateLimit-Policy` values in use.
+    policies: Policies,
     /// The size at which the next insertion sweeps.
     sweep_at: AtomicUsize,
-    /// Set when the layers share their limits with other instances
-    /// ([`SharedLimits`](crate::limits::SharedLimits)).
-    shared: Option<Arc<Shared>>,
+}
+
+/// One request to charge to a key's limits: the key, its entry, the limits that decide
+/// on this instance now (its own, or its local share of shared limits), its own limits
+/// (what a lease asks the backend for), and the request's time.
+pub(crate) struct Charge<'a> {
+    pub(crate) id: &'a KeyId,
+    pub(crate) entry: &'a Arc<Entry>,
+    pub(crate) local: (Option<RateLimit>, Option<Quota>),
+    pub(crate) own: (Option<RateLimit>, Option<Quota>),
+    pub(crate) now: SystemTime,
 }
 
 /// One key's state.
@@ -95,178 +81,18 @@ pub(crate) struct Entry {
     quota: AtomicU64,
     /// When the key stops working (seconds since the epoch): after that the entry can go.
     stops_at: u64,
-    /// This key's `RateLimit-Policy` value, first formatted or found: read without
-    /// hashing while the key's limits (and its quota's period length) stay the same.
-    policy: std::sync::OnceLock<(PolicyKey, HeaderValue)>,
+    /// This key's `RateLimit-Policy` value (see [`PolicyCell`]).
+    policy: PolicyCell,
     /// The leased tokens, when the limits are shared.
     pub(crate) lease: LeaseSlot,
 }
 
-/// What the limits of a key looked like when they were applied: what the headers say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Seen {
-    /// The `r` and `t` of the rate item, and of the quota item: small, because this
-    /// travels in every limited request's future.
-    rate: Option<(u32, u32)>,
-    quota: Option<(u32, u32)>,
-    /// `RateLimit-Policy`, shared from the limiter's cache (see [`Limiter::seen`]).
-    policy: HeaderValue,
-}
-
-/// [`Seen`] before its policy value is attached.
-#[derive(Debug)]
-pub(crate) struct Counted {
-    rate: Option<(RateLimit, u32, u64)>,
-    quota: Option<(Quota, u64, u32, u64)>,
-}
-
-impl Counted {
-    /// The state as a refusal by the shared limits reports it: nothing left of the limit
-    /// that ran out, until its `Retry-After`.
-    fn exhausted(mut self, kind: &RejectionKind) -> Self {
-        match kind {
-            RejectionKind::QuotaExceeded { retry_after } => {
-                if let Some(q) = &mut self.quota {
-                    q.2 = 0;
-                    q.3 = retry_after.as_secs();
-                }
-            }
-            RejectionKind::RateLimited { retry_after } => {
-                if let Some(r) = &mut self.rate {
-                    r.1 = 0;
-                    r.2 = retry_after.as_secs();
-                }
-            }
-            _ => {}
-        }
-        self
-    }
-}
-
-impl Limiter {
+impl LocalLimits {
     pub(crate) fn new() -> Self {
         Self {
             entries: papaya::HashMap::builder().hasher(Hasher::default()).build(),
-            policies: papaya::HashMap::builder().hasher(Hasher::default()).build(),
+            policies: Policies::new(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
-            shared: None,
-        }
-    }
-
-    /// A limiter whose decisions lease from `shared`'s backend.
-    pub(crate) fn shared(shared: Arc<Shared>) -> Self {
-        Self {
-            shared: Some(shared),
-            ..Self::new()
-        }
-    }
-
-    /// The limits that decide locally now: the key's own, or, while the shared limits'
-    /// backend fails, its local share (the limits divided by the instances the backend
-    /// last reported).
-    #[inline]
-    pub(crate) fn local_limits(
-        &self,
-        rate: Option<RateLimit>,
-        quota: Option<Quota>,
-    ) -> (Option<RateLimit>, Option<Quota>) {
-        match &self.shared {
-            Some(shared) if !shared.is_healthy() => local_share(rate, quota, shared.instances()),
-            _ => (rate, quota),
-        }
-    }
-
-    /// Consumes one request of `entry`'s limits (`limits` as
-    /// [`local_limits`](Self::local_limits) gave them, `own` the key's) and, when the
-    /// limits are shared, a leased token, or owes the request (see
-    /// [`SharedLimits`](crate::limits::SharedLimits)); the headers' state after.
-    #[inline]
-    pub(crate) fn consume(
-        &self,
-        id: &KeyId,
-        entry: &Arc<Entry>,
-        limits: (Option<RateLimit>, Option<Quota>),
-        own: (Option<RateLimit>, Option<Quota>),
-        now: SystemTime,
-    ) -> Result<Seen, (RejectionKind, Seen)> {
-        let (rate, quota) = limits;
-        let Some(shared) = &self.shared else {
-            // One instance: the fast path, with nothing else to do.
-            return match entry.commit(rate, quota, now) {
-                Ok(counted) => Ok(self.seen(entry, counted)),
-                Err((kind, counted)) => Err((kind, self.seen(entry, counted))),
-            };
-        };
-        self.consume_shared(shared, id, entry, limits, own, now)
-    }
-
-    /// [`consume`](Self::consume) when the limits are shared: kept out of line, so that
-    /// one instance's path stays as small as it was.
-    #[inline(never)]
-    fn consume_shared(
-        &self,
-        shared: &Shared,
-        id: &KeyId,
-        entry: &Arc<Entry>,
-        limits: (Option<RateLimit>, Option<Quota>),
-        own: (Option<RateLimit>, Option<Quota>),
-        now: SystemTime,
-    ) -> Result<Seen, (RejectionKind, Seen)> {
-        let (rate, quota) = limits;
-        let commit = |undo: &dyn Fn()| match entry.commit(rate, quota, now) {
-            Ok(counted) => Ok(self.seen(entry, counted)),
-            Err((kind, counted)) => {
-                undo();
-                Err((kind, self.seen(entry, counted)))
-            }
-        };
-        let ask = || shared.ask(id, entry, own.0, own.1);
-        if !shared.is_healthy() {
-            // The local share decides; the backend hears of it when it is back.
-            let admitted = commit(&|| {});
-            if admitted.is_ok() && entry.lease.owe() {
-                ask();
-            }
-            return admitted;
-        }
-        let now_secs = epoch_secs(now);
-        match entry.lease.take(now_secs) {
-            Ok(refill) => {
-                let admitted = commit(&|| entry.lease.untake());
-                if refill {
-                    ask();
-                }
-                admitted
-            }
-            Err(Some((kind, again, current))) => {
-                if again {
-                    ask();
-                }
-                if !current {
-                    shared.refused_awaiting_lease();
-                }
-                let counted = entry.peek(rate, quota, now).exhausted(&kind);
-                Err((kind, self.seen(entry, counted)))
-            }
-            // No token, and the backend did not say the limit ran out (the key is new
-            // here, or its refill is in flight): up to one batch is owed.
-            Err(None) => match entry.lease.owe_within(batch_cap(own.0, own.1)) {
-                Some(first) => {
-                    let admitted = commit(&|| entry.lease.unowe());
-                    if first {
-                        ask();
-                    }
-                    admitted
-                }
-                None => {
-                    shared.refused_awaiting_lease();
-                    let kind = RejectionKind::RateLimited {
-                        retry_after: Duration::from_secs(1),
-                    };
-                    let counted = entry.peek(rate, quota, now).exhausted(&kind);
-                    Err((kind, self.seen(entry, counted)))
-                }
-            },
         }
     }
 
@@ -277,51 +103,30 @@ impl Limiter {
             return Arc::clone(entry);
         }
         if entries.len() >= self.sweep_at.load(Ordering::Relaxed) {
-            let now = nanos(now);
+            let now = epoch_nanos(now);
             // An entry a request in flight still holds stays: removing it would let that
             // request commit into a copy no later request sees.
             entries.retain(|_, entry| !entry.is_stale(now) || Arc::strong_count(entry) > 1);
-            self.policies.pin().clear();
+            self.policies.clear();
             self.sweep_at
                 .store((entries.len() * 2).max(MIN_SWEEP), Ordering::Relaxed);
         }
-        let stops_at = secs(stops_at);
+        let stops_at = epoch_secs(stops_at);
         Arc::clone(entries.get_or_insert_with(*id, || {
             Arc::new(Entry {
                 tat: AtomicU64::new(0),
                 quota: AtomicU64::new(0),
                 stops_at,
-                policy: std::sync::OnceLock::new(),
+                policy: PolicyCell::new(),
                 lease: LeaseSlot::default(),
             })
         }))
     }
 
     /// `counted` with its `RateLimit-Policy` value, from the cache.
+    #[inline]
     pub(crate) fn seen(&self, entry: &Entry, counted: Counted) -> Seen {
-        let key: PolicyKey = (counted.rate.map(|r| r.0), counted.quota.map(|q| (q.0, q.1)));
-        let policy = match entry.policy.get() {
-            Some((cached, policy)) if *cached == key => policy.clone(),
-            _ => {
-                let policies = self.policies.pin();
-                let policy = match policies.get(&key) {
-                    Some(policy) => policy.clone(),
-                    None => policies
-                        .get_or_insert_with(key, || policy_value(&key))
-                        .clone(),
-                };
-                // The first set of limits the key is seen with stays cached in it.
-                let _ = entry.policy.set((key, policy.clone()));
-                policy
-            }
-        };
-        // `t` is at most a day (rate) or a month (quota): it fits.
-        let short = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
-        Seen {
-            rate: counted.rate.map(|(_, r, t)| (r, short(t))),
-            quota: counted.quota.map(|(_, _, r, t)| (r, short(t))),
-            policy,
-        }
+        self.policies.seen(&entry.policy, counted)
     }
 
     #[cfg(test)]
@@ -341,7 +146,7 @@ impl Entry {
     /// cannot be told apart, so a count of a past day whose number is the current
     /// month's is kept too, which only keeps an entry a little longer.
     fn is_stale(&self, now: u64) -> bool {
-        let ended = self.stops_at <= now / NANOS;
+        let ended = self.stops_at <= now / NANOS_PER_SEC;
         let rested = self.tat.load(Ordering::Relaxed) <= now;
         let (period, count) = unpack(self.quota.load(Ordering::Relaxed));
         let counting = count > 0
@@ -352,24 +157,29 @@ impl Entry {
         (ended || (rested && !counting)) && self.lease.is_settled()
     }
 
-    /// The rate check, reading only: `Err(wait)` if the request would be over the limit.
-    pub(crate) fn check_rate(&self, limit: RateLimit, now: SystemTime) -> Result<(), Duration> {
-        let now = nanos(now);
+    /// The rate check, reading only: `Err` with the wait if the request would be over
+    /// the limit.
+    pub(crate) fn check_rate(&self, limit: RateLimit, now: SystemTime) -> Result<(), Exhausted> {
+        let now = epoch_nanos(now);
         let (_, wait) = gcra(self.tat.load(Ordering::Acquire), limit, now);
         match wait {
             0 => Ok(()),
-            wait => Err(Duration::from_secs(ceil_secs(wait))),
+            wait => Err(Exhausted::Rate {
+                retry_after: Duration::from_secs(ceil_secs(wait)),
+            }),
         }
     }
 
-    /// The quota check, reading only: `Err(until the period ends)` if it is used up.
-    pub(crate) fn check_quota(&self, quota: Quota, now: SystemTime) -> Result<(), Duration> {
-        let now = nanos(now);
+    /// The quota check, reading only: `Err` until the period ends if it is used up.
+    pub(crate) fn check_quota(&self, quota: Quota, now: SystemTime) -> Result<(), Exhausted> {
+        let now = epoch_nanos(now);
         let period = Period::of(quota.per(), now);
         if self.count(period) < quota.requests() {
             Ok(())
         } else {
-            Err(Duration::from_secs(period.secs_left(now)))
+            Err(Exhausted::Quota {
+                retry_after: Duration::from_secs(period.secs_left(now)),
+            })
         }
     }
 
@@ -380,13 +190,14 @@ impl Entry {
 
     /// Consumes one request of each limit, or neither (see the module docs); the state
     /// after, for the headers.
+    #[inline]
     pub(crate) fn commit(
         &self,
         rate: Option<RateLimit>,
         quota: Option<Quota>,
         now: SystemTime,
-    ) -> Result<Counted, (RejectionKind, Counted)> {
-        let now = nanos(now);
+    ) -> Result<Counted, (Exhausted, Counted)> {
+        let now = epoch_nanos(now);
         let period = quota.map(|q| Period::of(q.per(), now));
         // The quota first: a unit can be given back exactly if the rate then refuses.
         let mut left = None;
@@ -400,7 +211,7 @@ impl Entry {
                         quota: Some(quota_seen(quota, period, 0, now)),
                     };
                     let retry_after = Duration::from_secs(period.secs_left(now));
-                    return Err((RejectionKind::QuotaExceeded { retry_after }, seen));
+                    return Err((Exhausted::Quota { retry_after }, seen));
                 }
             }
         }
@@ -431,7 +242,7 @@ impl Entry {
                     }),
                 };
                 let retry_after = Duration::from_secs(ceil_secs(wait));
-                return Err((RejectionKind::RateLimited { retry_after }, seen));
+                return Err((Exhausted::Rate { retry_after }, seen));
             }
             match self
                 .tat
@@ -455,7 +266,7 @@ impl Entry {
         quota: Option<Quota>,
         now: SystemTime,
     ) -> Counted {
-        let now = nanos(now);
+        let now = epoch_nanos(now);
         Counted {
             rate: rate.map(|limit| rate_seen(self.tat.load(Ordering::Acquire), limit, now)),
             quota: quota.map(|quota| {
@@ -499,125 +310,6 @@ impl Entry {
     }
 }
 
-impl Seen {
-    /// Writes `RateLimit-Policy` and `RateLimit` into `headers`.
-    pub(crate) fn write(&self, headers: &mut HeaderMap) {
-        let mut state = Buf::default();
-        if let Some((r, t)) = self.rate {
-            state.item("\"rate\";r=", u64::from(r), ";t=", u64::from(t));
-        }
-        if let Some((r, t)) = self.quota {
-            let name = if self.rate.is_some() {
-                ", \"quota\";r="
-            } else {
-                "\"quota\";r="
-            };
-            state.item(name, u64::from(r), ";t=", u64::from(t));
-        }
-        // Digits, quotes, letters and separators: always a valid header value.
-        if let Ok(state) = HeaderValue::from_bytes(state.as_bytes()) {
-            headers.insert(RATELIMIT_POLICY.clone(), self.policy.clone());
-            headers.insert(RATELIMIT.clone(), state);
-        }
-    }
-}
-
-/// What `RateLimit-Policy` depends on: the limits, and the length of the quota's
-/// current period.
-type PolicyKey = (Option<RateLimit>, Option<(Quota, u64)>);
-
-/// The `RateLimit-Policy` value of `key`.
-fn policy_value(key: &PolicyKey) -> HeaderValue {
-    let mut policy = Buf::default();
-    if let Some(limit) = key.0 {
-        policy.item(
-            "\"rate\";q=",
-            u64::from(limit.requests()),
-            ";w=",
-            u64::from(limit.per_secs()),
-        );
-    }
-    if let Some((quota, w)) = key.1 {
-        let name = if key.0.is_some() {
-            ", \"quota\";q="
-        } else {
-            "\"quota\";q="
-        };
-        policy.item(name, u64::from(quota.requests()), ";w=", w);
-    }
-    HeaderValue::from_bytes(policy.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// A header value being formatted on the stack, so that the only allocation is the
-/// value's own. 96 bytes hold the longest (two items of ten-digit numbers).
-struct Buf {
-    bytes: [u8; 96],
-    len: usize,
-}
-
-impl Default for Buf {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 96],
-            len: 0,
-        }
-    }
-}
-
-impl Buf {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// `<a><x><b><y>`: an item's name and two parameters. Written by hand rather than
-    /// with `core::fmt`, which cost most of a limited answer's instructions.
-    fn item(&mut self, a: &str, x: u64, b: &str, y: u64) {
-        self.text(a);
-        self.number(x);
-        self.text(b);
-        self.number(y);
-    }
-
-    fn text(&mut self, s: &str) {
-        self.bytes_in(s.as_bytes());
-    }
-
-    /// Appends `bytes`; what does not fit is dropped (nothing written here comes close).
-    fn bytes_in(&mut self, bytes: &[u8]) {
-        let end = (self.len + bytes.len()).min(self.bytes.len());
-        let n = end - self.len;
-        self.bytes[self.len..end].copy_from_slice(&bytes[..n]);
-        self.len = end;
-    }
-
-    fn number(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.bytes_in(&digits[i..]);
-    }
-}
-
-/// `rate` and `quota` divided among `instances` (each at least 1 request).
-#[cold]
-fn local_share(
-    rate: Option<RateLimit>,
-    quota: Option<Quota>,
-    instances: u32,
-) -> (Option<RateLimit>, Option<Quota>) {
-    (
-        rate.map(|r| RateLimit::new((r.requests() / instances).max(1), r.per_secs()).unwrap_or(r)),
-        quota.map(|q| Quota::new((q.requests() / instances).max(1), q.per()).unwrap_or(q)),
-    )
-}
-
 /// GCRA at `now` from `tat`: the TAT after admitting one request, and 0; or the wait
 /// (nanoseconds) until it would be admitted.
 fn gcra(tat: u64, limit: RateLimit, now: u64) -> (u64, u64) {
@@ -651,100 +343,6 @@ fn quota_seen(quota: Quota, period: Period, left: u32, now: u64) -> (Quota, u64,
     (quota, period.len_secs, left, period.secs_left(now))
 }
 
-/// The month last worked out: its first day (20 bits), the day after its last (20 bits)
-/// and its number (24 bits), packed so that one load reads them together; 0 for none.
-static MONTH: AtomicU64 = AtomicU64::new(0);
-
-/// A UTC day or month: its number and its bounds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Period {
-    pub(crate) index: u32,
-    /// The end, in seconds since the epoch.
-    end_secs: u64,
-    len_secs: u64,
-}
-
-impl Period {
-    pub(crate) fn of(per: QuotaPeriod, now: u64) -> Self {
-        let day = now / NANOS / DAY_SECS;
-        match per {
-            QuotaPeriod::Month => {
-                // The current month, cached: working it out from the day costs more
-                // than the rest of the quota's check.
-                let cached = MONTH.load(Ordering::Relaxed);
-                let (start, end, index) =
-                    (cached >> 44, (cached >> 24) & 0xF_FFFF, cached & 0xFF_FFFF);
-                if cached != 0 && (start..end).contains(&day) {
-                    return Self {
-                        index: index as u32,
-                        end_secs: end * DAY_SECS,
-                        len_secs: (end - start) * DAY_SECS,
-                    };
-                }
-                let (year, month) = year_month(day);
-                let start = days_from_civil(year, month);
-                let (next_year, next_month) = if month == 12 {
-                    (year + 1, 1)
-                } else {
-                    (year, month + 1)
-                };
-                let end = days_from_civil(next_year, next_month);
-                let index = month_index(day);
-                if end < 1 << 20 && index < 1 << 24 {
-                    MONTH.store((start << 44) | (end << 24) | index, Ordering::Relaxed);
-                }
-                Self {
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    end_secs: end * DAY_SECS,
-                    len_secs: (end - start) * DAY_SECS,
-                }
-            }
-            // A day, and any period added later, until it is taught its own bounds.
-            _ => Self {
-                index: u32::try_from(day).unwrap_or(u32::MAX),
-                end_secs: (day + 1) * DAY_SECS,
-                len_secs: DAY_SECS,
-            },
-        }
-    }
-
-    /// Seconds until the period ends, rounded up.
-    pub(crate) fn secs_left(&self, now: u64) -> u64 {
-        ceil_secs((self.end_secs * NANOS).saturating_sub(now))
-    }
-}
-
-/// `year * 12 + month - 1` of the UTC day `day` (days since 1970-01-01).
-fn month_index(day: u64) -> u64 {
-    let (year, month) = year_month(day);
-    year * 12 + month - 1
-}
-
-/// The civil year and month (1–12) of day `day` since 1970-01-01 (H. Hinnant's
-/// `civil_from_days`, for days after the epoch).
-fn year_month(day: u64) -> (u64, u64) {
-    let z = day + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month)
-}
-
-/// Days from 1970-01-01 to the first of `month` in `year` (Hinnant's `days_from_civil`).
-fn days_from_civil(year: u64, month: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let yoe = year - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).saturating_sub(719_468)
-}
-
 fn pack(period: u32, count: u32) -> u64 {
     (u64::from(period) << 32) | u64::from(count)
 }
@@ -753,24 +351,15 @@ fn unpack(packed: u64) -> (u32, u32) {
     ((packed >> 32) as u32, packed as u32)
 }
 
-pub(crate) fn nanos(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn secs(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-pub(crate) fn ceil_secs(nanos: u64) -> u64 {
-    nanos.div_ceil(NANOS)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use http::HeaderMap;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::limits::calendar::{DAY_SECS, days_from_civil};
 
     fn at(secs: u64, nanos: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos)
@@ -781,7 +370,7 @@ mod tests {
             tat: AtomicU64::new(0),
             quota: AtomicU64::new(0),
             stops_at: u64::MAX,
-            policy: std::sync::OnceLock::new(),
+            policy: PolicyCell::new(),
             lease: LeaseSlot::default(),
         }
     }
@@ -820,9 +409,16 @@ mod tests {
         let tat = e.tat.load(Ordering::Relaxed);
         assert_eq!(
             e.check_rate(rate, at(100, 500_000_000)),
-            Err(Duration::from_secs(3))
+            Err(Exhausted::Rate {
+                retry_after: Duration::from_secs(3)
+            })
         );
-        assert_eq!(e.check_rate(rate, at(102, 1)), Err(Duration::from_secs(1)));
+        assert_eq!(
+            e.check_rate(rate, at(102, 1)),
+            Err(Exhausted::Rate {
+                retry_after: Duration::from_secs(1)
+            })
+        );
         assert!(e.commit(Some(rate), None, at(102, 1)).is_err());
         assert_eq!(e.tat.load(Ordering::Relaxed), tat);
     }
@@ -839,7 +435,7 @@ mod tests {
         let (kind, seen) = e.commit(Some(rate), None, at(51, 0)).unwrap_err();
         assert_eq!(
             kind,
-            RejectionKind::RateLimited {
+            Exhausted::Rate {
                 retry_after: Duration::from_secs(1)
             }
         );
@@ -857,12 +453,14 @@ mod tests {
         }
         assert_eq!(
             e.check_quota(quota, at(day_end, 999_999_999)),
-            Err(Duration::from_secs(1))
+            Err(Exhausted::Quota {
+                retry_after: Duration::from_secs(1)
+            })
         );
         let (kind, seen) = e.commit(None, Some(quota), at(day_end, 0)).unwrap_err();
         assert_eq!(
             kind,
-            RejectionKind::QuotaExceeded {
+            Exhausted::Quota {
                 retry_after: Duration::from_secs(1)
             }
         );
@@ -899,7 +497,9 @@ mod tests {
             );
             assert_eq!(
                 e.check_quota(quota, at(end - 1, 0)),
-                Err(Duration::from_secs(1)),
+                Err(Exhausted::Quota {
+                    retry_after: Duration::from_secs(1)
+                }),
                 "{year}-{month}"
             );
             assert!(e.check_quota(quota, at(end, 0)).is_ok(), "{year}-{month}");
@@ -916,9 +516,12 @@ mod tests {
         e.commit(Some(rate), Some(quota), at(1000, 0)).unwrap();
         // As if a concurrent request had passed the read-only checks too.
         let (kind, seen) = e.commit(Some(rate), Some(quota), at(1000, 0)).unwrap_err();
-        assert!(matches!(kind, RejectionKind::RateLimited { .. }));
+        assert!(matches!(kind, Exhausted::Rate { .. }));
         assert_eq!(seen.quota.map(|q| q.2), Some(9));
-        assert_eq!(e.count(Period::of(QuotaPeriod::Day, nanos(at(1000, 0)))), 1);
+        assert_eq!(
+            e.count(Period::of(QuotaPeriod::Day, epoch_nanos(at(1000, 0)))),
+            1
+        );
     }
 
     #[test]
@@ -926,7 +529,7 @@ mod tests {
         let rate = RateLimit::new(100, 60).unwrap();
         let quota = Quota::new(1000, QuotaPeriod::Day).unwrap();
         let e = entry();
-        let limiter = Limiter::new();
+        let limiter = LocalLimits::new();
         let counted = e
             .commit(Some(rate), Some(quota), at(1_800_000_000, 0))
             .unwrap();
@@ -945,7 +548,7 @@ mod tests {
 
     #[test]
     fn the_map_sweeps_ended_and_rested_entries_when_it_has_doubled() {
-        let limiter = Limiter::new();
+        let limiter = LocalLimits::new();
         let now = at(1_800_000_000, 0);
         let rate = RateLimit::new(1, 1).unwrap();
         for i in 0..MIN_SWEEP {
@@ -973,7 +576,7 @@ mod tests {
             let rate = RateLimit::new(requests, per_secs).unwrap();
             let interval = rate.interval_nanos();
             let e = entry();
-            let mut now = 1_800_000_000 * NANOS;
+            let mut now = 1_800_000_000 * NANOS_PER_SEC;
             let mut admitted = Vec::new();
             for gap in gaps {
                 now += gap;
