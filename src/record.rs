@@ -27,6 +27,7 @@ mod limits;
 mod name_text;
 mod recent_ips;
 mod record_data;
+mod tenant_id;
 
 use std::fmt;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use recent_ips::{MAX_RECENT_IPS, RecentIps};
 pub use actor_name::{ActorName, ActorNameError, MAX_ACTOR_CHARS};
 pub(crate) use hidden_text::first_hidden;
 use name_text::{NameFault, check_name};
+pub use tenant_id::{MAX_TENANT_CHARS, TenantId, TenantIdError};
 
 /// The longest key name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;

@@ -10,7 +10,7 @@ use crate::error::BoxError;
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::page::{Page, PageCursor, PageError, PageLimit};
-use crate::record::ActorName;
+use crate::record::{ActorName, TenantId};
 
 /// What happened to a key.
 ///
@@ -232,7 +232,11 @@ impl NewEvent {
 
     /// The event as stored with `id`: for [`EventStore`] implementations.
     pub fn stored(self, id: EventId) -> KeyEvent {
-        KeyEvent { id, event: self }
+        KeyEvent {
+            id,
+            event: self,
+            tenant: None,
+        }
     }
 }
 
@@ -241,6 +245,7 @@ impl NewEvent {
 pub struct KeyEvent {
     id: EventId,
     event: NewEvent,
+    tenant: Option<TenantId>,
 }
 
 impl KeyEvent {
@@ -273,6 +278,20 @@ impl KeyEvent {
     pub fn detail(&self) -> &EventDetail {
         &self.event.detail
     }
+
+    /// The tenant of the event's key (DESIGN §14), as the store found it when it stored
+    /// the event; `None` for a key of the application itself.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
+    }
+
+    /// The event, of a key of `tenant`: for [`EventStore`] implementations, which set the
+    /// tenant of the event's key as they store it (so that every writer of events, the
+    /// request path's included, need not know it).
+    pub fn with_tenant(mut self, tenant: Option<TenantId>) -> Self {
+        self.tenant = tenant;
+        self
+    }
 }
 
 /// Which events to read: optionally one key's, `limit` of them, newest first, after a
@@ -280,6 +299,7 @@ impl KeyEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
     key_id: Option<KeyId>,
+    tenant: Option<TenantId>,
     limit: PageLimit,
     before: Option<EventId>,
 }
@@ -293,6 +313,13 @@ impl EventQuery {
     /// Only the events of `id`.
     pub fn key(mut self, id: KeyId) -> Self {
         self.key_id = Some(id);
+        self
+    }
+
+    /// Only the events of `tenant`'s keys (DESIGN §14). A manager acting for a tenant's
+    /// actor sets this from the actor, whatever was asked.
+    pub fn with_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
         self
     }
 
@@ -322,6 +349,11 @@ impl EventQuery {
         self.key_id.as_ref()
     }
 
+    /// The tenant whose events are asked for, if one.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
+    }
+
     /// The page size.
     pub fn limit(&self) -> PageLimit {
         self.limit
@@ -338,9 +370,14 @@ impl EventQuery {
         self.before
     }
 
-    /// Whether `event` is one this query asks for (its key, and before the cursor).
+    /// Whether `event` is one this query asks for (its key, its tenant, and before the
+    /// cursor).
     pub fn matches(&self, event: &KeyEvent) -> bool {
         self.key_id.is_none_or(|id| *event.key_id() == id)
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| event.tenant() == Some(t))
             && self.before.is_none_or(|before| event.id() < before)
     }
 

@@ -13,7 +13,7 @@ use crate::limits::shared_limits::SharedLimits;
 use crate::middleware::layer::ApiKeyV2Layer;
 use crate::page::Page;
 use crate::record::{
-    AllowedIps, KeyName, KeyNameError, KeyRecord, KeyState, Limits, Quota, RateLimit,
+    AllowedIps, KeyName, KeyNameError, KeyRecord, KeyState, Limits, Quota, RateLimit, TenantId,
 };
 use crate::scope::{ScopeError, Scopes};
 use crate::store::key_query::KeyQuery;
@@ -149,6 +149,7 @@ pub struct NewKey {
     scopes: Result<Scopes, ScopeError>,
     expiry: Option<Expiry>,
     limits: Limits,
+    tenant: Option<TenantId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +171,7 @@ impl NewKey {
             scopes: Scopes::new(scopes),
             expiry: None,
             limits: Limits::default(),
+            tenant: None,
         }
     }
 
@@ -180,6 +182,7 @@ impl NewKey {
             scopes: Ok(scopes),
             expiry: None,
             limits: Limits::default(),
+            tenant: None,
         }
     }
 
@@ -192,6 +195,16 @@ impl NewKey {
     /// Live for `lifetime` instead: more than zero and at most 365 days.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.expiry = Some(Expiry::After(lifetime));
+        self
+    }
+
+    /// Make the key one of `tenant`'s (DESIGN §14); rotation keeps it, and nothing
+    /// changes it afterwards. Without it the key belongs to the application itself.
+    ///
+    /// A manager [acting](KeyManager::acting_as) for a tenant's actor creates keys in
+    /// that actor's tenant, and refuses another one here.
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
         self
     }
 
@@ -370,6 +383,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let key = PlaintextKey::generate(&self.prefix);
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
             .with_created_by(actor.map(|a| a.name().clone()))
+            .with_tenant(new.tenant)
             .with_limits(new.limits);
         let events = self.audit(|| vec![change_events::created(&record)]);
         let stored = self.store.insert_with_events(&record, &events).await?;
@@ -587,6 +601,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         )
         .with_rotated_from(Some(*id))
         .with_created_by(actor.map(|a| a.name().clone()))
+        // The successor belongs to the same tenant: rotation never moves a key.
+        .with_tenant(old.tenant().cloned())
         // The successor answers to the same limits and addresses.
         .with_limits(old.limits().clone());
         let end = match plan {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::record_data::RecordData;
-use super::{KeyName, Limits};
+use super::{KeyName, Limits, TenantId};
 use crate::key::KeyId;
 use crate::scope::Scopes;
 
@@ -48,6 +48,12 @@ impl ApiKeyIdentity {
         &self.0.name
     }
 
+    /// The tenant the key belongs to (DESIGN §14): scope the caller's data by it. `None`
+    /// for a key of the application itself.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.0.tenant.as_ref()
+    }
+
     /// What the key may do.
     pub fn scopes(&self) -> &Scopes {
         &self.0.scopes
@@ -77,6 +83,7 @@ impl fmt::Debug for ApiKeyIdentity {
             .field("key_id", &self.0.id)
             .field("name", &self.0.name)
             .field("scopes", &self.0.scopes)
+            .field("tenant", &self.0.tenant)
             .field("expires_at", &self.0.expires_at)
             .field("ends_at", &self.0.ends_at)
             .finish()

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::record_data::RecordData;
 use super::{
     ActorName, AllowedIps, ApiKeyIdentity, KeyName, KeyState, Limits, Quota, RateLimit, RecentIps,
+    TenantId,
 };
 use crate::key::{KeyDigest, KeyId};
 use crate::scope::Scopes;
@@ -45,7 +46,8 @@ pub struct KeyRecord(Arc<RecordData>);
 
 impl KeyRecord {
     /// A record that is not revoked, has no scheduled end, was never used, is not a
-    /// rotation and was created by the application itself (no actor).
+    /// rotation, belongs to no tenant and was created by the application itself (no
+    /// actor).
     pub fn new(
         id: KeyId,
         name: KeyName,
@@ -58,6 +60,7 @@ impl KeyRecord {
             id,
             name,
             scopes,
+            tenant: None,
             digest,
             created_at,
             expires_at,
@@ -81,6 +84,12 @@ impl KeyRecord {
     /// Sets the key's name (a rename, [`KeyUpdate::name`](crate::store::KeyUpdate::name)).
     pub fn with_name(mut self, name: KeyName) -> Self {
         self.data_mut().name = name;
+        self
+    }
+
+    /// Sets the tenant the key belongs to (DESIGN §14); `None` for the application's own.
+    pub fn with_tenant(mut self, tenant: Option<TenantId>) -> Self {
+        self.data_mut().tenant = tenant;
         self
     }
 
@@ -203,6 +212,11 @@ impl KeyRecord {
         &self.0.scopes
     }
 
+    /// The tenant the key belongs to; `None` for a key of the application itself.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.0.tenant.as_ref()
+    }
+
     /// The SHA-256 digest of the key text, for the store to persist. Never log it.
     pub fn digest(&self) -> &KeyDigest {
         &self.0.digest
@@ -304,6 +318,7 @@ impl fmt::Debug for KeyRecord {
             .field("id", self.id())
             .field("name", self.name())
             .field("scopes", self.scopes())
+            .field("tenant", &self.tenant())
             .field("digest", self.digest())
             .field("created_at", &self.created_at())
             .field("expires_at", &self.expires_at())

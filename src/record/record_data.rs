@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{ActorName, KeyName, Limits, RecentIps};
+use super::{ActorName, KeyName, Limits, RecentIps, TenantId};
 use crate::key::{KeyDigest, KeyId};
 use crate::scope::Scopes;
 
@@ -14,6 +14,8 @@ pub(crate) struct RecordData {
     pub(crate) id: KeyId,
     pub(crate) name: KeyName,
     pub(crate) scopes: Scopes,
+    /// The customer organisation the key belongs to; none for the application's own.
+    pub(crate) tenant: Option<TenantId>,
     pub(crate) digest: KeyDigest,
     pub(crate) created_at: SystemTime,
     pub(crate) expires_at: SystemTime,

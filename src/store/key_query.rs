@@ -49,7 +49,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::key::KeyId;
 use crate::page::{Page, PageCursor, PageError, PageLimit};
-use crate::record::{KeyRecord, KeyState};
+use crate::record::{KeyRecord, KeyState, TenantId};
 use crate::scope::Scope;
 use crate::time::{epoch_micros, whole_micros};
 
@@ -414,6 +414,7 @@ pub struct KeyQuery {
     state: Option<KeyFilter>,
     search: Option<Search>,
     scope: Option<Scope>,
+    tenant: Option<TenantId>,
 }
 
 impl KeyQuery {
@@ -428,6 +429,7 @@ impl KeyQuery {
             state: None,
             search: None,
             scope: None,
+            tenant: None,
         }
     }
 
@@ -482,6 +484,13 @@ impl KeyQuery {
     /// `reports:*` grants `reports:read`).
     pub fn with_scope(mut self, scope: Scope) -> Self {
         self.scope = Some(scope);
+        self
+    }
+
+    /// Only `tenant`'s keys (DESIGN §14). A manager acting for a tenant's actor sets
+    /// this from the actor, whatever the query asked; a cursor never carries it.
+    pub fn with_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
         self
     }
 
@@ -555,6 +564,11 @@ impl KeyQuery {
         self.scope.as_ref()
     }
 
+    /// The tenant filter, if any: a store answers only keys of this tenant.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
+    }
+
     /// The scopes any of which grants the scope filter: the scope itself and each
     /// wildcard above it (`a:b:c` ← `a:b:*`, `a:*`). A store that can only match held
     /// scopes exactly (an array index) matches keys holding any of these.
@@ -571,10 +585,13 @@ impl KeyQuery {
         Some(grantors)
     }
 
-    /// Whether `record` passes the filters (state, search, scope), wherever it is in
-    /// the order.
+    /// Whether `record` passes the filters (tenant, state, search, scope), wherever it
+    /// is in the order.
     pub fn matches(&self, record: &KeyRecord) -> bool {
-        self.state.is_none_or(|s| s.matches(record, self.now))
+        self.tenant
+            .as_ref()
+            .is_none_or(|t| record.tenant() == Some(t))
+            && self.state.is_none_or(|s| s.matches(record, self.now))
             && self
                 .scope
                 .as_ref()

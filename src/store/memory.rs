@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::event::{KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
-use crate::record::{ActorName, KeyRecord, KeyState};
+use crate::record::{ActorName, KeyRecord, KeyState, TenantId};
 use crate::store::key_query::KeyQuery;
 use crate::store::revocation::live_heirs_in;
 use crate::store::{
@@ -88,6 +88,15 @@ impl InMemoryKeyStore {
             .writes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tenant of `id`'s key, which the events of the key carry.
+    fn tenant_of(&self, id: &KeyId) -> Option<TenantId> {
+        self.inner
+            .keys
+            .pin()
+            .get(id)
+            .and_then(|r| r.tenant().cloned())
     }
 
     /// Applies `update` to the record of `id`, returning the new record.
@@ -195,9 +204,10 @@ impl InMemoryKeyStore {
             })
             .collect::<Vec<_>>();
         let stored = match events {
-            Some(batch) if batch.wants_events() => {
-                self.inner.events.push_all(&batch.events_of(&first, &ended))
-            }
+            Some(batch) if batch.wants_events() => self
+                .inner
+                .events
+                .push_all(&batch.events_of(&first, &ended), |id| self.tenant_of(id)),
             _ => Vec::new(),
         };
         (first, ended, stored)
@@ -277,7 +287,7 @@ impl KeyStoreAdmin for InMemoryKeyStore {
     ) -> Result<Vec<KeyEvent>, StoreError> {
         let _write = self.write_lock();
         self.insert_locked(record)?;
-        Ok(self.inner.events.push_all(events))
+        Ok(self.inner.events.push_all(events, |id| self.tenant_of(id)))
     }
 
     async fn rotate_with_events(
@@ -290,7 +300,9 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         let _write = self.write_lock();
         let outcome = self.rotate_locked(old, new, end)?;
         let stored = match outcome {
-            RotateOutcome::Rotated(_) => self.inner.events.push_all(events),
+            RotateOutcome::Rotated(_) => {
+                self.inner.events.push_all(events, |id| self.tenant_of(id))
+            }
             _ => Vec::new(),
         };
         Ok((outcome, stored))
@@ -333,7 +345,7 @@ impl KeyStoreAdmin for InMemoryKeyStore {
         let stored = self
             .inner
             .events
-            .push_all(events.iter().chain(&heir_events));
+            .push_all(events.iter().chain(&heir_events), |id| self.tenant_of(id));
         Ok(Some(
             Revocation::first(record)
                 .with_heirs(heirs)
@@ -365,7 +377,10 @@ impl KeyStoreUpdate for InMemoryKeyStore {
         let Some(record) = self.update_record(id, |r| update.apply_to(r)) else {
             return Ok(None);
         };
-        Ok(Some((record, self.inner.events.push_all(events))))
+        Ok(Some((
+            record,
+            self.inner.events.push_all(events, |id| self.tenant_of(id)),
+        )))
     }
 }
 

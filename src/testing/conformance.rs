@@ -30,6 +30,7 @@ use crate::error::StoreError;
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::record::{
     ActorName, AllowedIps, KeyName, KeyRecord, KeyState, Quota, QuotaPeriod, RateLimit, RecentIps,
+    TenantId,
 };
 use crate::scope::Scopes;
 use crate::store::{KeyStoreAdmin, OldKeyEnd, RotateOutcome};
@@ -39,7 +40,7 @@ pub use heirs::{
     revoke_with_heirs_revokes_live_self_minted_heirs, revoking_an_ended_key_spares_its_heirs,
 };
 pub use paging::{
-    list_page_filters_by_scope, list_page_filters_by_state,
+    list_page_filters_by_scope, list_page_filters_by_state, list_page_filters_by_tenant,
     list_page_is_stable_while_keys_are_created, list_page_searches_names_and_ids,
     list_page_visits_every_key_once_in_each_sort,
 };
@@ -76,6 +77,12 @@ pub fn assert_same_record(actual: &KeyRecord, expected: &KeyRecord) {
         actual.scopes(),
         expected.scopes(),
         "scopes of {}",
+        expected.id()
+    );
+    assert_eq!(
+        actual.tenant(),
+        expected.tenant(),
+        "tenant of {}",
         expected.id()
     );
     assert!(
@@ -197,6 +204,10 @@ pub async fn insert_round_trips_every_field<S: KeyStoreAdmin>(store: S) {
         .with_revoked_at(Some(t(30)))
         .with_created_by(Some(ActorName::of_key(first.id())))
         .with_revoked_by(Some(actor("Zoë Ünal <zoe@example.com>")))
+        // A tenant of the longest length and every kind of character (DESIGN §14).
+        .with_tenant(Some(
+            TenantId::new(&format!("org:Acme_2.eu-{}", "x".repeat(49))).expect("valid"),
+        ))
         // Per-key limits (DESIGN §12), the largest counts included.
         .with_rate_limit(Some(RateLimit::new(u32::MAX, 86_400).expect("valid")))
         .with_quota(Some(Quota::new(10_000, QuotaPeriod::Month).expect("valid")))
@@ -715,6 +726,7 @@ macro_rules! store_conformance_tests {
             list_page_filters_by_state,
             list_page_searches_names_and_ids,
             list_page_filters_by_scope,
+            list_page_filters_by_tenant,
             list_page_is_stable_while_keys_are_created,
         );
     };

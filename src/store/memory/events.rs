@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use crate::event::{EXPIRING_DAYS, EventId, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
 use crate::key::KeyId;
 use crate::page::Page;
+use crate::record::TenantId;
 use crate::store::memory::InMemoryKeyStore;
 
 /// The most recent events kept for all keys together.
@@ -43,14 +44,16 @@ impl Events {
     /// Stores `events` in order, under one lock. The store's key changes call this
     /// while they hold the write lock, so that a change and its events are made in
     /// one step that no await point, and so no cancelled caller, can split.
+    /// `tenant_of` reads the tenant of an event's key, which each stored event carries.
     pub(super) fn push_all<'a>(
         &self,
         events: impl IntoIterator<Item = &'a NewEvent>,
+        tenant_of: impl Fn(&KeyId) -> Option<TenantId>,
     ) -> Vec<KeyEvent> {
         let mut ring = self.ring();
         events
             .into_iter()
-            .filter_map(|event| ring.push(event))
+            .filter_map(|event| ring.push(event, tenant_of(event.key_id())))
             .collect()
     }
 }
@@ -58,7 +61,7 @@ impl Events {
 impl Ring {
     /// Stores `event` with the next id; `None` for an `expiring` threshold already
     /// stored for its key.
-    fn push(&mut self, event: &NewEvent) -> Option<KeyEvent> {
+    fn push(&mut self, event: &NewEvent, tenant: Option<TenantId>) -> Option<KeyEvent> {
         if event.kind() == EventType::Expiring {
             let bit = event
                 .detail()
@@ -72,7 +75,10 @@ impl Ring {
             *fired |= bit;
         }
         self.next += 1;
-        let stored = event.clone().stored(EventId::new(self.next));
+        let stored = event
+            .clone()
+            .stored(EventId::new(self.next))
+            .with_tenant(tenant);
         if self.all.len() == MAX_EVENTS {
             self.all.pop_front();
         }
@@ -91,7 +97,8 @@ impl EventStore for InMemoryKeyStore {
     /// Keeps the 100 000 most recent events, and for each key its
     /// 256 most recent ones, whichever holds longer.
     async fn record_event(&self, event: &NewEvent) -> Result<Option<KeyEvent>, StoreError> {
-        Ok(self.inner.events.ring().push(event))
+        let tenant = self.tenant_of(event.key_id());
+        Ok(self.inner.events.ring().push(event, tenant))
     }
 
     /// Under the write lock as well, so that a page never shows a key change's events

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::event::{EventDetail, EventQuery, EventStore, EventType, KeyEvent, NewEvent};
 use crate::key::{KeyId, KeyPrefix, PlaintextKey};
 use crate::page::PageLimit;
-use crate::record::ActorName;
+use crate::record::{ActorName, TenantId};
 use crate::store::{KeyStoreAdmin, KeyStoreUpdate};
+use crate::testing::conformance::sample_record;
 use crate::usage::{KeyUsage, UsageBatch, UsageBatchId, UsageSink};
 
 fn t(secs: u64) -> SystemTime {
@@ -373,6 +374,74 @@ pub async fn usage_writes_store_their_events_with_them<
     );
 }
 
+/// Each stored event carries the tenant of its key, whoever wrote it (a management
+/// change or the request path), and a tenant filter answers that tenant's events only,
+/// never another's or the application's own (DESIGN §14).
+pub async fn events_carry_their_keys_tenant<S: EventStore + KeyStoreAdmin>(store: S) {
+    let tenant = |id: &str| TenantId::new(id).expect("a tenant id");
+    let acme = sample_record("acme", &[], 0).with_tenant(Some(tenant("acme")));
+    let globex = sample_record("globex", &[], 1).with_tenant(Some(tenant("globex")));
+    let own = sample_record("own", &[], 2);
+    for record in [&acme, &globex, &own] {
+        let created = NewEvent::new(EventType::Created, *record.id(), record.created_at());
+        let stored = store
+            .insert_with_events(record, &[created])
+            .await
+            .expect("insert_with_events");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            stored[0].tenant(),
+            record.tenant(),
+            "as stored with the key"
+        );
+    }
+    // The request path knows only the key's id.
+    let used = store
+        .record_event(&NewEvent::new(EventType::FirstUsed, *acme.id(), t(3)))
+        .await
+        .expect("record_event")
+        .expect("stored");
+    assert_eq!(
+        used.tenant(),
+        Some(&tenant("acme")),
+        "the key's tenant, looked up"
+    );
+    let of = |query: EventQuery| {
+        let store = &store;
+        async move {
+            all(store, query)
+                .await
+                .iter()
+                .map(|e| (*e.key_id(), e.tenant().cloned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        of(EventQuery::new().with_tenant(tenant("acme"))).await,
+        vec![(*acme.id(), Some(tenant("acme"))); 2],
+        "acme's two events, and nothing else"
+    );
+    assert_eq!(
+        of(EventQuery::new()
+            .with_tenant(tenant("acme"))
+            .key(*globex.id()))
+        .await,
+        [],
+        "another tenant's key, under a tenant filter: nothing"
+    );
+    assert_eq!(
+        of(EventQuery::new().with_tenant(tenant("initech"))).await,
+        []
+    );
+    let everything = of(EventQuery::new()).await;
+    assert_eq!(
+        everything.len(),
+        4,
+        "no filter: every tenant's, and the application's"
+    );
+    assert!(everything.contains(&(*own.id(), None)));
+}
+
 /// Expands to one `#[tokio::test]` per event-store check, each on a fresh store made by
 /// the given `async` expression: a store that is also a [`UsageSink`] and a
 /// [`KeyStoreAdmin`], as both shipped stores are.
@@ -389,6 +458,7 @@ macro_rules! event_store_conformance_tests {
             prune_deletes_only_older_events,
             changes_store_their_events_with_them,
             usage_writes_store_their_events_with_them,
+            events_carry_their_keys_tenant,
         );
     };
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{sample_record, t};
 use crate::key::KeyId;
 use crate::page::PageLimit;
-use crate::record::{KeyName, KeyRecord};
+use crate::record::{KeyName, KeyRecord, TenantId};
 use crate::scope::Scope;
 use crate::store::KeyStoreAdmin;
 use crate::store::key_query::{KeyFilter, KeyQuery, KeySort};
@@ -281,6 +281,52 @@ pub async fn list_page_filters_by_scope<S: KeyStoreAdmin>(store: S) {
             })
             .collect();
         assert_eq!(got, want, "scope={scope}");
+    }
+}
+
+/// A tenant filter answers that tenant's keys only: never another tenant's, never the
+/// application's own (no tenant), and nothing for a tenant with no keys (DESIGN §14).
+pub async fn list_page_filters_by_tenant<S: KeyStoreAdmin>(store: S) {
+    let tenant = |id: &str| TenantId::new(id).expect("a tenant id");
+    let records = [
+        sample_record("acme-1", &["reports:read"], 0).with_tenant(Some(tenant("acme"))),
+        sample_record("globex", &["reports:read"], 10).with_tenant(Some(tenant("globex"))),
+        sample_record("own", &["reports:read"], 20),
+        sample_record("acme-2", &[], 30).with_tenant(Some(tenant("acme"))),
+        // Ids compare as written: another tenant, not acme's.
+        sample_record("Acme", &[], 40).with_tenant(Some(tenant("Acme"))),
+    ];
+    insert_all(&store, &records).await;
+    for (filter, want) in [
+        ("acme", &["acme-2", "acme-1"][..]),
+        ("globex", &["globex"]),
+        ("Acme", &["Acme"]),
+        ("initech", &[]),
+    ] {
+        let base = KeyQuery::new(t(0)).with_tenant(tenant(filter));
+        for query in [
+            base.clone(),
+            base.clone().with_state(KeyFilter::Active),
+            base.clone().with_search("a").expect("a search"),
+        ] {
+            let got: Vec<String> = every_page(&store, &query, 1)
+                .await
+                .iter()
+                .map(|id| {
+                    let record = records.iter().find(|r| r.id() == id).expect("inserted");
+                    record.name().to_string()
+                })
+                .collect();
+            let want: Vec<&str> = want
+                .iter()
+                .copied()
+                .filter(|name| {
+                    let record = records.iter().find(|r| r.name().as_str() == *name);
+                    query.matches(record.expect("listed"))
+                })
+                .collect();
+            assert_eq!(got, want, "tenant={filter}, query={query:?}");
+        }
     }
 }
 
