@@ -56,6 +56,7 @@ mod update;
 mod usage;
 
 pub use acting_as::ActingAs;
+pub use actor::Tenancy;
 pub use catalogue::{
     CatalogueEntry, CatalogueError, MAX_CATALOGUE_SCOPES, MAX_DESCRIPTION_CHARS, ScopeCatalogue,
 };

@@ -42,7 +42,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::manager::{ScopeCatalogue, Tenancy};
 use tower_apikey::{Actor, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, Scopes};
 use tower_apikey_admin::AdminRouter;
 
@@ -79,7 +79,7 @@ pub fn build(store: InMemoryKeyStore) -> App {
         let password = new_password();
         let may_grant = Scopes::new(may_grant).expect("valid scopes");
         let person = Person {
-            actor: Actor::person(email, may_grant).expect("a valid name"),
+            actor: Actor::person(email, may_grant, Tenancy::Operator).expect("a valid name"),
             password_digest: Sha256::digest(password.as_bytes()).into(),
         };
         people.insert(email.to_owned(), person);

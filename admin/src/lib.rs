@@ -260,13 +260,13 @@
 //!
 //! ```
 //! use axum::{Router, extract::Request, middleware::{self, Next}, response::Response};
-//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes};
+//! use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, Scopes, manager::Tenancy};
 //! use tower_apikey_admin::AdminRouter;
 //!
 //! /// Stands in for the application's login: who is signed in, and what they may grant.
 //! async fn signed_in(mut request: Request, next: Next) -> Response {
 //!     let may_grant = Scopes::new(["reports:read"]).expect("valid scopes");
-//!     let alice = Actor::person("alice@example.com", may_grant).expect("a valid name");
+//!     let alice = Actor::person("alice@example.com", may_grant, Tenancy::Operator).expect("a valid name");
 //!     request.extensions_mut().insert(alice);
 //!     next.run(request).await
 //! }

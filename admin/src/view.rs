@@ -252,6 +252,7 @@ mod tests {
     use tower_apikey::KeyId;
     use tower_apikey::Scopes;
     use tower_apikey::key::KeyDigest;
+    use tower_apikey::manager::Tenancy;
     use tower_apikey::record::KeyName;
 
     fn record() -> KeyRecord {
@@ -329,8 +330,12 @@ mod tests {
             ("admin:keys", "Manage keys"),
         ])
         .unwrap();
-        let actor =
-            Actor::person("alice@example.com", Scopes::new(["reports:*"]).unwrap()).unwrap();
+        let actor = Actor::person(
+            "alice@example.com",
+            Scopes::new(["reports:*"]).unwrap(),
+            Tenancy::Operator,
+        )
+        .unwrap();
         let json = serde_json::to_value(ScopesView::new(Some(&catalogue), &actor)).unwrap();
         assert_eq!(
             json,

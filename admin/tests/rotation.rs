@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_apikey::event::EventLog;
+use tower_apikey::manager::Tenancy;
 use tower_apikey::testing::ManualClock;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{Actor, Clock, InMemoryKeyStore, KeyManager, NewKey, Scopes};
@@ -380,7 +381,12 @@ async fn a_second_self_rotation_is_409_while_the_first_successor_lives() {
 
 /// Stands in for the application's login: everyone is signed in as alice.
 async fn signed_in_as_alice(mut request: Request, next: Next) -> Response {
-    let alice = Actor::person("alice@example.com", Scopes::new(["admin:keys"]).unwrap()).unwrap();
+    let alice = Actor::person(
+        "alice@example.com",
+        Scopes::new(["admin:keys"]).unwrap(),
+        Tenancy::Operator,
+    )
+    .unwrap();
     request.extensions_mut().insert(alice);
     next.run(request).await
 }

@@ -199,6 +199,7 @@ async fn the_managers_events_name_the_actor_and_the_other_key() {
     let admin = tower_apikey::Actor::person(
         "alice@example.com",
         tower_apikey::Scopes::new(["reports:*"]).unwrap(),
+        tower_apikey::manager::Tenancy::Operator,
     )
     .unwrap();
     let old = manager

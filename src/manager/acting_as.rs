@@ -3,10 +3,16 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::actor::Tenancy;
 use super::old_key_plan::OldKeyPlan;
 use super::{Actor, CreatedKey, KeyManager, ManagerError, NewKey};
+use crate::event::{EventQuery, KeyEvent};
 use crate::key::KeyId;
+use crate::page::Page;
+use crate::record::{KeyRecord, TenantId};
+use crate::store::key_query::KeyQuery;
 use crate::store::{KeyStoreAdmin, Revocation};
+use crate::usage::UsageDay;
 
 /// A [`KeyManager`] acting for an [`Actor`]; made by [`KeyManager::acting_as`].
 ///
@@ -23,6 +29,16 @@ use crate::store::{KeyStoreAdmin, Revocation};
 /// actor with a rate limit, a quota or an allowlist (an admin key that has them; a
 /// person has none) passes each on as a bound. A restricted actor may therefore not
 /// rotate or change a key that is looser than itself without bringing it within.
+///
+/// # Tenants
+///
+/// It sees only what the actor's [`Tenancy`] sees (DESIGN §14), in every method, reads
+/// included: for an actor of tenant T, a key of another tenant (or of none) is
+/// [`ManagerError::NotFound`], exactly as an unknown id, and nothing changes;
+/// [`list_page`](Self::list_page) and [`events`](Self::events) answer T's rows only,
+/// whatever the query asked; [`create`](Self::create) makes keys in T, and refuses a
+/// [`NewKey::tenant`] naming another ([`ManagerError::OtherTenant`]). An operator sees
+/// every tenant.
 ///
 /// Everything else is as the [`KeyManager`] method of the same name does it.
 pub struct ActingAs<'a, S> {
@@ -85,6 +101,77 @@ impl<'a, S: KeyStoreAdmin> ActingAs<'a, S> {
     pub async fn revoke(&self, id: &KeyId) -> Result<Revocation, ManagerError> {
         self.manager.revoke_as(id, Some(self.actor)).await
     }
+
+    /// One key's record, as [`KeyManager::get`], if the actor sees it.
+    pub async fn get(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
+        self.manager.get_as(id, Some(self.actor)).await
+    }
+
+    /// The keys revoking `id` would revoke with it, as [`KeyManager::heirs`], if the
+    /// actor sees it.
+    pub async fn heirs(&self, id: &KeyId) -> Result<Vec<KeyRecord>, ManagerError> {
+        self.manager.heirs_as(id, Some(self.actor)).await
+    }
+
+    /// A page of keys, as [`KeyManager::list_page`], of the actor's tenant only: the
+    /// tenant filter comes from the actor, never from the query. A query filtering by
+    /// another tenant answers an empty page.
+    pub async fn list_page(&self, query: KeyQuery) -> Result<Page<KeyRecord>, ManagerError> {
+        match self.scoped(query.tenant()) {
+            Scoped::Nothing => Ok(Page::new(Vec::new(), None)),
+            Scoped::Any => self.manager.list_page(query).await,
+            Scoped::Only(tenant) => self.manager.list_page(query.with_tenant(tenant)).await,
+        }
+    }
+
+    /// A page of the audit trail, of the actor's tenant's keys only, scoped as
+    /// [`list_page`](Self::list_page); an empty page where the manager keeps no event
+    /// log. A query of one key the actor does not see answers
+    /// [`ManagerError::NotFound`], as [`get`](Self::get) does.
+    pub async fn events(&self, query: EventQuery) -> Result<Page<KeyEvent>, ManagerError> {
+        if let Some(id) = query.key_id() {
+            self.get(id).await?;
+        }
+        let query = match self.scoped(query.tenant()) {
+            Scoped::Nothing => return Ok(Page::new(Vec::new(), None)),
+            Scoped::Any => query,
+            Scoped::Only(tenant) => query.with_tenant(tenant),
+        };
+        match self.manager.events() {
+            Some(log) => Ok(log.events(&query).await?),
+            None => Ok(Page::new(Vec::new(), None)),
+        }
+    }
+
+    /// A key's requests per UTC day, as [`KeyManager::daily_requests`], if the actor
+    /// sees it.
+    pub async fn daily_requests(
+        &self,
+        id: &KeyId,
+        days: u32,
+    ) -> Result<Vec<(UsageDay, u64)>, ManagerError> {
+        self.get(id).await?;
+        Ok(self.manager.daily_requests(id, days).await?)
+    }
+
+    /// What a read filtered by `asked` (a tenant, or none) may show this actor.
+    fn scoped(&self, asked: Option<&TenantId>) -> Scoped {
+        match (self.actor.tenancy(), asked) {
+            (Tenancy::Operator, _) => Scoped::Any,
+            (Tenancy::Tenant(own), Some(asked)) if asked != own => Scoped::Nothing,
+            (Tenancy::Tenant(own), _) => Scoped::Only(own.clone()),
+        }
+    }
+}
+
+/// What a read may show an actor.
+enum Scoped {
+    /// Whatever the query asks: an operator.
+    Any,
+    /// Only this tenant's rows: the actor's own tenant.
+    Only(TenantId),
+    /// Nothing: a tenant's actor asked for another tenant's rows.
+    Nothing,
 }
 
 impl<S: KeyStoreAdmin> KeyManager<S> {
@@ -94,10 +181,11 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     ///
     /// ```
     /// use tower_apikey::{Actor, InMemoryKeyStore, KeyManager, ManagerError, NewKey, Scopes};
+    /// use tower_apikey::manager::Tenancy;
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let manager = KeyManager::new(InMemoryKeyStore::new());
-    /// let alice = Actor::person("alice@example.com", Scopes::new(["reports:read"])?)?;
+    /// let alice = Actor::person("alice@example.com", Scopes::new(["reports:read"])?, Tenancy::Operator)?;
     /// let as_alice = manager.acting_as(&alice);
     ///
     /// let made = as_alice.create(NewKey::new("export", ["reports:read"])).await?;

@@ -81,7 +81,8 @@ pub enum ManagerError {
     /// keys: otherwise a leaked copy could rotate, rotate the heir, and so on, each
     /// heir outliving the revocation of the one before.
     #[error(
-        "key {0} replaced key {1}, which still works; revoke {1} (or let it end) before          key {0} rotates itself again"
+        "key {0} replaced key {1}, which still works; revoke {1} (or let it end) before \
+         key {0} rotates itself again"
     )]
     PredecessorActive(KeyId, KeyId),
     /// The catalogue does not declare these scopes, so no key may be created with them.
@@ -132,6 +133,19 @@ pub enum ManagerError {
     /// actor has, or has a looser one. [`Loosened`] names each.
     #[error("{0}")]
     CannotLoosen(Loosened),
+    /// An actor of one tenant asked for a key in another (DESIGN §14): an actor creates
+    /// keys only in its own tenant. Leave the tenant out, and the key is made in the
+    /// actor's.
+    #[error(
+        "the actor belongs to tenant {actor} and may not create a key in tenant {asked}; \
+         leave the tenant out to create the key in {actor}"
+    )]
+    OtherTenant {
+        /// The actor's tenant.
+        actor: TenantId,
+        /// The tenant asked for.
+        asked: TenantId,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -358,6 +372,18 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
                 return Err(ManagerError::UndeclaredScopes(undeclared));
             }
         }
+        // An actor's keys are its tenant's: made there when no tenant is asked for, and
+        // refused in another. An operator (or the application) makes what it asks.
+        let tenant = match (actor.and_then(|a| a.tenancy().tenant()), new.tenant) {
+            (Some(own), None) => Some(own.clone()),
+            (Some(own), Some(asked)) if asked != *own => {
+                return Err(ManagerError::OtherTenant {
+                    actor: own.clone(),
+                    asked,
+                });
+            }
+            (_, asked) => asked,
+        };
         if let Some(actor) = actor {
             let beyond = actor.may_grant().missing_set(&scopes);
             if !beyond.is_empty() {
@@ -383,7 +409,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         let key = PlaintextKey::generate(&self.prefix);
         let record = KeyRecord::new(*key.id(), name, scopes, key.digest(), now, expires_at)
             .with_created_by(actor.map(|a| a.name().clone()))
-            .with_tenant(new.tenant)
+            .with_tenant(tenant)
             .with_limits(new.limits);
         let events = self.audit(|| vec![change_events::created(&record)]);
         let stored = self.store.insert_with_events(&record, &events).await?;
@@ -399,7 +425,23 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
 
     /// One key's record.
     pub async fn get(&self, id: &KeyId) -> Result<KeyRecord, ManagerError> {
-        self.store.get(id).await?.ok_or(ManagerError::NotFound(*id))
+        self.get_as(id, None).await
+    }
+
+    /// One key's record, as `actor` may see it: another tenant's key is
+    /// [`ManagerError::NotFound`], exactly as an unknown id (DESIGN §14). Every call that
+    /// acts for an actor on a key by its id reads the key through here first, and a
+    /// key's tenant never changes, so the answer still holds when the call's change
+    /// lands.
+    pub(crate) async fn get_as(
+        &self,
+        id: &KeyId,
+        actor: Option<&Actor>,
+    ) -> Result<KeyRecord, ManagerError> {
+        match self.store.get(id).await? {
+            Some(record) if actor.is_none_or(|a| a.tenancy().sees(&record)) => Ok(record),
+            _ => Err(ManagerError::NotFound(*id)),
+        }
     }
 
     /// Every key, newest first.
@@ -461,8 +503,16 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
     /// still works (see [`revoke`](Self::revoke)), oldest first; none if it no longer
     /// works.
     pub async fn heirs(&self, id: &KeyId) -> Result<Vec<KeyRecord>, ManagerError> {
+        self.heirs_as(id, None).await
+    }
+
+    pub(crate) async fn heirs_as(
+        &self,
+        id: &KeyId,
+        actor: Option<&Actor>,
+    ) -> Result<Vec<KeyRecord>, ManagerError> {
         let now = self.clock.now();
-        let key = self.get(id).await?;
+        let key = self.get_as(id, actor).await?;
         if key.state_at(now) != KeyState::Active {
             return Ok(Vec::new());
         }
@@ -477,8 +527,8 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         if let Some(actor) = actor {
             // A key's scopes never change, and its heirs hold the same ones (rotation
             // copies them), so checking them before the revocation holds for the
-            // revocation and its heirs too.
-            let target = self.get(id).await?;
+            // revocation and its heirs too. Its heirs are of its tenant.
+            let target = self.get_as(id, Some(actor)).await?;
             let beyond = actor.may_grant().missing_set(target.scopes());
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotRevoke(*id, beyond));
@@ -573,7 +623,7 @@ impl<S: KeyStoreAdmin> KeyManager<S> {
         if let OldKeyPlan::UntilFirstUse(grace) = plan {
             self.check_until_first_use(id, grace)?;
         }
-        let old = self.get(id).await?;
+        let old = self.get_as(id, actor).await?;
         if let Some(actor) = actor {
             let beyond = actor.may_grant().missing_set(old.scopes());
             if !beyond.is_empty() {
@@ -792,7 +842,7 @@ fn successor_lifetime(old: &KeyRecord) -> Duration {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::manager::NewKey;
+    use crate::manager::{NewKey, Tenancy};
     use crate::store::memory::InMemoryKeyStore;
 
     fn scopes(list: &[&str]) -> Scopes {
@@ -800,7 +850,7 @@ mod tests {
     }
 
     fn person(may_grant: &[&str]) -> Actor {
-        Actor::person("alice@example.com", scopes(may_grant)).unwrap()
+        Actor::person("alice@example.com", scopes(may_grant), Tenancy::Operator).unwrap()
     }
 
     #[tokio::test]
@@ -880,8 +930,12 @@ mod tests {
         assert_eq!(manager.list().await.unwrap().len(), 1, "nothing rotated");
         assert!(manager.get(&id).await.unwrap().revoked_at().is_none());
 
-        let billing =
-            Actor::person("bob@example.com", scopes(&["billing:*", "reports:read"])).unwrap();
+        let billing = Actor::person(
+            "bob@example.com",
+            scopes(&["billing:*", "reports:read"]),
+            Tenancy::Operator,
+        )
+        .unwrap();
         let heir = manager
             .acting_as(&billing)
             .rotate(&id, Some(Duration::ZERO))

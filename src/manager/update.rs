@@ -44,8 +44,9 @@ impl<S: KeyStoreUpdate> KeyManager<S> {
         if let Some(actor) = actor {
             // Lifting a key's limits gives it power, as granting it scopes would: only
             // an actor who could grant every scope of the key may change it. A key's
-            // scopes never change, so the check still holds when the update lands.
-            let target = self.get(id).await?;
+            // scopes (and tenant) never change, so the check still holds when the
+            // update lands.
+            let target = self.get_as(id, Some(actor)).await?;
             let beyond = actor.may_grant().missing_set(target.scopes());
             if !beyond.is_empty() {
                 return Err(ManagerError::CannotChange(*id, beyond));
@@ -101,7 +102,7 @@ impl<S: KeyStoreUpdate> ActingAs<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::NewKey;
+    use crate::manager::{NewKey, Tenancy};
     use crate::record::{AllowedIps, KeyName, RateLimit};
     use crate::scope::Scopes;
     use crate::store::memory::InMemoryKeyStore;
@@ -151,7 +152,12 @@ mod tests {
             .await
             .unwrap();
         let id = *billing.record.id();
-        let reader = Actor::person("r@example.com", Scopes::new(["reports:*"]).unwrap()).unwrap();
+        let reader = Actor::person(
+            "r@example.com",
+            Scopes::new(["reports:*"]).unwrap(),
+            Tenancy::Operator,
+        )
+        .unwrap();
         match manager
             .acting_as(&reader)
             .update(&id, KeyUpdate::new().rate_limit(None))
@@ -169,6 +175,7 @@ mod tests {
         let owner = Actor::person(
             "o@example.com",
             Scopes::new(["billing:*", "reports:read"]).unwrap(),
+            Tenancy::Operator,
         )
         .unwrap();
         let changed = manager
