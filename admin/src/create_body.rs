@@ -1,4 +1,4 @@
-//! `POST /keys`'s body, declared once: `{"name", "scopes", "expires_at"?}` and the
+//! `POST /keys`'s body, declared once: `{"name", "scopes", "expires_at"?, "tenant"?}` and the
 //! optional limits (`rate_limit`, `quota`, `allowed_ips`, see [`limits_body`](super::limits_body)).
 //!
 //! [`CreateKeyBody`] is both the OpenAPI schema (derived) and what the handler reads,
@@ -24,7 +24,7 @@ use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::NewKey;
 use tower_apikey::Scopes;
-use tower_apikey::record::{AllowedIps, KeyName, MAX_NAME_CHARS, Quota, RateLimit};
+use tower_apikey::record::{AllowedIps, KeyName, MAX_NAME_CHARS, Quota, RateLimit, TenantId};
 use tower_apikey::scope::{MAX_SCOPE_LEN, MAX_SCOPES, SCOPE_PATTERN};
 
 wire_struct! {
@@ -52,6 +52,11 @@ wire_struct! {
         /// any. Inside the acting key's own, if it has one (403, `too_loose`)
         #[schema(value_type = Option<Vec<IpNetwork>>, min_items = 1, max_items = 64)]
         pub(super) allowed_ips: Option<AllowedIps>,
+        /// The tenant the key belongs to (DESIGN §14). Left out or `null`: the acting
+        /// administrator's own tenant, or none for an operator. Only an operator may name
+        /// another tenant (403 otherwise)
+        #[schema(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+        pub(super) tenant: Option<TenantId>,
     }
 }
 
@@ -85,6 +90,9 @@ impl CreateKeyBody {
         }
         if let Some(ips) = self.allowed_ips {
             new = new.allowed_ips(ips);
+        }
+        if let Some(tenant) = self.tenant {
+            new = new.tenant(tenant);
         }
         new
     }
@@ -344,6 +352,23 @@ mod tests {
             &m,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_tenant_is_read_as_a_tenant_id() {
+        let m = manager();
+        let body = |tenant: serde_json::Value| {
+            CreateKeyBody::parse(
+                object(serde_json::json!({"name": "n", "scopes": [], "tenant": tenant})),
+                &m,
+            )
+        };
+        let tenant = body("acme".into()).unwrap().tenant;
+        assert_eq!(tenant.unwrap().as_str(), "acme");
+        assert!(body(serde_json::Value::Null).unwrap().tenant.is_none());
+        for bad in [serde_json::json!(""), "a b".into(), 7.into(), "x".repeat(65).into()] {
+            assert_eq!(fields(body(bad.clone()).unwrap_err()), ["tenant"], "{bad}");
+        }
     }
 
     #[test]

@@ -15,13 +15,15 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use super::acting::Acting;
 use super::page::{QueryParams, paged};
 use super::problem::{AdminError, FieldError};
+use super::tenant::tenant_param;
 use super::view::utc;
+use tower_apikey::Actor;
 use tower_apikey::KeyId;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::event::{EventLog, EventQuery, EventType, KeyEvent};
 
-/// One lifecycle event of a key (`{"id", "type", "key_id", "actor", "at", "detail"}`).
+/// One lifecycle event of a key (`{"id", "type", "key_id", "tenant", "actor", "at", "detail"}`).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = KeyEvent)]
 pub(super) struct EventView {
@@ -33,6 +35,9 @@ pub(super) struct EventView {
     kind: &'static str,
     /// The key it happened to.
     key_id: String,
+    /// The tenant of the key it happened to; `null` for a key of no tenant.
+    #[schema(required = true)]
+    tenant: Option<String>,
     /// Who acted, as a record's `created_by`; `null` for the application itself.
     #[schema(required = true)]
     actor: Option<String>,
@@ -94,6 +99,7 @@ impl EventView {
             id: event.id().to_string(),
             kind: event.kind().as_str(),
             key_id: event.key_id().to_string(),
+            tenant: event.tenant().map(ToString::to_string),
             actor: event.actor().map(ToString::to_string),
             at: utc(event.at())?,
             detail: DetailView {
@@ -113,8 +119,9 @@ impl EventView {
     operation_id = "listEvents",
     tag = "events",
     summary = "The audit trail, newest first, one page at a time",
-    description = "404 where the application keeps no event log. A `cursor` is refused (422) \
-        unless a `Link` gave it.",
+    description = "404 where the application keeps no event log, or for a `key_id` the caller \
+        does not see (unknown, or another tenant's). A `cursor` is refused (422) unless a `Link` \
+        gave it.",
     params(KeyIdQuery, PageParams),
     responses(
         (status = 200, description = "A page of events", body = Vec<EventView>,
@@ -124,18 +131,33 @@ impl EventView {
 )]
 pub(super) async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, AdminError> {
-    let params = QueryParams::parse(&uri, &["key_id", "limit", "cursor"])?;
-    let key = match params.get("key_id") {
+    let params = QueryParams::parse(&uri, &["key_id", "tenant", "limit", "cursor"])?;
+    let mut errors = Vec::new();
+    let key = match params.get("key_id").map(KeyId::new) {
         None => None,
-        Some(text) => Some(
-            KeyId::new(text)
-                .map_err(|e| AdminError::Invalid(vec![FieldError::new("key_id", e.to_string())]))?,
-        ),
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => {
+            errors.push(FieldError::new("key_id", e.to_string()));
+            None
+        }
     };
-    answer(log(&manager)?, key, &params).await
+    let tenant = tenant_param(&params).unwrap_or_else(|error| {
+        errors.push(error);
+        None
+    });
+    if !errors.is_empty() {
+        return Err(AdminError::Invalid(errors));
+    }
+    // Without an event log the route does not exist.
+    log(&manager)?;
+    let mut query = EventQuery::new();
+    if let Some(tenant) = tenant {
+        query = query.with_tenant(tenant);
+    }
+    answer(&manager, &actor, query, key, &params).await
 }
 
 /// `GET /keys/{id}/events?limit=&cursor=`: 404 for a key that does not exist.
@@ -155,15 +177,17 @@ pub(super) async fn list<S: KeyStoreAdmin>(
 )]
 pub(super) async fn of_key<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, AdminError> {
     let params = QueryParams::parse(&uri, &["limit", "cursor"])?;
     let id = super::key_id::key_id(id)?;
-    // A revoked or expired key still has its history; only an unknown one is 404.
-    manager.get(&id).await?;
-    answer(log(&manager)?, Some(id), &params).await
+    // A revoked or expired key still has its history; only a key the actor does not
+    // see (unknown, or another tenant's) is 404, before the log's own 404.
+    manager.acting_as(&actor).get(&id).await?;
+    log(&manager)?;
+    answer(&manager, &actor, EventQuery::new(), Some(id), &params).await
 }
 
 fn log<S: KeyStoreAdmin>(manager: &KeyManager<S>) -> Result<&EventLog, AdminError> {
@@ -171,13 +195,16 @@ fn log<S: KeyStoreAdmin>(manager: &KeyManager<S>) -> Result<&EventLog, AdminErro
     manager.events().ok_or(AdminError::NoSuchRoute)
 }
 
-async fn answer(
-    log: &EventLog,
+/// A page of `query`'s events (of `key`, if any) as `actor` sees them.
+async fn answer<S: KeyStoreAdmin>(
+    manager: &KeyManager<S>,
+    actor: &Actor,
+    mut query: EventQuery,
     key: Option<KeyId>,
     params: &QueryParams,
 ) -> Result<Response, AdminError> {
     let (limit, cursor) = params.page()?;
-    let mut query = EventQuery::new().with_limit(limit);
+    query = query.with_limit(limit);
     if let Some(key) = key {
         query = query.key(key);
     }
@@ -186,7 +213,8 @@ async fn answer(
             .after(cursor)
             .map_err(|e| AdminError::Invalid(vec![FieldError::new("cursor", e.to_string())]))?;
     }
-    let page = log.events(&query).await.map_err(AdminError::Store)?;
+    // The actor's tenant bounds the page, whatever `?tenant=` asked.
+    let page = manager.acting_as(actor).events(query).await?;
     let views = page
         .items
         .iter()
@@ -232,7 +260,7 @@ pub(super) struct UsageView {
 )]
 pub(super) async fn usage<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, AdminError> {
@@ -251,13 +279,11 @@ pub(super) async fn usage<S: KeyStoreAdmin>(
             })?,
     };
     let id = super::key_id::key_id(id)?;
-    manager.get(&id).await?;
+    let acting = manager.acting_as(&actor);
+    acting.get(&id).await?;
     // Without an event log the route does not exist, as the other event routes.
     log(&manager)?;
-    let counts = manager
-        .daily_requests(&id, days)
-        .await
-        .map_err(AdminError::Store)?;
+    let counts = acting.daily_requests(&id, days).await?;
     let days = counts
         .into_iter()
         .map(|(day, requests)| DayView {
@@ -285,9 +311,13 @@ pub(super) struct PageParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Only its description is used; the handler reads the query itself.
 pub(super) struct KeyIdQuery {
-    /// Only this key's events.
+    /// Only this key's events: 404 for a key the caller does not see.
     #[param(pattern = "^[0-9A-Za-z]{16}$")]
     key_id: Option<String>,
+    /// Only the events of this tenant's keys. An operator sees every tenant; a tenant's
+    /// administrator sees only its own, and naming another tenant gives an empty page.
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    tenant: Option<String>,
 }
 
 /// `GET /keys/{id}/usage`'s parameter.

@@ -60,10 +60,10 @@ impl RevokedView {
 )]
 pub(super) async fn heirs<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
-    let heirs = manager.heirs(&super::key_id::key_id(id)?).await?;
+    let heirs = manager.acting_as(&actor).heirs(&super::key_id::key_id(id)?).await?;
     let views = heirs
         .iter()
         .map(KeyView::new)

@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 use super::acting::Acting;
 use super::page::{QueryParams, paged};
 use super::problem::{AdminError, FieldError};
+use super::tenant::tenant_param;
 use super::view::KeyView;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
@@ -19,7 +20,7 @@ use tower_apikey::Scope;
 use tower_apikey::store::{KeyFilter, KeyQuery, KeySort};
 
 /// The parameters `GET /keys` takes.
-const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
+const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort", "tenant"];
 
 /// `GET /keys`
 #[utoipa::path(
@@ -40,12 +41,13 @@ const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
 )]
 pub(super) async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     uri: Uri,
 ) -> Result<Response, AdminError> {
     let params = QueryParams::parse(&uri, PARAMETERS)?;
     let query = key_query(&params, manager.key_query())?;
-    let page = manager.list_page(query).await?;
+    // The actor's tenant bounds the page, whatever `?tenant=` asked.
+    let page = manager.acting_as(&actor).list_page(query).await?;
     let views = page
         .items
         .iter()
@@ -77,6 +79,11 @@ fn key_query(params: &QueryParams, mut query: KeyQuery) -> Result<KeyQuery, Admi
             Ok(searched) => query = searched,
             Err(error) => errors.push(FieldError::new("q", error.to_string())),
         }
+    }
+    match tenant_param(params) {
+        Ok(Some(tenant)) => query = query.with_tenant(tenant),
+        Ok(None) => {}
+        Err(error) => errors.push(error),
     }
     if let Some(text) = params.get("scope") {
         match Scope::new(text) {
@@ -134,6 +141,10 @@ pub(super) struct ListKeysParams {
     /// `created`, `last_used` or `expires`, `-` first for descending; default `-created`.
     #[param(value_type = Option<String>)]
     sort: Option<String>,
+    /// Only this tenant's keys. An operator sees every tenant; a tenant's administrator
+    /// sees only its own, and naming another tenant gives an empty page.
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    tenant: Option<String>,
 }
 
 #[cfg(test)]
@@ -157,8 +168,11 @@ mod tests {
 
     #[test]
     fn every_parameter_is_read() {
-        let q = query("/keys?limit=5&state=dormant&q=Billing&scope=reports:read&sort=last_used")
-            .unwrap();
+        let q = query(
+            "/keys?limit=5&state=dormant&q=Billing&scope=reports:read&sort=last_used&tenant=acme",
+        )
+        .unwrap();
+        assert_eq!(q.tenant().map(|t| t.as_str()), Some("acme"));
         assert_eq!(q.limit().get(), 5);
         assert_eq!(q.state(), Some(KeyFilter::Dormant));
         assert_eq!(q.search(), Some("Billing"));
@@ -172,8 +186,8 @@ mod tests {
     #[test]
     fn every_bad_parameter_is_named_at_once() {
         assert_eq!(
-            query("/keys?limit=1001&state=gone&scope=Reports&sort=name").unwrap_err(),
-            ["limit", "state", "scope", "sort"]
+            query("/keys?limit=1001&state=gone&tenant=a/b&scope=Reports&sort=name").unwrap_err(),
+            ["limit", "state", "tenant", "scope", "sort"]
         );
         let long = "x".repeat(129);
         assert_eq!(query(&format!("/keys?q={long}")).unwrap_err(), ["q"]);

@@ -170,12 +170,13 @@ fn problem_description(status: u16) -> &'static str {
                 client's address is not in the key's allowlist, the actor may not grant \
                 the scopes asked for or held by the key (`not_grantable`), or the key would \
                 be less restricted than the acting key, or the acting key would loosen its \
-                own restrictions (`too_loose`); behind a login, an unsafe request from \
-                another site"
+                own restrictions (`too_loose`), or a tenant's administrator named another \
+                tenant in a create body; behind a login, an unsafe request from another site"
         }
         404 => {
-            "No key has this id (a path segment that is not a key id included), or the \
-                application keeps no event log"
+            "No key has this id that the caller sees (a path segment that is not a key \
+                id, or another tenant's key, answers exactly the same), or the application \
+                keeps no event log"
         }
         409 => {
             "The key cannot be rotated: revoked, expired or ended, it has a live \

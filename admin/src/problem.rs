@@ -9,7 +9,7 @@ use serde::Serialize;
 use tower_apikey::ManagerError;
 use tower_apikey::manager::{ChangeKind, ExpiryError, Loosened};
 use tower_apikey::middleware::RETRY_AFTER_SECS;
-use tower_apikey::record::KeyNameError;
+use tower_apikey::record::{KeyNameError, TenantId};
 use tower_apikey::scope::ScopeError;
 use tower_apikey::{Scopes, StoreError};
 
@@ -103,6 +103,13 @@ pub(super) enum AdminError {
     /// A restricted actor would leave a key less restricted than itself, or loosen its
     /// own (DESIGN §12).
     CannotLoosen(Loosened),
+    /// A tenant's actor asked to create a key in another tenant (DESIGN §14).
+    OtherTenant {
+        /// The actor's tenant.
+        actor: TenantId,
+        /// The tenant asked for.
+        asked: TenantId,
+    },
     /// Behind the application's login, the request carried no actor.
     NoActor,
     /// Behind the application's login, an unsafe request came from another site.
@@ -139,6 +146,7 @@ impl From<ManagerError> for AdminError {
                 Self::CannotGrant(error, scopes)
             }
             ManagerError::CannotLoosen(loosened) => Self::CannotLoosen(loosened),
+            ManagerError::OtherTenant { actor, asked } => Self::OtherTenant { actor, asked },
             ManagerError::Store(e) => Self::Store(e),
             // A refusal this router does not know yet says what the manager said.
             e => Self::NotRotatable(e),
@@ -157,9 +165,10 @@ impl AdminError {
                 StatusCode::NOT_FOUND
             }
             Self::NotRotatable(_) => StatusCode::CONFLICT,
-            Self::CannotGrant(..) | Self::CannotLoosen(_) | Self::CrossOrigin => {
-                StatusCode::FORBIDDEN
-            }
+            Self::CannotGrant(..)
+            | Self::CannotLoosen(_)
+            | Self::OtherTenant { .. }
+            | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::NoActor => StatusCode::UNAUTHORIZED,
             Self::Store(
                 StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Overloaded,
@@ -207,6 +216,10 @@ impl AdminError {
                  administrator who holds them"
             ),
             Self::CannotLoosen(loosened) => loosened_detail(loosened),
+            Self::OtherTenant { actor, asked } => format!(
+                "you act for tenant {actor} and may not create a key in tenant {asked}; leave \
+                 \"tenant\" out to create the key in {actor}, or ask an operator to create it"
+            ),
             Self::NoActor => {
                 "sign in first: key management sits behind the application's login, and this \
                  request carries no signed-in person"
@@ -397,6 +410,19 @@ mod tests {
             assert_eq!(got, status);
             assert!(body.get("errors").is_none() || status == 422);
         }
+    }
+
+    #[tokio::test]
+    async fn creating_in_another_tenant_is_403_and_says_what_to_do() {
+        let (status, body) = document(AdminError::from(ManagerError::OtherTenant {
+            actor: TenantId::new("acme").unwrap(),
+            asked: TenantId::new("globex").unwrap(),
+        }))
+        .await;
+        assert_eq!(status, 403);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("tenant globex"), "{detail}");
+        assert!(detail.contains("leave \"tenant\" out"), "{detail}");
     }
 
     #[tokio::test]

@@ -6,22 +6,28 @@
 //! A row takes its method and path from its handler's `#[utoipa::path]` (the `__path_…`
 //! type it writes), so a route is served where, and only where, its documentation says.
 //!
-//! A new route is a new row; a new kind of scoping (the tenants' operator-only routes) is
-//! a new [`Scoping`] variant, which every `match` on it must then handle.
+//! A new route is a new row, which cannot be made without its [`Scoping`] (an argument of
+//! every constructor; the field has no default); a new kind of scoping is a new variant,
+//! which every `match` on it must then handle: the tenants' isolation suite
+//! (`tests/tenants.rs`, through `AdminRouter::route_scopings`) matches without a wildcard.
 
 use axum::Router;
 use axum::handler::Handler;
+use axum::http::Method;
 use axum::routing::{MethodFilter, on};
 use utoipa::openapi::HttpMethod;
 
-/// Whom a route acts for, and so how it is guarded.
+/// Whom a route acts for, and so how it is guarded and how tenants are kept apart
+/// (DESIGN §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scoping {
+pub enum Scoping {
     /// Acts on the one key its path names (`/keys/{id}…`): an admin key (`admin:keys`)
-    /// or a login, which may act on that key.
+    /// or a login, which may act on that key. Another tenant's key is 404, as an unknown
+    /// id.
     PerKey,
-    /// Acts on, or answers from, the keys the actor manages (create, lists, the
-    /// catalogue, the document): an admin key (`admin:keys`) or a login.
+    /// Acts on, or answers from, the keys of the actor's tenant (create, the lists, the
+    /// events, the catalogue naming the tenant): an admin key (`admin:keys`) or a login.
+    /// A tenant's actor sees only its own tenant's rows.
     PerTenant,
     /// Acts across every tenant: an operator's admin key or login only. No route is
     /// operator-only yet; the tenants' routes will be.
@@ -30,6 +36,9 @@ pub(super) enum Scoping {
     /// The calling key acts on itself (`POST /self/rotate`): authenticated by that key,
     /// holding `keys:rotate-self`, even behind a login.
     OwnKey,
+    /// Needs an actor, as the keyed routes, but shows no key's data whatever the
+    /// actor's tenant: the API's document.
+    NoKeyData,
     /// Needs no key: the panel's page and assets, which hold no data.
     NotByKey,
 }
@@ -38,10 +47,21 @@ impl Scoping {
     /// Whether the admin guard (or the application's login) authenticates the route.
     pub(super) fn by_admin(self) -> bool {
         match self {
-            Self::PerKey | Self::PerTenant | Self::OperatorOnly => true,
+            Self::PerKey | Self::PerTenant | Self::NoKeyData | Self::OperatorOnly => true,
             Self::OwnKey | Self::NotByKey => false,
         }
     }
+}
+
+/// One method of one route, and its scoping: what `AdminRouter::route_scopings` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteScoping {
+    /// The method.
+    pub method: Method,
+    /// The path, relative to where the router is mounted, with `{id}` for a key id.
+    pub path: String,
+    /// Whom the route acts for.
+    pub scoping: Scoping,
 }
 
 /// One route: its method and path, its scoping, and how the router serves it.
@@ -106,6 +126,20 @@ pub(super) fn serve_all<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     rows.into_iter()
         .fold(Router::new(), |router, row| row.serve(router))
+}
+
+/// `method` as HTTP names it.
+pub(super) fn method(method: &HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Trace => Method::TRACE,
+    }
 }
 
 fn method_filter(method: &HttpMethod) -> MethodFilter {
@@ -202,6 +236,7 @@ mod tests {
             [
                 Scoping::PerKey,
                 Scoping::PerTenant,
+                Scoping::NoKeyData,
                 Scoping::OwnKey,
                 Scoping::NotByKey
             ]
@@ -225,7 +260,10 @@ mod tests {
         for (scoping, method, path) in requests {
             let without = call(addr, &method, &path, None).await;
             let lacking = match scoping {
-                Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => &plain.key,
+                Scoping::PerKey
+                | Scoping::PerTenant
+                | Scoping::NoKeyData
+                | Scoping::OperatorOnly => &plain.key,
                 Scoping::OwnKey => &admin.key,
                 Scoping::NotByKey => {
                     assert_eq!(without, StatusCode::OK, "{method} {path}");
@@ -255,9 +293,10 @@ mod tests {
             let without = call(addr, &method, &path, None).await;
             let with = call(addr, &method, &path, Some(admin.key.expose_secret())).await;
             let (without_wanted, with_wanted) = match scoping {
-                Scoping::PerKey | Scoping::PerTenant | Scoping::OperatorOnly => {
-                    (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
-                }
+                Scoping::PerKey
+                | Scoping::PerTenant
+                | Scoping::NoKeyData
+                | Scoping::OperatorOnly => (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
                 // The admin key lacks `keys:rotate-self`.
                 Scoping::OwnKey => (StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN),
                 Scoping::NotByKey => (StatusCode::OK, StatusCode::OK),

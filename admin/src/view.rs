@@ -28,6 +28,10 @@ pub(super) struct KeyView {
     id: String,
     /// What uses the key.
     name: String,
+    /// The tenant the key belongs to (DESIGN §14); `null` for a key of the application
+    /// itself.
+    #[schema(required = true)]
+    tenant: Option<String>,
     /// The scopes the key holds, sorted.
     scopes: Vec<String>,
     /// When the key was created.
@@ -123,6 +127,7 @@ impl KeyView {
         Ok(Self {
             id: record.id().to_string(),
             name: record.name().to_string(),
+            tenant: record.tenant().map(ToString::to_string),
             scopes: record.scopes().iter().map(ToString::to_string).collect(),
             created_at: utc(record.created_at())?,
             expires_at: utc(record.expires_at())?,
@@ -185,8 +190,8 @@ impl fmt::Debug for CreatedView<'_> {
     }
 }
 
-/// `GET /scopes`: the catalogue, which of its scopes the caller may grant, and who the
-/// caller is.
+/// `GET /scopes`: the catalogue, which of its scopes the caller may grant, who the
+/// caller is, and the tenant it acts for.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ScopeCatalogue)]
 pub(super) struct ScopesView<'a> {
@@ -195,6 +200,10 @@ pub(super) struct ScopesView<'a> {
     #[schema(required = true)]
     catalogue: Option<Vec<CatalogueView<'a>>>,
     actor: ActorView<'a>,
+    /// The tenant the caller acts for, whose keys it sees; `null` for an operator, who
+    /// sees every tenant.
+    #[schema(required = true)]
+    tenant: Option<&'a str>,
 }
 
 /// One declared scope, and whether the caller may grant it.
@@ -232,6 +241,7 @@ impl<'a> ScopesView<'a> {
                 name: actor.name().as_str(),
                 may_grant: actor.may_grant().iter().map(|s| s.as_str()).collect(),
             },
+            tenant: actor.tenancy().tenant().map(|t| t.as_str()),
         }
     }
 }
@@ -288,6 +298,7 @@ mod tests {
             serde_json::json!({
                 "id": "7Fq2LxW9aZ3kPm4R",
                 "name": "billing-sync",
+                "tenant": null,
                 "scopes": ["admin:keys", "reports:read"],
                 "created_at": "2026-05-01T12:00:00Z",
                 "expires_at": "2026-05-02T12:00:00Z",
@@ -304,6 +315,15 @@ mod tests {
         );
         let text = json.to_string();
         assert!(!text.contains("6cddf45d"), "the digest must never be shown");
+    }
+
+    #[test]
+    fn a_record_names_its_tenant() {
+        let tenant = tower_apikey::record::TenantId::new("acme").unwrap();
+        let json =
+            serde_json::to_value(KeyView::new(&record().with_tenant(Some(tenant))).unwrap())
+                .unwrap();
+        assert_eq!(json["tenant"], "acme");
     }
 
     #[test]
@@ -346,10 +366,19 @@ mod tests {
                     {"scope": "reports:write", "description": "Write reports", "grantable": true},
                 ],
                 "actor": {"name": "alice@example.com", "may_grant": ["reports:*"]},
+                "tenant": null,
             })
         );
         let open = serde_json::to_value(ScopesView::new(None, &actor)).unwrap();
         assert_eq!(open["catalogue"], serde_json::Value::Null);
+        let acme = Actor::person(
+            "carol@acme.example",
+            Scopes::new(["reports:*"]).unwrap(),
+            Tenancy::Tenant(tower_apikey::record::TenantId::new("acme").unwrap()),
+        )
+        .unwrap();
+        let scoped = serde_json::to_value(ScopesView::new(None, &acme)).unwrap();
+        assert_eq!(scoped["tenant"], "acme");
     }
 
     #[test]
