@@ -9,11 +9,17 @@
 //! an [`Actor`] with the scopes that person may grant, and the router records them as
 //! `created_by` / `revoked_by` and never lets them grant more.
 //!
-//! Two people, with passwords made at each start and printed once:
+//! Three people, with passwords made at each start and printed once. The application says
+//! for each whether they are an operator, who manages the keys of every tenant, or belong
+//! to one tenant (a customer organisation), whose keys alone they see (DESIGN §14); there
+//! is no default:
 //!
-//! - `alice@example.com` may grant every scope of the catalogue, `admin:keys` included;
-//! - `bob@example.com` may grant `reports:read` only: he can make read-only keys for
-//!   integrations, and cannot make (or rotate, or revoke) anything stronger.
+//! - `alice@example.com`, an operator, may grant every scope of the catalogue,
+//!   `admin:keys` included;
+//! - `bob@example.com`, an operator, may grant `reports:read` only: he can make read-only
+//!   keys for integrations, and cannot make (or rotate, or revoke) anything stronger;
+//! - `carol@globex.example` administers the keys of tenant `globex` only: her keys are
+//!   made in `globex`, and every other tenant's key is, to her, a key that does not exist.
 //!
 //! `GET /ping` is the application's API, for any valid key.
 //!
@@ -43,6 +49,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_apikey::manager::{ScopeCatalogue, Tenancy};
+use tower_apikey::record::TenantId;
 use tower_apikey::{Actor, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, Scopes};
 use tower_apikey_admin::AdminRouter;
 
@@ -53,13 +60,29 @@ pub const CATALOGUE: [(&str, &str); 3] = [
     ("admin:keys", "Manage API keys"),
 ];
 
-/// Who may sign in, and what each may grant.
-pub const PEOPLE: [(&str, &[&str]); 2] = [
+/// Whose keys a person manages: every tenant's, or one tenant's. Each person of
+/// [`PEOPLE`] says which; none is an operator by default.
+#[derive(Debug, Clone, Copy)]
+pub enum Role {
+    /// Manages the keys of every tenant.
+    Operator,
+    /// Manages the keys of this tenant only.
+    Tenant(&'static str),
+}
+
+/// Who may sign in, what each may grant, and whose keys each manages.
+pub const PEOPLE: [(&str, &[&str], Role); 3] = [
     (
         "alice@example.com",
         &["reports:read", "reports:write", "admin:keys"],
+        Role::Operator,
     ),
-    ("bob@example.com", &["reports:read"]),
+    ("bob@example.com", &["reports:read"], Role::Operator),
+    (
+        "carol@globex.example",
+        &["reports:read", "reports:write", "admin:keys"],
+        Role::Tenant("globex"),
+    ),
 ];
 
 /// The application, built and not yet serving.
@@ -75,11 +98,15 @@ pub fn build(store: InMemoryKeyStore) -> App {
     let catalogue = ScopeCatalogue::new(CATALOGUE).expect("the catalogue is valid");
     let mut people = HashMap::new();
     let mut passwords = Vec::new();
-    for (email, may_grant) in PEOPLE {
+    for (email, may_grant, role) in PEOPLE {
         let password = new_password();
         let may_grant = Scopes::new(may_grant).expect("valid scopes");
+        let tenancy = match role {
+            Role::Operator => Tenancy::Operator,
+            Role::Tenant(tenant) => Tenancy::Tenant(TenantId::new(tenant).expect("a valid tenant")),
+        };
         let person = Person {
-            actor: Actor::person(email, may_grant, Tenancy::Operator).expect("a valid name"),
+            actor: Actor::person(email, may_grant, tenancy).expect("a valid name"),
             password_digest: Sha256::digest(password.as_bytes()).into(),
         };
         people.insert(email.to_owned(), person);

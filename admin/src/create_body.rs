@@ -366,7 +366,12 @@ mod tests {
         let tenant = body("acme".into()).unwrap().tenant;
         assert_eq!(tenant.unwrap().as_str(), "acme");
         assert!(body(serde_json::Value::Null).unwrap().tenant.is_none());
-        for bad in [serde_json::json!(""), "a b".into(), 7.into(), "x".repeat(65).into()] {
+        for bad in [
+            serde_json::json!(""),
+            "a b".into(),
+            7.into(),
+            "x".repeat(65).into(),
+        ] {
             assert_eq!(fields(body(bad.clone()).unwrap_err()), ["tenant"], "{bad}");
         }
     }

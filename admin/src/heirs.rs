@@ -63,7 +63,10 @@ pub(super) async fn heirs<S: KeyStoreAdmin>(
     Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
-    let heirs = manager.acting_as(&actor).heirs(&super::key_id::key_id(id)?).await?;
+    let heirs = manager
+        .acting_as(&actor)
+        .heirs(&super::key_id::key_id(id)?)
+        .await?;
     let views = heirs
         .iter()
         .map(KeyView::new)

@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn a_tenant_parameter_is_a_tenant_id_or_a_named_error() {
         assert_eq!(param("/keys").unwrap(), None);
-        assert_eq!(param("/keys?tenant=acme.eu:1").unwrap().unwrap().as_str(), "acme.eu:1");
+        assert_eq!(
+            param("/keys?tenant=acme.eu:1").unwrap().unwrap().as_str(),
+            "acme.eu:1"
+        );
         for bad in ["", "a%20b", "a/b", &"x".repeat(65)] {
             let error = param(&format!("/keys?tenant={bad}")).unwrap_err();
             assert_eq!(error.field, "tenant", "{bad}");

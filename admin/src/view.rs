@@ -320,9 +320,8 @@ mod tests {
     #[test]
     fn a_record_names_its_tenant() {
         let tenant = tower_apikey::record::TenantId::new("acme").unwrap();
-        let json =
-            serde_json::to_value(KeyView::new(&record().with_tenant(Some(tenant))).unwrap())
-                .unwrap();
+        let json = serde_json::to_value(KeyView::new(&record().with_tenant(Some(tenant))).unwrap())
+            .unwrap();
         assert_eq!(json["tenant"], "acme");
     }
 
