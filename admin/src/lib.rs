@@ -4,8 +4,8 @@
 //!
 //! | method and path | does | answer |
 //! |---|---|---|
-//! | `POST /keys` `{"name", "scopes", "expires_at"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | create | 201, the record and `"key"` (shown once) |
-//! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
+//! | `POST /keys` `{"name", "scopes", "expires_at"?, "rate_limit"?, "quota"?, "allowed_ips"?, "tenant"?}` | create | 201, the record and `"key"` (shown once) |
+//! | `GET /keys` `?limit=&cursor=&state=&q=&scope=&sort=&tenant=` | one page of keys, newest first by default ([listing](#listing)) | 200, a JSON array of records; the next page in `Link` |
 //! | `GET /keys/{id}` | one record | 200 / 404 |
 //! | `POST /keys/{id}/rotate` `{"overlap_secs"?}`, `{"until_first_use": true, "grace_secs"?}` or no body | new key, same name and scopes | 201, like create |
 //! | `PATCH /keys/{id}` `{"name"?, "rate_limit"?, "quota"?, "allowed_ips"?}` | change the name, limits or addresses | 200, the record |
@@ -15,7 +15,7 @@
 //! | `GET /scopes` | the scope catalogue, and what the caller may grant | 200 |
 //! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([OpenAPI](#openapi)) | 200 |
 //!
-//! A record is a JSON object with `id`, `name`, `scopes`, `created_at`, `expires_at`,
+//! A record is a JSON object with `id`, `name`, `tenant`, `scopes`, `created_at`, `expires_at`,
 //! `ends_at`, `revoked_at`, `last_used_at`, `rotated_from`, `created_by` and `revoked_by`,
 //! and, for a key that has them, `rate_limit`, `quota` and `allowed_ips` (as create
 //! takes them) and `predecessor_grace_secs` (the successor of an `until_first_use`
@@ -62,14 +62,24 @@
 //!   [`keys:rotate-self`](ROTATE_SELF_SCOPE) (not `admin:keys`, which alone does not
 //!   allow it): an integration replaces its own key, and nothing else (see
 //!   [Self-rotation](self#self-rotation));
-//! - records and log lines name the actor.
+//! - records and log lines name the actor;
+//! - tenants are kept apart (DESIGN §14): an actor of a tenant (an admin key of that
+//!   tenant, or a person the login says belongs to it) sees and manages that tenant's
+//!   keys and events only. Any other tenant's key answers 404, exactly as an unknown id,
+//!   and nothing changes; `"tenant"` naming another tenant in a create body is 403;
+//!   `?tenant=` (on `GET /keys` and `GET /events`) naming another gives an empty page. A
+//!   create body without `"tenant"` makes the key in the actor's tenant. An operator (an
+//!   admin key of no tenant, or a person the login says is one) sees every tenant,
+//!   filters with `?tenant=` and may create in any.
 //!
 //! `GET /scopes` answers the catalogue (`null` without one), each scope with whether
-//! the caller may grant it, and who the caller is:
+//! the caller may grant it, who the caller is, and the tenant it acts for (`null` for an
+//! operator):
 //!
 //! ```json
 //! {"catalogue": [{"scope": "reports:read", "description": "Read reports", "grantable": true}],
-//!  "actor": {"name": "7Fq2LxW9aZ3kPm4R", "may_grant": ["admin:keys", "reports:read"]}}
+//!  "actor": {"name": "7Fq2LxW9aZ3kPm4R", "may_grant": ["admin:keys", "reports:read"]},
+//!  "tenant": "acme"}
 //! ```
 //!
 //! # Requests
