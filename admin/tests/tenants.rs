@@ -75,12 +75,19 @@ struct Http {
 }
 
 impl Http {
-    fn new(addr: SocketAddr, base: &'static str) -> Self {
-        Self {
-            addr,
-            base,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+    /// Serves `router` on loopback (with each connection's peer address); a client of it.
+    async fn serve(router: axum::Router, base: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { addr, base, client }
+    }
+
+    /// `GET path` under the admin router's mount point.
+    async fn get(&self, path: &str, auth: Auth<'_>) -> Answer {
+        self.call(&Method::GET, path, auth, None).await
     }
 
     /// `method path` under the admin router's mount point.
@@ -91,43 +98,32 @@ impl Http {
         auth: Auth<'_>,
         json: Option<&Value>,
     ) -> Answer {
-        self.send(method, &format!("{}{path}", self.base), auth, json, None)
-            .await
-    }
-
-    async fn send(
-        &self,
-        method: &Method,
-        path: &str,
-        auth: Auth<'_>,
-        json: Option<&Value>,
-        form: Option<String>,
-    ) -> Answer {
         let mut request = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(format!("http://{}{}{path}", self.addr, self.base));
         match auth {
             Auth::Key(key) => request = request.header(AUTHORIZATION, format!("ApiKey-v2 {key}")),
             Auth::Cookie(cookie) => request = request.header(COOKIE, cookie),
             Auth::Nobody => {}
         }
-        let body = match (json, form) {
-            (Some(json), _) => {
+        let body = match json {
+            Some(json) => {
                 request = request.header(CONTENT_TYPE, "application/json");
                 json.to_string()
             }
-            (None, Some(form)) => {
-                request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-                form
-            }
-            (None, None) => String::new(),
+            None => String::new(),
         };
-        let response = self
-            .client
-            .request(request.body(Full::new(Bytes::from(body))).unwrap())
-            .await
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        Answer::read(self.client.request(request).await.unwrap()).await
+    }
+
+    /// The login example's sign-in form, sent with `form`.
+    async fn log_in(&self, form: String) -> Answer {
+        let request = Request::post(format!("http://{}/login", self.addr))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
             .unwrap();
-        Answer::read(response).await
+        Answer::read(self.client.request(request).await.unwrap()).await
     }
 }
 
@@ -175,23 +171,13 @@ impl Side<'_> {
     async fn b_state(&self) -> (String, String) {
         let keys = self
             .http
-            .call(
-                &Method::GET,
-                &format!("/keys?tenant={}", self.b_tenant),
-                self.operator,
-                None,
-            )
+            .get(&format!("/keys?tenant={}", self.b_tenant), self.operator)
             .await;
         assert_eq!(keys.status, StatusCode::OK, "{}", keys.body);
         assert!(!json_of(&keys).as_array().unwrap().is_empty());
         let events = self
             .http
-            .call(
-                &Method::GET,
-                &format!("/events?tenant={}", self.b_tenant),
-                self.operator,
-                None,
-            )
+            .get(&format!("/events?tenant={}", self.b_tenant), self.operator)
             .await;
         (keys.body, events.body)
     }
@@ -268,10 +254,7 @@ impl Side<'_> {
         match (route.method.as_str(), route.path.as_str()) {
             ("GET", "/keys") => {
                 for query in ["", "?state=active", "?limit=1000", "?q=b-"] {
-                    let answer = self
-                        .http
-                        .call(&Method::GET, &format!("/keys{query}"), self.a, None)
-                        .await;
+                    let answer = self.http.get(&format!("/keys{query}"), self.a).await;
                     assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.body);
                     let rows = json_of(&answer);
                     let rows = rows.as_array().unwrap();
@@ -283,37 +266,22 @@ impl Side<'_> {
                 }
                 // Search for B's key by its exact id: nothing.
                 for id in self.b_ids {
-                    let answer = self
-                        .http
-                        .call(&Method::GET, &format!("/keys?q={id}"), self.a, None)
-                        .await;
+                    let answer = self.http.get(&format!("/keys?q={id}"), self.a).await;
                     assert_eq!(json_of(&answer), json!([]), "search for {id}");
                 }
-                let named = self
-                    .http
-                    .call(&Method::GET, &format!("/keys?tenant={b}"), self.a, None)
-                    .await;
+                let named = self.http.get(&format!("/keys?tenant={b}"), self.a).await;
                 assert_eq!((named.status, json_of(&named)), (StatusCode::OK, json!([])));
-                let own = self
-                    .http
-                    .call(&Method::GET, &format!("/keys?tenant={a}"), self.a, None)
-                    .await;
+                let own = self.http.get(&format!("/keys?tenant={a}"), self.a).await;
                 assert!(
                     !json_of(&own).as_array().unwrap().is_empty(),
                     "A sees its own keys"
                 );
-                let invalid = self
-                    .http
-                    .call(&Method::GET, "/keys?tenant=no%20such", self.a, None)
-                    .await;
+                let invalid = self.http.get("/keys?tenant=no%20such", self.a).await;
                 assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
                 assert_eq!(json_of(&invalid)["field"], "tenant");
             }
             ("GET", "/events") => {
-                let answer = self
-                    .http
-                    .call(&Method::GET, "/events?limit=1000", self.a, None)
-                    .await;
+                let answer = self.http.get("/events?limit=1000", self.a).await;
                 if !self.events {
                     assert_eq!(answer.status, StatusCode::NOT_FOUND);
                     return;
@@ -324,40 +292,26 @@ impl Side<'_> {
                 assert!(!rows.is_empty(), "A sees its own events");
                 assert!(rows.iter().all(|row| row["tenant"] == a), "{rows:?}");
                 self.names_nothing_of_b("GET /events", &answer);
-                let named = self
-                    .http
-                    .call(&Method::GET, &format!("/events?tenant={b}"), self.a, None)
-                    .await;
+                let named = self.http.get(&format!("/events?tenant={b}"), self.a).await;
                 assert_eq!((named.status, json_of(&named)), (StatusCode::OK, json!([])));
                 let unknown = self
                     .http
-                    .call(
-                        &Method::GET,
-                        &format!("/events?key_id={UNKNOWN_ID}"),
-                        self.a,
-                        None,
-                    )
+                    .get(&format!("/events?key_id={UNKNOWN_ID}"), self.a)
                     .await;
                 assert_eq!(unknown.status, StatusCode::NOT_FOUND);
                 for id in self.b_ids {
-                    let of_b = self
-                        .http
-                        .call(&Method::GET, &format!("/events?key_id={id}"), self.a, None)
-                        .await;
+                    let of_b = self.http.get(&format!("/events?key_id={id}"), self.a).await;
                     assert_eq!(
                         comparable(&of_b),
                         comparable(&unknown),
                         "events of B's key {id}"
                     );
                 }
-                let invalid = self
-                    .http
-                    .call(&Method::GET, "/events?tenant=", self.a, None)
-                    .await;
+                let invalid = self.http.get("/events?tenant=", self.a).await;
                 assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
             }
             ("GET", "/scopes") => {
-                let answer = self.http.call(&Method::GET, "/scopes", self.a, None).await;
+                let answer = self.http.get("/scopes", self.a).await;
                 assert_eq!(json_of(&answer)["tenant"], a, "the panel names A's tenant");
                 self.names_nothing_of_b("GET /scopes", &answer);
             }
@@ -373,20 +327,18 @@ impl Side<'_> {
                 assert!(detail.contains("leave \"tenant\" out"), "{detail}");
                 assert_eq!(self.b_state().await, before, "nothing stored in B");
 
-                let plain = json!({"name": "a-made", "scopes": ["reports:read"]});
-                let made = self
-                    .http
-                    .call(&Method::POST, "/keys", self.a, Some(&plain))
-                    .await;
-                assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-                assert_eq!(json_of(&made)["tenant"], a);
-                let own = json!({"name": "a-named", "scopes": [], "tenant": a});
-                let made = self
-                    .http
-                    .call(&Method::POST, "/keys", self.a, Some(&own))
-                    .await;
-                assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-                assert_eq!(json_of(&made)["tenant"], a);
+                // Without a tenant, or naming its own: the key is A's.
+                for body in [
+                    json!({"name": "a-made", "scopes": ["reports:read"]}),
+                    json!({"name": "a-named", "scopes": [], "tenant": a}),
+                ] {
+                    let made = self
+                        .http
+                        .call(&Method::POST, "/keys", self.a, Some(&body))
+                        .await;
+                    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+                    assert_eq!(json_of(&made)["tenant"], a);
+                }
                 let invalid = json!({"name": "x", "scopes": [], "tenant": "a b"});
                 let refused = self
                     .http
@@ -455,6 +407,12 @@ async fn made(app: &KeyManager<InMemoryKeyStore>, new: NewKey) -> (String, Strin
     )
 }
 
+/// The id of a `reports:read` key the application makes in `tenant`.
+async fn key_in(app: &KeyManager<InMemoryKeyStore>, name: &str, tenant_id: &str) -> String {
+    let new = NewKey::new(name, ["reports:read"]).tenant(tenant(tenant_id));
+    made(app, new).await.1
+}
+
 impl World {
     async fn start() -> Self {
         let store = InMemoryKeyStore::new();
@@ -465,18 +423,8 @@ impl World {
             .build();
         let admin = AdminRouter::new(app.clone());
         let table = admin.route_scopings();
-        let router = admin.into_router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service).await.unwrap()
-        });
-        Self {
-            http: Http::new(addr, ""),
-            app,
-            table,
-        }
+        let http = Http::serve(admin.into_router(), "").await;
+        Self { http, app, table }
     }
 }
 
@@ -485,23 +433,11 @@ async fn a_tenants_admin_key_reaches_no_other_tenants_key_on_any_route() {
     let world = World::start().await;
     let app = &world.app;
     let (a_admin, _) = made(app, NewKey::new("a-admin", ADMIN).tenant(tenant("acme"))).await;
-    let (_, a_key) = made(
-        app,
-        NewKey::new("a-key", ["reports:read"]).tenant(tenant("acme")),
-    )
-    .await;
+    let a_key = key_in(app, "a-key", "acme").await;
     let (operator, _) = made(app, NewKey::new("operator", ADMIN)).await;
     let (_, b_admin) = made(app, NewKey::new("b-admin", ADMIN).tenant(tenant("globex"))).await;
-    let (_, b_key) = made(
-        app,
-        NewKey::new("b-key", ["reports:read"]).tenant(tenant("globex")),
-    )
-    .await;
-    let (_, b_revoked) = made(
-        app,
-        NewKey::new("b-old", ["reports:read"]).tenant(tenant("globex")),
-    )
-    .await;
+    let b_key = key_in(app, "b-key", "globex").await;
+    let b_revoked = key_in(app, "b-old", "globex").await;
     app.revoke(&b_revoked.parse().unwrap()).await.unwrap();
     let b_ids = [b_admin, b_key, b_revoked];
 
@@ -544,10 +480,7 @@ async fn a_tenants_admin_key_reaches_no_other_tenants_key_on_any_route() {
         moved.body
     );
     assert_eq!(json_of(&moved)["field"], "tenant");
-    let record = world
-        .http
-        .call(&Method::GET, &format!("/keys/{a_key}"), side.a, None)
-        .await;
+    let record = world.http.get(&format!("/keys/{a_key}"), side.a).await;
     assert_eq!(json_of(&record)["tenant"], "acme");
 }
 
@@ -574,20 +507,12 @@ async fn an_operator_sees_every_tenant_filters_by_one_and_creates_in_any() {
     let world = World::start().await;
     let app = &world.app;
     let (operator, _) = made(app, NewKey::new("operator", ADMIN)).await;
-    let (_, a_key) = made(
-        app,
-        NewKey::new("a-key", ["reports:read"]).tenant(tenant("acme")),
-    )
-    .await;
-    let (_, b_key) = made(
-        app,
-        NewKey::new("b-key", ["reports:read"]).tenant(tenant("globex")),
-    )
-    .await;
+    let a_key = key_in(app, "a-key", "acme").await;
+    let b_key = key_in(app, "b-key", "globex").await;
     let op = Auth::Key(&operator);
     let http = &world.http;
 
-    let all = json_of(&http.call(&Method::GET, "/keys", op, None).await);
+    let all = json_of(&http.get("/keys", op).await);
     let ids: Vec<&str> = all
         .as_array()
         .unwrap()
@@ -598,25 +523,13 @@ async fn an_operator_sees_every_tenant_filters_by_one_and_creates_in_any() {
         ids.contains(&a_key.as_str()) && ids.contains(&b_key.as_str()),
         "{ids:?}"
     );
-    let globex = json_of(
-        &http
-            .call(&Method::GET, "/keys?tenant=globex", op, None)
-            .await,
-    );
+    let globex = json_of(&http.get("/keys?tenant=globex", op).await);
     assert_eq!(globex.as_array().unwrap().len(), 1);
     assert_eq!(globex[0]["id"], b_key.as_str());
-    let record = json_of(
-        &http
-            .call(&Method::GET, &format!("/keys/{b_key}"), op, None)
-            .await,
-    );
+    let record = json_of(&http.get(&format!("/keys/{b_key}"), op).await);
     assert_eq!(record["tenant"], "globex");
 
-    let events = json_of(
-        &http
-            .call(&Method::GET, "/events?tenant=acme", op, None)
-            .await,
-    );
+    let events = json_of(&http.get("/events?tenant=acme", op).await);
     let events = events.as_array().unwrap();
     assert!(!events.is_empty());
     assert!(
@@ -624,7 +537,7 @@ async fn an_operator_sees_every_tenant_filters_by_one_and_creates_in_any() {
             .iter()
             .all(|e| e["tenant"] == "acme" && e["key_id"] == a_key.as_str())
     );
-    let scopes = json_of(&http.call(&Method::GET, "/scopes", op, None).await);
+    let scopes = json_of(&http.get("/scopes", op).await);
     assert_eq!(scopes["tenant"], Value::Null);
 
     let made = http
@@ -652,23 +565,15 @@ async fn an_operator_sees_every_tenant_filters_by_one_and_creates_in_any() {
 async fn login_example() -> (Http, Vec<(String, String)>, InMemoryKeyStore) {
     let store = InMemoryKeyStore::new();
     let app = example::build(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router;
-    tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service).await.unwrap()
-    });
-    (Http::new(addr, "/admin"), app.passwords, store)
+    let http = Http::serve(app.router, "/admin").await;
+    (http, app.passwords, store)
 }
 
 /// Signs in as `email`; the session cookie.
 async fn sign_in(http: &Http, passwords: &[(String, String)], email: &str) -> String {
     let password = &passwords.iter().find(|(who, _)| who == email).unwrap().1;
     let form = format!("email={}&password={password}", email.replace('@', "%40"));
-    let answer = http
-        .send(&Method::POST, "/login", Auth::Nobody, None, Some(form))
-        .await;
+    let answer = http.log_in(form).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     assert_eq!(answer.headers[LOCATION], "/admin/");
     let cookie = answer.headers[SET_COOKIE].to_str().unwrap();
@@ -689,16 +594,8 @@ async fn behind_the_login_a_tenants_person_reaches_no_other_tenants_key() {
     assert_eq!(carol, ("carol@globex.example", "globex"));
     let (carol, a_tenant) = carol;
     let app = KeyManager::new(store.clone());
-    made(
-        &app,
-        NewKey::new("globex-sync", ["reports:read"]).tenant(tenant(a_tenant)),
-    )
-    .await;
-    let (_, b_key) = made(
-        &app,
-        NewKey::new("b-key", ["reports:read"]).tenant(tenant("initech")),
-    )
-    .await;
+    key_in(&app, "globex-sync", a_tenant).await;
+    let b_key = key_in(&app, "b-key", "initech").await;
     let (_, b_admin) = made(
         &app,
         NewKey::new("b-admin", ["admin:keys"]).tenant(tenant("initech")),
