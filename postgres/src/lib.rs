@@ -195,6 +195,7 @@
 
 mod aux_sql;
 mod events;
+mod explain;
 mod feed;
 mod heirs;
 mod limits;
@@ -204,6 +205,7 @@ mod migrate_error;
 mod pg_key_store;
 mod recent_ips;
 mod sql;
+mod tenant_usage;
 mod usage;
 mod usage_counts;
 mod utc;
