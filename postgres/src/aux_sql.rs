@@ -89,6 +89,18 @@ const BATCH_COLUMNS: &[Column] = &[
     Column::required("at", "timestamptz", ""),
 ];
 
+/// Fills the `tenant` of `rows` (events or counts, `"schema"."name"`) written before the
+/// column existed from their keys' rows in `keys`: one statement, whatever the number of
+/// rows. A key's tenant never changes, so the one it has now is the one it had; rows of
+/// keys since deleted keep none.
+fn tenant_backfill(rows: &str, keys: &str) -> (&'static str, String) {
+    let fill = format!(
+        "UPDATE {rows} AS r SET tenant = k.tenant FROM {keys} AS k
+         WHERE k.id = r.key_id AND k.tenant IS NOT NULL AND r.tenant IS NULL"
+    );
+    ("tenant", fill)
+}
+
 /// Every table beside the key table `schema.table`, in the order `migrate` makes them.
 pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
     let keys = quoted(schema, table);
@@ -115,16 +127,7 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 )"
             ),
             columns: EVENT_COLUMNS,
-            // One statement, whatever the number of events: an earlier release's events
-            // get the tenant their key has now (a key's tenant never changes); those of
-            // keys since deleted keep none.
-            backfills: vec![(
-                "tenant",
-                format!(
-                    "UPDATE {events} AS e SET tenant = k.tenant FROM {keys} AS k
-                     WHERE k.id = e.key_id AND k.tenant IS NOT NULL AND e.tenant IS NULL"
-                ),
-            )],
+            backfills: vec![tenant_backfill(&events, &keys)],
             indexes: vec![
                 (
                     format!("{table}_ev_key"),
@@ -165,13 +168,7 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 )"
             ),
             columns: USAGE_COLUMNS,
-            backfills: vec![(
-                "tenant",
-                format!(
-                    "UPDATE {usage} AS u SET tenant = k.tenant FROM {keys} AS k
-                     WHERE k.id = u.key_id AND k.tenant IS NOT NULL AND u.tenant IS NULL"
-                ),
-            )],
+            backfills: vec![tenant_backfill(&usage, &keys)],
             indexes: vec![
                 (
                     format!("{table}_us_day"),

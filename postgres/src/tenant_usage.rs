@@ -8,11 +8,9 @@
 //! large one) and a join. Copying is safe because a key's tenant never changes; and it
 //! keeps a tenant's past requests counted even if its key's row is deleted.
 
-use sqlx::AssertSqlSafe;
-
+use super::PgKeyStore;
 use super::aux_sql::{quoted, usage_table};
-use super::usage::{from_date, to_date};
-use super::{PgKeyStore, PgQuery};
+use super::usage::to_date;
 use tower_apikey::StoreError;
 use tower_apikey::record::TenantId;
 use tower_apikey::usage::UsageDay;
@@ -27,18 +25,6 @@ impl PgKeyStore {
              WHERE tenant = $1 AND day BETWEEN $2 AND $3
              GROUP BY day ORDER BY day"
         )
-    }
-
-    fn bind_tenant_usage(
-        query: PgQuery<'static>,
-        tenant: &TenantId,
-        from: UsageDay,
-        to: UsageDay,
-    ) -> PgQuery<'static> {
-        query
-            .bind(tenant.as_str().to_owned())
-            .bind(to_date(from))
-            .bind(to_date(to))
     }
 
     /// The requests of all of `tenant`'s keys, summed per UTC day from `from` to `to`
@@ -61,18 +47,7 @@ impl PgKeyStore {
         to: UsageDay,
     ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
         let statement = self.tenant_usage_statement();
-        let query = sqlx::query_as::<_, (time::Date, i64)>(AssertSqlSafe(statement))
-            .bind(tenant.as_str())
-            .bind(to_date(from))
-            .bind(to_date(to));
-        let rows = query
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, n)| (from_date(day), n.unsigned_abs()))
-            .collect())
+        self.days(statement, tenant.as_str(), from, to).await
     }
 
     /// How PostgreSQL would run [`tenant_daily_requests`](Self::tenant_daily_requests):
@@ -90,7 +65,10 @@ impl PgKeyStore {
         to: UsageDay,
     ) -> Result<Vec<String>, StoreError> {
         let statement = self.tenant_usage_statement();
-        self.explain(&statement, |q| Self::bind_tenant_usage(q, tenant, from, to))
-            .await
+        let tenant = tenant.as_str().to_owned();
+        self.explain(&statement, |q| {
+            q.bind(tenant).bind(to_date(from)).bind(to_date(to))
+        })
+        .await
     }
 }
