@@ -24,7 +24,7 @@ use http::{HeaderValue, Request};
 use tower::Layer;
 use tower_apikey::limits::{InMemoryLimitBackend, SharedLimits};
 use tower_apikey::middleware::FailureThrottle;
-use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit};
+use tower_apikey::record::{AllowedIps, Quota, QuotaPeriod, RateLimit, TenantId};
 use tower_apikey::store::cached::CachedKeyStore;
 use tower_apikey::usage::{TracingUsageSink, UsageTracker};
 use tower_apikey::{ApiKeyV2Layer, KeyRecord, Scopes};
@@ -77,6 +77,16 @@ fn comparison(rounds: &mut Rounds, keys: &Keys) {
         };
         rounds.row(name, serial(service, with(valid)));
     }
+
+    // A key of a tenant (DESIGN §14), tracking on: the tenant rides in the record the
+    // lookup shares, so it should cost what a key of no tenant costs.
+    let tenant_key = keys.add_limited(|r| r.with_tenant(Some(TenantId::new("acme").unwrap())));
+    let mut service = keys.layer(true).layer(Ok200);
+    expect_status(&mut service, Some(&tenant_key), 200);
+    rounds.row(
+        "auth/apikey_v2_tenant_key",
+        serial(service, with(Some(&tenant_key))),
+    );
 
     // The same store behind `CachedKeyStore`, the key already cached: what every
     // request but the first costs with a database behind the cache.

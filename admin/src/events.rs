@@ -119,9 +119,8 @@ impl EventView {
     operation_id = "listEvents",
     tag = "events",
     summary = "The audit trail, newest first, one page at a time",
-    description = "404 where the application keeps no event log, or for a `key_id` the caller \
-        does not see (unknown, or another tenant's). A `cursor` is refused (422) unless a `Link` \
-        gave it.",
+    description = "404 where the application keeps no event log. A `cursor` is refused (422) \
+        unless a `Link` gave it.",
     params(KeyIdQuery, PageParams),
     responses(
         (status = 200, description = "A page of events", body = Vec<EventView>,
@@ -311,7 +310,8 @@ pub(super) struct PageParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Only its description is used; the handler reads the query itself.
 pub(super) struct KeyIdQuery {
-    /// Only this key's events: 404 for a key the caller does not see.
+    /// Only this key's events: none for a key the caller does not see, as for an unknown
+    /// one.
     #[param(pattern = "^[0-9A-Za-z]{16}$")]
     key_id: Option<String>,
     /// Only the events of this tenant's keys. An operator sees every tenant; a tenant's

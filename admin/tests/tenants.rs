@@ -298,7 +298,11 @@ impl Side<'_> {
                     .http
                     .get(&format!("/events?key_id={UNKNOWN_ID}"), self.a)
                     .await;
-                assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+                // A filter: an unknown key has no events, and neither, to A, has B's.
+                assert_eq!(
+                    (unknown.status, json_of(&unknown)),
+                    (StatusCode::OK, json!([]))
+                );
                 for id in self.b_ids {
                     let of_b = self.http.get(&format!("/events?key_id={id}"), self.a).await;
                     assert_eq!(

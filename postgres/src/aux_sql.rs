@@ -2,12 +2,18 @@
 //! statements name them. Names derive from the key table's (at most 55 characters),
 //! with suffixes short enough to stay within PostgreSQL's 63.
 
+use super::sql::{Column, TENANT_CHECK};
+
 /// One table beside the key table.
 pub(super) struct AuxTable {
     pub(super) name: String,
     pub(super) create: String,
-    /// Name, type as written, `NOT NULL`.
-    pub(super) columns: &'static [(&'static str, &'static str, bool)],
+    /// Its columns as `create` writes them. `migrate` adds a missing nullable one (with
+    /// its constraints) to a table made by an earlier release.
+    pub(super) columns: &'static [Column],
+    /// What `migrate` runs, in its transaction, right after it added the named column:
+    /// filling it in for the rows an earlier release wrote.
+    pub(super) backfills: Vec<(&'static str, String)>,
     /// Index name and its `CREATE INDEX`.
     pub(super) indexes: Vec<(String, String)>,
 }
@@ -42,38 +48,62 @@ pub(super) fn instances_table(table: &str) -> String {
     format!("{table}_linst")
 }
 
-const LIMIT_COLUMNS: &[(&str, &str, bool)] = &[
-    ("key_id", "text", true),
-    ("tat_ns", "bigint", true),
-    ("period", "integer", true),
-    ("spent", "bigint", true),
+const LIMIT_COLUMNS: &[Column] = &[
+    Column::required("key_id", "text", ""),
+    Column::required("tat_ns", "bigint", ""),
+    Column::required("period", "integer", ""),
+    Column::required("spent", "bigint", ""),
 ];
 
-const INSTANCE_COLUMNS: &[(&str, &str, bool)] =
-    &[("instance", "text", true), ("seen_at", "timestamptz", true)];
-
-const EVENT_COLUMNS: &[(&str, &str, bool)] = &[
-    ("id", "bigint", true),
-    ("type", "text", true),
-    ("key_id", "text", true),
-    ("actor", "text", false),
-    ("at", "timestamptz", true),
-    ("related_key_id", "text", false),
-    ("days", "integer", false),
-    ("ends_at", "timestamptz", false),
-    ("attempts", "bigint", false),
+const INSTANCE_COLUMNS: &[Column] = &[
+    Column::required("instance", "text", ""),
+    Column::required("seen_at", "timestamptz", ""),
 ];
 
-const USAGE_COLUMNS: &[(&str, &str, bool)] = &[
-    ("key_id", "text", true),
-    ("day", "date", true),
-    ("requests", "bigint", true),
+const EVENT_COLUMNS: &[Column] = &[
+    Column::required("id", "bigint", ""),
+    Column::required("type", "text", ""),
+    Column::required("key_id", "text", ""),
+    Column::nullable("actor", "text"),
+    Column::required("at", "timestamptz", ""),
+    Column::nullable("related_key_id", "text"),
+    Column::nullable("days", "integer"),
+    Column::nullable("ends_at", "timestamptz"),
+    Column::nullable("attempts", "bigint"),
+    // The tenant of the event's key, copied from its row as the event is stored.
+    Column::nullable_checked("tenant", "text", TENANT_CHECK),
 ];
 
-const BATCH_COLUMNS: &[(&str, &str, bool)] = &[("id", "text", true), ("at", "timestamptz", true)];
+const USAGE_COLUMNS: &[Column] = &[
+    Column::required("key_id", "text", ""),
+    Column::required("day", "date", ""),
+    Column::required("requests", "bigint", ""),
+    // The tenant of the counted key, copied from its row as the count is first
+    // written (a key's tenant never changes), so that a tenant's usage reads
+    // through one index, `<table>_us_tnt` (see `tenant_usage.rs`).
+    Column::nullable_checked("tenant", "text", TENANT_CHECK),
+];
+
+const BATCH_COLUMNS: &[Column] = &[
+    Column::required("id", "text", ""),
+    Column::required("at", "timestamptz", ""),
+];
+
+/// Fills the `tenant` of `rows` (events or counts, `"schema"."name"`) written before the
+/// column existed from their keys' rows in `keys`: one statement, whatever the number of
+/// rows. A key's tenant never changes, so the one it has now is the one it had; rows of
+/// keys since deleted keep none.
+fn tenant_backfill(rows: &str, keys: &str) -> (&'static str, String) {
+    let fill = format!(
+        "UPDATE {rows} AS r SET tenant = k.tenant FROM {keys} AS k
+         WHERE k.id = r.key_id AND k.tenant IS NOT NULL AND r.tenant IS NULL"
+    );
+    ("tenant", fill)
+}
 
 /// Every table beside the key table `schema.table`, in the order `migrate` makes them.
 pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
+    let keys = quoted(schema, table);
     let events = quoted(schema, &events_table(table));
     let usage = quoted(schema, &usage_table(table));
     let batches = quoted(schema, &batches_table(table));
@@ -92,10 +122,12 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                     related_key_id text,
                     days integer,
                     ends_at timestamptz,
-                    attempts bigint
+                    attempts bigint,
+                    tenant text {TENANT_CHECK}
                 )"
             ),
             columns: EVENT_COLUMNS,
+            backfills: vec![tenant_backfill(&events, &keys)],
             indexes: vec![
                 (
                     format!("{table}_ev_key"),
@@ -113,6 +145,15 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                          WHERE type = 'expiring'"
                     ),
                 ),
+                // One tenant's events, newest first (DESIGN §14). Partial: the
+                // application's own keys' events are never read by tenant.
+                (
+                    format!("{table}_ev_tnt"),
+                    format!(
+                        "CREATE INDEX \"{table}_ev_tnt\" ON {events} (tenant, id DESC)
+                         WHERE tenant IS NOT NULL"
+                    ),
+                ),
             ],
         },
         AuxTable {
@@ -122,14 +163,27 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                     key_id text NOT NULL,
                     day date NOT NULL,
                     requests bigint NOT NULL,
+                    tenant text {TENANT_CHECK},
                     CONSTRAINT \"{table}_us_pk\" PRIMARY KEY (key_id, day)
                 )"
             ),
             columns: USAGE_COLUMNS,
-            indexes: vec![(
-                format!("{table}_us_day"),
-                format!("CREATE INDEX \"{table}_us_day\" ON {usage} (day)"),
-            )],
+            backfills: vec![tenant_backfill(&usage, &keys)],
+            indexes: vec![
+                (
+                    format!("{table}_us_day"),
+                    format!("CREATE INDEX \"{table}_us_day\" ON {usage} (day)"),
+                ),
+                // One tenant's days, for its usage (see `tenant_usage.rs`). Partial, as
+                // the events' one.
+                (
+                    format!("{table}_us_tnt"),
+                    format!(
+                        "CREATE INDEX \"{table}_us_tnt\" ON {usage} (tenant, day)
+                         WHERE tenant IS NOT NULL"
+                    ),
+                ),
+            ],
         },
         AuxTable {
             name: batches_table(table),
@@ -140,6 +194,7 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 )"
             ),
             columns: BATCH_COLUMNS,
+            backfills: vec![],
             indexes: vec![(
                 format!("{table}_ub_at"),
                 format!("CREATE INDEX \"{table}_ub_at\" ON {batches} (at)"),
@@ -156,6 +211,7 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 )"
             ),
             columns: LIMIT_COLUMNS,
+            backfills: vec![],
             indexes: vec![],
         },
         AuxTable {
@@ -167,6 +223,7 @@ pub(super) fn aux_tables(schema: &str, table: &str) -> Vec<AuxTable> {
                 )"
             ),
             columns: INSTANCE_COLUMNS,
+            backfills: vec![],
             indexes: vec![],
         },
     ]

@@ -55,14 +55,19 @@
 //! | `rotated_from` | `text` null | the id this key replaced |
 //! | `ends_at` | `timestamptz` null | when a rotation scheduled this key to end (`expires_at` stays its original expiry) |
 //! | `created_by`, `revoked_by` | `text` null | who acted: an admin key's id or a signed-in person's name; null when the application did |
+//! | `tenant` | `text` null, checked | the customer organisation the key belongs to (DESIGN §14): 1 to 64 of `A-Z a-z 0-9 . _ : -`, as [`TenantId`](tower_apikey::record::TenantId) accepts (a `CHECK` refuses anything else); null for the application's own keys |
 //!
 //! the index `<table>_newest` on `(created_at DESC, id)` for listing, those of
 //! the paged listing ([`KeyStoreAdmin::list_page`](tower_apikey::KeyStoreAdmin::list_page)): `<table>_created`, `_used` and
 //! `_expires` (one per sort, ids in byte order, `COLLATE "C"`), `_revoked` and `_stops`
 //! (partial, for the state filters) and `_scopes` (GIN, for the scope filter), and the
 //! index `<table>_heirs` on `rotated_from` (partial, where it is set), with which a
-//! rotation checks that the old key has no live successor. Every list query but a
-//! search (`q`, an `ILIKE` that scans) reads through them;
+//! rotation checks that the old key has no live successor, and one tenant's listing
+//! indexes, `<table>_tcreate`, `_tused` and `_texpire` (`tenant` before each sort's
+//! columns; partial, where a tenant is set). Every list query but a search (`q`, an
+//! `ILIKE` that scans) reads through them, a tenant's
+//! ([`KeyQuery::with_tenant`](tower_apikey::store::KeyQuery::with_tenant)) through its
+//! sort's tenant index;
 //! [`PgKeyStore::explain_list_page`] shows the plan. Times are kept
 //! to the microsecond (PostgreSQL's precision). No triggers, rules, functions or
 //! row-security policies: revocations are notified by the statements themselves.
@@ -73,9 +78,16 @@
 //! trail's tables: `<table>_events` (the [`EventStore`](tower_apikey::event::EventStore); indexes
 //! `<table>_ev_key` on `(key_id, id DESC)`, `<table>_ev_at` on `at` for pruning, and the
 //! unique `<table>_ev_once` on `(key_id, days)` for `expiring`, which makes it fire once
-//! across instances), `<table>_usage` (daily request counts, primary key `(key_id,
-//! day)`) and `<table>_ubatch` (the ids of usage batches already counted, so that a
-//! retried flush counts once). The serving role needs `SELECT`, `INSERT`, `DELETE` on
+//! across instances, and `<table>_ev_tnt` on `(tenant, id DESC)` for one tenant's
+//! events), `<table>_usage` (daily request counts, primary key `(key_id, day)`, and
+//! `<table>_us_tnt` on `(tenant, day)` for [`PgKeyStore::tenant_daily_requests`]) and
+//! `<table>_ubatch` (the ids of usage batches already counted, so that a retried flush
+//! counts once). Events and counts carry their key's `tenant` (nullable, with the same
+//! check), copied from the key's row by the statement that writes them, so that every
+//! writer, the request path's included, need know only the key's id; a table from
+//! before tenants gains the column on `migrate`, filled in from the keys by one
+//! `UPDATE … FROM` in the migration's transaction. [`PgKeyStore::explain_events`] and
+//! [`PgKeyStore::explain_tenant_daily_requests`] show the plans. The serving role needs `SELECT`, `INSERT`, `DELETE` on
 //! them, and `UPDATE` on `<table>_usage`. Rows older than the retention are deleted by
 //! the manager's [`background`](tower_apikey::KeyManager::background) when it has an
 //! audit trail.
@@ -195,6 +207,7 @@
 
 mod aux_sql;
 mod events;
+mod explain;
 mod feed;
 mod heirs;
 mod limits;
@@ -204,6 +217,7 @@ mod migrate_error;
 mod pg_key_store;
 mod recent_ips;
 mod sql;
+mod tenant_usage;
 mod usage;
 mod usage_counts;
 mod utc;

@@ -19,8 +19,11 @@
 //! exactly the columns of [`sql::COLUMNS`] with their types and `NOT NULL`, a primary key
 //! on `id`, and that the names `<table>_newest`, `<table>_heirs` (rotations' check for
 //! a live successor) and those of the paged listing's indexes (`<table>_created`,
-//! `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`) are indexes on it, creating
-//! them where missing. Other indexes are left alone: only the table's trusted owner can
+//! `_used`, `_expires`, `_revoked`, `_stops`, `_scopes`, and a tenant's `_tcreate`,
+//! `_tused`, `_texpire`) are indexes on it, creating them where missing. A column
+//! added with a `CHECK` (the `tenant`) brings its check: adding it reads the table once
+//! to validate, under the lock `ADD COLUMN` takes (every existing row is NULL, so it
+//! passes). Other indexes are left alone: only the table's trusted owner can
 //! create them.
 //!
 //! Any failure is a [`MigrateError`] naming the problem, and the transaction is rolled

@@ -16,7 +16,7 @@ use tower_apikey::UsageSink;
 use tower_apikey::event::{KeyEvent, NewEvent};
 use tower_apikey::key::KeyDigest;
 use tower_apikey::record::{
-    ActorName, AllowedIps, KeyName, Quota, QuotaPeriod, RateLimit, RecentIps,
+    ActorName, AllowedIps, KeyName, Quota, QuotaPeriod, RateLimit, RecentIps, TenantId,
 };
 use tower_apikey::store::{KeyStoreUpdate, KeyUpdate, OldKeyEnd, Revocation, RotateOutcome};
 use tower_apikey::usage::{KeyUsage, UsageBatch, UsageCounts, UsageOutcome, UsageSinkError};
@@ -618,7 +618,8 @@ pub(super) fn bind_record<'q>(
         .bind(record.quota().map(|q| q.per().as_str()))
         .bind(record.allowed_ips().map(allowlist_column))
         .bind(record.predecessor_grace().map(grace_to_db))
-        .bind(super::recent_ips::column_value(record.recent_ips())))
+        .bind(super::recent_ips::column_value(record.recent_ips()))
+        .bind(record.tenant().map(TenantId::as_str)))
 }
 
 /// An allowlist as its `text[]` column holds it.
@@ -729,6 +730,7 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
         .map(|ip| ip.parse::<std::net::IpAddr>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| corrupt(id, format_args!("recent_ips: {e}")))?;
+    let tenant = tenant_from_row(row, 19).map_err(|e| corrupt(id, e))?;
     Ok(KeyRecord::new(
         id,
         name,
@@ -747,7 +749,22 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     .with_quota(quota)
     .with_allowed_ips(allowed_ips)
     .with_predecessor_grace(grace_from_row(row, id)?)
-    .with_recent_ips(RecentIps::from_newest(recent_ips)))
+    .with_recent_ips(RecentIps::from_newest(recent_ips))
+    .with_tenant(tenant))
+}
+
+/// The `tenant` column at `index` of a row (keys, events), checked as
+/// [`TenantId::new`] checks it: the column's `CHECK` keeps bad values out, but a row
+/// written while it was dropped must read as corrupt, not be trusted. The error says why,
+/// for the caller to name the row.
+pub(super) fn tenant_from_row(row: &PgRow, index: usize) -> Result<Option<TenantId>, String> {
+    let tenant: Option<&str> = row
+        .try_get(index)
+        .map_err(|e| format!("tenant is unreadable: {e}"))?;
+    tenant
+        .map(TenantId::new)
+        .transpose()
+        .map_err(|e| format!("tenant: {e}"))
 }
 
 pub(super) fn column<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>

@@ -22,7 +22,11 @@ pub(super) struct Column {
 }
 
 impl Column {
-    const fn required(name: &'static str, ty: &'static str, constraints: &'static str) -> Self {
+    pub(super) const fn required(
+        name: &'static str,
+        ty: &'static str,
+        constraints: &'static str,
+    ) -> Self {
         Self {
             name,
             ty,
@@ -31,12 +35,21 @@ impl Column {
         }
     }
 
-    const fn nullable(name: &'static str, ty: &'static str) -> Self {
+    pub(super) const fn nullable(name: &'static str, ty: &'static str) -> Self {
+        Self::nullable_checked(name, ty, "")
+    }
+
+    /// A nullable column with `constraints` (a `CHECK`), which `ADD COLUMN` adds with it.
+    pub(super) const fn nullable_checked(
+        name: &'static str,
+        ty: &'static str,
+        constraints: &'static str,
+    ) -> Self {
         Self {
             name,
             ty,
             not_null: false,
-            constraints: "",
+            constraints,
         }
     }
 
@@ -51,6 +64,14 @@ impl Column {
         format!("{} {}{not_null}{constraints}", self.name, self.ty)
     }
 }
+
+/// The `CHECK` of a `tenant` column (keys, events, usage counts): what
+/// [`TenantId::new`](tower_apikey::record::TenantId::new) accepts, 1 to 64 characters of
+/// `A-Z a-z 0-9 . _ : -`, so that a role writing to the table directly cannot store a
+/// tenant the crate would refuse. `$` ends the text (no newline may follow it), and the
+/// ranges are of code points whatever the database's collation. A row written before the
+/// check, or with it dropped, still reads back as corrupt, never as a panic.
+pub(super) const TENANT_CHECK: &str = "CHECK (tenant ~ '^[A-Za-z0-9._:-]{1,64}$')";
 
 /// The key table, in the order `bind_record` binds and `record_from_row` reads. The one
 /// place a column is declared: `CREATE TABLE`, the statements' column lists and
@@ -80,6 +101,9 @@ pub(super) const COLUMNS: &[Column] = &[
     Column::nullable("predecessor_grace_us", "bigint"),
     // The last client addresses, newest first (DESIGN §12), from usage writes.
     Column::nullable("recent_ips", "text[]"),
+    // The customer organisation the key belongs to (DESIGN §14); NULL for the
+    // application's own keys, and for every key of a table made before tenants.
+    Column::nullable_checked("tenant", "text", TENANT_CHECK),
 ];
 
 pub(super) struct Sql {

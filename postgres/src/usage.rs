@@ -57,11 +57,16 @@ impl PgKeyStore {
             return Ok(());
         }
         let usage = quoted(schema, &usage_table(table));
+        let key_table = quoted(schema, table);
+        // A new day's row takes its key's tenant, a primary-key lookup per key and day
+        // (DESIGN §14; see `tenant_usage.rs`); an existing one keeps the tenant it has,
+        // the key's too, since a key's tenant never changes.
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {usage} AS u (key_id, day, requests)
-             SELECT key_id, day, sum(n)::bigint
+            "INSERT INTO {usage} AS u (key_id, day, requests, tenant)
+             SELECT b.key_id, b.day, sum(b.n)::bigint,
+                    (SELECT k.tenant FROM {key_table} AS k WHERE k.id = b.key_id)
              FROM UNNEST($1::text[], $2::date[], $3::bigint[]) AS b(key_id, day, n)
-             GROUP BY key_id, day
+             GROUP BY b.key_id, b.day
              ON CONFLICT (key_id, day) DO UPDATE SET requests = u.requests + EXCLUDED.requests"
         )))
         .bind(keys)

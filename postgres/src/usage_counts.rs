@@ -13,6 +13,30 @@ use tower_apikey::KeyId;
 use tower_apikey::StoreError;
 use tower_apikey::usage::{UsageCounts, UsageDay};
 
+impl PgKeyStore {
+    /// Runs `statement` (`$1` a key or tenant, `$2` the first day, `$3` the last;
+    /// answering a day and a count a row) and reads its rows.
+    pub(super) async fn days(
+        &self,
+        statement: String,
+        subject: &str,
+        from: UsageDay,
+        to: UsageDay,
+    ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
+        let rows: Vec<(time::Date, i64)> = sqlx::query_as(AssertSqlSafe(statement))
+            .bind(subject)
+            .bind(to_date(from))
+            .bind(to_date(to))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, n)| (from_date(day), n.unsigned_abs()))
+            .collect())
+    }
+}
+
 #[async_trait]
 impl UsageCounts for PgKeyStore {
     async fn daily_requests(
@@ -22,20 +46,11 @@ impl UsageCounts for PgKeyStore {
         to: UsageDay,
     ) -> Result<Vec<(UsageDay, u64)>, StoreError> {
         let usage = quoted(&self.sql.schema, &usage_table(&self.sql.table));
-        let rows: Vec<(time::Date, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        let statement = format!(
             "SELECT day, requests FROM {usage}
              WHERE key_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day"
-        )))
-        .bind(key_id.as_str())
-        .bind(to_date(from))
-        .bind(to_date(to))
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, n)| (from_date(day), n.unsigned_abs()))
-            .collect())
+        );
+        self.days(statement, key_id.as_str(), from, to).await
     }
 
     /// Deletes daily counts and counted batch ids older than `before`, in one

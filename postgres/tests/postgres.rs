@@ -138,6 +138,9 @@ mod pg_conformance {
 #[path = "postgres/shared_limits.rs"]
 mod shared_limits;
 
+#[path = "postgres/tenants.rs"]
+mod tenants;
+
 /// `PgKeyStore` as the shared limits' ledger keeps the `LimitBackend` contract.
 mod pg_limit_backend_conformance {
     tower_apikey::testing::limit_backend_conformance_tests!(async {

@@ -1,6 +1,7 @@
 //! `PgKeyStore::list_page` against a real PostgreSQL: on a table of 20,000 keys after
 //! `ANALYZE`, every query but `q` reads through an index (no `Seq Scan` on the keys
-//! table), and `migrate()` adds the listing indexes to a table made before them.
+//! table), one tenant's in every sort through that sort's tenant index, and `migrate()`
+//! adds the listing indexes to a table made before them.
 //!
 //! Needs `APIKEY_TEST_DATABASE_URL`, like `tests/postgres.rs`; each test works in its
 //! own table in the schema `apikey_tests`, dropped at its end.
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tower_apikey::record::TenantId;
 use tower_apikey::store::{KeyFilter, KeyQuery, KeySort, PageCursor};
 use tower_apikey::{KeyStoreAdmin, Scope};
 use tower_apikey_postgres::PgKeyStore;
@@ -70,14 +72,16 @@ async fn drop_table(store: &PgKeyStore) {
 }
 
 /// `ROWS` keys, as an organisation has them: most active and used, some never used,
-/// a few revoked, expired, ended by rotation or expiring soon; scopes from a handful.
+/// a few revoked, expired, ended by rotation or expiring soon; scopes from a handful;
+/// spread over seven tenants (`org-0` to `org-6`), one key in eleven the application's
+/// own (no tenant).
 async fn load(store: &PgKeyStore) {
     let t = qualified(store);
     exec(
         store.pool(),
         format!(
             "INSERT INTO {t} (id, name, scopes, digest, created_at, expires_at, revoked_at,
-                              last_used_at, ends_at)
+                              last_used_at, ends_at, tenant)
              SELECT lpad(g::text, 16, '0'),
                     'service ' || g,
                     CASE g % 4 WHEN 0 THEN ARRAY['reports:read']
@@ -90,7 +94,8 @@ async fn load(store: &PgKeyStore) {
                          ELSE created + interval '365 days' END,
                     CASE WHEN g % 40 = 0 THEN now_ - interval '2 days' END,
                     CASE WHEN g % 5 <> 0 THEN now_ - (g % 60) * interval '1 day' END,
-                    CASE WHEN g % 97 = 0 THEN now_ - interval '1 hour' END
+                    CASE WHEN g % 97 = 0 THEN now_ - interval '1 hour' END,
+                    CASE WHEN g % 11 <> 0 THEN 'org-' || (g % 7) END
              FROM generate_series(1, {ROWS}) AS g,
                   LATERAL (SELECT to_timestamp({NOW_SECS}) AS now_) AS n,
                   LATERAL (SELECT n.now_ - (g % 340) * interval '1 day'
@@ -186,6 +191,77 @@ async fn every_query_but_search_reads_through_an_index() {
     drop_table(&store).await;
 }
 
+/// Every list query of one tenant (DESIGN §14): each sort, first and second page, reads
+/// through that sort's tenant index; the state and scope filters read through an index
+/// too; and every page holds that tenant's keys only.
+#[tokio::test]
+async fn every_query_of_one_tenant_reads_through_an_index() {
+    let store = fresh_store().await;
+    load(&store).await;
+    let tenant = TenantId::new("org-3").unwrap();
+    let of_tenant = || KeyQuery::new(now()).with_tenant(tenant.clone());
+    let tenants_of = |query: KeyQuery| {
+        let store = &store;
+        async move {
+            let page = store.list_page(&query).await.expect("list_page");
+            page.items
+                .iter()
+                .map(|r| r.tenant().map(|t| t.as_str().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    for (sort, index) in [
+        ("-created", "_tcreate"),
+        ("created", "_tcreate"),
+        ("-last_used", "_tused"),
+        ("last_used", "_tused"),
+        ("-expires", "_texpire"),
+        ("expires", "_texpire"),
+    ] {
+        let sort = KeySort::parse(sort).unwrap();
+        let query = of_tenant().with_sort(sort);
+        let index = format!("{}{index}", store.table());
+        assert_through(&store, &format!("tenant, sort={sort}"), &query, &index).await;
+        let page = store.list_page(&query).await.unwrap();
+        let after = query.clone().after(&page.next.expect("more")).unwrap();
+        assert_through(
+            &store,
+            &format!("tenant, sort={sort}, page 2"),
+            &after,
+            &index,
+        )
+        .await;
+        for tenants in [tenants_of(query).await, tenants_of(after).await] {
+            assert_eq!(tenants.len(), 100, "a full page");
+            assert!(
+                tenants.iter().all(|t| t.as_deref() == Some("org-3")),
+                "{tenants:?}"
+            );
+        }
+    }
+    for state in KeyFilter::ALL {
+        let query = of_tenant().with_state(state);
+        assert_indexed(&store, &format!("tenant, state={state}"), &query).await;
+    }
+    for scope in ["admin:keys", "billing:read"] {
+        let query = of_tenant().with_scope(Scope::new(scope).unwrap());
+        assert_indexed(&store, &format!("tenant, scope={scope}"), &query).await;
+    }
+    // A tenant with no keys: through an index, and nothing.
+    let nobody = KeyQuery::new(now()).with_tenant(TenantId::new("org-none").unwrap());
+    let plan = store.explain_list_page(&nobody).await.unwrap().join("\n");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(ids(&store, &nobody).await.is_empty());
+    drop_table(&store).await;
+}
+
+/// As `assert_indexed`, and the plan reads the index named `index`.
+async fn assert_through(store: &PgKeyStore, what: &str, query: &KeyQuery, index: &str) {
+    assert_indexed(store, what, query).await;
+    let plan = store.explain_list_page(query).await.unwrap().join("\n");
+    assert!(plan.contains(index), "{what}: not through {index}:\n{plan}");
+}
+
 #[tokio::test]
 async fn migrate_adds_the_listing_indexes_to_a_table_made_before_them() {
     let store = fresh_store().await;
@@ -207,17 +283,17 @@ async fn migrate_adds_the_listing_indexes_to_a_table_made_before_them() {
     };
     let table = store.table().to_owned();
     let listing = [
-        "_created", "_used", "_expires", "_revoked", "_stops", "_scopes",
+        "_created", "_used", "_expires", "_revoked", "_stops", "_scopes", "_tcreate", "_tused",
+        "_texpire",
     ];
     let all = indexes(&store).await;
     for suffix in listing {
         let name = format!("{table}{suffix}");
         assert!(all.contains(&name), "migrate creates {name}: {all:?}");
     }
-    // As the release before paging left it: without the listing indexes.
-    for suffix in [
-        "_created", "_used", "_expires", "_revoked", "_stops", "_scopes",
-    ] {
+    // As the release before paging left it: without the listing indexes (and without
+    // the tenant ones, which came later still).
+    for suffix in listing {
         exec(
             store.pool(),
             format!("DROP INDEX \"{}\".\"{table}{suffix}\"", store.schema()),
