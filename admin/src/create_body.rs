@@ -24,7 +24,7 @@ use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::NewKey;
 use tower_apikey::Scopes;
-use tower_apikey::record::{AllowedIps, KeyName, MAX_NAME_CHARS, Quota, RateLimit};
+use tower_apikey::record::{AllowedIps, KeyName, MAX_NAME_CHARS, Quota, RateLimit, TenantId};
 use tower_apikey::scope::{MAX_SCOPE_LEN, MAX_SCOPES, SCOPE_PATTERN};
 
 wire_struct! {
@@ -52,6 +52,11 @@ wire_struct! {
         /// any. Inside the acting key's own, if it has one (403, `too_loose`)
         #[schema(value_type = Option<Vec<IpNetwork>>, min_items = 1, max_items = 64)]
         pub(super) allowed_ips: Option<AllowedIps>,
+        /// The tenant the key belongs to (DESIGN §14): 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+        /// Left out: the acting actor's own tenant (none for an operator). An actor of one
+        /// tenant naming another is refused (403)
+        #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+        pub(super) tenant: Option<TenantId>,
     }
 }
 
@@ -86,6 +91,9 @@ impl CreateKeyBody {
         if let Some(ips) = self.allowed_ips {
             new = new.allowed_ips(ips);
         }
+        if let Some(tenant) = self.tenant {
+            new = new.tenant(tenant);
+        }
         new
     }
 }
@@ -113,6 +121,18 @@ impl Field for Scopes {
         match strings {
             Some(strings) => at.checked(Scopes::new(&strings), FieldError::scopes),
             None => at.refuse(format!("{} must be an array of strings", at.field)),
+        }
+    }
+}
+
+impl Field for TenantId {
+    fn read(value: &Value, at: &mut At<'_>) -> Option<Self> {
+        match value {
+            Value::String(tenant) => match TenantId::new(tenant) {
+                Ok(tenant) => Some(tenant),
+                Err(error) => at.refuse(error.to_string()),
+            },
+            _ => at.refuse(format!("{} must be a string", at.field)),
         }
     }
 }

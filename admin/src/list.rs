@@ -16,10 +16,11 @@ use super::view::KeyView;
 use tower_apikey::KeyManager;
 use tower_apikey::KeyStoreAdmin;
 use tower_apikey::Scope;
+use tower_apikey::record::TenantId;
 use tower_apikey::store::{KeyFilter, KeyQuery, KeySort};
 
 /// The parameters `GET /keys` takes.
-const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
+const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort", "tenant"];
 
 /// `GET /keys`
 #[utoipa::path(
@@ -40,12 +41,13 @@ const PARAMETERS: &[&str] = &["limit", "cursor", "state", "q", "scope", "sort"];
 )]
 pub(super) async fn list<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     uri: Uri,
 ) -> Result<Response, AdminError> {
     let params = QueryParams::parse(&uri, PARAMETERS)?;
     let query = key_query(&params, manager.key_query())?;
-    let page = manager.list_page(query).await?;
+    // The actor's tenant scopes the page, whatever `tenant` asked (DESIGN §14).
+    let page = manager.acting_as(&actor).list_page(query).await?;
     let views = page
         .items
         .iter()
@@ -76,6 +78,12 @@ fn key_query(params: &QueryParams, mut query: KeyQuery) -> Result<KeyQuery, Admi
         match query.clone().with_search(text) {
             Ok(searched) => query = searched,
             Err(error) => errors.push(FieldError::new("q", error.to_string())),
+        }
+    }
+    if let Some(text) = params.get("tenant") {
+        match TenantId::new(text) {
+            Ok(tenant) => query = query.with_tenant(tenant),
+            Err(error) => errors.push(FieldError::new("tenant", error.to_string())),
         }
     }
     if let Some(text) = params.get("scope") {
@@ -134,6 +142,10 @@ pub(super) struct ListKeysParams {
     /// `created`, `last_used` or `expires`, `-` first for descending; default `-created`.
     #[param(value_type = Option<String>)]
     sort: Option<String>,
+    /// Keys of this tenant only (DESIGN §14), for an operator; an actor of one tenant
+    /// always sees its own, and another tenant's name gives an empty page.
+    #[param(max_length = 64, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    tenant: Option<String>,
 }
 
 #[cfg(test)]

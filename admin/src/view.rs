@@ -15,6 +15,7 @@ use tower_apikey::Actor;
 use tower_apikey::KeyRecord;
 use tower_apikey::PlaintextKey;
 use tower_apikey::manager::ScopeCatalogue;
+use tower_apikey::manager::Tenancy;
 
 // The doc comments on these views are also their descriptions in the OpenAPI document
 // (`GET /openapi.json`), which `ToSchema` derives from the very types serialised here.
@@ -28,6 +29,9 @@ pub(super) struct KeyView {
     id: String,
     /// What uses the key.
     name: String,
+    /// The tenant the key belongs to (DESIGN §14); `null` for a key of the application itself.
+    #[schema(required = true)]
+    tenant: Option<String>,
     /// The scopes the key holds, sorted.
     scopes: Vec<String>,
     /// When the key was created.
@@ -123,6 +127,7 @@ impl KeyView {
         Ok(Self {
             id: record.id().to_string(),
             name: record.name().to_string(),
+            tenant: record.tenant().map(ToString::to_string),
             scopes: record.scopes().iter().map(ToString::to_string).collect(),
             created_at: utc(record.created_at())?,
             expires_at: utc(record.expires_at())?,
@@ -195,6 +200,10 @@ pub(super) struct ScopesView<'a> {
     #[schema(required = true)]
     catalogue: Option<Vec<CatalogueView<'a>>>,
     actor: ActorView<'a>,
+    /// The caller's tenant (DESIGN §14): the only tenant it sees; `null` for an operator,
+    /// who sees every tenant.
+    #[schema(required = true)]
+    tenant: Option<&'a str>,
 }
 
 /// One declared scope, and whether the caller may grant it.
@@ -232,6 +241,10 @@ impl<'a> ScopesView<'a> {
                 name: actor.name().as_str(),
                 may_grant: actor.may_grant().iter().map(|s| s.as_str()).collect(),
             },
+            tenant: match actor.tenancy() {
+                Tenancy::Operator => None,
+                Tenancy::Tenant(tenant) => Some(tenant.as_str()),
+            },
         }
     }
 }
@@ -252,7 +265,6 @@ mod tests {
     use tower_apikey::KeyId;
     use tower_apikey::Scopes;
     use tower_apikey::key::KeyDigest;
-    use tower_apikey::manager::Tenancy;
     use tower_apikey::record::KeyName;
 
     fn record() -> KeyRecord {
