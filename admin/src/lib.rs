@@ -736,10 +736,11 @@ async fn create<S: KeyStoreAdmin>(
 )]
 async fn show<S: KeyStoreAdmin>(
     State(manager): State<KeyManager<S>>,
-    _: Acting,
+    Acting(actor): Acting,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
-    let record = manager.get(&key_id(id)?).await?;
+    // Another tenant's key is not found, as an unknown id (DESIGN §14).
+    let record = manager.acting_as(&actor).get(&key_id(id)?).await?;
     Ok(axum::Json(KeyView::new(&record)?).into_response())
 }
 

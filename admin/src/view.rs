@@ -300,6 +300,7 @@ mod tests {
             serde_json::json!({
                 "id": "7Fq2LxW9aZ3kPm4R",
                 "name": "billing-sync",
+                "tenant": null,
                 "scopes": ["admin:keys", "reports:read"],
                 "created_at": "2026-05-01T12:00:00Z",
                 "expires_at": "2026-05-02T12:00:00Z",
@@ -358,6 +359,7 @@ mod tests {
                     {"scope": "reports:write", "description": "Write reports", "grantable": true},
                 ],
                 "actor": {"name": "alice@example.com", "may_grant": ["reports:*"]},
+                "tenant": null,
             })
         );
         let open = serde_json::to_value(ScopesView::new(None, &actor)).unwrap();

@@ -240,7 +240,7 @@ async fn every_key_operation_documents_its_refusals_as_problem_documents() {
         .collect();
     assert_eq!(
         parameters,
-        BTreeSet::from(["cursor", "limit", "q", "scope", "sort", "state"])
+        BTreeSet::from(["cursor", "limit", "q", "scope", "sort", "state", "tenant"])
     );
     // The panel needs no key; the API does.
     assert_eq!(
