@@ -2141,7 +2141,9 @@ async fn scale_flow(
             "ends",
             "last used",
             "state",
-            "created_by"
+            "created_by",
+            // The demo's admin key is an operator's, who sees every tenant.
+            "tenant"
         ]
     );
     assert_eq!(lines.len(), 1 + revoked.len(), "one row per revoked key");
@@ -2669,5 +2671,189 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
             );
         }
     })
+    .await;
+}
+
+// ---- tenants (issue 31, DESIGN §14) ---------------------------------------------------
+
+/// The ids of the rows the list shows, sorted.
+const ROW_IDS: &str = "return [...document.querySelectorAll('#key-rows tr')]\
+     .map(tr => tr.id.replace(/^key-/, '')).sort();";
+
+/// Exports the list as CSV and reads the file the browser downloaded into `downloads`.
+async fn export_csv(page: &mut Page, downloads: &Path) -> String {
+    for old in fs::read_dir(downloads).unwrap().flatten() {
+        fs::remove_file(old.path()).unwrap();
+    }
+    page.click("#export").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let done = fs::read_dir(downloads)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "csv"));
+        if let Some(path) = done {
+            return fs::read_to_string(&path).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CSV downloaded within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_creates_by_tenant() {
+    let (addr, operator) = serve_demo(InMemoryKeyStore::new()).await;
+    let operator_id = operator.split('_').nth(1).unwrap().to_owned();
+    let in_tenant = |name: &str, scopes: &[&str], tenant: &str| json!({"name": name, "scopes": scopes, "tenant": tenant});
+    let (acme_admin, acme_admin_id) = create(
+        addr,
+        &operator,
+        in_tenant("acme admin", &["admin:keys", "reports:read"], "acme"),
+    )
+    .await;
+    let (_, acme_sync) = create(
+        addr,
+        &operator,
+        in_tenant("acme sync", &["reports:read"], "acme"),
+    )
+    .await;
+    let (_, globex_admin) = create(
+        addr,
+        &operator,
+        in_tenant("globex admin", &["admin:keys"], "globex"),
+    )
+    .await;
+    let (_, globex_sync) = create(
+        addr,
+        &operator,
+        in_tenant("globex sync", &["reports:read"], "globex"),
+    )
+    .await;
+
+    in_browser(
+        "e2e-tenants-screenshots",
+        addr,
+        move |mut page, downloads| async move {
+            // As acme's administrator: the panel names acme and lists acme's keys only.
+            sign_in(&mut page, &acme_admin).await;
+            page.until(
+                "the panel to name acme",
+                "return document.getElementById('tenant-shown').textContent === 'Keys of tenant acme';",
+                vec![],
+            )
+            .await;
+            let mut acme = vec![acme_admin_id.clone(), acme_sync.clone()];
+            acme.sort();
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!(acme));
+            let operator_only = page
+                .js(
+                    "return ['tenant-filter-field', 'create-tenant-field', 'tenant-column']\
+                     .map(id => document.getElementById(id).hidden);",
+                    vec![],
+                )
+                .await;
+            assert_eq!(operator_only, json!([true, true, true]), "no tenant filter, field or column");
+            page.screenshot("acme").await;
+            let csv = export_csv(&mut page, &downloads).await;
+            for other in [&globex_admin, &globex_sync] {
+                assert!(!csv.contains(other.as_str()), "{other} in acme's export: {csv}");
+            }
+            // The operator made acme's keys, so its id is their `created_by`; its own
+            // key is no row.
+            let mut ids: Vec<String> = csv
+                .lines()
+                .skip(1)
+                .map(|l| csv_fields(l, ',')[1].clone())
+                .collect();
+            ids.sort();
+            assert_eq!(ids, acme, "acme's keys alone: {csv}");
+            assert!(!csv.lines().next().unwrap().contains("tenant"), "{csv}");
+
+            // As the operator: every tenant, a filter narrowing to one, a tenant column.
+            page.click("#forget").await;
+            sign_in(&mut page, &operator).await;
+            page.until(
+                "the panel to name every tenant",
+                "return document.getElementById('tenant-shown').textContent === 'All tenants (operator)';",
+                vec![],
+            )
+            .await;
+            let mut everyone = vec![
+                operator_id.clone(),
+                acme_admin_id.clone(),
+                acme_sync.clone(),
+                globex_admin.clone(),
+                globex_sync.clone(),
+            ];
+            everyone.sort();
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!(everyone));
+            assert_eq!(page.text(&row_cell(&globex_sync, "Tenant")).await, "globex");
+            assert_eq!(page.text(&row_cell(&operator_id, "Tenant")).await, "none");
+            page.type_into("#tenant-filter", "globex").await;
+            page.js(
+                "document.getElementById('tenant-filter').dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await;
+            let mut globex = vec![globex_admin.clone(), globex_sync.clone()];
+            globex.sort();
+            page.until(
+                "globex's keys alone",
+                "return JSON.stringify([...document.querySelectorAll('#key-rows tr')]\
+                 .map(tr => tr.id.replace(/^key-/, '')).sort()) === JSON.stringify(arguments[0]);",
+                vec![json!(globex)],
+            )
+            .await;
+            assert_eq!(
+                page.text("#tenant-shown").await,
+                "Keys of tenant globex (operator)"
+            );
+            page.screenshot("operator-globex").await;
+            let csv = export_csv(&mut page, &downloads).await;
+            let header = csv_fields(csv.lines().next().unwrap(), ',');
+            assert_eq!(header.last().map(String::as_str), Some("tenant"), "{csv}");
+            assert!(
+                csv.lines().skip(1).all(|l| csv_fields(l, ',').last().map(String::as_str) == Some("globex")),
+                "{csv}"
+            );
+
+            // A tenant id the server would refuse is refused here first: nothing is sent.
+            page.type_into("#create-name", "globex reports").await;
+            page.type_into("#create-tenant", "glo bex").await;
+            page.click("#create-submit").await;
+            page.until(
+                "the tenant field's error",
+                "return !document.getElementById('create-tenant-error').hidden;",
+                vec![],
+            )
+            .await;
+            assert_eq!(page.focused_id().await, "create-tenant");
+
+            // Create in a tenant: the key is made there.
+            page.type_into("#create-tenant", "globex").await;
+            page.click("#create-submit").await;
+            let key = page.one_time_key().await;
+            assert!(is_key(&key), "{key}");
+            page.click("#once-done").await;
+            page.wait_dismissed().await;
+            let whoami = request(addr, Method::GET, "/whoami", Some(&key), None).await;
+            assert_eq!(whoami.status, StatusCode::OK, "{}", whoami.body);
+            let whoami: Value = serde_json::from_str(&whoami.body).unwrap();
+            assert_eq!(whoami["tenant"], "globex");
+            let id = key.split('_').nth(1).unwrap().to_owned();
+            page.until(
+                "the new key in globex's list",
+                "return !!document.getElementById('key-' + arguments[0]);",
+                vec![json!(id)],
+            )
+            .await;
+            assert_eq!(page.text(&row_cell(&id, "Tenant")).await, "globex");
+            page.screenshot("created-in-globex").await;
+        },
+    )
     .await;
 }
