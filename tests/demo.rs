@@ -348,6 +348,8 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             "revoked_by",
             "rotated_from",
             "scopes",
+            // DESIGN §14: `null` for the application's own keys.
+            "tenant",
         ];
         // A key that was used shows the addresses it was used from: here, loopback.
         if !record["last_used_at"].is_null() {
