@@ -9,11 +9,16 @@
 //! an [`Actor`] with the scopes that person may grant, and the router records them as
 //! `created_by` / `revoked_by` and never lets them grant more.
 //!
-//! Two people, with passwords made at each start and printed once:
+//! Three people, with passwords made at each start and printed once. The application says
+//! for each whether they are an operator or a tenant's administrator (DESIGN §14): there
+//! is no default.
 //!
-//! - `alice@example.com` may grant every scope of the catalogue, `admin:keys` included;
-//! - `bob@example.com` may grant `reports:read` only: he can make read-only keys for
-//!   integrations, and cannot make (or rotate, or revoke) anything stronger.
+//! - `alice@example.com`, an operator, may grant every scope of the catalogue,
+//!   `admin:keys` included, in every tenant;
+//! - `bob@example.com`, an operator, may grant `reports:read` only: he can make read-only
+//!   keys for integrations, and cannot make (or rotate, or revoke) anything stronger;
+//! - `carol@acme.example` administers the tenant `acme`: she sees and manages acme's
+//!   keys alone, and the panel says "Keys of tenant acme".
 //!
 //! `GET /ping` is the application's API, for any valid key.
 //!
@@ -43,6 +48,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_apikey::manager::{ScopeCatalogue, Tenancy};
+use tower_apikey::record::TenantId;
 use tower_apikey::{Actor, ApiKeyV2Layer, InMemoryKeyStore, KeyManager, Scopes};
 use tower_apikey_admin::AdminRouter;
 
@@ -53,13 +59,20 @@ pub const CATALOGUE: [(&str, &str); 3] = [
     ("admin:keys", "Manage API keys"),
 ];
 
-/// Who may sign in, and what each may grant.
-pub const PEOPLE: [(&str, &[&str]); 2] = [
+/// Who may sign in, what each may grant, and the tenant each administers (`None`: an
+/// operator, of every tenant).
+pub const PEOPLE: [(&str, &[&str], Option<&str>); 3] = [
     (
         "alice@example.com",
         &["reports:read", "reports:write", "admin:keys"],
+        None,
     ),
-    ("bob@example.com", &["reports:read"]),
+    ("bob@example.com", &["reports:read"], None),
+    (
+        "carol@acme.example",
+        &["reports:read", "reports:write", "admin:keys"],
+        Some("acme"),
+    ),
 ];
 
 /// The application, built and not yet serving.
@@ -75,11 +88,15 @@ pub fn build(store: InMemoryKeyStore) -> App {
     let catalogue = ScopeCatalogue::new(CATALOGUE).expect("the catalogue is valid");
     let mut people = HashMap::new();
     let mut passwords = Vec::new();
-    for (email, may_grant) in PEOPLE {
+    for (email, may_grant, tenant) in PEOPLE {
         let password = new_password();
         let may_grant = Scopes::new(may_grant).expect("valid scopes");
+        let tenancy = match tenant {
+            Some(tenant) => Tenancy::Tenant(TenantId::new(tenant).expect("a valid tenant")),
+            None => Tenancy::Operator,
+        };
         let person = Person {
-            actor: Actor::person(email, may_grant, Tenancy::Operator).expect("a valid name"),
+            actor: Actor::person(email, may_grant, tenancy).expect("a valid name"),
             password_digest: Sha256::digest(password.as_bytes()).into(),
         };
         people.insert(email.to_owned(), person);

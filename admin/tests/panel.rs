@@ -2857,3 +2857,106 @@ async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_create
     )
     .await;
 }
+
+/// Behind the example's login, Carol administers the tenant acme: the panel names acme,
+/// lists acme's key alone (not globex's, nor the application's own), and her new key is
+/// made in acme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_person_behind_the_login_sees_and_creates_in_that_tenant_alone() {
+    let _turn = BROWSER.lock().await;
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
+    let chromedriver = tool(
+        "CHROMEDRIVER",
+        "/usr/bin/chromedriver",
+        "Debian package chromium-driver",
+    );
+    let store = InMemoryKeyStore::new();
+    let manager = tower_apikey::KeyManager::new(store.clone());
+    let mut ids = Vec::new();
+    for tenant in [Some("acme"), Some("globex"), None] {
+        let mut new = tower_apikey::NewKey::new(
+            format!("{} sync", tenant.unwrap_or("own")),
+            ["reports:read"],
+        );
+        if let Some(tenant) = tenant {
+            new = new.tenant(tenant.parse::<tower_apikey::record::TenantId>().unwrap());
+        }
+        ids.push(manager.create(new).await.unwrap().record.id().to_string());
+    }
+    let acme_id = ids[0].clone();
+    let app = behind_login::build(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = app.router;
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).await.unwrap()
+    });
+    let password = app
+        .passwords
+        .iter()
+        .find(|(email, _)| email == "carol@acme.example")
+        .map(|(_, password)| password.clone())
+        .unwrap();
+
+    let profile =
+        std::env::temp_dir().join(format!("tower-apikey-panel-carol-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&profile);
+    fs::create_dir_all(&profile).unwrap();
+    let mut driver = Chromedriver::start(&chromedriver);
+    let client = driver.session(&chromium, &profile).await;
+    let mut page = Page {
+        client: client.clone(),
+        // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+        base: format!("http://localhost:{port}"),
+        shots: screenshots("e2e-screenshots-login-tenant"),
+        shot: 0,
+        console: Vec::new(),
+    };
+    let flow = tokio::spawn(async move {
+        page.client.goto(&format!("{}/", page.base)).await.unwrap();
+        page.type_into("input[name=email]", "carol@acme.example")
+            .await;
+        page.type_into("input[name=password]", &format!("{password}{}", Key::Enter))
+            .await;
+        page.until(
+            "the panel of tenant acme, signed in as Carol",
+            "return !document.getElementById('panel').hidden \
+             && document.getElementById('tenant-shown').textContent === 'Keys of tenant acme' \
+             && document.querySelectorAll('#key-rows tr').length > 0;",
+            vec![],
+        )
+        .await;
+        assert_eq!(page.js(ROW_IDS, vec![]).await, json!([acme_id]));
+        assert_eq!(
+            page.js(
+                "return document.getElementById('create-tenant-field').hidden;",
+                vec![]
+            )
+            .await,
+            json!(true)
+        );
+        page.screenshot("carol-of-acme").await;
+        page.click("#scope-list input[value='reports:read']").await;
+        page.type_into("#create-name", &format!("carol's export{}", Key::Enter))
+            .await;
+        let key = page.one_time_key().await;
+        page.click("#once-done").await;
+        page.wait_dismissed().await;
+        key.split('_').nth(1).unwrap().to_owned()
+    });
+    let outcome = flow.await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = fs::remove_dir_all(&profile);
+    let made = match outcome {
+        Ok(id) => id,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    let record = manager.get(&made.parse().unwrap()).await.unwrap();
+    assert_eq!(record.tenant().map(|t| t.as_str()), Some("acme"));
+    assert_eq!(
+        record.created_by().map(|a| a.as_str()),
+        Some("carol@acme.example")
+    );
+}
