@@ -614,14 +614,19 @@ fn screenshots(name: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_person_manages_keys_in_the_panel_behind_the_applications_login() {
-    let _turn = BROWSER.lock().await;
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
-    let chromedriver = tool(
-        "CHROMEDRIVER",
-        "/usr/bin/chromedriver",
-        "Debian package chromium-driver",
-    );
-    let app = behind_login::build(InMemoryKeyStore::new());
+    let (port, password) = serve_behind_login(InMemoryKeyStore::new(), "bob@example.com").await;
+    // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+    let base = format!("http://localhost:{port}");
+    in_browser_at("e2e-screenshots-login", base, move |page, _| {
+        login_flow(page, password)
+    })
+    .await;
+}
+
+/// The example behind a login over `store` on loopback: its port, and the password of
+/// `email`.
+async fn serve_behind_login(store: InMemoryKeyStore, email: &str) -> (u16, String) {
+    let app = behind_login::build(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let router = app.router;
@@ -632,32 +637,10 @@ async fn a_signed_in_person_manages_keys_in_the_panel_behind_the_applications_lo
     let password = app
         .passwords
         .iter()
-        .find(|(email, _)| email == "bob@example.com")
+        .find(|(who, _)| who == email)
         .map(|(_, password)| password.clone())
         .unwrap();
-
-    let profile =
-        std::env::temp_dir().join(format!("tower-apikey-panel-login-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&profile);
-    fs::create_dir_all(&profile).unwrap();
-    let mut driver = Chromedriver::start(&chromedriver);
-    let client = driver.session(&chromium, &profile).await;
-    let page = Page {
-        client: client.clone(),
-        // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
-        base: format!("http://localhost:{port}"),
-        shots: screenshots("e2e-screenshots-login"),
-        shot: 0,
-        console: Vec::new(),
-    };
-    let flow = tokio::spawn(login_flow(page, password));
-    let outcome = flow.await;
-    let _ = client.close().await;
-    drop(driver);
-    let _ = fs::remove_dir_all(&profile);
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    (port, password)
 }
 
 /// Bob signs in (he may grant `reports:read` only), creates and revokes a key, signs out.
@@ -2112,23 +2095,7 @@ async fn scale_flow(
 
     // 4. The export downloads every revoked key (not only the 100 shown), oldest
     // first, with no key or digest, and a formula-like name made text.
-    page.click("#export").await;
-    let deadline = Instant::now() + PATIENCE;
-    let csv = loop {
-        let done = fs::read_dir(&downloads)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "csv"));
-        if let Some(path) = done {
-            break fs::read_to_string(&path).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no CSV downloaded within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let csv = export_csv(&mut page, &downloads).await;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         csv_fields(lines[0], ','),
@@ -2254,6 +2221,15 @@ where
     F: FnOnce(Page, PathBuf) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    in_browser_at(name, format!("http://{addr}"), flow).await;
+}
+
+/// [`in_browser`] at `base`, such as `http://localhost:PORT` for a `Secure` cookie.
+async fn in_browser_at<F, Fut>(name: &str, base: String, flow: F)
+where
+    F: FnOnce(Page, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let _turn = BROWSER.lock().await;
     let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
     let chromedriver = tool(
@@ -2269,7 +2245,7 @@ where
     let client = driver.session(&chromium, &profile).await;
     let page = Page {
         client: client.clone(),
-        base: format!("http://{addr}"),
+        base,
         shots,
         shot: 0,
         console: Vec::new(),
@@ -2337,23 +2313,7 @@ async fn l4_the_csv_export_starts_no_cell_with_a_formula_whatever_the_separator(
         addr,
         move |mut page, downloads| async move {
             sign_in(&mut page, &admin).await;
-            page.click("#export").await;
-            let deadline = Instant::now() + PATIENCE;
-            let csv = loop {
-                let done = fs::read_dir(&downloads)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.extension().is_some_and(|e| e == "csv"));
-                if let Some(path) = done {
-                    break fs::read_to_string(&path).unwrap();
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "no CSV downloaded within {PATIENCE:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            let csv = export_csv(&mut page, &downloads).await;
             page.screenshot("exported").await;
 
             let lines: Vec<&str> = csv.lines().collect();
@@ -2708,31 +2668,22 @@ async fn export_csv(page: &mut Page, downloads: &Path) -> String {
 async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_creates_by_tenant() {
     let (addr, operator) = serve_demo(InMemoryKeyStore::new()).await;
     let operator_id = operator.split('_').nth(1).unwrap().to_owned();
-    let in_tenant = |name: &str, scopes: &[&str], tenant: &str| json!({"name": name, "scopes": scopes, "tenant": tenant});
-    let (acme_admin, acme_admin_id) = create(
-        addr,
-        &operator,
-        in_tenant("acme admin", &["admin:keys", "reports:read"], "acme"),
-    )
-    .await;
-    let (_, acme_sync) = create(
-        addr,
-        &operator,
-        in_tenant("acme sync", &["reports:read"], "acme"),
-    )
-    .await;
-    let (_, globex_admin) = create(
-        addr,
-        &operator,
-        in_tenant("globex admin", &["admin:keys"], "globex"),
-    )
-    .await;
-    let (_, globex_sync) = create(
-        addr,
-        &operator,
-        in_tenant("globex sync", &["reports:read"], "globex"),
-    )
-    .await;
+    let mut made = Vec::new();
+    for (name, scopes, tenant) in [
+        ("acme admin", &["admin:keys", "reports:read"][..], "acme"),
+        ("acme sync", &["reports:read"], "acme"),
+        ("globex admin", &["admin:keys"], "globex"),
+        ("globex sync", &["reports:read"], "globex"),
+    ] {
+        let body = json!({"name": name, "scopes": scopes, "tenant": tenant});
+        made.push(create(addr, &operator, body).await);
+    }
+    let [
+        (acme_admin, acme_admin_id),
+        (_, acme_sync),
+        (_, globex_admin),
+        (_, globex_sync),
+    ] = <[_; 4]>::try_from(made).unwrap();
 
     in_browser(
         "e2e-tenants-screenshots",
@@ -2863,13 +2814,6 @@ async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_create
 /// made in acme.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_person_behind_the_login_sees_and_creates_in_that_tenant_alone() {
-    let _turn = BROWSER.lock().await;
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
-    let chromedriver = tool(
-        "CHROMEDRIVER",
-        "/usr/bin/chromedriver",
-        "Debian package chromium-driver",
-    );
     let store = InMemoryKeyStore::new();
     let manager = tower_apikey::KeyManager::new(store.clone());
     let mut ids = Vec::new();
@@ -2884,79 +2828,53 @@ async fn a_tenants_person_behind_the_login_sees_and_creates_in_that_tenant_alone
         ids.push(manager.create(new).await.unwrap().record.id().to_string());
     }
     let acme_id = ids[0].clone();
-    let app = behind_login::build(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let router = app.router;
-    tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service).await.unwrap()
-    });
-    let password = app
-        .passwords
-        .iter()
-        .find(|(email, _)| email == "carol@acme.example")
-        .map(|(_, password)| password.clone())
-        .unwrap();
-
-    let profile =
-        std::env::temp_dir().join(format!("tower-apikey-panel-carol-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&profile);
-    fs::create_dir_all(&profile).unwrap();
-    let mut driver = Chromedriver::start(&chromedriver);
-    let client = driver.session(&chromium, &profile).await;
-    let mut page = Page {
-        client: client.clone(),
-        // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
-        base: format!("http://localhost:{port}"),
-        shots: screenshots("e2e-screenshots-login-tenant"),
-        shot: 0,
-        console: Vec::new(),
-    };
-    let flow = tokio::spawn(async move {
-        page.client.goto(&format!("{}/", page.base)).await.unwrap();
-        page.type_into("input[name=email]", "carol@acme.example")
-            .await;
-        page.type_into("input[name=password]", &format!("{password}{}", Key::Enter))
-            .await;
-        page.until(
-            "the panel of tenant acme, signed in as Carol",
-            "return !document.getElementById('panel').hidden \
+    let (port, password) = serve_behind_login(store, "carol@acme.example").await;
+    // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+    let base = format!("http://localhost:{port}");
+    in_browser_at(
+        "e2e-screenshots-login-tenant",
+        base,
+        move |mut page, _| async move {
+            page.client.goto(&format!("{}/", page.base)).await.unwrap();
+            page.type_into("input[name=email]", "carol@acme.example")
+                .await;
+            page.type_into("input[name=password]", &format!("{password}{}", Key::Enter))
+                .await;
+            page.until(
+                "the panel of tenant acme, signed in as Carol",
+                "return !document.getElementById('panel').hidden \
              && document.getElementById('tenant-shown').textContent === 'Keys of tenant acme' \
              && document.querySelectorAll('#key-rows tr').length > 0;",
-            vec![],
-        )
-        .await;
-        assert_eq!(page.js(ROW_IDS, vec![]).await, json!([acme_id]));
-        assert_eq!(
-            page.js(
-                "return document.getElementById('create-tenant-field').hidden;",
-                vec![]
+                vec![],
             )
-            .await,
-            json!(true)
-        );
-        page.screenshot("carol-of-acme").await;
-        page.click("#scope-list input[value='reports:read']").await;
-        page.type_into("#create-name", &format!("carol's export{}", Key::Enter))
             .await;
-        let key = page.one_time_key().await;
-        page.click("#once-done").await;
-        page.wait_dismissed().await;
-        key.split('_').nth(1).unwrap().to_owned()
-    });
-    let outcome = flow.await;
-    let _ = client.close().await;
-    drop(driver);
-    let _ = fs::remove_dir_all(&profile);
-    let made = match outcome {
-        Ok(id) => id,
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
-    };
-    let record = manager.get(&made.parse().unwrap()).await.unwrap();
-    assert_eq!(record.tenant().map(|t| t.as_str()), Some("acme"));
-    assert_eq!(
-        record.created_by().map(|a| a.as_str()),
-        Some("carol@acme.example")
-    );
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!([acme_id]));
+            let field_hidden = page
+                .js(
+                    "return document.getElementById('create-tenant-field').hidden;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                field_hidden,
+                json!(true),
+                "no tenant field for a tenant's person"
+            );
+            page.screenshot("carol-of-acme").await;
+            page.click("#scope-list input[value='reports:read']").await;
+            page.type_into("#create-name", &format!("carol's export{}", Key::Enter))
+                .await;
+            let key = page.one_time_key().await;
+            page.click("#once-done").await;
+            page.wait_dismissed().await;
+            let made = key.split('_').nth(1).unwrap().parse().unwrap();
+            let record = manager.get(&made).await.unwrap();
+            assert_eq!(record.tenant().map(|t| t.as_str()), Some("acme"));
+            assert_eq!(
+                record.created_by().map(|a| a.as_str()),
+                Some("carol@acme.example")
+            );
+        },
+    )
+    .await;
 }
