@@ -177,6 +177,7 @@ async fn the_readme_walkthrough_runs_end_to_end() {
         json!({
             "id": old_id,
             "name": "billing-sync",
+            "tenant": null,
             "scopes": ["reports:read"],
             "created_at": at(1),
             "expires_at": at(1 + YEAR_SECS),
@@ -202,6 +203,8 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             "name": "billing-sync",
             "scopes": ["reports:read"],
             "expires_at": at(1 + YEAR_SECS),
+            // A key the operator made for the application itself: no tenant.
+            "tenant": null,
         })
     );
 
@@ -345,6 +348,8 @@ async fn the_readme_walkthrough_runs_end_to_end() {
             "revoked_by",
             "rotated_from",
             "scopes",
+            // DESIGN §14: `null` for the application's own keys.
+            "tenant",
         ];
         // A key that was used shows the addresses it was used from: here, loopback.
         if !record["last_used_at"].is_null() {
@@ -1050,4 +1055,106 @@ async fn each_request_carries_its_peer_address_as_connect_info() {
 
     stop.send(()).unwrap();
     tokio::time::timeout(GUARD, server).await.unwrap().unwrap();
+}
+
+/// DESIGN §7 and §14: the demo's admin key is an operator's; with `"tenant"` and
+/// `admin:keys` it makes a tenant's administrator, who sees and manages that tenant
+/// alone; `/whoami` names the tenant. The README's two-tenant walkthrough, as a test.
+#[tokio::test]
+async fn the_operator_makes_tenant_administrators_who_see_their_tenant_alone() {
+    let demo = Demo::start().await;
+    let operator = demo.get("/whoami", Some(&demo.admin)).await.json();
+    assert_eq!(
+        operator["tenant"],
+        Value::Null,
+        "the demo's admin key is an operator"
+    );
+
+    let mut admins = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let answer = demo
+            .admin(
+                Method::POST,
+                "/keys",
+                Body::Json(json!({
+                    "name": format!("{tenant} admin"),
+                    "scopes": ["admin:keys", "reports:read"],
+                    "tenant": tenant,
+                })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let created = answer.json();
+        assert_eq!(created["tenant"], tenant);
+        admins.push((
+            created["key"].as_str().unwrap().to_owned(),
+            created["id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let [(acme, acme_id), (globex, globex_id)] = <[_; 2]>::try_from(admins).unwrap();
+    let whoami = demo.get("/whoami", Some(&acme)).await;
+    assert_eq!(whoami.status, StatusCode::OK);
+    assert_eq!(whoami.json()["tenant"], "acme");
+
+    // Acme's administrator creates in acme, whatever it leaves out.
+    let made = demo
+        .send(
+            Method::POST,
+            "/admin/keys",
+            Some(&acme),
+            Body::Json(json!({"name": "acme sync", "scopes": ["reports:read"]})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.json()["tenant"], "acme");
+    let sync_id = made.json()["id"].as_str().unwrap().to_owned();
+
+    // It lists acme's keys only, and another tenant's key is not found, as an unknown id.
+    let listed = demo
+        .send(Method::GET, "/admin/keys", Some(&acme), Body::None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let mut ids: Vec<String> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = vec![acme_id.clone(), sync_id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let other = demo
+        .send(
+            Method::GET,
+            &format!("/admin/keys/{globex_id}"),
+            Some(&acme),
+            Body::None,
+        )
+        .await;
+    let unknown = demo
+        .send(
+            Method::GET,
+            "/admin/keys/0000000000000000",
+            Some(&acme),
+            Body::None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.body, unknown.body, "byte for byte an unknown id");
+
+    // The operator sees both tenants, and narrows to one with `?tenant=`.
+    assert_eq!(demo.list().await.len(), 4);
+    let globex_only = demo
+        .admin(Method::GET, "/keys?tenant=globex", Body::None)
+        .await;
+    assert_eq!(globex_only.status, StatusCode::OK);
+    let globex_keys = globex_only.json();
+    assert_eq!(globex_keys.as_array().unwrap().len(), 1);
+    assert_eq!(globex_keys[0]["id"], globex_id.as_str());
+    assert_eq!(
+        demo.get("/whoami", Some(&globex)).await.json()["tenant"],
+        "globex"
+    );
 }

@@ -614,14 +614,19 @@ fn screenshots(name: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_person_manages_keys_in_the_panel_behind_the_applications_login() {
-    let _turn = BROWSER.lock().await;
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
-    let chromedriver = tool(
-        "CHROMEDRIVER",
-        "/usr/bin/chromedriver",
-        "Debian package chromium-driver",
-    );
-    let app = behind_login::build(InMemoryKeyStore::new());
+    let (port, password) = serve_behind_login(InMemoryKeyStore::new(), "bob@example.com").await;
+    // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+    let base = format!("http://localhost:{port}");
+    in_browser_at("e2e-screenshots-login", base, move |page, _| {
+        login_flow(page, password)
+    })
+    .await;
+}
+
+/// The example behind a login over `store` on loopback: its port, and the password of
+/// `email`.
+async fn serve_behind_login(store: InMemoryKeyStore, email: &str) -> (u16, String) {
+    let app = behind_login::build(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let router = app.router;
@@ -632,32 +637,10 @@ async fn a_signed_in_person_manages_keys_in_the_panel_behind_the_applications_lo
     let password = app
         .passwords
         .iter()
-        .find(|(email, _)| email == "bob@example.com")
+        .find(|(who, _)| who == email)
         .map(|(_, password)| password.clone())
         .unwrap();
-
-    let profile =
-        std::env::temp_dir().join(format!("tower-apikey-panel-login-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&profile);
-    fs::create_dir_all(&profile).unwrap();
-    let mut driver = Chromedriver::start(&chromedriver);
-    let client = driver.session(&chromium, &profile).await;
-    let page = Page {
-        client: client.clone(),
-        // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
-        base: format!("http://localhost:{port}"),
-        shots: screenshots("e2e-screenshots-login"),
-        shot: 0,
-        console: Vec::new(),
-    };
-    let flow = tokio::spawn(login_flow(page, password));
-    let outcome = flow.await;
-    let _ = client.close().await;
-    drop(driver);
-    let _ = fs::remove_dir_all(&profile);
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    (port, password)
 }
 
 /// Bob signs in (he may grant `reports:read` only), creates and revokes a key, signs out.
@@ -2112,23 +2095,7 @@ async fn scale_flow(
 
     // 4. The export downloads every revoked key (not only the 100 shown), oldest
     // first, with no key or digest, and a formula-like name made text.
-    page.click("#export").await;
-    let deadline = Instant::now() + PATIENCE;
-    let csv = loop {
-        let done = fs::read_dir(&downloads)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "csv"));
-        if let Some(path) = done {
-            break fs::read_to_string(&path).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no CSV downloaded within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let csv = export_csv(&mut page, &downloads).await;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         csv_fields(lines[0], ','),
@@ -2141,7 +2108,9 @@ async fn scale_flow(
             "ends",
             "last used",
             "state",
-            "created_by"
+            "created_by",
+            // The demo's admin key is an operator's, who sees every tenant.
+            "tenant"
         ]
     );
     assert_eq!(lines.len(), 1 + revoked.len(), "one row per revoked key");
@@ -2252,6 +2221,15 @@ where
     F: FnOnce(Page, PathBuf) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    in_browser_at(name, format!("http://{addr}"), flow).await;
+}
+
+/// [`in_browser`] at `base`, such as `http://localhost:PORT` for a `Secure` cookie.
+async fn in_browser_at<F, Fut>(name: &str, base: String, flow: F)
+where
+    F: FnOnce(Page, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let _turn = BROWSER.lock().await;
     let chromium = tool("CHROMIUM", "/usr/bin/chromium", "Debian package chromium");
     let chromedriver = tool(
@@ -2267,7 +2245,7 @@ where
     let client = driver.session(&chromium, &profile).await;
     let page = Page {
         client: client.clone(),
-        base: format!("http://{addr}"),
+        base,
         shots,
         shot: 0,
         console: Vec::new(),
@@ -2335,23 +2313,7 @@ async fn l4_the_csv_export_starts_no_cell_with_a_formula_whatever_the_separator(
         addr,
         move |mut page, downloads| async move {
             sign_in(&mut page, &admin).await;
-            page.click("#export").await;
-            let deadline = Instant::now() + PATIENCE;
-            let csv = loop {
-                let done = fs::read_dir(&downloads)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.extension().is_some_and(|e| e == "csv"));
-                if let Some(path) = done {
-                    break fs::read_to_string(&path).unwrap();
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "no CSV downloaded within {PATIENCE:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            let csv = export_csv(&mut page, &downloads).await;
             page.screenshot("exported").await;
 
             let lines: Vec<&str> = csv.lines().collect();
@@ -2669,5 +2631,259 @@ async fn m4_the_revoke_dialog_names_the_keys_a_key_created_for_itself() {
             );
         }
     })
+    .await;
+}
+
+// ---- tenants (issue 31, DESIGN §14) ---------------------------------------------------
+
+/// Waits until the panel names whose keys it shows as `text`.
+async fn until_shown(page: &mut Page, text: &str) {
+    page.until(
+        &format!("the panel to say {text:?}"),
+        "return document.getElementById('tenant-shown').textContent === arguments[0];",
+        vec![json!(text)],
+    )
+    .await;
+}
+
+/// The ids of the rows the list shows, sorted.
+const ROW_IDS: &str = "return [...document.querySelectorAll('#key-rows tr')]\
+     .map(tr => tr.id.replace(/^key-/, '')).sort();";
+
+/// Exports the list as CSV and reads the file the browser downloaded into `downloads`.
+async fn export_csv(page: &mut Page, downloads: &Path) -> String {
+    for old in fs::read_dir(downloads).unwrap().flatten() {
+        fs::remove_file(old.path()).unwrap();
+    }
+    page.click("#export").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let done = fs::read_dir(downloads)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "csv"));
+        if let Some(path) = done {
+            return fs::read_to_string(&path).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CSV downloaded within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_creates_by_tenant() {
+    let (addr, operator) = serve_demo(InMemoryKeyStore::new()).await;
+    let operator_id = operator.split('_').nth(1).unwrap().to_owned();
+    let mut made = Vec::new();
+    for (name, scopes, tenant) in [
+        ("acme admin", &["admin:keys", "reports:read"][..], "acme"),
+        ("acme sync", &["reports:read"], "acme"),
+        ("globex admin", &["admin:keys"], "globex"),
+        ("globex sync", &["reports:read"], "globex"),
+    ] {
+        let body = json!({"name": name, "scopes": scopes, "tenant": tenant});
+        made.push(create(addr, &operator, body).await);
+    }
+    let [
+        (acme_admin, acme_admin_id),
+        (_, acme_sync),
+        (_, globex_admin),
+        (_, globex_sync),
+    ] = <[_; 4]>::try_from(made).unwrap();
+
+    in_browser(
+        "e2e-tenants-screenshots",
+        addr,
+        move |mut page, downloads| async move {
+            // As acme's administrator: the panel names acme and lists acme's keys only.
+            sign_in(&mut page, &acme_admin).await;
+            until_shown(&mut page, "Keys of tenant acme").await;
+            let mut acme = vec![acme_admin_id.clone(), acme_sync.clone()];
+            acme.sort();
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!(acme));
+            let operator_only = page
+                .js(
+                    "return ['tenant-filter-field', 'create-tenant-field', 'tenant-column']\
+                     .map(id => document.getElementById(id).hidden);",
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                operator_only,
+                json!([true, true, true]),
+                "no tenant filter, field or column"
+            );
+            page.screenshot("acme").await;
+            let csv = export_csv(&mut page, &downloads).await;
+            for other in [&globex_admin, &globex_sync] {
+                assert!(
+                    !csv.contains(other.as_str()),
+                    "{other} in acme's export: {csv}"
+                );
+            }
+            // The operator made acme's keys, so its id is their `created_by`; its own
+            // key is no row.
+            let mut ids: Vec<String> = csv
+                .lines()
+                .skip(1)
+                .map(|l| csv_fields(l, ',')[1].clone())
+                .collect();
+            ids.sort();
+            assert_eq!(ids, acme, "acme's keys alone: {csv}");
+            assert!(!csv.lines().next().unwrap().contains("tenant"), "{csv}");
+
+            // As the operator: every tenant, a filter narrowing to one, a tenant column.
+            page.click("#forget").await;
+            sign_in(&mut page, &operator).await;
+            until_shown(&mut page, "All tenants (operator)").await;
+            let mut everyone = vec![
+                operator_id.clone(),
+                acme_admin_id.clone(),
+                acme_sync.clone(),
+                globex_admin.clone(),
+                globex_sync.clone(),
+            ];
+            everyone.sort();
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!(everyone));
+            assert_eq!(page.text(&row_cell(&globex_sync, "Tenant")).await, "globex");
+            assert_eq!(page.text(&row_cell(&operator_id, "Tenant")).await, "none");
+            page.type_into("#tenant-filter", "globex").await;
+            page.js(
+                "document.getElementById('tenant-filter').dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await;
+            let mut globex = vec![globex_admin.clone(), globex_sync.clone()];
+            globex.sort();
+            page.until(
+                "globex's keys alone",
+                "return JSON.stringify([...document.querySelectorAll('#key-rows tr')]\
+                 .map(tr => tr.id.replace(/^key-/, '')).sort()) === JSON.stringify(arguments[0]);",
+                vec![json!(globex)],
+            )
+            .await;
+            assert_eq!(
+                page.text("#tenant-shown").await,
+                "Keys of tenant globex (operator)"
+            );
+            page.screenshot("operator-globex").await;
+            let csv = export_csv(&mut page, &downloads).await;
+            let header = csv_fields(csv.lines().next().unwrap(), ',');
+            assert_eq!(header.last().map(String::as_str), Some("tenant"), "{csv}");
+            assert!(
+                csv.lines()
+                    .skip(1)
+                    .all(|l| csv_fields(l, ',').last().map(String::as_str) == Some("globex")),
+                "{csv}"
+            );
+
+            // A tenant id outside the alphabet is refused beside its field, with the focus there.
+            page.type_into("#create-name", "globex reports").await;
+            page.type_into("#create-tenant", "glo bex").await;
+            page.click("#create-submit").await;
+            page.until(
+                "the tenant field's error",
+                "return !document.getElementById('create-tenant-error').hidden;",
+                vec![],
+            )
+            .await;
+            assert_eq!(page.focused_id().await, "create-tenant");
+
+            // Create in a tenant: the key is made there.
+            page.type_into("#create-tenant", "globex").await;
+            page.click("#create-submit").await;
+            let key = page.one_time_key().await;
+            assert!(is_key(&key), "{key}");
+            page.click("#once-done").await;
+            page.wait_dismissed().await;
+            let whoami = request(addr, Method::GET, "/whoami", Some(&key), None).await;
+            assert_eq!(whoami.status, StatusCode::OK, "{}", whoami.body);
+            let whoami: Value = serde_json::from_str(&whoami.body).unwrap();
+            assert_eq!(whoami["tenant"], "globex");
+            let id = key.split('_').nth(1).unwrap().to_owned();
+            page.until(
+                "the new key in globex's list",
+                "return !!document.getElementById('key-' + arguments[0]);",
+                vec![json!(id)],
+            )
+            .await;
+            assert_eq!(page.text(&row_cell(&id, "Tenant")).await, "globex");
+            page.screenshot("created-in-globex").await;
+        },
+    )
+    .await;
+}
+
+/// Behind the example's login, Carol administers the tenant globex: the panel names
+/// globex, lists globex's key alone (not acme's, nor the application's own), and her new
+/// key is made in globex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_person_behind_the_login_sees_and_creates_in_that_tenant_alone() {
+    let store = InMemoryKeyStore::new();
+    let manager = tower_apikey::KeyManager::new(store.clone());
+    let mut ids = Vec::new();
+    for tenant in [Some("acme"), Some("globex"), None] {
+        let mut new = tower_apikey::NewKey::new(
+            format!("{} sync", tenant.unwrap_or("own")),
+            ["reports:read"],
+        );
+        if let Some(tenant) = tenant {
+            new = new.tenant(tenant.parse::<tower_apikey::record::TenantId>().unwrap());
+        }
+        ids.push(manager.create(new).await.unwrap().record.id().to_string());
+    }
+    let globex_id = ids[1].clone();
+    let (port, password) = serve_behind_login(store, "carol@globex.example").await;
+    // `localhost`: browsers keep the `Secure` session cookie from it over plain HTTP.
+    let base = format!("http://localhost:{port}");
+    in_browser_at(
+        "e2e-screenshots-login-tenant",
+        base,
+        move |mut page, _| async move {
+            page.client.goto(&format!("{}/", page.base)).await.unwrap();
+            page.type_into("input[name=email]", "carol@globex.example")
+                .await;
+            page.type_into("input[name=password]", &format!("{password}{}", Key::Enter))
+                .await;
+            page.until(
+                "the panel of tenant globex, signed in as Carol",
+                "return !document.getElementById('panel').hidden \
+             && document.getElementById('tenant-shown').textContent === 'Keys of tenant globex' \
+             && document.querySelectorAll('#key-rows tr').length > 0;",
+                vec![],
+            )
+            .await;
+            assert_eq!(page.js(ROW_IDS, vec![]).await, json!([globex_id]));
+            let field_hidden = page
+                .js(
+                    "return document.getElementById('create-tenant-field').hidden;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(
+                field_hidden,
+                json!(true),
+                "no tenant field for a tenant's person"
+            );
+            page.screenshot("carol-of-globex").await;
+            page.click("#scope-list input[value='reports:read']").await;
+            page.type_into("#create-name", &format!("carol's export{}", Key::Enter))
+                .await;
+            let key = page.one_time_key().await;
+            page.click("#once-done").await;
+            page.wait_dismissed().await;
+            let made = key.split('_').nth(1).unwrap().parse().unwrap();
+            let record = manager.get(&made).await.unwrap();
+            assert_eq!(record.tenant().map(|t| t.as_str()), Some("globex"));
+            assert_eq!(
+                record.created_by().map(|a| a.as_str()),
+                Some("carol@globex.example")
+            );
+        },
+    )
     .await;
 }

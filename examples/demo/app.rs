@@ -275,6 +275,10 @@ struct Whoami {
     caller: Caller,
     scopes: Vec<String>,
     expires_at: Option<String>,
+    /// The customer organisation the key belongs to (DESIGN §14); `null` for the
+    /// application's own keys, such as the operator's admin key. A handler scopes its
+    /// data by it.
+    tenant: Option<String>,
 }
 
 async fn whoami(identity: ApiKeyIdentity) -> Json<Whoami> {
@@ -282,6 +286,7 @@ async fn whoami(identity: ApiKeyIdentity) -> Json<Whoami> {
         caller: Caller::of(&identity),
         scopes: identity.scopes().iter().map(ToString::to_string).collect(),
         expires_at: rfc3339(identity.expires_at()),
+        tenant: identity.tenant().map(ToString::to_string),
     })
 }
 

@@ -81,10 +81,17 @@
     sort: $('sort'),
     exportCsv: $('export'),
     more: $('more'),
+    tenantShown: $('tenant-shown'),
+    tenantFilterField: $('tenant-filter-field'),
+    tenantFilter: $('tenant-filter'),
+    tenantFilterError: $('tenant-filter-error'),
+    tenantColumn: $('tenant-column'),
+    createTenantField: $('create-tenant-field'),
+    createTenant: $('create-tenant'),
   };
 
   /** The API's field names, and the inputs that hold them. */
-  const FIELDS = { name: ui.name, scopes: ui.scopes, expires_at: ui.expires };
+  const FIELDS = { name: ui.name, tenant: ui.createTenant, scopes: ui.scopes, expires_at: ui.expires };
 
   /**
    * The scope catalogue (`null` without one: scopes are free text), and who is acting
@@ -92,6 +99,17 @@
    */
   let catalogue = null;
   let actor = null;
+
+  /**
+   * Whose keys the panel shows (DESIGN §14), as `GET scopes` says: `{ tenant: 'acme' }`
+   * for a tenant's administrator, who sees that tenant alone; `{ operator: true }` for
+   * an operator, who sees every tenant, filters by one and creates keys in any; `{}`
+   * for a server that names no tenant.
+   */
+  let tenancy = {};
+
+  /** A tenant id's alphabet, as the server's: the server stays the authority. */
+  const TENANT_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
   // ---- the admin key: sessionStorage only -------------------------------------------
 
@@ -504,6 +522,7 @@
         { id: `key-${record.id}`, role: 'row', tabindex: '-1', class: classes.join(' ') },
         el('th', { scope: 'row', role: 'rowheader', 'data-label': 'Name', class: 'name' }, record.name),
         idCell,
+        tenancy.operator ? tenantCell(record) : null,
         cell('Scopes', scopes),
         cell(
           'Created',
@@ -529,14 +548,73 @@
     }
     if (counts.dormant) parts.push(`${counts.dormant} dormant`);
     const total = `${records.length} ${records.length === 1 ? 'key' : 'keys'}`;
-    const filtered = view.q || view.state;
+    const filtered = view.q || view.state || view.tenant;
     let summary = parts.length ? `${total}: ${parts.join(', ')}.` : `${total}.`;
-    if (filtered && records.length === 0) summary = 'No key matches the search and state.';
+    if (filtered && records.length === 0) {
+      summary = view.tenant
+        ? 'No key matches the search, state and tenant.'
+        : 'No key matches the search and state.';
+    }
     if (nextUrl) summary += ' More keys follow: press “Show more keys”.';
     ui.summary.textContent = summary;
     ui.more.hidden = !nextUrl;
     showSort();
     limitExpiry();
+  }
+
+  // ---- tenants (DESIGN §14) --------------------------------------------------------
+
+  /** What a tenant id may hold, said as the field errors say it. */
+  const TENANT_RULE =
+    'a tenant id is 1 to 64 of the letters A-Z and a-z, digits and . _ : - (no spaces)';
+
+  /** The tenant's name above the list, and the operator's filter, field and column. */
+  function renderTenancy() {
+    const operator = Boolean(tenancy.operator);
+    ui.tenantFilterField.hidden = !operator;
+    ui.createTenantField.hidden = !operator;
+    ui.tenantColumn.hidden = !operator;
+    if (!operator) {
+      ui.tenantFilter.value = '';
+      ui.createTenant.value = '';
+      view.tenant = '';
+    }
+    showTenantShown();
+  }
+
+  /** "Keys of tenant acme", or "All tenants (operator)": whose keys the list holds. */
+  function showTenantShown() {
+    let text = '';
+    if (tenancy.tenant) text = `Keys of tenant ${tenancy.tenant}`;
+    else if (tenancy.operator && view.tenant) text = `Keys of tenant ${view.tenant} (operator)`;
+    else if (tenancy.operator) text = 'All tenants (operator)';
+    ui.tenantShown.textContent = text;
+    ui.tenantShown.hidden = !text;
+  }
+
+  /** The operator's tenant filter into the view; false (and the error shown) if it is not a tenant id. */
+  function readTenantFilter() {
+    const text = tenancy.operator ? ui.tenantFilter.value.trim() : '';
+    const valid = text === '' || TENANT_PATTERN.test(text);
+    ui.tenantFilterError.textContent = valid ? '' : TENANT_RULE;
+    ui.tenantFilterError.hidden = valid;
+    if (valid) {
+      ui.tenantFilter.removeAttribute('aria-invalid');
+      view.tenant = text;
+      showTenantShown();
+    } else {
+      ui.tenantFilter.setAttribute('aria-invalid', 'true');
+      ui.tenantFilter.focus();
+    }
+    return valid;
+  }
+
+  /** A key's tenant, for an operator's list: its id, or "none" for the application's own. */
+  function tenantCell(record) {
+    return cell(
+      'Tenant',
+      record.tenant ? el('code', {}, record.tenant) : el('span', { class: 'none' }, 'none'),
+    );
   }
 
   // ---- finding keys: search, state, order, pages, CSV export -------------------------
@@ -552,7 +630,7 @@
   const EXPORT_PAGE_SIZE = 1000;
 
   /** What the list shows: the search text, the state filter and the order. */
-  const view = { q: '', state: '', sort: '-created' };
+  const view = { q: '', state: '', sort: '-created', tenant: '' };
   /** The records loaded so far, and where the next page is (`null`: no more). */
   let loaded = [];
   let nextUrl = null;
@@ -565,6 +643,7 @@
     if (view.q) params.set('q', view.q);
     if (view.state) params.set('state', view.state);
     if (view.sort !== '-created') params.set('sort', view.sort);
+    if (tenancy.operator && view.tenant) params.set('tenant', view.tenant);
     return new URL(`keys?${params}`, apiBase);
   }
 
@@ -618,6 +697,7 @@
 
   /** Reads the search form and lists the first page it asks for. */
   async function applyView() {
+    if (!readTenantFilter()) return;
     view.q = ui.search.value.trim();
     view.state = ui.stateFilter.value;
     view.sort = ui.sort.value;
@@ -668,6 +748,11 @@
     'created_by',
   ];
 
+  /** The export's columns: an operator's name each key's tenant too. */
+  function csvColumns() {
+    return tenancy.operator ? [...CSV_COLUMNS, 'tenant'] : CSV_COLUMNS;
+  }
+
   /**
    * One CSV cell: quoted (RFC 4180), with nothing a spreadsheet would run. A cell is a
    * formula when it starts with `=`, `+`, `-` or `@` (some tools strip a leading tab or
@@ -697,6 +782,7 @@
       record.last_used_at,
       dormant ? `${state} dormant` : state,
       record.created_by,
+      ...(tenancy.operator ? [record.tenant] : []),
     ]
       .map(csvCell)
       .join(',');
@@ -706,7 +792,7 @@
     ui.exportCsv.disabled = true;
     try {
       const now = Date.now();
-      const lines = [CSV_COLUMNS.map(csvCell).join(',')];
+      const lines = [csvColumns().map(csvCell).join(',')];
       let url = listUrl(EXPORT_PAGE_SIZE);
       while (url) {
         const page = await fetchPage(url);
@@ -740,6 +826,10 @@
     const body = await response.json();
     catalogue = Array.isArray(body.catalogue) ? body.catalogue : null;
     actor = body.actor && typeof body.actor.name === 'string' ? body.actor : null;
+    if (typeof body.tenant === 'string') tenancy = { tenant: body.tenant };
+    else if (body.tenant === null) tenancy = { operator: true };
+    else tenancy = {};
+    renderTenancy();
     renderScopes();
   }
 
@@ -934,6 +1024,16 @@
         catalogue === null ? ui.scopes.value.split(/[\s,]+/).filter(Boolean) : checkedScopes(),
     };
     if (ui.expires.value) body.expires_at = `${ui.expires.value}T00:00:00Z`;
+    const tenant = tenancy.operator ? ui.createTenant.value.trim() : '';
+    if (tenant) {
+      if (!TENANT_PATTERN.test(tenant)) {
+        showFieldErrors({ status: 422, statusText: 'Unprocessable Content' }, {
+          errors: [{ field: 'tenant', detail: TENANT_RULE }],
+        });
+        return;
+      }
+      body.tenant = tenant;
+    }
     ui.createSubmit.disabled = true;
     try {
       const response = await api('POST', 'keys', body);
@@ -959,7 +1059,11 @@
       const key = created.key;
       delete created.key;
       ui.createForm.reset();
-      say(`Key “${created.name}” (${created.id}) created.`);
+      say(
+        created.tenant
+          ? `Key “${created.name}” (${created.id}) created in tenant ${created.tenant}.`
+          : `Key “${created.name}” (${created.id}) created.`,
+      );
       showOnce(created, key, () => {
         if (!focusRow(created.id)) ui.name.focus();
       });
@@ -1156,6 +1260,7 @@
     applyView();
   });
   ui.stateFilter.addEventListener('change', applyView);
+  ui.tenantFilter.addEventListener('change', applyView);
   ui.sort.addEventListener('change', applyView);
   for (const button of document.querySelectorAll('#key-table button.sort-by')) {
     button.addEventListener('click', () => onSortBy(button.dataset.sort));
