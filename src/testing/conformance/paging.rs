@@ -54,6 +54,22 @@ async fn every_page<S: KeyStoreAdmin>(store: &S, query: &KeyQuery, limit: usize)
     panic!("list_page kept giving a next page: its cursor does not advance")
 }
 
+/// The names of the keys `query`'s pages list, one key a page, in their order.
+async fn names_listed<S: KeyStoreAdmin>(
+    store: &S,
+    query: &KeyQuery,
+    records: &[KeyRecord],
+) -> Vec<String> {
+    every_page(store, query, 1)
+        .await
+        .iter()
+        .map(|id| {
+            let record = records.iter().find(|r| r.id() == id).expect("inserted");
+            record.name().to_string()
+        })
+        .collect()
+}
+
 /// The ids of `records` that `query` keeps, in its order: what every store must answer.
 fn expected(records: &[KeyRecord], query: &KeyQuery) -> Vec<KeyId> {
     let mut kept: Vec<&KeyRecord> = records.iter().filter(|r| query.matches(r)).collect();
@@ -272,14 +288,7 @@ pub async fn list_page_filters_by_scope<S: KeyStoreAdmin>(store: S) {
         ("billing:read", &[]),
     ] {
         let query = KeyQuery::new(t(0)).with_scope(Scope::new(scope).expect("a scope"));
-        let got: Vec<String> = every_page(&store, &query, 1)
-            .await
-            .iter()
-            .map(|id| {
-                let record = records.iter().find(|r| r.id() == id).expect("inserted");
-                record.name().to_string()
-            })
-            .collect();
+        let got = names_listed(&store, &query, &records).await;
         assert_eq!(got, want, "scope={scope}");
     }
 }
@@ -309,14 +318,7 @@ pub async fn list_page_filters_by_tenant<S: KeyStoreAdmin>(store: S) {
             base.clone().with_state(KeyFilter::Active),
             base.clone().with_search("a").expect("a search"),
         ] {
-            let got: Vec<String> = every_page(&store, &query, 1)
-                .await
-                .iter()
-                .map(|id| {
-                    let record = records.iter().find(|r| r.id() == id).expect("inserted");
-                    record.name().to_string()
-                })
-                .collect();
+            let got = names_listed(&store, &query, &records).await;
             let want: Vec<&str> = want
                 .iter()
                 .copied()
