@@ -7,11 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 use tower_apikey::event::{EventQuery, EventStore, EventType, NewEvent};
+use tower_apikey::manager::Tenancy;
 use tower_apikey::record::TenantId;
 use tower_apikey::store::{KeyQuery, PageLimit};
 use tower_apikey::testing::conformance::{assert_same_record, sample_record};
 use tower_apikey::usage::{UsageDay, UsageTracker};
-use tower_apikey::{KeyId, KeyRecord, KeyStore, KeyStoreAdmin, StoreError};
+use tower_apikey::{
+    Actor, KeyId, KeyManager, KeyRecord, KeyStore, KeyStoreAdmin, ManagerError, NewKey, Scopes,
+    StoreError,
+};
 use tower_apikey_postgres::PgKeyStore;
 
 use super::{SCHEMA, exec, fresh_store, insert_as_an_earlier_release_did, pool, same_table};
@@ -250,6 +254,75 @@ async fn two_instances_see_the_same_tenant_on_records_lists_and_events() {
             .unwrap();
         assert!(none.items.is_empty());
     }
+}
+
+/// Two instances (two managers, two pools, one database): a tenant's administrator is
+/// scoped the same on each. What acme's admin makes on one instance, the other shows it
+/// and it alone; globex's key answers as an unknown id on both, and stays as it was.
+#[tokio::test]
+async fn a_tenants_admin_is_scoped_the_same_on_two_instances() {
+    let a = fresh_store(pool().await).await;
+    let b = same_table(&a, pool().await);
+    let (on_a, on_b) = (KeyManager::new(a.clone()), KeyManager::new(b.clone()));
+    let globex = on_b
+        .create(NewKey::new("globex sync", ["reports:read"]).tenant(tenant("globex")))
+        .await
+        .unwrap()
+        .record;
+    let admin = Actor::person(
+        "ann@acme.example",
+        Scopes::new(["reports:*", "admin:keys"]).unwrap(),
+        Tenancy::Tenant(tenant("acme")),
+    )
+    .unwrap();
+    let made = on_a
+        .acting_as(&admin)
+        .create(NewKey::new("acme sync", ["reports:read"]))
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(made.tenant(), Some(&tenant("acme")));
+    for manager in [&on_a, &on_b] {
+        let acting = manager.acting_as(&admin);
+        let listed = acting.list_page(manager.key_query()).await.unwrap().items;
+        assert_eq!(listed.len(), 1);
+        assert_same_record(&listed[0], &made);
+        let asked = manager.key_query().with_tenant(tenant("globex"));
+        assert!(acting.list_page(asked).await.unwrap().items.is_empty());
+        assert!(matches!(
+            acting.get(globex.id()).await,
+            Err(ManagerError::NotFound(id)) if id == *globex.id()
+        ));
+        assert!(matches!(
+            acting.revoke(globex.id()).await,
+            Err(ManagerError::NotFound(_))
+        ));
+        assert!(matches!(
+            acting.rotate(globex.id(), None).await,
+            Err(ManagerError::NotFound(_))
+        ));
+    }
+    // A rotation on the first instance: the second lists the heir in acme, for acme.
+    let heir = on_a
+        .acting_as(&admin)
+        .rotate(made.id(), None)
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(heir.tenant(), Some(&tenant("acme")));
+    let on_b_listed = on_b
+        .acting_as(&admin)
+        .list_page(on_b.key_query())
+        .await
+        .unwrap()
+        .items;
+    let mut ids: Vec<_> = on_b_listed.iter().map(|r| *r.id()).collect();
+    ids.sort();
+    let mut want = vec![*made.id(), *heir.id()];
+    want.sort();
+    assert_eq!(ids, want);
+    let unchanged = on_a.get(globex.id()).await.unwrap();
+    assert_same_record(&unchanged, &globex);
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
