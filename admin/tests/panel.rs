@@ -2734,7 +2734,15 @@ async fn a_tenants_admin_sees_only_its_tenant_and_an_operator_filters_and_create
                 .collect();
             ids.sort();
             assert_eq!(ids, acme, "acme's keys alone: {csv}");
-            assert!(!csv.lines().next().unwrap().contains("tenant"), "{csv}");
+            // Every row names its tenant (DESIGN §14), in a tenant's export too.
+            let header = csv_fields(csv.lines().next().unwrap(), ',');
+            assert_eq!(header.last().map(String::as_str), Some("tenant"), "{csv}");
+            for line in csv.lines().skip(1) {
+                assert_eq!(
+                    csv_fields(line, ',').last().map(String::as_str),
+                    Some("acme")
+                );
+            }
 
             // As the operator: every tenant, a filter narrowing to one, a tenant column.
             page.click("#forget").await;

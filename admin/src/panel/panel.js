@@ -748,9 +748,10 @@
     'created_by',
   ];
 
-  /** The export's columns: an operator's name each key's tenant too. */
+  /** The export's columns: every row names its key's tenant (DESIGN §14), for an operator's
+   * export and a tenant's alike, so that a file says whose keys it holds wherever it goes. */
   function csvColumns() {
-    return tenancy.operator ? [...CSV_COLUMNS, 'tenant'] : CSV_COLUMNS;
+    return [...CSV_COLUMNS, 'tenant'];
   }
 
   /**
@@ -782,7 +783,7 @@
       record.last_used_at,
       dormant ? `${state} dormant` : state,
       record.created_by,
-      ...(tenancy.operator ? [record.tenant] : []),
+      record.tenant,
     ]
       .map(csvCell)
       .join(',');
